@@ -1,0 +1,304 @@
+//! Check: the usage rules of a parsed block. Every violation is collected,
+//! so one build reports all of them.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::visit::{self, Visit};
+use syn::{Attribute, Expr, Lit, Meta, Pat, Stmt};
+
+use crate::parse::{Body, Branch, HeaderKind, Input};
+
+/// What the attributes of one branch ask for.
+#[derive(Default)]
+pub(crate) struct Mode {
+    pub(crate) spawn: bool,
+    pub(crate) blocking: bool,
+}
+
+/// A block that passed every rule, ready to expand.
+pub(crate) struct Checked {
+    pub(crate) modes: Vec<Mode>,
+    pub(crate) supervise: bool,
+}
+
+/// Collects errors; [`Errors::finish`] combines them into one.
+#[derive(Default)]
+pub(crate) struct Errors(Option<syn::Error>);
+
+impl Errors {
+    pub(crate) fn push(&mut self, error: syn::Error) {
+        match &mut self.0 {
+            Some(all) => all.combine(error),
+            None => self.0 = Some(error),
+        }
+    }
+
+    fn at(&mut self, span: Span, message: impl std::fmt::Display) {
+        self.push(syn::Error::new(span, message));
+    }
+
+    pub(crate) fn finish(self) -> Option<syn::Error> {
+        self.0
+    }
+}
+
+pub(crate) fn check(input: &Input, errors: &mut Errors) -> Checked {
+    check_headers(input, errors);
+    let modes = input.branches.iter().map(|b| check_branch(b, errors)).collect();
+    check_names(input, errors);
+    if input.branches.is_empty() && input.errors.is_empty() {
+        errors.at(
+            Span::call_site(),
+            "this `errgroup!` has no branches\nhelp: add one per concurrent task: `name => expression,`",
+        );
+    }
+    if !input.branches.is_empty() && !has_header(input, |h| matches!(h, HeaderKind::ErrorType(_))) {
+        check_error_type_is_known(input, errors);
+    }
+    Checked {
+        modes,
+        supervise: has_header(input, |h| matches!(h, HeaderKind::OnErrorContinue)),
+    }
+}
+
+fn has_header(input: &Input, pred: impl Fn(&HeaderKind) -> bool) -> bool {
+    input.headers.iter().any(|h| pred(&h.kind))
+}
+
+fn check_headers(input: &Input, errors: &mut Errors) {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for header in &input.headers {
+        let name = header.kind.name();
+        if header.after_branch {
+            errors.at(
+                header.key,
+                format!("the `{name}` header comes after a branch\nhelp: move every header above the first branch"),
+            );
+        }
+        if name != "let" && seen.contains(&name) {
+            errors.at(header.key, format!("the `{name}` header is set twice\nhelp: keep one"));
+        }
+        let timing = ["timeout", "deadline"];
+        if timing.contains(&name) && seen.iter().any(|s| timing.contains(s) && *s != name) {
+            errors.at(
+                header.key,
+                "`timeout` and `deadline` both set the group's deadline\nhelp: keep one of them",
+            );
+        }
+        seen.push(name);
+        match &header.kind {
+            HeaderKind::Limit(Expr::Lit(lit)) => {
+                if let Lit::Int(n) = &lit.lit {
+                    if n.base10_digits() == "0" {
+                        errors.at(
+                            n.span(),
+                            "`limit = 0` would never let a branch run\nhelp: use `limit = 1` or more, or leave `limit` out for no limit",
+                        );
+                    }
+                }
+            }
+            HeaderKind::Grace => errors.at(
+                header.key,
+                "the `grace` header is not supported yet\nhelp: remove it; branches are always waited for",
+            ),
+            HeaderKind::Channel => errors.at(
+                header.key,
+                "group channel headers (`let .. = channel(..);`) are not supported yet\nhelp: remove the header",
+            ),
+            _ => {}
+        }
+    }
+}
+
+fn check_names(input: &Input, errors: &mut Errors) {
+    for (i, branch) in input.branches.iter().enumerate() {
+        if input.branches[..i].iter().any(|b| b.name == branch.name) {
+            errors.at(
+                branch.name.span(),
+                format!(
+                    "the branch name `{}` is used twice\nhelp: give every branch its own name; the names identify failed tasks",
+                    branch.name
+                ),
+            );
+        }
+    }
+}
+
+const ATTRS: &str = "`#[spawn]`, `#[blocking]`, `#[allow(raw_channel)]` and `#[allow(detached_spawn)]`";
+
+fn check_branch(branch: &Branch, errors: &mut Errors) -> Mode {
+    let mut mode = Mode::default();
+    let mut allows: Vec<String> = Vec::new();
+    for attr in &branch.attrs {
+        match attr_kind(attr) {
+            Some(AttrKind::Spawn) if mode.spawn => duplicate_attr(attr, errors),
+            Some(AttrKind::Blocking) if mode.blocking => duplicate_attr(attr, errors),
+            Some(AttrKind::Spawn) if mode.blocking => spawn_with_blocking(attr, errors),
+            Some(AttrKind::Blocking) if mode.spawn => spawn_with_blocking(attr, errors),
+            Some(AttrKind::Spawn) => mode.spawn = true,
+            Some(AttrKind::Blocking) => mode.blocking = true,
+            Some(AttrKind::Allow(lint)) if allows.contains(&lint) => duplicate_attr(attr, errors),
+            Some(AttrKind::Allow(lint)) => allows.push(lint),
+            None => errors.at(
+                attr.span(),
+                format!("unknown branch attribute\nhelp: a branch takes {ATTRS}"),
+            ),
+        }
+    }
+    match &branch.body {
+        Body::For(fan_out) => errors.at(
+            fan_out.for_token.span,
+            "fan-out branches (`name => for x in items { .. }`) are not supported yet\nhelp: use a `Group` and spawn one task per item",
+        ),
+        Body::Expr(body) => {
+            let mut scan = Scan::default();
+            scan.visit_expr(body);
+            for span in scan.ctx_rebinds {
+                errors.at(
+                    span,
+                    "this rebinds `ctx`, the group's injected context, inside a branch\nhelp: give the new binding another name; `ctx` must stay this branch's context",
+                );
+            }
+            if mode.blocking {
+                for span in scan.awaits {
+                    errors.at(
+                        span,
+                        "a `#[blocking]` branch body is synchronous and cannot `.await`\nhelp: remove `#[blocking]` to run it as an async branch, or remove the `.await`",
+                    );
+                }
+            }
+        }
+    }
+    mode
+}
+
+enum AttrKind {
+    Spawn,
+    Blocking,
+    Allow(String),
+}
+
+fn attr_kind(attr: &Attribute) -> Option<AttrKind> {
+    match &attr.meta {
+        Meta::Path(path) if path.is_ident("spawn") => Some(AttrKind::Spawn),
+        Meta::Path(path) if path.is_ident("blocking") => Some(AttrKind::Blocking),
+        Meta::List(list) if list.path.is_ident("allow") => {
+            let lint: syn::Ident = list.parse_args().ok()?;
+            (lint == "raw_channel" || lint == "detached_spawn").then(|| AttrKind::Allow(lint.to_string()))
+        }
+        _ => None,
+    }
+}
+
+fn duplicate_attr(attr: &Attribute, errors: &mut Errors) {
+    errors.at(attr.span(), "this attribute is repeated\nhelp: remove the second one");
+}
+
+fn spawn_with_blocking(attr: &Attribute, errors: &mut Errors) {
+    errors.at(
+        attr.span(),
+        "a branch cannot be both `#[spawn]` and `#[blocking]`\nhelp: use `#[blocking]` for synchronous CPU-bound work, `#[spawn]` for an async task on another worker",
+    );
+}
+
+/// What a branch body contains, as far as the rules care.
+#[derive(Default)]
+struct Scan {
+    ctx_rebinds: Vec<Span>,
+    /// `.await`s outside nested async blocks and closures.
+    awaits: Vec<Span>,
+    /// A `return` or a macro call, either of which may fix the error type.
+    may_fix_error: bool,
+}
+
+impl<'ast> Visit<'ast> for Scan {
+    fn visit_local(&mut self, local: &'ast syn::Local) {
+        let mut pat = &local.pat;
+        if let Pat::Type(typed) = pat {
+            pat = &typed.pat;
+        }
+        if let Pat::Ident(ident) = pat {
+            if ident.ident == "ctx" {
+                self.ctx_rebinds.push(ident.ident.span());
+            }
+        }
+        visit::visit_local(self, local);
+    }
+
+    fn visit_expr_await(&mut self, node: &'ast syn::ExprAwait) {
+        self.awaits.push(node.await_token.span);
+        visit::visit_expr_await(self, node);
+    }
+
+    fn visit_expr_async(&mut self, node: &'ast syn::ExprAsync) {
+        let awaits = self.awaits.len();
+        visit::visit_expr_async(self, node);
+        self.awaits.truncate(awaits);
+    }
+
+    fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
+        let awaits = self.awaits.len();
+        visit::visit_expr_closure(self, node);
+        self.awaits.truncate(awaits);
+    }
+
+    fn visit_expr_return(&mut self, node: &'ast syn::ExprReturn) {
+        self.may_fix_error = true;
+        visit::visit_expr_return(self, node);
+    }
+
+    fn visit_macro(&mut self, node: &'ast syn::Macro) {
+        self.may_fix_error = true;
+        visit::visit_macro(self, node);
+    }
+}
+
+/// Rustc cannot infer `E` when every branch ends in a bare `Ok(..)` and
+/// nothing else names the error (`?` converts into `E`, it does not fix it).
+/// Its own message would be "type annotations needed" somewhere inside the
+/// expansion, so say what to write instead. Conservative: any branch that
+/// might fix `E` (another tail, a `return`, a macro) silences the rule.
+fn check_error_type_is_known(input: &Input, errors: &mut Errors) {
+    let mut first_ok = None;
+    for branch in &input.branches {
+        let Body::Expr(body) = &branch.body else { return };
+        let Some(ok) = bare_ok_tail(body) else { return };
+        let mut scan = Scan::default();
+        scan.visit_expr(body);
+        if scan.may_fix_error {
+            return;
+        }
+        first_ok.get_or_insert(ok);
+    }
+    if let Some(span) = first_ok {
+        errors.at(
+            span,
+            "the error type of this group cannot be inferred: every branch ends in `Ok(..)`\nhelp: name it in a header above the branches, e.g. `type Error = anyhow::Error;`",
+        );
+    }
+}
+
+/// The span of `Ok` when `expr` (or the tail of its block) is a call to a
+/// bare `Ok` without turbofish.
+fn bare_ok_tail(expr: &Expr) -> Option<Span> {
+    match expr {
+        Expr::Block(block) if block.label.is_none() => match block.block.stmts.last()? {
+            Stmt::Expr(tail, None) => bare_ok_tail(tail),
+            _ => None,
+        },
+        Expr::Paren(inner) => bare_ok_tail(&inner.expr),
+        Expr::Call(call) => match &*call.func {
+            Expr::Path(path)
+                if path.qself.is_none()
+                    && path.path.leading_colon.is_none()
+                    && path.path.segments.len() == 1
+                    && path.path.segments[0].ident == "Ok"
+                    && path.path.segments[0].arguments.is_none() =>
+            {
+                Some(path.path.segments[0].ident.span())
+            }
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -1,0 +1,38 @@
+//! The `errgroup!` macro. Use it through the `errgroup` crate, which documents
+//! it and provides the runtime its expansion calls.
+//!
+//! Three stages, one module each: [`parse`] the block, [`check`] the usage
+//! rules (collecting every violation), [`expand`] into `::errgroup::__private`
+//! calls. On any error the expansion is the errors plus a stub value, so a
+//! user sees the mistakes, not a cascade.
+
+#![forbid(unsafe_code)]
+
+mod check;
+mod expand;
+mod parse;
+
+use proc_macro::TokenStream;
+
+/// Runs a block of named branches concurrently, cancelling all on the first
+/// error. Documented in the `errgroup` crate.
+#[proc_macro]
+pub fn errgroup(input: TokenStream) -> TokenStream {
+    errgroup_impl(input.into()).into()
+}
+
+fn errgroup_impl(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let input: parse::Input = match syn::parse2(input) {
+        Ok(input) => input,
+        Err(e) => return e.into_compile_error(),
+    };
+    let mut errors = check::Errors::default();
+    for e in &input.errors {
+        errors.push(e.clone());
+    }
+    let checked = check::check(&input, &mut errors);
+    match errors.finish() {
+        None => expand::expand(&input, &checked),
+        Some(errors) => expand::fallback(&input, &errors),
+    }
+}

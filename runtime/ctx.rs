@@ -1,0 +1,277 @@
+//! `Ctx`: the context injected into every branch, Go's `context.Context`.
+
+use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::error::{Cancelled, Cause, TaskName};
+use crate::shared::Core;
+
+/// The context of one branch of a group: cancellation, its cause, the
+/// deadline, and helpers that stop waiting when the group is cancelled.
+///
+/// Inside an `errgroup!` branch it is in scope as `ctx: &Ctx`; the dynamic
+/// [`Group`](crate::Group) API passes it to each task by value. Cloning is
+/// cheap (a reference count), and a clone stays tied to its group: after the
+/// group returns, it reports the group as cancelled with [`Cause::Finished`].
+///
+/// | Go | errgroup |
+/// |---|---|
+/// | `<-ctx.Done()` | [`ctx.cancelled().await`](Ctx::cancelled) |
+/// | `ctx.Err() != nil` | [`ctx.is_cancelled()`](Ctx::is_cancelled), [`ctx.check()?`](Ctx::check) |
+/// | `context.Cause(ctx)` | [`ctx.cause()`](Ctx::cause) |
+/// | `ctx.Deadline()` | [`ctx.deadline()`](Ctx::deadline) |
+/// | `select { case r := <-work: case <-ctx.Done(): }` | [`ctx.run(work).await`](Ctx::run) |
+/// | `select { case <-time.After(d): case <-ctx.Done(): }` | [`ctx.sleep(d).await`](Ctx::sleep) |
+///
+/// ```
+/// use errgroup::errgroup;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let result = errgroup! {
+///     failing => Err::<(), _>("disk full"),
+///     waiting => {
+///         ctx.sleep(Duration::from_secs(60)).await?; // returns at once: the group is cancelled
+///         Ok(())
+///     },
+/// };
+/// assert_eq!(result.unwrap_err().to_string(), "task `failing` failed: disk full");
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Ctx {
+    core: Arc<Core>,
+    task: TaskName,
+}
+
+impl Ctx {
+    pub(crate) fn new(core: Arc<Core>, task: TaskName) -> Ctx {
+        Ctx { core, task }
+    }
+
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
+    /// Completes once the group is cancelled: Go's `<-ctx.Done()`.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancellation safe: dropping the future loses nothing.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let result = errgroup! {
+    ///     watcher => { ctx.cancelled().await; Ok::<_, &str>("saw the cancellation") },
+    ///     failing => Err("stop"),
+    /// };
+    /// assert!(result.is_err());
+    /// # }
+    /// ```
+    pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
+        // The token wakes us; a deadline is turned into a token cancellation
+        // by the group's timer, and a passed one is noticed here up front.
+        let done = self.core.is_cancelled();
+        let token = self.core.token();
+        async move {
+            if !done {
+                token.cancelled().await;
+            }
+        }
+    }
+
+    /// Whether the group is cancelled: Go's `ctx.Err() != nil`.
+    ///
+    /// Cheap enough to call in a hot loop; it also notices a passed deadline
+    /// in a branch that never yields to the group's timer.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (was,) = errgroup! { check => Ok::<_, ()>(ctx.is_cancelled()) }.unwrap();
+    /// assert!(!was);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.core.is_cancelled()
+    }
+
+    /// `Err(Cancelled)` once the group is cancelled, for `ctx.check()?` in a loop.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (sum,) = errgroup! {
+    ///     sum => {
+    ///         let mut sum = 0u64;
+    ///         for i in 0..1000 {
+    ///             ctx.check()?;
+    ///             sum += i;
+    ///         }
+    ///         Ok::<_, errgroup::Cancelled>(sum)
+    ///     },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(sum, 499_500);
+    /// # }
+    /// ```
+    pub fn check(&self) -> Result<(), Cancelled> {
+        if self.is_cancelled() {
+            Err(self.core.cancelled_error())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Why the group was cancelled, `None` while it is not: Go's `context.Cause`.
+    ///
+    /// ```
+    /// use errgroup::{errgroup, Cause};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let result = errgroup! {
+    ///     db => Err::<Cause, _>("connection refused"),
+    ///     observer => {
+    ///         ctx.cancelled().await;
+    ///         Ok(ctx.cause().unwrap())
+    ///     },
+    /// };
+    /// assert_eq!(result.unwrap_err().cause().to_string(), "task `db` failed");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn cause(&self) -> Option<Cause> {
+        self.core.cause()
+    }
+
+    /// The earliest deadline of this group and the groups it is nested in:
+    /// Go's `ctx.Deadline()`.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let start = tokio::time::Instant::now();
+    /// let (deadline,) = errgroup! {
+    ///     timeout = Duration::from_secs(5);
+    ///     read => Ok::<_, ()>(ctx.deadline()),
+    /// }
+    /// .unwrap();
+    /// assert_eq!(deadline, Some(start + Duration::from_secs(5)));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn deadline(&self) -> Option<Instant> {
+        self.core.deadline()
+    }
+
+    /// Runs `fut` until it completes or the group is cancelled, whichever
+    /// comes first; on cancellation `fut` is dropped, not leaked. Go's
+    /// `select` on a result and `ctx.Done()`.
+    ///
+    /// If the group is already cancelled, `fut` is not polled at all.
+    ///
+    /// # Cancellation safety
+    ///
+    /// As cancellation safe as `fut`: dropping the returned future drops `fut`.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let result = errgroup! {
+    ///     slow => {
+    ///         // A future that knows nothing of ctx, stopped by it anyway.
+    ///         let value = ctx.run(async {
+    ///             tokio::time::sleep(Duration::from_secs(3600)).await;
+    ///             42
+    ///         })
+    ///         .await?;
+    ///         Ok(value)
+    ///     },
+    ///     failing => Err(anyhow::anyhow!("no route to host")),
+    /// };
+    /// assert_eq!(result.unwrap_err().task().unwrap(), "failing");
+    /// # }
+    /// ```
+    pub async fn run<F: Future>(&self, fut: F) -> Result<F::Output, Cancelled> {
+        self.check()?;
+        let mut fut = pin!(fut);
+        let mut cancelled = pin!(self.cancelled());
+        poll_fn(|cx| {
+            if cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Err(self.core.cancelled_error()));
+            }
+            fut.as_mut().poll(cx).map(Ok)
+        })
+        .await
+    }
+
+    /// Sleeps for `duration` unless the group is cancelled first: Go's
+    /// `select` on `time.After(d)` and `ctx.Done()`.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancellation safe.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let result = errgroup! {
+    ///     timeout = Duration::from_secs(1);
+    ///     ticker => {
+    ///         let mut ticks = 0;
+    ///         while ctx.sleep(Duration::from_millis(300)).await.is_ok() {
+    ///             ticks += 1;
+    ///         }
+    ///         Ok::<_, ()>(ticks)
+    ///     },
+    /// };
+    /// assert_eq!(result.unwrap(), (3,));
+    /// # }
+    /// ```
+    pub async fn sleep(&self, duration: Duration) -> Result<(), Cancelled> {
+        self.run(tokio::time::sleep(duration)).await
+    }
+
+    /// The name of the branch this ctx belongs to: `"fetch"`, or `"fetch[3]"`
+    /// for an item of a fan-out branch.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (name,) = errgroup! { fetch => Ok::<_, ()>(ctx.task().to_string()) }.unwrap();
+    /// assert_eq!(name, "fetch");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn task(&self) -> &TaskName {
+        &self.task
+    }
+}
+
+impl fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("task", &self.task)
+            .field("cause", &self.cause())
+            .field("deadline", &self.deadline())
+            .finish()
+    }
+}

@@ -1,0 +1,361 @@
+//! What a group reports: the name of a task, why a group was cancelled, and
+//! the error a group evaluates to.
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// The name of a branch or task in a group: `"fetch"`, or `"fetch[3]"` for
+/// the fourth item of a fan-out branch.
+///
+/// Names written in an `errgroup!` block are `&'static str` and cost nothing
+/// to copy; the dynamic [`Group`](crate::Group) API also takes `String`s.
+///
+/// ```
+/// use errgroup::TaskName;
+///
+/// let item = TaskName::indexed("fetch", 3);
+/// assert_eq!(item.to_string(), "fetch[3]");
+/// assert_eq!(item, "fetch[3]");
+/// assert_eq!(item.name(), "fetch");
+/// assert_eq!(item.index(), Some(3));
+/// assert_eq!(TaskName::from("user"), "user");
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct TaskName {
+    name: Cow<'static, str>,
+    index: Option<usize>,
+}
+
+impl TaskName {
+    /// A task name without an index.
+    ///
+    /// ```
+    /// assert_eq!(errgroup::TaskName::new("user").to_string(), "user");
+    /// ```
+    pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
+        TaskName {
+            name: name.into(),
+            index: None,
+        }
+    }
+
+    /// The name of item `index` of a fan-out branch, shown as `name[index]`.
+    ///
+    /// ```
+    /// assert_eq!(errgroup::TaskName::indexed("fetch", 0).to_string(), "fetch[0]");
+    /// ```
+    pub fn indexed(name: impl Into<Cow<'static, str>>, index: usize) -> Self {
+        TaskName {
+            name: name.into(),
+            index: Some(index),
+        }
+    }
+
+    /// The branch name, without the index.
+    ///
+    /// ```
+    /// assert_eq!(errgroup::TaskName::indexed("fetch", 3).name(), "fetch");
+    /// ```
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The item index of a fan-out task, `None` for a plain branch.
+    ///
+    /// ```
+    /// assert_eq!(errgroup::TaskName::new("user").index(), None);
+    /// ```
+    #[must_use]
+    pub fn index(&self) -> Option<usize> {
+        self.index
+    }
+}
+
+impl From<&'static str> for TaskName {
+    fn from(name: &'static str) -> Self {
+        TaskName::new(name)
+    }
+}
+
+impl From<String> for TaskName {
+    fn from(name: String) -> Self {
+        TaskName::new(name)
+    }
+}
+
+impl fmt::Display for TaskName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            None => f.write_str(&self.name),
+            Some(i) => write!(f, "{}[{i}]", self.name),
+        }
+    }
+}
+
+impl fmt::Debug for TaskName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+/// Compares with the displayed form, so `"fetch[3]"` equals `indexed("fetch", 3)`.
+impl PartialEq<str> for TaskName {
+    fn eq(&self, other: &str) -> bool {
+        let Some(rest) = other.strip_prefix(&*self.name) else {
+            return false;
+        };
+        match self.index {
+            None => rest.is_empty(),
+            Some(i) => rest
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .is_some_and(|digits| {
+                    digits.bytes().all(|b| b.is_ascii_digit())
+                        && (digits == "0" || !digits.starts_with('0'))
+                        && digits.parse::<usize>() == Ok(i)
+                }),
+        }
+    }
+}
+
+impl PartialEq<&str> for TaskName {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
+/// Why a group's context was cancelled: Go's `context.Cause`.
+///
+/// ```
+/// use errgroup::{Cause, TaskName};
+///
+/// let cause = Cause::Parent(Box::new(Cause::Failed { task: TaskName::new("db") }));
+/// assert_eq!(cause.to_string(), "parent group cancelled: task `db` failed");
+/// assert_eq!(cause.root(), &Cause::Failed { task: TaskName::new("db") });
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The first branch, in time, to return `Err` was `task`.
+    Failed {
+        /// The failed branch.
+        task: TaskName,
+    },
+    /// `task` panicked; the panic resumes in the caller once every branch has returned.
+    Panicked {
+        /// The panicking branch.
+        task: TaskName,
+    },
+    /// The group's `timeout` or `deadline` passed.
+    DeadlineExceeded,
+    /// The parent group was cancelled, for the reason inside.
+    Parent(Box<Cause>),
+    /// The group has returned; its context is cancelled afterwards, as in Go.
+    Finished,
+    /// The group's future was dropped before the group returned.
+    Dropped,
+}
+
+impl Cause {
+    /// The cause at the end of a chain of [`Cause::Parent`]s: what really happened.
+    ///
+    /// ```
+    /// use errgroup::Cause;
+    /// let nested = Cause::Parent(Box::new(Cause::Parent(Box::new(Cause::DeadlineExceeded))));
+    /// assert_eq!(nested.root(), &Cause::DeadlineExceeded);
+    /// ```
+    #[must_use]
+    pub fn root(&self) -> &Cause {
+        let mut cause = self;
+        while let Cause::Parent(inner) = cause {
+            cause = inner;
+        }
+        cause
+    }
+}
+
+impl fmt::Display for Cause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Failed { task } => write!(f, "task `{task}` failed"),
+            Cause::Panicked { task } => write!(f, "task `{task}` panicked"),
+            Cause::DeadlineExceeded => f.write_str("deadline exceeded"),
+            Cause::Parent(inner) => write!(f, "parent group cancelled: {inner}"),
+            Cause::Finished => f.write_str("group finished"),
+            Cause::Dropped => f.write_str("group dropped"),
+        }
+    }
+}
+
+/// The error of an operation stopped because its group was cancelled:
+/// Go's `ctx.Err()`, carrying the [`Cause`].
+///
+/// It implements [`std::error::Error`] + `Send + Sync + 'static`, so `?`
+/// turns it into `anyhow::Error`, `Box<dyn Error>` or any `E: From<Cancelled>`.
+///
+/// ```
+/// use errgroup::{Cancelled, Cause};
+///
+/// let err = Cancelled::new(Cause::DeadlineExceeded);
+/// assert_eq!(err.cause(), &Cause::DeadlineExceeded);
+/// assert_eq!(err.to_string(), "cancelled: deadline exceeded");
+/// let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cancelled {
+    cause: Cause,
+}
+
+impl Cancelled {
+    /// A cancellation for `cause`.
+    ///
+    /// ```
+    /// let err = errgroup::Cancelled::new(errgroup::Cause::Dropped);
+    /// assert!(matches!(err.cause(), errgroup::Cause::Dropped));
+    /// ```
+    #[must_use]
+    pub fn new(cause: Cause) -> Self {
+        Cancelled { cause }
+    }
+
+    /// Why the group was cancelled.
+    ///
+    /// ```
+    /// let err = errgroup::Cancelled::new(errgroup::Cause::DeadlineExceeded);
+    /// assert_eq!(err.cause().to_string(), "deadline exceeded");
+    /// ```
+    #[must_use]
+    pub fn cause(&self) -> &Cause {
+        &self.cause
+    }
+}
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cancelled: {}", self.cause)
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// What a failed group evaluates to.
+///
+/// `Display` includes the branch's own error (`task `fetch` failed: ...`), so
+/// `Error<E>` is a [`std::error::Error`] for every `E: Debug + Display`,
+/// including `anyhow::Error`, and `?` converts it like any error. Because the
+/// inner error is part of the message, [`source`](std::error::Error::source)
+/// does not repeat it; take it out with [`Error::into_inner`].
+///
+/// ```
+/// use errgroup::{errgroup, Error};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let result = errgroup! {
+///     fast => Err::<u8, _>("boom"),
+///     slow => { ctx.cancelled().await; Ok(2) },
+/// };
+/// let err = result.unwrap_err();
+/// assert_eq!(err.to_string(), "task `fast` failed: boom");
+/// assert_eq!(err.task().unwrap(), "fast");
+/// assert!(!err.is_cancelled());
+/// assert_eq!(err.into_inner(), Some("boom"));
+/// # }
+/// ```
+#[derive(Debug)]
+pub enum Error<E> {
+    /// The first branch, in time, to fail, and its error.
+    Failed {
+        /// The failed branch.
+        task: TaskName,
+        /// The error it returned.
+        error: E,
+    },
+    /// The group was cancelled from outside (its deadline or its parent)
+    /// before any branch failed, and not every branch returned `Ok`.
+    Cancelled(Cancelled),
+}
+
+impl<E> Error<E> {
+    /// The failed branch, `None` for a cancellation from outside.
+    ///
+    /// ```
+    /// use errgroup::{Cancelled, Cause, Error, TaskName};
+    /// let err: Error<()> = Error::Failed { task: TaskName::new("db"), error: () };
+    /// assert_eq!(err.task().unwrap(), "db");
+    /// let err: Error<()> = Cancelled::new(Cause::DeadlineExceeded).into();
+    /// assert!(err.task().is_none());
+    /// ```
+    #[must_use]
+    pub fn task(&self) -> Option<&TaskName> {
+        match self {
+            Error::Failed { task, .. } => Some(task),
+            Error::Cancelled(_) => None,
+        }
+    }
+
+    /// The branch's own error, `None` for a cancellation from outside.
+    ///
+    /// ```
+    /// use errgroup::{Error, TaskName};
+    /// let err = Error::Failed { task: TaskName::new("db"), error: 7 };
+    /// assert_eq!(err.into_inner(), Some(7));
+    /// ```
+    pub fn into_inner(self) -> Option<E> {
+        match self {
+            Error::Failed { error, .. } => Some(error),
+            Error::Cancelled(_) => None,
+        }
+    }
+
+    /// Whether the group was cancelled from outside rather than failed by a branch.
+    ///
+    /// ```
+    /// use errgroup::{Cancelled, Cause, Error};
+    /// let err: Error<()> = Cancelled::new(Cause::DeadlineExceeded).into();
+    /// assert!(err.is_cancelled());
+    /// ```
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Error::Cancelled(_))
+    }
+
+    /// The cause the group's context was cancelled with.
+    ///
+    /// ```
+    /// use errgroup::{Cause, Error, TaskName};
+    /// let err = Error::Failed { task: TaskName::new("db"), error: () };
+    /// assert_eq!(err.cause(), Cause::Failed { task: TaskName::new("db") });
+    /// ```
+    #[must_use]
+    pub fn cause(&self) -> Cause {
+        match self {
+            Error::Failed { task, .. } => Cause::Failed { task: task.clone() },
+            Error::Cancelled(c) => c.cause().clone(),
+        }
+    }
+}
+
+impl<E> From<Cancelled> for Error<E> {
+    fn from(cancelled: Cancelled) -> Self {
+        Error::Cancelled(cancelled)
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Failed { task, error } => write!(f, "task `{task}` failed: {error}"),
+            Error::Cancelled(c) => write!(f, "group {c}"),
+        }
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for Error<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Failed { .. } => None,
+            Error::Cancelled(c) => Some(c),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! `Group`: the dynamic API, for work whose shape is known only at run time.
+
+use std::future::Future;
+use std::panic::resume_unwind;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::{AbortHandle, JoinSet};
+use tokio::time::Instant;
+
+use crate::ctx::Ctx;
+use crate::error::{Cause, Error, TaskName};
+use crate::shared::{self, Core, State};
+
+/// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
+///
+/// Every task is a tokio task (`Send + 'static`) that gets its own [`Ctx`].
+/// The first task to return `Err` cancels the others' ctx; [`wait`](Group::wait)
+/// waits for all of them and returns that first error. `errgroup!` runs on
+/// the same machinery; use the macro when the branches are known when you
+/// write the code.
+///
+/// Created inside a branch of another group, a `Group` is its child: it is
+/// cancelled when that group is.
+///
+/// Dropping a `Group` before `wait` completes aborts its tasks.
+///
+/// ```
+/// use errgroup::Group;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut group = Group::new().limit(4);
+/// for id in 0..10u32 {
+///     group.spawn(format!("job{id}"), move |ctx| async move {
+///         if id == 7 {
+///             return Err(format!("job {id} failed"));
+///         }
+///         ctx.cancelled().await; // every other job waits for the failure
+///         Ok(())
+///     });
+/// }
+/// let err = group.wait().await.unwrap_err();
+/// assert_eq!(err.task().unwrap(), "job7");
+/// # }
+/// ```
+#[derive(Debug)]
+#[must_use = "a group does nothing useful unless you `wait` for it"]
+pub struct Group<E> {
+    state: Arc<State<E>>,
+    tasks: JoinSet<Option<()>>,
+    watchdog: Option<AbortHandle>,
+    finished: bool,
+}
+
+impl<E: Send + 'static> Default for Group<E> {
+    fn default() -> Self {
+        Group::new()
+    }
+}
+
+impl<E: Send + 'static> Group<E> {
+    /// An empty group. Inside a branch of another group it is that group's
+    /// child; elsewhere it is a root.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let group = errgroup::Group::<std::io::Error>::new();
+    /// assert!(group.wait().await.is_ok());
+    /// # }
+    /// ```
+    pub fn new() -> Self {
+        Group::build(shared::ambient().as_ref())
+    }
+
+    /// An empty group that is cancelled when `parent`'s group is: Go's
+    /// `errgroup.WithContext(ctx)`.
+    ///
+    /// ```
+    /// use errgroup::{errgroup, Group};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let result = errgroup! {
+    ///     failing => Err::<(), _>("boom"),
+    ///     dynamic => {
+    ///         let mut group = Group::with_parent(ctx);
+    ///         group.spawn("child", |ctx| async move { ctx.cancelled().await; Ok(()) });
+    ///         group.wait().await.map_err(|e| e.to_string().leak() as &str)
+    ///     },
+    /// };
+    /// assert_eq!(result.unwrap_err().task().unwrap(), "failing");
+    /// # }
+    /// ```
+    pub fn with_parent(parent: &Ctx) -> Self {
+        Group::build(Some(parent))
+    }
+
+    fn build(parent: Option<&Ctx>) -> Self {
+        Group {
+            state: Arc::new(State::new(Core::new(parent, None), None)),
+            tasks: JoinSet::new(),
+            watchdog: None,
+            finished: false,
+        }
+    }
+
+    fn state_mut(&mut self, what: &str) -> &mut State<E> {
+        Arc::get_mut(&mut self.state)
+            .unwrap_or_else(|| panic!("errgroup: Group::{what} must be called before spawn or ctx"))
+    }
+
+    /// At most `n` tasks run at once; the others wait, in spawn order, for a
+    /// slot: Go's `SetLimit`. Call it before the first `spawn`.
+    ///
+    /// # Panics
+    ///
+    /// If `n` is 0, or if called after [`spawn`](Group::spawn) or [`ctx`](Group::ctx).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new().limit(2);
+    /// for i in 0..8 {
+    ///     group.spawn(format!("t{i}"), |_| async { Ok(()) });
+    /// }
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    pub fn limit(mut self, n: usize) -> Self {
+        self.state_mut("limit").set_limit(n);
+        self
+    }
+
+    /// Cancels the group with [`Cause::DeadlineExceeded`] `duration` from now:
+    /// Go's `context.WithTimeout`. Call it before the first `spawn`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let mut group = errgroup::Group::<errgroup::Cancelled>::new().timeout(Duration::from_secs(1));
+    /// group.spawn("forever", |ctx| async move { ctx.sleep(Duration::from_secs(3600)).await });
+    /// let err = group.wait().await.unwrap_err();
+    /// assert_eq!(err.cause(), errgroup::Cause::DeadlineExceeded);
+    /// # }
+    /// ```
+    pub fn timeout(self, duration: Duration) -> Self {
+        self.deadline(Instant::now() + duration)
+    }
+
+    /// Cancels the group with [`Cause::DeadlineExceeded`] at `at`: Go's
+    /// `context.WithDeadline`. Call it before the first `spawn`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tokio::time::Instant;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let at = Instant::now() + Duration::from_secs(2);
+    /// let group = errgroup::Group::<()>::new().deadline(at);
+    /// assert_eq!(group.ctx().deadline(), Some(at));
+    /// # }
+    /// ```
+    pub fn deadline(mut self, at: Instant) -> Self {
+        Arc::get_mut(&mut self.state_mut("deadline").core)
+            .expect("errgroup: Group::deadline must be called before spawn or ctx")
+            .set_deadline(at);
+        self
+    }
+
+    /// The group's own context (task name `"group"`), for work that is not a
+    /// task of the group but should stop with it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let group = errgroup::Group::<()>::new();
+    /// let ctx = group.ctx();
+    /// group.wait().await.unwrap();
+    /// assert!(ctx.is_cancelled()); // as in Go, a group's ctx ends with the group
+    /// # }
+    /// ```
+    pub fn ctx(&self) -> Ctx {
+        self.state.ctx(TaskName::new("group"))
+    }
+
+    /// Starts `task(ctx)` as a tokio task of the group: Go's `g.Go`.
+    ///
+    /// With a [`limit`](Group::limit), the task waits for a slot before its
+    /// body runs; once the group is cancelled, a task that has not started
+    /// never runs.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::new();
+    /// group.spawn("ok", |_ctx| async { Ok(()) });
+    /// group.spawn("bad", |_ctx| async { Err("bad") });
+    /// assert_eq!(group.wait().await.unwrap_err().to_string(), "task `bad` failed: bad");
+    /// # }
+    /// ```
+    pub fn spawn<F, Fut>(&mut self, name: impl Into<TaskName>, task: F)
+    where
+        F: FnOnce(Ctx) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.start(name.into(), task, None);
+    }
+
+    /// Starts `task(ctx)` only if a slot is free under the [`limit`](Group::limit):
+    /// Go's `g.TryGo`. Returns `false`, without calling `task`, when `limit`
+    /// tasks are running.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new().limit(1);
+    /// let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    /// assert!(group.try_spawn("first", |_| async move { wait.await.ok(); Ok(()) }));
+    /// assert!(!group.try_spawn("second", |_| async { Ok(()) }));
+    /// release.send(()).unwrap();
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use = "the task was not started if this returns false"]
+    pub fn try_spawn<F, Fut>(&mut self, name: impl Into<TaskName>, task: F) -> bool
+    where
+        F: FnOnce(Ctx) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        match self.state.try_acquire() {
+            Ok(permit) => {
+                self.start(name.into(), task, permit);
+                true
+            }
+            Err(()) => false,
+        }
+    }
+
+    fn start<F, Fut>(&mut self, name: TaskName, task: F, permit: Option<shared::Permit>)
+    where
+        F: FnOnce(Ctx) -> Fut,
+        Fut: Future<Output = Result<(), E>> + Send + 'static,
+    {
+        self.start_watchdog();
+        let ctx = self.state.ctx(name);
+        let body = task(ctx.clone());
+        let state = Arc::clone(&self.state);
+        self.tasks.spawn(async move { state.run(ctx, body, permit).await });
+    }
+
+    /// The deadline must fire even while nobody awaits `wait`.
+    fn start_watchdog(&mut self) {
+        if self.watchdog.is_some() {
+            return;
+        }
+        if let Some(at) = self.state.core.own_deadline() {
+            let core = Arc::clone(&self.state.core);
+            let timer = tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                core.cancel(Cause::DeadlineExceeded);
+            });
+            self.watchdog = Some(timer.abort_handle());
+        }
+    }
+
+    /// Waits for every task, then returns the first error (by time), or
+    /// `Ok(())`: Go's `g.Wait`. The group's ctx is cancelled afterwards in
+    /// every case. A task's panic resumes here once the others have returned.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Dropping the future drops the group, which aborts every task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<String>::new();
+    /// group.spawn("a", |_| async { Ok(()) });
+    /// assert!(group.wait().await.is_ok());
+    /// # }
+    /// ```
+    pub async fn wait(mut self) -> Result<(), Error<E>> {
+        self.start_watchdog();
+        let mut all_ok = true;
+        while let Some(joined) = self.tasks.join_next().await {
+            match joined {
+                Ok(outcome) => all_ok &= outcome.is_some(),
+                // Panics are caught inside the task; this one escaped the runtime's abort.
+                Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
+                Err(_) => all_ok = false,
+            }
+        }
+        self.finished = true;
+        self.state.finish(all_ok.then_some(()))
+    }
+}
+
+impl<E> Drop for Group<E> {
+    fn drop(&mut self) {
+        if let Some(timer) = self.watchdog.take() {
+            timer.abort();
+        }
+        if !self.finished {
+            self.state.core.cancel(Cause::Dropped);
+        }
+        // `tasks` aborts every task when it is dropped next.
+    }
+}

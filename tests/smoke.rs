@@ -1,0 +1,16 @@
+//! Smoke test: every branch kind in one group.
+use errgroup::errgroup;
+use std::time::Duration;
+
+#[tokio::test]
+async fn smoke() {
+    let local = String::from("hi");
+    let r = errgroup! {
+        a => Ok::<_, anyhow::Error>(local.len()),
+        b => { ctx.sleep(Duration::from_millis(1)).await?; Ok(local.clone()) },
+        #[spawn] c => { let _ = ctx.task(); Ok(3u8) },
+        #[blocking] d => Ok(ctx.task().to_string()),
+    };
+    let (a, b, c, d) = r.unwrap();
+    assert_eq!((a, b.as_str(), c, d.as_str()), (2, "hi", 3, "d"));
+}
