@@ -1,12 +1,11 @@
 //! Check: the usage rules of a parsed block. Every violation is collected,
 //! so one build reports all of them.
 
-use proc_macro2::Span;
-use syn::spanned::Spanned;
+use proc_macro2::{Span, TokenStream};
 use syn::visit::{self, Visit};
-use syn::{Attribute, Expr, Lit, Meta, Pat, Stmt};
+use syn::{Attribute, Expr, Lit, Meta, Stmt};
 
-use crate::parse::{Body, Branch, HeaderKind, Input};
+use crate::parse::{Body, Branch, HeaderKind, Input, closest};
 
 /// What the attributes of one branch ask for.
 #[derive(Default)]
@@ -44,15 +43,22 @@ impl Errors {
 
 pub(crate) fn check(input: &Input, errors: &mut Errors) -> Checked {
     check_headers(input, errors);
-    let modes = input.branches.iter().map(|b| check_branch(b, errors)).collect();
-    check_names(input, errors);
+    let modes = input
+        .branches
+        .iter()
+        .enumerate()
+        .map(|(i, b)| check_branch(b, &input.branches[..i], errors))
+        .collect();
     if input.branches.is_empty() && input.errors.is_empty() {
         errors.at(
             Span::call_site(),
             "this `errgroup!` has no branches\nhelp: add one per concurrent task: `name => expression,`",
         );
     }
-    if !input.branches.is_empty() && !has_header(input, |h| matches!(h, HeaderKind::ErrorType(_))) {
+    if !input.branches.is_empty()
+        && !input.error_type_broken
+        && !has_header(input, |h| matches!(h, HeaderKind::ErrorType(_)))
+    {
         check_error_type_is_known(input, errors);
     }
     Checked {
@@ -76,7 +82,10 @@ fn check_headers(input: &Input, errors: &mut Errors) {
             );
         }
         if name != "let" && seen.contains(&name) {
-            errors.at(header.key, format!("the `{name}` header is set twice\nhelp: keep one"));
+            errors.at(
+                header.key,
+                format!("the `{name}` header is set twice\nhelp: remove one of the two"),
+            );
         }
         let timing = ["timeout", "deadline"];
         if timing.contains(&name) && seen.iter().any(|s| timing.contains(s) && *s != name) {
@@ -103,52 +112,55 @@ fn check_headers(input: &Input, errors: &mut Errors) {
             ),
             HeaderKind::Channel => errors.at(
                 header.key,
-                "group channel headers (`let .. = channel(..);`) are not supported yet\nhelp: remove the header",
+                "group channel headers (`let .. = channel(..);`) are not supported yet\nhelp: remove the header; create the channel before the block, and mark the branches that use it `#[allow(raw_channel)]`",
             ),
             _ => {}
         }
     }
 }
 
-fn check_names(input: &Input, errors: &mut Errors) {
-    for (i, branch) in input.branches.iter().enumerate() {
-        if input.branches[..i].iter().any(|b| b.name == branch.name) {
-            errors.at(
-                branch.name.span(),
-                format!(
-                    "the branch name `{}` is used twice\nhelp: give every branch its own name; the names identify failed tasks",
-                    branch.name
-                ),
-            );
-        }
+/// A branch named like an earlier one.
+fn check_name(branch: &Branch, earlier: &[Branch], errors: &mut Errors) {
+    let parsed = |b: &&Branch| !matches!(b.body, Body::Broken);
+    if parsed(&branch) && earlier.iter().filter(parsed).any(|b| b.name == branch.name) {
+        errors.at(
+            branch.name.span(),
+            format!(
+                "the branch name `{}` is used twice\nhelp: give every branch its own name; the names identify failed tasks",
+                branch.name
+            ),
+        );
     }
 }
 
-const ATTRS: &str = "`#[spawn]`, `#[blocking]`, `#[allow(raw_channel)]` and `#[allow(detached_spawn)]`";
+const ATTRS: &str =
+    "`#[spawn]`, `#[blocking]`, `#[allow(raw_channel)]` and `#[allow(detached_spawn)]`";
 
-fn check_branch(branch: &Branch, errors: &mut Errors) -> Mode {
+/// The rules of one branch, in source order: attributes, name, body.
+fn check_branch(branch: &Branch, earlier: &[Branch], errors: &mut Errors) -> Mode {
     let mut mode = Mode::default();
     let mut allows: Vec<String> = Vec::new();
     for attr in &branch.attrs {
         match attr_kind(attr) {
-            Some(AttrKind::Spawn) if mode.spawn => duplicate_attr(attr, errors),
-            Some(AttrKind::Blocking) if mode.blocking => duplicate_attr(attr, errors),
+            Some(AttrKind::Spawn) if mode.spawn => duplicate_attr(attr, "spawn", errors),
+            Some(AttrKind::Blocking) if mode.blocking => duplicate_attr(attr, "blocking", errors),
             Some(AttrKind::Spawn) if mode.blocking => spawn_with_blocking(attr, errors),
             Some(AttrKind::Blocking) if mode.spawn => spawn_with_blocking(attr, errors),
             Some(AttrKind::Spawn) => mode.spawn = true,
             Some(AttrKind::Blocking) => mode.blocking = true,
-            Some(AttrKind::Allow(lint)) if allows.contains(&lint) => duplicate_attr(attr, errors),
+            Some(AttrKind::Allow(lint)) if allows.contains(&lint) => {
+                duplicate_attr(attr, &format!("allow({lint})"), errors);
+            }
             Some(AttrKind::Allow(lint)) => allows.push(lint),
-            None => errors.at(
-                attr.span(),
-                format!("unknown branch attribute\nhelp: a branch takes {ATTRS}"),
-            ),
+            None => unknown_attr(attr, errors),
         }
     }
+    check_name(branch, earlier, errors);
     match &branch.body {
+        Body::Broken => {}
         Body::For(fan_out) => errors.at(
             fan_out.for_token.span,
-            "fan-out branches (`name => for x in items { .. }`) are not supported yet\nhelp: use a `Group` and spawn one task per item",
+            "fan-out branches (`name => for x in items { .. }`) are not supported yet\nhelp: for now, spawn one task per item on an `errgroup::Group`",
         ),
         Body::Expr(body) => {
             let mut scan = Scan::default();
@@ -161,10 +173,10 @@ fn check_branch(branch: &Branch, errors: &mut Errors) -> Mode {
             }
             if mode.blocking {
                 for span in scan.awaits {
-                    errors.at(
+                    errors.push(syn::Error::new_spanned(
                         span,
                         "a `#[blocking]` branch body is synchronous and cannot `.await`\nhelp: remove `#[blocking]` to run it as an async branch, or remove the `.await`",
-                    );
+                    ));
                 }
             }
         }
@@ -182,51 +194,65 @@ fn attr_kind(attr: &Attribute) -> Option<AttrKind> {
     match &attr.meta {
         Meta::Path(path) if path.is_ident("spawn") => Some(AttrKind::Spawn),
         Meta::Path(path) if path.is_ident("blocking") => Some(AttrKind::Blocking),
-        Meta::List(list) if list.path.is_ident("allow") => {
-            let lint: syn::Ident = list.parse_args().ok()?;
-            (lint == "raw_channel" || lint == "detached_spawn").then(|| AttrKind::Allow(lint.to_string()))
+        Meta::List(allow) if allow.path.is_ident("allow") => {
+            let lint: syn::Ident = allow.parse_args().ok()?;
+            (lint == "raw_channel" || lint == "detached_spawn")
+                .then(|| AttrKind::Allow(lint.to_string()))
         }
         _ => None,
     }
 }
 
-fn duplicate_attr(attr: &Attribute, errors: &mut Errors) {
-    errors.at(attr.span(), "this attribute is repeated\nhelp: remove the second one");
+fn unknown_attr(attr: &Attribute, errors: &mut Errors) {
+    let name = attr.path().get_ident().map(ToString::to_string);
+    let help = match name
+        .as_deref()
+        .and_then(|n| closest(n, &["spawn", "blocking"]))
+    {
+        Some(known) => format!("did you mean `#[{known}]`?"),
+        None => format!("a branch takes {ATTRS}"),
+    };
+    errors.push(syn::Error::new_spanned(
+        attr,
+        format!("unknown branch attribute\nhelp: {help}"),
+    ));
+}
+
+fn duplicate_attr(attr: &Attribute, name: &str, errors: &mut Errors) {
+    errors.push(syn::Error::new_spanned(
+        attr,
+        format!("`#[{name}]` is given twice\nhelp: remove this one"),
+    ));
 }
 
 fn spawn_with_blocking(attr: &Attribute, errors: &mut Errors) {
-    errors.at(
-        attr.span(),
-        "a branch cannot be both `#[spawn]` and `#[blocking]`\nhelp: use `#[blocking]` for synchronous CPU-bound work, `#[spawn]` for an async task on another worker",
-    );
+    errors.push(syn::Error::new_spanned(
+        attr,
+        "a branch cannot be both `#[spawn]` and `#[blocking]`\nhelp: keep `#[blocking]` for synchronous CPU-bound work, or `#[spawn]` for an async task on another worker",
+    ));
 }
 
 /// What a branch body contains, as far as the rules care.
 #[derive(Default)]
 struct Scan {
     ctx_rebinds: Vec<Span>,
-    /// `.await`s outside nested async blocks and closures.
-    awaits: Vec<Span>,
+    /// `.await`s outside nested async blocks and closures, as `.await`.
+    awaits: Vec<TokenStream>,
     /// A `return` or a macro call, either of which may fix the error type.
     may_fix_error: bool,
 }
 
 impl<'ast> Visit<'ast> for Scan {
     fn visit_local(&mut self, local: &'ast syn::Local) {
-        let mut pat = &local.pat;
-        if let Pat::Type(typed) = pat {
-            pat = &typed.pat;
-        }
-        if let Pat::Ident(ident) = pat {
-            if ident.ident == "ctx" {
-                self.ctx_rebinds.push(ident.ident.span());
-            }
-        }
+        let mut bindings = Bindings::default();
+        bindings.visit_pat(&local.pat);
+        self.ctx_rebinds.extend(bindings.ctx);
         visit::visit_local(self, local);
     }
 
     fn visit_expr_await(&mut self, node: &'ast syn::ExprAwait) {
-        self.awaits.push(node.await_token.span);
+        let (dot, kw) = (node.dot_token, node.await_token);
+        self.awaits.push(quote::quote!(#dot #kw));
         visit::visit_expr_await(self, node);
     }
 
@@ -253,6 +279,21 @@ impl<'ast> Visit<'ast> for Scan {
     }
 }
 
+/// The `ctx` bindings of a `let` pattern, however deep (`let (ctx, n) = ..`).
+#[derive(Default)]
+struct Bindings {
+    ctx: Vec<Span>,
+}
+
+impl<'ast> Visit<'ast> for Bindings {
+    fn visit_pat_ident(&mut self, node: &'ast syn::PatIdent) {
+        if node.ident == "ctx" {
+            self.ctx.push(node.ident.span());
+        }
+        visit::visit_pat_ident(self, node);
+    }
+}
+
 /// Rustc cannot infer `E` when every branch ends in a bare `Ok(..)` and
 /// nothing else names the error (`?` converts into `E`, it does not fix it).
 /// Its own message would be "type annotations needed" somewhere inside the
@@ -261,7 +302,9 @@ impl<'ast> Visit<'ast> for Scan {
 fn check_error_type_is_known(input: &Input, errors: &mut Errors) {
     let mut first_ok = None;
     for branch in &input.branches {
-        let Body::Expr(body) = &branch.body else { return };
+        let Body::Expr(body) = &branch.body else {
+            return;
+        };
         let Some(ok) = bare_ok_tail(body) else { return };
         let mut scan = Scan::default();
         scan.visit_expr(body);

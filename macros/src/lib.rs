@@ -11,6 +11,8 @@
 mod check;
 mod expand;
 mod parse;
+#[cfg(test)]
+mod tests;
 
 use proc_macro::TokenStream;
 

@@ -1,11 +1,19 @@
 //! Parse: the `errgroup!` input into borrowed-free syntax structs.
 //!
 //! Parsing recovers: a broken header or branch is recorded and skipped up to
-//! its `;` or `,`, so one build reports every mistake in the block.
+//! its `;` or `,`, so one build reports every mistake in the block. A branch
+//! that cannot be parsed is still kept, as [`Body::Broken`], so the stub value
+//! the block evaluates to on error has the arity the user destructures.
+//!
+//! Each header and branch is parsed from its own token buffer
+//! ([`Parser::parse2`]): a syntax error inside a delimited group then stays
+//! with that item instead of failing the whole block with one bare
+//! "unexpected token".
 
-use proc_macro2::{Span, TokenTree};
-use syn::parse::{Parse, ParseStream};
-use syn::{Attribute, Expr, ExprForLoop, Ident, Pat, Token, Type};
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use syn::buffer::Cursor;
+use syn::parse::{Parse, ParseStream, Parser};
+use syn::{Attribute, Expr, ExprForLoop, Ident, Lit, Pat, Token, Type};
 
 /// The whole block.
 pub(crate) struct Input {
@@ -13,6 +21,9 @@ pub(crate) struct Input {
     pub(crate) branches: Vec<Branch>,
     /// Syntax errors, already spanned.
     pub(crate) errors: Vec<syn::Error>,
+    /// A `type ..` header failed to parse: the error type may have been
+    /// named, so no rule may assume it was not.
+    pub(crate) error_type_broken: bool,
 }
 
 pub(crate) struct Header {
@@ -49,8 +60,9 @@ impl HeaderKind {
     }
 }
 
-pub(crate) const HEADER_KEYS: &str =
-    "`timeout`, `deadline`, `parent`, `limit`, `grace`, `on_error`, `type Error` and `let .. = channel(..)`";
+/// The header keys a user can write today (`grace` and channel headers are
+/// parsed, but rejected by the checks).
+const HEADER_KEYS: [&str; 5] = ["timeout", "deadline", "parent", "limit", "on_error"];
 
 pub(crate) struct Branch {
     pub(crate) attrs: Vec<Attribute>,
@@ -61,6 +73,15 @@ pub(crate) struct Branch {
 pub(crate) enum Body {
     Expr(Expr),
     For(ExprForLoop),
+    /// The branch did not parse (the error is already recorded). Kept so
+    /// the error stub has one value per branch the user wrote.
+    Broken,
+}
+
+/// One header or branch.
+enum Item {
+    Header(Header),
+    Branch(Branch),
 }
 
 impl Parse for Input {
@@ -69,168 +90,407 @@ impl Parse for Input {
             headers: Vec::new(),
             branches: Vec::new(),
             errors: Vec::new(),
+            error_type_broken: false,
         };
-        while !input.is_empty() {
-            if starts_header(input) {
-                match parse_header(input) {
-                    Ok(mut header) => {
-                        header.after_branch = !parsed.branches.is_empty();
-                        parsed.headers.push(header);
-                    }
-                    Err(e) => {
-                        parsed.errors.push(e);
-                        skip_past(input, ';');
-                    }
-                }
-            } else {
-                match parse_branch(input) {
-                    Ok(branch) => {
-                        parsed.branches.push(branch);
-                        if let Err(e) = parse_separator(input, parsed.branches.last()) {
-                            parsed.errors.push(e);
-                            skip_past(input, ',');
-                        }
-                    }
-                    Err(e) => {
-                        parsed.errors.push(e);
-                        skip_past(input, ',');
-                    }
-                }
+        let mut rest: TokenStream = input.parse()?;
+        while !rest.is_empty() {
+            let rest_len = rest.clone().into_iter().count();
+            let mut item = None;
+            let mut next = TokenStream::new();
+            let parser = |stream: ParseStream| {
+                item = parse_item(stream, &mut parsed.errors, &mut parsed.error_type_broken);
+                next = stream.parse::<TokenStream>()?;
+                Ok(())
+            };
+            // Only an "unexpected token" left inside a delimited group can
+            // get here; the item itself is kept.
+            if let Err(e) = parser.parse2(rest) {
+                parsed
+                    .errors
+                    .push(syn::Error::new(e.span(), format!("{e}\nhelp: remove it")));
             }
+            match item {
+                Some(Item::Header(mut header)) => {
+                    header.after_branch = !parsed.branches.is_empty();
+                    parsed.headers.push(header);
+                }
+                Some(Item::Branch(branch)) => parsed.branches.push(branch),
+                None => {}
+            }
+            // Every item consumes a token; this only guards against a bug
+            // turning into a hang.
+            if next.clone().into_iter().count() >= rest_len {
+                break;
+            }
+            rest = next;
         }
         Ok(parsed)
     }
 }
 
+/// Parses one item and the `;` or `,` after it, recording every error and
+/// skipping past the broken part. Always consumes at least one token.
+fn parse_item(
+    input: ParseStream,
+    errors: &mut Vec<syn::Error>,
+    error_type_broken: &mut bool,
+) -> Option<Item> {
+    if input.peek(Token![,]) || input.peek(Token![;]) {
+        let stray = next_token_text(input);
+        errors.push(input.error(format!(
+            "unexpected `{stray}`\nhelp: remove it; headers end with one `;`, branches with one `,`"
+        )));
+        skip_token(input);
+        return None;
+    }
+    if starts_header(input) {
+        let type_header = input.peek(Token![type]);
+        match parse_header(input, errors) {
+            Ok(item) => item,
+            Err(e) => {
+                errors.push(e);
+                *error_type_broken |= type_header;
+                skip_item(input);
+                None
+            }
+        }
+    } else {
+        Some(Item::Branch(parse_branch(input, errors)))
+    }
+}
+
 /// `type`, `let`, or `key =` (but not `name =>`).
 fn starts_header(input: ParseStream) -> bool {
-    input.peek(Token![type])
-        || input.peek(Token![let])
+    (input.peek(Token![type]) && !input.peek2(Token![=>]))
+        || (input.peek(Token![let]) && !input.peek2(Token![=>]))
         || (input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![=>]))
 }
 
-fn parse_header(input: ParseStream) -> syn::Result<Header> {
+/// What a new header or branch begins with, to resync after a missing
+/// separator without skipping it.
+fn starts_item(input: ParseStream) -> bool {
+    input.peek(Token![#])
+        || input.peek(Token![type])
+        || input.peek(Token![let])
+        || (input.peek(Ident) && (input.peek2(Token![=>]) || input.peek2(Token![=])))
+}
+
+fn parse_header(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result<Option<Item>> {
     if input.peek(Token![type]) {
         let kw: Token![type] = input.parse()?;
         let name: Ident = input.parse()?;
         if name != "Error" {
-            return Err(syn::Error::new(
-                name.span(),
-                format!("expected `Error`, found `{name}`: the only type a group declares is `type Error = ..;`"),
+            errors.push(syn::Error::new_spanned(
+                quote::quote!(#kw #name),
+                format!(
+                    "expected `type Error`, found `type {name}`\n\
+                     help: the one type a group declares is its error type: `type Error = ..;`"
+                ),
             ));
         }
         input.parse::<Token![=]>()?;
-        let ty: Type = input.parse()?;
-        end_header(input, "type Error")?;
-        return Ok(Header {
-            key: kw.span,
-            kind: HeaderKind::ErrorType(ty),
-            after_branch: false,
-        });
+        let (ty, end) = parse_value::<Type>(input, "type Error =")?;
+        end_header(input, "type Error", end, errors);
+        return Ok(Some(header(kw.span, HeaderKind::ErrorType(ty))));
     }
     if input.peek(Token![let]) {
         let kw: Token![let] = input.parse()?;
         Pat::parse_single(input)?;
         input.parse::<Token![=]>()?;
-        input.parse::<Expr>()?;
-        end_header(input, "let")?;
-        return Ok(Header {
-            key: kw.span,
-            kind: HeaderKind::Channel,
-            after_branch: false,
-        });
+        let (_, end) = parse_value::<Expr>(input, "let .. =")?;
+        end_header(input, "let", end, errors);
+        return Ok(Some(header(kw.span, HeaderKind::Channel)));
     }
     let key: Ident = input.parse()?;
-    input.parse::<Token![=]>()?;
+    let eq: Token![=] = input.parse()?;
     let name = key.to_string();
+    let what = format!("{name} =");
+    let (value, end) = parse_value::<Expr>(input, &what)?;
     let kind = match name.as_str() {
-        "timeout" => HeaderKind::Timeout(input.parse()?),
-        "deadline" => HeaderKind::Deadline(input.parse()?),
-        "parent" => HeaderKind::Parent(input.parse()?),
-        "limit" => HeaderKind::Limit(input.parse()?),
-        "grace" => {
-            input.parse::<Expr>()?;
-            HeaderKind::Grace
-        }
+        "timeout" => HeaderKind::Timeout(value),
+        "deadline" => HeaderKind::Deadline(value),
+        "parent" => HeaderKind::Parent(value),
+        "limit" => HeaderKind::Limit(value),
+        "grace" => HeaderKind::Grace,
         "on_error" => {
-            if !input.peek(Token![continue]) {
-                return Err(input.error(
-                    "expected `continue`: `on_error = continue;` is the only mode besides the default, which cancels on the first error",
+            let kind = if matches!(value, Expr::Continue(ref c) if c.label.is_none()) {
+                Some(HeaderKind::OnErrorContinue)
+            } else {
+                errors.push(syn::Error::new_spanned(
+                    &value,
+                    "`on_error` takes only `continue`\n\
+                     help: write `on_error = continue;` to let the other branches run on after an error, \
+                     or leave it out to cancel them on the first error",
                 ));
-            }
-            input.parse::<Token![continue]>()?;
-            HeaderKind::OnErrorContinue
+                None
+            };
+            end_header(input, &name, end, errors);
+            return Ok(kind.map(|kind| header(key.span(), kind)));
         }
         _ => {
-            return Err(syn::Error::new(
-                key.span(),
-                format!(
-                    "unknown header `{name}`\n\
-                     help: the headers are {HEADER_KEYS}; a branch is written `{name} => expression,`"
+            if input.is_empty() || input.peek(Token![,]) {
+                // `name = expression,` is a branch with `=` for `=>`.
+                errors.push(syn::Error::new(
+                    eq.spans[0],
+                    format!(
+                        "expected `=>` after the branch name `{name}`, found `=`\n\
+                         help: a branch is written `{name} => expression,`"
+                    ),
+                ));
+                skip_token(input);
+                return Ok(Some(Item::Branch(Branch {
+                    attrs: Vec::new(),
+                    name: key,
+                    body: Body::Broken,
+                })));
+            }
+            let help = match closest(&name, &HEADER_KEYS) {
+                Some(key) => format!("did you mean `{key}`?"),
+                None => format!(
+                    "the headers are {} and `type Error`",
+                    HEADER_KEYS.map(|k| format!("`{k}`")).join(", ")
                 ),
+            };
+            errors.push(syn::Error::new(
+                key.span(),
+                format!("unknown header `{name}`\nhelp: {help}"),
             ));
+            end_header(input, &name, end, &mut Vec::new());
+            return Ok(None);
         }
     };
-    end_header(input, &name)?;
-    Ok(Header {
-        key: key.span(),
+    end_header(input, &name, end, errors);
+    Ok(Some(header(key.span(), kind)))
+}
+
+fn header(key: Span, kind: HeaderKind) -> Item {
+    Item::Header(Header {
+        key,
         kind,
         after_branch: false,
     })
 }
 
-fn end_header(input: ParseStream, name: &str) -> syn::Result<()> {
+/// A header's value or a branch's body, and the span of its last token:
+/// `what` is the syntax before it, for the message when it is missing.
+fn parse_value<T: Parse>(input: ParseStream, what: &str) -> syn::Result<(T, Span)> {
+    if input.is_empty() || input.peek(Token![;]) || input.peek(Token![,]) {
+        let (expected, example) = match what {
+            "type Error =" => ("a type", "`type Error = anyhow::Error;`".to_owned()),
+            "timeout =" => ("a value", "`timeout = Duration::from_secs(5);`".to_owned()),
+            "deadline =" => (
+                "a value",
+                "`deadline = Instant::now() + Duration::from_secs(5);`".to_owned(),
+            ),
+            "parent =" => ("a value", "`parent = ctx;`".to_owned()),
+            "limit =" => ("a value", "`limit = 8;`".to_owned()),
+            "grace =" => ("a value", "`grace = Duration::from_secs(1);`".to_owned()),
+            "on_error =" => ("a value", "`on_error = continue;`".to_owned()),
+            "let .. =" => ("a value", "`let (tx, rx) = channel(16);`".to_owned()),
+            _ if what.ends_with("=>") => ("an expression", format!("`{what} expression,`")),
+            _ => ("a value", format!("`{what} value;`")),
+        };
+        return Err(input.error(format!(
+            "expected {expected} after `{what}`\nhelp: write it like {example}"
+        )));
+    }
+    let start = input.cursor();
+    let value = input.parse()?;
+    Ok((value, last_span(start, input.cursor())))
+}
+
+/// Consumes the `;` that ends a header, or records its absence at `value`
+/// (the end of the header, where the `;` goes) and resyncs.
+fn end_header(input: ParseStream, name: &str, value: Span, errors: &mut Vec<syn::Error>) {
+    let help = "help: a header ends with `;`, a branch with `,`";
     if input.peek(Token![;]) {
-        input.parse::<Token![;]>()?;
-        Ok(())
+        skip_token(input);
+    } else if input.peek(Token![,]) {
+        errors.push(input.error(format!(
+            "expected `;` after the `{name}` header, found `,`\n{help}"
+        )));
+        skip_token(input);
+    } else if input.is_empty() || starts_item(input) {
+        errors.push(syn::Error::new(
+            value,
+            format!("expected `;` after the `{name}` header\n{help}"),
+        ));
     } else {
-        Err(input.error(format!("expected `;` after the `{name}` header")))
+        let found = next_token_text(input);
+        errors.push(input.error(format!(
+            "expected `;` after the `{name}` header, found `{found}`\n{help}"
+        )));
+        skip_item(input);
     }
 }
 
-fn parse_branch(input: ParseStream) -> syn::Result<Branch> {
-    let attrs = Attribute::parse_outer(input)?;
-    let name: Ident = input.parse().map_err(|e| {
-        syn::Error::new(
-            e.span(),
-            "expected a branch name\nhelp: a branch is written `name => expression,`",
-        )
-    })?;
+/// Parses one branch. A branch that does not parse is recorded, skipped,
+/// and returned with a [`Body::Broken`] body.
+fn parse_branch(input: ParseStream, errors: &mut Vec<syn::Error>) -> Branch {
+    let mut branch = Branch {
+        attrs: Vec::new(),
+        name: Ident::new("__errgroup_broken", Span::call_site()),
+        body: Body::Broken,
+    };
+    if let Err(e) = parse_branch_into(input, &mut branch, errors) {
+        errors.push(e);
+        branch.body = Body::Broken;
+        skip_item(input);
+    }
+    branch
+}
+
+fn parse_branch_into(
+    input: ParseStream,
+    branch: &mut Branch,
+    errors: &mut Vec<syn::Error>,
+) -> syn::Result<()> {
+    branch.attrs = Attribute::parse_outer(input)?;
+    if !input.peek(Ident) {
+        let help = match input.cursor().literal() {
+            Some((lit, _)) => match Lit::new(lit) {
+                Lit::Str(s) if syn::parse_str::<Ident>(&s.value()).is_ok() => format!(
+                    "a branch name is an identifier, written without quotes: `{} => expression,`",
+                    s.value()
+                ),
+                _ => "a branch is written `name => expression,` with an identifier as the name"
+                    .to_owned(),
+            },
+            None => "a branch is written `name => expression,` with an identifier as the name"
+                .to_owned(),
+        };
+        return Err(input.error(format!("expected a branch name\nhelp: {help}")));
+    }
+    branch.name = input.parse()?;
+    let name = &branch.name;
     if !input.peek(Token![=>]) {
         return Err(input.error(format!(
             "expected `=>` after the branch name `{name}`\nhelp: a branch is written `{name} => expression,`"
         )));
     }
     input.parse::<Token![=>]>()?;
-    let body = match input.parse::<Expr>()? {
+    let (body, end) = parse_value::<Expr>(input, &format!("{name} =>"))?;
+    branch.body = match body {
         Expr::ForLoop(fan_out) => Body::For(fan_out),
         expr => Body::Expr(expr),
     };
-    Ok(Branch { attrs, name, body })
+    end_branch(input, &branch.name, end, errors);
+    Ok(())
 }
 
-fn parse_separator(input: ParseStream, branch: Option<&Branch>) -> syn::Result<()> {
+/// Consumes the `,` after a branch, or records its absence at `body` (the
+/// end of the branch, where the `,` goes) and resyncs.
+fn end_branch(input: ParseStream, name: &Ident, body: Span, errors: &mut Vec<syn::Error>) {
     if input.is_empty() {
-        return Ok(());
+        return;
     }
     if input.peek(Token![,]) {
-        input.parse::<Token![,]>()?;
-        return Ok(());
+        skip_token(input);
+    } else if input.peek(Token![;]) {
+        errors.push(input.error(format!(
+            "expected `,` after the branch `{name}`, found `;`\nhelp: a branch ends with `,`, a header with `;`"
+        )));
+        skip_token(input);
+    } else if starts_item(input) {
+        errors.push(syn::Error::new(
+            body,
+            format!("expected `,` after the branch `{name}`\nhelp: separate branches with `,`"),
+        ));
+    } else {
+        let found = next_token_text(input);
+        errors.push(input.error(format!(
+            "expected `,` after the branch `{name}`, found `{found}`\nhelp: separate branches with `,`"
+        )));
+        skip_item(input);
     }
-    let name = branch.map_or_else(String::new, |b| format!(" `{}`", b.name));
-    Err(input.error(format!("expected `,` after the body of branch{name}")))
 }
 
-/// Skips token trees up to and including the next top-level `stop` punct.
-fn skip_past(input: ParseStream, stop: char) {
+/// The span of the last token between two cursors (of its closing
+/// delimiter, for a group): where a missing separator belongs. Read from
+/// the input, because a group re-printed from a syntax tree has lost the
+/// span of its closing delimiter.
+fn last_span(start: Cursor, end: Cursor) -> Span {
+    let mut last = Span::call_site();
+    let mut cursor = start;
+    while cursor < end {
+        let Some((tt, next)) = cursor.token_tree() else {
+            break;
+        };
+        last = match tt {
+            TokenTree::Group(g) if g.delimiter() != Delimiter::None => g.span_close(),
+            tt => tt.span(),
+        };
+        cursor = next;
+    }
+    last
+}
+
+fn next_token_text(input: ParseStream) -> String {
+    match input.cursor().token_tree() {
+        Some((TokenTree::Group(g), _)) => match g.delimiter() {
+            Delimiter::Parenthesis => "(".to_owned(),
+            Delimiter::Brace => "{".to_owned(),
+            Delimiter::Bracket => "[".to_owned(),
+            Delimiter::None => g.stream().to_string(),
+        },
+        Some((tt, _)) => tt.to_string(),
+        None => String::new(),
+    }
+}
+
+/// Skips one token tree.
+fn skip_token(input: ParseStream) {
+    let _ = input.step(|cursor| match cursor.token_tree() {
+        Some((_, rest)) => Ok(((), rest)),
+        None => Ok(((), *cursor)),
+    });
+}
+
+/// Skips token trees up to and including the next top-level `;` or `,`.
+fn skip_item(input: ParseStream) {
     let _ = input.step(|cursor| {
         let mut rest = *cursor;
         while let Some((tt, next)) = rest.token_tree() {
             rest = next;
-            if matches!(&tt, TokenTree::Punct(p) if p.as_char() == stop) {
+            if matches!(&tt, TokenTree::Punct(p) if p.as_char() == ';' || p.as_char() == ',') {
                 break;
             }
         }
         Ok(((), rest))
     });
+}
+
+/// The candidate closest to `word`, if it is a plausible typo of it.
+pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (edit_distance(word, c), *c))
+        .filter(|(d, c)| *d <= 2.min(c.len() / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+/// Optimal string alignment distance: edits, counting a swap of two
+/// neighbouring letters (`spwan`) as one.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
