@@ -1,0 +1,8 @@
+use errgroup::errgroup;
+
+async fn run() -> anyhow::Result<()> {
+    errgroup! {}?;
+    Ok(())
+}
+
+fn main() {}
