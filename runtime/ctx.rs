@@ -35,7 +35,7 @@ use crate::shared::Core;
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let result = errgroup! {
-///     failing => Err::<(), _>("disk full"),
+///     failing => Err::<(), _>(anyhow::anyhow!("disk full")),
 ///     waiting => {
 ///         ctx.sleep(Duration::from_secs(60)).await?; // returns at once: the group is cancelled
 ///         Ok(())
@@ -71,7 +71,7 @@ impl Ctx {
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let result = errgroup! {
     ///     watcher => { ctx.cancelled().await; Ok::<_, &str>("saw the cancellation") },
-    ///     failing => Err("stop"),
+    ///     failing => Err::<&str, _>("stop"),
     /// };
     /// assert!(result.is_err());
     /// # }
@@ -202,7 +202,7 @@ impl Ctx {
     ///         .await?;
     ///         Ok(value)
     ///     },
-    ///     failing => Err(anyhow::anyhow!("no route to host")),
+    ///     failing => Err::<u32, _>(anyhow::anyhow!("no route to host")),
     /// };
     /// assert_eq!(result.unwrap_err().task().unwrap(), "failing");
     /// # }

@@ -44,4 +44,129 @@ pub mod __private;
 pub use crate::ctx::Ctx;
 pub use crate::error::{Cancelled, Cause, Error, TaskName};
 pub use crate::group::Group;
+/// Runs named branches concurrently as one group: the first error cancels
+/// the rest, and the group returns when every branch has returned.
+///
+/// ```
+/// use errgroup::errgroup;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() -> anyhow::Result<()> {
+/// let id = 7;
+/// let (user, orders) = errgroup! {
+///     timeout = Duration::from_secs(2);
+///     user   => Ok::<_, anyhow::Error>(format!("user {id}")),
+///     orders => { ctx.sleep(Duration::from_millis(10)).await?; Ok(vec![1, 2, 3]) },
+/// }?;
+/// assert_eq!(user, "user 7");
+/// assert_eq!(orders, [1, 2, 3]);
+/// # Ok(()) }
+/// ```
+///
+/// # Grammar
+///
+/// ```text
+/// errgroup! {
+///     HEADER*
+///     BRANCH (, BRANCH)* ,?
+/// }
+///
+/// HEADER := timeout = EXPR ;       // Duration: ctx cancelled with cause DeadlineExceeded
+///         | deadline = EXPR ;      // tokio::time::Instant, same
+///         | parent = EXPR ;        // &Ctx: this group is a child of it
+///         | limit = EXPR ;         // usize > 0: at most N branches running at once
+///         | type Error = TYPE ;    // fixes the error type E of every branch
+///         | on_error = continue ;  // supervisor mode: no cancel on error
+///
+/// BRANCH := ATTR* NAME => BODY
+/// ATTR   := #[spawn] | #[blocking]
+/// ```
+///
+/// `{ }`, `( )` and `[ ]` all work as delimiters. `BODY` is the body of an
+/// async block that evaluates to `Result<T, E>`; inside it, `ctx: &Ctx` is
+/// the branch's [`Ctx`]. The macro awaits internally (like
+/// `tokio::try_join!`) and evaluates to `Result<(T1, .., Tn), Error<E>>`,
+/// values in branch order; a one-branch group gives `(T1,)`.
+///
+/// # Semantics
+///
+/// 1. **Concurrent start.** Every branch starts at once. Plain branches run
+///    in the calling task and may borrow locals. `#[spawn]` branches run as
+///    tokio tasks, in parallel (captures are moved; `Send + 'static`).
+///    `#[blocking]` bodies are synchronous code on tokio's blocking pool, with
+///    `ctx` for `is_cancelled()` checks.
+/// 2. **First error wins.** The first branch, in time, to return `Err(e)`
+///    cancels the group's ctx with [`Cause::Failed`]; the group still waits
+///    for every branch, then yields [`Error::Failed`] with that branch's name
+///    and `e`. Errors returned after the cancellation never replace it.
+/// 3. **Wait for all.** Nothing the group started runs after it returns.
+/// 4. **Outer cancellation.** Dropping the group's future (an outer
+///    `select!`, `timeout`, a dropped request) drops every in-task branch and
+///    aborts every `#[spawn]` branch. A `#[blocking]` body cannot be
+///    stopped: it sees its ctx cancelled and finishes on its own.
+/// 5. **Deadlines and parents.** `timeout`/`deadline` cancel the ctx with
+///    [`Cause::DeadlineExceeded`], a cancelled `parent` with [`Cause::Parent`].
+///    If no branch failed first, the group yields [`Error::Cancelled`],
+///    unless every branch still returned `Ok`: then it yields `Ok`.
+/// 6. **Nesting is automatic.** An `errgroup!` (or a [`Group`]) created while
+///    a branch runs is a child of that branch's group, also inside functions
+///    the branch calls; `parent = ..;` overrides it.
+/// 7. **Panics.** A panicking branch cancels the group
+///    ([`Cause::Panicked`]); once the others have returned, the panic resumes
+///    in the caller with its original payload.
+/// 8. **Limits.** `limit = n` bounds how many branches run at once; the
+///    others wait, and never start if the group is cancelled meanwhile.
+/// 10. **Supervisor mode.** With `on_error = continue;` a failing branch
+///     cancels nothing; the group evaluates to
+///     `Result<(Result<T1, E>, .., Result<Tn, E>), Error<E>>`.
+/// 11. **The nearest `ctx` wins.** In a nested group, `ctx` is the inner
+///     group's.
+///
+/// ```
+/// use errgroup::{errgroup, Cause};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let outcome = errgroup! {
+///     on_error = continue;
+///     good => Ok::<_, String>(1),
+///     bad  => Err::<i32, _>("no".to_string()),
+/// };
+/// let (good, bad) = outcome.unwrap();
+/// assert_eq!(good, Ok(1));
+/// assert_eq!(bad, Err("no".to_string()));
+///
+/// let result = errgroup! {
+///     outer => {
+///         // A child of `outer`'s group without saying so.
+///         let (inner,) = errgroup! {
+///             inner => { ctx.cancelled().await; Ok::<_, String>(ctx.cause()) },
+///         }
+///         .map_err(|e| e.to_string())?;
+///         Ok(inner)
+///     },
+///     failing => Err::<(), _>("boom".to_string()),
+/// };
+/// assert_eq!(result.unwrap_err().to_string(), "task `failing` failed: boom");
+/// # }
+/// ```
+///
+/// # Errors the compiler reports
+///
+/// Mistakes in the block are compile errors that point at the offending
+/// tokens and say how to fix them: an empty group, duplicate branch names,
+/// an unknown or repeated header, a header after a branch, `limit = 0`, an
+/// unknown attribute, `#[spawn]` with `#[blocking]`, `.await` in a
+/// `#[blocking]` body, `ctx` rebound with `let`, and a group whose error
+/// type nothing fixes (add `type Error = ..;`). All of them are reported in
+/// one build.
+///
+/// ```compile_fail
+/// # async fn f() {
+/// let _ = errgroup::errgroup! {
+///     a => Ok(1),
+///     a => Ok(2), // error: the branch name `a` is used twice
+/// };
+/// # }
+/// ```
+#[doc(inline)]
 pub use errgroup_macros::errgroup;
