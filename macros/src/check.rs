@@ -106,7 +106,7 @@ fn check_headers(input: &Input, errors: &mut Errors) {
                     }
                 }
             }
-            HeaderKind::Grace => errors.at(
+            HeaderKind::Grace(_) => errors.at(
                 header.key,
                 "the `grace` header is not supported yet\nhelp: remove it; branches are always waited for",
             ),

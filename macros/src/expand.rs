@@ -59,7 +59,11 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
                 #scope.#method(#ctx.clone(), async move { #bind_ctx #body })
             }
         } else {
-            let method = if checked.supervise { "supervised" } else { "branch" };
+            let method = if checked.supervise {
+                "supervised"
+            } else {
+                "branch"
+            };
             let method = format_ident!("{}", method, span = site);
             quote_spanned! {body.span()=>
                 #scope.#method(#ctx.clone(), async { #bind_ctx #body })
@@ -146,9 +150,20 @@ pub(crate) fn fallback(input: &Input, errors: &syn::Error) -> TokenStream {
     let errors = errors.to_compile_error();
     let holes = input.branches.iter().map(|_| quote!(_));
     let error_type = error_type(input, quote!(::errgroup::__private::Infallible));
+    // Header values still appear, in a closure that never runs, so names
+    // the user imported for them are not reported unused on top of the error.
+    let values = input.headers.iter().filter_map(|h| match &h.kind {
+        HeaderKind::Timeout(e)
+        | HeaderKind::Deadline(e)
+        | HeaderKind::Parent(e)
+        | HeaderKind::Limit(e)
+        | HeaderKind::Grace(e) => Some(e),
+        _ => None,
+    });
     quote! {
         {
             #errors
+            let _ = || (#(#values,)*);
             ::errgroup::__private::fallback::<(#(#holes,)*), #error_type>()
         }
     }

@@ -39,7 +39,7 @@ pub(crate) enum HeaderKind {
     Deadline(Expr),
     Parent(Expr),
     Limit(Expr),
-    Grace,
+    Grace(Expr),
     ErrorType(Type),
     OnErrorContinue,
     Channel,
@@ -52,7 +52,7 @@ impl HeaderKind {
             HeaderKind::Deadline(_) => "deadline",
             HeaderKind::Parent(_) => "parent",
             HeaderKind::Limit(_) => "limit",
-            HeaderKind::Grace => "grace",
+            HeaderKind::Grace(_) => "grace",
             HeaderKind::ErrorType(_) => "type Error",
             HeaderKind::OnErrorContinue => "on_error",
             HeaderKind::Channel => "let",
@@ -211,7 +211,7 @@ fn parse_header(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result
         "deadline" => HeaderKind::Deadline(value),
         "parent" => HeaderKind::Parent(value),
         "limit" => HeaderKind::Limit(value),
-        "grace" => HeaderKind::Grace,
+        "grace" => HeaderKind::Grace(value),
         "on_error" => {
             let kind = if matches!(value, Expr::Continue(ref c) if c.label.is_none()) {
                 Some(HeaderKind::OnErrorContinue)
