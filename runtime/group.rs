@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
-use crate::shared::{self, Core, State};
+use crate::shared::{self, Core, Start, State};
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
 ///
@@ -184,8 +184,9 @@ impl<E: Send + 'static> Group<E> {
     /// Starts `task(ctx)` as a tokio task of the group: Go's `g.Go`.
     ///
     /// With a [`limit`](Group::limit), the task waits for a slot before its
-    /// body runs; once the group is cancelled, a task that has not started
-    /// never runs.
+    /// body runs, and does not run if the group is cancelled meanwhile. A
+    /// task spawned once the group is cancelled never runs; one spawned
+    /// before always starts, as in Go.
     ///
     /// # Panics
     ///
@@ -204,7 +205,8 @@ impl<E: Send + 'static> Group<E> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        self.start(name.into(), task, None);
+        let start = self.state.start();
+        self.start(name.into(), task, start);
     }
 
     /// Starts `task(ctx)` only if a slot is free under the [`limit`](Group::limit):
@@ -227,16 +229,16 @@ impl<E: Send + 'static> Group<E> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        match self.state.try_acquire() {
-            Ok(permit) => {
-                self.start(name.into(), task, permit);
+        match self.state.start() {
+            Start::Queued => false,
+            start => {
+                self.start(name.into(), task, start);
                 true
             }
-            Err(()) => false,
         }
     }
 
-    fn start<F, Fut>(&mut self, name: TaskName, task: F, permit: Option<shared::Permit>)
+    fn start<F, Fut>(&mut self, name: TaskName, task: F, start: Start)
     where
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
@@ -245,7 +247,8 @@ impl<E: Send + 'static> Group<E> {
         let ctx = self.state.ctx(name);
         let body = task(ctx.clone());
         let state = Arc::clone(&self.state);
-        self.tasks.spawn(async move { state.run(ctx, body, permit).await });
+        self.tasks
+            .spawn(async move { state.run(ctx, body, start).await });
     }
 
     /// The deadline must fire even while nobody awaits `wait`.

@@ -102,7 +102,7 @@ impl<E> Scope<E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.state.run(ctx, body, None)
+        self.state.run(ctx, body, self.state.start())
     }
 
     /// An in-task branch under `on_error = continue`: its result is its value.
@@ -110,7 +110,7 @@ impl<E> Scope<E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.state.guarded(ctx, body, None)
+        self.state.guarded(ctx, body, self.state.start())
     }
 
     /// A `#[spawn]` branch: a tokio task, aborted if the group is dropped.
@@ -121,7 +121,10 @@ impl<E> Scope<E> {
         E: Send + 'static,
     {
         let state = Arc::clone(&self.state);
-        Spawned(tokio::spawn(async move { state.run(ctx, body, None).await }))
+        let start = state.start();
+        Spawned(tokio::spawn(
+            async move { state.run(ctx, body, start).await },
+        ))
     }
 
     /// A `#[spawn]` branch under `on_error = continue`.
@@ -132,7 +135,10 @@ impl<E> Scope<E> {
         E: Send + 'static,
     {
         let state = Arc::clone(&self.state);
-        Spawned(tokio::spawn(async move { state.guarded(ctx, body, None).await }))
+        let start = state.start();
+        Spawned(tokio::spawn(async move {
+            state.guarded(ctx, body, start).await
+        }))
     }
 
     /// A `#[blocking]` branch on tokio's blocking pool.
@@ -142,17 +148,22 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        self.state.run_blocking(ctx, body)
+        self.state.run_blocking(ctx, body, self.state.start())
     }
 
     /// A `#[blocking]` branch under `on_error = continue`.
-    pub fn blocking_supervised<T, F>(&self, ctx: Ctx, body: F) -> impl Future<Output = Option<Result<T, E>>>
+    pub fn blocking_supervised<T, F>(
+        &self,
+        ctx: Ctx,
+        body: F,
+    ) -> impl Future<Output = Option<Result<T, E>>>
     where
         F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
-        self.state.run_blocking(ctx, move |ctx: &Ctx| Ok(body(ctx)))
+        self.state
+            .run_blocking(ctx, move |ctx: &Ctx| Ok(body(ctx)), self.state.start())
     }
 
     /// The timer of the group's own deadline, polled by the driver.

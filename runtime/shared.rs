@@ -11,8 +11,15 @@
 //!   that loses (because the group was already cancelled) is dropped. The
 //!   slot is read only after every branch has returned, so no reader races
 //!   a writer.
-//! - A branch body never starts once the group is cancelled (it may still be
-//!   waiting for a `limit` permit then).
+//! - Whether a branch may start is decided when the group creates it
+//!   ([`State::start`]), not when it is first polled: every branch created
+//!   before the cancellation starts, whatever order the driver polls them
+//!   in (semantic 1), and none created after it does (semantic 9). A branch
+//!   queued behind `limit` starts only if the group is still running when
+//!   its permit arrives.
+//! - A failing branch records its error (cancelling the group) before it
+//!   gives its `limit` permit back, so the branch that takes the permit
+//!   sees the cancellation, as in Go.
 //! - A panic is caught in the branch, recorded (the first one wins), cancels
 //!   the group, and is resumed by [`State::finish`] after every branch returned.
 
@@ -60,10 +67,11 @@ impl Core {
             Some(p) => p.token.child_token(),
             None => CancellationToken::new(),
         };
-        let effective_deadline = match (deadline, parent.as_ref().and_then(|p| p.effective_deadline)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let effective_deadline =
+            match (deadline, parent.as_ref().and_then(|p| p.effective_deadline)) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         Arc::new(Core {
             token,
             cause: OnceLock::new(),
@@ -158,6 +166,17 @@ pub(crate) struct State<E> {
 /// Held while a branch body runs under `limit`.
 pub(crate) type Permit = OwnedSemaphorePermit;
 
+/// How a branch may start, decided when it is created ([`State::start`]).
+#[derive(Debug)]
+pub(crate) enum Start {
+    /// The group was already cancelled: the body never runs.
+    Refused,
+    /// The body runs at once, holding this `limit` permit (`None`: no limit).
+    Now(Option<Permit>),
+    /// Waits for a `limit` permit; runs only if the group is still running then.
+    Queued,
+}
+
 /// A panic payload; wrapped so `State` can be `Debug`.
 struct Payload(Box<dyn Any + Send>);
 
@@ -198,20 +217,39 @@ impl<E> State<E> {
         lock(&self.panic).get_or_insert(Payload(payload));
     }
 
-    /// Runs one branch body: waits for a `limit` permit, skips the body if
-    /// the group is cancelled by then, and catches a panic. `None` when the
-    /// body did not run or panicked.
-    pub(crate) async fn guarded<T, F>(&self, ctx: Ctx, body: F, permit: Option<Permit>) -> Option<T>
+    /// How a branch created now may start: refused once the group is
+    /// cancelled, else at once (with a `limit` permit if one is free), else
+    /// queued for a permit. Called when the branch is created, so the
+    /// decision does not depend on the order the branches are polled in.
+    pub(crate) fn start(&self) -> Start {
+        if self.core.is_cancelled() {
+            return Start::Refused;
+        }
+        match self.try_acquire() {
+            Ok(permit) => Start::Now(permit),
+            Err(()) => Start::Queued,
+        }
+    }
+
+    /// Waits for the permit of a queued branch; `None` if the branch must
+    /// not run, `Some(permit)` (`Some(None)` without a limit) if it may.
+    async fn admit(&self, start: Start) -> Option<Option<Permit>> {
+        match start {
+            Start::Refused => None,
+            Start::Now(permit) => Some(permit),
+            Start::Queued => {
+                let permit = self.acquire().await?;
+                // Cancelled just as the permit arrived: do not start.
+                (!self.core.is_cancelled()).then_some(permit)
+            }
+        }
+    }
+
+    /// Polls a body with its ctx as the ambient one, catching a panic.
+    async fn body<T, F>(&self, ctx: Ctx, body: F) -> Option<T>
     where
         F: Future<Output = T>,
     {
-        let _permit = match permit {
-            Some(permit) => Some(permit),
-            None => self.acquire().await?,
-        };
-        if self.core.is_cancelled() {
-            return None;
-        }
         let task = ctx.task().clone();
         match catch_unwind_future(CURRENT.scope(ctx, body)).await {
             Ok(value) => Some(value),
@@ -222,13 +260,25 @@ impl<E> State<E> {
         }
     }
 
+    /// Runs one branch body as `start` allows, catching a panic. `None` when
+    /// the body did not run or panicked.
+    pub(crate) async fn guarded<T, F>(&self, ctx: Ctx, body: F, start: Start) -> Option<T>
+    where
+        F: Future<Output = T>,
+    {
+        let _permit = self.admit(start).await?;
+        self.body(ctx, body).await
+    }
+
     /// Runs a branch whose error cancels the group.
-    pub(crate) async fn run<T, F>(&self, ctx: Ctx, body: F, permit: Option<Permit>) -> Option<T>
+    pub(crate) async fn run<T, F>(&self, ctx: Ctx, body: F, start: Start) -> Option<T>
     where
         F: Future<Output = Result<T, E>>,
     {
         let task = ctx.task().clone();
-        match self.guarded(ctx, body, permit).await? {
+        // Held until the error is recorded: see the invariants.
+        let _permit = self.admit(start).await?;
+        match self.body(ctx, body).await? {
             Ok(value) => Some(value),
             Err(error) => {
                 self.fail(task, error);
@@ -238,18 +288,16 @@ impl<E> State<E> {
     }
 
     /// Runs a synchronous branch body on tokio's blocking pool.
-    pub(crate) async fn run_blocking<T, F>(&self, ctx: Ctx, body: F) -> Option<T>
+    pub(crate) async fn run_blocking<T, F>(&self, ctx: Ctx, body: F, start: Start) -> Option<T>
     where
         F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
-        let _permit = self.acquire().await?;
-        if self.core.is_cancelled() {
-            return None;
-        }
+        let _permit = self.admit(start).await?;
         let task = ctx.task().clone();
-        let job = tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| body(&ctx))));
+        let job =
+            tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| body(&ctx))));
         // A blocking job cannot be aborted: if this future is dropped, the
         // job runs to its end on its own with its ctx cancelled.
         match job.await {
@@ -289,7 +337,10 @@ impl<E> State<E> {
     pub(crate) fn try_acquire(&self) -> Result<Option<Permit>, ()> {
         match &self.limit {
             None => Ok(None),
-            Some(limit) => Arc::clone(limit).try_acquire_owned().map(Some).map_err(drop),
+            Some(limit) => Arc::clone(limit)
+                .try_acquire_owned()
+                .map(Some)
+                .map_err(drop),
         }
     }
 
@@ -323,12 +374,16 @@ pub(crate) fn check_limit(n: usize) -> usize {
 }
 
 /// Polls `fut`, turning a panic inside it into `Err(payload)`.
-pub(crate) async fn catch_unwind_future<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
+pub(crate) async fn catch_unwind_future<F: Future>(
+    fut: F,
+) -> Result<F::Output, Box<dyn Any + Send>> {
     let mut fut = pin!(fut);
-    poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-        Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-        Ok(Poll::Pending) => Poll::Pending,
-        Err(payload) => Poll::Ready(Err(payload)),
-    })
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        },
+    )
     .await
 }
