@@ -1,0 +1,120 @@
+//! Hygiene: `errgroup!` compiles and works in a module that shadows every prelude name it could lean on (`Result`, `Ok`, `Err`, `Option`, `Some`, `None`, `Box`, `Future`, `Pin`, ...) and declares modules named `tokio`, `core`, `std` and `errgroup`.
+
+mod shadowed {
+    #![allow(
+        dead_code,
+        non_camel_case_types,
+        non_snake_case,
+        non_upper_case_globals,
+        clippy::upper_case_acronyms,
+        reason = "every item here exists only to shadow a name the expansion must not use"
+    )]
+
+    // The macro namespace is separate from the items below.
+    use ::errgroup::errgroup;
+
+    // Types and traits of the prelude.
+    struct Result;
+    struct Option;
+    struct Box;
+    struct Vec;
+    struct String;
+    struct Pin;
+    trait Future {}
+    trait IntoFuture {}
+    trait Send {}
+    trait Sync {}
+    trait Unpin {}
+    trait Sized {}
+    trait Drop {}
+    trait Clone {}
+    trait Copy {}
+    trait Default {}
+    trait From {}
+    trait Into {}
+    trait Iterator {}
+    trait IntoIterator {}
+    trait Fn {}
+    trait FnMut {}
+    trait FnOnce {}
+
+    // Values of the prelude.
+    fn Ok() {}
+    fn Err() {}
+    fn Some() {}
+    const None: () = ();
+    fn drop() {}
+
+    // Crate-like names: only a leading `::` reaches the real crates now.
+    mod tokio {}
+    mod core {}
+    mod std {}
+    mod errgroup {}
+
+    fn run<F: ::core::future::Future>(fut: F) -> F::Output {
+        ::tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap()
+            .block_on(fut)
+    }
+
+    type Outcome = ::core::result::Result<u32, &'static str>;
+
+    async fn every_branch_kind_and_header() -> Outcome {
+        let local = 20_u32;
+        // A local named like an internal one stays the user's.
+        let __errgroup_scope = 1_u32;
+        let parent = errgroup! {
+            timeout = ::core::time::Duration::from_secs(60);
+            limit = 2;
+            type Error = &'static str;
+            outer => {
+                let (a, b, c, d) = errgroup! {
+                    parent = ctx;
+                    type Error = &'static str;
+                    deadline = ::tokio::time::Instant::now() + ::core::time::Duration::from_secs(30);
+                    plain => ::core::result::Result::Ok(local + __errgroup_scope),
+                    #[spawn] spawned => ::core::result::Result::Ok(10_u32),
+                    #[blocking] blocking => ::core::result::Result::Ok(u32::from(!ctx.is_cancelled())),
+                    slept => {
+                        ctx.sleep(::core::time::Duration::from_millis(5)).await.map_err(|_| "cancelled")?;
+                        ::core::result::Result::Ok(ctx.task().to_string())
+                    },
+                }
+                .map_err(|_| "inner failed")?;
+                ::core::result::Result::Ok(a + b + c + u32::try_from(d.len()).unwrap())
+            },
+        };
+        let (total,) = parent.map_err(|_| "outer failed")?;
+        ::core::result::Result::Ok(total)
+    }
+
+    async fn supervised_and_failing() -> (::core::result::Result<u8, &'static str>, &'static str) {
+        let (good, bad) = errgroup! {
+            on_error = continue;
+            good => ::core::result::Result::Ok::<u8, &'static str>(1),
+            bad => ::core::result::Result::Err::<u8, _>("no"),
+        }
+        .unwrap();
+        assert_eq!(bad, ::core::result::Result::Err("no"));
+        let failed = errgroup! {
+            fails => ::core::result::Result::Err::<(), &'static str>("boom"),
+            waits => { ctx.cancelled().await; ::core::result::Result::Ok(()) },
+        };
+        (good, failed.unwrap_err().into_inner().unwrap())
+    }
+
+    #[test]
+    fn the_macro_works_where_prelude_and_crate_names_are_shadowed() {
+        assert_eq!(
+            run(every_branch_kind_and_header()),
+            ::core::result::Result::Ok(21 + 10 + 1 + 5)
+        );
+        assert_eq!(
+            run(supervised_and_failing()),
+            (::core::result::Result::Ok(1), "boom")
+        );
+    }
+}
