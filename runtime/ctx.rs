@@ -174,7 +174,7 @@ impl Ctx {
     /// ```
     #[must_use]
     pub fn deadline(&self) -> Option<Instant> {
-        self.core.deadline()
+        self.core.effective_deadline()
     }
 
     /// Runs `fut` until it completes or the group is cancelled, whichever
@@ -272,6 +272,6 @@ impl fmt::Debug for Ctx {
             .field("task", &self.task)
             .field("cause", &self.cause())
             .field("deadline", &self.deadline())
-            .finish()
+            .finish_non_exhaustive()
     }
 }

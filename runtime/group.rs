@@ -177,6 +177,7 @@ impl<E: Send + 'static> Group<E> {
     /// assert!(ctx.is_cancelled()); // as in Go, a group's ctx ends with the group
     /// # }
     /// ```
+    #[must_use]
     pub fn ctx(&self) -> Ctx {
         self.state.ctx(TaskName::new("group"))
     }

@@ -85,9 +85,14 @@ pub struct Scope<E> {
 impl<E> Scope<E> {
     #[must_use]
     pub fn new(config: Config) -> Self {
-        let core = Core::new(config.parent.as_ref(), config.deadline);
+        let Config {
+            parent,
+            deadline,
+            limit,
+        } = config;
+        let core = Core::new(parent.as_ref(), deadline);
         Scope {
-            state: Arc::new(State::new(core, config.limit)),
+            state: Arc::new(State::new(core, limit)),
             finished: AtomicBool::new(false),
         }
     }
@@ -267,7 +272,6 @@ impl<T> Drop for Spawned<T> {
 
 /// The value of an `errgroup!` whose input had errors: its type fits any use,
 /// so the user sees the `compile_error!`, not a cascade.
-#[must_use]
 pub fn fallback<T, E>() -> Result<T, Error<E>> {
     unreachable!("errgroup!: this input did not compile")
 }

@@ -139,7 +139,7 @@ impl Core {
         &self.token
     }
 
-    pub(crate) fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn effective_deadline(&self) -> Option<Instant> {
         self.effective_deadline
     }
 

@@ -5,12 +5,15 @@ use std::time::Duration;
 #[tokio::test]
 async fn smoke() {
     let local = String::from("hi");
-    let r = errgroup! {
+    let result = errgroup! {
         a => Ok::<_, anyhow::Error>(local.len()),
         b => { ctx.sleep(Duration::from_millis(1)).await?; Ok(local.clone()) },
         #[spawn] c => { let _ = ctx.task(); Ok(3u8) },
         #[blocking] d => Ok(ctx.task().to_string()),
     };
-    let (a, b, c, d) = r.unwrap();
-    assert_eq!((a, b.as_str(), c, d.as_str()), (2, "hi", 3, "d"));
+    let (len, copy, spawned, name) = result.unwrap();
+    assert_eq!(
+        (len, copy.as_str(), spawned, name.as_str()),
+        (2, "hi", 3, "d")
+    );
 }
