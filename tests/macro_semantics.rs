@@ -657,7 +657,8 @@ async fn parent_header_cancels_the_group_with_cause_parent() {
 async fn nested_groups_inherit_cancellation_without_a_parent_header() {
     let inner_started = Notify::new();
     let inner_result = RefCell::new(None);
-    let err = within_failsafe("the group never returned", async {
+    // Boxed: two nested groups make a large future (clippy::large_futures).
+    let err = within_failsafe("the group never returned", Box::pin(async {
         errgroup! {
             outer_fails => { inner_started.notified().await; Err::<(), _>("outer") },
             holder => {
@@ -669,7 +670,7 @@ async fn nested_groups_inherit_cancellation_without_a_parent_header() {
                 Ok(())
             },
         }
-    })
+    }))
     .await
     .unwrap_err();
     assert_eq!(err.task().unwrap(), "outer_fails");
@@ -747,32 +748,36 @@ async fn parent_header_overrides_the_automatic_parent() {
     let inner_ctx = OnceLock::<Ctx>::new();
     let cancelled_with_outer = Cell::new(None);
     let inner_result = RefCell::new(None);
-    let err = within_failsafe("the group never returned", async {
-        errgroup! {
-            outer_fails => { started.notified().await; Err::<(), _>("outer") },
-            checker => {
-                ctx.cancelled().await;
-                // Cancellation reaches children synchronously: a child of the
-                // outer group would already be cancelled here.
-                cancelled_with_outer.set(Some(inner_ctx.get().unwrap().is_cancelled()));
-                release.notify_one();
-                Ok(())
-            },
-            holder => {
-                let inner = errgroup! {
-                    parent = &other_ctx;
-                    deep => {
-                        inner_ctx.set(ctx.clone()).unwrap();
-                        started.notify_one();
-                        ctx.cancelled().await;
-                        Ok::<_, &str>(ctx.cause())
-                    },
-                };
-                *inner_result.borrow_mut() = Some(inner);
-                Ok(())
-            },
-        }
-    })
+    // Boxed: two nested groups make a large future (clippy::large_futures).
+    let err = within_failsafe(
+        "the group never returned",
+        Box::pin(async {
+            errgroup! {
+                outer_fails => { started.notified().await; Err::<(), _>("outer") },
+                checker => {
+                    ctx.cancelled().await;
+                    // Cancellation reaches children synchronously: a child of the
+                    // outer group would already be cancelled here.
+                    cancelled_with_outer.set(Some(inner_ctx.get().unwrap().is_cancelled()));
+                    release.notify_one();
+                    Ok(())
+                },
+                holder => {
+                    let inner = errgroup! {
+                        parent = &other_ctx;
+                        deep => {
+                            inner_ctx.set(ctx.clone()).unwrap();
+                            started.notify_one();
+                            ctx.cancelled().await;
+                            Ok::<_, &str>(ctx.cause())
+                        },
+                    };
+                    *inner_result.borrow_mut() = Some(inner);
+                    Ok(())
+                },
+            }
+        }),
+    )
     .await
     .unwrap_err();
     assert_eq!(err.task().unwrap(), "outer_fails");
