@@ -32,7 +32,7 @@ use crate::shared::{self, Core, Start, State};
 /// let mut group = Group::new().limit(4);
 /// for id in 0..10u32 {
 ///     group.spawn(format!("job{id}"), move |ctx| async move {
-///         if id == 7 {
+///         if id == 3 {
 ///             return Err(format!("job {id} failed"));
 ///         }
 ///         ctx.cancelled().await; // every other job waits for the failure
@@ -40,7 +40,7 @@ use crate::shared::{self, Core, Start, State};
 ///     });
 /// }
 /// let err = group.wait().await.unwrap_err();
-/// assert_eq!(err.task().unwrap(), "job7");
+/// assert_eq!(err.task().unwrap(), "job3");
 /// # }
 /// ```
 #[derive(Debug)]
@@ -82,7 +82,7 @@ impl<E: Send + 'static> Group<E> {
     /// let result = errgroup! {
     ///     failing => Err::<(), _>("boom"),
     ///     dynamic => {
-    ///         let mut group = Group::with_parent(ctx);
+    ///         let mut group = Group::<&str>::with_parent(ctx);
     ///         group.spawn("child", |ctx| async move { ctx.cancelled().await; Ok(()) });
     ///         group.wait().await.map_err(|e| e.to_string().leak() as &str)
     ///     },
