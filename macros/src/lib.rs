@@ -1,8 +1,8 @@
 //! The `errgroup!` macro. Use it through the `errgroup` crate, which documents
 //! it and provides the runtime its expansion calls.
 //!
-//! Three stages, one module each: [`parse`] the block, [`check`] the usage
-//! rules (collecting every violation), [`expand`] into `::errgroup::__private`
+//! Three stages, one module each: `parse` the block, `check` the usage
+//! rules (collecting every violation), `expand` into `::errgroup::__private`
 //! calls. On any error the expansion is the errors plus a stub value, so a
 //! user sees the mistakes, not a cascade.
 
