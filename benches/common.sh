@@ -1,0 +1,46 @@
+# Shell helpers shared by ratios.sh and vs-go.sh (sourced, not run).
+
+# The cargo target directory (honours CARGO_TARGET_DIR), and criterion's results in it.
+target_dir=$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_directory":"([^"]*)".*/\1/')
+crit="$target_dir/criterion"
+
+# median CASE SIDE: the median point estimate (ns) criterion recorded; empty if none.
+median() {
+  local f="$crit/$1/$2/new/estimates.json"
+  [ -f "$f" ] || return 0
+  sed -E 's/.*"median":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$f"
+}
+
+# side errgroup|other CASE: the id of that side of CASE (`errgroup`, a
+# stand-in's `errgroup_*`, or the alternative's); empty if the case has no results.
+side() {
+  local want=$1 case_dir="$crit/$2" d name
+  [ -d "$case_dir" ] || return 0
+  for d in "$case_dir"/*/; do
+    name=$(basename "$d")
+    [ "$name" = report ] && continue
+    [ -f "$d/new/estimates.json" ] || continue
+    case "$name" in
+      errgroup*) if [ "$want" = errgroup ]; then echo "$name"; return; fi ;;
+      *) if [ "$want" = other ]; then echo "$name"; return; fi ;;
+    esac
+  done
+}
+
+# fmt_ns NS: a duration for people.
+fmt_ns() {
+  awk -v x="$1" 'BEGIN {
+    if (x == "") { print "-"; exit }
+    if (x >= 1e9) printf "%.3f s", x / 1e9
+    else if (x >= 1e6) printf "%.3f ms", x / 1e6
+    else if (x >= 1e3) printf "%.2f us", x / 1e3
+    else printf "%.1f ns", x }'
+}
+
+# calc EXPR [FORMAT]: awk arithmetic, e.g. calc "$a / $b" (printed with FORMAT, default %.2f).
+calc() { awk "BEGIN { printf \"${2:-%.2f}\", $1 }" 2>/dev/null || true; }
+
+# mem_side SIDE: "ID BYTES" from one process of the memory bench.
+mem_side() {
+  cargo bench -q --bench memory -- "$1" 2>/dev/null | awk '/bytes_per_task/ {print $2, $NF}'
+}

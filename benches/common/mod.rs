@@ -1,0 +1,288 @@
+//! Code shared by the bench binaries: the runtimes, the hand-rolled tokio
+//! group errgroup is compared with, and the "N blocked, one fails" workload.
+//!
+//! # Stand-ins
+//!
+//! Some cases need `errgroup!` features that are not there yet: fan-out
+//! branches (`name => for x in items { .. }`) and group-bound channels.
+//! Until they land, the errgroup side of those cases runs on the dynamic
+//! [`errgroup::Group`] (every item a tokio task, even for the "in-task"
+//! cases) or on a placeholder, and its bench id says so
+//! (`errgroup_Group_standin`, `errgroup_placeholder`). Every such function is
+//! in this file or in `compare.rs` under a `SWITCH:` comment that holds the
+//! macro version to paste in once the feature exists; the id changes to
+//! `errgroup` at the same time.
+
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each bench binary includes this module and uses a different subset"
+)]
+
+use std::future::Future;
+use std::panic::resume_unwind;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use errgroup::Group;
+use futures::stream::{FuturesUnordered, StreamExt};
+use tokio::runtime::Runtime;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// The error every benchmark task fails with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fail;
+
+/// The multi-thread runtime of the spawned cases: 2 workers, as on the
+/// 2-core machine Go's numbers were taken on (GOMAXPROCS = 2).
+pub fn multi_thread() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// The runtime of the in-task cases: everything on the calling thread.
+pub fn current_thread() -> Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Runs `iters` rounds of `round` inside a task of `rt` (on a worker, where
+/// real code spawns from, not on the thread calling `block_on`) and returns
+/// the time they took together.
+pub fn time_rounds<F, Fut>(rt: &Runtime, iters: u64, round: F) -> Duration
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future + Send,
+{
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            let start = Instant::now();
+            for _ in 0..iters {
+                std::hint::black_box(round().await);
+            }
+            start.elapsed()
+        })
+        .await
+        .expect("bench task")
+    })
+}
+
+/// The usual hand-rolled tokio group: a `JoinSet` for the tasks and a
+/// `CancellationToken` each task watches. `wait` joins every task, cancels
+/// the token on the first error and returns that error once all are done;
+/// dropping the group aborts its tasks (the `JoinSet` does that).
+#[derive(Debug)]
+pub struct JoinSetGroup<T, E> {
+    set: JoinSet<Result<T, E>>,
+    token: CancellationToken,
+}
+
+impl<T: Send + 'static, E: Send + 'static> JoinSetGroup<T, E> {
+    /// An empty group with a fresh token.
+    pub fn new() -> Self {
+        JoinSetGroup {
+            set: JoinSet::new(),
+            token: CancellationToken::new(),
+        }
+    }
+
+    /// Spawns `task(token)` as a tokio task of the group.
+    pub fn spawn<F, Fut>(&mut self, task: F)
+    where
+        F: FnOnce(CancellationToken) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        self.set.spawn(task(self.token.clone()));
+    }
+
+    /// Waits for every task; the values in completion order, or the first error.
+    pub async fn wait(mut self) -> Result<Vec<T>, E> {
+        let mut values = Vec::with_capacity(self.set.len());
+        let mut first_error = None;
+        while let Some(joined) = self.set.join_next().await {
+            match joined {
+                Ok(Ok(value)) => values.push(value),
+                Ok(Err(error)) => {
+                    if first_error.is_none() {
+                        self.token.cancel();
+                        first_error = Some(error);
+                    }
+                }
+                Err(e) if e.is_panic() => {
+                    self.token.cancel();
+                    resume_unwind(e.into_panic());
+                }
+                Err(_) => self.token.cancel(),
+            }
+        }
+        self.token.cancel();
+        match first_error {
+            Some(error) => Err(error),
+            None => Ok(values),
+        }
+    }
+}
+
+impl<T: Send + 'static, E: Send + 'static> Default for JoinSetGroup<T, E> {
+    fn default() -> Self {
+        JoinSetGroup::new()
+    }
+}
+
+/// Shared by the blocked tasks and the one that fails: the failing task
+/// waits until every other task is blocked, notes the time, and fails, so
+/// what is measured is only failure -> cancellation -> group returned.
+#[derive(Debug)]
+pub struct Probe {
+    blocked: usize,
+    ready: AtomicUsize,
+    failed_at: OnceLock<Instant>,
+}
+
+impl Probe {
+    /// A probe for `blocked` tasks that block, plus the one that fails.
+    pub fn new(blocked: usize) -> Arc<Probe> {
+        Arc::new(Probe {
+            blocked,
+            ready: AtomicUsize::new(0),
+            failed_at: OnceLock::new(),
+        })
+    }
+
+    /// Called by a blocked task right before it blocks.
+    pub fn arrive(&self) {
+        self.ready.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The failing task: fails once every other task is blocked.
+    pub async fn fail_when_all_blocked(&self) -> Result<(), Fail> {
+        while self.ready.load(Ordering::Relaxed) < self.blocked {
+            tokio::task::yield_now().await;
+        }
+        // A blocked task increments `ready` just before its first await
+        // registers its waker; one more turn lets the last one get there.
+        tokio::task::yield_now().await;
+        let _ = self.failed_at.set(Instant::now());
+        Err(Fail)
+    }
+
+    /// Time from the failure to now.
+    pub fn since_failure(&self) -> Duration {
+        self.failed_at
+            .get()
+            .expect("the failing task ran")
+            .elapsed()
+    }
+}
+
+/// errgroup, `tasks` tasks of which all but one block on their ctx and one
+/// fails; returns the time from the failure to the group's return.
+///
+/// SWITCH: stand-in on the dynamic `Group` (tokio tasks). With in-task
+/// fan-out this becomes:
+///
+/// ```text
+/// let result = errgroup! {
+///     blocked => for _ in 0..tasks - 1 { probe.arrive(); ctx.cancelled().await; Ok(()) },
+///     failer  => probe.fail_when_all_blocked().await,
+/// };
+/// ```
+pub async fn errgroup_blocked(tasks: usize) -> Duration {
+    let probe = Probe::new(tasks - 1);
+    let mut group = Group::<Fail>::new();
+    for i in 0..tasks - 1 {
+        let probe = Arc::clone(&probe);
+        group.spawn(
+            errgroup::TaskName::indexed("blocked", i),
+            move |ctx| async move {
+                probe.arrive();
+                ctx.cancelled().await;
+                Ok(())
+            },
+        );
+    }
+    let failer = Arc::clone(&probe);
+    group.spawn("failer", move |_ctx| async move {
+        failer.fail_when_all_blocked().await
+    });
+    let result = group.wait().await;
+    let elapsed = probe.since_failure();
+    assert!(result.is_err());
+    elapsed
+}
+
+/// The id of the errgroup side of the blocked cases, while they use a stand-in.
+pub const ERRGROUP_BLOCKED_ID: &str = "errgroup_Group_standin";
+
+/// In-task `FuturesUnordered` + `CancellationToken`, same workload as
+/// [`errgroup_blocked`]: drain the set, cancel the token on the first error.
+pub async fn futures_unordered_blocked(tasks: usize) -> Duration {
+    let probe = Probe::new(tasks - 1);
+    let token = CancellationToken::new();
+    let mut set = FuturesUnordered::new();
+    for _ in 0..tasks - 1 {
+        let token = &token;
+        let probe = &probe;
+        set.push(futures::future::Either::Left(async move {
+            probe.arrive();
+            token.cancelled().await;
+            Ok::<(), Fail>(())
+        }));
+    }
+    set.push(futures::future::Either::Right(
+        probe.fail_when_all_blocked(),
+    ));
+    let mut first_error = None;
+    while let Some(outcome) = set.next().await {
+        if let Err(e) = outcome {
+            if first_error.is_none() {
+                token.cancel();
+                first_error = Some(e);
+            }
+        }
+    }
+    let elapsed = probe.since_failure();
+    assert!(first_error.is_some());
+    elapsed
+}
+
+/// Hand-rolled `JoinSet` + `CancellationToken` group, same workload as
+/// [`errgroup_blocked`], with spawned tasks.
+pub async fn joinset_blocked(tasks: usize) -> Duration {
+    let probe = Probe::new(tasks - 1);
+    let mut group = JoinSetGroup::<(), Fail>::new();
+    for _ in 0..tasks - 1 {
+        let probe = Arc::clone(&probe);
+        group.spawn(move |token| async move {
+            probe.arrive();
+            token.cancelled().await;
+            Ok(())
+        });
+    }
+    let failer = Arc::clone(&probe);
+    group.spawn(move |_token| async move { failer.fail_when_all_blocked().await });
+    let result = group.wait().await;
+    let elapsed = probe.since_failure();
+    assert!(result.is_err());
+    elapsed
+}
+
+/// The `q`-quantile (0..=1) of `samples`, which it sorts.
+pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
+    samples.sort_unstable();
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss,
+        reason = "an index into a sample vector of modest length"
+    )]
+    let index = ((samples.len() - 1) as f64 * q).round() as usize;
+    samples[index]
+}
