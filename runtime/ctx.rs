@@ -249,6 +249,54 @@ impl Ctx {
         self.run(tokio::time::sleep(duration)).await
     }
 
+    /// Starts `task` as a tokio task of this ctx's group, which waits for it
+    /// like for a branch: Go's `g.Go` from inside a goroutine. Its error
+    /// cancels the group like a branch's, and is the group's error if it
+    /// came first; it counts towards the group's `limit`.
+    ///
+    /// Returns `Err(Cancelled)`, and starts nothing, once the group is
+    /// cancelled or has returned.
+    ///
+    /// # Panics
+    ///
+    /// If the task's error type is not the group's error type (a group has
+    /// one error type; say it with `type Error = ..;` if in doubt), or
+    /// outside a tokio runtime.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let flushed = Arc::new(AtomicUsize::new(0));
+    /// let counter = Arc::clone(&flushed);
+    /// errgroup! {
+    ///     type Error = anyhow::Error;
+    ///     writer => {
+    ///         for batch in 0..3 {
+    ///             let counter = Arc::clone(&counter);
+    ///             // Outlives this branch; the group still waits for it.
+    ///             ctx.spawn(format!("flush{batch}"), async move {
+    ///                 counter.fetch_add(1, SeqCst);
+    ///                 Ok::<_, anyhow::Error>(())
+    ///             })?;
+    ///         }
+    ///         Ok(())
+    ///     },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(flushed.load(SeqCst), 3);
+    /// # }
+    /// ```
+    pub fn spawn<E, F>(&self, name: impl Into<TaskName>, task: F) -> Result<(), Cancelled>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Send + 'static,
+    {
+        self.core.spawn(name.into(), |_| task, self.core.start())
+    }
+
     /// The name of the branch this ctx belongs to: `"fetch"`, or `"fetch[3]"`
     /// for an item of a fan-out branch.
     ///

@@ -1,16 +1,15 @@
 //! `Group`: the dynamic API, for work whose shape is known only at run time.
 
-use std::future::Future;
-use std::panic::resume_unwind;
+use std::future::{Future, poll_fn};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
-use crate::shared::{self, Core, Start, State};
+use crate::shared::{self, Settings, Start, State};
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
 ///
@@ -46,8 +45,8 @@ use crate::shared::{self, Core, Start, State};
 #[derive(Debug)]
 #[must_use = "a group does nothing useful unless you `wait` for it"]
 pub struct Group<E> {
+    settings: Settings,
     state: Arc<State<E>>,
-    tasks: JoinSet<Option<()>>,
     watchdog: Option<AbortHandle>,
     finished: bool,
 }
@@ -95,17 +94,28 @@ impl<E: Send + 'static> Group<E> {
     }
 
     fn build(parent: Option<&Ctx>) -> Self {
+        let settings = Settings {
+            parent: parent.cloned(),
+            ..Settings::default()
+        };
         Group {
-            state: Arc::new(State::new(Core::new(parent, None), None)),
-            tasks: JoinSet::new(),
+            state: Arc::new(State::new(settings.clone())),
+            settings,
             watchdog: None,
             finished: false,
         }
     }
 
-    fn state_mut(&mut self, what: &str) -> &mut State<E> {
-        Arc::get_mut(&mut self.state)
-            .unwrap_or_else(|| panic!("errgroup: Group::{what} must be called before spawn or ctx"))
+    /// Changes a setting; the group is rebuilt, which is only possible while
+    /// nothing refers to it yet.
+    fn reconfigure(mut self, what: &str, change: impl FnOnce(&mut Settings)) -> Self {
+        assert!(
+            Arc::strong_count(&self.state) == 1 && Arc::strong_count(&self.state.core) == 1,
+            "errgroup: Group::{what} must be called before spawn or ctx"
+        );
+        change(&mut self.settings);
+        self.state = Arc::new(State::new(self.settings.clone()));
+        self
     }
 
     /// At most `n` tasks run at once; the others wait, in spawn order, for a
@@ -124,9 +134,8 @@ impl<E: Send + 'static> Group<E> {
     /// group.wait().await.unwrap();
     /// # }
     /// ```
-    pub fn limit(mut self, n: usize) -> Self {
-        self.state_mut("limit").set_limit(n);
-        self
+    pub fn limit(self, n: usize) -> Self {
+        self.reconfigure("limit", |s| s.limit = Some(n))
     }
 
     /// Cancels the group with [`Cause::DeadlineExceeded`] `duration` from now:
@@ -159,11 +168,10 @@ impl<E: Send + 'static> Group<E> {
     /// assert_eq!(group.ctx().deadline(), Some(at));
     /// # }
     /// ```
-    pub fn deadline(mut self, at: Instant) -> Self {
-        Arc::get_mut(&mut self.state_mut("deadline").core)
-            .expect("errgroup: Group::deadline must be called before spawn or ctx")
-            .set_deadline(at);
-        self
+    pub fn deadline(self, at: Instant) -> Self {
+        self.reconfigure("deadline", |s| {
+            s.deadline = Some(s.deadline.map_or(at, |d| d.min(at)));
+        })
     }
 
     /// The group's own context (task name `"group"`), for work that is not a
@@ -206,7 +214,7 @@ impl<E: Send + 'static> Group<E> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        let start = self.state.start();
+        let start = self.state.core.start();
         self.start(name.into(), task, start);
     }
 
@@ -230,7 +238,7 @@ impl<E: Send + 'static> Group<E> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        match self.state.start() {
+        match self.state.core.start() {
             Start::Queued => false,
             start => {
                 self.start(name.into(), task, start);
@@ -245,11 +253,8 @@ impl<E: Send + 'static> Group<E> {
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
         self.start_watchdog();
-        let ctx = self.state.ctx(name);
-        let body = task(ctx.clone());
-        let state = Arc::clone(&self.state);
-        self.tasks
-            .spawn(async move { state.run(ctx, body, start).await });
+        // Refused only once the group is cancelled: then nothing starts, as documented.
+        let _ = self.state.core.spawn(name, task, start);
     }
 
     /// The deadline must fire even while nobody awaits `wait`.
@@ -284,15 +289,8 @@ impl<E: Send + 'static> Group<E> {
     /// ```
     pub async fn wait(mut self) -> Result<(), Error<E>> {
         self.start_watchdog();
-        let mut all_ok = true;
-        while let Some(joined) = self.tasks.join_next().await {
-            match joined {
-                Ok(outcome) => all_ok &= outcome.is_some(),
-                // Panics are caught inside the task; this one escaped the runtime's abort.
-                Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
-                Err(_) => all_ok = false,
-            }
-        }
+        let core = Arc::clone(&self.state.core);
+        let all_ok = poll_fn(|cx| core.poll_tasks(cx)).await;
         self.finished = true;
         self.state.finish(all_ok.then_some(()))
     }
@@ -305,7 +303,7 @@ impl<E> Drop for Group<E> {
         }
         if !self.finished {
             self.state.core.cancel(Cause::Dropped);
+            self.state.core.close_tasks();
         }
-        // `tasks` aborts every task when it is dropped next.
     }
 }

@@ -32,8 +32,10 @@
 // names `::errgroup`.
 extern crate self as errgroup;
 
+mod branch;
 mod ctx;
 mod error;
+mod fanout;
 mod group;
 mod shared;
 

@@ -21,9 +21,14 @@ pub use core::pin::pin;
 pub use core::result::Result;
 pub use core::task::Poll as PollState;
 
+use pin_project_lite::pin_project;
+use tokio_util::sync::WaitForCancellationFuture;
+
+use crate::branch::{Guarded, Run, Supervised, run_blocking};
 use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
-use crate::shared::{self, Core, State};
+use crate::fanout::fan_out;
+use crate::shared::{self, Settings, Start, State};
 
 /// The group's header values, evaluated in the order written.
 #[derive(Debug)]
@@ -31,6 +36,7 @@ pub struct Config {
     parent: Option<Ctx>,
     deadline: Option<Instant>,
     limit: Option<usize>,
+    grace: Option<Duration>,
 }
 
 impl Config {
@@ -41,6 +47,7 @@ impl Config {
             parent: shared::ambient(),
             deadline: None,
             limit: None,
+            grace: None,
         }
     }
 
@@ -67,6 +74,12 @@ impl Config {
         self.limit = Some(n);
         self
     }
+
+    #[must_use]
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = Some(grace);
+        self
+    }
 }
 
 impl Default for Config {
@@ -79,27 +92,45 @@ impl Default for Config {
 #[derive(Debug)]
 pub struct Scope<E> {
     state: Arc<State<E>>,
+    grace: Option<Duration>,
     finished: AtomicBool,
 }
 
-impl<E> Scope<E> {
+impl<E: 'static> Scope<E> {
     #[must_use]
     pub fn new(config: Config) -> Self {
-        let Config {
-            parent,
-            deadline,
-            limit,
-        } = config;
-        let core = Core::new(parent.as_ref(), deadline);
         Scope {
-            state: Arc::new(State::new(core, limit)),
+            state: Arc::new(State::new(Settings {
+                parent: config.parent,
+                deadline: config.deadline,
+                limit: config.limit,
+            })),
+            grace: config.grace,
             finished: AtomicBool::new(false),
         }
     }
 
+    /// The group's result once every branch and task has returned; `values`
+    /// is `Some` when every branch gave one.
+    pub fn finish<T>(&self, values: Option<T>) -> Result<T, Error<E>> {
+        self.finished.store(true, Ordering::Relaxed);
+        self.state.finish(values)
+    }
+}
+
+impl<E> Scope<E> {
     #[must_use]
     pub fn ctx(&self, name: &'static str) -> Ctx {
         self.state.ctx(TaskName::new(name))
+    }
+
+    fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<F> {
+        Guarded::new(
+            Arc::clone(&self.state.core),
+            ctx,
+            body,
+            self.state.core.start(),
+        )
     }
 
     /// An in-task branch whose error cancels the group.
@@ -107,7 +138,7 @@ impl<E> Scope<E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.state.run(ctx, body, self.state.start())
+        Run::new(&*self.state, self.guarded(ctx, body))
     }
 
     /// An in-task branch under `on_error = continue`: its result is its value.
@@ -115,7 +146,7 @@ impl<E> Scope<E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        self.state.guarded(ctx, body, self.state.start())
+        Supervised::new(self.guarded(ctx, body))
     }
 
     /// A `#[spawn]` branch: a tokio task, aborted if the group is dropped.
@@ -125,11 +156,10 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let state = Arc::clone(&self.state);
-        let start = state.start();
-        Spawned(tokio::spawn(
-            async move { state.run(ctx, body, start).await },
-        ))
+        Spawned(tokio::spawn(Run::new(
+            Arc::clone(&self.state),
+            self.guarded(ctx, body),
+        )))
     }
 
     /// A `#[spawn]` branch under `on_error = continue`.
@@ -139,11 +169,7 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let state = Arc::clone(&self.state);
-        let start = state.start();
-        Spawned(tokio::spawn(async move {
-            state.guarded(ctx, body, start).await
-        }))
+        Spawned(tokio::spawn(Supervised::new(self.guarded(ctx, body))))
     }
 
     /// A `#[blocking]` branch on tokio's blocking pool.
@@ -153,7 +179,7 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        self.state.run_blocking(ctx, body, self.state.start())
+        run_blocking(&*self.state, ctx, body, self.state.core.start())
     }
 
     /// A `#[blocking]` branch under `on_error = continue`.
@@ -167,8 +193,165 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        self.state
-            .run_blocking(ctx, move |ctx: &Ctx| Ok(body(ctx)), self.state.start())
+        let body = move |ctx: &Ctx| Ok(body(ctx));
+        run_blocking(&*self.state, ctx, body, self.state.core.start())
+    }
+
+    /// A fan-out branch whose items run in the calling task.
+    pub fn fan_out<I, T, F, Fut>(
+        &self,
+        name: &'static str,
+        items: I,
+        mut body: F,
+    ) -> impl Future<Output = Option<Vec<T>>>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item, Ctx) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let state = &*self.state;
+        fan_out(
+            &state.core,
+            name,
+            items.into_iter(),
+            move |item, ctx, permit| {
+                let core = Arc::clone(&state.core);
+                Run::new(
+                    state,
+                    Guarded::new(core, ctx.clone(), body(item, ctx), Start::Now(permit)),
+                )
+            },
+        )
+    }
+
+    /// A fan-out branch under `on_error = continue`.
+    pub fn fan_out_supervised<I, T, F, Fut>(
+        &self,
+        name: &'static str,
+        items: I,
+        mut body: F,
+    ) -> impl Future<Output = Option<Vec<Result<T, E>>>>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item, Ctx) -> Fut,
+        Fut: Future<Output = Result<T, E>>,
+    {
+        let core = &self.state.core;
+        fan_out(core, name, items.into_iter(), move |item, ctx, permit| {
+            Supervised::new(Guarded::new(
+                Arc::clone(core),
+                ctx.clone(),
+                body(item, ctx),
+                Start::Now(permit),
+            ))
+        })
+    }
+
+    /// A `#[spawn]` fan-out branch: one tokio task per item.
+    pub fn fan_out_spawn<I, T, F, Fut>(
+        &self,
+        name: &'static str,
+        items: I,
+        mut body: F,
+    ) -> impl Future<Output = Option<Vec<T>>>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item, Ctx) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let state = &self.state;
+        fan_out(
+            &state.core,
+            name,
+            items.into_iter(),
+            move |item, ctx, permit| {
+                let core = Arc::clone(&state.core);
+                let task = Guarded::new(core, ctx.clone(), body(item, ctx), Start::Now(permit));
+                Spawned(tokio::spawn(Run::new(Arc::clone(state), task)))
+            },
+        )
+    }
+
+    /// A `#[spawn]` fan-out branch under `on_error = continue`.
+    pub fn fan_out_spawn_supervised<I, T, F, Fut>(
+        &self,
+        name: &'static str,
+        items: I,
+        mut body: F,
+    ) -> impl Future<Output = Option<Vec<Result<T, E>>>>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item, Ctx) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let core = &self.state.core;
+        fan_out(core, name, items.into_iter(), move |item, ctx, permit| {
+            let task = Guarded::new(
+                Arc::clone(core),
+                ctx.clone(),
+                body(item, ctx),
+                Start::Now(permit),
+            );
+            Spawned(tokio::spawn(Supervised::new(task)))
+        })
+    }
+
+    /// A `#[blocking]` fan-out branch: one blocking-pool job per item.
+    pub fn fan_out_blocking<I, T, F, G>(
+        &self,
+        name: &'static str,
+        items: I,
+        mut body: F,
+    ) -> impl Future<Output = Option<Vec<T>>>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item) -> G,
+        G: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let state = &*self.state;
+        fan_out(
+            &state.core,
+            name,
+            items.into_iter(),
+            move |item, ctx, permit| run_blocking(state, ctx, body(item), Start::Now(permit)),
+        )
+    }
+
+    /// A `#[blocking]` fan-out branch under `on_error = continue`.
+    pub fn fan_out_blocking_supervised<I, T, F, G>(
+        &self,
+        name: &'static str,
+        items: I,
+        mut body: F,
+    ) -> impl Future<Output = Option<Vec<Result<T, E>>>>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item) -> G,
+        G: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let state = &*self.state;
+        fan_out(
+            &state.core,
+            name,
+            items.into_iter(),
+            move |item, ctx, permit| {
+                let body = body(item);
+                run_blocking(
+                    state,
+                    ctx,
+                    move |ctx: &Ctx| Ok(body(ctx)),
+                    Start::Now(permit),
+                )
+            },
+        )
     }
 
     /// The timer of the group's own deadline, polled by the driver.
@@ -187,11 +370,42 @@ impl<E> Scope<E> {
         }
     }
 
-    /// The group's result once every branch has returned; `values` is
-    /// `Some` when every branch gave one.
-    pub fn finish<T>(&self, values: Option<T>) -> Result<T, Error<E>> {
-        self.finished.store(true, Ordering::Relaxed);
-        self.state.finish(values)
+    /// The `grace` timer, armed when the group is cancelled.
+    #[must_use]
+    pub fn grace(&self) -> Option<Grace<'_>> {
+        self.grace.map(|grace| Grace {
+            cancelled: self.state.core.token().cancelled(),
+            sleep: None,
+            period: grace,
+        })
+    }
+
+    /// Whether the grace period after the cancellation is over: then the
+    /// driver drops what still runs, and the group's tasks are aborted.
+    pub fn poll_grace(&self, grace: Pin<&mut Option<Grace<'_>>>, cx: &mut Context<'_>) -> bool {
+        let Some(grace) = grace.as_pin_mut() else {
+            return false;
+        };
+        let mut grace = grace.project();
+        if grace.sleep.is_none() {
+            if grace.cancelled.poll(cx).is_pending() {
+                return false;
+            }
+            grace.sleep.set(Some(tokio::time::sleep(*grace.period)));
+        }
+        let expired = grace
+            .sleep
+            .as_pin_mut()
+            .is_some_and(|sleep| sleep.poll(cx).is_ready());
+        if expired {
+            self.state.core.close_tasks();
+        }
+        expired
+    }
+
+    /// Whether tasks started with `ctx.spawn` are still running.
+    pub fn poll_tasks(&self, cx: &mut Context<'_>) -> bool {
+        self.state.core.poll_tasks(cx).is_pending()
     }
 }
 
@@ -199,7 +413,27 @@ impl<E> Drop for Scope<E> {
     fn drop(&mut self) {
         if !self.finished.load(Ordering::Relaxed) {
             self.state.core.cancel(Cause::Dropped);
+            self.state.core.close_tasks();
         }
+    }
+}
+
+pin_project! {
+    /// The `grace` timer of a group: idle until the group is cancelled.
+    pub struct Grace<'a> {
+        #[pin]
+        cancelled: WaitForCancellationFuture<'a>,
+        #[pin]
+        sleep: Option<Sleep>,
+        period: Duration,
+    }
+}
+
+impl std::fmt::Debug for Grace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grace")
+            .field("period", &self.period)
+            .finish_non_exhaustive()
     }
 }
 
@@ -230,20 +464,31 @@ impl<T> Default for Slot<T> {
     }
 }
 
-/// Polls a branch that is still running; `true` while it is.
-pub fn poll_branch<T, F>(branch: Pin<&mut F>, slot: &mut Slot<T>, cx: &mut Context<'_>) -> bool
+/// Polls a branch that is still running; `true` while it is. A finished
+/// branch's future is dropped at once, freeing what it held.
+pub fn poll_branch<T, F>(
+    branch: Pin<&mut Option<F>>,
+    slot: &mut Slot<T>,
+    cx: &mut Context<'_>,
+) -> bool
 where
     F: Future<Output = Option<T>>,
 {
-    if !matches!(slot, Slot::Running) {
-        return false;
-    }
-    match branch.poll(cx) {
-        Poll::Ready(value) => {
+    match shared::poll_option(branch, cx) {
+        Poll::Ready(Some(value)) => {
             *slot = Slot::Done(value);
             false
         }
+        Poll::Ready(None) => false,
         Poll::Pending => true,
+    }
+}
+
+/// Drops a branch still running when the grace period is over.
+pub fn drop_branch<T, F>(mut branch: Pin<&mut Option<F>>, slot: &mut Slot<T>) {
+    branch.set(None);
+    if matches!(slot, Slot::Running) {
+        *slot = Slot::Done(None);
     }
 }
 
@@ -267,6 +512,17 @@ impl<T> Future for Spawned<T> {
 impl<T> Drop for Spawned<T> {
     fn drop(&mut self) {
         self.0.abort();
+    }
+}
+
+/// Keeps a non-`Copy` wrapper around a fan-out item so that the item's async
+/// block takes it by value even when the item itself is `Copy`.
+#[derive(Debug)]
+pub struct Moved<T>(pub T);
+
+impl<T> Moved<T> {
+    pub fn into_inner(self) -> T {
+        self.0
     }
 }
 

@@ -1,39 +1,51 @@
-//! The state one group shares between its driver, its branches and every
-//! `Ctx` handed out: the one implementation under both `errgroup!` and
-//! [`Group`](crate::Group).
+//! The state one group shares between its driver, its branches, its tasks
+//! and every `Ctx` handed out: the one implementation under both `errgroup!`
+//! and [`Group`](crate::Group).
 //!
 //! # Invariants
 //!
-//! - A group is cancelled at most once: [`Core::cancel`] sets the cause and
-//!   only then cancels the token, and refuses once either is done. So a
-//!   cancelled token with no cause of its own means a parent cancelled it.
-//! - The first error is the one whose `cancel(Failed)` won; a branch error
-//!   that loses (because the group was already cancelled) is dropped. The
-//!   slot is read only after every branch has returned, so no reader races
-//!   a writer.
-//! - Whether a branch may start is decided when the group creates it
-//!   ([`State::start`]), not when it is first polled: every branch created
-//!   before the cancellation starts, whatever order the driver polls them
-//!   in (semantic 1), and none created after it does (semantic 9). A branch
-//!   queued behind `limit` starts only if the group is still running when
-//!   its permit arrives.
+//! - A group is cancelled at most once: whoever sets [`Core::cause`] first
+//!   cancels it; the cause slot, not the token, is the truth, and the token
+//!   only wakes waiters.
+//! - Cancellation runs the group's hooks exactly once, outside any lock:
+//!   child groups (which cancel with `Parent(cause)`) and group channels. A
+//!   hook registered after the cancellation runs at once.
+//! - The first error is the one whose `cancel(Failed)` won; an error that
+//!   loses (the group was already cancelled) is dropped. The slots are read
+//!   only after every branch and task has returned.
+//! - Whether a branch may start is decided when it is created
+//!   ([`Core::start`]), not when it is first polled: every branch created
+//!   before the cancellation starts (semantic 1), none created after it does
+//!   (semantic 9). A branch queued behind `limit` starts only if the group is
+//!   still running when its permit arrives.
 //! - A failing branch records its error (cancelling the group) before it
 //!   gives its `limit` permit back, so the branch that takes the permit
 //!   sees the cancellation, as in Go.
-//! - A panic is caught in the branch, recorded (the first one wins), cancels
-//!   the group, and is resumed by [`State::finish`] after every branch returned.
+//! - A panic is caught where the body is polled, recorded (the first one
+//!   wins), cancels the group, and is resumed by [`State::finish`] once
+//!   every branch and task has returned.
+//!
+//! # Deadlock safety
+//!
+//! No lock is held while calling out: hooks are taken out of their list
+//! before they run, and a task is spawned with the task-set lock held only
+//! around `JoinSet::spawn`, which does not run the task.
 
-use std::any::Any;
-use std::future::{Future, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::pin::pin;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
-use std::task::Poll;
+use std::any::{Any, TypeId, type_name};
+use std::future::Future;
+use std::panic::resume_unwind;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinSet;
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::branch::Guarded;
 use crate::ctx::Ctx;
 use crate::error::{Cancelled, Cause, Error, TaskName};
 
@@ -48,8 +60,59 @@ pub(crate) fn ambient() -> Option<Ctx> {
     CURRENT.try_with(Ctx::clone).ok()
 }
 
-/// Cancellation state of one group; every `Ctx` of the group points here.
+/// `body`, polled with `ctx` as the ambient ctx.
+pub(crate) fn with_ambient<F: Future>(ctx: Ctx, body: F) -> TaskLocalFuture<Ctx, F> {
+    CURRENT.scope(ctx, body)
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere; the data is still whole.
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Something to tell when a group is cancelled: a child group, a channel.
+pub(crate) trait OnCancel: Send + Sync {
+    fn on_cancel(&self, cause: &Cause);
+}
+
+#[derive(Default)]
+struct Hooks {
+    fired: bool,
+    list: Vec<Weak<dyn OnCancel>>,
+}
+
+/// Held while a branch body runs under `limit`.
+pub(crate) type Permit = OwnedSemaphorePermit;
+
+/// How a branch may start, decided when it is created ([`Core::start`]).
 #[derive(Debug)]
+pub(crate) enum Start {
+    /// The group was already cancelled: the body never runs.
+    Refused,
+    /// The body runs at once, holding this `limit` permit (`None`: no limit).
+    Now(Option<Permit>),
+    /// Waits for a `limit` permit; runs only if the group is still running then.
+    Queued,
+}
+
+/// What a group needs to build its core.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Settings {
+    pub(crate) parent: Option<Ctx>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) limit: Option<usize>,
+}
+
+/// Tasks started with `ctx.spawn` or [`Group::spawn`](crate::Group::spawn).
+struct Tasks {
+    set: JoinSet<bool>,
+    /// The group has returned: nothing more may start.
+    closed: bool,
+    /// Every finished task returned `Ok`.
+    all_ok: bool,
+}
+
+/// One group, type-erased: what every `Ctx` of the group points to.
 pub(crate) struct Core {
     token: CancellationToken,
     cause: OnceLock<Cause>,
@@ -58,40 +121,106 @@ pub(crate) struct Core {
     /// The earliest deadline of this group and its ancestors.
     effective_deadline: Option<Instant>,
     parent: Option<Arc<Core>>,
+    hooks: Mutex<Hooks>,
+    limit: Option<Arc<Semaphore>>,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// The first error of a task, when a task failed first.
+    task_error: Mutex<Option<Box<dyn Any + Send>>>,
+    /// The group's error type, which tasks must share.
+    error_type: (TypeId, &'static str),
+    tasks: Mutex<Tasks>,
+    /// Set before the first task is added: lets the driver skip the lock.
+    spawned: AtomicBool,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("cause", &self.cause.get())
+            .field("deadline", &self.effective_deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OnCancel for Core {
+    fn on_cancel(&self, cause: &Cause) {
+        self.cancel(Cause::Parent(Box::new(cause.clone())));
+    }
 }
 
 impl Core {
-    pub(crate) fn new(parent: Option<&Ctx>, deadline: Option<Instant>) -> Arc<Core> {
-        let parent = parent.map(|p| Arc::clone(p.core()));
-        let token = match &parent {
-            Some(p) => p.token.child_token(),
-            None => CancellationToken::new(),
+    fn new<E: 'static>(settings: Settings) -> Arc<Core> {
+        let parent = settings.parent.map(|p| Arc::clone(p.core()));
+        let inherited = parent.as_ref().and_then(|p| p.effective_deadline);
+        let effective_deadline = match (settings.deadline, inherited) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         };
-        let effective_deadline =
-            match (deadline, parent.as_ref().and_then(|p| p.effective_deadline)) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-        Arc::new(Core {
-            token,
+        let core = Arc::new(Core {
+            token: CancellationToken::new(),
             cause: OnceLock::new(),
-            deadline,
+            deadline: settings.deadline,
             effective_deadline,
             parent,
-        })
+            hooks: Mutex::default(),
+            limit: settings
+                .limit
+                .map(|n| Arc::new(Semaphore::new(check_limit(n)))),
+            panic: Mutex::new(None),
+            task_error: Mutex::new(None),
+            error_type: (TypeId::of::<E>(), type_name::<E>()),
+            tasks: Mutex::new(Tasks {
+                set: JoinSet::new(),
+                closed: false,
+                all_ok: true,
+            }),
+            spawned: AtomicBool::new(false),
+        });
+        if let Some(parent) = &core.parent {
+            let weak: Weak<Core> = Arc::downgrade(&core);
+            parent.on_cancel(weak);
+        }
+        core
     }
 
     /// Cancels the group with `cause`; `false` if it was already cancelled.
     pub(crate) fn cancel(&self, cause: Cause) -> bool {
-        if self.token.is_cancelled() || self.cause.set(cause).is_err() {
+        if self.cause.set(cause).is_err() {
             return false;
         }
         self.token.cancel();
+        let hooks = {
+            let mut hooks = lock(&self.hooks);
+            hooks.fired = true;
+            std::mem::take(&mut hooks.list)
+        };
+        if let Some(cause) = self.cause.get() {
+            for hook in hooks.iter().filter_map(Weak::upgrade) {
+                hook.on_cancel(cause);
+            }
+        }
         true
     }
 
+    /// Runs `hook` when the group is cancelled, or now if it already is.
+    pub(crate) fn on_cancel(&self, hook: Weak<dyn OnCancel>) {
+        let mut hooks = lock(&self.hooks);
+        if hooks.fired {
+            drop(hooks);
+            if let (Some(hook), Some(cause)) = (hook.upgrade(), self.cause.get()) {
+                hook.on_cancel(cause);
+            }
+            return;
+        }
+        if hooks.list.len() == hooks.list.capacity() {
+            // Child groups come and go; keep the list as long as the live ones.
+            hooks.list.retain(|w| w.strong_count() > 0);
+        }
+        hooks.list.push(hook);
+    }
+
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.token.is_cancelled() || self.deadline_passed()
+        self.cause.get().is_some() || self.deadline_passed()
     }
 
     /// Deadlines are enforced by the group's driver, but a branch that spins
@@ -105,30 +234,19 @@ impl Core {
             return false;
         }
         let mut core = self;
-        loop {
-            if core.deadline.is_some_and(|d| d <= at) {
-                core.cancel(Cause::DeadlineExceeded);
-                return true;
-            }
+        while core.deadline.is_none_or(|d| d > at) {
             match &core.parent {
-                Some(p) => core = p,
-                None => return true,
+                Some(parent) => core = parent,
+                None => break,
             }
         }
+        core.cancel(Cause::DeadlineExceeded);
+        true
     }
 
     pub(crate) fn cause(&self) -> Option<Cause> {
-        if let Some(cause) = self.cause.get() {
-            return Some(cause.clone());
-        }
-        if !self.is_cancelled() {
-            return None;
-        }
-        if let Some(cause) = self.cause.get() {
-            return Some(cause.clone());
-        }
-        let parent = self.parent.as_ref()?;
-        Some(Cause::Parent(Box::new(parent.cause()?)))
+        self.is_cancelled();
+        self.cause.get().cloned()
     }
 
     pub(crate) fn cancelled_error(&self) -> Cancelled {
@@ -147,190 +265,21 @@ impl Core {
         self.deadline
     }
 
-    /// Tightens the deadline; only before the core is shared.
-    pub(crate) fn set_deadline(&mut self, at: Instant) {
-        self.deadline = Some(self.deadline.map_or(at, |d| d.min(at)));
-        self.effective_deadline = Some(self.effective_deadline.map_or(at, |d| d.min(at)));
-    }
-}
-
-/// What a group collects besides its cancellation state.
-#[derive(Debug)]
-pub(crate) struct State<E> {
-    pub(crate) core: Arc<Core>,
-    error: Mutex<Option<E>>,
-    panic: Mutex<Option<Payload>>,
-    limit: Option<Arc<Semaphore>>,
-}
-
-/// Held while a branch body runs under `limit`.
-pub(crate) type Permit = OwnedSemaphorePermit;
-
-/// How a branch may start, decided when it is created ([`State::start`]).
-#[derive(Debug)]
-pub(crate) enum Start {
-    /// The group was already cancelled: the body never runs.
-    Refused,
-    /// The body runs at once, holding this `limit` permit (`None`: no limit).
-    Now(Option<Permit>),
-    /// Waits for a `limit` permit; runs only if the group is still running then.
-    Queued,
-}
-
-/// A panic payload; wrapped so `State` can be `Debug`.
-struct Payload(Box<dyn Any + Send>);
-
-impl std::fmt::Debug for Payload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Payload(..)")
-    }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned slot only means a panic elsewhere; its content is still whole.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl<E> State<E> {
-    pub(crate) fn new(core: Arc<Core>, limit: Option<usize>) -> Self {
-        State {
-            core,
-            error: Mutex::new(None),
-            panic: Mutex::new(None),
-            limit: limit.map(|n| Arc::new(Semaphore::new(check_limit(n)))),
-        }
-    }
-
-    pub(crate) fn ctx(&self, task: TaskName) -> Ctx {
-        Ctx::new(Arc::clone(&self.core), task)
-    }
-
-    /// Records `error` if it is the first failure and cancels the group.
-    pub(crate) fn fail(&self, task: TaskName, error: E) {
-        if self.core.cancel(Cause::Failed { task }) {
-            *lock(&self.error) = Some(error);
-        }
-    }
-
-    fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
-        self.core.cancel(Cause::Panicked { task });
-        lock(&self.panic).get_or_insert(Payload(payload));
+    pub(crate) fn limit_semaphore(&self) -> Option<Arc<Semaphore>> {
+        self.limit.clone()
     }
 
     /// How a branch created now may start: refused once the group is
     /// cancelled, else at once (with a `limit` permit if one is free), else
-    /// queued for a permit. Called when the branch is created, so the
-    /// decision does not depend on the order the branches are polled in.
+    /// queued for a permit.
     pub(crate) fn start(&self) -> Start {
-        if self.core.is_cancelled() {
+        if self.is_cancelled() {
             return Start::Refused;
         }
         match self.try_acquire() {
             Ok(permit) => Start::Now(permit),
             Err(()) => Start::Queued,
         }
-    }
-
-    /// Waits for the permit of a queued branch; `None` if the branch must
-    /// not run, `Some(permit)` (`Some(None)` without a limit) if it may.
-    async fn admit(&self, start: Start) -> Option<Option<Permit>> {
-        match start {
-            Start::Refused => None,
-            Start::Now(permit) => Some(permit),
-            Start::Queued => {
-                let permit = self.acquire().await?;
-                // Cancelled just as the permit arrived: do not start.
-                (!self.core.is_cancelled()).then_some(permit)
-            }
-        }
-    }
-
-    /// Polls a body with its ctx as the ambient one, catching a panic.
-    async fn body<T, F>(&self, ctx: Ctx, body: F) -> Option<T>
-    where
-        F: Future<Output = T>,
-    {
-        let task = ctx.task().clone();
-        match catch_unwind_future(CURRENT.scope(ctx, body)).await {
-            Ok(value) => Some(value),
-            Err(payload) => {
-                self.panicked(task, payload);
-                None
-            }
-        }
-    }
-
-    /// Runs one branch body as `start` allows, catching a panic. `None` when
-    /// the body did not run or panicked.
-    pub(crate) async fn guarded<T, F>(&self, ctx: Ctx, body: F, start: Start) -> Option<T>
-    where
-        F: Future<Output = T>,
-    {
-        let _permit = self.admit(start).await?;
-        self.body(ctx, body).await
-    }
-
-    /// Runs a branch whose error cancels the group.
-    pub(crate) async fn run<T, F>(&self, ctx: Ctx, body: F, start: Start) -> Option<T>
-    where
-        F: Future<Output = Result<T, E>>,
-    {
-        let task = ctx.task().clone();
-        // Held until the error is recorded: see the invariants.
-        let _permit = self.admit(start).await?;
-        match self.body(ctx, body).await? {
-            Ok(value) => Some(value),
-            Err(error) => {
-                self.fail(task, error);
-                None
-            }
-        }
-    }
-
-    /// Runs a synchronous branch body on tokio's blocking pool.
-    pub(crate) async fn run_blocking<T, F>(&self, ctx: Ctx, body: F, start: Start) -> Option<T>
-    where
-        F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
-        T: Send + 'static,
-        E: Send + 'static,
-    {
-        let _permit = self.admit(start).await?;
-        let task = ctx.task().clone();
-        let job =
-            tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| body(&ctx))));
-        // A blocking job cannot be aborted: if this future is dropped, the
-        // job runs to its end on its own with its ctx cancelled.
-        match job.await {
-            Ok(Ok(Ok(value))) => Some(value),
-            Ok(Ok(Err(error))) => {
-                self.fail(task, error);
-                None
-            }
-            Ok(Err(payload)) => {
-                self.panicked(task, payload);
-                None
-            }
-            // Only when the runtime shuts down under us.
-            Err(_) => None,
-        }
-    }
-
-    /// `Some(None)` without a limit, `Some(permit)` with one, and `None` if
-    /// the group is cancelled while waiting for a permit.
-    async fn acquire(&self) -> Option<Option<Permit>> {
-        let Some(limit) = &self.limit else {
-            return Some(None);
-        };
-        let mut acquire = pin!(Arc::clone(limit).acquire_owned());
-        let mut cancelled = pin!(self.core.token().cancelled());
-        poll_fn(|cx| {
-            if let Poll::Ready(permit) = acquire.as_mut().poll(cx) {
-                // The semaphore is never closed.
-                return Poll::Ready(permit.ok().map(Some));
-            }
-            cancelled.as_mut().poll(cx).map(|()| None)
-        })
-        .await
     }
 
     /// A permit without waiting: `Err(())` when `limit` branches are running.
@@ -344,24 +293,144 @@ impl<E> State<E> {
         }
     }
 
-    pub(crate) fn set_limit(&mut self, n: usize) {
-        self.limit = Some(Arc::new(Semaphore::new(check_limit(n))));
+    pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
+        self.cancel(Cause::Panicked { task });
+        lock(&self.panic).get_or_insert(payload);
     }
 
-    /// The group's result once every branch has returned: resumes a branch's
-    /// panic, else `Ok(value)` if every branch gave one, else the first error,
-    /// else the cancellation. Cancels the ctx with `Finished` either way.
+    /// Starts `task` as a tokio task the group waits for; refused once the
+    /// group is cancelled or has returned.
+    ///
+    /// # Panics
+    ///
+    /// If `E` is not the group's error type.
+    pub(crate) fn spawn<E, M, F>(
+        self: &Arc<Self>,
+        name: TaskName,
+        make: M,
+        start: Start,
+    ) -> Result<(), Cancelled>
+    where
+        M: FnOnce(Ctx) -> F,
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Send + 'static,
+    {
+        let (group_error, group_error_name) = self.error_type;
+        assert!(
+            TypeId::of::<E>() == group_error,
+            "errgroup: a task spawned into this group returns `Result<(), {}>`, but the group's error type is `{group_error_name}`",
+            type_name::<E>(),
+        );
+        if matches!(start, Start::Refused) {
+            return Err(self.cancelled_error());
+        }
+        let ctx = Ctx::new(Arc::clone(self), name.clone());
+        let task = make(ctx.clone());
+        let guarded = Guarded::new(Arc::clone(self), ctx, task, start);
+        let core = Arc::clone(self);
+        let job = async move {
+            match guarded.await {
+                Some((Ok(()), _permit)) => true,
+                Some((Err(error), permit)) => {
+                    if core.cancel(Cause::Failed { task: name }) {
+                        *lock(&core.task_error) = Some(Box::new(error));
+                    }
+                    drop(permit);
+                    false
+                }
+                None => false,
+            }
+        };
+        self.spawned.store(true, Ordering::Release);
+        let mut tasks = lock(&self.tasks);
+        if tasks.closed {
+            return Err(self.cancelled_error());
+        }
+        tasks.set.spawn(job);
+        Ok(())
+    }
+
+    /// Collects finished tasks; `Ready(all_ok)` once none is running.
+    pub(crate) fn poll_tasks(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        // A task is only added by running code of this group (a branch or
+        // another task), so while that code runs the driver is not done, and
+        // once it has returned, its store is visible here.
+        if !self.spawned.load(Ordering::Acquire) {
+            return Poll::Ready(true);
+        }
+        let mut tasks = lock(&self.tasks);
+        loop {
+            match tasks.set.poll_join_next(cx) {
+                Poll::Ready(Some(Ok(ok))) => tasks.all_ok &= ok,
+                // Panics are caught inside; only a runtime shutdown lands here.
+                Poll::Ready(Some(Err(_))) => tasks.all_ok = false,
+                Poll::Ready(None) => return Poll::Ready(tasks.all_ok),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// No task starts from now on; those still running are aborted.
+    pub(crate) fn close_tasks(&self) {
+        let mut tasks = lock(&self.tasks);
+        tasks.closed = true;
+        tasks.set.abort_all();
+    }
+}
+
+/// A group: its core and the first error of its branches, typed.
+#[derive(Debug)]
+pub(crate) struct State<E> {
+    pub(crate) core: Arc<Core>,
+    error: Mutex<Option<E>>,
+}
+
+impl<E: 'static> State<E> {
+    pub(crate) fn new(settings: Settings) -> Self {
+        State {
+            core: Core::new::<E>(settings),
+            error: Mutex::new(None),
+        }
+    }
+}
+
+impl<E> State<E> {
+    pub(crate) fn ctx(&self, task: TaskName) -> Ctx {
+        Ctx::new(Arc::clone(&self.core), task)
+    }
+
+    /// Records `error` if it is the first failure and cancels the group.
+    pub(crate) fn fail(&self, task: TaskName, error: E) {
+        if self.core.cancel(Cause::Failed { task }) {
+            *lock(&self.error) = Some(error);
+        }
+    }
+}
+
+impl<E: 'static> State<E> {
+    /// The group's result once every branch and task has returned: resumes
+    /// a panic, else `Ok(value)` if every branch gave one and no task failed,
+    /// else the first error, else the cancellation. Cancels the ctx with
+    /// `Finished` either way, and closes the group to new tasks.
     pub(crate) fn finish<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
+        self.core.close_tasks();
         self.core.cancel(Cause::Finished);
-        if let Some(Payload(payload)) = lock(&self.panic).take() {
+        if let Some(payload) = lock(&self.core.panic).take() {
             resume_unwind(payload);
         }
-        if let Some(value) = value {
+        let task_error = lock(&self.core.task_error).take();
+        if let (Some(value), None) = (value, &task_error) {
             return Ok(value);
         }
-        if let Some(error) = lock(&self.error).take() {
-            if let Some(Cause::Failed { task }) = self.core.cause() {
-                return Err(Error::Failed { task, error });
+        if let Some(Cause::Failed { task }) = self.core.cause.get() {
+            let error = lock(&self.error)
+                .take()
+                .or_else(|| task_error.and_then(|e| e.downcast::<E>().ok().map(|e| *e)));
+            if let Some(error) = error {
+                return Err(Error::Failed {
+                    task: task.clone(),
+                    error,
+                });
             }
         }
         Err(Error::Cancelled(self.core.cancelled_error()))
@@ -373,17 +442,19 @@ pub(crate) fn check_limit(n: usize) -> usize {
     n.min(Semaphore::MAX_PERMITS)
 }
 
-/// Polls `fut`, turning a panic inside it into `Err(payload)`.
-pub(crate) async fn catch_unwind_future<F: Future>(
-    fut: F,
-) -> Result<F::Output, Box<dyn Any + Send>> {
-    let mut fut = pin!(fut);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload)),
+/// Drives nothing itself; lets `Pin<&mut Option<F>>` be polled in place.
+pub(crate) fn poll_option<F: Future>(
+    mut fut: Pin<&mut Option<F>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<F::Output>> {
+    match fut.as_mut().as_pin_mut() {
+        None => Poll::Ready(None),
+        Some(f) => match f.poll(cx) {
+            Poll::Ready(value) => {
+                fut.set(None);
+                Poll::Ready(Some(value))
+            }
+            Poll::Pending => Poll::Pending,
         },
-    )
-    .await
+    }
 }

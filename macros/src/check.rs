@@ -106,10 +106,6 @@ fn check_headers(input: &Input, errors: &mut Errors) {
                     }
                 }
             }
-            HeaderKind::Grace(_) => errors.at(
-                header.key,
-                "the `grace` header is not supported yet\nhelp: remove it; branches are always waited for",
-            ),
             HeaderKind::Channel => errors.at(
                 header.key,
                 "group channel headers (`let .. = channel(..);`) are not supported yet\nhelp: remove the header; create the channel before the block, and mark the branches that use it `#[allow(raw_channel)]`",
@@ -158,30 +154,44 @@ fn check_branch(branch: &Branch, earlier: &[Branch], errors: &mut Errors) -> Mod
     check_name(branch, earlier, errors);
     match &branch.body {
         Body::Broken => {}
-        Body::For(fan_out) => errors.at(
-            fan_out.for_token.span,
-            "fan-out branches (`name => for x in items { .. }`) are not supported yet\nhelp: for now, spawn one task per item on an `errgroup::Group`",
-        ),
-        Body::Expr(body) => {
-            let mut scan = Scan::default();
-            scan.visit_expr(body);
-            for span in scan.ctx_rebinds {
-                errors.at(
-                    span,
-                    "this rebinds `ctx`, the group's injected context, inside a branch\nhelp: give the new binding another name; `ctx` must stay this branch's context",
-                );
-            }
-            if mode.blocking {
-                for span in scan.awaits {
-                    errors.push(syn::Error::new_spanned(
-                        span,
-                        "a `#[blocking]` branch body is synchronous and cannot `.await`\nhelp: remove `#[blocking]` to run it as an async branch, or remove the `.await`",
-                    ));
-                }
-            }
+        Body::For(fan_out) => {
+            let mut bindings = Bindings::default();
+            bindings.visit_pat(&fan_out.pat);
+            let body = block_expr(&fan_out.body);
+            check_body(&body, &bindings.ctx, &mode, errors);
         }
+        Body::Expr(body) => check_body(body, &[], &mode, errors),
     }
     mode
+}
+
+/// `ctx` rebinding, and `.await` in a `#[blocking]` body.
+fn check_body(body: &Expr, pattern_rebinds: &[Span], mode: &Mode, errors: &mut Errors) {
+    let mut scan = Scan::default();
+    scan.visit_expr(body);
+    for &span in pattern_rebinds.iter().chain(&scan.ctx_rebinds) {
+        errors.at(
+            span,
+            "this rebinds `ctx`, the group's injected context, inside a branch\nhelp: give the new binding another name; `ctx` must stay this branch's context",
+        );
+    }
+    if mode.blocking {
+        for span in scan.awaits {
+            errors.push(syn::Error::new_spanned(
+                span,
+                "a `#[blocking]` branch body is synchronous and cannot `.await`\nhelp: remove `#[blocking]` to run it as an async branch, or remove the `.await`",
+            ));
+        }
+    }
+}
+
+/// A fan-out body as an expression, for the rules written on expressions.
+fn block_expr(block: &syn::Block) -> Expr {
+    Expr::Block(syn::ExprBlock {
+        attrs: Vec::new(),
+        label: None,
+        block: block.clone(),
+    })
 }
 
 enum AttrKind {
@@ -302,9 +312,12 @@ impl<'ast> Visit<'ast> for Bindings {
 fn check_error_type_is_known(input: &Input, errors: &mut Errors) {
     let mut first_ok = None;
     for branch in &input.branches {
-        let Body::Expr(body) = &branch.body else {
-            return;
+        let body = match &branch.body {
+            Body::Expr(body) => body.clone(),
+            Body::For(fan_out) => block_expr(&fan_out.body),
+            Body::Broken => return,
         };
+        let body = &body;
         let Some(ok) = bare_ok_tail(body) else { return };
         let mut scan = Scan::default();
         scan.visit_expr(body);

@@ -60,9 +60,11 @@ impl HeaderKind {
     }
 }
 
-/// The header keys a user can write today (`grace` and channel headers are
-/// parsed, but rejected by the checks).
-const HEADER_KEYS: [&str; 5] = ["timeout", "deadline", "parent", "limit", "on_error"];
+/// The header keys a user can write today (channel headers are parsed, but
+/// rejected by the checks until group channels land).
+const HEADER_KEYS: [&str; 6] = [
+    "timeout", "deadline", "parent", "limit", "grace", "on_error",
+];
 
 pub(crate) struct Branch {
     pub(crate) attrs: Vec<Attribute>,

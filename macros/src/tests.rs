@@ -160,16 +160,16 @@ const INVALID: &[(&str, &str)] = &[
     ),
     ("n => Ok(1),", "error type of this group cannot be inferred"),
     (
-        "grace = Duration::from_millis(500); page => x.await,",
-        "`grace` header is not supported yet",
+        "#[blocking] sums => for n in xs { let v = f(n).await; Ok(v) },",
+        "cannot `.await`",
     ),
     (
         "let (tx, rx) = channel::<u64>(16); p => Ok(()),",
         "channel headers",
     ),
     (
-        "limit = 8; pages => for url in urls { fetch(&url).await },",
-        "fan-out branches",
+        "limit = 8; pages => for ctx in urls { fetch(&ctx).await },",
+        "rebinds `ctx`",
     ),
     (
         "limit = 0; a => x.await, a => y.await, #[detach] c => z.await,",

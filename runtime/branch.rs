@@ -1,0 +1,207 @@
+//! The future that runs one branch body: waits for its start, polls the body
+//! with its ctx as the ambient one, catches a panic, records an error.
+//!
+//! Hand-written rather than `async fn`s so that the body's state is stored
+//! once: nested `async fn`s that take a future and await it keep a copy of
+//! it per level, and a group future grew to five times its bodies.
+
+use std::future::Future;
+use std::ops::Deref;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
+
+use crate::ctx::Ctx;
+use crate::error::TaskName;
+use crate::shared::{Core, Permit, Start, State, with_ambient};
+
+/// Where a branch is in its life.
+enum Phase {
+    /// Waiting for a `limit` permit, or for the cancellation, whichever first.
+    Queued(Pin<Box<dyn Future<Output = Option<Permit>> + Send>>),
+    Running(Option<Permit>),
+    Done,
+}
+
+pin_project! {
+    /// Runs `body` as its start allows. `None` when it never ran or
+    /// panicked; else its output and the `limit` permit it held.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct Guarded<F> {
+        core: Arc<Core>,
+        task: TaskName,
+        phase: Phase,
+        #[pin]
+        body: TaskLocalFuture<Ctx, F>,
+    }
+}
+
+impl<F: Future> Guarded<F> {
+    pub(crate) fn new(core: Arc<Core>, ctx: Ctx, body: F, start: Start) -> Self {
+        let task = ctx.task().clone();
+        let phase = match start {
+            Start::Refused => Phase::Done,
+            Start::Now(permit) => Phase::Running(permit),
+            Start::Queued => Phase::Queued(Box::pin(admit(Arc::clone(&core)))),
+        };
+        Guarded {
+            core,
+            task,
+            phase,
+            body: with_ambient(ctx, body),
+        }
+    }
+
+    pub(crate) fn task(&self) -> &TaskName {
+        &self.task
+    }
+}
+
+/// A permit once one is free, `None` if the group is cancelled first.
+async fn admit(core: Arc<Core>) -> Option<Permit> {
+    let limit = core.limit_semaphore()?;
+    let cancelled = core.token().clone().cancelled_owned();
+    let mut cancelled = std::pin::pin!(cancelled);
+    let acquire = limit.acquire_owned();
+    let mut acquire = std::pin::pin!(acquire);
+    let permit = std::future::poll_fn(|cx| {
+        if let Poll::Ready(permit) = acquire.as_mut().poll(cx) {
+            return Poll::Ready(permit.ok());
+        }
+        cancelled.as_mut().poll(cx).map(|()| None)
+    })
+    .await?;
+    // Cancelled just as the permit arrived: do not start.
+    (!core.is_cancelled()).then_some(permit)
+}
+
+impl<F: Future> Future for Guarded<F> {
+    type Output = Option<(F::Output, Option<Permit>)>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        if let Phase::Queued(admit) = this.phase {
+            *this.phase = match ready!(admit.as_mut().poll(cx)) {
+                Some(permit) => Phase::Running(Some(permit)),
+                None => Phase::Done,
+            };
+        }
+        if matches!(this.phase, Phase::Done) {
+            return Poll::Ready(None);
+        }
+        let body = this.body.as_mut();
+        match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => match std::mem::replace(this.phase, Phase::Done) {
+                Phase::Running(permit) => Poll::Ready(Some((output, permit))),
+                _ => Poll::Ready(Some((output, None))),
+            },
+            Err(payload) => {
+                *this.phase = Phase::Done;
+                this.core.panicked(this.task.clone(), payload);
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// A branch whose error cancels the group: `Some(value)` on `Ok`.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct Run<S, F> {
+        state: S,
+        #[pin]
+        inner: Guarded<F>,
+    }
+}
+
+impl<S, F> Run<S, F> {
+    pub(crate) fn new(state: S, inner: Guarded<F>) -> Self {
+        Run { state, inner }
+    }
+}
+
+impl<S, F, T, E> Future for Run<S, F>
+where
+    S: Deref<Target = State<E>>,
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let mut this = self.project();
+        Poll::Ready(match ready!(this.inner.as_mut().poll(cx)) {
+            Some((Ok(value), _permit)) => Some(value),
+            Some((Err(error), permit)) => {
+                // Recorded before the permit is given back: see shared.rs.
+                this.state.fail(this.inner.task().clone(), error);
+                drop(permit);
+                None
+            }
+            None => None,
+        })
+    }
+}
+
+pin_project! {
+    /// A branch under `on_error = continue`: its result is its value.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct Supervised<F> {
+        #[pin]
+        inner: Guarded<F>,
+    }
+}
+
+impl<F> Supervised<F> {
+    pub(crate) fn new(inner: Guarded<F>) -> Self {
+        Supervised { inner }
+    }
+}
+
+impl<F: Future> Future for Supervised<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
+        self.project()
+            .inner
+            .poll(cx)
+            .map(|done| done.map(|(output, _permit)| output))
+    }
+}
+
+/// Runs a synchronous branch body on tokio's blocking pool.
+pub(crate) async fn run_blocking<S, T, E, F>(state: S, ctx: Ctx, body: F, start: Start) -> Option<T>
+where
+    S: Deref<Target = State<E>>,
+    F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let permit = match start {
+        Start::Refused => return None,
+        Start::Now(permit) => permit,
+        Start::Queued => Some(admit(Arc::clone(&state.core)).await?),
+    };
+    let task = ctx.task().clone();
+    let job = tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| body(&ctx))));
+    // A blocking job cannot be aborted: if this future is dropped, the job
+    // runs to its end on its own, with its ctx cancelled.
+    match job.await {
+        Ok(Ok(Ok(value))) => Some(value),
+        Ok(Ok(Err(error))) => {
+            state.fail(task, error);
+            drop(permit);
+            None
+        }
+        Ok(Err(payload)) => {
+            state.core.panicked(task, payload);
+            None
+        }
+        // Only when the runtime shuts down under us.
+        Err(_) => None,
+    }
+}
