@@ -17,7 +17,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use errgroup::{Group, TaskName, errgroup};
+use errgroup::errgroup;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -93,23 +93,14 @@ fn group2_spawn(c: &mut Criterion) {
     g.finish();
 }
 
-/// The errgroup side of the spawn cases: `n` trivial spawned tasks.
-///
-/// SWITCH: stand-in on the dynamic `Group`. With `#[spawn]` fan-out:
-///
-/// ```text
-/// errgroup! { #[spawn] items => for _ in 0..n { Ok::<(), Fail>(()) } }
-/// ```
-async fn errgroup_spawn(n: usize) -> Result<(), errgroup::Error<Fail>> {
-    let mut group = Group::<Fail>::new();
-    for i in 0..n {
-        group.spawn(TaskName::indexed("items", i), |_ctx| async { Ok(()) });
-    }
-    group.wait().await
+/// The errgroup side of the spawn cases: `n` trivial spawned tasks, one
+/// `#[spawn]` fan-out branch.
+async fn errgroup_spawn(n: usize) -> Result<(Vec<()>,), errgroup::Error<Fail>> {
+    errgroup! { #[spawn] items => for _ in 0..n { Ok::<(), Fail>(()) } }
 }
 
-/// The id of [`errgroup_spawn`] while it is a stand-in.
-const ERRGROUP_SPAWN_ID: &str = "errgroup_Group_standin";
+/// The id of [`errgroup_spawn`].
+const ERRGROUP_SPAWN_ID: &str = "errgroup";
 
 /// The floor: `tokio::spawn` into a `Vec<JoinHandle>`, then await each.
 async fn tokio_spawn_vec(n: usize) -> Result<(), Fail> {
@@ -141,27 +132,17 @@ fn spawn_many(c: &mut Criterion) {
     }
 }
 
-/// The errgroup side of the `limit` case: `n` trivial items, 64 at a time.
-///
-/// SWITCH: stand-in on the dynamic `Group` (tokio tasks, not in-task). With
-/// in-task fan-out:
-///
-/// ```text
-/// errgroup! { limit = LIMIT; items => for i in 0..n as u64 { Ok::<u64, Fail>(black_box(i)) } }
-/// ```
-async fn errgroup_limited(n: usize) -> Result<(), errgroup::Error<Fail>> {
-    let mut group = Group::<Fail>::new().limit(LIMIT);
-    for i in 0..n {
-        group.spawn(TaskName::indexed("items", i), move |_ctx| async move {
-            black_box(i);
-            Ok(())
-        });
+/// The errgroup side of the `limit` case: `n` trivial in-task items, 64 at
+/// a time, values in a `Vec` (as `try_collect` gives the alternative's).
+async fn errgroup_limited(n: usize) -> Result<(Vec<u64>,), errgroup::Error<Fail>> {
+    errgroup! {
+        limit = LIMIT;
+        items => for i in 0..n as u64 { Ok::<u64, Fail>(black_box(i)) }
     }
-    group.wait().await
 }
 
-/// The id of [`errgroup_limited`] while it is a stand-in.
-const ERRGROUP_LIMITED_ID: &str = "errgroup_Group_standin";
+/// The id of [`errgroup_limited`].
+const ERRGROUP_LIMITED_ID: &str = "errgroup";
 
 /// 100,000 trivial in-task items with `limit = 64` vs `buffer_unordered(64)`.
 fn intask_limit(c: &mut Criterion) {
@@ -217,8 +198,11 @@ fn cancel_blocked(c: &mut Criterion) {
 /// to a consumer task through a channel of `CAPACITY`.
 ///
 /// SWITCH: placeholder until group-bound channels land: a raw tokio channel
-/// where every operation also `select!`s on a `CancellationToken`, which is
-/// what a channel bound to the group's ctx must at least do. With them:
+/// where every operation also `select!`s on a `CancellationToken` (its
+/// `cancelled()` future made once per task, polled before every operation),
+/// which is what a channel bound to the group's ctx must at least do. Each
+/// such poll takes the token's mutex (`CancellationToken::is_cancelled` and
+/// its `Notified` both lock). With group channels:
 ///
 /// ```text
 /// errgroup! {
@@ -232,10 +216,12 @@ async fn errgroup_channel(n: u64) -> u64 {
     let (tx, mut rx) = mpsc::channel::<u64>(CAPACITY);
     let producer_token = token.clone();
     let producer = tokio::spawn(async move {
+        let cancelled = producer_token.cancelled();
+        tokio::pin!(cancelled);
         for i in 0..n {
             tokio::select! {
                 biased;
-                () = producer_token.cancelled() => return Err(Fail),
+                () = &mut cancelled => return Err(Fail),
                 sent = tx.send(i) => sent.map_err(|_| Fail)?,
             }
         }
@@ -243,10 +229,12 @@ async fn errgroup_channel(n: u64) -> u64 {
     });
     let consumer = tokio::spawn(async move {
         let mut sum = 0u64;
+        let cancelled = token.cancelled();
+        tokio::pin!(cancelled);
         loop {
             tokio::select! {
                 biased;
-                () = token.cancelled() => return Err(Fail),
+                () = &mut cancelled => return Err(Fail),
                 received = rx.recv() => match received {
                     Some(v) => sum = sum.wrapping_add(v),
                     None => return Ok(sum),

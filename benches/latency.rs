@@ -51,9 +51,8 @@ fn measure(side: &str, runs: usize) -> (Duration, Duration) {
             let mut samples = Vec::with_capacity(runs);
             for run in 0..WARM_UP + runs {
                 let elapsed = match side.as_str() {
-                    // SWITCH: both errgroup sides use the dynamic Group
-                    // until in-task fan-out lands (see `common::errgroup_blocked`).
-                    "errgroup_intask" | "errgroup_spawn" => common::errgroup_blocked(TASKS).await,
+                    "errgroup_intask" => common::errgroup_blocked(TASKS).await,
+                    "errgroup_spawn" => common::errgroup_blocked_spawn(TASKS).await,
                     "futures_unordered" => common::futures_unordered_blocked(TASKS).await,
                     _ => common::joinset_blocked(TASKS).await,
                 };
@@ -114,12 +113,6 @@ fn main() {
             ns(o99) / 1e3,
             ns(e50) / ns(o50),
             ns(e99) / ns(o99),
-        );
-    }
-    if common::ERRGROUP_BLOCKED_ID != "errgroup" {
-        println!(
-            "(errgroup sides run as `{}`: the dynamic Group until fan-out lands)",
-            common::ERRGROUP_BLOCKED_ID
         );
     }
 }

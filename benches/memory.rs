@@ -68,9 +68,8 @@ fn measure(side: &str, tasks: usize) -> f64 {
     let baseline = peak_rss();
     let elapsed = rt.block_on(async {
         match side {
-            // SWITCH: stand-in, spawned on a current-thread runtime, until
-            // in-task fan-out lands (see `common::errgroup_blocked`).
-            "errgroup_intask" | "errgroup_spawn" => common::errgroup_blocked(tasks).await,
+            "errgroup_intask" => common::errgroup_blocked(tasks).await,
+            "errgroup_spawn" => common::errgroup_blocked_spawn(tasks).await,
             "futures_unordered" => common::futures_unordered_blocked(tasks).await,
             _ => common::joinset_blocked(tasks).await,
         }
@@ -126,12 +125,6 @@ fn main() {
         println!(
             "{case:<50} {ours:>18.1} {theirs:>12.1} {:>7.2}x",
             ours / theirs
-        );
-    }
-    if common::ERRGROUP_BLOCKED_ID != "errgroup" {
-        println!(
-            "(errgroup sides run as `{}`: the dynamic Group until fan-out lands)",
-            common::ERRGROUP_BLOCKED_ID
         );
     }
 }

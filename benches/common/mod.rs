@@ -3,15 +3,11 @@
 //!
 //! # Stand-ins
 //!
-//! Some cases need `errgroup!` features that are not there yet: fan-out
-//! branches (`name => for x in items { .. }`) and group-bound channels.
-//! Until they land, the errgroup side of those cases runs on the dynamic
-//! [`errgroup::Group`] (every item a tokio task, even for the "in-task"
-//! cases) or on a placeholder, and its bench id says so
-//! (`errgroup_Group_standin`, `errgroup_placeholder`). Every such function is
-//! in this file or in `compare.rs` under a `SWITCH:` comment that holds the
-//! macro version to paste in once the feature exists; the id changes to
-//! `errgroup` at the same time.
+//! A case whose errgroup side needs a feature that is not there yet runs a
+//! stand-in, and its bench id says so (`errgroup_placeholder_*`): today
+//! only the channel case, until group-bound channels land. Its function in
+//! `compare.rs` carries a `SWITCH:` comment with the macro version to paste
+//! in; the id changes to `errgroup` at the same time.
 
 #![allow(
     dead_code,
@@ -25,7 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use errgroup::Group;
+use errgroup::errgroup;
 use futures::stream::{FuturesUnordered, StreamExt};
 use tokio::runtime::Runtime;
 use tokio::task::JoinSet;
@@ -182,44 +178,45 @@ impl Probe {
     }
 }
 
-/// errgroup, `tasks` tasks of which all but one block on their ctx and one
-/// fails; returns the time from the failure to the group's return.
-///
-/// SWITCH: stand-in on the dynamic `Group` (tokio tasks). With in-task
-/// fan-out this becomes:
-///
-/// ```text
-/// let result = errgroup! {
-///     blocked => for _ in 0..tasks - 1 { probe.arrive(); ctx.cancelled().await; Ok(()) },
-///     failer  => probe.fail_when_all_blocked().await,
-/// };
-/// ```
+/// errgroup, in-task: `tasks` tasks of which all but one block on their
+/// ctx and one fails; returns the time from the failure to the group's
+/// return. The blocked ones are one in-task fan-out branch.
 pub async fn errgroup_blocked(tasks: usize) -> Duration {
     let probe = Probe::new(tasks - 1);
-    let mut group = Group::<Fail>::new();
-    for i in 0..tasks - 1 {
-        let probe = Arc::clone(&probe);
-        group.spawn(
-            errgroup::TaskName::indexed("blocked", i),
-            move |ctx| async move {
-                probe.arrive();
-                ctx.cancelled().await;
-                Ok(())
-            },
-        );
-    }
-    let failer = Arc::clone(&probe);
-    group.spawn("failer", move |_ctx| async move {
-        failer.fail_when_all_blocked().await
-    });
-    let result = group.wait().await;
+    let result = errgroup! {
+        blocked => for _ in 0..tasks - 1 {
+            probe.arrive();
+            ctx.cancelled().await;
+            Ok(())
+        },
+        failer => probe.fail_when_all_blocked().await,
+    };
     let elapsed = probe.since_failure();
     assert!(result.is_err());
     elapsed
 }
 
-/// The id of the errgroup side of the blocked cases, while they use a stand-in.
-pub const ERRGROUP_BLOCKED_ID: &str = "errgroup_Group_standin";
+/// errgroup, spawned: as [`errgroup_blocked`] with `#[spawn]` branches (a
+/// tokio task per item).
+pub async fn errgroup_blocked_spawn(tasks: usize) -> Duration {
+    let probe = Probe::new(tasks - 1);
+    let last = Arc::clone(&probe);
+    let result = errgroup! {
+        #[spawn] blocked => for probe in std::iter::repeat_n(Arc::clone(&probe), tasks - 1) {
+            probe.arrive();
+            ctx.cancelled().await;
+            Ok(())
+        },
+        #[spawn] failer => last.fail_when_all_blocked().await,
+    };
+    let elapsed = probe.since_failure();
+    assert!(result.is_err());
+    elapsed
+}
+
+/// The id of the errgroup side of the blocked cases (`errgroup_*_standin`
+/// while one stands in for a missing feature).
+pub const ERRGROUP_BLOCKED_ID: &str = "errgroup";
 
 /// In-task `FuturesUnordered` + `CancellationToken`, same workload as
 /// [`errgroup_blocked`]: drain the set, cancel the token on the first error.
