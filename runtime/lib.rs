@@ -76,11 +76,13 @@ pub use crate::group::Group;
 /// HEADER := timeout = EXPR ;       // Duration: ctx cancelled with cause DeadlineExceeded
 ///         | deadline = EXPR ;      // tokio::time::Instant, same
 ///         | parent = EXPR ;        // &Ctx: this group is a child of it
-///         | limit = EXPR ;         // usize > 0: at most N branches running at once
+///         | limit = EXPR ;         // usize > 0: at most N branches/items running at once
+///         | grace = EXPR ;         // Duration: after cancellation, drop what still runs
 ///         | type Error = TYPE ;    // fixes the error type E of every branch
 ///         | on_error = continue ;  // supervisor mode: no cancel on error
 ///
-/// BRANCH := ATTR* NAME => BODY
+/// BRANCH := ATTR* NAME => BODY                   // one task
+///         | ATTR* NAME => for PAT in EXPR BLOCK  // fan-out: one task per item
 /// ATTR   := #[spawn] | #[blocking]
 /// ```
 ///
@@ -88,7 +90,8 @@ pub use crate::group::Group;
 /// async block that evaluates to `Result<T, E>`; inside it, `ctx: &Ctx` is
 /// the branch's [`Ctx`]. The macro awaits internally (like
 /// `tokio::try_join!`) and evaluates to `Result<(T1, .., Tn), Error<E>>`,
-/// values in branch order; a one-branch group gives `(T1,)`.
+/// values in branch order; a one-branch group gives `(T1,)`. A `for` branch
+/// gives `Vec<T>` in iteration order; its items are named `name[i]`.
 ///
 /// # Semantics
 ///
@@ -101,7 +104,11 @@ pub use crate::group::Group;
 ///    cancels the group's ctx with [`Cause::Failed`]; the group still waits
 ///    for every branch, then yields [`Error::Failed`] with that branch's name
 ///    and `e`. Errors returned after the cancellation never replace it.
-/// 3. **Wait for all.** Nothing the group started runs after it returns.
+/// 3. **Wait for all.** Nothing the group started runs after it returns,
+///    tasks started with [`Ctx::spawn`] included. With `grace = d;`,
+///    branches still running `d` after the cancellation are dropped
+///    (in-task) or aborted (spawned, and `ctx.spawn` tasks); `#[blocking]`
+///    bodies cannot be stopped and are waited for.
 /// 4. **Outer cancellation.** Dropping the group's future (an outer
 ///    `select!`, `timeout`, a dropped request) drops every in-task branch and
 ///    aborts every `#[spawn]` branch. A `#[blocking]` body cannot be
@@ -116,13 +123,45 @@ pub use crate::group::Group;
 /// 7. **Panics.** A panicking branch cancels the group
 ///    ([`Cause::Panicked`]); once the others have returned, the panic resumes
 ///    in the caller with its original payload.
-/// 8. **Limits.** `limit = n` bounds how many branches run at once; the
-///    others wait, and never start if the group is cancelled meanwhile.
+/// 8. **Limits.** `limit = n` bounds how many branches, items and
+///    `ctx.spawn` tasks run at once; the others wait. A `for` branch pulls
+///    items lazily: 1,000,000 items with `limit = 8` hold memory for 8.
+/// 9. **Nothing new starts after cancellation.** Items not yet pulled,
+///    branches waiting for a slot and `ctx.spawn` calls made after the
+///    cancellation never run.
 /// 10. **Supervisor mode.** With `on_error = continue;` a failing branch
 ///     cancels nothing; the group evaluates to
-///     `Result<(Result<T1, E>, .., Result<Tn, E>), Error<E>>`.
+///     `Result<(Result<T1, E>, .., Result<Tn, E>), Error<E>>` (a `for`
+///     branch gives `Vec<Result<T, E>>`). A branch that returns `Err` after a
+///     deadline or parent cancellation comes back as its own `Err`; the
+///     outer error is for branches that never ran.
 /// 11. **The nearest `ctx` wins.** In a nested group, `ctx` is the inner
 ///     group's.
+///
+/// Fan-out, as Go's `for _, u := range urls { g.Go(..) }`:
+///
+/// ```
+/// use errgroup::errgroup;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> anyhow::Result<()> {
+/// let prefix = String::from("page");
+/// let (pages, total) = errgroup! {
+///     limit = 8;                              // at most 8 items at once
+///     pages => for id in 0..100u32 {          // items pulled lazily
+///         let page = format!("{prefix}-{id}"); // borrows `prefix`
+///         ctx.check()?;
+///         Ok::<_, anyhow::Error>(page)
+///     },
+///     total => Ok(100u32),
+/// }?;
+/// assert_eq!(pages.len(), total as usize);
+/// assert_eq!(pages[42], "page-42");
+/// # Ok(()) }
+/// ```
+///
+/// `#[spawn] for` runs each item as a tokio task (`Send + 'static`: pass owned
+/// data through the iterator, e.g. `urls.into_iter().map(|u| (u, client.clone()))`);
+/// `#[blocking] for` runs each item on the blocking pool.
 ///
 /// ```
 /// use errgroup::{errgroup, Cause};
