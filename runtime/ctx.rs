@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::channel::{self, Receiver, Sender};
 use crate::error::{Cancelled, Cause, TaskName};
 use crate::shared::Core;
 
@@ -295,6 +296,65 @@ impl Ctx {
         E: Send + 'static,
     {
         self.core.spawn(name.into(), |_| task, self.core.start())
+    }
+
+    /// A channel bound to this ctx's group, holding up to `capacity` items:
+    /// the run-time twin of the `let (tx, rx) = channel(cap);` header.
+    ///
+    /// Once the group is cancelled, a [`send`](Sender::send) or
+    /// [`recv`](Receiver::recv) blocked on it returns `Err` at once; when
+    /// every [`Sender`] is gone, receivers drain the buffer and then get
+    /// `Ok(None)`.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is 0.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (total,) = errgroup! {
+    ///     type Error = anyhow::Error;
+    ///     sum => {
+    ///         let (tx, rx) = ctx.channel::<u32>(16);
+    ///         for n in 1..=4 { tx.send(n).await?; }
+    ///         drop(tx);
+    ///         let mut total = 0;
+    ///         while let Some(n) = rx.recv().await? { total += n; }
+    ///         Ok(total)
+    ///     },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(total, 10);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn channel<T: Send + 'static>(&self, capacity: usize) -> (Sender<T>, Receiver<T>) {
+        channel::bound(&self.core, Some(capacity))
+    }
+
+    /// An unbounded channel bound to this ctx's group: like
+    /// [`channel`](Ctx::channel), but `send` never waits.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (len,) = errgroup! {
+    ///     fill => {
+    ///         let (tx, rx) = ctx.unbounded::<u64>();
+    ///         for n in 0..10_000 { tx.try_send(n).unwrap(); }
+    ///         Ok::<_, ()>(rx.len())
+    ///     },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(len, 10_000);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn unbounded<T: Send + 'static>(&self) -> (Sender<T>, Receiver<T>) {
+        channel::bound(&self.core, None)
     }
 
     /// The name of the branch this ctx belongs to: `"fetch"`, or `"fetch[3]"`

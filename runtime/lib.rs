@@ -33,6 +33,7 @@
 extern crate self as errgroup;
 
 mod branch;
+mod channel;
 mod ctx;
 mod error;
 mod fanout;
@@ -43,6 +44,7 @@ mod shared;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
 pub use crate::ctx::Ctx;
 pub use crate::error::{Cancelled, Cause, Error, TaskName};
 pub use crate::group::Group;

@@ -14,7 +14,9 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 
+pub use core::clone::Clone;
 pub use core::convert::Infallible;
+pub use core::mem::drop;
 pub use core::future::poll_fn;
 pub use core::option::Option;
 pub use core::pin::pin;
@@ -25,6 +27,7 @@ use pin_project_lite::pin_project;
 use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::branch::{Guarded, Run, Supervised, run_blocking};
+use crate::channel::{self, Receiver, Sender};
 use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
 use crate::fanout::fan_out;
@@ -122,6 +125,18 @@ impl<E> Scope<E> {
     #[must_use]
     pub fn ctx(&self, name: &'static str) -> Ctx {
         self.state.ctx(TaskName::new(name))
+    }
+
+    /// A `let (tx, rx) = channel(cap);` header.
+    #[must_use]
+    pub fn channel<T: Send + 'static>(&self, capacity: usize) -> (Sender<T>, Receiver<T>) {
+        channel::bound(&self.state.core, Some(capacity))
+    }
+
+    /// A `let (tx, rx) = unbounded();` header.
+    #[must_use]
+    pub fn unbounded<T: Send + 'static>(&self) -> (Sender<T>, Receiver<T>) {
+        channel::bound(&self.state.core, None)
     }
 
     fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<F> {
