@@ -16,14 +16,17 @@ use tokio::time::{Instant, Sleep};
 
 pub use core::clone::Clone;
 pub use core::convert::Infallible;
-pub use core::mem::drop;
 pub use core::future::poll_fn;
+pub use core::mem::drop;
 pub use core::option::Option;
 pub use core::pin::pin;
 pub use core::result::Result;
 pub use core::task::Poll as PollState;
 
 use pin_project_lite::pin_project;
+
+#[path = "lints.rs"]
+pub mod lints;
 use tokio_util::sync::WaitForCancellationFuture;
 
 use crate::branch::{Guarded, Run, Supervised, run_blocking};
@@ -545,4 +548,29 @@ impl<T> Moved<T> {
 /// so the user sees the `compile_error!`, not a cascade.
 pub fn fallback<T, E>() -> Result<T, Error<E>> {
     unreachable!("errgroup!: this input did not compile")
+}
+
+/// The channel ends a fan-out branch names, lent to each item as clones
+/// and dropped as soon as the branch ends (its closure may outlive it).
+#[derive(Debug)]
+pub struct Lender<S>(std::sync::Mutex<Option<S>>);
+
+impl<S: Clone> Lender<S> {
+    pub fn new(ends: S) -> Self {
+        Lender(std::sync::Mutex::new(Some(ends)))
+    }
+
+    /// Clones of the ends for one item.
+    pub fn lend(&self) -> S {
+        shared::lock(&self.0)
+            .clone()
+            .expect("errgroup: no item starts after its fan-out branch ended")
+    }
+
+    /// `fut`, after which the ends are dropped.
+    pub async fn release<F: Future>(&self, fut: F) -> F::Output {
+        let out = fut.await;
+        drop(shared::lock(&self.0).take());
+        out
+    }
 }

@@ -95,22 +95,15 @@ fn check_headers(input: &Input, errors: &mut Errors) {
             );
         }
         seen.push(name);
-        match &header.kind {
-            HeaderKind::Limit(Expr::Lit(lit)) => {
-                if let Lit::Int(n) = &lit.lit {
-                    if n.base10_digits() == "0" {
-                        errors.at(
-                            n.span(),
-                            "`limit = 0` would never let a branch run\nhelp: use `limit = 1` or more, or leave `limit` out for no limit",
-                        );
-                    }
+        if let HeaderKind::Limit(Expr::Lit(lit)) = &header.kind {
+            if let Lit::Int(n) = &lit.lit {
+                if n.base10_digits() == "0" {
+                    errors.at(
+                        n.span(),
+                        "`limit = 0` would never let a branch run\nhelp: use `limit = 1` or more, or leave `limit` out for no limit",
+                    );
                 }
             }
-            HeaderKind::Channel => errors.at(
-                header.key,
-                "group channel headers (`let .. = channel(..);`) are not supported yet\nhelp: remove the header; create the channel before the block, and mark the branches that use it `#[allow(raw_channel)]`",
-            ),
-            _ => {}
         }
     }
 }

@@ -31,7 +31,8 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
         .iter()
         .any(|h| matches!(h.kind, HeaderKind::Grace(_)));
 
-    let mut setup = TokenStream::new();
+    let channels = channels(input, &scope, site);
+    let mut setup = channels.setup.clone();
     let mut polls = TokenStream::new();
     let mut drops = TokenStream::new();
     let mut takes = TokenStream::new();
@@ -48,7 +49,9 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
             ctx: format_ident!("__errgroup_ctx{}", i, span = site),
             item: format_ident!("__errgroup_item{}", i, span = site),
             supervise: checked.supervise,
+            ends: channels.ends_for(branch, i, &rt, site),
         };
+        setup.extend(names.ends.setup.clone());
         let future = match &branch.body {
             Body::Expr(body) => {
                 let future = single(&names, &branch.name, body, mode);
@@ -56,7 +59,11 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
                 setup.extend(quote_spanned!(site=> let #ctx = #scope.ctx(#name);));
                 future
             }
-            Body::For(fan_out) => fan_out_future(&names, &branch.name, fan_out, mode),
+            Body::For(fan_out) => {
+                names
+                    .ends
+                    .release(fan_out_future(&names, &branch.name, fan_out, mode))
+            }
             Body::Broken => continue,
         };
         setup.extend(quote_spanned! {site=>
@@ -74,6 +81,9 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
         somes.extend(quote_spanned!(site=> #rt::Option::Some(#value),));
         values.extend(quote_spanned!(site=> #value,));
     }
+
+    // Senders and receivers named by no branch close nothing late.
+    setup.extend(channels.drops);
 
     let (grace_setup, grace_poll) = if has_grace {
         (
@@ -123,6 +133,7 @@ struct Names<'a> {
     ctx: syn::Ident,
     item: syn::Ident,
     supervise: bool,
+    ends: Ends,
 }
 
 impl Names<'_> {
@@ -145,14 +156,16 @@ fn single(names: &Names, _name: &syn::Ident, body: &syn::Expr, mode: &Mode) -> T
     if mode.blocking {
         let method = method("blocking", names.supervise, site);
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
+        let ends = names.ends.bind_branch();
         quote_spanned! {body.span()=>
-            #scope.#method(#ctx, move |#ctx: &::errgroup::Ctx| { #bind #body })
+            #scope.#method(#ctx, move |#ctx: &::errgroup::Ctx| { #ends #bind #body })
         }
     } else if mode.spawn {
         let method = method("spawn", names.supervise, site);
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
+        let ends = names.ends.bind_branch();
         quote_spanned! {body.span()=>
-            #scope.#method(#ctx.clone(), async move { #bind #body })
+            #scope.#method(#ctx.clone(), async move { #ends #bind #body })
         }
     } else {
         let method = format_ident!(
@@ -165,8 +178,9 @@ fn single(names: &Names, _name: &syn::Ident, body: &syn::Expr, mode: &Mode) -> T
             span = site
         );
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
+        let ends = names.ends.bind_branch();
         quote_spanned! {body.span()=>
-            #scope.#method(#ctx.clone(), async { #bind #body })
+            #scope.#method(#ctx.clone(), async { #ends #bind #body })
         }
     }
 }
@@ -191,12 +205,15 @@ fn fan_out_future(
     let (pat, items, block) = (&fan_out.pat, &fan_out.expr, &fan_out.body);
     // The statements, not the block: the braces would be linted as unneeded.
     let stmts = &block.stmts;
+    let (lend, ends) = (names.ends.lend(), names.ends.bind_item());
     if mode.blocking {
         let method = method("fan_out_blocking", names.supervise, site);
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
         quote_spanned! {block.span()=>
             #scope.#method(#name, #items, move |#item| {
+                #lend
                 move |#ctx: &::errgroup::Ctx| {
+                    #ends
                     #bind
                     let #pat = #item;
                     #(#stmts)*
@@ -207,10 +224,14 @@ fn fan_out_future(
         let method = method("fan_out_spawn", names.supervise, site);
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
         quote_spanned! {block.span()=>
-            #scope.#method(#name, #items, move |#item, #ctx: ::errgroup::Ctx| async move {
-                #bind
-                let #pat = #item;
-                #(#stmts)*
+            #scope.#method(#name, #items, move |#item, #ctx: ::errgroup::Ctx| {
+                #lend
+                async move {
+                    #ends
+                    #bind
+                    let #pat = #item;
+                    #(#stmts)*
+                }
             })
         }
     } else {
@@ -221,8 +242,10 @@ fn fan_out_future(
         quote_spanned! {block.span()=>
             #scope.#method(#name, #items, |#item, #ctx: ::errgroup::Ctx| {
                 let #item = #rt::Moved(#item);
+                #lend
                 async {
                     let #ctx = #ctx;
+                    #ends
                     #bind
                     let #pat = #item.into_inner();
                     #(#stmts)*
@@ -230,6 +253,164 @@ fn fan_out_future(
             })
         }
     }
+}
+
+/// The group's channel headers: made from the scope before the branches.
+struct Channels<'a> {
+    /// `let (__tx, __rx) = scope.channel(..);` per header.
+    setup: TokenStream,
+    /// Drops the originals once every branch has its clones.
+    drops: TokenStream,
+    /// (the user's name, the original's internal name), per end.
+    ends: Vec<(&'a syn::Ident, syn::Ident)>,
+}
+
+fn channels<'a>(input: &'a Input, scope: &syn::Ident, site: Span) -> Channels<'a> {
+    let mut channels = Channels {
+        setup: TokenStream::new(),
+        drops: TokenStream::new(),
+        ends: Vec::new(),
+    };
+    let rt = quote_spanned!(site=> ::errgroup::__private);
+    let headers = input.headers.iter().filter_map(|h| match &h.kind {
+        HeaderKind::Channel(c) => Some(c),
+        _ => None,
+    });
+    for (c, channel) in headers.enumerate() {
+        let tx = format_ident!("__errgroup_chan{}_tx", c, span = site);
+        let rx = format_ident!("__errgroup_chan{}_rx", c, span = site);
+        let method = format_ident!(
+            "{}",
+            channel.constructor.to_string(),
+            span = channel.constructor.span()
+        );
+        let turbofish = channel.item.as_ref().map(|ty| quote!(::<#ty>));
+        let capacity = &channel.capacity;
+        channels
+            .setup
+            .extend(quote_spanned! {channel.constructor.span()=>
+                let (#tx, #rx) = #scope.#method #turbofish(#capacity);
+            });
+        channels.drops.extend(quote_spanned! {site=>
+            #rt::drop(#tx);
+            #rt::drop(#rx);
+        });
+        channels.ends.push((&channel.tx, tx));
+        channels.ends.push((&channel.rx, rx));
+    }
+    channels
+}
+
+impl Channels<'_> {
+    /// The ends branch `i` names, cloned for it.
+    fn ends_for(
+        &self,
+        branch: &crate::parse::Branch,
+        i: usize,
+        rt: &TokenStream,
+        site: Span,
+    ) -> Ends {
+        let tokens = match &branch.body {
+            Body::Expr(body) => quote!(#body),
+            Body::For(fan_out) => {
+                let block = &fan_out.body;
+                quote!(#block)
+            }
+            Body::Broken => TokenStream::new(),
+        };
+        let named: Vec<_> = self
+            .ends
+            .iter()
+            .filter(|(user, _)| mentions(&tokens, user))
+            .collect();
+        let held = format_ident!("__errgroup_ends{}", i, span = site);
+        let lent = format_ident!("__errgroup_lent{}", i, span = site);
+        let users: Vec<_> = named.iter().map(|(user, _)| *user).collect();
+        let originals: Vec<_> = named.iter().map(|(_, orig)| orig).collect();
+        let fan_out = matches!(branch.body, Body::For(_));
+        let setup = if named.is_empty() {
+            TokenStream::new()
+        } else if fan_out {
+            let lender = format_ident!("__errgroup_lender{}", i, span = site);
+            quote_spanned! {site=>
+                let #lender = #rt::Lender::new((#(#rt::Clone::clone(&#originals),)*));
+                let #held = &#lender;
+            }
+        } else {
+            quote_spanned! {site=>
+                let #held = (#(#rt::Clone::clone(&#originals),)*);
+            }
+        };
+        Ends {
+            users: users.into_iter().cloned().collect(),
+            held,
+            lent,
+            setup,
+            site,
+        }
+    }
+}
+
+/// The channel ends one branch names, and where it holds its clones.
+struct Ends {
+    users: Vec<syn::Ident>,
+    /// The branch's own clones (a tuple), or, for a fan-out branch, a
+    /// reference to the `Lender` of them.
+    held: syn::Ident,
+    /// One fan-out item's clones.
+    lent: syn::Ident,
+    setup: TokenStream,
+    site: Span,
+}
+
+impl Ends {
+    fn bind(&self, from: &syn::Ident) -> TokenStream {
+        if self.users.is_empty() {
+            return TokenStream::new();
+        }
+        let users = &self.users;
+        quote_spanned! {self.site=>
+            #[allow(unused_variables)]
+            let (#(#users,)*) = #from;
+        }
+    }
+
+    /// `let (tx, rx) = <the branch's clones>;`, first thing in its body, so
+    /// its future owns them and drops them when it ends.
+    fn bind_branch(&self) -> TokenStream {
+        self.bind(&self.held)
+    }
+
+    /// Clones for one fan-out item, taken before its future is made.
+    fn lend(&self) -> TokenStream {
+        if self.users.is_empty() {
+            return TokenStream::new();
+        }
+        let (held, lent) = (&self.held, &self.lent);
+        quote_spanned!(self.site=> let #lent = #held.lend();)
+    }
+
+    fn bind_item(&self) -> TokenStream {
+        self.bind(&self.lent)
+    }
+
+    /// A fan-out branch's future, after which its lent ends are dropped.
+    fn release(&self, future: TokenStream) -> TokenStream {
+        if self.users.is_empty() {
+            return future;
+        }
+        let held = &self.held;
+        quote_spanned!(self.site=> #held.release(#future))
+    }
+}
+
+/// Whether `tokens` name `ident` anywhere, inside macro calls too.
+fn mentions(tokens: &TokenStream, ident: &syn::Ident) -> bool {
+    tokens.clone().into_iter().any(|tt| match tt {
+        proc_macro2::TokenTree::Ident(i) => i == *ident,
+        proc_macro2::TokenTree::Group(g) => mentions(&g.stream(), ident),
+        _ => false,
+    })
 }
 
 fn method(base: &str, supervise: bool, site: Span) -> syn::Ident {

@@ -42,7 +42,19 @@ pub(crate) enum HeaderKind {
     Grace(Expr),
     ErrorType(Type),
     OnErrorContinue,
-    Channel,
+    Channel(Box<Channel>),
+}
+
+/// A `let (tx, rx) = channel::<T>(cap);` or `unbounded::<T>()` header.
+pub(crate) struct Channel {
+    pub(crate) tx: Ident,
+    pub(crate) rx: Ident,
+    /// The constructor's name (`channel` or `unbounded`), spanned as written.
+    pub(crate) constructor: Ident,
+    /// The item type from a turbofish, if any.
+    pub(crate) item: Option<Type>,
+    /// The capacity of a bounded channel.
+    pub(crate) capacity: Option<Expr>,
 }
 
 impl HeaderKind {
@@ -55,13 +67,12 @@ impl HeaderKind {
             HeaderKind::Grace(_) => "grace",
             HeaderKind::ErrorType(_) => "type Error",
             HeaderKind::OnErrorContinue => "on_error",
-            HeaderKind::Channel => "let",
+            HeaderKind::Channel(_) => "let",
         }
     }
 }
 
-/// The header keys a user can write today (channel headers are parsed, but
-/// rejected by the checks until group channels land).
+/// The `key = value;` header keys (besides `type Error` and `let`).
 const HEADER_KEYS: [&str; 6] = [
     "timeout", "deadline", "parent", "limit", "grace", "on_error",
 ];
@@ -197,11 +208,25 @@ fn parse_header(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result
     }
     if input.peek(Token![let]) {
         let kw: Token![let] = input.parse()?;
-        Pat::parse_single(input)?;
+        let pat = Pat::parse_single(input)?;
         input.parse::<Token![=]>()?;
-        let (_, end) = parse_value::<Expr>(input, "let .. =")?;
+        let (value, end) = parse_value::<Expr>(input, "let .. =")?;
         end_header(input, "let", end, errors);
-        return Ok(Some(header(kw.span, HeaderKind::Channel)));
+        let ends = channel_ends(&pat).map_err(|e| errors.push(e));
+        let constructor = channel_constructor(&value).map_err(|e| errors.push(e));
+        return Ok(match (ends, constructor) {
+            (Ok((tx, rx)), Ok((constructor, item, capacity))) => Some(header(
+                kw.span,
+                HeaderKind::Channel(Box::new(Channel {
+                    tx,
+                    rx,
+                    constructor,
+                    item,
+                    capacity,
+                })),
+            )),
+            _ => None,
+        });
     }
     let key: Ident = input.parse()?;
     let eq: Token![=] = input.parse()?;
@@ -263,6 +288,93 @@ fn parse_header(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result
     };
     end_header(input, &name, end, errors);
     Ok(Some(header(key.span(), kind)))
+}
+
+/// The `(tx, rx)` of a channel header.
+fn channel_ends(pat: &Pat) -> syn::Result<(Ident, Ident)> {
+    let plain = |p: &Pat| match p {
+        Pat::Ident(i) if i.by_ref.is_none() && i.mutability.is_none() && i.subpat.is_none() => {
+            Some(i.ident.clone())
+        }
+        _ => None,
+    };
+    if let Pat::Tuple(tuple) = pat {
+        if tuple.elems.len() == 2 {
+            if let (Some(tx), Some(rx)) = (plain(&tuple.elems[0]), plain(&tuple.elems[1])) {
+                if tx == rx {
+                    return Err(syn::Error::new(
+                        rx.span(),
+                        format!(
+                            "the channel's sender and receiver are both named `{rx}`\n\
+                             help: give them two names: `let (tx, rx) = channel(16);`"
+                        ),
+                    ));
+                }
+                return Ok((tx, rx));
+            }
+        }
+    }
+    Err(syn::Error::new_spanned(
+        pat,
+        "a channel header binds a sender and a receiver, as a pair of names\n\
+         help: write it like `let (tx, rx) = channel(16);`",
+    ))
+}
+
+/// `channel(cap)`, `channel::<T>(cap)`, `unbounded()`, `unbounded::<T>()`:
+/// the constructor, the item type and the capacity.
+fn channel_constructor(value: &Expr) -> syn::Result<(Ident, Option<Type>, Option<Expr>)> {
+    let help = "a channel header is `let (tx, rx) = channel(capacity);` or `let (tx, rx) = unbounded();`, \
+                with an optional item type: `channel::<T>(capacity)`";
+    let wrong = |tokens: &dyn quote::ToTokens, what: &str| {
+        syn::Error::new_spanned(tokens, format!("{what}\nhelp: {help}"))
+    };
+    let Expr::Call(call) = value else {
+        return Err(wrong(value, "expected `channel(..)` or `unbounded()`"));
+    };
+    let Expr::Path(path) = &*call.func else {
+        return Err(wrong(&call.func, "expected `channel` or `unbounded`"));
+    };
+    let segment = match path.path.segments.last() {
+        Some(s)
+            if path.qself.is_none()
+                && path.path.leading_colon.is_none()
+                && path.path.segments.len() == 1 =>
+        {
+            s
+        }
+        _ => return Err(wrong(&call.func, "expected `channel` or `unbounded`")),
+    };
+    let constructor = segment.ident.clone();
+    let item = match &segment.arguments {
+        syn::PathArguments::None => None,
+        syn::PathArguments::AngleBracketed(args) if args.args.len() == 1 => match &args.args[0] {
+            syn::GenericArgument::Type(ty) => Some(ty.clone()),
+            other => return Err(wrong(other, "expected the channel's item type")),
+        },
+        other => return Err(wrong(other, "expected one item type: `::<T>`")),
+    };
+    let args: Vec<&Expr> = call.args.iter().collect();
+    let capacity = match (constructor.to_string().as_str(), args.as_slice()) {
+        ("channel", [capacity]) => Some((*capacity).clone()),
+        ("channel", _) => {
+            return Err(wrong(
+                &call.args,
+                "`channel` takes one argument, the capacity",
+            ));
+        }
+        ("unbounded", []) => None,
+        ("unbounded", _) => {
+            return Err(wrong(&call.args, "`unbounded` takes no argument"));
+        }
+        (name, _) => {
+            return Err(wrong(
+                &constructor,
+                &format!("expected `channel` or `unbounded`, found `{name}`"),
+            ));
+        }
+    };
+    Ok((constructor, item, capacity))
 }
 
 fn header(key: Span, kind: HeaderKind) -> Item {

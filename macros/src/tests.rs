@@ -164,8 +164,8 @@ const INVALID: &[(&str, &str)] = &[
         "cannot `.await`",
     ),
     (
-        "let (tx, rx) = channel::<u64>(16); p => Ok(()),",
-        "channel headers",
+        "let tx = channel::<u64>(16); p => Ok(()),",
+        "a pair of names",
     ),
     (
         "limit = 8; pages => for ctx in urls { fetch(&ctx).await },",
