@@ -20,7 +20,6 @@ use criterion::{Criterion, SamplingMode, Throughput};
 use errgroup::errgroup;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 #[path = "common/mod.rs"]
 mod common;
@@ -194,60 +193,32 @@ fn cancel_blocked(c: &mut Criterion) {
     g.finish();
 }
 
-/// The errgroup side of the channel case: `n` values from a producer task
-/// to a consumer task through a channel of `CAPACITY`.
-///
-/// SWITCH: placeholder until group-bound channels land: a raw tokio channel
-/// where every operation also `select!`s on a `CancellationToken` (its
-/// `cancelled()` future made once per task, polled before every operation),
-/// which is what a channel bound to the group's ctx must at least do. Each
-/// such poll takes the token's mutex (`CancellationToken::is_cancelled` and
-/// its `Notified` both lock). With group channels:
-///
-/// ```text
-/// errgroup! {
-///     let (tx, rx) = channel::<u64>(CAPACITY);
-///     #[spawn] produce => { for i in 0..n { tx.send(i).await?; } Ok::<_, errgroup::Error<..>>(()) },
-///     #[spawn] consume => { let mut sum = 0; while let Some(v) = rx.recv().await? { sum += v; } Ok(sum) },
-/// }
-/// ```
+/// The errgroup side of the channel case: `n` values from a producer to a
+/// consumer through a group-bound channel of `CAPACITY`, both `#[spawn]`
+/// branches (tokio tasks, as on the raw side).
 async fn errgroup_channel(n: u64) -> u64 {
-    let token = CancellationToken::new();
-    let (tx, mut rx) = mpsc::channel::<u64>(CAPACITY);
-    let producer_token = token.clone();
-    let producer = tokio::spawn(async move {
-        let cancelled = producer_token.cancelled();
-        tokio::pin!(cancelled);
-        for i in 0..n {
-            tokio::select! {
-                biased;
-                () = &mut cancelled => return Err(Fail),
-                sent = tx.send(i) => sent.map_err(|_| Fail)?,
+    let ((), sum) = errgroup! {
+        let (tx, rx) = channel::<u64>(CAPACITY);
+        #[spawn] produce => {
+            for i in 0..n {
+                tx.send(i).await?;
             }
-        }
-        Ok(())
-    });
-    let consumer = tokio::spawn(async move {
-        let mut sum = 0u64;
-        let cancelled = token.cancelled();
-        tokio::pin!(cancelled);
-        loop {
-            tokio::select! {
-                biased;
-                () = &mut cancelled => return Err(Fail),
-                received = rx.recv() => match received {
-                    Some(v) => sum = sum.wrapping_add(v),
-                    None => return Ok(sum),
-                },
+            Ok::<(), Fail>(())
+        },
+        #[spawn] consume => {
+            let mut sum = 0u64;
+            while let Some(v) = rx.recv().await? {
+                sum = sum.wrapping_add(v);
             }
-        }
-    });
-    producer.await.expect("producer").expect("send");
-    consumer.await.expect("consumer").expect("recv")
+            Ok::<u64, Fail>(sum)
+        },
+    }
+    .expect("channel group");
+    sum
 }
 
-/// The id of [`errgroup_channel`] while it is a placeholder.
-const ERRGROUP_CHANNEL_ID: &str = "errgroup_placeholder_select_token";
+/// The id of [`errgroup_channel`].
+const ERRGROUP_CHANNEL_ID: &str = "errgroup";
 
 /// Raw `tokio::sync::mpsc`, producer and consumer as tokio tasks.
 async fn raw_channel(n: u64) -> u64 {

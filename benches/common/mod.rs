@@ -4,10 +4,10 @@
 //! # Stand-ins
 //!
 //! A case whose errgroup side needs a feature that is not there yet runs a
-//! stand-in, and its bench id says so (`errgroup_placeholder_*`): today
-//! only the channel case, until group-bound channels land. Its function in
-//! `compare.rs` carries a `SWITCH:` comment with the macro version to paste
-//! in; the id changes to `errgroup` at the same time.
+//! stand-in, and its bench id says so (`errgroup_*_standin`,
+//! `errgroup_placeholder_*`); its function carries a `SWITCH:` comment with
+//! the macro version to paste in, and the id changes to `errgroup` then.
+//! Every case now runs errgroup itself.
 
 #![allow(
     dead_code,
@@ -30,6 +30,18 @@ use tokio_util::sync::CancellationToken;
 /// The error every benchmark task fails with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fail;
+
+impl From<errgroup::Cancelled> for Fail {
+    fn from(_: errgroup::Cancelled) -> Self {
+        Fail
+    }
+}
+
+impl<T> From<errgroup::SendError<T>> for Fail {
+    fn from(_: errgroup::SendError<T>) -> Self {
+        Fail
+    }
+}
 
 /// The multi-thread runtime of the spawned cases: 2 workers, as on the
 /// 2-core machine Go's numbers were taken on (GOMAXPROCS = 2).
