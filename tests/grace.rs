@@ -1,0 +1,327 @@
+//! `grace = d` (issue 4), on tokio's paused clock: after cancellation, what still runs `d` later is dropped (in-task) or aborted (spawned, `ctx.spawn`), blocking bodies are waited for, and without cancellation nothing changes.
+//!
+//! On the paused clock a sleep is an exact step, so "the group returns at
+//! cancellation + d" is asserted to the nanosecond. Stubborn branches ignore
+//! their ctx and sleep for an hour; had grace no effect, the group would
+//! return an hour later and the elapsed-time assertions would fail. Waits
+//! that could hang if the code were wrong are bounded by `FAILSAFE`.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::time::Duration;
+
+use errgroup::{Cause, errgroup};
+use tokio::sync::Notify;
+use tokio::task::yield_now;
+use tokio::time::{Instant, sleep};
+
+/// Bounds waits that would hang if the code were wrong; never reached otherwise.
+const FAILSAFE: Duration = Duration::from_secs(60);
+
+const HOUR: Duration = Duration::from_secs(3600);
+const GRACE: Duration = Duration::from_secs(5);
+
+fn leak<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
+}
+
+/// Awaits `fut`; panics with `what` if it takes longer than `FAILSAFE`.
+async fn within_failsafe<F: Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(FAILSAFE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+}
+
+/// Sets its flag when dropped: when its branch returns or is dropped.
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
+    }
+}
+
+/// A counter a test can await.
+#[derive(Default)]
+struct Counter {
+    count: AtomicUsize,
+    changed: Notify,
+}
+
+impl Counter {
+    fn bump(&self) {
+        self.count.fetch_add(1, SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    fn get(&self) -> usize {
+        self.count.load(SeqCst)
+    }
+
+    async fn reached(&self, n: usize) {
+        loop {
+            let mut changed = pin!(self.changed.notified());
+            changed.as_mut().enable();
+            if self.count.load(SeqCst) >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Bumps its counter when dropped.
+struct BumpOnDrop(&'static Counter);
+
+impl Drop for BumpOnDrop {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
+/// Blocks this thread until `done()`; panics with `what` after `FAILSAFE`.
+fn spin_until(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < FAILSAFE, "{what}");
+        std::thread::yield_now();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn grace_returns_at_cancellation_plus_grace_and_drops_a_stubborn_in_task_branch() {
+    let dropped = AtomicBool::new(false);
+    let finished = AtomicBool::new(false);
+    let start = Instant::now();
+    let err = errgroup! {
+        grace = GRACE;
+        fails => { sleep(Duration::from_secs(1)).await; Err::<(), _>("boom") },
+        stubborn => {
+            let _guard = SetOnDrop(&dropped);
+            sleep(HOUR).await; // ignores ctx
+            finished.store(true, SeqCst);
+            Ok(())
+        },
+    }
+    .unwrap_err();
+    assert_eq!(
+        Instant::now() - start,
+        Duration::from_secs(1) + GRACE,
+        "the group did not return at cancellation + grace"
+    );
+    assert_eq!(err.task().unwrap(), "fails");
+    assert!(
+        dropped.load(SeqCst),
+        "the stubborn branch was not dropped when the group returned"
+    );
+    assert!(!finished.load(SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn grace_aborts_a_stubborn_spawn_branch() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
+    let dropped = leak(Counter::default());
+    let finished = leak(AtomicBool::new(false));
+    let start = Instant::now();
+    let err = errgroup! {
+        grace = GRACE;
+        fails => { sleep(Duration::from_secs(1)).await; Err::<(), _>("boom") },
+        #[spawn] stubborn => {
+            let _guard = BumpOnDrop(dropped);
+            sleep(HOUR).await; // ignores ctx
+            finished.store(true, SeqCst);
+            Ok(())
+        },
+    }
+    .unwrap_err();
+    assert_eq!(Instant::now() - start, Duration::from_secs(1) + GRACE);
+    assert_eq!(err.task().unwrap(), "fails");
+    // An abort is carried out by the runtime: wait for it, without time passing.
+    within_failsafe("the stubborn task was never aborted", dropped.reached(1)).await;
+    within_failsafe("the group left its task alive", async {
+        while metrics.num_alive_tasks() != baseline {
+            yield_now().await;
+        }
+    })
+    .await;
+    assert!(!finished.load(SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn grace_aborts_a_stubborn_ctx_spawn_task() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let baseline = metrics.num_alive_tasks();
+    let dropped = leak(Counter::default());
+    let finished = leak(AtomicBool::new(false));
+    let start = Instant::now();
+    let err = errgroup! {
+        grace = GRACE;
+        spawner => {
+            ctx.spawn("stubborn", async {
+                let _guard = BumpOnDrop(dropped);
+                sleep(HOUR).await; // ignores ctx
+                finished.store(true, SeqCst);
+                Ok::<_, &str>(())
+            })
+            .unwrap();
+            Ok(())
+        },
+        fails => { sleep(Duration::from_secs(1)).await; Err::<(), _>("boom") },
+    }
+    .unwrap_err();
+    assert_eq!(Instant::now() - start, Duration::from_secs(1) + GRACE);
+    assert_eq!(err.task().unwrap(), "fails");
+    within_failsafe("the stubborn task was never aborted", dropped.reached(1)).await;
+    within_failsafe("the group left its task alive", async {
+        while metrics.num_alive_tasks() != baseline {
+            yield_now().await;
+        }
+    })
+    .await;
+    assert!(!finished.load(SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn grace_drops_stubborn_fan_out_items_in_task_and_spawned() {
+    let in_task = leak(Counter::default());
+    let spawned = leak(Counter::default());
+    let start = Instant::now();
+    let err = errgroup! {
+        grace = GRACE;
+        local => for _ in 0..3 {
+            let _guard = BumpOnDrop(in_task);
+            sleep(HOUR).await;
+            Ok(())
+        },
+        #[spawn] remote => for _ in 0..3 {
+            let _guard = BumpOnDrop(spawned);
+            sleep(HOUR).await;
+            Ok(())
+        },
+        fails => { sleep(Duration::from_secs(1)).await; Err::<(), _>("boom") },
+    }
+    .unwrap_err();
+    assert_eq!(Instant::now() - start, Duration::from_secs(1) + GRACE);
+    assert_eq!(err.task().unwrap(), "fails");
+    assert_eq!(in_task.get(), 3, "in-task items not dropped by the return");
+    within_failsafe("the spawned items were never aborted", spawned.reached(3)).await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn grace_waits_for_a_blocking_branch_instead_of_dropping_it() {
+    let release = leak(AtomicBool::new(false));
+    let returned = leak(AtomicBool::new(false));
+    let stubborn_dropped = AtomicBool::new(false);
+    let group_returned = AtomicBool::new(false);
+    let start = Instant::now();
+    let group = async {
+        let result = errgroup! {
+            grace = GRACE;
+            fails => Err::<u32, _>("boom"),
+            // Dropped when the grace period is over: tells the test it is.
+            stubborn => {
+                let _guard = SetOnDrop(&stubborn_dropped);
+                sleep(HOUR).await;
+                Ok(0)
+            },
+            #[blocking] crunch => {
+                // Ignores ctx; held until the test releases it (bounded by
+                // FAILSAFE so that a broken runtime fails, not hangs).
+                spin_until("the test never released the blocking body", || release.load(SeqCst));
+                returned.store(true, SeqCst);
+                Ok(7)
+            },
+        };
+        assert!(
+            returned.load(SeqCst),
+            "the group returned before its blocking branch did"
+        );
+        group_returned.store(true, SeqCst);
+        result
+    };
+    let releaser = async {
+        // Let the group see its cancellation (at 0s) and arm the grace timer.
+        for _ in 0..3 {
+            yield_now().await;
+        }
+        // The clock does not advance on its own while a blocking body runs:
+        // move it by hand, a second at a time, to the end of the grace period.
+        let wall = std::time::Instant::now();
+        while !stubborn_dropped.load(SeqCst) {
+            assert!(wall.elapsed() < FAILSAFE, "the grace period never ended");
+            tokio::time::advance(Duration::from_secs(1)).await;
+            for _ in 0..3 {
+                yield_now().await;
+            }
+        }
+        assert_eq!(
+            Instant::now() - start,
+            GRACE,
+            "grace ended at the wrong time"
+        );
+        for _ in 0..10 {
+            yield_now().await;
+        }
+        assert!(
+            !group_returned.load(SeqCst),
+            "the group returned while its blocking branch still ran"
+        );
+        release.store(true, SeqCst);
+    };
+    let (result, ()) = tokio::join!(group, releaser);
+    assert_eq!(result.unwrap_err().task().unwrap(), "fails");
+    assert!(returned.load(SeqCst));
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_cancellation_grace_changes_nothing() {
+    let start = Instant::now();
+    let values = errgroup! {
+        grace = Duration::from_secs(1);
+        slow => { sleep(HOUR).await; Ok::<_, ()>(42) },
+        #[spawn] spawned_slow => { sleep(HOUR).await; Ok("spawned") },
+        quick => Ok("quick"),
+    }
+    .unwrap();
+    assert_eq!(values, (42, "spawned", "quick"));
+    assert_eq!(Instant::now() - start, HOUR);
+}
+
+#[tokio::test(start_paused = true)]
+async fn branches_that_stop_within_grace_end_the_group_before_it_expires() {
+    let start = Instant::now();
+    let err = errgroup! {
+        grace = GRACE;
+        fails => { sleep(Duration::from_secs(1)).await; Err::<(), _>("boom") },
+        // Cleans up for 2s after the cancellation, well inside the grace.
+        cooperative => {
+            ctx.cancelled().await;
+            sleep(Duration::from_secs(2)).await;
+            Ok(())
+        },
+    }
+    .unwrap_err();
+    assert_eq!(err.task().unwrap(), "fails");
+    assert_eq!(Instant::now() - start, Duration::from_secs(3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn grace_starts_at_a_deadline_cancellation_too() {
+    let start = Instant::now();
+    let dropped = AtomicBool::new(false);
+    let err = errgroup! {
+        timeout = Duration::from_secs(2);
+        grace = GRACE;
+        stubborn => {
+            let _guard = SetOnDrop(&dropped);
+            sleep(HOUR).await;
+            Ok::<_, ()>(())
+        },
+    }
+    .unwrap_err();
+    assert_eq!(err.cause(), Cause::DeadlineExceeded);
+    assert_eq!(Instant::now() - start, Duration::from_secs(2) + GRACE);
+    assert!(dropped.load(SeqCst));
+}
