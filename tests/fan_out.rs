@@ -266,7 +266,7 @@ async fn limit_bounds_spawn_items_and_their_pulls_too() {
     let gauge = leak(Gauge::default());
     let (values,) = errgroup! {
         limit = 3;
-        #[spawn] lazy => for _i in Counted::new(2_000, pulls) {
+        #[spawn] lazy => for _ in Counted::new(2_000, pulls) {
             gauge.enter();
             ahead.fetch_max(pulls.load(SeqCst) - finished.load(SeqCst), SeqCst);
             yield_now().await;
