@@ -10,6 +10,7 @@
 
 mod check;
 mod expand;
+mod lints;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -24,7 +25,7 @@ pub fn errgroup(input: TokenStream) -> TokenStream {
 }
 
 fn errgroup_impl(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let input: parse::Input = match syn::parse2(input) {
+    let mut input: parse::Input = match syn::parse2(input) {
         Ok(input) => input,
         Err(e) => return e.into_compile_error(),
     };
@@ -33,8 +34,18 @@ fn errgroup_impl(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
         errors.push(e.clone());
     }
     let checked = check::check(&input, &mut errors);
-    match errors.finish() {
-        None => expand::expand(&input, &checked),
-        Some(errors) => expand::fallback(&input, &errors),
+    let lints = lints::lint(&mut input);
+    match (errors.finish(), lints) {
+        (None, None) => expand::expand(&input, &checked),
+        // Lint errors beside the full expansion, whose type probes report
+        // the rest of the lint errors in the same build.
+        (None, Some(lints)) => {
+            let (lints, expansion) = (lints.into_compile_error(), expand::expand(&input, &checked));
+            quote::quote!({ #lints #expansion })
+        }
+        (Some(mut errors), lints) => {
+            errors.extend(lints);
+            expand::fallback(&input, &errors)
+        }
     }
 }

@@ -192,6 +192,34 @@ const INVALID: &[(&str, &str)] = &[
     ("; a => x,", "unexpected `;`"),
     ("#[spawn extra] a => x,", "unexpected token"),
     ("a => f(,), b => Ok::<_, E>(1),", "expected an expression"),
+    (
+        "type Error = E; a => { let (t, r) = tokio::sync::mpsc::channel::<u8>(8); Ok(()) },",
+        "`tokio::sync::mpsc::channel` creates a raw channel",
+    ),
+    (
+        "type Error = E; a => { use tokio::sync::mpsc as m; m::unbounded_channel::<u8>(); Ok(()) },",
+        "`tokio::sync::mpsc::unbounded_channel` creates a raw channel",
+    ),
+    (
+        "type Error = E; a => { use std::sync::mpsc::*; sync_channel::<u8>(1); Ok(()) },",
+        "`std::sync::mpsc::sync_channel` creates a raw channel",
+    ),
+    (
+        "type Error = E; a => { flume::bounded::<u8>(1); crossbeam::channel::unbounded::<u8>(); Ok(()) },",
+        "`crossbeam::channel::unbounded` creates a raw channel",
+    ),
+    (
+        "type Error = E; a => { tokio::spawn(f()); Ok(()) },",
+        "`tokio::spawn` starts a detached task",
+    ),
+    (
+        "type Error = E; #[allow(raw_channel)] a => { std::thread::spawn(|| 1); Ok(()) },",
+        "`std::thread::spawn` starts a detached task",
+    ),
+    (
+        "type Error = E; #[allow(detached_spawn)] a => { kanal::bounded_async::<u8>(1); Ok(()) },",
+        "`kanal::bounded_async` creates a raw channel",
+    ),
 ];
 
 #[test]
@@ -245,6 +273,16 @@ const VALID: &[&str] = &[
     "#[allow(raw_channel)] #[allow(detached_spawn)] a => x.await,",
     "a => Ok::<_, E>(1), b => Ok::<_, E>(2),",
     "a => { let c = &ctx; f(c).await },",
+    "type Error = E; a => { tx.send(1).await?; Ok(()) }, b => { while let Some(x) = rx.recv().await { f(x); } Ok(()) },",
+    "type Error = E; a => match m { Some(r) => r.recv().await, None => Ok(0) },",
+    "type Error = E; a => { let v: Vec<_> = rxs.iter().map(|r| r.try_recv()).collect(); Ok(v) },",
+    "type Error = E; a => { mpsc::channel::<u8>(8); oneshot::channel::<u8>(); Ok(()) },",
+    "type Error = E; a => { let channel = |n| n; Ok(channel(1)) },",
+    "type Error = E; a => { self::mpsc::channel(1); crate::flume::bounded(1); Ok(()) },",
+    "type Error = E; #[allow(raw_channel)] #[allow(detached_spawn)] a => { tokio::spawn(f()); tokio::sync::mpsc::channel::<u8>(1); Ok(()) },",
+    "type Error = E; a => { tokio::select! { _ = tokio::spawn(f()) => {} } Ok(()) },",
+    "type Error = E; a => state.lock().await.tx.send(1).await,",
+    "type Error = E; items => for rx in rxs { rx.recv().await; Ok(()) },",
 ];
 
 #[test]

@@ -1,0 +1,21 @@
+use errgroup::errgroup;
+use tokio::sync::mpsc;
+
+async fn run(tx: mpsc::Sender<u32>, mut rx: mpsc::Receiver<u32>) -> anyhow::Result<()> {
+    errgroup! {
+        type Error = anyhow::Error;
+        produce => {
+            let (_a, _b) = tokio::sync::oneshot::channel::<u32>();
+            tx.send(1).await?;
+            Ok(())
+        },
+        consume => {
+            let _handle = tokio::spawn(async {});
+            let _n = rx.recv().await;
+            Ok(())
+        },
+    }?;
+    Ok(())
+}
+
+fn main() {}

@@ -1,0 +1,14 @@
+use errgroup::errgroup;
+
+async fn run() -> anyhow::Result<()> {
+    errgroup! {
+        type Error = anyhow::Error;
+        work => {
+            let (_tx, _rx) = std::sync::mpsc::sync_channel::<u32>(1);
+            Ok(())
+        },
+    }?;
+    Ok(())
+}
+
+fn main() {}
