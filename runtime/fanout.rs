@@ -52,6 +52,13 @@ where
                 }
                 let permit = match permits.as_mut().map(|p| p.poll_acquire(cx)) {
                     None => None,
+                    // A failing item cancels the group before it gives its
+                    // permit back: the permit may be the failure's.
+                    Some(Poll::Ready(Some(_))) if core.is_cancelled() => {
+                        items = None;
+                        complete = false;
+                        break;
+                    }
                     Some(Poll::Ready(Some(permit))) => Some(permit),
                     // The group's semaphore is never closed; stop if it were.
                     Some(Poll::Ready(None)) => {

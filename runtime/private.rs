@@ -510,6 +510,15 @@ pub fn drop_branch<T, F>(mut branch: Pin<&mut Option<F>>, slot: &mut Slot<T>) {
     }
 }
 
+/// Aborts a `#[spawn]` branch's task when the grace period is over. The
+/// driver keeps polling its handle, so the group returns only once the task
+/// has really stopped (dropping the handle would not wait for that).
+pub fn abort_branch<T>(branch: Pin<&mut Option<Spawned<T>>>) {
+    if let Some(spawned) = branch.get_mut() {
+        spawned.0.abort();
+    }
+}
+
 /// A `#[spawn]` branch's task; dropping it aborts the task.
 #[derive(Debug)]
 pub struct Spawned<T>(JoinHandle<Option<T>>);

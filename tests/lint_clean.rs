@@ -79,8 +79,30 @@ async fn supervised() -> Result<(Result<u8, AppError>, Result<u8, AppError>), Er
     }
 }
 
+/// Fan-out branches of every kind, `grace`, and `ctx.spawn`.
+async fn fan_outs(input: &[u32]) -> Result<(Vec<u32>, Vec<u32>, Vec<u32>, ()), Error<AppError>> {
+    errgroup! {
+        grace = Duration::from_secs(1);
+        limit = 2;
+        in_task => for &n in input { double(ctx, n).await },
+        #[spawn] spawned => for _unused in 0..2_u32 { Ok(ctx.task().index().map_or(0, |i| u32::try_from(i).unwrap_or(0))) },
+        #[blocking] blocking => for n in vec![1_u32, 2] { Ok(n + u32::from(ctx.is_cancelled())) },
+        background => {
+            ctx.spawn("flush", async { Ok::<_, AppError>(()) })
+                .map_err(|_| AppError::Cancelled)?;
+            Ok(())
+        },
+    }
+}
+
 #[tokio::test]
 async fn every_branch_kind_and_header_expands_lint_clean() {
+    let (doubled, indices, blocking, ()) = fan_outs(&[1, 2]).await.unwrap();
+    assert_eq!(
+        (doubled, indices, blocking),
+        (vec![2, 4], vec![0, 1], vec![1, 2])
+    );
+
     let (plain, spawned, blocking, channel, joined) = branch_kinds(&[21, 0]).await.unwrap();
     assert_eq!(
         (plain, spawned, blocking, channel, joined),

@@ -25,12 +25,6 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
     let error_type = error_type(input, quote!(_));
     let config = config(input, &rt);
 
-    let grace = format_ident!("__errgroup_grace", span = site);
-    let has_grace = input
-        .headers
-        .iter()
-        .any(|h| matches!(h.kind, HeaderKind::Grace(_)));
-
     let channels = channels(input, &scope, site);
     let mut setup = channels.setup.clone();
     let mut polls = TokenStream::new();
@@ -59,11 +53,7 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
                 setup.extend(quote_spanned!(site=> let #ctx = #scope.ctx(#name);));
                 future
             }
-            Body::For(fan_out) => {
-                names
-                    .ends
-                    .release(fan_out_future(&names, &branch.name, fan_out, mode))
-            }
+            Body::For(fan_out) => fan_out_lending(&names, &branch.name, fan_out, mode),
             Body::Broken => continue,
         };
         setup.extend(quote_spanned! {site=>
@@ -73,8 +63,12 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
         polls.extend(quote_spanned! {site=>
             #pending |= #rt::poll_branch(#fut.as_mut(), &mut #slot, #cx);
         });
-        // Blocking bodies cannot be stopped, so grace waits for them.
-        if !mode.blocking {
+        // Blocking bodies cannot be stopped, so grace waits for them;
+        // `#[spawn]` ones are aborted and still awaited, so that they have
+        // stopped when the group returns.
+        if mode.spawn && matches!(branch.body, Body::Expr(_)) {
+            drops.extend(quote_spanned!(site=> #rt::abort_branch(#fut.as_mut());));
+        } else if !mode.blocking {
             drops.extend(quote_spanned!(site=> #rt::drop_branch(#fut.as_mut(), &mut #slot);));
         }
         takes.extend(quote_spanned!(site=> #slot.take(),));
@@ -82,21 +76,9 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
         values.extend(quote_spanned!(site=> #value,));
     }
 
-    // Senders and receivers named by no branch close nothing late.
     setup.extend(channels.drops);
 
-    let (grace_setup, grace_poll) = if has_grace {
-        (
-            quote_spanned!(site=> let mut #grace = #rt::pin!(#scope.grace());),
-            quote_spanned! {site=>
-                if #scope.poll_grace(#grace.as_mut(), #cx) {
-                    #drops
-                }
-            },
-        )
-    } else {
-        (TokenStream::new(), TokenStream::new())
-    };
+    let (grace_setup, grace_poll) = grace(input, &scope, &cx, &rt, &drops, site);
 
     quote_spanned! {site=>
         {
@@ -123,6 +105,34 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
             }
         }
     }
+}
+
+/// With a `grace` header: the timer, and the poll that stops what still
+/// runs once it expires.
+fn grace(
+    input: &Input,
+    scope: &syn::Ident,
+    cx: &syn::Ident,
+    rt: &TokenStream,
+    drops: &TokenStream,
+    site: Span,
+) -> (TokenStream, TokenStream) {
+    if !input
+        .headers
+        .iter()
+        .any(|h| matches!(h.kind, HeaderKind::Grace(_)))
+    {
+        return (TokenStream::new(), TokenStream::new());
+    }
+    let grace = format_ident!("__errgroup_grace", span = site);
+    (
+        quote_spanned!(site=> let mut #grace = #rt::pin!(#scope.grace());),
+        quote_spanned! {site=>
+            if #scope.poll_grace(#grace.as_mut(), #cx) {
+                #drops
+            }
+        },
+    )
 }
 
 /// The generated names one branch uses.
@@ -215,6 +225,7 @@ fn fan_out_future(
                 move |#ctx: &::errgroup::Ctx| {
                     #ends
                     #bind
+                    #[allow(clippy::no_effect_underscore_binding)]
                     let #pat = #item;
                     #(#stmts)*
                 }
@@ -229,6 +240,7 @@ fn fan_out_future(
                 async move {
                     #ends
                     #bind
+                    #[allow(clippy::no_effect_underscore_binding)]
                     let #pat = #item;
                     #(#stmts)*
                 }
@@ -259,7 +271,8 @@ fn fan_out_future(
 struct Channels<'a> {
     /// `let (__tx, __rx) = scope.channel(..);` per header.
     setup: TokenStream,
-    /// Drops the originals once every branch has its clones.
+    /// Drops the originals once every branch has its clones: senders and
+    /// receivers named by no branch close nothing late.
     drops: TokenStream,
     /// (the user's name, the original's internal name), per end.
     ends: Vec<(&'a syn::Ident, syn::Ident)>,
@@ -402,6 +415,18 @@ impl Ends {
         let held = &self.held;
         quote_spanned!(self.site=> #held.release(#future))
     }
+}
+
+/// A fan-out branch's future, after which the ends it lent are dropped.
+fn fan_out_lending(
+    names: &Names,
+    name: &syn::Ident,
+    fan_out: &syn::ExprForLoop,
+    mode: &Mode,
+) -> TokenStream {
+    names
+        .ends
+        .release(fan_out_future(names, name, fan_out, mode))
 }
 
 /// Whether `tokens` name `ident` anywhere, inside macro calls too.
