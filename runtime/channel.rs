@@ -86,7 +86,7 @@ pub(crate) fn bound<T: Send + 'static>(
 /// producer; the channel closes for receivers once every `Sender` is gone.
 ///
 /// Made by a `let (tx, rx) = channel(cap);` header of
-/// [`errgroup!`](crate::errgroup), or by [`Ctx::channel`](crate::Ctx::channel)
+/// [`errgroup!`](macro@crate::errgroup), or by [`Ctx::channel`](crate::Ctx::channel)
 /// and [`Ctx::unbounded`](crate::Ctx::unbounded).
 ///
 /// ```
@@ -209,7 +209,7 @@ impl<T> Sender<T> {
     ///             Err(e) => Ok(e.into_inner()),
     ///         }
     ///     },
-    ///     fail => Err::<String, _>(anyhow::anyhow!("stop")),
+    ///     fail => { let _ = &rx; Err::<String, _>(anyhow::anyhow!("stop")) },
     /// };
     /// assert_eq!(result.unwrap_err().to_string(), "task `fail` failed: stop");
     /// # }

@@ -95,7 +95,7 @@ async fn a_thousand_branches_blocked_on_channels_return_at_once_when_one_fails()
 
 #[tokio::test]
 async fn a_consumer_loop_ends_cleanly_when_the_producers_finish_and_sees_every_item_once() {
-    let (_, _, received) = errgroup! {
+    let ((), (), received) = errgroup! {
         type Error = anyhow::Error;
         let (tx, rx) = channel::<u64>(8);
         low => { for n in 0..5_000 { tx.send(n).await?; } Ok(()) },
@@ -234,7 +234,7 @@ async fn pipeline(
     workers: usize,
     fail_at: Option<u64>,
 ) -> Result<u64, errgroup::Error<anyhow::Error>> {
-    let (_, _, sum) = errgroup! {
+    let ((), _, sum) = errgroup! {
         type Error = anyhow::Error;
         let (jobs_tx, jobs_rx) = channel::<u64>(16);
         let (done_tx, done_rx) = unbounded::<u64>();
