@@ -13,6 +13,8 @@ struct Request {
 
 impl Request {
     async fn send(&self, n: u32) -> anyhow::Result<u32> {
+        // An await point, as a real request's `send` has.
+        tokio::task::yield_now().await;
         self.sent.lock().expect("not poisoned").push(n);
         Ok(n)
     }
