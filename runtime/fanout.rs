@@ -10,10 +10,15 @@
 //!   whatever order the items finish in.
 
 use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::pin::{Pin, pin};
 use std::task::Poll;
 
+use std::panic::resume_unwind;
+use std::task::Context;
+
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use pin_project_lite::pin_project;
+use tokio::task::JoinSet;
 use tokio_util::sync::PollSemaphore;
 
 use std::sync::Arc;
@@ -22,23 +27,101 @@ use crate::ctx::Ctx;
 use crate::error::TaskName;
 use crate::shared::{Core, Permit};
 
-/// Runs one task per item of `items`, each started by `launch(item, ctx,
-/// permit)`; `Some(values)` when every item gave a value.
-pub(crate) async fn fan_out<I, T, L, Fut>(
+pin_project! {
+    /// An item's future, with its index carried beside it (an `async` wrapper
+    /// would store the item's future twice).
+    pub(crate) struct Indexed<F> {
+        index: usize,
+        #[pin]
+        task: F,
+    }
+}
+
+impl<F: Future> Future for Indexed<F> {
+    type Output = (usize, F::Output);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let index = *this.index;
+        this.task.poll(cx).map(|output| (index, output))
+    }
+}
+
+/// Where the running items of a fan-out live.
+pub(crate) trait Pool<Fut> {
+    type Value;
+    fn push(&mut self, index: usize, task: Fut);
+    /// The next finished item: its index and its value, if it gave one.
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<(usize, Option<Self::Value>)>>;
+}
+
+/// Items polled in the calling task.
+pub(crate) type InTask<Fut> = FuturesUnordered<Indexed<Fut>>;
+
+impl<T, Fut: Future<Output = Option<T>>> Pool<Fut> for InTask<Fut> {
+    type Value = T;
+
+    fn push(&mut self, index: usize, task: Fut) {
+        FuturesUnordered::push(self, Indexed { index, task });
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<(usize, Option<T>)>> {
+        self.poll_next_unpin(cx)
+    }
+}
+
+/// Items run as tokio tasks. A `JoinSet`, not join handles in a
+/// `FuturesUnordered`: under tokio's coop budget the latter re-polls handles
+/// that cannot make progress, and 100,000 items cost a hundred times 1,000.
+pub(crate) struct Tasks<T>(JoinSet<(usize, Option<T>)>);
+
+impl<T> Tasks<T> {
+    pub(crate) fn new() -> Self {
+        Tasks(JoinSet::new())
+    }
+}
+
+impl<T, Fut> Pool<Fut> for Tasks<T>
+where
+    T: Send + 'static,
+    Fut: Future<Output = Option<T>> + Send + 'static,
+{
+    type Value = T;
+
+    fn push(&mut self, index: usize, task: Fut) {
+        self.0.spawn(Indexed { index, task });
+    }
+
+    fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<(usize, Option<T>)>> {
+        self.0.poll_join_next(cx).map(|joined| {
+            joined.map(|outcome| match outcome {
+                Ok(done) => done,
+                // Panics are caught inside the task; this one escaped it.
+                Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
+                // Aborted by a runtime shutdown: no value.
+                Err(_) => (usize::MAX, None),
+            })
+        })
+    }
+}
+
+/// Runs one task per item of `items`, each made by `launch(item, ctx,
+/// permit)` and run in `running`; `Some(values)` when every item gave a value.
+pub(crate) async fn fan_out<I, T, L, Fut, P>(
     core: &Arc<Core>,
     name: &'static str,
     items: I,
+    mut running: P,
     mut launch: L,
 ) -> Option<Vec<T>>
 where
     I: Iterator,
     L: FnMut(I::Item, Ctx, Option<Permit>) -> Fut,
-    Fut: Future<Output = Option<T>>,
+    P: Pool<Fut, Value = T>,
 {
     let mut items = Some(items);
     let mut results: Vec<Option<T>> = Vec::new();
     let mut complete = true;
-    let mut running = FuturesUnordered::new();
     let mut permits = core.limit_semaphore().map(PollSemaphore::new);
     let mut cancelled = pin!(core.token().cancelled());
     poll_fn(|cx| {
@@ -85,9 +168,9 @@ where
                     Ctx::new(Arc::clone(core), TaskName::indexed(name, index)),
                     permit,
                 );
-                running.push(async move { (index, task.await) });
+                running.push(index, task);
             }
-            match running.poll_next_unpin(cx) {
+            match running.poll_next(cx) {
                 Poll::Ready(Some((index, Some(value)))) => results[index] = Some(value),
                 Poll::Ready(Some((_, None))) => complete = false,
                 Poll::Ready(None) if items.is_none() => return Poll::Ready(()),

@@ -33,7 +33,7 @@ use crate::branch::{Guarded, Run, Supervised, run_blocking};
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
-use crate::fanout::fan_out;
+use crate::fanout::{InTask, Tasks, fan_out};
 use crate::shared::{self, Settings, Start, State};
 
 /// The group's header values, evaluated in the order written.
@@ -232,6 +232,7 @@ impl<E> Scope<E> {
             &state.core,
             name,
             items.into_iter(),
+            InTask::new(),
             move |item, ctx, permit| {
                 let core = Arc::clone(&state.core);
                 Run::new(
@@ -255,14 +256,20 @@ impl<E> Scope<E> {
         Fut: Future<Output = Result<T, E>>,
     {
         let core = &self.state.core;
-        fan_out(core, name, items.into_iter(), move |item, ctx, permit| {
-            Supervised::new(Guarded::new(
-                Arc::clone(core),
-                ctx.clone(),
-                body(item, ctx),
-                Start::Now(permit),
-            ))
-        })
+        fan_out(
+            core,
+            name,
+            items.into_iter(),
+            InTask::new(),
+            move |item, ctx, permit| {
+                Supervised::new(Guarded::new(
+                    Arc::clone(core),
+                    ctx.clone(),
+                    body(item, ctx),
+                    Start::Now(permit),
+                ))
+            },
+        )
     }
 
     /// A `#[spawn]` fan-out branch: one tokio task per item.
@@ -284,10 +291,11 @@ impl<E> Scope<E> {
             &state.core,
             name,
             items.into_iter(),
+            Tasks::new(),
             move |item, ctx, permit| {
                 let core = Arc::clone(&state.core);
                 let task = Guarded::new(core, ctx.clone(), body(item, ctx), Start::Now(permit));
-                Spawned(tokio::spawn(Run::new(Arc::clone(state), task)))
+                Run::new(Arc::clone(state), task)
             },
         )
     }
@@ -307,15 +315,21 @@ impl<E> Scope<E> {
         E: Send + 'static,
     {
         let core = &self.state.core;
-        fan_out(core, name, items.into_iter(), move |item, ctx, permit| {
-            let task = Guarded::new(
-                Arc::clone(core),
-                ctx.clone(),
-                body(item, ctx),
-                Start::Now(permit),
-            );
-            Spawned(tokio::spawn(Supervised::new(task)))
-        })
+        fan_out(
+            core,
+            name,
+            items.into_iter(),
+            Tasks::new(),
+            move |item, ctx, permit| {
+                let task = Guarded::new(
+                    Arc::clone(core),
+                    ctx.clone(),
+                    body(item, ctx),
+                    Start::Now(permit),
+                );
+                Supervised::new(task)
+            },
+        )
     }
 
     /// A `#[blocking]` fan-out branch: one blocking-pool job per item.
@@ -337,6 +351,7 @@ impl<E> Scope<E> {
             &state.core,
             name,
             items.into_iter(),
+            InTask::new(),
             move |item, ctx, permit| run_blocking(state, ctx, body(item), Start::Now(permit)),
         )
     }
@@ -360,6 +375,7 @@ impl<E> Scope<E> {
             &state.core,
             name,
             items.into_iter(),
+            InTask::new(),
             move |item, ctx, permit| {
                 let body = body(item);
                 run_blocking(
