@@ -245,7 +245,23 @@ impl std::error::Error for Cancelled {}
 /// `Error<E>` is a [`std::error::Error`] for every `E: Debug + Display`,
 /// including `anyhow::Error`, and `?` converts it like any error. Because the
 /// inner error is part of the message, [`source`](std::error::Error::source)
-/// does not repeat it; take it out with [`Error::into_inner`].
+/// does not repeat it; take it out with [`Error::into_inner`]. The alternate
+/// form `{:#}` formats the branch's error with `{:#}` too, so an
+/// `anyhow::Error`'s whole context chain shows.
+///
+/// ```
+/// use anyhow::Context as _;
+/// use errgroup::errgroup;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = errgroup! {
+///     read => Err::<(), _>(anyhow::anyhow!("disk gone")).context("reading the manifest"),
+/// }
+/// .unwrap_err();
+/// assert_eq!(err.to_string(), "task `read` failed: reading the manifest");
+/// assert_eq!(format!("{err:#}"), "task `read` failed: reading the manifest: disk gone");
+/// # }
+/// ```
 ///
 /// ```
 /// use errgroup::{errgroup, Error};
@@ -345,6 +361,10 @@ impl<E> From<Cancelled> for Error<E> {
 impl<E: fmt::Display> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            // `{:#}` reaches the branch's error too, so anyhow's chain shows.
+            Error::Failed { task, error } if f.alternate() => {
+                write!(f, "task `{task}` failed: {error:#}")
+            }
             Error::Failed { task, error } => write!(f, "task `{task}` failed: {error}"),
             Error::Cancelled(c) => write!(f, "group {c}"),
         }
