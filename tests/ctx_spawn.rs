@@ -5,95 +5,18 @@
 //! group, counters). Waits that could hang if the code were wrong are
 //! bounded by `FAILSAFE`, which only ever turns a hang into a failure.
 
-use std::any::Any;
-use std::future::{Future, pending, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::pin::pin;
+use std::future::{Future, pending};
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use errgroup::{Cancelled, Cause, Ctx, Error, Group, TaskName, errgroup};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use tokio::task::yield_now;
 use tokio::time::{Instant, sleep};
 
-/// Bounds waits that would hang if the code were wrong; never reached otherwise.
-const FAILSAFE: Duration = Duration::from_secs(60);
-
-fn leak<T>(value: T) -> &'static T {
-    Box::leak(Box::new(value))
-}
-
-fn failed(task: &'static str) -> Cause {
-    Cause::Failed {
-        task: TaskName::new(task),
-    }
-}
-
-/// Awaits `fut`; panics with `what` if it takes longer than `FAILSAFE`.
-async fn within_failsafe<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(FAILSAFE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}"))
-}
-
-/// Polls `fut`, returning the payload of a panic instead of unwinding.
-async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
-    let mut fut = pin!(fut);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload)),
-        },
-    )
-    .await
-}
-
-/// The message of a `panic!`/`assert!` payload.
-fn message(payload: &(dyn Any + Send)) -> &str {
-    payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("<not a string>")
-}
-
-/// A counter a test can await.
-#[derive(Default)]
-struct Counter {
-    count: AtomicUsize,
-    changed: Notify,
-}
-
-impl Counter {
-    fn bump(&self) {
-        self.count.fetch_add(1, SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    async fn reached(&self, n: usize) {
-        loop {
-            let mut changed = pin!(self.changed.notified());
-            changed.as_mut().enable();
-            if self.count.load(SeqCst) >= n {
-                return;
-            }
-            changed.await;
-        }
-    }
-}
-
-/// Bumps its counter when dropped.
-struct BumpOnDrop(&'static Counter);
-
-impl Drop for BumpOnDrop {
-    fn drop(&mut self) {
-        self.0.bump();
-    }
-}
+mod common;
+use common::{BumpOnDrop, Counter, catch_panic, failed, leak, message, within_failsafe};
 
 /// Polls `group` and, alongside it, `then` once `gate` is raised: the
 /// release happens strictly after whatever raised the gate.

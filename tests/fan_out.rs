@@ -6,14 +6,10 @@
 //! code were wrong are bounded by `FAILSAFE`, which only ever turns a hang
 //! into a failure.
 
-use std::any::Any;
 use std::cell::RefCell;
-use std::future::{Future, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
-use std::pin::pin;
+use std::panic::panic_any;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, OnceLock};
-use std::task::Poll;
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
@@ -21,41 +17,8 @@ use errgroup::{Cause, TaskName, errgroup};
 use tokio::task::yield_now;
 use tokio::time::sleep;
 
-/// Bounds waits that would hang if the code were wrong; never reached otherwise.
-const FAILSAFE: Duration = Duration::from_secs(60);
-
-fn leak<T>(value: T) -> &'static T {
-    Box::leak(Box::new(value))
-}
-
-/// Blocks this thread until `done()`; panics with `what` after `FAILSAFE`.
-fn spin_until(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(start.elapsed() < FAILSAFE, "{what}");
-        thread::yield_now();
-    }
-}
-
-/// Awaits `fut`; panics with `what` if it takes longer than `FAILSAFE`.
-async fn within_failsafe<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(FAILSAFE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}"))
-}
-
-/// Polls `fut`, returning the payload of a panic instead of unwinding.
-async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
-    let mut fut = pin!(fut);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload)),
-        },
-    )
-    .await
-}
+mod common;
+use common::{Gauge, catch_panic, leak, spin_until, within_failsafe};
 
 /// A panic payload no `panic!` message could be mistaken for.
 #[derive(Debug, PartialEq)]
@@ -87,26 +50,6 @@ impl Iterator for Counted<'_> {
             self.next += 1;
             self.next - 1
         })
-    }
-}
-
-/// How many bodies run at once, and the most that ever did.
-#[derive(Default)]
-struct Gauge {
-    active: AtomicUsize,
-    peak: AtomicUsize,
-    entered: AtomicUsize,
-}
-
-impl Gauge {
-    fn enter(&self) {
-        let now = self.active.fetch_add(1, SeqCst) + 1;
-        self.peak.fetch_max(now, SeqCst);
-        self.entered.fetch_add(1, SeqCst);
-    }
-
-    fn exit(&self) {
-        self.active.fetch_sub(1, SeqCst);
     }
 }
 

@@ -5,56 +5,20 @@
 //! order in which Go's tasks finish is made explicit with `Turns`.
 
 use std::convert::Infallible;
-use std::pin::pin;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
-use errgroup::{Cause, Ctx, Error, Group, TaskName, errgroup};
-use tokio::sync::{Notify, Semaphore};
+use errgroup::{Cause, Ctx, Error, Group, errgroup};
+use tokio::sync::Semaphore;
 use tokio::task::yield_now;
+
+mod common;
+use common::{Counter, FAILSAFE, Gauge, failed, leak};
 
 const ERR1: &str = "errgroup_test: 1";
 const ERR2: &str = "errgroup_test: 2";
 const DOOM: &str = "group_test: doomed";
-
-/// Bounds waits that would hang if the code were wrong; never reached otherwise.
-const FAILSAFE: Duration = Duration::from_secs(60);
-
-fn leak<T>(value: T) -> &'static T {
-    Box::leak(Box::new(value))
-}
-
-fn failed(task: &str) -> Cause {
-    Cause::Failed {
-        task: TaskName::new(task.to_owned()),
-    }
-}
-
-/// A counter a test can await.
-#[derive(Default)]
-struct Counter {
-    count: AtomicUsize,
-    changed: Notify,
-}
-
-impl Counter {
-    fn bump(&self) {
-        self.count.fetch_add(1, SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    async fn reached(&self, n: usize) {
-        loop {
-            let mut changed = pin!(self.changed.notified());
-            changed.as_mut().enable();
-            if self.count.load(SeqCst) >= n {
-                return;
-            }
-            changed.await;
-        }
-    }
-}
 
 /// Lets task `i` finish only after tasks `0..i` have, as Go's test does by
 /// calling `Wait` between two `Go`s.
@@ -280,14 +244,6 @@ async fn with_context_and_cancel_cause_on_the_macro() {
 // TestGoLimit
 
 const LIMIT: usize = 10;
-
-/// How many tasks run at once, and the most that ever did.
-#[derive(Default)]
-struct Gauge {
-    active: AtomicUsize,
-    peak: AtomicUsize,
-    entered: AtomicUsize,
-}
 
 impl Gauge {
     /// Go's task: fails if it sees more than `LIMIT` active tasks, and

@@ -6,88 +6,18 @@
 //! return an hour later and the elapsed-time assertions would fail. Waits
 //! that could hang if the code were wrong are bounded by `FAILSAFE`.
 
-use std::future::Future;
-use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::time::Duration;
 
 use errgroup::{Cause, errgroup};
-use tokio::sync::Notify;
 use tokio::task::yield_now;
 use tokio::time::{Instant, sleep};
 
-/// Bounds waits that would hang if the code were wrong; never reached otherwise.
-const FAILSAFE: Duration = Duration::from_secs(60);
+mod common;
+use common::{BumpOnDrop, Counter, FAILSAFE, SetOnDrop, leak, spin_until, within_failsafe};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const GRACE: Duration = Duration::from_secs(5);
-
-fn leak<T>(value: T) -> &'static T {
-    Box::leak(Box::new(value))
-}
-
-/// Awaits `fut`; panics with `what` if it takes longer than `FAILSAFE`.
-async fn within_failsafe<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(FAILSAFE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}"))
-}
-
-/// Sets its flag when dropped: when its branch returns or is dropped.
-struct SetOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for SetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, SeqCst);
-    }
-}
-
-/// A counter a test can await.
-#[derive(Default)]
-struct Counter {
-    count: AtomicUsize,
-    changed: Notify,
-}
-
-impl Counter {
-    fn bump(&self) {
-        self.count.fetch_add(1, SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    fn get(&self) -> usize {
-        self.count.load(SeqCst)
-    }
-
-    async fn reached(&self, n: usize) {
-        loop {
-            let mut changed = pin!(self.changed.notified());
-            changed.as_mut().enable();
-            if self.count.load(SeqCst) >= n {
-                return;
-            }
-            changed.await;
-        }
-    }
-}
-
-/// Bumps its counter when dropped.
-struct BumpOnDrop(&'static Counter);
-
-impl Drop for BumpOnDrop {
-    fn drop(&mut self) {
-        self.0.bump();
-    }
-}
-
-/// Blocks this thread until `done()`; panics with `what` after `FAILSAFE`.
-fn spin_until(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(start.elapsed() < FAILSAFE, "{what}");
-        std::thread::yield_now();
-    }
-}
 
 #[tokio::test(start_paused = true)]
 async fn grace_returns_at_cancellation_plus_grace_and_drops_a_stubborn_in_task_branch() {

@@ -6,14 +6,11 @@
 //! that could hang if the code were wrong are bounded by `FAILSAFE`, which
 //! only ever turns a hang into a failure.
 
-use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::future::{Future, pending, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind, panic_any};
-use std::pin::pin;
+use std::future::pending;
+use std::panic::panic_any;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
-use std::task::Poll;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::thread::{self, ThreadId};
 use std::time::Duration;
 
@@ -22,81 +19,12 @@ use tokio::sync::{Barrier, Notify};
 use tokio::task::yield_now;
 use tokio::time::{Instant, sleep};
 
-/// Bounds waits that would hang if the code were wrong; never reached otherwise.
-const FAILSAFE: Duration = Duration::from_secs(60);
-
-fn leak<T>(value: T) -> &'static T {
-    Box::leak(Box::new(value))
-}
-
-fn failed(task: &'static str) -> Cause {
-    Cause::Failed {
-        task: TaskName::new(task),
-    }
-}
-
-/// Sets its flag when dropped: when its branch returns or is dropped.
-struct SetOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for SetOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, SeqCst);
-    }
-}
-
-/// A counter a test can await.
-#[derive(Default)]
-struct Counter {
-    count: AtomicUsize,
-    changed: Notify,
-}
-
-impl Counter {
-    fn bump(&self) {
-        self.count.fetch_add(1, SeqCst);
-        self.changed.notify_waiters();
-    }
-
-    async fn reached(&self, n: usize) {
-        loop {
-            let mut changed = pin!(self.changed.notified());
-            changed.as_mut().enable();
-            if self.count.load(SeqCst) >= n {
-                return;
-            }
-            changed.await;
-        }
-    }
-}
-
-/// Bumps its counter when dropped.
-struct BumpOnDrop(&'static Counter);
-
-impl Drop for BumpOnDrop {
-    fn drop(&mut self) {
-        self.0.bump();
-    }
-}
-
-/// How many branches run at once, and the most that ever did.
-#[derive(Default)]
-struct Gauge {
-    active: AtomicUsize,
-    peak: AtomicUsize,
-    entered: AtomicUsize,
-}
+mod common;
+use common::{
+    BumpOnDrop, Counter, Gauge, SetOnDrop, catch_panic, failed, leak, spin_until, within_failsafe,
+};
 
 impl Gauge {
-    fn enter(&self) {
-        let now = self.active.fetch_add(1, SeqCst) + 1;
-        self.peak.fetch_max(now, SeqCst);
-        self.entered.fetch_add(1, SeqCst);
-    }
-
-    fn exit(&self) {
-        self.active.fetch_sub(1, SeqCst);
-    }
-
     /// An async branch body that stays active across several yields.
     async fn hold(&self) -> Result<(), String> {
         self.enter();
@@ -115,35 +43,6 @@ impl Gauge {
         }
         self.exit();
     }
-}
-
-/// Blocks this thread until `done()`; panics with `what` after `FAILSAFE`.
-fn spin_until(what: &str, done: impl Fn() -> bool) {
-    let start = std::time::Instant::now();
-    while !done() {
-        assert!(start.elapsed() < FAILSAFE, "{what}");
-        thread::yield_now();
-    }
-}
-
-/// Awaits `fut`; panics with `what` if it takes longer than `FAILSAFE`.
-async fn within_failsafe<F: Future>(what: &str, fut: F) -> F::Output {
-    tokio::time::timeout(FAILSAFE, fut)
-        .await
-        .unwrap_or_else(|_| panic!("{what}"))
-}
-
-/// Polls `fut`, returning the payload of a panic instead of unwinding.
-async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
-    let mut fut = pin!(fut);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
-            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload)),
-        },
-    )
-    .await
 }
 
 /// A panic payload no `panic!` message could be mistaken for.

@@ -1,0 +1,136 @@
+//! Helpers the integration tests share: drop guards, awaitable counters,
+//! concurrency gauges, and failsafes that turn a hang into a failure.
+
+// Each test binary uses its own subset of these helpers.
+#![allow(dead_code)]
+
+use std::any::Any;
+use std::future::{Future, poll_fn};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::pin;
+use std::sync::atomic::Ordering::SeqCst;
+use std::sync::atomic::{AtomicBool, AtomicUsize};
+use std::task::Poll;
+use std::time::Duration;
+
+use errgroup::{Cause, TaskName};
+use tokio::sync::Notify;
+
+/// Bounds waits that would hang if the code were wrong; never reached otherwise.
+pub(crate) const FAILSAFE: Duration = Duration::from_secs(60);
+
+pub(crate) fn leak<T>(value: T) -> &'static T {
+    Box::leak(Box::new(value))
+}
+
+/// The cause of a group whose task `task` failed first.
+pub(crate) fn failed(task: &str) -> Cause {
+    Cause::Failed {
+        task: TaskName::new(task.to_owned()),
+    }
+}
+
+/// Sets its flag when dropped: when its branch returns or is dropped.
+pub(crate) struct SetOnDrop<'a>(pub(crate) &'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, SeqCst);
+    }
+}
+
+/// A counter a test can await.
+#[derive(Default)]
+pub(crate) struct Counter {
+    pub(crate) count: AtomicUsize,
+    changed: Notify,
+}
+
+impl Counter {
+    pub(crate) fn bump(&self) {
+        self.count.fetch_add(1, SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    pub(crate) fn get(&self) -> usize {
+        self.count.load(SeqCst)
+    }
+
+    pub(crate) async fn reached(&self, n: usize) {
+        loop {
+            let mut changed = pin!(self.changed.notified());
+            changed.as_mut().enable();
+            if self.count.load(SeqCst) >= n {
+                return;
+            }
+            changed.await;
+        }
+    }
+}
+
+/// Bumps its counter when dropped.
+pub(crate) struct BumpOnDrop(pub(crate) &'static Counter);
+
+impl Drop for BumpOnDrop {
+    fn drop(&mut self) {
+        self.0.bump();
+    }
+}
+
+/// How many bodies run at once, and the most that ever did.
+#[derive(Default)]
+pub(crate) struct Gauge {
+    pub(crate) active: AtomicUsize,
+    pub(crate) peak: AtomicUsize,
+    pub(crate) entered: AtomicUsize,
+}
+
+impl Gauge {
+    pub(crate) fn enter(&self) {
+        let now = self.active.fetch_add(1, SeqCst) + 1;
+        self.peak.fetch_max(now, SeqCst);
+        self.entered.fetch_add(1, SeqCst);
+    }
+
+    pub(crate) fn exit(&self) {
+        self.active.fetch_sub(1, SeqCst);
+    }
+}
+
+/// Blocks this thread until `done()`; panics with `what` after `FAILSAFE`.
+pub(crate) fn spin_until(what: &str, done: impl Fn() -> bool) {
+    let start = std::time::Instant::now();
+    while !done() {
+        assert!(start.elapsed() < FAILSAFE, "{what}");
+        std::thread::yield_now();
+    }
+}
+
+/// Awaits `fut`; panics with `what` if it takes longer than `FAILSAFE`.
+pub(crate) async fn within_failsafe<F: Future>(what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(FAILSAFE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}"))
+}
+
+/// Polls `fut`, returning the payload of a panic instead of unwinding.
+pub(crate) async fn catch_panic<F: Future>(fut: F) -> Result<F::Output, Box<dyn Any + Send>> {
+    let mut fut = pin!(fut);
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(Poll::Ready(value)) => Poll::Ready(Ok(value)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        },
+    )
+    .await
+}
+
+/// The message of a `panic!`/`assert!` payload.
+pub(crate) fn message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("<not a string>")
+}
