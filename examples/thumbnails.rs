@@ -72,8 +72,12 @@ pub(crate) async fn main() -> anyhow::Result<()> {
             v.name, v.path, v.width, v.height, v.bytes, v.started_ms, v.finished_ms
         );
     }
-    let slowest = uploaded.versions.iter().map(Stored::ms).fold(0.0, f64::max);
-    let sum: f64 = uploaded.versions.iter().map(Stored::ms).sum();
+    let slowest = uploaded
+        .versions
+        .iter()
+        .map(Stored::duration_ms)
+        .fold(0.0, f64::max);
+    let sum: f64 = uploaded.versions.iter().map(Stored::duration_ms).sum();
     println!("  about the slowest version ({slowest:.0} ms), not their sum ({sum:.0} ms)");
     service.log(); // upload 1's three "staged" lines: the table says as much
     let before = contents(store.path())?;
@@ -161,8 +165,8 @@ pub(crate) struct Stored {
 }
 
 impl Stored {
-    /// How long its branch ran.
-    pub(crate) fn ms(&self) -> f64 {
+    /// How long its branch ran, in ms.
+    pub(crate) fn duration_ms(&self) -> f64 {
         self.finished_ms - self.started_ms
     }
 }
@@ -197,6 +201,7 @@ impl Service {
         });
         let router = Router::new()
             .route("/images", post(upload_image))
+            // axum's default of 2 MB is smaller than many photos.
             .layer(DefaultBodyLimit::max(64 << 20))
             .with_state(Arc::clone(&app));
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -315,6 +320,8 @@ impl Upload {
         image.write_to(&mut Cursor::new(&mut png), ImageFormat::Png)?;
         checkpoint("encoding")?;
         file.write_all(&png)?;
+        // On disk before `publish` shows it under its key: a crash never
+        // leaves a torn file there.
         file.sync_all()?;
 
         let stored = Stored {

@@ -1,8 +1,9 @@
 //! Runs the thumbnails example (`examples/thumbnails.rs`): its whole `main`,
-//! and its service with real PNGs over real HTTP, against a store in a fresh
-//! temp dir: three versions stored and described, made at the same time; input
-//! that is not an image, and a store that cannot take one version, leave the
-//! store as it was.
+//! and its service with real PNGs over real HTTP, each test against a store
+//! in a fresh temp dir: three versions stored as the answer describes them,
+//! made at the same time; input that is not an image, and a store that
+//! cannot take one version, leave the store as it was; a failing version
+//! stops the others.
 //!
 //! Nothing depends on how long the image work takes: parallelism is asserted
 //! on the order of the versions' start and end times, cancellation on the
@@ -119,7 +120,7 @@ async fn the_three_versions_run_at_the_same_time_not_one_after_another() {
     let versions = &uploaded.versions;
     let slowest = versions
         .iter()
-        .max_by(|a, b| a.ms().total_cmp(&b.ms()))
+        .max_by(|a, b| a.duration_ms().total_cmp(&b.duration_ms()))
         .unwrap();
     // 1. None waited for the slowest to finish before it started. With
     //    every branch started at once, this fails only if a thread of the
@@ -148,7 +149,7 @@ async fn the_three_versions_run_at_the_same_time_not_one_after_another() {
             .iter()
             .map(|v| v.started_ms)
             .fold(f64::MAX, f64::min);
-    let sum: f64 = versions.iter().map(Stored::ms).sum();
+    let sum: f64 = versions.iter().map(Stored::duration_ms).sum();
     assert!(span < sum, "span {span} ms, sum {sum} ms: {versions:#?}");
 }
 
