@@ -6,9 +6,10 @@
 //! the block evaluates to on error has the arity the user destructures.
 //!
 //! Each header and branch is parsed from its own token buffer
-//! ([`Parser::parse2`]): a syntax error inside a delimited group then stays
+//! ([`parse_scoped`]): a syntax error inside a delimited group then stays
 //! with that item instead of failing the whole block with one bare
-//! "unexpected token".
+//! "unexpected token", and an item cut short by the end of the block is
+//! reported at the block's last token.
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use syn::buffer::Cursor;
@@ -106,6 +107,7 @@ impl Parse for Input {
             error_type_broken: false,
         };
         let mut rest: TokenStream = input.parse()?;
+        let end = end_span(&rest);
         while !rest.is_empty() {
             let rest_len = rest.clone().into_iter().count();
             let mut item = None;
@@ -117,7 +119,7 @@ impl Parse for Input {
             };
             // Only an "unexpected token" left inside a delimited group can
             // get here; the item itself is kept.
-            if let Err(e) = parser.parse2(rest) {
+            if let Err(e) = parse_scoped(parser, end, rest) {
                 parsed
                     .errors
                     .push(syn::Error::new(e.span(), format!("{e}\nhelp: remove it")));
@@ -139,6 +141,31 @@ impl Parse for Input {
         }
         Ok(parsed)
     }
+}
+
+/// The span of the block's last token (its closing delimiter, for a group):
+/// where an input that stops too early is reported.
+fn end_span(stream: &TokenStream) -> Span {
+    match stream.clone().into_iter().last() {
+        Some(TokenTree::Group(g)) if g.delimiter() != Delimiter::None => g.span_close(),
+        Some(tt) => tt.span(),
+        None => Span::call_site(),
+    }
+}
+
+/// [`Parser::parse2`], except that an input ending too early ("unexpected
+/// end of input, expected ..") is reported at `end` instead of the call site,
+/// which would underline the whole `errgroup!` invocation. syn reports it at
+/// the closing delimiter of the macro whose body it parses, so the tokens are
+/// parsed as the body of a macro whose delimiter is spanned at `end`.
+fn parse_scoped<P: Parser>(parser: P, end: Span, tokens: TokenStream) -> syn::Result<P::Output> {
+    let body = syn::Macro {
+        path: Ident::new("errgroup", end).into(),
+        bang_token: Token![!](end),
+        delimiter: syn::MacroDelimiter::Brace(syn::token::Brace(end)),
+        tokens,
+    };
+    body.parse_body_with(parser)
 }
 
 /// Parses one item and the `;` or `,` after it, recording every error and
@@ -354,18 +381,27 @@ fn channel_constructor(value: &Expr) -> syn::Result<(Ident, Option<Type>, Option
         },
         other => return Err(wrong(other, "expected one item type: `::<T>`")),
     };
+    // Spanned on the arguments, or on the empty `()` when there are none
+    // (empty tokens have no span of their own).
+    let wrong_args = |what: &str| {
+        if call.args.is_empty() {
+            syn::Error::new(
+                call.paren_token.span.join(),
+                format!("{what}\nhelp: {help}"),
+            )
+        } else {
+            wrong(&call.args, what)
+        }
+    };
     let args: Vec<&Expr> = call.args.iter().collect();
     let capacity = match (constructor.to_string().as_str(), args.as_slice()) {
         ("channel", [capacity]) => Some((*capacity).clone()),
         ("channel", _) => {
-            return Err(wrong(
-                &call.args,
-                "`channel` takes one argument, the capacity",
-            ));
+            return Err(wrong_args("`channel` takes one argument, the capacity"));
         }
         ("unbounded", []) => None,
         ("unbounded", _) => {
-            return Err(wrong(&call.args, "`unbounded` takes no argument"));
+            return Err(wrong_args("`unbounded` takes no argument"));
         }
         (name, _) => {
             return Err(wrong(
