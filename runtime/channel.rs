@@ -21,7 +21,10 @@
 //!   items buffered or room free: a cancelled group stops moving data.
 
 use std::fmt;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
+// `SendError`'s mutex only makes the error `Sync`; it is never shared.
+use std::sync::{Mutex, PoisonError};
+
+use crate::sync::{Arc, SetOnce, Weak};
 
 use crate::error::{Cancelled, Cause};
 use crate::shared::{Core, OnCancel};
@@ -29,14 +32,14 @@ use crate::shared::{Core, OnCancel};
 /// What a channel's senders and receivers share: why it was cancelled, and
 /// the hook its group runs on cancellation.
 struct Shared<T> {
-    cause: OnceLock<Cause>,
+    cause: SetOnce<Cause>,
     tx: async_channel::WeakSender<T>,
     rx: async_channel::WeakReceiver<T>,
 }
 
 impl<T: Send> OnCancel for Shared<T> {
     fn on_cancel(&self, cause: &Cause) {
-        let _ = self.cause.set(cause.clone());
+        self.cause.set(cause.clone());
         if let Some(tx) = self.tx.upgrade() {
             tx.close();
         } else if let Some(rx) = self.rx.upgrade() {
@@ -47,7 +50,7 @@ impl<T: Send> OnCancel for Shared<T> {
 
 impl<T> Shared<T> {
     fn cancelled(&self) -> Option<Cancelled> {
-        self.cause.get().map(|cause| Cancelled::new(cause.clone()))
+        self.cause.get().map(Cancelled::new)
     }
 }
 
@@ -67,7 +70,7 @@ pub(crate) fn bound<T: Send + 'static>(
         None => async_channel::unbounded(),
     };
     let shared = Arc::new(Shared {
-        cause: OnceLock::new(),
+        cause: SetOnce::new(),
         tx: tx.downgrade(),
         rx: rx.downgrade(),
     });
@@ -217,7 +220,7 @@ impl<T> Sender<T> {
     pub async fn send(&self, value: T) -> Result<(), SendError<T>> {
         // A cancelled channel is closed; the check up front also stops a
         // send into a channel that still has room.
-        if self.shared.cause.get().is_some() {
+        if self.shared.cause.is_set() {
             return Err(self.error(value));
         }
         self.inner.send(value).await.map_err(|e| self.error(e.0))
@@ -246,7 +249,7 @@ impl<T> Sender<T> {
     /// # }
     /// ```
     pub fn try_send(&self, value: T) -> Result<(), TrySendError<T>> {
-        if self.shared.cause.get().is_some() {
+        if self.shared.cause.is_set() {
             return Err(TrySendError::Closed(self.error(value)));
         }
         self.inner.try_send(value).map_err(|e| match e {

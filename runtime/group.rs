@@ -1,7 +1,6 @@
 //! `Group`: the dynamic API, for work whose shape is known only at run time.
 
 use std::future::{Future, poll_fn};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
@@ -10,6 +9,7 @@ use tokio::time::Instant;
 use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
 use crate::shared::{self, Settings, Start, State};
+use crate::sync::Arc;
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
 ///
@@ -290,7 +290,7 @@ impl<E: Send + 'static> Group<E> {
     pub async fn wait(mut self) -> Result<(), Error<E>> {
         self.start_watchdog();
         let core = Arc::clone(&self.state.core);
-        let all_ok = poll_fn(|cx| core.poll_tasks(cx)).await;
+        let all_ok = poll_fn(|cx| core.poll_tasks(cx, true)).await;
         self.finished = true;
         self.state.finish(all_ok.then_some(()))
     }

@@ -39,6 +39,10 @@ mod error;
 mod fanout;
 mod group;
 mod shared;
+mod sync;
+
+#[cfg(all(test, loom))]
+mod loom_tests;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -6,8 +6,6 @@
 use std::future::Future;
 use std::panic::resume_unwind;
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -35,6 +33,7 @@ use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
 use crate::fanout::{InTask, Tasks, fan_out};
 use crate::shared::{self, Settings, Start, State};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 
 /// The group's header values, evaluated in the order written.
 #[derive(Debug)]
@@ -437,9 +436,12 @@ impl<E> Scope<E> {
         expired
     }
 
-    /// Whether tasks started with `ctx.spawn` are still running.
-    pub fn poll_tasks(&self, cx: &mut Context<'_>) -> bool {
-        self.state.core.poll_tasks(cx).is_pending()
+    /// Whether the group is still running: `branches_pending`, or tasks
+    /// started with `ctx.spawn` still running. Once the branches are done,
+    /// the poll that finds no task closes the group to new ones.
+    pub fn poll_tasks(&self, branches_pending: bool, cx: &mut Context<'_>) -> bool {
+        let tasks = self.state.core.poll_tasks(cx, !branches_pending);
+        branches_pending || tasks.is_pending()
     }
 }
 
@@ -578,11 +580,11 @@ pub fn fallback<T, E>() -> Result<T, Error<E>> {
 /// The channel ends a fan-out branch names, lent to each item as clones
 /// and dropped as soon as the branch ends (its closure may outlive it).
 #[derive(Debug)]
-pub struct Lender<S>(std::sync::Mutex<Option<S>>);
+pub struct Lender<S>(Mutex<Option<S>>);
 
 impl<S: Clone> Lender<S> {
     pub fn new(ends: S) -> Self {
-        Lender(std::sync::Mutex::new(Some(ends)))
+        Lender(Mutex::new(Some(ends)))
     }
 
     /// Clones of the ends for one item.

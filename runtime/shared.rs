@@ -24,6 +24,9 @@
 //! - A panic is caught where the body is polled, recorded (the first one
 //!   wins), cancels the group, and is resumed by [`State::finish`] once
 //!   every branch and task has returned.
+//! - A task is either awaited or refused: the driver's last poll closes the
+//!   task set in the critical section that finds it empty
+//!   ([`Core::poll_tasks`]).
 //!
 //! # Deadlock safety
 //!
@@ -35,11 +38,10 @@ use std::any::{Any, TypeId, type_name};
 use std::future::Future;
 use std::panic::resume_unwind;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 use std::task::{Context, Poll};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+#[cfg(not(loom))]
 use tokio::task::JoinSet;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
@@ -48,6 +50,10 @@ use tokio_util::sync::CancellationToken;
 use crate::branch::Guarded;
 use crate::ctx::Ctx;
 use crate::error::{Cancelled, Cause, Error, TaskName};
+#[cfg(loom)]
+use crate::sync::JoinSet;
+pub(crate) use crate::sync::lock;
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, SetOnce, Weak};
 
 tokio::task_local! {
     /// The ctx of the branch being polled, so that a group created inside it
@@ -63,11 +69,6 @@ pub(crate) fn ambient() -> Option<Ctx> {
 /// `body`, polled with `ctx` as the ambient ctx.
 pub(crate) fn with_ambient<F: Future>(ctx: Ctx, body: F) -> TaskLocalFuture<Ctx, F> {
     CURRENT.scope(ctx, body)
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a panic elsewhere; the data is still whole.
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Something to tell when a group is cancelled: a child group, a channel.
@@ -115,7 +116,7 @@ struct Tasks {
 /// One group, type-erased: what every `Ctx` of the group points to.
 pub(crate) struct Core {
     token: CancellationToken,
-    cause: OnceLock<Cause>,
+    cause: SetOnce<Cause>,
     /// This group's own deadline, from `timeout`/`deadline`.
     deadline: Option<Instant>,
     /// The earliest deadline of this group and its ancestors.
@@ -158,7 +159,7 @@ impl Core {
         };
         let core = Arc::new(Core {
             token: CancellationToken::new(),
-            cause: OnceLock::new(),
+            cause: SetOnce::new(),
             deadline: settings.deadline,
             effective_deadline,
             parent,
@@ -185,7 +186,7 @@ impl Core {
 
     /// Cancels the group with `cause`; `false` if it was already cancelled.
     pub(crate) fn cancel(&self, cause: Cause) -> bool {
-        if self.cause.set(cause).is_err() {
+        if !self.cause.set(cause) {
             return false;
         }
         self.token.cancel();
@@ -194,9 +195,9 @@ impl Core {
             hooks.fired = true;
             std::mem::take(&mut hooks.list)
         };
-        if let Some(cause) = self.cause.get() {
+        if let (false, Some(cause)) = (hooks.is_empty(), self.cause.get()) {
             for hook in hooks.iter().filter_map(Weak::upgrade) {
-                hook.on_cancel(cause);
+                hook.on_cancel(&cause);
             }
         }
         true
@@ -208,7 +209,7 @@ impl Core {
         if hooks.fired {
             drop(hooks);
             if let (Some(hook), Some(cause)) = (hook.upgrade(), self.cause.get()) {
-                hook.on_cancel(cause);
+                hook.on_cancel(&cause);
             }
             return;
         }
@@ -220,7 +221,7 @@ impl Core {
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.cause.get().is_some() || self.deadline_passed()
+        self.cause.is_set() || self.deadline_passed()
     }
 
     /// Deadlines are enforced by the group's driver, but a branch that spins
@@ -246,7 +247,7 @@ impl Core {
 
     pub(crate) fn cause(&self) -> Option<Cause> {
         self.is_cancelled();
-        self.cause.get().cloned()
+        self.cause.get()
     }
 
     pub(crate) fn cancelled_error(&self) -> Cancelled {
@@ -351,11 +352,17 @@ impl Core {
     }
 
     /// Collects finished tasks; `Ready(all_ok)` once none is running.
-    pub(crate) fn poll_tasks(&self, cx: &mut Context<'_>) -> Poll<bool> {
-        // A task is only added by running code of this group (a branch or
-        // another task), so while that code runs the driver is not done, and
-        // once it has returned, its store is visible here.
-        if !self.spawned.load(Ordering::Acquire) {
+    ///
+    /// `last`: nothing else of the group runs (every branch has returned),
+    /// so `Ready` ends the group. Then the set is closed in the critical
+    /// section that finds it empty: a task spawned meanwhile through a ctx
+    /// that outlives the group's code (`Group::ctx`, a clone moved to a
+    /// thread) is either in the set, and awaited, or refused; never
+    /// accepted and then aborted unseen by `close_tasks`.
+    pub(crate) fn poll_tasks(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
+        // Before the last poll a task is only added by running code of this
+        // group (a branch or another task), which the driver will poll again.
+        if !last && !self.spawned.load(Ordering::Acquire) {
             return Poll::Ready(true);
         }
         let mut tasks = lock(&self.tasks);
@@ -364,7 +371,10 @@ impl Core {
                 Poll::Ready(Some(Ok(ok))) => tasks.all_ok &= ok,
                 // Panics are caught inside; only a runtime shutdown lands here.
                 Poll::Ready(Some(Err(_))) => tasks.all_ok = false,
-                Poll::Ready(None) => return Poll::Ready(tasks.all_ok),
+                Poll::Ready(None) => {
+                    tasks.closed |= last;
+                    return Poll::Ready(tasks.all_ok);
+                }
                 Poll::Pending => return Poll::Pending,
             }
         }
@@ -427,10 +437,7 @@ impl<E: 'static> State<E> {
                 .take()
                 .or_else(|| task_error.and_then(|e| e.downcast::<E>().ok().map(|e| *e)));
             if let Some(error) = error {
-                return Err(Error::Failed {
-                    task: task.clone(),
-                    error,
-                });
+                return Err(Error::Failed { task, error });
             }
         }
         Err(Error::Cancelled(self.core.cancelled_error()))

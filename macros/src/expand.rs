@@ -91,7 +91,7 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
                 #grace_poll
                 let mut #pending = false;
                 #polls
-                #pending |= #scope.poll_tasks(#cx);
+                #pending = #scope.poll_tasks(#pending, #cx);
                 if #pending {
                     #rt::PollState::Pending
                 } else {

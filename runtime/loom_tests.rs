@@ -1,0 +1,409 @@
+//! The group's shared state under loom: every interleaving of two or three
+//! threads, up to `LOOM_MAX_PREEMPTIONS` preemptions each (`.ci/run`).
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom LOOM_MAX_PREEMPTIONS=2 \
+//!     cargo test --release --lib loom
+//! ```
+//!
+//! What loom sees: the cause slot and its flag, the hook list, the panic and
+//! error slots, the task set's lock and `spawned` flag (runtime/sync.rs),
+//! and the channel underneath group channels (async-channel, through the
+//! `loom` features of event-listener and concurrent-queue). What it does
+//! not: tokio's `CancellationToken` (no thread here waits on it), the
+//! `limit` semaphore, timers, and tokio's `JoinSet`, replaced under loom by
+//! a stand-in with the same contract (runtime/sync.rs) whose tasks run when
+//! the driver polls the set.
+
+use std::future::poll_fn;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::task::Poll;
+use std::time::Duration;
+
+use loom::future::block_on;
+use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::thread;
+use tokio::time::Instant;
+
+use crate::__private::{Config, Scope};
+use crate::channel::bound;
+use crate::error::{Cancelled, Cause, Error, TaskName};
+use crate::group::Group;
+use crate::shared::{OnCancel, Settings, State};
+use crate::sync::{Arc, Mutex, Weak, lock};
+use crate::{TryRecvError, TrySendError};
+
+fn failed(task: &'static str) -> Cause {
+    Cause::Failed {
+        task: TaskName::new(task),
+    }
+}
+
+fn parent(cause: Cause) -> Cause {
+    Cause::Parent(Box::new(cause))
+}
+
+fn root<E: 'static>() -> Arc<State<E>> {
+    Arc::new(State::new(Settings::default()))
+}
+
+fn child_of<E: 'static, P>(parent: &State<P>) -> Arc<State<E>> {
+    Arc::new(State::new(Settings {
+        parent: Some(parent.ctx(TaskName::new("spawner"))),
+        ..Settings::default()
+    }))
+}
+
+/// A hook that counts its runs and keeps the cause it was given.
+#[derive(Default)]
+struct Counter {
+    runs: AtomicUsize,
+    cause: Mutex<Option<Cause>>,
+}
+
+impl OnCancel for Counter {
+    fn on_cancel(&self, cause: &Cause) {
+        self.runs.fetch_add(1, SeqCst);
+        *lock(&self.cause) = Some(cause.clone());
+    }
+}
+
+impl Counter {
+    fn on(state: &State<impl Sized>) -> Arc<Counter> {
+        let counter = Arc::new(Counter::default());
+        let weak: Weak<Counter> = Arc::downgrade(&counter);
+        state.core.on_cancel(weak);
+        counter
+    }
+
+    fn runs(&self) -> usize {
+        self.runs.load(SeqCst)
+    }
+
+    fn cause(&self) -> Option<Cause> {
+        lock(&self.cause).clone()
+    }
+}
+
+#[test]
+fn loom_the_first_failure_cancels_the_group_once_and_is_the_error_returned() {
+    loom::model(|| {
+        let outer = root::<&'static str>();
+        let group = child_of::<&'static str, _>(&outer);
+        let hook = Counter::on(&group);
+        let failing: Vec<_> = ["a", "b"]
+            .into_iter()
+            .map(|name| {
+                let group = Arc::clone(&group);
+                thread::spawn(move || group.fail(TaskName::new(name), name))
+            })
+            .collect();
+        outer.core.cancel(Cause::DeadlineExceeded);
+        for thread in failing {
+            thread.join().unwrap();
+        }
+
+        let cause = group.core.cause().expect("cancelled");
+        assert_eq!(hook.runs(), 1);
+        assert_eq!(hook.cause().as_ref(), Some(&cause));
+        match group.finish::<()>(None) {
+            Err(Error::Failed { task, error }) => {
+                assert_eq!(task.name(), error, "the error is the winner's");
+                assert_eq!(cause, failed(error));
+            }
+            Err(Error::Cancelled(cancelled)) => {
+                assert_eq!(cause, parent(Cause::DeadlineExceeded));
+                assert_eq!(cancelled.cause(), &cause);
+            }
+            Ok(()) => panic!("a failed group returned Ok"),
+        }
+    });
+}
+
+#[test]
+fn loom_a_panic_a_failure_and_a_passed_deadline_cancel_the_group_once() {
+    loom::model(|| {
+        let group: Arc<State<&'static str>> = Arc::new(State::new(Settings {
+            deadline: Some(Instant::now() - Duration::from_secs(1)),
+            ..Settings::default()
+        }));
+        let hook = Counter::on(&group);
+        let spinning = {
+            let group = Arc::clone(&group);
+            // A branch that spins on `is_cancelled()` notices the deadline itself.
+            thread::spawn(move || assert!(group.core.is_cancelled()))
+        };
+        let panicking = {
+            let group = Arc::clone(&group);
+            thread::spawn(move || group.core.panicked(TaskName::new("p"), Box::new("boom")))
+        };
+        group.fail(TaskName::new("f"), "f");
+        spinning.join().unwrap();
+        panicking.join().unwrap();
+
+        let cause = group.core.cause().expect("cancelled");
+        assert!(
+            [
+                Cause::DeadlineExceeded,
+                Cause::Panicked {
+                    task: TaskName::new("p")
+                },
+                failed("f"),
+            ]
+            .contains(&cause),
+            "{cause:?}"
+        );
+        assert_eq!(hook.runs(), 1);
+        assert_eq!(hook.cause(), Some(cause));
+        // The panic is resumed whoever won the cancellation.
+        let payload = catch_unwind(AssertUnwindSafe(|| group.finish::<()>(None))).unwrap_err();
+        assert_eq!(payload.downcast_ref::<&str>(), Some(&"boom"));
+    });
+}
+
+#[test]
+fn loom_a_hook_registered_during_the_cancellation_runs_exactly_once() {
+    loom::model(|| {
+        let group = root::<()>();
+        let cancelling = {
+            let group = Arc::clone(&group);
+            thread::spawn(move || group.core.cancel(Cause::Finished))
+        };
+        let hook = Counter::on(&group);
+        assert!(cancelling.join().unwrap());
+        assert_eq!(hook.runs(), 1);
+        assert_eq!(hook.cause(), Some(Cause::Finished));
+    });
+}
+
+#[test]
+fn loom_a_child_group_created_during_the_parents_cancellation_ends_up_cancelled() {
+    loom::model(|| {
+        let outer = root::<()>();
+        let failing = {
+            let outer = Arc::clone(&outer);
+            thread::spawn(move || outer.fail(TaskName::new("a"), ()))
+        };
+        let child = child_of::<(), _>(&outer);
+        let hook = Counter::on(&child);
+        failing.join().unwrap();
+        assert_eq!(child.core.cause(), Some(parent(failed("a"))));
+        assert_eq!(hook.runs(), 1);
+    });
+}
+
+#[test]
+fn loom_a_channel_created_during_the_cancellation_is_closed_with_its_cause() {
+    loom::model(|| {
+        let group = root::<()>();
+        let failing = {
+            let group = Arc::clone(&group);
+            thread::spawn(move || group.fail(TaskName::new("a"), ()))
+        };
+        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        failing.join().unwrap();
+        match rx.try_recv() {
+            Err(TryRecvError::Cancelled(c)) => assert_eq!(c.cause(), &failed("a")),
+            other => panic!("{other:?}"),
+        }
+        match tx.try_send(1) {
+            Err(TrySendError::Closed(e)) => {
+                assert_eq!(e.cancelled().map(Cancelled::cause), Some(&failed("a")));
+                assert_eq!(e.into_inner(), 1);
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn loom_a_task_spawned_while_a_group_waits_is_awaited_or_refused() {
+    loom::model(|| {
+        let group = Group::<()>::new();
+        let ctx = group.ctx();
+        let ran = Arc::new(AtomicUsize::new(0));
+        let spawning = {
+            let ran = Arc::clone(&ran);
+            thread::spawn(move || {
+                ctx.spawn("late", async move {
+                    ran.fetch_add(1, SeqCst);
+                    Ok::<(), ()>(())
+                })
+                .is_ok()
+            })
+        };
+        let result = block_on(group.wait());
+        let accepted = spawning.join().unwrap();
+        assert!(result.is_ok(), "{result:?}, accepted: {accepted}");
+        assert_eq!(
+            ran.load(SeqCst),
+            usize::from(accepted),
+            "accepted: {accepted}"
+        );
+    });
+}
+
+#[test]
+fn loom_a_task_spawned_while_a_macro_group_returns_is_awaited_or_refused() {
+    loom::model(|| {
+        let scope = Scope::<()>::new(Config::new());
+        let ctx = scope.ctx("branch");
+        let ran = Arc::new(AtomicUsize::new(0));
+        let spawning = {
+            let ran = Arc::clone(&ran);
+            thread::spawn(move || {
+                ctx.spawn("late", async move {
+                    ran.fetch_add(1, SeqCst);
+                    Ok::<(), ()>(())
+                })
+                .is_ok()
+            })
+        };
+        // The driver as `errgroup!` writes it, its only branch done.
+        block_on(poll_fn(|cx| {
+            if scope.poll_tasks(false, cx) {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        }));
+        assert!(scope.finish(Some(())).is_ok());
+        let accepted = spawning.join().unwrap();
+        assert_eq!(
+            ran.load(SeqCst),
+            usize::from(accepted),
+            "accepted: {accepted}"
+        );
+    });
+}
+
+#[test]
+fn loom_a_group_waits_for_a_task_woken_from_another_thread() {
+    loom::model(|| {
+        let mut group = Group::<()>::new();
+        let (tx, rx) = group.ctx().channel::<u8>(1);
+        // async-channel's `Arc` is std's, invisible to loom: the channel must
+        // be freed where loom sees the other threads' accesses end (a join).
+        let keep = rx.clone();
+        let done = Arc::new(AtomicUsize::new(0));
+        {
+            let done = Arc::clone(&done);
+            group.spawn("receiver", move |_| async move {
+                assert_eq!(rx.recv().await, Ok(Some(7)));
+                done.fetch_add(1, SeqCst);
+                Ok(())
+            });
+        }
+        let sending = thread::spawn(move || tx.try_send(7).unwrap());
+        assert!(block_on(group.wait()).is_ok());
+        assert_eq!(done.load(SeqCst), 1);
+        sending.join().unwrap();
+        drop(keep);
+    });
+}
+
+#[test]
+fn loom_a_receive_blocked_on_an_empty_channel_wakes_with_the_cancellation() {
+    loom::model(|| {
+        let group = root::<()>();
+        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        let failing = {
+            let group = Arc::clone(&group);
+            thread::spawn(move || group.fail(TaskName::new("a"), ()))
+        };
+        let cancelled = block_on(rx.recv()).unwrap_err();
+        assert_eq!(cancelled.cause(), &failed("a"));
+        failing.join().unwrap();
+        drop(tx);
+    });
+}
+
+#[test]
+fn loom_a_send_blocked_on_a_full_channel_wakes_with_the_cancellation_and_gives_the_value_back() {
+    loom::model(|| {
+        let group = root::<()>();
+        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        tx.try_send(1).unwrap();
+        let failing = {
+            let group = Arc::clone(&group);
+            thread::spawn(move || group.fail(TaskName::new("a"), ()))
+        };
+        let error = block_on(tx.send(2)).unwrap_err();
+        assert_eq!(error.cancelled().map(Cancelled::cause), Some(&failed("a")));
+        assert_eq!(error.into_inner(), 2);
+        failing.join().unwrap();
+        drop(rx);
+    });
+}
+
+#[test]
+fn loom_no_value_is_lost_between_a_sender_a_receiver_and_the_cancellation() {
+    loom::model(|| {
+        let group = root::<()>();
+        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        let sending = thread::spawn(move || {
+            let (mut sent, mut back) = (Vec::new(), Vec::new());
+            for value in [1, 2] {
+                match block_on(tx.send(value)) {
+                    Ok(()) => sent.push(value),
+                    Err(error) => {
+                        assert_eq!(error.cancelled().map(Cancelled::cause), Some(&failed("a")));
+                        back.push(error.into_inner());
+                    }
+                }
+            }
+            (sent, back)
+        });
+        let receiving = {
+            let rx = rx.clone();
+            thread::spawn(move || {
+                let mut got = Vec::new();
+                while let Ok(Some(value)) = block_on(rx.recv()) {
+                    got.push(value);
+                }
+                got
+            })
+        };
+        group.fail(TaskName::new("a"), ());
+        let (sent, back) = sending.join().unwrap();
+        let got = receiving.join().unwrap();
+
+        // Every value sent was received or is still buffered (a cancelled
+        // channel drops its buffer, as documented); every other one came back.
+        assert_eq!(
+            sent.len(),
+            got.len() + rx.len(),
+            "sent {sent:?}, got {got:?}"
+        );
+        assert!(got.iter().all(|v| sent.contains(v)));
+        let mut all: Vec<u8> = sent.into_iter().chain(back).collect();
+        all.sort_unstable();
+        assert_eq!(all, [1, 2]);
+    });
+}
+
+#[test]
+fn loom_receivers_drain_the_buffer_then_see_the_end_once_the_last_sender_is_gone() {
+    loom::model(|| {
+        let group = root::<()>();
+        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        let senders: Vec<_> = [1, 2]
+            .into_iter()
+            .map(|value| {
+                let tx = tx.clone();
+                thread::spawn(move || block_on(tx.send(value)).unwrap())
+            })
+            .collect();
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(value) = block_on(rx.recv()).unwrap() {
+            got.push(value);
+        }
+        got.sort_unstable();
+        assert_eq!(got, [1, 2]);
+        for sender in senders {
+            sender.join().unwrap();
+        }
+        assert!(!group.core.is_cancelled());
+    });
+}
