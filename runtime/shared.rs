@@ -323,6 +323,12 @@ impl Core {
             type_name::<E>(),
         );
         if matches!(start, Start::Refused) {
+            // A task that never runs did not return `Ok`: without this, a
+            // group born cancelled (a passed deadline, a cancelled parent)
+            // whose every spawn was refused would wait for nothing and
+            // report `Ok(())`.
+            lock(&self.tasks).all_ok = false;
+            self.spawned.store(true, Ordering::Release);
             return Err(self.cancelled_error());
         }
         let ctx = Ctx::new(Arc::clone(self), name.clone());
@@ -429,7 +435,10 @@ impl<E: 'static> State<E> {
             resume_unwind(payload);
         }
         let task_error = lock(&self.core.task_error).take();
-        if let (Some(value), None) = (value, &task_error) {
+        // A task that failed after the cancellation (its error dropped) or
+        // was refused did not return `Ok` either, as a branch would not have.
+        let tasks_ok = lock(&self.core.tasks).all_ok;
+        if let (Some(value), None, true) = (value, &task_error, tasks_ok) {
             return Ok(value);
         }
         if let Some(Cause::Failed { task }) = self.core.cause.get() {

@@ -1,0 +1,1352 @@
+//! Randomized schedules (issue 6, part 2): proptest builds groups of 1-20
+//! branches with random behaviours and delays on tokio's paused clock, runs
+//! each on a fresh current-thread runtime, and checks the run against an
+//! oracle computed from the plan alone.
+//!
+//! Behaviours: ok / error / panic, each either cooperative (`ctx.sleep`) or
+//! ignoring ctx (`tokio::time::sleep`, so it still acts after the
+//! cancellation); blocked on a group channel (a `recv` on an empty one or a
+//! `send` on a full one); `ctx.spawn` sub-tasks with behaviours of their
+//! own; a nested group (dynamic `Group` or `errgroup!`); and producers and
+//! consumers on one shared group channel. A case may have a deadline and a
+//! parent group cancelled at a random instant. Each case runs one of three
+//! paths: the dynamic `Group`, an `errgroup!` fan-out of in-task items, or
+//! an `errgroup!` `#[spawn]` fan-out.
+//!
+//! Checked after every run:
+//! - the result is one the oracle allows: the earliest failure by virtual
+//!   time, or the deadline / parent cause, or `Ok` when every branch still
+//!   returned `Ok`; at an instant where several things happen at once, any
+//!   of them;
+//! - a panic resumes with the payload of the earliest panic, also one that
+//!   happened after the cancellation in a branch that ignores ctx;
+//! - each branch acted (or not) and ended at the instant the oracle says,
+//!   and the group returned at the instant its last branch ended;
+//! - every branch future has been dropped and `num_alive_tasks()` is back
+//!   to its baseline;
+//! - every message is accounted for exactly once: received, handed back by
+//!   a failed send, or dropped in a buffer it was accepted into (never one
+//!   whose send failed; never without a cancellation while consumers run).
+//!
+//! Cases: 3,000 by default (`PROPTEST_CASES=n` for more). The generator's
+//! seed is printed on failure; `PROPTEST_RNG_SEED=<seed> cargo test --test
+//! schedules` replays the same cases. Runs are deterministic on the paused
+//! clock, so the replay fails the same way. No regression file is written:
+//! a real regression becomes a plain test.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::panic::panic_any;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Mutex, Once};
+use std::time::Duration;
+
+use errgroup::{Cancelled, Cause, Ctx, Error, Group, TaskName, errgroup};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
+use tokio::time::Instant;
+
+mod common;
+use common::{catch_panic, leak, message};
+
+/// One step of virtual time, in milliseconds.
+const UNIT: u64 = 10;
+/// Latest instant (in units) at which a planned action happens.
+const MAX_AT: u64 = 5;
+/// The macro needs a `timeout` expression: "no deadline" is one far past
+/// every plan, which a hang would reach and report as a wrong result.
+const NO_DEADLINE: u64 = 100_000;
+/// Turns a hang into a failure, in virtual time (costs no real time).
+const HANG: Duration = Duration::from_secs(3_600);
+const DEFAULT_CASES: u32 = 3_000;
+
+// The plan.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Ok,
+    Err,
+    Panic,
+}
+
+/// Waits `at` units (through `ctx.sleep` if `coop`, else ignoring ctx), then ends.
+#[derive(Clone, Debug)]
+struct Leaf {
+    at: u64,
+    coop: bool,
+    end: End,
+}
+
+#[derive(Clone, Debug)]
+enum Kind {
+    Leaf(Leaf),
+    /// Starts `subs` with `ctx.spawn` first thing, then behaves as `leaf`.
+    Spawner {
+        leaf: Leaf,
+        subs: Vec<Leaf>,
+    },
+    /// A nested group (`errgroup!` or `Group`) of cooperative children that
+    /// end in `Ok` or `Err`.
+    Nested {
+        via_macro: bool,
+        kids: Vec<Leaf>,
+    },
+    /// Blocked on a group channel until the group is cancelled.
+    Blocker {
+        on_send: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Path {
+    Group,
+    MacroInTask,
+    MacroSpawn,
+}
+
+/// Sends `count` messages on the shared channel, sleeping `pace` units before each.
+#[derive(Clone, Debug)]
+struct Producer {
+    count: u32,
+    pace: u64,
+}
+
+/// Receives until the channel is closed, sleeping `pace` units before each receive.
+#[derive(Clone, Debug)]
+struct Consumer {
+    pace: u64,
+}
+
+#[derive(Clone, Debug)]
+struct Plan {
+    path: Path,
+    work: Vec<Kind>,
+    producers: Vec<Producer>,
+    consumers: Vec<Consumer>,
+    capacity: usize,
+    deadline: Option<u64>,
+    /// The parent group is cancelled at this instant.
+    parent: Option<u64>,
+}
+
+/// How a plan's branches may end: a third of the plans fail nowhere, so
+/// that deadlines and parents, and `Ok` despite them, are common too.
+#[derive(Clone, Copy, Debug)]
+enum Failures {
+    None,
+    Errors,
+    ErrorsAndPanics,
+}
+
+impl Failures {
+    fn allow(self, end: End) -> End {
+        match (self, end) {
+            (Failures::None, _) => End::Ok,
+            (Failures::Errors, End::Panic) => End::Err,
+            _ => end,
+        }
+    }
+}
+
+fn leaf(failures: Failures) -> impl Strategy<Value = Leaf> {
+    let end = prop_oneof![6 => Just(End::Ok), 3 => Just(End::Err), 1 => Just(End::Panic)];
+    (0..=MAX_AT, any::<bool>(), end).prop_map(move |(at, coop, end)| Leaf {
+        at,
+        coop,
+        end: failures.allow(end),
+    })
+}
+
+fn kid(failures: Failures) -> impl Strategy<Value = Leaf> {
+    let end = prop_oneof![3 => Just(End::Ok), 1 => Just(End::Err)];
+    (0..=MAX_AT, end).prop_map(move |(at, end)| Leaf {
+        at,
+        coop: true,
+        end: failures.allow(end),
+    })
+}
+
+fn kind(failures: Failures) -> impl Strategy<Value = Kind> {
+    prop_oneof![
+        10 => leaf(failures).prop_map(Kind::Leaf),
+        3 => (leaf(failures), prop::collection::vec(leaf(failures), 1..=3))
+            .prop_map(|(leaf, subs)| Kind::Spawner { leaf, subs }),
+        2 => (any::<bool>(), prop::collection::vec(kid(failures), 1..=4))
+            .prop_map(|(via_macro, kids)| Kind::Nested { via_macro, kids }),
+        1 => any::<bool>().prop_map(|on_send| Kind::Blocker { on_send }),
+    ]
+}
+
+fn plan() -> impl Strategy<Value = Plan> {
+    let path = prop_oneof![
+        Just(Path::Group),
+        Just(Path::MacroInTask),
+        Just(Path::MacroSpawn)
+    ];
+    let producer = (0..=8u32, 0..=2u64).prop_map(|(count, pace)| Producer { count, pace });
+    let consumer = (0..=2u64).prop_map(|pace| Consumer { pace });
+    let failures = prop_oneof![
+        Just(Failures::None),
+        Just(Failures::Errors),
+        Just(Failures::ErrorsAndPanics)
+    ];
+    (failures, path)
+        .prop_flat_map(move |(failures, path)| {
+            (
+                Just(path),
+                prop::collection::vec(kind(failures), 1..=14),
+                prop::collection::vec(producer.clone(), 0..=3),
+                prop::collection::vec(consumer.clone(), 0..=3),
+                1..=3usize,
+                prop::option::weighted(0.4, 0..=MAX_AT + 1),
+                prop::option::weighted(0.3, 0..=MAX_AT + 1),
+            )
+        })
+        .prop_map(
+            |(path, work, producers, consumers, capacity, mut deadline, parent)| {
+                // A blocker only returns once the group is cancelled.
+                if deadline.is_none() && work.iter().any(|k| matches!(k, Kind::Blocker { .. })) {
+                    deadline = Some(MAX_AT + 2);
+                }
+                Plan {
+                    path,
+                    work,
+                    producers,
+                    consumers,
+                    capacity,
+                    deadline,
+                    parent,
+                }
+            },
+        )
+}
+
+// The oracle.
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    Deadline,
+    Parent,
+}
+
+/// The group error type: which leaf failed, so a `Failed` result can be
+/// checked against its task name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Fail {
+    Leaf(String),
+    Nested(usize),
+    Cancelled,
+}
+
+impl From<Cancelled> for Fail {
+    fn from(_: Cancelled) -> Self {
+        Fail::Cancelled
+    }
+}
+
+/// A panic payload no assertion message could be mistaken for.
+#[derive(Debug)]
+struct Payload(String);
+
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Outcome {
+    Ok,
+    Failed {
+        task: String,
+        error: Fail,
+    },
+    Cancelled(Source),
+    Panicked(String),
+    /// Anything the oracle never predicts.
+    Unexpected(String),
+}
+
+fn outcome(caught: Result<Result<(), Error<Fail>>, Box<dyn std::any::Any + Send>>) -> Outcome {
+    match caught {
+        Ok(result) => outcome_of(&result),
+        Err(payload) => match payload.downcast::<Payload>() {
+            Ok(p) => Outcome::Panicked(p.0),
+            Err(other) => Outcome::Unexpected(format!("panic: {}", message(&*other))),
+        },
+    }
+}
+
+fn outcome_of(result: &Result<(), Error<Fail>>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Ok,
+        Err(Error::Failed { task, error }) => Outcome::Failed {
+            task: task.to_string(),
+            error: error.clone(),
+        },
+        Err(Error::Cancelled(c)) => match c.cause() {
+            Cause::DeadlineExceeded => Outcome::Cancelled(Source::Deadline),
+            Cause::Parent(_) => Outcome::Cancelled(Source::Parent),
+            other => Outcome::Unexpected(format!("cancelled: {other:?}")),
+        },
+    }
+}
+
+/// One thing that acts at a planned instant: a branch, a sub-task, or a
+/// nested group seen from outside.
+#[derive(Clone, Debug)]
+struct Src {
+    name: String,
+    error: Fail,
+    at: u64,
+    coop: bool,
+    end: End,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Chance {
+    Never,
+    Maybe,
+    Sure,
+}
+
+impl Chance {
+    fn join(self, other: Chance) -> Chance {
+        if self == other { self } else { Chance::Maybe }
+    }
+}
+
+/// What the oracle allows.
+#[derive(Debug, Default)]
+struct Expect {
+    /// Instants at which the group may be cancelled (`None`: not at all).
+    first: BTreeSet<Option<u64>>,
+    accept: BTreeSet<Outcome>,
+    /// Per source: whether it performs its planned end.
+    acts: Vec<Option<Chance>>,
+    /// Per source: the instants (units) at which its future may end.
+    ends: Vec<BTreeSet<u64>>,
+}
+
+fn work_name(i: usize) -> String {
+    format!("work[{i}]")
+}
+
+fn sub_name(i: usize, j: usize) -> String {
+    format!("work[{i}].sub[{j}]")
+}
+
+fn kid_name(k: usize) -> String {
+    format!("kids[{k}]")
+}
+
+/// A nested group of cooperative kids, from outside: a cooperative leaf
+/// that fails when its first kid fails, else succeeds with its last kid.
+fn nested_as_leaf(kids: &[Leaf]) -> Leaf {
+    let first_err = kids
+        .iter()
+        .filter(|k| k.end == End::Err)
+        .map(|k| k.at)
+        .min();
+    Leaf {
+        at: first_err.unwrap_or_else(|| kids.iter().map(|k| k.at).max().unwrap_or(0)),
+        coop: true,
+        end: if first_err.is_some() {
+            End::Err
+        } else {
+            End::Ok
+        },
+    }
+}
+
+fn sources_of(plan: &Plan) -> Vec<Src> {
+    let mut srcs = Vec::new();
+    let src = |name: String, error: Fail, l: &Leaf| Src {
+        name,
+        error,
+        at: l.at,
+        coop: l.coop,
+        end: l.end,
+    };
+    for (i, kind) in plan.work.iter().enumerate() {
+        match kind {
+            Kind::Leaf(l) => srcs.push(src(work_name(i), Fail::Leaf(work_name(i)), l)),
+            Kind::Spawner { leaf, subs } => {
+                srcs.push(src(work_name(i), Fail::Leaf(work_name(i)), leaf));
+                for (j, s) in subs.iter().enumerate() {
+                    srcs.push(src(sub_name(i, j), Fail::Leaf(sub_name(i, j)), s));
+                }
+            }
+            Kind::Nested { kids, .. } => {
+                srcs.push(src(work_name(i), Fail::Nested(i), &nested_as_leaf(kids)));
+            }
+            Kind::Blocker { .. } => {}
+        }
+    }
+    srcs
+}
+
+fn kid_sources(kids: &[Leaf]) -> Vec<Src> {
+    kids.iter()
+        .enumerate()
+        .map(|(k, l)| Src {
+            name: kid_name(k),
+            error: Fail::Leaf(kid_name(k)),
+            at: l.at,
+            coop: l.coop,
+            end: l.end,
+        })
+        .collect()
+}
+
+/// The run when exactly `sources` (deadline, parent) fire, at their instants.
+fn scenario(srcs: &[Src], sources: &[(Source, u64)], blockers: bool, pipes_ok: bool) -> Expect {
+    let mut expect = Expect::default();
+    let first = srcs
+        .iter()
+        .filter(|s| s.end != End::Ok)
+        .map(|s| s.at)
+        .chain(sources.iter().map(|s| s.1))
+        .min();
+    expect.first.insert(first);
+    let Some(t) = first else {
+        // Nothing cancels: every source acts and ends at its instant.
+        expect.accept.insert(Outcome::Ok);
+        expect.acts = srcs.iter().map(|_| Some(Chance::Sure)).collect();
+        expect.ends = srcs.iter().map(|s| BTreeSet::from([s.at])).collect();
+        return expect;
+    };
+    // Cancelled at the very start, a branch may never be started (a
+    // fan-out item not pulled, a spawn refused) or never polled.
+    let unsure_start = t == 0;
+    let winners = srcs
+        .iter()
+        .filter(|s| s.end != End::Ok && s.at == t)
+        .count()
+        + sources.iter().filter(|s| s.1 == t).count();
+    let mut ok_possible = !blockers && pipes_ok;
+    let mut ok_certain = ok_possible && !unsure_start;
+    for s in srcs {
+        let mut act = if s.at < t {
+            Chance::Sure
+        } else if s.at == t {
+            // At the cancelling instant a cooperative source may see the
+            // cancellation first, unless it is what cancels.
+            if !s.coop || (s.end != End::Ok && winners == 1) {
+                Chance::Sure
+            } else {
+                Chance::Maybe
+            }
+        } else if s.coop {
+            Chance::Never
+        } else {
+            Chance::Sure
+        };
+        let mut ends = BTreeSet::from([if s.coop { s.at.min(t) } else { s.at }]);
+        if unsure_start {
+            act = act.join(Chance::Never);
+            ends.insert(0);
+        }
+        ok_possible &= unsure_start || (s.end == End::Ok && act != Chance::Never);
+        ok_certain &= s.end == End::Ok && act == Chance::Sure;
+        expect.acts.push(Some(act));
+        expect.ends.push(ends);
+    }
+    let panics = |chance: Chance| {
+        srcs.iter()
+            .zip(&expect.acts)
+            .filter(move |(s, act)| s.end == End::Panic && **act == Some(chance))
+            .map(|(s, _)| s)
+    };
+    let sure_first = panics(Chance::Sure).map(|s| s.at).min();
+    let mut accept: BTreeSet<Outcome> = panics(Chance::Maybe)
+        .filter(|s| sure_first.is_none_or(|at| s.at <= at))
+        .chain(panics(Chance::Sure).filter(|s| Some(s.at) == sure_first))
+        .map(|s| Outcome::Panicked(s.name.clone()))
+        .collect();
+    if sure_first.is_none() {
+        for s in srcs.iter().filter(|s| s.end == End::Err && s.at == t) {
+            accept.insert(Outcome::Failed {
+                task: s.name.clone(),
+                error: s.error.clone(),
+            });
+        }
+        for &(source, _) in sources.iter().filter(|s| s.1 == t) {
+            if !ok_certain {
+                accept.insert(Outcome::Cancelled(source));
+            }
+            if ok_possible {
+                accept.insert(Outcome::Ok);
+            }
+        }
+    }
+    expect.accept = accept;
+    expect
+}
+
+/// Every run the plan allows: a deadline or parent cancellation at the
+/// instant the group would end anyway may or may not take effect.
+fn oracle(
+    srcs: &[Src],
+    sources: &[(Source, u64)],
+    blockers: bool,
+    pipes: Option<u64>,
+    pipes_ok: bool,
+) -> Expect {
+    let natural_end = if blockers {
+        u64::MAX
+    } else {
+        srcs.iter().map(|s| s.at).chain(pipes).max().unwrap_or(0)
+    };
+    let live: Vec<_> = sources
+        .iter()
+        .copied()
+        .filter(|s| s.1 < natural_end)
+        .collect();
+    let tied: Vec<_> = sources
+        .iter()
+        .copied()
+        .filter(|s| s.1 == natural_end)
+        .collect();
+    let mut all = Expect::default();
+    for mask in 0..(1u32 << tied.len()) {
+        let mut firing = live.clone();
+        firing.extend(
+            tied.iter()
+                .enumerate()
+                .filter(|(n, _)| mask & (1 << n) != 0)
+                .map(|(_, s)| *s),
+        );
+        let one = scenario(srcs, &firing, blockers, pipes_ok);
+        all.first.extend(one.first);
+        all.accept.extend(one.accept);
+        if all.acts.is_empty() {
+            all.acts = one.acts;
+            all.ends = one.ends;
+        } else {
+            for (a, b) in all.acts.iter_mut().zip(one.acts) {
+                *a = Some(a.unwrap_or(Chance::Sure).join(b.unwrap_or(Chance::Sure)));
+            }
+            for (a, b) in all.ends.iter_mut().zip(one.ends) {
+                a.extend(b);
+            }
+        }
+    }
+    all
+}
+
+// What the run records.
+
+enum Fate {
+    Received,
+    Returned,
+    Dropped,
+}
+
+/// Everything one case observes; leaked so that `'static` tasks can use it.
+struct Env {
+    start: Instant,
+    /// Source name -> instant (ms) of its planned end.
+    acted: Mutex<BTreeMap<String, Vec<u64>>>,
+    /// Future name -> instant (ms) it was dropped.
+    ended: Mutex<BTreeMap<String, Vec<u64>>>,
+    alive: AtomicUsize,
+    /// Nested group index -> its own result.
+    nested: Mutex<BTreeMap<usize, Outcome>>,
+    /// Producers' and consumers' ends: (returned `Ok`, instant in ms).
+    pipes: Mutex<Vec<(bool, u64)>>,
+    next_token: AtomicU32,
+    sent_ok: Mutex<BTreeSet<u32>>,
+    fates: Mutex<BTreeMap<u32, Vec<Fate>>>,
+    problems: Mutex<Vec<String>>,
+}
+
+impl Env {
+    fn new() -> &'static Env {
+        leak(Env {
+            start: Instant::now(),
+            acted: Mutex::default(),
+            ended: Mutex::default(),
+            alive: AtomicUsize::new(0),
+            nested: Mutex::default(),
+            pipes: Mutex::default(),
+            next_token: AtomicU32::new(0),
+            sent_ok: Mutex::default(),
+            fates: Mutex::default(),
+            problems: Mutex::default(),
+        })
+    }
+
+    fn now(&self) -> u64 {
+        u64::try_from((Instant::now() - self.start).as_millis()).unwrap()
+    }
+
+    fn problem(&self, what: String) {
+        self.problems.lock().unwrap().push(what);
+    }
+
+    /// `name` performs its planned end now.
+    fn act(&self, name: &str) {
+        let now = self.now();
+        let mut acted = self.acted.lock().unwrap();
+        acted.entry(name.to_owned()).or_default().push(now);
+    }
+
+    fn token(&'static self) -> Token {
+        Token {
+            id: self.next_token.fetch_add(1, SeqCst),
+            env: self,
+            settled: false,
+        }
+    }
+}
+
+/// Records when the future holding it ends (returns, panics or is dropped).
+struct Alive {
+    env: &'static Env,
+    name: String,
+}
+
+impl Alive {
+    fn new(env: &'static Env, name: String) -> Self {
+        env.alive.fetch_add(1, SeqCst);
+        Alive { env, name }
+    }
+}
+
+impl Drop for Alive {
+    fn drop(&mut self) {
+        let now = self.env.now();
+        let mut ended = self.env.ended.lock().unwrap();
+        ended
+            .entry(std::mem::take(&mut self.name))
+            .or_default()
+            .push(now);
+        self.env.alive.fetch_sub(1, SeqCst);
+    }
+}
+
+/// A message that records its fate: received, handed back, or dropped
+/// unsettled (in a channel's buffer).
+struct Token {
+    id: u32,
+    env: &'static Env,
+    settled: bool,
+}
+
+impl Token {
+    fn settle(mut self, fate: Fate) {
+        self.settled = true;
+        self.record(fate);
+    }
+
+    fn record(&self, fate: Fate) {
+        let mut fates = self.env.fates.lock().unwrap();
+        fates.entry(self.id).or_default().push(fate);
+    }
+}
+
+impl Drop for Token {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.record(Fate::Dropped);
+        }
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Token({})", self.id)
+    }
+}
+
+// The behaviours.
+
+fn units(n: u64) -> Duration {
+    Duration::from_millis(n * UNIT)
+}
+
+async fn act(
+    ctx: &Ctx,
+    env: &'static Env,
+    name: String,
+    error: Fail,
+    leaf: Leaf,
+) -> Result<(), Fail> {
+    let _alive = Alive::new(env, name.clone());
+    if leaf.coop {
+        ctx.sleep(units(leaf.at)).await?;
+    } else {
+        tokio::time::sleep(units(leaf.at)).await;
+    }
+    env.act(&name);
+    match leaf.end {
+        End::Ok => Ok(()),
+        End::Err => Err(error),
+        End::Panic => panic_any(Payload(name)),
+    }
+}
+
+async fn run_work(ctx: Ctx, i: usize, kind: Kind, env: &'static Env) -> Result<(), Fail> {
+    let name = work_name(i);
+    match kind {
+        Kind::Leaf(leaf) => act(&ctx, env, name.clone(), Fail::Leaf(name), leaf).await,
+        Kind::Spawner { leaf, subs } => {
+            for (j, sub) in subs.into_iter().enumerate() {
+                let sub_ctx = ctx.clone();
+                let sub_name = sub_name(i, j);
+                // Refused once the group is cancelled: the oracle allows
+                // for it at instant 0, the only time it can happen here.
+                let _ = ctx.spawn(TaskName::new(sub_name.clone()), async move {
+                    act(&sub_ctx, env, sub_name.clone(), Fail::Leaf(sub_name), sub).await
+                });
+            }
+            act(&ctx, env, name.clone(), Fail::Leaf(name), leaf).await
+        }
+        Kind::Nested { via_macro, kids } => {
+            let _alive = Alive::new(env, name);
+            let result = if via_macro {
+                nested_macro(i, kids, env).await
+            } else {
+                nested_group(i, kids, env).await
+            };
+            let seen = outcome_of(&result);
+            if !matches!(result, Err(Error::Cancelled(_))) {
+                env.act(&work_name(i));
+            }
+            env.nested.lock().unwrap().insert(i, seen);
+            match result {
+                Ok(()) => Ok(()),
+                Err(Error::Failed { .. }) => Err(Fail::Nested(i)),
+                Err(Error::Cancelled(_)) => Err(Fail::Cancelled),
+            }
+        }
+        Kind::Blocker { on_send } => {
+            let _alive = Alive::new(env, name.clone());
+            block(&ctx, env, &name, on_send).await;
+            Err(Fail::Cancelled)
+        }
+    }
+}
+
+/// Blocks on a group channel until the group is cancelled.
+async fn block(ctx: &Ctx, env: &'static Env, name: &str, on_send: bool) {
+    let (tx, rx) = ctx.channel::<Token>(1);
+    if on_send {
+        let first = env.token();
+        let id = first.id;
+        match tx.try_send(first) {
+            Ok(()) => {
+                env.sent_ok.lock().unwrap().insert(id);
+            }
+            Err(e) => e.into_inner().settle(Fate::Returned),
+        }
+        let second = env.token();
+        match tx.send(second).await {
+            Ok(()) => env.problem(format!("{name}: a send on a full channel went through")),
+            Err(e) => {
+                if e.cancelled().is_none() {
+                    env.problem(format!("{name}: send failed without a cancellation: {e}"));
+                }
+                e.into_inner().settle(Fate::Returned);
+            }
+        }
+    } else if let Ok(got) = rx.recv().await {
+        env.problem(format!("{name}: recv on an empty channel returned {got:?}"));
+    }
+    // Both ends live until here: the one message on a full channel is
+    // dropped with its buffer.
+    drop((tx, rx));
+}
+
+async fn nested_macro(i: usize, kids: Vec<Leaf>, env: &'static Env) -> Result<(), Error<Fail>> {
+    errgroup! {
+        type Error = Fail;
+        kids => for (k, kid) in kids.into_iter().enumerate() {
+            act(ctx, env, format!("work[{i}]/{}", kid_name(k)), Fail::Leaf(kid_name(k)), kid).await
+        },
+    }
+    .map(|_| ())
+}
+
+async fn nested_group(i: usize, kids: Vec<Leaf>, env: &'static Env) -> Result<(), Error<Fail>> {
+    // Inside a branch: the ambient group is its parent, with no `with_parent`.
+    let mut group = Group::<Fail>::new();
+    for (k, kid) in kids.into_iter().enumerate() {
+        group.spawn(TaskName::indexed("kids", k), move |ctx| async move {
+            act(
+                &ctx,
+                env,
+                format!("work[{i}]/{}", kid_name(k)),
+                Fail::Leaf(kid_name(k)),
+                kid,
+            )
+            .await
+        });
+    }
+    group.wait().await
+}
+
+async fn produce(
+    ctx: Ctx,
+    tx: errgroup::Sender<Token>,
+    p: Producer,
+    k: usize,
+    env: &'static Env,
+) -> Result<(), Fail> {
+    let _alive = Alive::new(env, format!("produce[{k}]"));
+    let result = async {
+        for _ in 0..p.count {
+            if p.pace > 0 {
+                ctx.sleep(units(p.pace)).await?;
+            }
+            let token = env.token();
+            let id = token.id;
+            match tx.send(token).await {
+                Ok(()) => {
+                    env.sent_ok.lock().unwrap().insert(id);
+                }
+                Err(e) => {
+                    let cancelled = e.cancelled().is_some();
+                    e.into_inner().settle(Fate::Returned);
+                    // Without a cancellation, only "no receiver left": stop.
+                    return if cancelled {
+                        Err(Fail::Cancelled)
+                    } else {
+                        Ok(())
+                    };
+                }
+            }
+        }
+        Ok(())
+    }
+    .await;
+    env.pipes.lock().unwrap().push((result.is_ok(), env.now()));
+    result
+}
+
+async fn consume(
+    ctx: Ctx,
+    rx: errgroup::Receiver<Token>,
+    c: Consumer,
+    k: usize,
+    env: &'static Env,
+) -> Result<(), Fail> {
+    let _alive = Alive::new(env, format!("consume[{k}]"));
+    let result = async {
+        loop {
+            if c.pace > 0 {
+                ctx.sleep(units(c.pace)).await?;
+            }
+            match rx.recv().await? {
+                Some(token) => token.settle(Fate::Received),
+                None => return Ok(()),
+            }
+        }
+    }
+    .await;
+    env.pipes.lock().unwrap().push((result.is_ok(), env.now()));
+    result
+}
+
+// The three paths.
+
+async fn run_group(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>> {
+    match plan.path {
+        Path::Group => dynamic(plan, env).await,
+        Path::MacroInTask => macro_in_task(plan, env).await,
+        Path::MacroSpawn => macro_spawn(plan, env).await,
+    }
+}
+
+async fn dynamic(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>> {
+    let mut group = Group::<Fail>::new();
+    if let Some(d) = plan.deadline {
+        group = group.timeout(units(d));
+    }
+    let (tx, rx) = group.ctx().channel::<Token>(plan.capacity);
+    for (i, kind) in plan.work.iter().cloned().enumerate() {
+        group.spawn(TaskName::indexed("work", i), move |ctx| {
+            run_work(ctx, i, kind, env)
+        });
+    }
+    for (k, p) in plan.producers.iter().cloned().enumerate() {
+        let tx = tx.clone();
+        group.spawn(TaskName::indexed("produce", k), move |ctx| {
+            produce(ctx, tx, p, k, env)
+        });
+    }
+    for (k, c) in plan.consumers.iter().cloned().enumerate() {
+        let rx = rx.clone();
+        group.spawn(TaskName::indexed("consume", k), move |ctx| {
+            consume(ctx, rx, c, k, env)
+        });
+    }
+    drop((tx, rx));
+    group.wait().await
+}
+
+async fn macro_in_task(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>> {
+    let timeout = units(plan.deadline.unwrap_or(NO_DEADLINE));
+    errgroup! {
+        timeout = timeout;
+        type Error = Fail;
+        let (tx, rx) = channel::<Token>(plan.capacity);
+        work => for (i, kind) in plan.work.iter().cloned().enumerate() {
+            run_work(ctx.clone(), i, kind, env).await
+        },
+        produce => for (k, p) in plan.producers.iter().cloned().enumerate() {
+            produce(ctx.clone(), tx, p, k, env).await
+        },
+        consume => for (k, c) in plan.consumers.iter().cloned().enumerate() {
+            consume(ctx.clone(), rx, c, k, env).await
+        },
+    }
+    .map(|_| ())
+}
+
+async fn macro_spawn(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>> {
+    let timeout = units(plan.deadline.unwrap_or(NO_DEADLINE));
+    errgroup! {
+        timeout = timeout;
+        type Error = Fail;
+        let (tx, rx) = channel::<Token>(plan.capacity);
+        #[spawn] work => for (i, kind) in plan.work.clone().into_iter().enumerate() {
+            run_work(ctx.clone(), i, kind, env).await
+        },
+        #[spawn] produce => for (k, p) in plan.producers.clone().into_iter().enumerate() {
+            produce(ctx.clone(), tx, p, k, env).await
+        },
+        consume => for (k, c) in plan.consumers.iter().cloned().enumerate() {
+            consume(ctx.clone(), rx, c, k, env).await
+        },
+    }
+    .map(|_| ())
+}
+
+/// Runs the plan's group, under a parent cancelled at `plan.parent` if
+/// any: its result (or panic) and the instant (ms) it returned.
+async fn run_case(plan: &Plan, env: &'static Env) -> (Outcome, u64) {
+    let Some(parent) = plan.parent else {
+        let result = catch_panic(run_group(plan, env)).await;
+        return (outcome(result), env.now());
+    };
+    let seen = Mutex::new(None);
+    // The parent group: `killer` fails at `parent`; the case's group is
+    // created inside `inner`, so it is the child of it without saying so.
+    let _ = errgroup! {
+        type Error = Fail;
+        killer => {
+            ctx.sleep(units(parent)).await?;
+            Err::<(), _>(Fail::Leaf("killer".into()))
+        },
+        inner => {
+            let result = catch_panic(run_group(plan, env)).await;
+            *seen.lock().unwrap() = Some((outcome(result), env.now()));
+            // Ends the parent, and so the killer, once the case is done.
+            Err::<(), _>(Fail::Leaf("done".into()))
+        },
+    };
+    seen.into_inner()
+        .unwrap()
+        .unwrap_or((Outcome::Unexpected("the case never ran".into()), env.now()))
+}
+
+fn alive_tasks() -> usize {
+    tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks()
+}
+
+// The checks.
+
+/// What one run gave, observed before its runtime is dropped.
+struct Run {
+    result: Outcome,
+    /// When the case's group returned (ms of virtual time).
+    returned: u64,
+    /// Tokio tasks alive beyond the baseline once it returned.
+    tasks_left: usize,
+    /// Branch futures not dropped once it returned.
+    futures_left: usize,
+}
+
+fn check(plan: &Plan) -> Result<(), TestCaseError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let (env, run) = rt.block_on(async {
+        // Virtual time 0 of this case.
+        let env = Env::new();
+        let baseline = alive_tasks();
+        let (result, returned) = tokio::time::timeout(HANG, run_case(plan, env))
+            .await
+            .unwrap_or((Outcome::Unexpected("hung".into()), env.now()));
+        // Aborted tasks are reaped within a few turns; a task still
+        // running would stay (no time passes while this loop spins).
+        for _ in 0..1_000 {
+            if alive_tasks() == baseline {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+        let run = Run {
+            result,
+            returned,
+            tasks_left: alive_tasks() - baseline,
+            futures_left: env.alive.load(SeqCst),
+        };
+        (env, run)
+    });
+    drop(rt);
+    let mut problems = std::mem::take(&mut *env.problems.lock().unwrap());
+    let tags = verify(plan, env, &run, &mut problems);
+    STATS.record(&run.result, env, &tags);
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(TestCaseError::fail(format!(
+            "result {:?} at {}ms\n  - {}",
+            run.result,
+            run.returned,
+            problems.join("\n  - ")
+        )))
+    }
+}
+
+/// Checks `run` against the oracle; says what was special about it.
+fn verify(
+    plan: &Plan,
+    env: &'static Env,
+    run: &Run,
+    problems: &mut Vec<String>,
+) -> Vec<&'static str> {
+    let Run {
+        result,
+        returned,
+        tasks_left,
+        futures_left,
+    } = run;
+    let srcs = sources_of(plan);
+    let blockers = plan.work.iter().any(|k| matches!(k, Kind::Blocker { .. }));
+    let pipes = env.pipes.lock().unwrap().clone();
+    let pipes_end = pipes.iter().map(|p| p.1.div_ceil(UNIT)).max();
+    let pipes_ok = pipes.iter().all(|p| p.0);
+    let mut sources = Vec::new();
+    if let Some(d) = plan.deadline {
+        sources.push((Source::Deadline, d));
+    }
+    if let Some(p) = plan.parent {
+        sources.push((Source::Parent, p));
+    }
+    let expect = oracle(&srcs, &sources, blockers, pipes_end, pipes_ok);
+
+    if !expect.accept.contains(result) {
+        problems.push(format!(
+            "result {result:?}, expected one of {:?}",
+            expect.accept
+        ));
+    }
+    if *tasks_left != 0 {
+        problems.push(format!(
+            "{tasks_left} tokio task(s) still alive after the group returned"
+        ));
+    }
+    if *futures_left != 0 {
+        problems.push(format!("{futures_left} branch future(s) never dropped"));
+    }
+
+    check_sources(&srcs, &expect, env, problems);
+    check_timing(plan, &expect, env, *returned, &pipes, problems);
+    check_nested(plan, &expect, env, problems);
+
+    let mut tags = Vec::new();
+    if expect.accept.len() > 1 {
+        tags.push("cases where a tie allowed several results");
+    }
+    let first_cancel = expect.first.iter().flatten().min();
+    if let (Outcome::Panicked(name), Some(first)) = (result, first_cancel) {
+        if srcs.iter().any(|s| &s.name == name && s.at > *first) {
+            tags.push("cases resuming a panic from after the cancellation");
+        }
+    }
+    if *result == Outcome::Ok && first_cancel.is_some() {
+        tags.push("cases Ok despite a deadline or parent");
+    }
+    check_messages(
+        env,
+        expect.first.contains(&None) && expect.first.len() == 1,
+        !plan.consumers.is_empty(),
+        problems,
+    );
+    tags
+}
+
+/// Each source acted (or not) at its planned instant, and ended when the
+/// oracle says.
+fn check_sources(srcs: &[Src], expect: &Expect, env: &Env, problems: &mut Vec<String>) {
+    let acted = env.acted.lock().unwrap();
+    let ended = env.ended.lock().unwrap();
+    for (s, (act, ends)) in srcs.iter().zip(expect.acts.iter().zip(&expect.ends)) {
+        let did = acted.get(&s.name);
+        match (act, did) {
+            (Some(Chance::Sure), None) => problems.push(format!("{} never acted", s.name)),
+            (Some(Chance::Never), Some(at)) => {
+                problems.push(format!(
+                    "{} acted at {at:?}ms after its group was cancelled",
+                    s.name
+                ));
+            }
+            _ => {}
+        }
+        if let Some(at) = did {
+            if at != &[s.at * UNIT] {
+                problems.push(format!(
+                    "{} acted at {at:?}ms, planned {}ms",
+                    s.name,
+                    s.at * UNIT
+                ));
+            }
+        }
+        match ended.get(&s.name).map(Vec::as_slice) {
+            None if matches!(act, Some(Chance::Sure)) => {
+                problems.push(format!("{} never started", s.name));
+            }
+            None => {}
+            Some([at]) if at % UNIT == 0 && ends.contains(&(at / UNIT)) => {}
+            Some(at) => problems.push(format!(
+                "{} ended at {at:?}ms, expected one of {:?} units",
+                s.name, ends
+            )),
+        }
+    }
+}
+
+/// Blockers end at the cancellation, pipes by then, and the group returns
+/// when its last branch ends.
+fn check_timing(
+    plan: &Plan,
+    expect: &Expect,
+    env: &Env,
+    returned: u64,
+    pipes: &[(bool, u64)],
+    problems: &mut Vec<String>,
+) {
+    let ended = env.ended.lock().unwrap();
+    for (i, kind) in plan.work.iter().enumerate() {
+        if matches!(kind, Kind::Blocker { .. }) {
+            let name = work_name(i);
+            let allowed: BTreeSet<u64> = expect.first.iter().flatten().map(|t| t * UNIT).collect();
+            if let Some(at) = ended.get(&name) {
+                if at.len() != 1 || !(allowed.contains(&at[0]) || at[0] == 0) {
+                    problems.push(format!(
+                        "{name} ended at {at:?}ms, not when cancelled ({allowed:?}ms)"
+                    ));
+                }
+            }
+        }
+    }
+    // The group returns when its last branch ends, not a tick later.
+    let last = ended.values().flatten().copied().max().unwrap_or(0);
+    if returned != last {
+        problems.push(format!(
+            "the group returned at {returned}ms, its last branch ended at {last}ms"
+        ));
+    }
+    if let Some(Some(latest)) = expect
+        .first
+        .iter()
+        .max()
+        .filter(|_| !expect.first.contains(&None))
+    {
+        for (ok, at) in pipes {
+            if *at > latest * UNIT {
+                problems.push(format!(
+                    "a pipe (ok: {ok}) ended at {at}ms, after the cancellation at {latest} units"
+                ));
+            }
+        }
+    }
+}
+
+/// Nested groups: each against its own oracle, its parent cancelled when
+/// the outer group is.
+fn check_nested(plan: &Plan, expect: &Expect, env: &Env, problems: &mut Vec<String>) {
+    let nested = env.nested.lock().unwrap();
+    for (i, seen) in nested.iter() {
+        let Kind::Nested { kids, .. } = &plan.work[*i] else {
+            unreachable!()
+        };
+        let kid_srcs = kid_sources(kids);
+        let mut accept = BTreeSet::new();
+        for first in &expect.first {
+            let parent: Vec<_> = first.iter().map(|t| (Source::Parent, *t)).collect();
+            accept.extend(oracle(&kid_srcs, &parent, false, None, true).accept);
+        }
+        if !accept.contains(seen) {
+            problems.push(format!(
+                "nested work[{i}] gave {seen:?}, expected one of {accept:?}"
+            ));
+        }
+    }
+}
+
+/// Every message settled exactly once; only accepted ones may be dropped
+/// in a buffer, and only once receiving stopped.
+fn check_messages(
+    env: &'static Env,
+    never_cancelled: bool,
+    consumers: bool,
+    problems: &mut Vec<String>,
+) {
+    let made = env.next_token.load(SeqCst);
+    let fates = env.fates.lock().unwrap();
+    let sent_ok = env.sent_ok.lock().unwrap();
+    for id in 0..made {
+        let accepted = sent_ok.contains(&id);
+        match fates.get(&id).map(Vec::as_slice) {
+            None | Some([]) => problems.push(format!("message {id} vanished")),
+            Some([Fate::Received]) if accepted => {}
+            Some([Fate::Returned]) if !accepted => {}
+            Some([Fate::Dropped]) if accepted && !(never_cancelled && consumers) => {}
+            Some([Fate::Received]) => {
+                problems.push(format!("message {id} received, but its send failed"));
+            }
+            Some([Fate::Returned]) => {
+                problems.push(format!("message {id} handed back, but its send succeeded"));
+            }
+            Some([Fate::Dropped]) => problems.push(format!(
+                "message {id} dropped (accepted: {accepted}, consumers running, no cancellation)"
+            )),
+            Some(more) => problems.push(format!("message {id} settled {} times", more.len())),
+        }
+    }
+}
+
+/// What the cases covered, printed at the end (`--nocapture` shows it).
+struct Stats(Mutex<BTreeMap<&'static str, usize>>);
+
+static STATS: Stats = Stats(Mutex::new(BTreeMap::new()));
+
+impl Stats {
+    fn record(&self, result: &Outcome, env: &Env, tags: &[&'static str]) {
+        let mut counts = self.0.lock().unwrap();
+        let mut bump = |what: &'static str, n: usize| *counts.entry(what).or_default() += n;
+        bump(
+            match result {
+                Outcome::Ok => "result: ok",
+                Outcome::Failed { .. } => "result: failed",
+                Outcome::Cancelled(Source::Deadline) => "result: deadline",
+                Outcome::Cancelled(Source::Parent) => "result: parent",
+                Outcome::Panicked(_) => "result: panicked",
+                Outcome::Unexpected(_) => "result: unexpected",
+            },
+            1,
+        );
+        for fates in env.fates.lock().unwrap().values() {
+            bump(
+                match fates.first() {
+                    Some(Fate::Received) => "messages: received",
+                    Some(Fate::Returned) => "messages: handed back",
+                    Some(Fate::Dropped) => "messages: dropped in a buffer",
+                    None => "messages: none",
+                },
+                1,
+            );
+        }
+        for tag in tags {
+            bump(tag, 1);
+        }
+    }
+}
+
+fn quiet_payload_panics() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let default = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<Payload>().is_none() {
+                default(info);
+            }
+        }));
+    });
+}
+
+#[test]
+fn random_schedules_match_the_oracle() {
+    quiet_payload_panics();
+    let cases = std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(DEFAULT_CASES);
+    let seed = std::env::var("PROPTEST_RNG_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            use std::hash::{BuildHasher, RandomState};
+            RandomState::new().hash_one(std::time::SystemTime::now())
+        });
+    let config = Config {
+        cases,
+        rng_seed: RngSeed::Fixed(seed),
+        // A real regression becomes a plain test, not a file.
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(config);
+    if let Err(e) = runner.run(&plan(), |plan| check(&plan)) {
+        panic!("{e}\n\nreplay: PROPTEST_RNG_SEED={seed} cargo test --test schedules");
+    }
+    println!("{cases} cases, seed {seed}: {:#?}", STATS.0.lock().unwrap());
+}
+
+// Regressions found by the schedules above, as plain tests.
+
+/// `Group::spawn` on a group that is already cancelled starts nothing; the
+/// task did not return `Ok`, so `wait` must not say that everything did.
+#[tokio::test(start_paused = true)]
+async fn a_group_whose_spawns_were_refused_by_a_passed_deadline_is_cancelled() {
+    let mut group = Group::<Fail>::new().timeout(Duration::ZERO);
+    group.spawn("never", |_ctx| async { Ok(()) });
+    let err = group.wait().await.unwrap_err();
+    assert_eq!(err.cause(), Cause::DeadlineExceeded);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_whose_spawns_were_refused_by_a_cancelled_parent_is_cancelled() {
+    let parent = Group::<Fail>::new();
+    let parent_ctx = parent.ctx();
+    // Dropping a group cancels it: its child below is born cancelled.
+    drop(parent);
+    let mut child = Group::<Fail>::with_parent(&parent_ctx);
+    child.spawn("never", |_ctx| async { Ok(()) });
+    let err = child.wait().await.unwrap_err();
+    assert!(matches!(err.cause(), Cause::Parent(_)), "{err:?}");
+}
+
+async fn fail_late() -> Result<(), Fail> {
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Err(Fail::Leaf("late".into()))
+}
+
+/// A `ctx.spawn` task that fails after a deadline cancelled its group did
+/// not return `Ok`: its error is dropped, but the group is cancelled, not
+/// `Ok`, on `errgroup!` as on `Group`.
+#[tokio::test(start_paused = true)]
+async fn a_task_failing_after_the_deadline_leaves_the_group_cancelled() {
+    let result = errgroup! {
+        timeout = Duration::from_secs(1);
+        type Error = Fail;
+        spawner => {
+            ctx.spawn("late", fail_late()).unwrap();
+            Ok(())
+        },
+    };
+    assert_eq!(result.unwrap_err().cause(), Cause::DeadlineExceeded);
+
+    let mut group = Group::<Fail>::new().timeout(Duration::from_secs(1));
+    group.spawn("spawner", |ctx| async move {
+        ctx.spawn("late", fail_late()).unwrap();
+        Ok(())
+    });
+    assert_eq!(
+        group.wait().await.unwrap_err().cause(),
+        Cause::DeadlineExceeded
+    );
+}
