@@ -28,7 +28,7 @@
 //!   a failed send, or dropped in a buffer it was accepted into (never one
 //!   whose send failed; never without a cancellation while consumers run).
 //!
-//! Cases: 3,000 by default (`PROPTEST_CASES=n` for more). The generator's
+//! Cases: 5,000 by default (`PROPTEST_CASES=n` for more). The generator's
 //! seed is printed on failure; `PROPTEST_RNG_SEED=<seed> cargo test --test
 //! schedules` replays the same cases. Runs are deterministic on the paused
 //! clock, so the replay fails the same way. No regression file is written:
@@ -58,7 +58,7 @@ const MAX_AT: u64 = 5;
 const NO_DEADLINE: u64 = 100_000;
 /// Turns a hang into a failure, in virtual time (costs no real time).
 const HANG: Duration = Duration::from_secs(3_600);
-const DEFAULT_CASES: u32 = 3_000;
+const DEFAULT_CASES: u32 = 5_000;
 
 // The plan.
 
@@ -1211,8 +1211,11 @@ fn check_messages(
             Some([Fate::Returned]) => {
                 problems.push(format!("message {id} handed back, but its send succeeded"));
             }
+            Some([Fate::Dropped]) if !accepted => problems.push(format!(
+                "message {id} dropped although its send failed: it must be handed back"
+            )),
             Some([Fate::Dropped]) => problems.push(format!(
-                "message {id} dropped (accepted: {accepted}, consumers running, no cancellation)"
+                "message {id} dropped in a buffer while consumers ran and nothing cancelled"
             )),
             Some(more) => problems.push(format!("message {id} settled {} times", more.len())),
         }
