@@ -12,7 +12,8 @@
 //! The allocator counts every thread of this binary, so everything here runs
 //! from one `#[test]` at a time, under [`SERIAL`]. CI runs the small sizes;
 //! `benches/stress.sh` runs the `#[ignore]`d big ones (1,000,000 sequential
-//! groups per path, 100,000 concurrent tasks in one group) in release mode.
+//! groups per path, a tenth of that on the two paths that wait a timer tick
+//! per group; 100,000 concurrent tasks in one group) in release mode.
 
 use std::alloc::System;
 use std::any::Any;
