@@ -130,8 +130,12 @@ fn loom_a_panic_a_failure_and_a_passed_deadline_cancel_the_group_once() {
         let hook = Counter::on(&group);
         let spinning = {
             let group = Arc::clone(&group);
-            // A branch that spins on `is_cancelled()` notices the deadline itself.
-            thread::spawn(move || assert!(group.core.is_cancelled()))
+            // A branch that spins on `is_cancelled()` notices the deadline
+            // itself, and the group is cancelled from then on.
+            thread::spawn(move || {
+                assert!(group.core.is_cancelled());
+                assert!(group.core.cause().is_some());
+            })
         };
         let panicking = {
             let group = Arc::clone(&group);

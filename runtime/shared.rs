@@ -326,8 +326,12 @@ impl Core {
             // A task that never runs did not return `Ok`: without this, a
             // group born cancelled (a passed deadline, a cancelled parent)
             // whose every spawn was refused would wait for nothing and
-            // report `Ok(())`.
-            lock(&self.tasks).all_ok = false;
+            // report `Ok(())`. Once the group has returned (closed), a
+            // refusal is no longer its business: it must not turn the result
+            // `finish` is computing into an error (loom_tests.rs).
+            let mut tasks = lock(&self.tasks);
+            tasks.all_ok &= tasks.closed;
+            drop(tasks);
             self.spawned.store(true, Ordering::Release);
             return Err(self.cancelled_error());
         }
