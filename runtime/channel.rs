@@ -17,8 +17,13 @@
 //!   that sees the channel closed and a cause set was stopped by the
 //!   cancellation; closed without a cause means every sender (or every
 //!   receiver) is gone.
-//! - Once the cause is set, `recv` and `send` fail at once, even with
-//!   items buffered or room free: a cancelled group stops moving data.
+//! - Once the cause is set, a new `recv` or `send` fails at once, even with
+//!   items buffered or room free: a cancelled group stops moving data. (A
+//!   `recv` already waiting when the channel closes may still take an item
+//!   buffered in that instant: the item is delivered, not lost.)
+//! - Items still buffered at the cancellation are not lost silently:
+//!   [`Receiver::drain`] hands them out after it; what nobody drains is
+//!   dropped with the channel.
 
 use std::fmt;
 // `SendError`'s mutex only makes the error `Sync`; it is never shared.
@@ -322,7 +327,8 @@ impl<T> Receiver<T> {
     ///   `while let Some(x) = rx.recv().await? { .. }` loop ends cleanly;
     /// - `Err(Cancelled)`: the group is cancelled. A receive blocked on an
     ///   empty channel returns at once; items still buffered are not
-    ///   delivered (they are dropped with the channel).
+    ///   delivered: [`drain`](Self::drain) takes them, or they are dropped
+    ///   with the channel.
     ///
     /// # Cancellation safety
     ///
@@ -396,6 +402,39 @@ impl<T> Receiver<T> {
                 None => TryRecvError::Closed,
             },
         })
+    }
+
+    /// Takes every item buffered now, without waiting, *even once the group
+    /// is cancelled*: a consumer told to stop can hand back (nack, requeue,
+    /// return to a pool) what was sent but never delivered, so that no item
+    /// a `send` accepted is lost silently. After the cancellation nothing
+    /// new arrives, so one `drain` empties the channel for good.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut unprocessed = Vec::new();
+    /// let result = errgroup! {
+    ///     type Error = anyhow::Error;
+    ///     let (tx, rx) = channel(8);
+    ///     produce => {
+    ///         for job in 1..=3 { tx.send(job).await?; }
+    ///         std::fs::read("/no/such/jobs")?; // the source goes away
+    ///         Ok(())
+    ///     },
+    ///     consume => {
+    ///         ctx.cancelled().await;
+    ///         unprocessed.extend(rx.drain());
+    ///         Ok(())
+    ///     },
+    /// };
+    /// assert!(result.is_err());
+    /// assert_eq!(unprocessed, [1, 2, 3]);
+    /// # }
+    /// ```
+    pub fn drain(&self) -> impl Iterator<Item = T> + '_ {
+        std::iter::from_fn(|| self.inner.try_recv().ok())
     }
 
     /// How many items are buffered.

@@ -292,3 +292,49 @@ async fn a_pipeline_shuts_down_cleanly_on_an_outer_timeout() {
     assert!(outcome.is_err(), "the timeout fired");
     assert_back_to(baseline).await;
 }
+
+/// What `send` accepted but nobody received before the cancellation is
+/// handed out by `drain`, not lost: every item is received, drained, or
+/// handed back by its failed send, exactly once.
+#[tokio::test(start_paused = true)]
+async fn drain_hands_out_what_was_buffered_at_the_cancellation() {
+    let mut received = Vec::new();
+    let mut drained = Vec::new();
+    let mut returned = Vec::new();
+    let result = errgroup! {
+        type Error = anyhow::Error;
+        let (tx, rx) = channel::<u32>(4);
+        produce => {
+            for item in 0..100 {
+                if let Err(err) = tx.send(item).await {
+                    returned.push(err.into_inner());
+                    break;
+                }
+            }
+            Ok(())
+        },
+        consume => {
+            // Takes two, then fails while the producer has filled the buffer.
+            for _ in 0..2 {
+                received.extend(rx.recv().await?);
+            }
+            while rx.len() < 4 {
+                tokio::task::yield_now().await;
+            }
+            Err::<(), _>(anyhow::anyhow!("consumer failed"))
+        },
+        reclaim => {
+            ctx.cancelled().await;
+            drained.extend(rx.drain());
+            Ok(())
+        },
+    };
+    assert!(result.is_err());
+    assert_eq!(received, [0, 1]);
+    assert_eq!(drained, [2, 3, 4, 5], "the full buffer, in order");
+    assert_eq!(
+        returned,
+        [6],
+        "the send blocked on the full buffer fails with its value"
+    );
+}
