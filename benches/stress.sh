@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The big sizes of tests/stress.rs, in release mode: 1,000,000 sequential
 # groups on every path (success, error, panic, dropped midway, deadline;
-# the two that wait a timer tick per group run a tenth as many) and 100,000
+# the two that wait a timer tick per group run 20,000) and 100,000
 # concurrent tasks in one group, each checked to leave the live heap where it
 # found it. CI runs the same tests at small sizes.
 #

@@ -12,8 +12,8 @@
 //! The allocator counts every thread of this binary, so everything here runs
 //! from one `#[test]` at a time, under [`SERIAL`]. CI runs the small sizes;
 //! `benches/stress.sh` runs the `#[ignore]`d big ones (1,000,000 sequential
-//! groups per path, a tenth of that on the two paths that wait a timer tick
-//! per group; 100,000 concurrent tasks in one group) in release mode.
+//! groups per path, 20,000 on the two paths that wait a timer tick per
+//! group; 100,000 concurrent tasks in one group) in release mode.
 
 use std::alloc::System;
 use std::any::Any;
@@ -538,7 +538,7 @@ async fn deadline_passed(_: usize) {
 }
 
 /// Deadlines that fire while the branches wait: a timer tick (a
-/// millisecond) per group, so this path runs a tenth as many.
+/// millisecond) per group, so this path runs fewer ([`timer_bound`]).
 async fn deadline_fires(_: usize) {
     let result = errgroup! {
         type Error = Boom;
@@ -607,6 +607,13 @@ async fn many_concurrent_tasks(n: usize) -> Live {
         .expect("a peak")
 }
 
+/// Groups to run on a path that waits for the timer (a millisecond tick,
+/// 1 to 4 ms a group): a tenth of `n`, at most 20,000, which still leaves a
+/// leak of one block per group far above [`MAX_BLOCKS`].
+fn timer_bound(n: usize) -> usize {
+    (n / 10).min(20_000)
+}
+
 /// Every path, `n` sequential groups each; returns the reports.
 fn sequential_groups(rt: &Runtime, n: usize) -> Vec<Report> {
     vec![
@@ -629,12 +636,12 @@ fn sequential_groups(rt: &Runtime, n: usize) -> Vec<Report> {
             error_every_kind_of_branch,
         ),
         measure(rt, "error: nested, Group", n, error_nested_and_dynamic),
-        measure(rt, "error: then grace", n / 10, error_then_grace),
+        measure(rt, "error: then grace", timer_bound(n), error_then_grace),
         measure(rt, "panic: in-task", n, panic_in_task),
         measure(rt, "panic: spawned, Group", n, panic_in_spawned_tasks),
         measure(rt, "dropped midway", n, dropped_midway),
         measure(rt, "deadline: already past", n, deadline_passed),
-        measure(rt, "deadline: fires", n / 10, deadline_fires),
+        measure(rt, "deadline: fires", timer_bound(n), deadline_fires),
     ]
 }
 
