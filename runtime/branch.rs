@@ -19,6 +19,30 @@ use crate::ctx::Ctx;
 use crate::error::TaskName;
 use crate::shared::{Core, Permit, Start, State, with_ambient};
 
+/// Where a failing branch's error goes: the typed slot of the group's
+/// driver, or, for a branch that is its own tokio task and so cannot borrow
+/// the driver, boxed into the core ([`Boxed`]).
+pub(crate) trait Record<E> {
+    fn fail(&self, core: &Core, task: TaskName, error: E);
+}
+
+impl<E> Record<E> for &State<E> {
+    fn fail(&self, _core: &Core, task: TaskName, error: E) {
+        State::fail(self, task, error);
+    }
+}
+
+/// Records a `#[spawn]` branch's error in its core: no `Arc` around the
+/// driver's typed slot just for the branches that run as tasks.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Boxed;
+
+impl<E: Send + 'static> Record<E> for Boxed {
+    fn fail(&self, core: &Core, task: TaskName, error: E) {
+        core.fail_boxed(task, error);
+    }
+}
+
 /// Where a branch is in its life.
 enum Phase {
     /// Waiting for a `limit` permit, or for the cancellation, whichever first.
@@ -59,20 +83,23 @@ impl<F: Future> Guarded<F> {
     pub(crate) fn task(&self) -> &TaskName {
         &self.task
     }
+
+    pub(crate) fn core(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// A permit once one is free, `None` if the group is cancelled first.
 async fn admit(core: Arc<Core>) -> Option<Permit> {
     let limit = core.limit_semaphore()?;
-    let cancelled = core.token().clone().cancelled_owned();
-    let mut cancelled = std::pin::pin!(cancelled);
+    let mut cancelled = core.cancellation();
     let acquire = limit.acquire_owned();
     let mut acquire = std::pin::pin!(acquire);
     let permit = std::future::poll_fn(|cx| {
         if let Poll::Ready(permit) = acquire.as_mut().poll(cx) {
             return Poll::Ready(permit.ok());
         }
-        cancelled.as_mut().poll(cx).map(|()| None)
+        Pin::new(&mut cancelled).poll(cx).map(|()| None)
     })
     .await?;
     // Cancelled just as the permit arrived: do not start.
@@ -113,21 +140,21 @@ pin_project! {
     /// A branch whose error cancels the group: `Some(value)` on `Ok`.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub(crate) struct Run<S, F> {
-        state: S,
+        record: S,
         #[pin]
         inner: Guarded<F>,
     }
 }
 
 impl<S, F> Run<S, F> {
-    pub(crate) fn new(state: S, inner: Guarded<F>) -> Self {
-        Run { state, inner }
+    pub(crate) fn new(record: S, inner: Guarded<F>) -> Self {
+        Run { record, inner }
     }
 }
 
 impl<S, F, T, E> Future for Run<S, F>
 where
-    S: Deref<Target = State<E>>,
+    S: Record<E>,
     F: Future<Output = Result<T, E>>,
 {
     type Output = Option<T>;
@@ -138,7 +165,8 @@ where
             Some((Ok(value), _permit)) => Some(value),
             Some((Err(error), permit)) => {
                 // Recorded before the permit is given back: see shared.rs.
-                this.state.fail(this.inner.task().clone(), error);
+                let inner = this.inner.as_ref();
+                this.record.fail(inner.core(), inner.task().clone(), error);
                 drop(permit);
                 None
             }

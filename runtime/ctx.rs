@@ -78,13 +78,14 @@ impl Ctx {
     /// # }
     /// ```
     pub fn cancelled(&self) -> impl Future<Output = ()> + Send + '_ {
-        // The token wakes us; a deadline is turned into a token cancellation
-        // by the group's timer, and a passed one is noticed here up front.
+        // The group's waiter list wakes us; a deadline is turned into a
+        // cancellation by the group's timer, and a passed one is noticed
+        // here up front.
         let done = self.core.is_cancelled();
-        let token = self.core.token();
+        let cancellation = self.core.cancellation();
         async move {
             if !done {
-                token.cancelled().await;
+                cancellation.await;
             }
         }
     }

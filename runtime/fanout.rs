@@ -10,7 +10,7 @@
 //!   whatever order the items finish in.
 
 use std::future::{Future, poll_fn};
-use std::pin::{Pin, pin};
+use std::pin::Pin;
 use std::task::Poll;
 
 use std::panic::resume_unwind;
@@ -123,7 +123,7 @@ where
     let mut results: Vec<Option<T>> = Vec::new();
     let mut complete = true;
     let mut permits = core.limit_semaphore().map(PollSemaphore::new);
-    let mut cancelled = pin!(core.token().cancelled());
+    let mut cancelled = core.cancellation();
     poll_fn(|cx| {
         loop {
             // Start every item that may start now.
@@ -151,7 +151,7 @@ where
                     }
                     Some(Poll::Pending) => {
                         // Woken by a freed permit, or here by the cancellation.
-                        if cancelled.as_mut().poll(cx).is_ready() {
+                        if Pin::new(&mut cancelled).poll(cx).is_ready() {
                             continue;
                         }
                         break;

@@ -46,7 +46,7 @@ use crate::sync::Arc;
 #[must_use = "a group does nothing useful unless you `wait` for it"]
 pub struct Group<E> {
     settings: Settings,
-    state: Arc<State<E>>,
+    state: State<E>,
     watchdog: Option<AbortHandle>,
     finished: bool,
 }
@@ -99,7 +99,7 @@ impl<E: Send + 'static> Group<E> {
             ..Settings::default()
         };
         Group {
-            state: Arc::new(State::new(settings.clone())),
+            state: State::new(settings.clone()),
             settings,
             watchdog: None,
             finished: false,
@@ -110,11 +110,11 @@ impl<E: Send + 'static> Group<E> {
     /// nothing refers to it yet.
     fn reconfigure(mut self, what: &str, change: impl FnOnce(&mut Settings)) -> Self {
         assert!(
-            Arc::strong_count(&self.state) == 1 && Arc::strong_count(&self.state.core) == 1,
+            Arc::strong_count(&self.state.core) == 1,
             "errgroup: Group::{what} must be called before spawn or ctx"
         );
         change(&mut self.settings);
-        self.state = Arc::new(State::new(self.settings.clone()));
+        self.state = State::new(self.settings.clone());
         self
     }
 

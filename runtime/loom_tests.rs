@@ -8,14 +8,14 @@
 //!
 //! What loom sees: the cause slot and its flag, the hook list, the panic and
 //! error slots, the task set's lock and `spawned` flag (runtime/sync.rs),
-//! and the channel underneath group channels (async-channel, through the
-//! `loom` features of event-listener and concurrent-queue). What it does
-//! not: tokio's `CancellationToken` (no thread here waits on it), the
-//! `limit` semaphore, timers, and tokio's `JoinSet`, replaced under loom by
+//! the cancellation waiter list (`shared::Cancellation`, under the hook
+//! lock), and the channel underneath group channels (async-channel, through
+//! the `loom` features of event-listener and concurrent-queue). What it does
+//! not: the `limit` semaphore, timers, and tokio's `JoinSet`, replaced under loom by
 //! a stand-in with the same contract (runtime/sync.rs) whose tasks run when
 //! the driver polls the set.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::task::Poll;
 use std::time::Duration;
@@ -303,6 +303,32 @@ fn loom_a_group_waits_for_a_task_woken_from_another_thread() {
         assert_eq!(done.load(SeqCst), 1);
         sending.join().unwrap();
         drop(keep);
+    });
+}
+
+#[test]
+fn loom_a_ctx_waiting_for_the_cancellation_wakes_however_it_races_the_cancel() {
+    loom::model(|| {
+        let state = root::<()>();
+        let ctx = state.ctx(TaskName::new("waiter"));
+        // A second waiter that registers, then leaves while the cancel runs:
+        // its slot is freed or drained, never woken into a freed waiter.
+        let leaving = {
+            let ctx = ctx.clone();
+            thread::spawn(move || {
+                let mut waiting = std::pin::pin!(ctx.cancelled());
+                let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+                let _ = waiting.as_mut().poll(&mut cx);
+            })
+        };
+        let cancelling = {
+            let state = Arc::clone(&state);
+            thread::spawn(move || assert!(state.core.cancel(failed("a"))))
+        };
+        block_on(ctx.cancelled());
+        assert_eq!(ctx.cause(), Some(failed("a")));
+        cancelling.join().unwrap();
+        leaving.join().unwrap();
     });
 }
 

@@ -25,14 +25,13 @@ use pin_project_lite::pin_project;
 
 #[path = "lints.rs"]
 pub mod lints;
-use tokio_util::sync::WaitForCancellationFuture;
 
-use crate::branch::{Guarded, Run, Supervised, run_blocking};
+use crate::branch::{Boxed, Guarded, Run, Supervised, run_blocking};
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
 use crate::fanout::{InTask, Tasks, fan_out};
-use crate::shared::{self, Settings, Start, State};
+use crate::shared::{self, Cancellation, Settings, Start, State};
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering};
 
 /// The group's header values, evaluated in the order written.
@@ -96,7 +95,9 @@ impl Default for Config {
 /// One `errgroup!` evaluation.
 #[derive(Debug)]
 pub struct Scope<E> {
-    state: Arc<State<E>>,
+    /// Inline: the in-task branches borrow it, and `#[spawn]` ones record
+    /// their error in the core ([`Boxed`]), so it needs no `Arc` of its own.
+    state: State<E>,
     grace: Option<Duration>,
     finished: AtomicBool,
 }
@@ -105,11 +106,11 @@ impl<E: 'static> Scope<E> {
     #[must_use]
     pub fn new(config: Config) -> Self {
         Scope {
-            state: Arc::new(State::new(Settings {
+            state: State::new(Settings {
                 parent: config.parent,
                 deadline: config.deadline,
                 limit: config.limit,
-            })),
+            }),
             grace: config.grace,
             finished: AtomicBool::new(false),
         }
@@ -155,7 +156,7 @@ impl<E> Scope<E> {
     where
         F: Future<Output = Result<T, E>>,
     {
-        Run::new(&*self.state, self.guarded(ctx, body))
+        Run::new(&self.state, self.guarded(ctx, body))
     }
 
     /// An in-task branch under `on_error = continue`: its result is its value.
@@ -173,10 +174,7 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        Spawned(tokio::spawn(Run::new(
-            Arc::clone(&self.state),
-            self.guarded(ctx, body),
-        )))
+        Spawned(tokio::spawn(Run::new(Boxed, self.guarded(ctx, body))))
     }
 
     /// A `#[spawn]` branch under `on_error = continue`.
@@ -196,7 +194,7 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        run_blocking(&*self.state, ctx, body, self.state.core.start())
+        run_blocking(&self.state, ctx, body, self.state.core.start())
     }
 
     /// A `#[blocking]` branch under `on_error = continue`.
@@ -211,7 +209,7 @@ impl<E> Scope<E> {
         E: Send + 'static,
     {
         let body = move |ctx: &Ctx| Ok(body(ctx));
-        run_blocking(&*self.state, ctx, body, self.state.core.start())
+        run_blocking(&self.state, ctx, body, self.state.core.start())
     }
 
     /// A fan-out branch whose items run in the calling task.
@@ -226,7 +224,7 @@ impl<E> Scope<E> {
         F: FnMut(I::Item, Ctx) -> Fut,
         Fut: Future<Output = Result<T, E>>,
     {
-        let state = &*self.state;
+        let state = &self.state;
         fan_out(
             &state.core,
             name,
@@ -294,7 +292,7 @@ impl<E> Scope<E> {
             move |item, ctx, permit| {
                 let core = Arc::clone(&state.core);
                 let task = Guarded::new(core, ctx.clone(), body(item, ctx), Start::Now(permit));
-                Run::new(Arc::clone(state), task)
+                Run::new(Boxed, task)
             },
         )
     }
@@ -345,7 +343,7 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let state = &*self.state;
+        let state = &self.state;
         fan_out(
             &state.core,
             name,
@@ -369,7 +367,7 @@ impl<E> Scope<E> {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let state = &*self.state;
+        let state = &self.state;
         fan_out(
             &state.core,
             name,
@@ -407,7 +405,7 @@ impl<E> Scope<E> {
     #[must_use]
     pub fn grace(&self) -> Option<Grace<'_>> {
         self.grace.map(|grace| Grace {
-            cancelled: self.state.core.token().cancelled(),
+            cancelled: self.state.core.cancellation(),
             sleep: None,
             period: grace,
         })
@@ -421,7 +419,7 @@ impl<E> Scope<E> {
         };
         let mut grace = grace.project();
         if grace.sleep.is_none() {
-            if grace.cancelled.poll(cx).is_pending() {
+            if Pin::new(&mut *grace.cancelled).poll(cx).is_pending() {
                 return false;
             }
             grace.sleep.set(Some(tokio::time::sleep(*grace.period)));
@@ -457,8 +455,7 @@ impl<E> Drop for Scope<E> {
 pin_project! {
     /// The `grace` timer of a group: idle until the group is cancelled.
     pub struct Grace<'a> {
-        #[pin]
-        cancelled: WaitForCancellationFuture<'a>,
+        cancelled: Cancellation<'a>,
         #[pin]
         sleep: Option<Sleep>,
         period: Duration,

@@ -5,8 +5,11 @@
 //! # Invariants
 //!
 //! - A group is cancelled at most once: whoever sets [`Core::cause`] first
-//!   cancels it; the cause slot, not the token, is the truth, and the token
-//!   only wakes waiters.
+//!   cancels it; the cause slot is the truth, and the waiter list only wakes
+//!   waiters.
+//! - A waiter ([`Cancellation`]) registers under the hook lock, which the
+//!   cancellation takes after setting the cause: a waiter that finds the
+//!   hooks not fired is in the list the cancellation drains and wakes.
 //! - Cancellation runs the group's hooks exactly once, outside any lock:
 //!   child groups (which cancel with `Parent(cause)`) and group channels. A
 //!   hook registered after the cancellation runs at once.
@@ -27,11 +30,16 @@
 //! - A task is either awaited or refused: the driver's last poll closes the
 //!   task set in the critical section that finds it empty
 //!   ([`Core::poll_tasks`]).
+//! - Nothing a group may never use is allocated up front: the task set is
+//!   created by the first task, the waiter list grows with the first waiter,
+//!   and the typed error slot lives with the group's driver, not behind an
+//!   `Arc`. A trivial group allocates its `Core` and nothing else
+//!   (tests/allocations.rs).
 //!
 //! # Deadlock safety
 //!
-//! No lock is held while calling out: hooks are taken out of their list
-//! before they run, and a task is spawned with the task-set lock held only
+//! No lock is held while calling out: hooks and wakers are taken out of
+//! their lists before they run, and a task is spawned with the task-set lock held only
 //! around `JoinSet::spawn`, which does not run the task.
 
 use std::any::{Any, TypeId, type_name};
@@ -45,7 +53,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::branch::Guarded;
 use crate::ctx::Ctx;
@@ -80,6 +87,109 @@ pub(crate) trait OnCancel: Send + Sync {
 struct Hooks {
     fired: bool,
     list: Vec<Weak<dyn OnCancel>>,
+    waiters: Waiters,
+}
+
+/// The wakers of the [`Cancellation`] futures waiting on a group: a slab,
+/// so that a waiter polled again replaces its waker instead of adding one.
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Slot>,
+    /// The first vacant slot, if any; each vacant slot names the next one.
+    vacant: Option<usize>,
+}
+
+enum Slot {
+    Waiting(std::task::Waker),
+    Vacant(Option<usize>),
+}
+
+impl Waiters {
+    fn insert(&mut self, waker: std::task::Waker) -> usize {
+        if let Some(key) = self.vacant {
+            let Slot::Vacant(next) = self.slots[key] else {
+                unreachable!("errgroup: the vacant list names a waiting slot")
+            };
+            self.vacant = next;
+            self.slots[key] = Slot::Waiting(waker);
+            key
+        } else {
+            self.slots.push(Slot::Waiting(waker));
+            self.slots.len() - 1
+        }
+    }
+
+    fn update(&mut self, key: usize, waker: &std::task::Waker) {
+        if let Slot::Waiting(old) = &mut self.slots[key] {
+            old.clone_from(waker);
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        self.slots[key] = Slot::Vacant(self.vacant);
+        self.vacant = Some(key);
+    }
+
+    fn wake_all(self) {
+        for slot in self.slots {
+            if let Slot::Waiting(waker) = slot {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// Completes once the group of `core` is cancelled (by its cause; a passed
+/// deadline is the caller's to check, as the group's timer turns it into a
+/// cancellation).
+///
+/// # Cancellation safety
+///
+/// Cancellation safe: dropping it only takes its waker out of the list.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub(crate) struct Cancellation<'a> {
+    core: &'a Core,
+    /// Its slot in the waiter list, once it has waited.
+    key: Option<usize>,
+}
+
+impl<'a> Cancellation<'a> {
+    pub(crate) fn new(core: &'a Core) -> Self {
+        Cancellation { core, key: None }
+    }
+}
+
+impl Future for Cancellation<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.core.cause.is_set() {
+            return Poll::Ready(());
+        }
+        let mut hooks = lock(&this.core.hooks);
+        if hooks.fired {
+            // The list was drained with our slot in it.
+            this.key = None;
+            return Poll::Ready(());
+        }
+        match this.key {
+            Some(key) => hooks.waiters.update(key, cx.waker()),
+            None => this.key = Some(hooks.waiters.insert(cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Cancellation<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            let mut hooks = lock(&self.core.hooks);
+            if !hooks.fired {
+                hooks.waiters.remove(key);
+            }
+        }
+    }
 }
 
 /// Held while a branch body runs under `limit`.
@@ -106,7 +216,8 @@ pub(crate) struct Settings {
 
 /// Tasks started with `ctx.spawn` or [`Group::spawn`](crate::Group::spawn).
 struct Tasks {
-    set: JoinSet<bool>,
+    /// Created by the first task: most groups never start one.
+    set: Option<JoinSet<bool>>,
     /// The group has returned: nothing more may start.
     closed: bool,
     /// Every finished task returned `Ok`.
@@ -115,7 +226,6 @@ struct Tasks {
 
 /// One group, type-erased: what every `Ctx` of the group points to.
 pub(crate) struct Core {
-    token: CancellationToken,
     cause: SetOnce<Cause>,
     /// This group's own deadline, from `timeout`/`deadline`.
     deadline: Option<Instant>,
@@ -125,7 +235,7 @@ pub(crate) struct Core {
     hooks: Mutex<Hooks>,
     limit: Option<Arc<Semaphore>>,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
-    /// The first error of a task, when a task failed first.
+    /// The first error of a task or `#[spawn]` branch, when one failed first.
     task_error: Mutex<Option<Box<dyn Any + Send>>>,
     /// The group's error type, which tasks must share.
     error_type: (TypeId, &'static str),
@@ -158,7 +268,6 @@ impl Core {
             (a, b) => a.or(b),
         };
         let core = Arc::new(Core {
-            token: CancellationToken::new(),
             cause: SetOnce::new(),
             deadline: settings.deadline,
             effective_deadline,
@@ -171,7 +280,7 @@ impl Core {
             task_error: Mutex::new(None),
             error_type: (TypeId::of::<E>(), type_name::<E>()),
             tasks: Mutex::new(Tasks {
-                set: JoinSet::new(),
+                set: None,
                 closed: false,
                 all_ok: true,
             }),
@@ -189,12 +298,15 @@ impl Core {
         if !self.cause.set(cause) {
             return false;
         }
-        self.token.cancel();
-        let hooks = {
+        let (hooks, waiters) = {
             let mut hooks = lock(&self.hooks);
             hooks.fired = true;
-            std::mem::take(&mut hooks.list)
+            (
+                std::mem::take(&mut hooks.list),
+                std::mem::take(&mut hooks.waiters),
+            )
         };
+        waiters.wake_all();
         if let (false, Some(cause)) = (hooks.is_empty(), self.cause.get()) {
             for hook in hooks.iter().filter_map(Weak::upgrade) {
                 hook.on_cancel(&cause);
@@ -254,8 +366,9 @@ impl Core {
         Cancelled::new(self.cause().unwrap_or(Cause::Dropped))
     }
 
-    pub(crate) fn token(&self) -> &CancellationToken {
-        &self.token
+    /// Completes once the group is cancelled.
+    pub(crate) fn cancellation(&self) -> Cancellation<'_> {
+        Cancellation::new(self)
     }
 
     pub(crate) fn effective_deadline(&self) -> Option<Instant> {
@@ -343,9 +456,7 @@ impl Core {
             match guarded.await {
                 Some((Ok(()), _permit)) => true,
                 Some((Err(error), permit)) => {
-                    if core.cancel(Cause::Failed { task: name }) {
-                        *lock(&core.task_error) = Some(Box::new(error));
-                    }
+                    core.fail_boxed(name, error);
                     drop(permit);
                     false
                 }
@@ -357,8 +468,17 @@ impl Core {
         if tasks.closed {
             return Err(self.cancelled_error());
         }
-        tasks.set.spawn(job);
+        tasks.set.get_or_insert_with(JoinSet::new).spawn(job);
         Ok(())
+    }
+
+    /// Records the error of a task or `#[spawn]` branch if it is the first
+    /// failure, and cancels the group: boxed, as the core is untyped; the
+    /// group's error type was checked when the task started.
+    pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
+        if self.cancel(Cause::Failed { task }) {
+            *lock(&self.task_error) = Some(Box::new(error));
+        }
     }
 
     /// Collects finished tasks; `Ready(all_ok)` once none is running.
@@ -377,7 +497,11 @@ impl Core {
         }
         let mut tasks = lock(&self.tasks);
         loop {
-            match tasks.set.poll_join_next(cx) {
+            let Some(set) = tasks.set.as_mut() else {
+                tasks.closed |= last;
+                return Poll::Ready(tasks.all_ok);
+            };
+            match set.poll_join_next(cx) {
                 Poll::Ready(Some(Ok(ok))) => tasks.all_ok &= ok,
                 // Panics are caught inside; only a runtime shutdown lands here.
                 Poll::Ready(Some(Err(_))) => tasks.all_ok = false,
@@ -394,7 +518,9 @@ impl Core {
     pub(crate) fn close_tasks(&self) {
         let mut tasks = lock(&self.tasks);
         tasks.closed = true;
-        tasks.set.abort_all();
+        if let Some(set) = tasks.set.as_mut() {
+            set.abort_all();
+        }
     }
 }
 
