@@ -152,6 +152,38 @@ impl<S, F> Run<S, F> {
     }
 }
 
+/// A branch future that can hand its `limit` permit back when it ends,
+/// for a fan-out to start its next item with, instead of dropping it.
+pub(crate) trait Item {
+    type Value;
+    fn poll_item(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Option<Self::Value>, Option<Permit>)>;
+}
+
+impl<S, F, T, E> Item for Run<S, F>
+where
+    S: Record<E>,
+    F: Future<Output = Result<T, E>>,
+{
+    type Value = T;
+
+    fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Option<T>, Option<Permit>)> {
+        let mut this = self.project();
+        Poll::Ready(match ready!(this.inner.as_mut().poll(cx)) {
+            Some((Ok(value), permit)) => (Some(value), permit),
+            Some((Err(error), permit)) => {
+                // Recorded before the permit is given back: see shared.rs.
+                let inner = this.inner.as_ref();
+                this.record.fail(inner.core(), inner.task().clone(), error);
+                (None, permit)
+            }
+            None => (None, None),
+        })
+    }
+}
+
 impl<S, F, T, E> Future for Run<S, F>
 where
     S: Record<E>,
@@ -160,18 +192,30 @@ where
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        let mut this = self.project();
-        Poll::Ready(match ready!(this.inner.as_mut().poll(cx)) {
-            Some((Ok(value), _permit)) => Some(value),
-            Some((Err(error), permit)) => {
-                // Recorded before the permit is given back: see shared.rs.
-                let inner = this.inner.as_ref();
-                this.record.fail(inner.core(), inner.task().clone(), error);
-                drop(permit);
-                None
-            }
-            None => None,
-        })
+        self.poll_item(cx).map(|(value, _permit)| value)
+    }
+}
+
+pin_project! {
+    /// An [`Item`] as a future whose output carries the permit back.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct Keep<R> {
+        #[pin]
+        item: R,
+    }
+}
+
+impl<R> Keep<R> {
+    pub(crate) fn new(item: R) -> Self {
+        Keep { item }
+    }
+}
+
+impl<R: Item> Future for Keep<R> {
+    type Output = (Option<R::Value>, Option<Permit>);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().item.poll_item(cx)
     }
 }
 
@@ -190,14 +234,25 @@ impl<F> Supervised<F> {
     }
 }
 
+impl<F: Future> Item for Supervised<F> {
+    type Value = F::Output;
+
+    fn poll_item(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Option<F::Output>, Option<Permit>)> {
+        self.project().inner.poll(cx).map(|done| match done {
+            Some((output, permit)) => (Some(output), permit),
+            None => (None, None),
+        })
+    }
+}
+
 impl<F: Future> Future for Supervised<F> {
     type Output = Option<F::Output>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
-        self.project()
-            .inner
-            .poll(cx)
-            .map(|done| done.map(|(output, _permit)| output))
+        self.poll_item(cx).map(|(output, _permit)| output)
     }
 }
 
@@ -209,27 +264,46 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
+    run_blocking_item(state, ctx, body, start).await.0
+}
+
+/// [`run_blocking`], handing the `limit` permit back (see [`Item`]).
+pub(crate) async fn run_blocking_item<S, T, E, F>(
+    state: S,
+    ctx: Ctx,
+    body: F,
+    start: Start,
+) -> (Option<T>, Option<Permit>)
+where
+    S: Deref<Target = State<E>>,
+    F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
     let permit = match start {
-        Start::Refused => return None,
+        Start::Refused => return (None, None),
         Start::Now(permit) => permit,
-        Start::Queued => Some(admit(Arc::clone(&state.core)).await?),
+        Start::Queued => match admit(Arc::clone(&state.core)).await {
+            Some(permit) => Some(permit),
+            None => return (None, None),
+        },
     };
     let task = ctx.task().clone();
     let job = tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| body(&ctx))));
     // A blocking job cannot be aborted: if this future is dropped, the job
     // runs to its end on its own, with its ctx cancelled.
     match job.await {
-        Ok(Ok(Ok(value))) => Some(value),
+        Ok(Ok(Ok(value))) => (Some(value), permit),
         Ok(Ok(Err(error))) => {
+            // Recorded before the permit is given back: see shared.rs.
             state.fail(task, error);
-            drop(permit);
-            None
+            (None, permit)
         }
         Ok(Err(payload)) => {
             state.core.panicked(task, payload);
-            None
+            (None, permit)
         }
         // Only when the runtime shuts down under us.
-        Err(_) => None,
+        Err(_) => (None, permit),
     }
 }

@@ -26,7 +26,7 @@ use pin_project_lite::pin_project;
 #[path = "lints.rs"]
 pub mod lints;
 
-use crate::branch::{Boxed, Guarded, Run, Supervised, run_blocking};
+use crate::branch::{Boxed, Guarded, Keep, Run, Supervised, run_blocking, run_blocking_item};
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::Ctx;
 use crate::error::{Cause, Error, TaskName};
@@ -232,10 +232,10 @@ impl<E> Scope<E> {
             InTask::new(),
             move |item, ctx, permit| {
                 let core = Arc::clone(&state.core);
-                Run::new(
+                Keep::new(Run::new(
                     state,
                     Guarded::new(core, ctx.clone(), body(item, ctx), Start::Now(permit)),
-                )
+                ))
             },
         )
     }
@@ -259,12 +259,12 @@ impl<E> Scope<E> {
             items.into_iter(),
             InTask::new(),
             move |item, ctx, permit| {
-                Supervised::new(Guarded::new(
+                Keep::new(Supervised::new(Guarded::new(
                     Arc::clone(core),
                     ctx.clone(),
                     body(item, ctx),
                     Start::Now(permit),
-                ))
+                )))
             },
         )
     }
@@ -292,7 +292,7 @@ impl<E> Scope<E> {
             move |item, ctx, permit| {
                 let core = Arc::clone(&state.core);
                 let task = Guarded::new(core, ctx.clone(), body(item, ctx), Start::Now(permit));
-                Run::new(Boxed, task)
+                Keep::new(Run::new(Boxed, task))
             },
         )
     }
@@ -324,7 +324,7 @@ impl<E> Scope<E> {
                     body(item, ctx),
                     Start::Now(permit),
                 );
-                Supervised::new(task)
+                Keep::new(Supervised::new(task))
             },
         )
     }
@@ -349,7 +349,7 @@ impl<E> Scope<E> {
             name,
             items.into_iter(),
             InTask::new(),
-            move |item, ctx, permit| run_blocking(state, ctx, body(item), Start::Now(permit)),
+            move |item, ctx, permit| run_blocking_item(state, ctx, body(item), Start::Now(permit)),
         )
     }
 
@@ -375,7 +375,7 @@ impl<E> Scope<E> {
             InTask::new(),
             move |item, ctx, permit| {
                 let body = body(item);
-                run_blocking(
+                run_blocking_item(
                     state,
                     ctx,
                     move |ctx: &Ctx| Ok(body(ctx)),
