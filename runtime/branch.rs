@@ -93,6 +93,8 @@ impl<F: Future> Guarded<F> {
 async fn admit(core: Arc<Core>) -> Option<Permit> {
     let limit = core.limit_semaphore()?;
     let mut cancelled = core.cancellation();
+    let mut waiter = core.limit_waiter();
+    waiter.set(true);
     let acquire = limit.acquire_owned();
     let mut acquire = std::pin::pin!(acquire);
     let permit = std::future::poll_fn(|cx| {
@@ -102,6 +104,7 @@ async fn admit(core: Arc<Core>) -> Option<Permit> {
         Pin::new(&mut cancelled).poll(cx).map(|()| None)
     })
     .await?;
+    drop(waiter);
     // Cancelled just as the permit arrived: do not start.
     (!core.is_cancelled()).then_some(permit)
 }

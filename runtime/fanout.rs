@@ -145,6 +145,9 @@ where
     let mut permits = core.limit_semaphore().map(PollSemaphore::new);
     // The permit of the item that just ended, for the next one.
     let mut spare: Option<Permit> = None;
+    // Counted while the fan-out waits for a permit, so that another fan-out
+    // of the group gives its permits back instead of keeping them.
+    let mut waiter = core.limit_waiter();
     let mut cancelled = core.cancellation();
     poll_fn(|cx| {
         loop {
@@ -156,7 +159,9 @@ where
                     complete = false;
                     break;
                 }
-                let permit = match spare.take() {
+                // Someone else waits for a permit: this one goes back to the
+                // semaphore, which hands it out first come, first served.
+                let permit = match spare.take().filter(|_| !waiter.others_waiting()) {
                     Some(permit) => {
                         reused = true;
                         Some(permit)
@@ -174,7 +179,10 @@ where
                             complete = false;
                             break;
                         }
-                        Some(Poll::Ready(Some(permit))) => Some(permit),
+                        Some(Poll::Ready(Some(permit))) => {
+                            waiter.set(false);
+                            Some(permit)
+                        }
                         // The group's semaphore is never closed; stop if it were.
                         Some(Poll::Ready(None)) => {
                             items = None;
@@ -182,6 +190,7 @@ where
                             break;
                         }
                         Some(Poll::Pending) => {
+                            waiter.set(true);
                             // Woken by a freed permit, or here by the cancellation.
                             if Pin::new(&mut cancelled).poll(cx).is_ready() {
                                 continue;
@@ -206,6 +215,7 @@ where
             if items.is_none() {
                 // Nothing more starts: back to the semaphore for the others.
                 spare = None;
+                waiter.set(false);
             }
             match running.poll_next(cx) {
                 Poll::Ready(Some((index, value, permit))) => {

@@ -60,7 +60,7 @@ use crate::error::{Cancelled, Cause, Error, TaskName};
 #[cfg(loom)]
 use crate::sync::JoinSet;
 pub(crate) use crate::sync::lock;
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering, SetOnce, Weak};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, SetOnce, Weak};
 
 tokio::task_local! {
     /// The ctx of the branch being polled, so that a group created inside it
@@ -234,6 +234,10 @@ pub(crate) struct Core {
     parent: Option<Arc<Core>>,
     hooks: Mutex<Hooks>,
     limit: Option<Arc<Semaphore>>,
+    /// How many branches, tasks and fan-outs wait for a `limit` permit: a
+    /// fan-out keeps a finished item's permit for its next item only while
+    /// this is zero, so `limit` stays first come, first served.
+    limit_waiters: AtomicUsize,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     /// The first error of a task or `#[spawn]` branch, when one failed first.
     task_error: Mutex<Option<Box<dyn Any + Send>>>,
@@ -285,6 +289,7 @@ impl Core {
                 all_ok: true,
             }),
             spawned: AtomicBool::new(false),
+            limit_waiters: AtomicUsize::new(0),
         });
         if let Some(parent) = &core.parent {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -393,6 +398,15 @@ impl Core {
         match self.try_acquire() {
             Ok(permit) => Start::Now(permit),
             Err(()) => Start::Queued,
+        }
+    }
+
+    /// Counts the caller as waiting for a `limit` permit while `waiting` is
+    /// `true` (and until it is dropped).
+    pub(crate) fn limit_waiter(&self) -> LimitWaiter<'_> {
+        LimitWaiter {
+            core: self,
+            waiting: false,
         }
     }
 
@@ -521,6 +535,39 @@ impl Core {
         if let Some(set) = tasks.set.as_mut() {
             set.abort_all();
         }
+    }
+}
+
+/// One waiter for a `limit` permit, counted for as long as it waits.
+pub(crate) struct LimitWaiter<'a> {
+    core: &'a Core,
+    waiting: bool,
+}
+
+impl LimitWaiter<'_> {
+    /// Whether anyone but this waiter waits for a `limit` permit now.
+    pub(crate) fn others_waiting(&self) -> bool {
+        // Relaxed: a stale answer only lets a fan-out keep one permit for
+        // one more item; a waiter is counted before it queues, and the
+        // fan-out asks again before every item.
+        self.core.limit_waiters.load(Ordering::Relaxed) > usize::from(self.waiting)
+    }
+
+    pub(crate) fn set(&mut self, waiting: bool) {
+        if waiting != self.waiting {
+            self.waiting = waiting;
+            if waiting {
+                self.core.limit_waiters.fetch_add(1, Ordering::Relaxed);
+            } else {
+                self.core.limit_waiters.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for LimitWaiter<'_> {
+    fn drop(&mut self) {
+        self.set(false);
     }
 }
 

@@ -59,8 +59,11 @@ fn trivial_groups_allocate_no_more_than_measured() {
         }
     });
     println!("2 trivial in-task branches: {blocks} allocations, {bytes} B per group");
+    // The runtime and the test harness allocate now and then on their own
+    // (a few per thousand groups, seen: 1.007); one more allocation per
+    // group would add 1.0.
     assert!(
-        blocks <= MAX_GROUP2_INTASK,
+        blocks < MAX_GROUP2_INTASK + 0.5,
         "{blocks} allocations per group"
     );
 

@@ -506,3 +506,36 @@ async fn a_failing_item_cancels_a_sibling_plain_branch() {
     assert_eq!(err.task().unwrap(), "items[2]");
     assert_eq!(seen.get().unwrap(), &Some(failed_item("items", 2)));
 }
+
+/// `limit` is shared fairly: a fan-out hands a finished item's permit to the
+/// next item only while nobody else waits for one, so a task queued behind
+/// the fan-out gets its turn in order, not after the last item.
+#[tokio::test]
+async fn a_fan_out_does_not_keep_its_permits_from_a_task_waiting_for_one() {
+    let order: &Mutex<Vec<String>> = leak(Mutex::new(Vec::new()));
+    let (items,) = errgroup! {
+        limit = 1;
+        items => for i in 0..5 {
+            order.lock().unwrap().push(format!("item {i}"));
+            if i == 0 {
+                ctx.spawn("queued", async move {
+                    order.lock().unwrap().push("queued".to_owned());
+                    Ok::<_, errgroup::Cancelled>(())
+                })?;
+                // Lets the spawned task run up to its wait for the permit.
+                for _ in 0..10 {
+                    yield_now().await;
+                }
+            }
+            Ok::<_, errgroup::Cancelled>(i)
+        },
+    }
+    .unwrap();
+    assert_eq!(items, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        *order.lock().unwrap(),
+        ["item 0", "item 1", "queued", "item 2", "item 3", "item 4"],
+        "first come, first served: the fan-out asked for item 1's permit \
+         before the task was spawned, the task before item 2's",
+    );
+}
