@@ -99,9 +99,9 @@ pub use crate::group::Group;
 /// values in branch order; a one-branch group gives `(T1,)`. A `for` branch
 /// gives `Vec<T>` in iteration order; its items are named `name[i]`. When
 /// the group fails, the values of the branches that succeeded are dropped
-/// by the time its `Err` is in your hands, so a value that cleans up on drop (a staged file, a
-/// reserved slot) undoes itself: `examples/thumbnails.rs` publishes three
-/// files all or nothing this way.
+/// by the time its `Err` is in your hands, so a value that cleans up on
+/// drop (a staged file, a reserved slot) undoes itself:
+/// `examples/thumbnails.rs` publishes three files all or nothing this way.
 ///
 /// # Semantics
 ///
