@@ -17,7 +17,6 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail, ensure};
@@ -211,34 +210,25 @@ pub(crate) fn object(len: usize) -> Vec<u8> {
 /// when dropped.
 #[derive(Debug)]
 pub(crate) struct Workdir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl Workdir {
     pub(crate) fn new() -> std::io::Result<Workdir> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        let name = format!(
-            "errgroup-pipe-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(name);
-        std::fs::create_dir(&path)?;
-        Ok(Workdir { path })
+        let dir = tempfile::Builder::new()
+            .prefix("errgroup-pipe-")
+            .tempdir()?;
+        Ok(Workdir { dir })
     }
 
     /// Where `save` writes the object.
     pub(crate) fn output(&self) -> PathBuf {
-        self.path.join("object.bin")
+        self.dir.path().join("object.bin")
     }
 
     /// Makes a named pipe in this directory with `mkfifo(1)`.
     fn mkfifo(&self, name: &str) -> anyhow::Result<PathBuf> {
-        let path = self.path.join(name);
+        let path = self.dir.path().join(name);
         let status = std::process::Command::new("mkfifo")
             .arg("-m")
             .arg("600")
@@ -247,12 +237,6 @@ impl Workdir {
             .context("running mkfifo")?;
         ensure!(status.success(), "mkfifo {}: {status}", path.display());
         Ok(path)
-    }
-}
-
-impl Drop for Workdir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 

@@ -28,7 +28,7 @@ use std::fs::{self, File};
 use std::io::{Cursor, Write as _};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -520,33 +520,18 @@ pub(crate) fn repair_bucket(store: &Path, version: &str) -> std::io::Result<()> 
 /// when dropped.
 #[derive(Debug)]
 pub(crate) struct StoreDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl StoreDir {
     pub(crate) fn new() -> std::io::Result<StoreDir> {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        let name = format!(
-            "errgroup-thumbnails-{}-{}-{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let path = std::env::temp_dir().join(name);
-        fs::create_dir(&path)?;
-        Ok(StoreDir { path })
+        let dir = tempfile::Builder::new()
+            .prefix("errgroup-thumbnails-")
+            .tempdir()?;
+        Ok(StoreDir { dir })
     }
 
     pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl Drop for StoreDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+        self.dir.path()
     }
 }
