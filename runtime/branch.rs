@@ -1,23 +1,24 @@
-//! The future that runs one branch body: waits for its start, polls the body
-//! with its ctx as the ambient one, catches a panic, records an error.
+//! The futures that run one branch body: wait for its start, poll the body,
+//! catch a panic, then complete: record an error, hand the `limit` permit
+//! back. Every kind of branch (in-task, `#[spawn]`, `#[blocking]`, a fan-out
+//! item, a `ctx.spawn` task) completes through [`complete`].
 //!
 //! Hand-written rather than `async fn`s so that the body's state is stored
 //! once: nested `async fn`s that take a future and await it keep a copy of
 //! it per level, and a group future grew to five times its bodies.
 
 use std::future::Future;
-use std::ops::Deref;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 
-use crate::ctx::Ctx;
+use crate::state::{Core, State};
 use crate::error::TaskName;
-use crate::shared::{Core, Permit, Start, State, with_ambient};
+use crate::limit::{self, Permit, Start};
+use crate::sync::Arc;
+use crate::tasks::Task;
 
 /// Where a failing branch's error goes: the typed slot of the group's
 /// driver, or, for a branch that is its own tokio task and so cannot borrow
@@ -43,6 +44,42 @@ impl<E: Send + 'static> Record<E> for Boxed {
     }
 }
 
+/// The one completion step: the error is recorded (cancelling the group)
+/// before the permit is handed back, so whoever takes the permit next sees
+/// the cancellation, as in Go.
+pub(crate) fn complete<T, E>(
+    record: &impl Record<E>,
+    core: &Core,
+    task: &TaskName,
+    output: Result<T, E>,
+    permit: Option<Permit>,
+) -> (Option<T>, Option<Permit>) {
+    match output {
+        Ok(value) => (Some(value), permit),
+        Err(error) => {
+            record.fail(core, task.clone(), error);
+            (None, permit)
+        }
+    }
+}
+
+/// What happens to a branch still running when `grace` expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterGrace {
+    /// Dropped where it stands (an in-task body).
+    Drop,
+    /// Still awaited: aborted tasks until they have stopped, blocking
+    /// bodies until they return.
+    Wait,
+}
+
+/// A branch future that knows how to stop when `grace` expires.
+pub(crate) trait Stop {
+    /// Aborts what can be aborted; says whether the future is then dropped
+    /// or still awaited.
+    fn stop(self: Pin<&mut Self>) -> AfterGrace;
+}
+
 /// Where a branch is in its life.
 enum Phase {
     /// Waiting for a `limit` permit, or for the cancellation, whichever first.
@@ -60,13 +97,20 @@ pin_project! {
         task: TaskName,
         phase: Phase,
         #[pin]
-        body: TaskLocalFuture<Ctx, F>,
+        body: F,
+    }
+}
+
+impl<F> std::fmt::Debug for Guarded<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Guarded")
+            .field("task", &self.task)
+            .finish_non_exhaustive()
     }
 }
 
 impl<F: Future> Guarded<F> {
-    pub(crate) fn new(core: Arc<Core>, ctx: Ctx, body: F, start: Start) -> Self {
-        let task = ctx.task().clone();
+    pub(crate) fn new(core: Arc<Core>, task: TaskName, body: F, start: Start) -> Self {
         let phase = match start {
             Start::Refused => Phase::Done,
             Start::Now(permit) => Phase::Running(permit),
@@ -76,37 +120,14 @@ impl<F: Future> Guarded<F> {
             core,
             task,
             phase,
-            body: with_ambient(ctx, body),
+            body,
         }
-    }
-
-    pub(crate) fn task(&self) -> &TaskName {
-        &self.task
-    }
-
-    pub(crate) fn core(&self) -> &Core {
-        &self.core
     }
 }
 
 /// A permit once one is free, `None` if the group is cancelled first.
 async fn admit(core: Arc<Core>) -> Option<Permit> {
-    let limit = core.limit_semaphore()?;
-    let mut cancelled = core.cancellation();
-    let mut waiter = core.limit_waiter();
-    waiter.set(true);
-    let acquire = limit.acquire_owned();
-    let mut acquire = std::pin::pin!(acquire);
-    let permit = std::future::poll_fn(|cx| {
-        if let Poll::Ready(permit) = acquire.as_mut().poll(cx) {
-            return Poll::Ready(permit.ok());
-        }
-        Pin::new(&mut cancelled).poll(cx).map(|()| None)
-    })
-    .await?;
-    drop(waiter);
-    // Cancelled just as the permit arrived: do not start.
-    (!core.is_cancelled()).then_some(permit)
+    limit::admit(core.node(), core.limit()?).await
 }
 
 impl<F: Future> Future for Guarded<F> {
@@ -140,12 +161,18 @@ impl<F: Future> Future for Guarded<F> {
 }
 
 pin_project! {
-    /// A branch whose error cancels the group: `Some(value)` on `Ok`.
+    /// A branch: `Some(value)` on `Ok`; its error is recorded by `S`.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub(crate) struct Run<S, F> {
         record: S,
         #[pin]
         inner: Guarded<F>,
+    }
+}
+
+impl<S, F> std::fmt::Debug for Run<S, F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.inner.fmt(f)
     }
 }
 
@@ -155,10 +182,12 @@ impl<S, F> Run<S, F> {
     }
 }
 
-/// A branch future that can hand its `limit` permit back when it ends,
-/// for a fan-out to start its next item with, instead of dropping it.
+/// A branch future that hands its `limit` permit back when it ends, for a
+/// fan-out to start its next item with, instead of dropping it.
 pub(crate) trait Item {
+    /// The branch's value.
     type Value;
+    /// Its value if it gave one, and the permit it held.
     fn poll_item(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -173,14 +202,13 @@ where
     type Value = T;
 
     fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Option<T>, Option<Permit>)> {
-        let mut this = self.project();
-        Poll::Ready(match ready!(this.inner.as_mut().poll(cx)) {
-            Some((Ok(value), permit)) => (Some(value), permit),
-            Some((Err(error), permit)) => {
-                // Recorded before the permit is given back: see shared.rs.
-                let inner = this.inner.as_ref();
-                this.record.fail(inner.core(), inner.task().clone(), error);
-                (None, permit)
+        let this = self.project();
+        let mut inner = this.inner;
+        let done = ready!(inner.as_mut().poll(cx));
+        Poll::Ready(match done {
+            Some((output, permit)) => {
+                let inner = inner.into_ref().get_ref();
+                complete(this.record, &inner.core, &inner.task, output, permit)
             }
             None => (None, None),
         })
@@ -199,9 +227,16 @@ where
     }
 }
 
+impl<S, F> Stop for Run<S, F> {
+    fn stop(self: Pin<&mut Self>) -> AfterGrace {
+        AfterGrace::Drop
+    }
+}
+
 pin_project! {
     /// An [`Item`] as a future whose output carries the permit back.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
+    #[derive(Debug)]
     pub(crate) struct Keep<R> {
         #[pin]
         item: R,
@@ -223,90 +258,202 @@ impl<R: Item> Future for Keep<R> {
 }
 
 pin_project! {
-    /// A branch under `on_error = continue`: its result is its value.
+    /// `on_error = continue`: the body's result is the branch's value, so
+    /// its error cancels nothing. An adapter on the body: every kind of
+    /// branch supervises the same way.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub(crate) struct Supervised<F> {
+    #[derive(Debug)]
+    pub(crate) struct Supervise<F> {
         #[pin]
-        inner: Guarded<F>,
+        body: F,
     }
 }
 
-impl<F> Supervised<F> {
-    pub(crate) fn new(inner: Guarded<F>) -> Self {
-        Supervised { inner }
+impl<F> Supervise<F> {
+    pub(crate) fn new(body: F) -> Self {
+        Supervise { body }
     }
 }
 
-impl<F: Future> Item for Supervised<F> {
-    type Value = F::Output;
-
-    fn poll_item(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<(Option<F::Output>, Option<Permit>)> {
-        self.project().inner.poll(cx).map(|done| match done {
-            Some((output, permit)) => (Some(output), permit),
-            None => (None, None),
-        })
-    }
-}
-
-impl<F: Future> Future for Supervised<F> {
-    type Output = Option<F::Output>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<F::Output>> {
-        self.poll_item(cx).map(|(output, _permit)| output)
-    }
-}
-
-/// Runs a synchronous branch body on tokio's blocking pool.
-pub(crate) async fn run_blocking<S, T, E, F>(state: S, ctx: Ctx, body: F, start: Start) -> Option<T>
+impl<F, T, E> Future for Supervise<F>
 where
-    S: Deref<Target = State<E>>,
-    F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<Result<T, E>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().body.poll(cx).map(Ok)
+    }
+}
+
+pin_project! {
+    /// A `#[spawn]` branch: its body as a tokio task. Stopped by the
+    /// shutdown rule of tasks.rs: aborted, then still awaited.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    #[derive(Debug)]
+    pub(crate) struct Spawned<T> {
+        task: Task<Option<T>>,
+        name: TaskName,
+        core: Arc<Core>,
+    }
+}
+
+impl<T: Send + 'static> Spawned<T> {
+    pub(crate) fn new<F>(core: Arc<Core>, name: TaskName, run: F) -> Self
+    where
+        F: Future<Output = Option<T>> + Send + 'static,
+    {
+        Spawned {
+            task: Task::spawn(run),
+            name,
+            core,
+        }
+    }
+}
+
+impl<T> Future for Spawned<T> {
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.project();
+        let joined = ready!(this.task.poll_join(cx));
+        Poll::Ready(this.core.joined(this.name, joined).flatten())
+    }
+}
+
+impl<T> Stop for Spawned<T> {
+    fn stop(self: Pin<&mut Self>) -> AfterGrace {
+        self.task.abort();
+        AfterGrace::Wait
+    }
+}
+
+/// Where a blocking body is in its life.
+enum Blocking<F, R> {
+    Queued(Pin<Box<dyn Future<Output = Option<Permit>> + Send>>, F),
+    Ready(F, Option<Permit>),
+    Running(Task<std::thread::Result<R>>, Option<Permit>),
+    Done,
+}
+
+/// A `#[blocking]` body on tokio's blocking pool: its value and the
+/// `limit` permit it held (see [`Item`]). It cannot be aborted, so `grace`
+/// waits for it; if it is dropped, the job runs to its end on its own, with
+/// its ctx cancelled.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub(crate) struct RunBlocking<S, F, R> {
+    record: S,
+    core: Arc<Core>,
+    task: TaskName,
+    state: Blocking<F, R>,
+}
+
+impl<S, F, R> std::fmt::Debug for RunBlocking<S, F, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunBlocking")
+            .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
+}
+
+// Nothing in it is pinned: the body is moved out to start, the job is a
+// join handle.
+impl<S, F, R> Unpin for RunBlocking<S, F, R> {}
+
+impl<S, F, R> RunBlocking<S, F, R> {
+    pub(crate) fn new(record: S, core: Arc<Core>, task: TaskName, body: F, start: Start) -> Self {
+        let state = match start {
+            Start::Refused => Blocking::Done,
+            Start::Now(permit) => Blocking::Ready(body, permit),
+            Start::Queued => Blocking::Queued(Box::pin(admit(Arc::clone(&core))), body),
+        };
+        RunBlocking {
+            record,
+            core,
+            task,
+            state,
+        }
+    }
+}
+
+impl<S, F, T, E> Item for RunBlocking<S, F, Result<T, E>>
+where
+    S: Record<E>,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
-    run_blocking_item(state, ctx, body, start).await.0
+    type Value = T;
+
+    fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Option<T>, Option<Permit>)> {
+        let this = self.get_mut();
+        loop {
+            match std::mem::replace(&mut this.state, Blocking::Done) {
+                Blocking::Queued(mut admit, body) => match admit.as_mut().poll(cx) {
+                    Poll::Ready(Some(permit)) => this.state = Blocking::Ready(body, Some(permit)),
+                    Poll::Ready(None) => return Poll::Ready((None, None)),
+                    Poll::Pending => {
+                        this.state = Blocking::Queued(admit, body);
+                        return Poll::Pending;
+                    }
+                },
+                Blocking::Ready(body, permit) => {
+                    let job = Task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(body)));
+                    this.state = Blocking::Running(job, permit);
+                }
+                Blocking::Running(mut job, permit) => {
+                    let Poll::Ready(joined) = job.poll_join(cx) else {
+                        this.state = Blocking::Running(job, permit);
+                        return Poll::Pending;
+                    };
+                    let (core, task) = (&this.core, &this.task);
+                    return Poll::Ready(match core.joined(task, joined) {
+                        Some(Ok(output)) => complete(&this.record, core, task, output, permit),
+                        Some(Err(payload)) => {
+                            core.panicked(task.clone(), payload);
+                            (None, permit)
+                        }
+                        None => (None, permit),
+                    });
+                }
+                Blocking::Done => return Poll::Ready((None, None)),
+            }
+        }
+    }
 }
 
-/// [`run_blocking`], handing the `limit` permit back (see [`Item`]).
-pub(crate) async fn run_blocking_item<S, T, E, F>(
-    state: S,
-    ctx: Ctx,
+impl<S, F, T, E> Future for RunBlocking<S, F, Result<T, E>>
+where
+    S: Record<E>,
+    F: FnOnce() -> Result<T, E> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        self.poll_item(cx).map(|(value, _permit)| value)
+    }
+}
+
+impl<S, F, R> Stop for RunBlocking<S, F, R> {
+    fn stop(self: Pin<&mut Self>) -> AfterGrace {
+        AfterGrace::Wait
+    }
+}
+
+/// A task of the group's task set (`ctx.spawn`, `Group::spawn`): whether it
+/// returned `Ok`.
+pub(crate) fn task_job<F, E>(
+    core: Arc<Core>,
+    task: TaskName,
     body: F,
     start: Start,
-) -> (Option<T>, Option<Permit>)
+) -> impl Future<Output = bool> + Send + 'static
 where
-    S: Deref<Target = State<E>>,
-    F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
-    T: Send + 'static,
+    F: Future<Output = Result<(), E>> + Send + 'static,
     E: Send + 'static,
 {
-    let permit = match start {
-        Start::Refused => return (None, None),
-        Start::Now(permit) => permit,
-        Start::Queued => match admit(Arc::clone(&state.core)).await {
-            Some(permit) => Some(permit),
-            None => return (None, None),
-        },
-    };
-    let task = ctx.task().clone();
-    let job = tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(|| body(&ctx))));
-    // A blocking job cannot be aborted: if this future is dropped, the job
-    // runs to its end on its own, with its ctx cancelled.
-    match job.await {
-        Ok(Ok(Ok(value))) => (Some(value), permit),
-        Ok(Ok(Err(error))) => {
-            // Recorded before the permit is given back: see shared.rs.
-            state.fail(task, error);
-            (None, permit)
-        }
-        Ok(Err(payload)) => {
-            state.core.panicked(task, payload);
-            (None, permit)
-        }
-        // Only when the runtime shuts down under us.
-        Err(_) => (None, permit),
-    }
+    let run = Run::new(Boxed, Guarded::new(core, task, body, start));
+    async move { run.await.is_some() }
 }

@@ -32,7 +32,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::sync::{Arc, SetOnce, Weak};
 
 use crate::error::{Cancelled, Cause};
-use crate::shared::{Core, OnCancel};
+use crate::cancel::{Node, OnCancel};
 
 /// What a channel's senders and receivers share: why it was cancelled, and
 /// the hook its group runs on cancellation.
@@ -59,9 +59,9 @@ impl<T> Shared<T> {
     }
 }
 
-/// A channel bound to `core`: closed when its group is cancelled.
+/// A channel bound to the group of `node`: closed when it is cancelled.
 pub(crate) fn bound<T: Send + 'static>(
-    core: &Core,
+    node: &Node,
     capacity: Option<usize>,
 ) -> (Sender<T>, Receiver<T>) {
     let (tx, rx) = match capacity {
@@ -80,7 +80,7 @@ pub(crate) fn bound<T: Send + 'static>(
         rx: rx.downgrade(),
     });
     let hook: Weak<dyn OnCancel> = Arc::downgrade(&shared) as Weak<Shared<T>>;
-    core.on_cancel(hook);
+    node.on_cancel(hook);
     (
         Sender {
             inner: tx,

@@ -9,9 +9,29 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use tokio::task::futures::TaskLocalFuture;
+
+use crate::branch::task_job;
 use crate::channel::{self, Receiver, Sender};
+use crate::state::Core;
 use crate::error::{Cancelled, Cause, TaskName};
-use crate::shared::Core;
+use crate::limit::Start;
+
+tokio::task_local! {
+    /// The ctx of the branch being polled, so that a group created inside it
+    /// becomes its child without `parent = ctx;` (semantic 6).
+    static CURRENT: Ctx;
+}
+
+/// The group of the branch whose code is running now, if any.
+pub(crate) fn ambient_core() -> Option<Arc<Core>> {
+    CURRENT.try_with(|ctx| Arc::clone(&ctx.core)).ok()
+}
+
+/// `body`, polled with `ctx` as the ambient ctx.
+pub(crate) fn with_ambient<F: Future>(ctx: Ctx, body: F) -> TaskLocalFuture<Ctx, F> {
+    CURRENT.scope(ctx, body)
+}
 
 /// The context of one branch of a group: cancellation, its cause, the
 /// deadline, and helpers that stop waiting when the group is cancelled.
@@ -296,7 +316,8 @@ impl Ctx {
         F: Future<Output = Result<(), E>> + Send + 'static,
         E: Send + 'static,
     {
-        self.core.spawn(name.into(), |_| task, self.core.start())
+        self.core.check_error_type::<E>();
+        spawn(&self.core, name.into(), |_| task, self.core.start())
     }
 
     /// A channel bound to this ctx's group, holding up to `capacity` items:
@@ -332,7 +353,7 @@ impl Ctx {
     /// ```
     #[must_use]
     pub fn channel<T: Send + 'static>(&self, capacity: usize) -> (Sender<T>, Receiver<T>) {
-        channel::bound(&self.core, Some(capacity))
+        channel::bound(self.core.node(), Some(capacity))
     }
 
     /// An unbounded channel bound to this ctx's group: like
@@ -355,7 +376,7 @@ impl Ctx {
     /// ```
     #[must_use]
     pub fn unbounded<T: Send + 'static>(&self) -> (Sender<T>, Receiver<T>) {
-        channel::bound(&self.core, None)
+        channel::bound(self.core.node(), None)
     }
 
     /// The name of the branch this ctx belongs to: `"fetch"`, or `"fetch[3]"`
@@ -373,6 +394,27 @@ impl Ctx {
     pub fn task(&self) -> &TaskName {
         &self.task
     }
+}
+
+/// Starts `make(ctx)` as a task of `core`'s group with `ctx` its own, as
+/// `start` allows: `ctx.spawn` and [`Group::spawn`](crate::Group::spawn).
+pub(crate) fn spawn<E, M, F>(
+    core: &Arc<Core>,
+    name: TaskName,
+    make: M,
+    start: Start,
+) -> Result<(), Cancelled>
+where
+    M: FnOnce(Ctx) -> F,
+    F: Future<Output = Result<(), E>> + Send + 'static,
+    E: Send + 'static,
+{
+    if matches!(start, Start::Refused) {
+        return Err(core.refuse_task());
+    }
+    let ctx = Ctx::new(Arc::clone(core), name.clone());
+    let body = with_ambient(ctx.clone(), make(ctx));
+    core.spawn_task(task_job(Arc::clone(core), name, body, start))
 }
 
 impl fmt::Debug for Ctx {

@@ -10,31 +10,35 @@
 //!   starts the next item with it (after checking the group is still
 //!   running) rather than giving it back to the semaphore and taking it
 //!   again: the bound is the same, and a fan-out's steady state costs no
-//!   semaphore operation per item.
+//!   semaphore operation per item. It keeps a permit only while nobody else
+//!   waits for one, so `limit` stays first come, first served.
 //! - Results land at their item's index, so the `Vec` is in iteration order
 //!   whatever order the items finish in.
+//! - The channel ends the branch names are held by the fan-out, cloned for
+//!   each item, and dropped as soon as no item will start again.
+//! - When `grace` expires, in-task items are dropped; spawned items are
+//!   aborted and still awaited (tasks.rs), blocking ones awaited.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::pin::Pin;
-use std::task::Poll;
-
-use std::panic::resume_unwind;
-use std::task::Context;
+use std::task::{Context, Poll};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
-use tokio::task::JoinSet;
 use tokio_util::sync::PollSemaphore;
 
-use std::sync::Arc;
-
-use crate::ctx::Ctx;
+use crate::branch::{AfterGrace, Stop};
+use crate::cancel::Cancellation;
+use crate::state::Core;
 use crate::error::TaskName;
-use crate::shared::{Core, Permit};
+use crate::limit::{Permit, Waiting};
+use crate::sync::Arc;
+use crate::tasks::TaskSet;
 
 pin_project! {
     /// An item's future, with its index carried beside it (an `async` wrapper
     /// would store the item's future twice).
+    #[derive(Debug)]
     pub(crate) struct Indexed<F> {
         index: usize,
         #[pin]
@@ -52,9 +56,14 @@ impl<F: Future> Future for Indexed<F> {
     }
 }
 
+/// What a fan-out item's future gives: its value, if any, and its permit.
+pub(crate) type Done<T> = (Option<T>, Option<Permit>);
+
 /// Where the running items of a fan-out live.
 pub(crate) trait Pool<Fut> {
+    /// An item's value.
     type Value;
+    /// Starts `task`, the item at `index`.
     fn push(&mut self, index: usize, task: Fut);
     /// The next finished item: its index, its value if it gave one, and
     /// the `limit` permit it held.
@@ -63,38 +72,78 @@ pub(crate) trait Pool<Fut> {
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(usize, Option<Self::Value>, Option<Permit>)>>;
+    /// `grace` expired.
+    fn stop(&mut self) -> AfterGrace;
 }
 
-/// What a fan-out item's future gives: its value, if any, and its permit.
-pub(crate) type Done<T> = (Option<T>, Option<Permit>);
+/// Items polled in the calling task: in-task and blocking items.
+pub(crate) struct InTask<Fut> {
+    items: FuturesUnordered<Indexed<Fut>>,
+    after_grace: AfterGrace,
+}
 
-/// Items polled in the calling task.
-pub(crate) type InTask<Fut> = FuturesUnordered<Indexed<Fut>>;
+impl<Fut> std::fmt::Debug for InTask<Fut> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InTask")
+            .field("running", &self.items.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Fut> InTask<Fut> {
+    pub(crate) fn new(after_grace: AfterGrace) -> Self {
+        InTask {
+            items: FuturesUnordered::new(),
+            after_grace,
+        }
+    }
+}
 
 impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
     type Value = T;
 
     fn push(&mut self, index: usize, task: Fut) {
-        FuturesUnordered::push(self, Indexed { index, task });
+        self.items.push(Indexed { index, task });
     }
 
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
-        self.poll_next_unpin(cx)
+        self.items
+            .poll_next_unpin(cx)
             .map(|done| done.map(|(index, (value, permit))| (index, value, permit)))
+    }
+
+    fn stop(&mut self) -> AfterGrace {
+        self.after_grace
     }
 }
 
-/// Items run as tokio tasks. A `JoinSet`, not join handles in a
+/// Items run as tokio tasks. A task set, not join handles in a
 /// `FuturesUnordered`: under tokio's coop budget the latter re-polls handles
 /// that cannot make progress, and 100,000 items cost a hundred times 1,000.
-pub(crate) struct Tasks<T>(JoinSet<(usize, Done<T>)>);
+pub(crate) struct Tasks<T> {
+    set: TaskSet<(usize, Done<T>)>,
+    core: Arc<Core>,
+    name: &'static str,
+}
 
-impl<T> Tasks<T> {
-    pub(crate) fn new() -> Self {
-        Tasks(JoinSet::new())
+impl<T> std::fmt::Debug for Tasks<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tasks")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> Tasks<T> {
+    pub(crate) fn new(core: Arc<Core>, name: &'static str) -> Self {
+        Tasks {
+            set: TaskSet::new(),
+            core,
+            name,
+        }
     }
 }
 
@@ -106,134 +155,215 @@ where
     type Value = T;
 
     fn push(&mut self, index: usize, task: Fut) {
-        self.0.spawn(Indexed { index, task });
+        self.set.spawn(Indexed { index, task });
     }
 
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
-        self.0.poll_join_next(cx).map(|joined| {
-            joined.map(|outcome| match outcome {
-                Ok((index, (value, permit))) => (index, value, permit),
-                // Panics are caught inside the task; this one escaped it.
-                Err(e) if e.is_panic() => resume_unwind(e.into_panic()),
-                // Aborted by a runtime shutdown: no value.
-                Err(_) => (usize::MAX, None, None),
+        self.set.poll_next(cx).map(|joined| {
+            joined.map(|joined| {
+                // Only a panic that escaped or an abort gives no index: no
+                // value either, and the group records why.
+                match self.core.joined(&TaskName::new(self.name), joined) {
+                    Some((index, (value, permit))) => (index, value, permit),
+                    None => (usize::MAX, None, None),
+                }
             })
         })
     }
+
+    fn stop(&mut self) -> AfterGrace {
+        self.set.abort_all();
+        AfterGrace::Wait
+    }
 }
 
-/// Runs one task per item of `items`, each made by `launch(item, ctx,
-/// permit)` and run in `running`; `Some(values)` when every item gave a value.
-pub(crate) async fn fan_out<I, T, L, Fut, P>(
-    core: &Arc<Core>,
-    name: &'static str,
-    items: I,
-    mut running: P,
-    mut launch: L,
-) -> Option<Vec<T>>
+pin_project! {
+    /// One fan-out branch: starts an item per element of `items`, each made
+    /// by `launch(item, index, permit, ends)` and run in `pool`;
+    /// `Some(values)` when every item gave a value.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    #[project = FanOutProj]
+    pub(crate) struct FanOut<'a, I, L, P, T, S> {
+        core: &'a Arc<Core>,
+        items: Option<I>,
+        launch: L,
+        pool: P,
+        results: Vec<Option<T>>,
+        complete: bool,
+        permits: Option<PollSemaphore>,
+        // The permit of the item that just ended, for the next one.
+        spare: Option<Permit>,
+        // Counted while the fan-out waits for a permit, so that another
+        // fan-out of the group gives its permits back instead of keeping them.
+        waiting: Option<Waiting<'a>>,
+        cancelled: Cancellation<'a>,
+        ends: Option<S>,
+    }
+}
+
+impl<I, L, P, T, S> std::fmt::Debug for FanOut<'_, I, L, P, T, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FanOut")
+            .field("started", &self.results.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, I: Iterator, L, P, T, S> FanOut<'a, I, L, P, T, S> {
+    pub(crate) fn new<Fut>(core: &'a Arc<Core>, items: I, pool: P, ends: S, launch: L) -> Self
+    where
+        L: FnMut(I::Item, usize, Option<Permit>, S) -> Fut,
+        P: Pool<Fut, Value = T>,
+    {
+        FanOut {
+            core,
+            items: Some(items),
+            launch,
+            pool,
+            results: Vec::new(),
+            complete: true,
+            permits: core
+                .limit()
+                .map(|l| PollSemaphore::new(Arc::clone(l.semaphore()))),
+            spare: None,
+            waiting: core.limit().map(Waiting::new),
+            cancelled: core.cancellation(),
+            ends: Some(ends),
+        }
+    }
+}
+
+impl<I, L, P, T, S, Fut> Future for FanOut<'_, I, L, P, T, S>
 where
     I: Iterator,
-    L: FnMut(I::Item, Ctx, Option<Permit>) -> Fut,
+    L: FnMut(I::Item, usize, Option<Permit>, S) -> Fut,
     P: Pool<Fut, Value = T>,
+    S: Clone,
 {
-    let mut items = Some(items);
-    let mut results: Vec<Option<T>> = Vec::new();
-    let mut complete = true;
-    let mut permits = core.limit_semaphore().map(PollSemaphore::new);
-    // The permit of the item that just ended, for the next one.
-    let mut spare: Option<Permit> = None;
-    // Counted while the fan-out waits for a permit, so that another fan-out
-    // of the group gives its permits back instead of keeping them.
-    let mut waiter = core.limit_waiter();
-    let mut cancelled = core.cancellation();
-    poll_fn(|cx| {
+    type Output = Option<Vec<T>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<T>>> {
+        let mut this = self.project();
         loop {
-            // Start every item that may start now.
-            let mut reused = false;
-            while let Some(iter) = items.as_mut() {
-                if core.is_cancelled() {
-                    items = None;
-                    complete = false;
-                    break;
-                }
-                // Someone else waits for a permit: this one goes back to the
-                // semaphore, which hands it out first come, first served.
-                let permit = match spare.take().filter(|_| !waiter.others_waiting()) {
-                    Some(permit) => {
-                        reused = true;
-                        Some(permit)
-                    }
-                    // The item just started will wake this loop when it
-                    // ends, with the current waker: asking the semaphore
-                    // again now, on every item, is what the reuse saves.
-                    None if reused => break,
-                    None => match permits.as_mut().map(|p| p.poll_acquire(cx)) {
-                        None => None,
-                        // A failing item cancels the group before it gives its
-                        // permit back: the permit may be the failure's.
-                        Some(Poll::Ready(Some(_))) if core.is_cancelled() => {
-                            items = None;
-                            complete = false;
-                            break;
-                        }
-                        Some(Poll::Ready(Some(permit))) => {
-                            waiter.set(false);
-                            Some(permit)
-                        }
-                        // The group's semaphore is never closed; stop if it were.
-                        Some(Poll::Ready(None)) => {
-                            items = None;
-                            complete = false;
-                            break;
-                        }
-                        Some(Poll::Pending) => {
-                            waiter.set(true);
-                            // Woken by a freed permit, or here by the cancellation.
-                            if Pin::new(&mut cancelled).poll(cx).is_ready() {
-                                continue;
-                            }
-                            break;
-                        }
-                    },
-                };
-                let Some(item) = iter.next() else {
-                    items = None;
-                    break;
-                };
-                let index = results.len();
-                results.push(None);
-                let task = launch(
-                    item,
-                    Ctx::new(Arc::clone(core), TaskName::indexed(name, index)),
-                    permit,
-                );
-                running.push(index, task);
-            }
-            if items.is_none() {
-                // Nothing more starts: back to the semaphore for the others.
-                spare = None;
-                waiter.set(false);
-            }
-            match running.poll_next(cx) {
+            start_items(&mut this, cx);
+            match this.pool.poll_next(cx) {
                 Poll::Ready(Some((index, value, permit))) => {
                     match value {
-                        Some(value) => results[index] = Some(value),
-                        None => complete = false,
+                        Some(value) => this.results[index] = Some(value),
+                        None => *this.complete = false,
                     }
-                    spare = permit;
+                    *this.spare = permit;
                 }
-                Poll::Ready(None) if items.is_none() => return Poll::Ready(()),
+                Poll::Ready(None) if this.items.is_none() => {
+                    let results = std::mem::take(this.results);
+                    return Poll::Ready(if *this.complete {
+                        results.into_iter().collect()
+                    } else {
+                        None
+                    });
+                }
                 Poll::Ready(None) | Poll::Pending => return Poll::Pending,
             }
         }
-    })
-    .await;
-    if complete {
-        results.into_iter().collect()
-    } else {
-        None
+    }
+}
+
+/// Starts every item that may start now.
+fn start_items<I, L, P, T, S, Fut>(
+    this: &mut FanOutProj<'_, '_, I, L, P, T, S>,
+    cx: &mut Context<'_>,
+) where
+    I: Iterator,
+    L: FnMut(I::Item, usize, Option<Permit>, S) -> Fut,
+    P: Pool<Fut, Value = T>,
+    S: Clone,
+{
+    let mut reused = false;
+    while let Some(iter) = this.items.as_mut() {
+        if this.core.is_cancelled() {
+            end_items(this, false);
+            break;
+        }
+        // Someone else waits for a permit: this one goes back to the
+        // semaphore, which hands it out first come, first served.
+        let others = this.waiting.as_ref().is_some_and(Waiting::others);
+        let permit = match this.spare.take().filter(|_| !others) {
+            Some(permit) => {
+                reused = true;
+                Some(permit)
+            }
+            // The item just started will wake this loop when it ends, with
+            // the current waker: asking the semaphore again now, on every
+            // item, is what the reuse saves.
+            None if reused => break,
+            None => match this.permits.as_mut().map(|p| p.poll_acquire(cx)) {
+                None => None,
+                Some(Poll::Ready(Some(permit))) => {
+                    if let Some(waiting) = this.waiting.as_mut() {
+                        waiting.set(false);
+                    }
+                    // A failing item cancels the group before it gives its
+                    // permit back: the permit may be the failure's.
+                    if this.core.is_cancelled() {
+                        end_items(this, false);
+                        break;
+                    }
+                    Some(permit)
+                }
+                // The group's semaphore is never closed; stop if it were.
+                Some(Poll::Ready(None)) => {
+                    end_items(this, false);
+                    break;
+                }
+                Some(Poll::Pending) => {
+                    if let Some(waiting) = this.waiting.as_mut() {
+                        waiting.set(true);
+                    }
+                    // Woken by a freed permit, or here by the cancellation.
+                    if Pin::new(&mut *this.cancelled).poll(cx).is_ready() {
+                        continue;
+                    }
+                    break;
+                }
+            },
+        };
+        let Some(item) = iter.next() else {
+            end_items(this, true);
+            break;
+        };
+        let index = this.results.len();
+        this.results.push(None);
+        let ends = this.ends.as_ref().map(S::clone);
+        let ends = ends.unwrap_or_else(|| unreachable!("errgroup: ends outlive the items"));
+        let task = (this.launch)(item, index, permit, ends);
+        this.pool.push(index, task);
+    }
+}
+
+/// Nothing more starts: the permits go back to the semaphore for the
+/// others, and the branch's channel ends are dropped.
+fn end_items<I, L, P, T, S>(this: &mut FanOutProj<'_, '_, I, L, P, T, S>, exhausted: bool) {
+    *this.items = None;
+    *this.complete &= exhausted;
+    *this.spare = None;
+    *this.ends = None;
+    if let Some(waiting) = this.waiting.as_mut() {
+        waiting.set(false);
+    }
+}
+
+impl<I, L, P, T, S, Fut> Stop for FanOut<'_, I, L, P, T, S>
+where
+    I: Iterator,
+    L: FnMut(I::Item, usize, Option<Permit>, S) -> Fut,
+    P: Pool<Fut, Value = T>,
+{
+    fn stop(self: Pin<&mut Self>) -> AfterGrace {
+        let mut this = self.project();
+        end_items(&mut this, false);
+        this.pool.stop()
     }
 }

@@ -1,15 +1,17 @@
 //! `Group`: the dynamic API, for work whose shape is known only at run time.
 
 use std::future::{Future, poll_fn};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::ctx::Ctx;
+use crate::state::{Settings, State};
+use crate::ctx::{self, Ctx};
 use crate::error::{Cause, Error, TaskName};
-use crate::shared::{self, Settings, Start, State};
-use crate::sync::Arc;
+use crate::limit::Start;
+use crate::sync::{Arc, Mutex, lock};
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
 ///
@@ -46,9 +48,18 @@ use crate::sync::Arc;
 #[must_use = "a group does nothing useful unless you `wait` for it"]
 pub struct Group<E> {
     settings: Settings,
-    state: State<E>,
-    watchdog: Option<AbortHandle>,
+    /// Built on first use (`ctx`, `spawn`, `wait`), so that the
+    /// builder-style calls configure a group that does not exist yet.
+    built: OnceLock<Built<E>>,
     finished: bool,
+}
+
+#[derive(Debug)]
+struct Built<E> {
+    state: State<E>,
+    /// The deadline's timer, a task of its own: it must fire even while
+    /// nobody awaits `wait`. Started as soon as a runtime is at hand.
+    watchdog: Mutex<Option<AbortHandle>>,
 }
 
 impl<E: Send + 'static> Default for Group<E> {
@@ -68,7 +79,7 @@ impl<E: Send + 'static> Group<E> {
     /// # }
     /// ```
     pub fn new() -> Self {
-        Group::build(shared::ambient().as_ref())
+        Group::build(ctx::ambient_core())
     }
 
     /// An empty group that is cancelled when `parent`'s group is: Go's
@@ -90,32 +101,39 @@ impl<E: Send + 'static> Group<E> {
     /// # }
     /// ```
     pub fn with_parent(parent: &Ctx) -> Self {
-        Group::build(Some(parent))
+        Group::build(Some(Arc::clone(parent.core())))
     }
 
-    fn build(parent: Option<&Ctx>) -> Self {
-        let settings = Settings {
-            parent: parent.cloned(),
-            ..Settings::default()
-        };
+    fn build(parent: Option<Arc<crate::state::Core>>) -> Self {
         Group {
-            state: State::new(settings.clone()),
-            settings,
-            watchdog: None,
+            settings: Settings {
+                parent,
+                ..Settings::default()
+            },
+            built: OnceLock::new(),
             finished: false,
         }
     }
 
-    /// Changes a setting; the group is rebuilt, which is only possible while
-    /// nothing refers to it yet.
-    fn reconfigure(mut self, what: &str, change: impl FnOnce(&mut Settings)) -> Self {
+    /// Changes a setting of a group that nobody refers to yet.
+    fn configure(mut self, what: &str, change: impl FnOnce(&mut Settings)) -> Self {
         assert!(
-            Arc::strong_count(&self.state.core) == 1,
+            self.built.get().is_none(),
             "errgroup: Group::{what} must be called before spawn or ctx"
         );
         change(&mut self.settings);
-        self.state = State::new(self.settings.clone());
         self
+    }
+
+    /// The group's state, built on first use; its deadline timer started
+    /// as soon as a runtime is at hand.
+    fn built(&self) -> &Built<E> {
+        let built = self.built.get_or_init(|| Built {
+            state: State::new(self.settings.clone()),
+            watchdog: Mutex::new(None),
+        });
+        built.arm();
+        built
     }
 
     /// At most `n` tasks run at once; the others wait, in spawn order, for a
@@ -135,7 +153,7 @@ impl<E: Send + 'static> Group<E> {
     /// # }
     /// ```
     pub fn limit(self, n: usize) -> Self {
-        self.reconfigure("limit", |s| s.limit = Some(n))
+        self.configure("limit", |s| s.limit = Some(n))
     }
 
     /// Cancels the group with [`Cause::DeadlineExceeded`] `duration` from now:
@@ -169,7 +187,7 @@ impl<E: Send + 'static> Group<E> {
     /// # }
     /// ```
     pub fn deadline(self, at: Instant) -> Self {
-        self.reconfigure("deadline", |s| {
+        self.configure("deadline", |s| {
             s.deadline = Some(s.deadline.map_or(at, |d| d.min(at)));
         })
     }
@@ -187,7 +205,7 @@ impl<E: Send + 'static> Group<E> {
     /// ```
     #[must_use]
     pub fn ctx(&self) -> Ctx {
-        self.state.ctx(TaskName::new("group"))
+        Ctx::new(Arc::clone(&self.built().state.core), TaskName::new("group"))
     }
 
     /// Starts `task(ctx)` as a tokio task of the group: Go's `g.Go`.
@@ -214,8 +232,9 @@ impl<E: Send + 'static> Group<E> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        let start = self.state.core.start();
-        self.start(name.into(), task, start);
+        let core = &self.built().state.core;
+        // Refused only once the group is cancelled: then nothing starts, as documented.
+        let _ = ctx::spawn(core, name.into(), task, core.start());
     }
 
     /// Starts `task(ctx)` only if a slot is free under the [`limit`](Group::limit):
@@ -238,37 +257,13 @@ impl<E: Send + 'static> Group<E> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<(), E>> + Send + 'static,
     {
-        match self.state.core.start() {
+        let core = &self.built().state.core;
+        match core.start() {
             Start::Queued => false,
             start => {
-                self.start(name.into(), task, start);
+                let _ = ctx::spawn(core, name.into(), task, start);
                 true
             }
-        }
-    }
-
-    fn start<F, Fut>(&mut self, name: TaskName, task: F, start: Start)
-    where
-        F: FnOnce(Ctx) -> Fut,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
-    {
-        self.start_watchdog();
-        // Refused only once the group is cancelled: then nothing starts, as documented.
-        let _ = self.state.core.spawn(name, task, start);
-    }
-
-    /// The deadline must fire even while nobody awaits `wait`.
-    fn start_watchdog(&mut self) {
-        if self.watchdog.is_some() {
-            return;
-        }
-        if let Some(at) = self.state.core.own_deadline() {
-            let core = Arc::clone(&self.state.core);
-            let timer = tokio::spawn(async move {
-                tokio::time::sleep_until(at).await;
-                core.cancel(Cause::DeadlineExceeded);
-            });
-            self.watchdog = Some(timer.abort_handle());
         }
     }
 
@@ -288,22 +283,46 @@ impl<E: Send + 'static> Group<E> {
     /// # }
     /// ```
     pub async fn wait(mut self) -> Result<(), Error<E>> {
-        self.start_watchdog();
-        let core = Arc::clone(&self.state.core);
+        let core = Arc::clone(&self.built().state.core);
         let all_ok = poll_fn(|cx| core.poll_tasks(cx, true)).await;
         self.finished = true;
-        self.state.finish(all_ok.then_some(()))
+        self.built().state.finish(all_ok.then_some(()))
+    }
+}
+
+impl<E> Built<E> {
+    /// Starts the deadline's timer, once, if there is a deadline and a runtime.
+    fn arm(&self) {
+        let Some(at) = self.state.core.own_deadline() else {
+            return;
+        };
+        let mut watchdog = lock(&self.watchdog);
+        if watchdog.is_some() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let core = Arc::clone(&self.state.core);
+        let timer = runtime.spawn(async move {
+            tokio::time::sleep_until(at).await;
+            core.cancel(Cause::DeadlineExceeded);
+        });
+        *watchdog = Some(timer.abort_handle());
     }
 }
 
 impl<E> Drop for Group<E> {
     fn drop(&mut self) {
-        if let Some(timer) = self.watchdog.take() {
+        let Some(built) = self.built.get_mut() else {
+            return;
+        };
+        if let Some(timer) = lock(&built.watchdog).take() {
             timer.abort();
         }
         if !self.finished {
-            self.state.core.cancel(Cause::Dropped);
-            self.state.core.close_tasks();
+            built.state.core.cancel(Cause::Dropped);
+            built.state.core.close_tasks();
         }
     }
 }

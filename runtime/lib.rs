@@ -32,14 +32,19 @@
 // names `::errgroup`.
 extern crate self as errgroup;
 
-mod branch;
-mod channel;
-mod ctx;
-mod error;
-mod fanout;
-mod group;
-mod shared;
+// The layers, lowest first; each imports only from those above it here.
 mod sync;
+mod error;
+mod cancel;
+mod limit;
+mod tasks;
+mod state;
+mod channel;
+mod branch;
+mod fanout;
+mod engine;
+mod ctx;
+mod group;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

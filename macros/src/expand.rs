@@ -1,9 +1,11 @@
 //! Expand: a checked block into calls on `::errgroup::__private`.
 //!
 //! The expansion is a block expression that awaits, like `tokio::try_join!`:
-//! in-task branches are pinned on the caller's stack and polled by one
-//! `poll_fn` driver, so they may borrow locals; `#[spawn]` and `#[blocking]`
-//! branches are polled through their join handles. Internal names carry
+//! the header values become a `Config`, each branch one constructor call
+//! (`InTask`, `Spawn` or `Blocking`, `.branch(..)` for one body and
+//! `.fan_out(..)` for a `for` branch), and the tuple of branches is handed
+//! to `scope.run(..)`, the runtime's loop. In-task branches live in that
+//! future, so they may borrow locals. Internal names carry
 //! `Span::mixed_site()`, so branch bodies cannot see them; only `ctx` is
 //! given the caller's span on purpose.
 
@@ -14,28 +16,22 @@ use syn::spanned::Spanned;
 use crate::check::{Checked, Mode};
 use crate::parse::{Body, HeaderKind, Input};
 
+/// The most branches the runtime's tuples hold; more are nested.
+const MAX_TUPLE: usize = 8;
+
 pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
     let site = Span::mixed_site();
     let rt = quote_spanned!(site=> ::errgroup::__private);
     let scope = format_ident!("__errgroup_scope", span = site);
-    let cx = format_ident!("__errgroup_cx", span = site);
-    let timer = format_ident!("__errgroup_timer", span = site);
-    let pending = format_ident!("__errgroup_pending", span = site);
+    let result = format_ident!("__errgroup_result", span = site);
 
     let error_type = error_type(input, quote!(_));
     let config = config(input, &rt);
 
     let channels = channels(input, &scope, site);
     let mut setup = channels.setup.clone();
-    let mut polls = TokenStream::new();
-    let mut drops = TokenStream::new();
-    let mut takes = TokenStream::new();
-    let mut somes = TokenStream::new();
-    let mut values = TokenStream::new();
+    let mut branches = Vec::new();
     for (i, (branch, mode)) in input.branches.iter().zip(&checked.modes).enumerate() {
-        let fut = format_ident!("__errgroup_branch{}", i, span = site);
-        let slot = format_ident!("__errgroup_slot{}", i, span = site);
-        let value = format_ident!("__errgroup_value{}", i, span = site);
         let names = Names {
             site,
             scope: &scope,
@@ -48,91 +44,51 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
         setup.extend(names.ends.setup.clone());
         let future = match &branch.body {
             Body::Expr(body) => {
-                let future = single(&names, &branch.name, body, mode);
                 let (ctx, name) = (&names.ctx, branch.name.to_string());
                 setup.extend(quote_spanned!(site=> let #ctx = #scope.ctx(#name);));
-                future
+                single(&names, body, mode)
             }
-            Body::For(fan_out) => fan_out_lending(&names, &branch.name, fan_out, mode),
+            Body::For(fan_out) => fan_out_branch(&names, &branch.name, fan_out, mode),
             Body::Broken => continue,
         };
-        setup.extend(quote_spanned! {site=>
-            let mut #fut = #rt::pin!(#rt::Option::Some(#future));
-            let mut #slot = #rt::Slot::new();
-        });
-        polls.extend(quote_spanned! {site=>
-            #pending |= #rt::poll_branch(#fut.as_mut(), &mut #slot, #cx);
-        });
-        // Blocking bodies cannot be stopped, so grace waits for them;
-        // `#[spawn]` ones are aborted and still awaited, so that they have
-        // stopped when the group returns.
-        if mode.spawn && matches!(branch.body, Body::Expr(_)) {
-            drops.extend(quote_spanned!(site=> #rt::abort_branch(#fut.as_mut());));
-        } else if !mode.blocking {
-            drops.extend(quote_spanned!(site=> #rt::drop_branch(#fut.as_mut(), &mut #slot);));
-        }
-        takes.extend(quote_spanned!(site=> #slot.take(),));
-        somes.extend(quote_spanned!(site=> #rt::Option::Some(#value),));
-        values.extend(quote_spanned!(site=> #value,));
+        branches.push(future);
     }
-
     setup.extend(channels.drops);
 
-    let (grace_setup, grace_poll) = grace(input, &scope, &cx, &rt, &drops, site);
-
+    let values: Vec<_> = (0..branches.len())
+        .map(|i| format_ident!("__errgroup_value{}", i, span = site))
+        .collect();
+    let tuple = nest(&branches);
+    let run = quote_spanned!(site=> #scope.run(#tuple).await);
+    let run = if branches.len() > MAX_TUPLE {
+        let nested = nest(&values);
+        quote_spanned! {site=>
+            match #run {
+                #rt::Result::Ok(#nested) => #rt::Result::Ok((#(#values,)*)),
+                #rt::Result::Err(error) => #rt::Result::Err(error),
+            }
+        }
+    } else {
+        run
+    };
     quote_spanned! {site=>
         {
             let #scope = #rt::Scope::<#error_type>::new(#config);
             #setup
-            let mut #timer = #rt::pin!(#scope.timer());
-            #grace_setup
-            #rt::poll_fn(|#cx| {
-                #scope.poll_timer(#timer.as_mut(), #cx);
-                #grace_poll
-                let mut #pending = false;
-                #polls
-                #pending = #scope.poll_tasks(#pending, #cx);
-                if #pending {
-                    #rt::PollState::Pending
-                } else {
-                    #rt::PollState::Ready(())
-                }
-            })
-            .await;
-            match (#takes) {
-                (#somes) => #scope.finish(#rt::Option::Some((#values))),
-                _ => #scope.finish(#rt::Option::None),
-            }
+            let #result = #run;
+            #result
         }
     }
 }
 
-/// With a `grace` header: the timer, and the poll that stops what still
-/// runs once it expires.
-fn grace(
-    input: &Input,
-    scope: &syn::Ident,
-    cx: &syn::Ident,
-    rt: &TokenStream,
-    drops: &TokenStream,
-    site: Span,
-) -> (TokenStream, TokenStream) {
-    if !input
-        .headers
-        .iter()
-        .any(|h| matches!(h.kind, HeaderKind::Grace(_)))
-    {
-        return (TokenStream::new(), TokenStream::new());
+/// `(a, b, ..)`, nested so that no tuple holds more than [`MAX_TUPLE`].
+fn nest<T: quote::ToTokens>(items: &[T]) -> TokenStream {
+    if items.len() <= MAX_TUPLE {
+        return quote!((#(#items,)*));
     }
-    let grace = format_ident!("__errgroup_grace", span = site);
-    (
-        quote_spanned!(site=> let mut #grace = #rt::pin!(#scope.grace());),
-        quote_spanned! {site=>
-            if #scope.poll_grace(#grace.as_mut(), #cx) {
-                #drops
-            }
-        },
-    )
+    let (flat, rest) = items.split_at(MAX_TUPLE - 1);
+    let rest = nest(rest);
+    quote!((#(#flat,)* #rest,))
 }
 
 /// The generated names one branch uses.
@@ -155,48 +111,69 @@ impl Names<'_> {
             let #user_ctx: &::errgroup::Ctx = #from;
         }
     }
+
+    /// The mode's constructor: `InTask`, `Spawn` or `Blocking`.
+    fn mode(&self, mode: &Mode) -> TokenStream {
+        let rt = self.rt;
+        let name = if mode.blocking {
+            "Blocking"
+        } else if mode.spawn {
+            "Spawn"
+        } else {
+            "InTask"
+        };
+        let name = format_ident!("{}", name, span = self.site);
+        quote_spanned!(self.site=> #rt::#name)
+    }
+
+    /// `body`, supervised under `on_error = continue`.
+    fn supervise(&self, body: TokenStream, mode: &Mode) -> TokenStream {
+        if !self.supervise {
+            return body;
+        }
+        let rt = self.rt;
+        let adapter = if mode.blocking {
+            format_ident!("supervise_blocking", span = self.site)
+        } else {
+            format_ident!("supervise", span = self.site)
+        };
+        quote_spanned!(self.site=> #rt::#adapter(#body))
+    }
 }
 
-/// The future of a plain branch, given `ctx` in scope under `names.ctx`.
-fn single(names: &Names, _name: &syn::Ident, body: &syn::Expr, mode: &Mode) -> TokenStream {
+/// A plain branch, given `ctx` in scope under `names.ctx`.
+fn single(names: &Names, body: &syn::Expr, mode: &Mode) -> TokenStream {
     let Names {
         site, scope, ctx, ..
     } = names;
     let site = *site;
-    if mode.blocking {
-        let method = method("blocking", names.supervise, site);
+    let ends = names.ends.bind(&names.ends.held);
+    let constructor = names.mode(mode);
+    let (ctx_arg, body) = if mode.blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
-        let ends = names.ends.bind_branch();
-        quote_spanned! {body.span()=>
-            #scope.#method(#ctx, move |#ctx: &::errgroup::Ctx| { #ends #bind #body })
-        }
+        let body = quote_spanned! {body.span()=>
+            move |#ctx: &::errgroup::Ctx| { #ends #bind #body }
+        };
+        (quote_spanned!(site=> #ctx), body)
     } else if mode.spawn {
-        let method = method("spawn", names.supervise, site);
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let ends = names.ends.bind_branch();
-        quote_spanned! {body.span()=>
-            #scope.#method(#ctx.clone(), async move { #ends #bind #body })
-        }
+        let body = quote_spanned! {body.span()=>
+            async move { #ends #bind #body }
+        };
+        (quote_spanned!(site=> #ctx.clone()), body)
     } else {
-        let method = format_ident!(
-            "{}",
-            if names.supervise {
-                "supervised"
-            } else {
-                "branch"
-            },
-            span = site
-        );
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let ends = names.ends.bind_branch();
-        quote_spanned! {body.span()=>
-            #scope.#method(#ctx.clone(), async { #ends #bind #body })
-        }
+        let body = quote_spanned!(body.span()=> async { #ends #bind #body });
+        (quote_spanned!(site=> #ctx.clone()), body)
+    };
+    let body = names.supervise(body, mode);
+    quote_spanned! {site=>
+        #constructor.branch(&#scope, #ctx_arg, #body)
     }
 }
 
-/// The future of a fan-out branch: one task per item of its iterator.
-fn fan_out_future(
+/// A fan-out branch: one task per item of its iterator.
+fn fan_out_branch(
     names: &Names,
     name: &syn::Ident,
     fan_out: &syn::ExprForLoop,
@@ -215,55 +192,62 @@ fn fan_out_future(
     let (pat, items, block) = (&fan_out.pat, &fan_out.expr, &fan_out.body);
     // The statements, not the block: the braces would be linted as unneeded.
     let stmts = &block.stmts;
-    let (lend, ends) = (names.ends.lend(), names.ends.bind_item());
-    if mode.blocking {
-        let method = method("fan_out_blocking", names.supervise, site);
+    // The branch's clones of the channel ends it names go to the fan-out,
+    // which clones them for each item and drops them when no item will
+    // start again.
+    let (held, lent) = (names.ends.held(), names.ends.lent_param());
+    let ends = names.ends.bind(&names.ends.lent);
+    let constructor = names.mode(mode);
+    let launch = if mode.blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
-        quote_spanned! {block.span()=>
-            #scope.#method(#name, #items, move |#item| {
-                #lend
-                move |#ctx: &::errgroup::Ctx| {
-                    #ends
-                    #bind
-                    #[allow(clippy::no_effect_underscore_binding)]
-                    let #pat = #item;
-                    #(#stmts)*
-                }
-            })
-        }
+        let body = quote_spanned! {block.span()=>
+            move |#ctx: &::errgroup::Ctx| {
+                #ends
+                #bind
+                #[allow(clippy::no_effect_underscore_binding)]
+                let #pat = #item;
+                #(#stmts)*
+            }
+        };
+        let body = names.supervise(body, mode);
+        quote_spanned!(block.span()=> move |#item, #lent| #body)
     } else if mode.spawn {
-        let method = method("fan_out_spawn", names.supervise, site);
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        quote_spanned! {block.span()=>
-            #scope.#method(#name, #items, move |#item, #ctx: ::errgroup::Ctx| {
-                #lend
-                async move {
-                    #ends
-                    #bind
-                    #[allow(clippy::no_effect_underscore_binding)]
-                    let #pat = #item;
-                    #(#stmts)*
-                }
-            })
-        }
+        let body = quote_spanned! {block.span()=>
+            async move {
+                #ends
+                #bind
+                #[allow(clippy::no_effect_underscore_binding)]
+                let #pat = #item;
+                #(#stmts)*
+            }
+        };
+        let body = names.supervise(body, mode);
+        quote_spanned!(block.span()=> move |#item, #ctx: ::errgroup::Ctx, #lent| #body)
     } else {
-        let method = method("fan_out", names.supervise, site);
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        // The item and the ctx move into the item's future; everything else
-        // the body names is borrowed from the caller, as in a plain branch.
+        // The item, the ctx and the ends move into the item's future;
+        // everything else the body names is borrowed from the caller, as in
+        // a plain branch.
+        let body = quote_spanned! {block.span()=>
+            async {
+                let #ctx = #ctx;
+                #ends
+                #bind
+                let #pat = #item.into_inner();
+                #(#stmts)*
+            }
+        };
+        let body = names.supervise(body, mode);
         quote_spanned! {block.span()=>
-            #scope.#method(#name, #items, |#item, #ctx: ::errgroup::Ctx| {
+            |#item, #ctx: ::errgroup::Ctx, #lent| {
                 let #item = #rt::Moved(#item);
-                #lend
-                async {
-                    let #ctx = #ctx;
-                    #ends
-                    #bind
-                    let #pat = #item.into_inner();
-                    #(#stmts)*
-                }
-            })
+                #body
+            }
         }
+    };
+    quote_spanned! {site=>
+        #constructor.fan_out(&#scope, #name, #items, #held, #launch)
     }
 }
 
@@ -340,15 +324,8 @@ impl Channels<'_> {
         let lent = format_ident!("__errgroup_lent{}", i, span = site);
         let users: Vec<_> = named.iter().map(|(user, _)| *user).collect();
         let originals: Vec<_> = named.iter().map(|(_, orig)| orig).collect();
-        let fan_out = matches!(branch.body, Body::For(_));
         let setup = if named.is_empty() {
             TokenStream::new()
-        } else if fan_out {
-            let lender = format_ident!("__errgroup_lender{}", i, span = site);
-            quote_spanned! {site=>
-                let #lender = #rt::Lender::new((#(#rt::Clone::clone(&#originals),)*));
-                let #held = &#lender;
-            }
         } else {
             quote_spanned! {site=>
                 let #held = (#(#rt::Clone::clone(&#originals),)*);
@@ -367,8 +344,7 @@ impl Channels<'_> {
 /// The channel ends one branch names, and where it holds its clones.
 struct Ends {
     users: Vec<syn::Ident>,
-    /// The branch's own clones (a tuple), or, for a fan-out branch, a
-    /// reference to the `Lender` of them.
+    /// The branch's own clones (a tuple).
     held: syn::Ident,
     /// One fan-out item's clones.
     lent: syn::Ident,
@@ -377,6 +353,8 @@ struct Ends {
 }
 
 impl Ends {
+    /// `let (tx, rx) = <from>;`, first thing in a body, so that its future
+    /// owns the clones and drops them when it ends.
     fn bind(&self, from: &syn::Ident) -> TokenStream {
         if self.users.is_empty() {
             return TokenStream::new();
@@ -388,45 +366,23 @@ impl Ends {
         }
     }
 
-    /// `let (tx, rx) = <the branch's clones>;`, first thing in its body, so
-    /// its future owns them and drops them when it ends.
-    fn bind_branch(&self) -> TokenStream {
-        self.bind(&self.held)
-    }
-
-    /// Clones for one fan-out item, taken before its future is made.
-    fn lend(&self) -> TokenStream {
+    /// The branch's clones, handed to a fan-out: `()` when it names none.
+    fn held(&self) -> TokenStream {
         if self.users.is_empty() {
-            return TokenStream::new();
-        }
-        let (held, lent) = (&self.held, &self.lent);
-        quote_spanned!(self.site=> let #lent = #held.lend();)
-    }
-
-    fn bind_item(&self) -> TokenStream {
-        self.bind(&self.lent)
-    }
-
-    /// A fan-out branch's future, after which its lent ends are dropped.
-    fn release(&self, future: TokenStream) -> TokenStream {
-        if self.users.is_empty() {
-            return future;
+            return quote_spanned!(self.site=> ());
         }
         let held = &self.held;
-        quote_spanned!(self.site=> #held.release(#future))
+        quote_spanned!(self.site=> #held)
     }
-}
 
-/// A fan-out branch's future, after which the ends it lent are dropped.
-fn fan_out_lending(
-    names: &Names,
-    name: &syn::Ident,
-    fan_out: &syn::ExprForLoop,
-    mode: &Mode,
-) -> TokenStream {
-    names
-        .ends
-        .release(fan_out_future(names, name, fan_out, mode))
+    /// The parameter one fan-out item's clones arrive in.
+    fn lent_param(&self) -> TokenStream {
+        if self.users.is_empty() {
+            return quote_spanned!(self.site=> ());
+        }
+        let lent = &self.lent;
+        quote_spanned!(self.site=> #lent)
+    }
 }
 
 /// Whether `tokens` name `ident` anywhere, inside macro calls too.
@@ -436,14 +392,6 @@ fn mentions(tokens: &TokenStream, ident: &syn::Ident) -> bool {
         proc_macro2::TokenTree::Group(g) => mentions(&g.stream(), ident),
         _ => false,
     })
-}
-
-fn method(base: &str, supervise: bool, site: Span) -> syn::Ident {
-    if supervise {
-        format_ident!("{}_supervised", base, span = site)
-    } else {
-        format_ident!("{}", base, span = site)
-    }
 }
 
 /// The `type Error = ..;` header, or `default`.

@@ -1,0 +1,329 @@
+//! The cancellation tree: one [`Node`] per group, holding why it was
+//! cancelled, its deadline, the hooks to run and the waiters to wake. The
+//! lowest layer of the runtime: it knows nothing of branches, tasks or
+//! `Ctx` (tokio-util's `tree_node.rs` under `cancellation_token.rs` is the
+//! model).
+//!
+//! # Invariants
+//!
+//! - A node is cancelled at most once: whoever sets its cause first cancels
+//!   it; the cause slot is the truth, and the waiter list only wakes waiters.
+//! - A passed deadline counts as the first cause. Queries ([`Node::is_cancelled`],
+//!   [`Node::cause`]) see it without changing anything; every cancellation
+//!   first settles it, so a failure noticed after the deadline passed (and
+//!   before a timer fired) does not take the deadline's place.
+//! - A waiter ([`Cancellation`]) registers under the hook lock, which the
+//!   cancellation takes after setting the cause: a waiter that finds the
+//!   hooks not fired is in the list the cancellation drains and wakes.
+//! - Cancellation runs the node's hooks exactly once, outside any lock:
+//!   child groups (which cancel with `Parent(cause)`) and group channels. A
+//!   hook registered after the cancellation runs at once.
+//!
+//! # Deadlock safety
+//!
+//! No lock is held while calling out: hooks and wakers are taken out of
+//! their lists before they run.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use tokio::time::Instant;
+
+use crate::error::Cause;
+use crate::sync::{Arc, Mutex, SetOnce, Weak, lock};
+
+/// Something to tell when a node is cancelled: a child group, a channel.
+pub(crate) trait OnCancel: Send + Sync {
+    fn on_cancel(&self, cause: &Cause);
+}
+
+/// What a node's parent link points to: the enclosing group, which holds
+/// its node inline so that a group is one allocation.
+pub(crate) trait HasNode: Send + Sync {
+    fn node(&self) -> &Node;
+}
+
+#[derive(Default)]
+struct Hooks {
+    fired: bool,
+    list: Vec<Weak<dyn OnCancel>>,
+    waiters: Waiters,
+}
+
+/// The wakers of the [`Cancellation`] futures waiting on a node: a slab,
+/// so that a waiter polled again replaces its waker instead of adding one.
+#[derive(Default)]
+struct Waiters {
+    slots: Vec<Slot>,
+    /// The first vacant slot, if any; each vacant slot names the next one.
+    vacant: Option<usize>,
+}
+
+enum Slot {
+    Waiting(Waker),
+    Vacant(Option<usize>),
+}
+
+impl Waiters {
+    fn insert(&mut self, waker: Waker) -> usize {
+        if let Some(key) = self.vacant {
+            let Slot::Vacant(next) = self.slots[key] else {
+                unreachable!("errgroup: the vacant list names a waiting slot")
+            };
+            self.vacant = next;
+            self.slots[key] = Slot::Waiting(waker);
+            key
+        } else {
+            self.slots.push(Slot::Waiting(waker));
+            self.slots.len() - 1
+        }
+    }
+
+    fn update(&mut self, key: usize, waker: &Waker) {
+        if let Slot::Waiting(old) = &mut self.slots[key] {
+            old.clone_from(waker);
+        }
+    }
+
+    fn remove(&mut self, key: usize) {
+        self.slots[key] = Slot::Vacant(self.vacant);
+        self.vacant = Some(key);
+    }
+
+    fn wake_all(self) {
+        for slot in self.slots {
+            if let Slot::Waiting(waker) = slot {
+                waker.wake();
+            }
+        }
+    }
+}
+
+/// One group's place in the cancellation tree.
+pub(crate) struct Node {
+    cause: SetOnce<Cause>,
+    /// This group's own deadline, from `timeout`/`deadline`.
+    deadline: Option<Instant>,
+    /// The earliest deadline of this group and its ancestors.
+    effective_deadline: Option<Instant>,
+    parent: Option<Arc<dyn HasNode>>,
+    hooks: Mutex<Hooks>,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("cause", &self.cause.get())
+            .field("deadline", &self.effective_deadline)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Node {
+    /// A node under `parent` (it inherits the parent's deadline). The owner
+    /// registers itself as the parent's hook once it has an `Arc`.
+    pub(crate) fn new(parent: Option<Arc<dyn HasNode>>, deadline: Option<Instant>) -> Node {
+        let inherited = parent.as_ref().and_then(|p| p.node().effective_deadline);
+        let effective_deadline = match (deadline, inherited) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Node {
+            cause: SetOnce::new(),
+            deadline,
+            effective_deadline,
+            parent,
+            hooks: Mutex::default(),
+        }
+    }
+
+    pub(crate) fn parent(&self) -> Option<&Node> {
+        self.parent.as_deref().map(HasNode::node)
+    }
+
+    /// Cancels the node with `cause`; `false` if it was already cancelled
+    /// (or its deadline had passed, which then becomes the cause).
+    pub(crate) fn cancel(&self, cause: Cause) -> bool {
+        if self.settle_deadline() {
+            return false;
+        }
+        self.set_cause(cause)
+    }
+
+    fn set_cause(&self, cause: Cause) -> bool {
+        if !self.cause.set(cause) {
+            return false;
+        }
+        let (hooks, waiters) = {
+            let mut hooks = lock(&self.hooks);
+            hooks.fired = true;
+            (
+                std::mem::take(&mut hooks.list),
+                std::mem::take(&mut hooks.waiters),
+            )
+        };
+        waiters.wake_all();
+        if let (false, Some(cause)) = (hooks.is_empty(), self.cause.get()) {
+            for hook in hooks.iter().filter_map(Weak::upgrade) {
+                hook.on_cancel(&cause);
+            }
+        }
+        true
+    }
+
+    /// If the deadline has passed, cancels the node that owns it with
+    /// [`Cause::DeadlineExceeded`] (its children then follow through their
+    /// hooks); `true` if this node is cancelled afterwards.
+    pub(crate) fn settle_deadline(&self) -> bool {
+        if self.cause.is_set() {
+            return true;
+        }
+        if !self.deadline_passed() {
+            return false;
+        }
+        self.owner_of_deadline().set_cause(Cause::DeadlineExceeded);
+        true
+    }
+
+    /// Runs `hook` when the node is cancelled, or now if it already is.
+    pub(crate) fn on_cancel(&self, hook: Weak<dyn OnCancel>) {
+        let mut hooks = lock(&self.hooks);
+        if hooks.fired {
+            drop(hooks);
+            if let (Some(hook), Some(cause)) = (hook.upgrade(), self.cause.get()) {
+                hook.on_cancel(&cause);
+            }
+            return;
+        }
+        if hooks.list.len() == hooks.list.capacity() {
+            // Child groups come and go; keep the list as long as the live ones.
+            hooks.list.retain(|w| w.strong_count() > 0);
+        }
+        hooks.list.push(hook);
+    }
+
+    /// Whether the node is cancelled, or its deadline has passed. A query:
+    /// it changes nothing (a spinning branch still sees a deadline that no
+    /// timer has turned into a cancellation yet).
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.cause.is_set() || self.deadline_passed()
+    }
+
+    fn deadline_passed(&self) -> bool {
+        self.effective_deadline
+            .is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// The node whose own deadline is the effective one, and how many
+    /// levels up it is.
+    fn owner_of_deadline(&self) -> &Node {
+        let at = self.effective_deadline;
+        let mut node = self;
+        while node.deadline != at {
+            match node.parent() {
+                Some(parent) => node = parent,
+                None => break,
+            }
+        }
+        node
+    }
+
+    /// Why the node was cancelled, `None` while it is not. A deadline that
+    /// has passed unseen by any timer is reported as the cancellation it is
+    /// about to be: `DeadlineExceeded` on the group that set it, wrapped in
+    /// `Parent` once per level below it.
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        if let Some(cause) = self.cause.get() {
+            return Some(cause);
+        }
+        if !self.deadline_passed() {
+            return None;
+        }
+        let at = self.effective_deadline;
+        let mut levels = 0;
+        let mut node = self;
+        while node.deadline != at {
+            match node.parent() {
+                Some(parent) => {
+                    if let Some(cause) = parent.cause.get() {
+                        return Some(wrap(cause, levels + 1));
+                    }
+                    node = parent;
+                    levels += 1;
+                }
+                None => break,
+            }
+        }
+        Some(wrap(Cause::DeadlineExceeded, levels))
+    }
+
+    /// Completes once the node is cancelled.
+    pub(crate) fn cancellation(&self) -> Cancellation<'_> {
+        Cancellation {
+            node: self,
+            key: None,
+        }
+    }
+
+    pub(crate) fn effective_deadline(&self) -> Option<Instant> {
+        self.effective_deadline
+    }
+
+    pub(crate) fn own_deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+}
+
+fn wrap(mut cause: Cause, levels: usize) -> Cause {
+    for _ in 0..levels {
+        cause = Cause::Parent(Box::new(cause));
+    }
+    cause
+}
+
+/// Completes once its node is cancelled (by its cause; a passed deadline is
+/// the caller's to check, as the group's timer turns it into a cancellation).
+///
+/// # Cancellation safety
+///
+/// Cancellation safe: dropping it only takes its waker out of the list.
+#[must_use = "futures do nothing unless you `.await` or poll them"]
+pub(crate) struct Cancellation<'a> {
+    node: &'a Node,
+    /// Its slot in the waiter list, once it has waited.
+    key: Option<usize>,
+}
+
+impl Future for Cancellation<'_> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        if this.node.cause.is_set() {
+            return Poll::Ready(());
+        }
+        let mut hooks = lock(&this.node.hooks);
+        if hooks.fired {
+            // The list was drained with our slot in it.
+            this.key = None;
+            return Poll::Ready(());
+        }
+        match this.key {
+            Some(key) => hooks.waiters.update(key, cx.waker()),
+            None => this.key = Some(hooks.waiters.insert(cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Cancellation<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key {
+            let mut hooks = lock(&self.node.hooks);
+            if !hooks.fired {
+                hooks.waiters.remove(key);
+            }
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! The scheduling loop of an `errgroup!` group: the deadline timer, the
+//! `grace` timer, every branch polled, the group's tasks awaited, then the
+//! result. The macro builds the branches (private.rs) and hands them here
+//! as a tuple; this module owns everything that happens after.
+//!
+//! # Poll order
+//!
+//! Every poll of the group: the deadline timer (cancelling the group with
+//! `DeadlineExceeded`), the grace timer (stopping what still runs), each
+//! branch in the order written, then the group's tasks (`ctx.spawn`). The
+//! group is done when no branch and no task is running; the last poll of
+//! the tasks closes the set in the same critical section (core.rs).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
+
+use crate::branch::{AfterGrace, Stop};
+use crate::cancel::Cancellation;
+use crate::state::State;
+use crate::error::{Cause, Error};
+use crate::sync::{AtomicBool, Ordering};
+
+/// One branch, or a tuple of them, as the loop drives it.
+pub trait Branch {
+    /// What the branch gives when it succeeds (a tuple for a tuple).
+    type Value;
+    /// `Ready` once the branch (every branch of a tuple) has ended.
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+    /// `grace` expired: drops or aborts what still runs (see [`Stop`]).
+    fn stop(self: Pin<&mut Self>);
+    /// The value, once ended, if the branch (every branch of a tuple) gave one.
+    fn take(self: Pin<&mut Self>) -> Option<Self::Value>;
+}
+
+pin_project! {
+    /// One branch's future and, once it has ended, its value. The future is
+    /// dropped as soon as it ends, freeing what it held.
+    #[derive(Debug)]
+    pub(crate) struct Leaf<F, V> {
+        #[pin]
+        fut: Option<F>,
+        value: Option<V>,
+    }
+}
+
+impl<F, V> Leaf<F, V> {
+    pub(crate) fn new(fut: F) -> Self {
+        Leaf {
+            fut: Some(fut),
+            value: None,
+        }
+    }
+}
+
+impl<F, V> Branch for Leaf<F, V>
+where
+    F: Future<Output = Option<V>> + Stop,
+{
+    type Value = V;
+
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(fut) = this.fut.as_mut().as_pin_mut() else {
+            return Poll::Ready(());
+        };
+        *this.value = ready!(fut.poll(cx));
+        this.fut.set(None);
+        Poll::Ready(())
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        let mut this = self.project();
+        if let Some(fut) = this.fut.as_mut().as_pin_mut() {
+            if fut.stop() == AfterGrace::Drop {
+                this.fut.set(None);
+            }
+        }
+    }
+
+    fn take(self: Pin<&mut Self>) -> Option<V> {
+        self.project().value.take()
+    }
+}
+
+/// A tuple of branches, as the macro writes them.
+pub trait IntoBranches {
+    /// The tuple, pinned field by field.
+    type Branches: Branch;
+    /// Converts the tuple.
+    fn into_branches(self) -> Self::Branches;
+}
+
+macro_rules! join {
+    ($Join:ident: $($B:ident $b:ident),+) => {
+        pin_project! {
+            /// A tuple of branches, polled in order.
+            #[derive(Debug)]
+            pub struct $Join<$($B),+> {
+                $(#[pin] $b: $B,)+
+            }
+        }
+
+        impl<$($B: Branch),+> Branch for $Join<$($B),+> {
+            type Value = ($($B::Value,)+);
+
+            fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                let this = self.project();
+                let mut pending = false;
+                $(pending |= this.$b.poll_branch(cx).is_pending();)+
+                if pending { Poll::Pending } else { Poll::Ready(()) }
+            }
+
+            fn stop(self: Pin<&mut Self>) {
+                let this = self.project();
+                $(this.$b.stop();)+
+            }
+
+            fn take(self: Pin<&mut Self>) -> Option<Self::Value> {
+                let this = self.project();
+                // Every value is taken, so that those of the branches that
+                // succeeded are dropped here when another one failed.
+                let values = ($(this.$b.take(),)+);
+                match values {
+                    ($(Some($b),)+) => Some(($($b,)+)),
+                    _ => None,
+                }
+            }
+        }
+
+        impl<$($B: Branch),+> IntoBranches for ($($B,)+) {
+            type Branches = $Join<$($B),+>;
+
+            fn into_branches(self) -> Self::Branches {
+                let ($($b,)+) = self;
+                $Join { $($b,)+ }
+            }
+        }
+    };
+}
+
+join!(Join1: A a);
+join!(Join2: A a, B b);
+join!(Join3: A a, B b, C c);
+join!(Join4: A a, B b, C c, D d);
+join!(Join5: A a, B b, C c, D d, F f);
+join!(Join6: A a, B b, C c, D d, F f, G g);
+join!(Join7: A a, B b, C c, D d, F f, G g, H h);
+join!(Join8: A a, B b, C c, D d, F f, G g, H h, I i);
+
+/// One `errgroup!` evaluation: the group's state and its `grace`.
+#[derive(Debug)]
+pub struct Scope<E> {
+    /// Inline: the in-task branches borrow it, and `#[spawn]` ones record
+    /// their error in the core, so it needs no `Arc` of its own.
+    pub(crate) state: State<E>,
+    grace: Option<Duration>,
+    finished: AtomicBool,
+}
+
+impl<E: 'static> Scope<E> {
+    pub(crate) fn with_state(state: State<E>, grace: Option<Duration>) -> Self {
+        Scope {
+            state,
+            grace,
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Runs `branches` (a tuple of what the branch constructors made) to
+    /// the end: the group's result, values in branch order.
+    pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
+        let core = &self.state.core;
+        Driver {
+            scope: self,
+            branches: branches.into_branches(),
+            timer: core.own_deadline().map(tokio::time::sleep_until),
+            grace: self.grace.map(|period| Grace {
+                cancelled: core.cancellation(),
+                sleep: None,
+                period,
+            }),
+        }
+    }
+
+    /// The group's result once every branch and task has returned; `values`
+    /// is `Some` when every branch gave one.
+    pub(crate) fn finish<T>(&self, values: Option<T>) -> Result<T, Error<E>> {
+        self.finished.store(true, Ordering::Relaxed);
+        self.state.finish(values)
+    }
+}
+
+impl<E> Drop for Scope<E> {
+    fn drop(&mut self) {
+        if !self.finished.load(Ordering::Relaxed) {
+            self.state.core.cancel(Cause::Dropped);
+            self.state.core.close_tasks();
+        }
+    }
+}
+
+pin_project! {
+    /// The `grace` timer of a group: idle until the group is cancelled.
+    pub struct Grace<'a> {
+        cancelled: Cancellation<'a>,
+        #[pin]
+        sleep: Option<Sleep>,
+        period: Duration,
+    }
+}
+
+impl std::fmt::Debug for Grace<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grace")
+            .field("period", &self.period)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Grace<'_> {
+    /// Whether the grace period after the cancellation is over.
+    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+        let mut this = self.project();
+        if this.sleep.is_none() {
+            if Pin::new(&mut *this.cancelled).poll(cx).is_pending() {
+                return false;
+            }
+            this.sleep.set(Some(tokio::time::sleep(*this.period)));
+        }
+        this.sleep
+            .as_pin_mut()
+            .is_some_and(|sleep| sleep.poll(cx).is_ready())
+    }
+}
+
+pin_project! {
+    /// The future of one group: see the module docs for what each poll does.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    #[derive(Debug)]
+    pub struct Driver<'s, E, B> {
+        scope: &'s Scope<E>,
+        #[pin]
+        branches: B,
+        #[pin]
+        timer: Option<Sleep>,
+        #[pin]
+        grace: Option<Grace<'s>>,
+    }
+}
+
+impl<E: 'static, B: Branch> Future for Driver<'_, E, B> {
+    type Output = Result<B::Value, Error<E>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let core = &this.scope.state.core;
+        if let Some(timer) = this.timer.as_mut().as_pin_mut() {
+            if timer.poll(cx).is_ready() {
+                core.cancel(Cause::DeadlineExceeded);
+                this.timer.set(None);
+            }
+        }
+        if let Some(grace) = this.grace.as_mut().as_pin_mut() {
+            if grace.poll_expired(cx) {
+                this.grace.set(None);
+                core.close_tasks();
+                this.branches.as_mut().stop();
+            }
+        }
+        let branches = this.branches.as_mut().poll_branch(cx);
+        let tasks = core.poll_tasks(cx, branches.is_ready());
+        if branches.is_pending() || tasks.is_pending() {
+            return Poll::Pending;
+        }
+        Poll::Ready(this.scope.finish(this.branches.take()))
+    }
+}

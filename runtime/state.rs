@@ -1,0 +1,347 @@
+//! One group's shared state: its place in the cancellation tree, its
+//! `limit`, its tasks, its first error and panic. What every `Ctx` of the
+//! group points to, under both `errgroup!` and [`Group`](crate::Group).
+//!
+//! # Invariants
+//!
+//! - The first error is the one whose `cancel(Failed)` won; an error that
+//!   loses (the group was already cancelled) is dropped. The slots are read
+//!   only after every branch and task has returned ([`State::finish`]).
+//! - A failing branch records its error (cancelling the group) before it
+//!   gives its `limit` permit back, so the branch that takes the permit
+//!   sees the cancellation, as in Go: `branch::complete` is the one place
+//!   that does both, in that order.
+//! - A panic is caught where the body is polled, recorded (the first one
+//!   wins), cancels the group, and is resumed by [`State::finish`] once
+//!   every branch and task has returned.
+//! - A task is either awaited or refused: the driver's last poll closes the
+//!   task set in the critical section that finds it empty
+//!   ([`Core::poll_tasks`]).
+//! - Nothing a group may never use is allocated up front: the task set is
+//!   created by the first task, the waiter list grows with the first waiter,
+//!   and the typed error slot lives with the group's driver, not behind an
+//!   `Arc`. A trivial group allocates its `Core` and nothing else
+//!   (tests/allocations.rs).
+//!
+//! # Deadlock safety
+//!
+//! No lock is held while calling out: a task is spawned with the task-set
+//! lock held only around `JoinSet::spawn`, which does not run the task, and
+//! every cancellation happens after the lock is released.
+
+use std::any::{Any, TypeId, type_name};
+use std::future::Future;
+use std::panic::resume_unwind;
+use std::task::{Context, Poll};
+
+use tokio::time::Instant;
+
+use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
+use crate::error::{Cancelled, Cause, Error, TaskName};
+use crate::limit::{self, Limit, Start};
+use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Weak, lock};
+use crate::tasks::{Joined, TaskSet};
+
+/// What a group needs to build its core.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Settings {
+    pub(crate) parent: Option<Arc<Core>>,
+    pub(crate) deadline: Option<Instant>,
+    pub(crate) limit: Option<usize>,
+}
+
+/// Tasks started with `ctx.spawn` or [`Group::spawn`](crate::Group::spawn).
+struct Tasks {
+    /// Created by the first task: most groups never start one.
+    set: Option<TaskSet<bool>>,
+    /// The group has returned: nothing more may start.
+    closed: bool,
+    /// Every finished task returned `Ok`.
+    all_ok: bool,
+}
+
+/// One group, type-erased.
+pub(crate) struct Core {
+    node: Node,
+    limit: Option<Limit>,
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+    /// The first error of a task or `#[spawn]` branch, when one failed first.
+    task_error: Mutex<Option<Box<dyn Any + Send>>>,
+    /// The group's error type, which tasks must share.
+    error_type: (TypeId, &'static str),
+    tasks: Mutex<Tasks>,
+    /// Set before the first task is added: lets the driver skip the lock.
+    spawned: AtomicBool,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("node", &self.node)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HasNode for Core {
+    fn node(&self) -> &Node {
+        &self.node
+    }
+}
+
+impl OnCancel for Core {
+    fn on_cancel(&self, cause: &Cause) {
+        self.node.cancel(Cause::Parent(Box::new(cause.clone())));
+    }
+}
+
+impl Core {
+    pub(crate) fn new<E: 'static>(settings: Settings) -> Arc<Core> {
+        let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
+        let core = Arc::new(Core {
+            node: Node::new(parent, settings.deadline),
+            limit: settings.limit.map(Limit::new),
+            panic: Mutex::new(None),
+            task_error: Mutex::new(None),
+            error_type: (TypeId::of::<E>(), type_name::<E>()),
+            tasks: Mutex::new(Tasks {
+                set: None,
+                closed: false,
+                all_ok: true,
+            }),
+            spawned: AtomicBool::new(false),
+        });
+        if let Some(parent) = core.node.parent() {
+            let weak: Weak<Core> = Arc::downgrade(&core);
+            parent.on_cancel(weak);
+        }
+        core
+    }
+
+    pub(crate) fn node(&self) -> &Node {
+        &self.node
+    }
+
+    pub(crate) fn limit(&self) -> Option<&Limit> {
+        self.limit.as_ref()
+    }
+
+    /// Cancels the group with `cause`; `false` if it was already cancelled.
+    pub(crate) fn cancel(&self, cause: Cause) -> bool {
+        self.node.cancel(cause)
+    }
+
+    pub(crate) fn is_cancelled(&self) -> bool {
+        self.node.is_cancelled()
+    }
+
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        self.node.cause()
+    }
+
+    pub(crate) fn cancelled_error(&self) -> Cancelled {
+        Cancelled::new(self.cause().unwrap_or(Cause::Dropped))
+    }
+
+    /// Completes once the group is cancelled.
+    pub(crate) fn cancellation(&self) -> Cancellation<'_> {
+        self.node.cancellation()
+    }
+
+    pub(crate) fn effective_deadline(&self) -> Option<Instant> {
+        self.node.effective_deadline()
+    }
+
+    pub(crate) fn own_deadline(&self) -> Option<Instant> {
+        self.node.own_deadline()
+    }
+
+    /// How a branch created now may start (see `limit.rs`).
+    pub(crate) fn start(&self) -> Start {
+        limit::start(&self.node, self.limit.as_ref())
+    }
+
+    pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
+        self.cancel(Cause::Panicked { task });
+        lock(&self.panic).get_or_insert(payload);
+    }
+
+    /// Records the error of a task or `#[spawn]` branch if it is the first
+    /// failure, and cancels the group: boxed, as the core is untyped; the
+    /// group's error type was checked when the task started.
+    pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
+        if self.cancel(Cause::Failed { task }) {
+            *lock(&self.task_error) = Some(Box::new(error));
+        }
+    }
+
+    /// How a task of `task`'s ended, as a value if it gave one: a panic that
+    /// escaped is recorded to resume in the caller, an abort the group did
+    /// not ask for (the runtime shutting down) cancels the group.
+    pub(crate) fn joined<T>(&self, task: &TaskName, joined: Joined<T>) -> Option<T> {
+        match joined {
+            Joined::Done(value) => Some(value),
+            Joined::Panicked(payload) => {
+                self.panicked(task.clone(), payload);
+                None
+            }
+            Joined::Aborted => {
+                self.cancel(Cause::Dropped);
+                None
+            }
+        }
+    }
+
+    /// # Panics
+    ///
+    /// If `E` is not the group's error type.
+    pub(crate) fn check_error_type<E: 'static>(&self) {
+        let (group_error, group_error_name) = self.error_type;
+        assert!(
+            TypeId::of::<E>() == group_error,
+            "errgroup: a task spawned into this group returns `Result<_, {}>`, but the group's error type is `{group_error_name}`",
+            type_name::<E>(),
+        );
+    }
+
+    /// Adds `job` (whose output says whether it returned `Ok`) to the
+    /// group's tasks; refused once the group has returned.
+    pub(crate) fn spawn_task<F>(&self, job: F) -> Result<(), Cancelled>
+    where
+        F: Future<Output = bool> + Send + 'static,
+    {
+        self.spawned.store(true, Ordering::Release);
+        let mut tasks = lock(&self.tasks);
+        if tasks.closed {
+            drop(tasks);
+            return Err(self.cancelled_error());
+        }
+        tasks.set.get_or_insert_with(TaskSet::new).spawn(job);
+        Ok(())
+    }
+
+    /// A task refused because the group was cancelled when it was asked for.
+    pub(crate) fn refuse_task(&self) -> Cancelled {
+        self.spawned.store(true, Ordering::Release);
+        let mut tasks = lock(&self.tasks);
+        // A task that never runs did not return `Ok`: without this, a group
+        // born cancelled (a passed deadline, a cancelled parent) whose every
+        // spawn was refused would wait for nothing and report `Ok(())`. Once
+        // the group has returned (closed), a refusal is no longer its
+        // business: it must not turn the result `finish` is computing into
+        // an error (loom_tests.rs).
+        tasks.all_ok &= tasks.closed;
+        drop(tasks);
+        self.cancelled_error()
+    }
+
+    /// Collects finished tasks; `Ready(all_ok)` once none is running.
+    ///
+    /// `last`: nothing else of the group runs (every branch has returned),
+    /// so `Ready` ends the group. Then the set is closed in the critical
+    /// section that finds it empty: a task spawned meanwhile through a ctx
+    /// that outlives the group's code (`Group::ctx`, a clone moved to a
+    /// thread) is either in the set, and awaited, or refused; never
+    /// accepted and then aborted unseen by `close_tasks`.
+    pub(crate) fn poll_tasks(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
+        // Before the last poll a task is only added by running code of this
+        // group (a branch or another task), which the driver will poll again.
+        if !last && !self.spawned.load(Ordering::Acquire) {
+            return Poll::Ready(true);
+        }
+        let mut tasks = lock(&self.tasks);
+        let mut escaped = None;
+        let ready = loop {
+            let Some(set) = tasks.set.as_mut() else {
+                tasks.closed |= last;
+                break Poll::Ready(tasks.all_ok);
+            };
+            match set.poll_next(cx) {
+                Poll::Ready(Some(Joined::Done(ok))) => tasks.all_ok &= ok,
+                Poll::Ready(Some(joined)) => {
+                    tasks.all_ok = false;
+                    escaped.get_or_insert(joined);
+                }
+                Poll::Ready(None) => {
+                    tasks.closed |= last;
+                    break Poll::Ready(tasks.all_ok);
+                }
+                Poll::Pending => break Poll::Pending,
+            }
+        };
+        drop(tasks);
+        if let Some(joined) = escaped {
+            // Recorded outside the lock: it may cancel the group.
+            self.joined::<bool>(&TaskName::new("spawned task"), joined);
+        }
+        ready
+    }
+
+    /// The first half of the shutdown rule (tasks.rs): no task starts from
+    /// now on, and those still running are aborted; `poll_tasks` awaits them.
+    pub(crate) fn close_tasks(&self) {
+        let mut tasks = lock(&self.tasks);
+        tasks.closed = true;
+        if let Some(set) = tasks.set.as_mut() {
+            set.abort_all();
+        }
+    }
+}
+
+/// A group: its core and the first error of its branches, typed.
+#[derive(Debug)]
+pub(crate) struct State<E> {
+    pub(crate) core: Arc<Core>,
+    error: Mutex<Option<E>>,
+}
+
+impl<E: 'static> State<E> {
+    pub(crate) fn new(settings: Settings) -> Self {
+        State {
+            core: Core::new::<E>(settings),
+            error: Mutex::new(None),
+        }
+    }
+}
+
+impl<E> State<E> {
+    /// Records `error` if it is the first failure and cancels the group.
+    pub(crate) fn fail(&self, task: TaskName, error: E) {
+        if self.core.cancel(Cause::Failed { task }) {
+            *lock(&self.error) = Some(error);
+        }
+    }
+}
+
+impl<E: 'static> State<E> {
+    /// The group's result once every branch and task has returned: resumes
+    /// a panic, else `Ok(value)` if every branch gave one and no task failed,
+    /// else the first error, else the cancellation. Cancels the ctx with
+    /// `Finished` either way, and closes the group to new tasks.
+    pub(crate) fn finish<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
+        self.core.close_tasks();
+        self.core.cancel(Cause::Finished);
+        if let Some(payload) = lock(&self.core.panic).take() {
+            resume_unwind(payload);
+        }
+        let task_error = lock(&self.core.task_error).take();
+        // A task that failed after the cancellation (its error dropped) or
+        // was refused did not return `Ok` either, as a branch would not have.
+        let tasks_ok = lock(&self.core.tasks).all_ok;
+        if let (Some(value), None, true) = (value, &task_error, tasks_ok) {
+            return Ok(value);
+        }
+        if let Some(Cause::Failed { task }) = self.core.cause() {
+            let error = lock(&self.error).take().or_else(|| {
+                task_error.map(|e| {
+                    *e.downcast::<E>().unwrap_or_else(|_| {
+                        unreachable!("errgroup: a task's error type is checked when it starts")
+                    })
+                })
+            });
+            if let Some(error) = error {
+                return Err(Error::Failed { task, error });
+            }
+        }
+        Err(Error::Cancelled(self.core.cancelled_error()))
+    }
+}

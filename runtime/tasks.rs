@@ -1,0 +1,132 @@
+//! The tokio tasks a group starts: `#[spawn]` branches, `#[spawn] for` items
+//! and `ctx.spawn` tasks, with one shutdown rule for all of them.
+//!
+//! # The shutdown rule
+//!
+//! A group that must stop its tasks aborts them, then keeps polling them
+//! until every one has ended (as `JoinSet::shutdown` does): an abort only
+//! takes effect at the task's next yield, and a task mid-poll on another
+//! worker still runs until then. Semantic 3 ("nothing the group started runs
+//! after it returns") holds because the group returns only once the
+//! container is empty. Only a dropped group cannot wait: it aborts.
+//!
+//! # Join errors
+//!
+//! A task's panic is caught inside it, so a join error is either a panic
+//! that escaped (a destructor that panicked) or an abort. Both come out as
+//! [`Joined`] values for the group to record; none is dropped here.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+#[cfg(not(loom))]
+use tokio::task::JoinSet;
+use tokio::task::{JoinError, JoinHandle};
+
+#[cfg(loom)]
+use crate::sync::JoinSet;
+
+/// How a task ended.
+#[derive(Debug)]
+pub(crate) enum Joined<T> {
+    Done(T),
+    /// A panic that escaped the task's own catch: resumed by the group.
+    Panicked(Box<dyn Any + Send>),
+    /// Aborted by its group, or by the runtime shutting down.
+    Aborted,
+}
+
+impl<T> From<Result<T, JoinError>> for Joined<T> {
+    fn from(joined: Result<T, JoinError>) -> Self {
+        match joined {
+            Ok(value) => Joined::Done(value),
+            Err(e) if e.is_panic() => Joined::Panicked(e.into_panic()),
+            Err(_) => Joined::Aborted,
+        }
+    }
+}
+
+/// Many tasks, joined in the order they end.
+pub(crate) struct TaskSet<T> {
+    set: JoinSet<T>,
+}
+
+impl<T> std::fmt::Debug for TaskSet<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskSet").finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> TaskSet<T> {
+    pub(crate) fn new() -> Self {
+        TaskSet {
+            set: JoinSet::new(),
+        }
+    }
+
+    /// Starts `task`; it is in the set once this returns.
+    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(&mut self, task: F) {
+        self.set.spawn(task);
+    }
+
+    /// The next task to end; `Ready(None)` once the set is empty.
+    pub(crate) fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Joined<T>>> {
+        #[cfg(not(loom))]
+        return self.set.poll_join_next(cx).map(|j| j.map(Joined::from));
+        #[cfg(loom)]
+        return self.set.poll_join_next(cx).map(|j| {
+            j.map(|j| match j {
+                Ok(value) => Joined::Done(value),
+                Err(crate::sync::Aborted) => Joined::Aborted,
+            })
+        });
+    }
+
+    /// The first half of the shutdown rule; poll until empty for the second.
+    pub(crate) fn abort_all(&mut self) {
+        self.set.abort_all();
+    }
+}
+
+/// One task, as a `#[spawn]` branch is: a join handle, which needs no set
+/// (and no allocation) of its own. Dropping it aborts the task.
+#[derive(Debug)]
+pub(crate) struct Task<T> {
+    handle: JoinHandle<T>,
+}
+
+impl<T: Send + 'static> Task<T> {
+    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(task: F) -> Self {
+        Task {
+            handle: tokio::spawn(task),
+        }
+    }
+}
+
+impl<T: Send + 'static> Task<T> {
+    /// A synchronous job on tokio's blocking pool: it cannot be aborted.
+    pub(crate) fn spawn_blocking<F: FnOnce() -> T + Send + 'static>(job: F) -> Self {
+        Task {
+            handle: tokio::task::spawn_blocking(job),
+        }
+    }
+}
+
+impl<T> Task<T> {
+    /// The first half of the shutdown rule; poll until it ends for the second.
+    pub(crate) fn abort(&self) {
+        self.handle.abort();
+    }
+
+    pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Joined<T>> {
+        Pin::new(&mut self.handle).poll(cx).map(Joined::from)
+    }
+}
+
+impl<T> Drop for Task<T> {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
