@@ -14,9 +14,9 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use crate::state::{Core, State};
 use crate::error::TaskName;
 use crate::limit::{self, Permit, Start};
+use crate::state::{Core, State};
 use crate::sync::Arc;
 use crate::tasks::Task;
 

@@ -10,8 +10,9 @@
 //!   it; the cause slot is the truth, and the waiter list only wakes waiters.
 //! - A passed deadline counts as the first cause. Queries ([`Node::is_cancelled`],
 //!   [`Node::cause`]) see it without changing anything; every cancellation
-//!   first settles it, so a failure noticed after the deadline passed (and
-//!   before a timer fired) does not take the deadline's place.
+//!   first turns it into the cause of the group that set it, so a failure
+//!   noticed after the deadline passed (and before a timer fired) does not
+//!   take the deadline's place.
 //! - A waiter ([`Cancellation`]) registers under the hook lock, which the
 //!   cancellation takes after setting the cause: a waiter that finds the
 //!   hooks not fired is in the list the cancellation drains and wakes.
@@ -142,11 +143,22 @@ impl Node {
         self.parent.as_deref().map(HasNode::node)
     }
 
-    /// Cancels the node with `cause`; `false` if it was already cancelled
-    /// (or its deadline had passed, which then becomes the cause).
+    /// Cancels the node with `cause`; `false` if it was already cancelled,
+    /// or if its deadline had passed: then the deadline is the cause.
     pub(crate) fn cancel(&self, cause: Cause) -> bool {
-        if self.settle_deadline() {
-            return false;
+        if !self.cause.is_set() && self.deadline_passed() {
+            let owner = self.owner_of_deadline();
+            if std::ptr::eq(owner, self) {
+                self.set_cause(Cause::DeadlineExceeded);
+                return false;
+            }
+            // Reaches this node through the hooks of the levels between...
+            owner.set_cause(Cause::DeadlineExceeded);
+            if self.cause.is_set() {
+                return false;
+            }
+            // ...unless this call is that hook running: `cause` is then how
+            // the owner's cancellation reaches this node.
         }
         self.set_cause(cause)
     }
@@ -169,20 +181,6 @@ impl Node {
                 hook.on_cancel(&cause);
             }
         }
-        true
-    }
-
-    /// If the deadline has passed, cancels the node that owns it with
-    /// [`Cause::DeadlineExceeded`] (its children then follow through their
-    /// hooks); `true` if this node is cancelled afterwards.
-    pub(crate) fn settle_deadline(&self) -> bool {
-        if self.cause.is_set() {
-            return true;
-        }
-        if !self.deadline_passed() {
-            return false;
-        }
-        self.owner_of_deadline().set_cause(Cause::DeadlineExceeded);
         true
     }
 
@@ -215,8 +213,7 @@ impl Node {
             .is_some_and(|at| Instant::now() >= at)
     }
 
-    /// The node whose own deadline is the effective one, and how many
-    /// levels up it is.
+    /// The node whose own deadline is the effective one.
     fn owner_of_deadline(&self) -> &Node {
         let at = self.effective_deadline;
         let mut node = self;

@@ -31,8 +31,8 @@ use std::sync::{Mutex, PoisonError};
 
 use crate::sync::{Arc, SetOnce, Weak};
 
-use crate::error::{Cancelled, Cause};
 use crate::cancel::{Node, OnCancel};
+use crate::error::{Cancelled, Cause};
 
 /// What a channel's senders and receivers share: why it was cancelled, and
 /// the hook its group runs on cancellation.

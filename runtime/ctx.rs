@@ -13,9 +13,9 @@ use tokio::task::futures::TaskLocalFuture;
 
 use crate::branch::task_job;
 use crate::channel::{self, Receiver, Sender};
-use crate::state::Core;
 use crate::error::{Cancelled, Cause, TaskName};
 use crate::limit::Start;
+use crate::state::Core;
 
 tokio::task_local! {
     /// The ctx of the branch being polled, so that a group created inside it

@@ -21,8 +21,8 @@ use tokio::time::Sleep;
 
 use crate::branch::{AfterGrace, Stop};
 use crate::cancel::Cancellation;
-use crate::state::State;
 use crate::error::{Cause, Error};
+use crate::state::State;
 use crate::sync::{AtomicBool, Ordering};
 
 /// One branch, or a tuple of them, as the loop drives it.

@@ -29,9 +29,9 @@ use tokio_util::sync::PollSemaphore;
 
 use crate::branch::{AfterGrace, Stop};
 use crate::cancel::Cancellation;
-use crate::state::Core;
 use crate::error::TaskName;
 use crate::limit::{Permit, Waiting};
+use crate::state::Core;
 use crate::sync::Arc;
 use crate::tasks::TaskSet;
 

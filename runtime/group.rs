@@ -7,10 +7,10 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::state::{Settings, State};
 use crate::ctx::{self, Ctx};
 use crate::error::{Cause, Error, TaskName};
 use crate::limit::Start;
+use crate::state::{Settings, State};
 use crate::sync::{Arc, Mutex, lock};
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
@@ -153,6 +153,7 @@ impl<E: Send + 'static> Group<E> {
     /// # }
     /// ```
     pub fn limit(self, n: usize) -> Self {
+        let n = crate::limit::check(n);
         self.configure("limit", |s| s.limit = Some(n))
     }
 

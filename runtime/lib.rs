@@ -33,18 +33,18 @@
 extern crate self as errgroup;
 
 // The layers, lowest first; each imports only from those above it here.
-mod sync;
-mod error;
-mod cancel;
-mod limit;
-mod tasks;
-mod state;
-mod channel;
 mod branch;
-mod fanout;
-mod engine;
+mod cancel;
+mod channel;
 mod ctx;
+mod engine;
+mod error;
+mod fanout;
 mod group;
+mod limit;
+mod state;
+mod sync;
+mod tasks;
 
 #[cfg(all(test, loom))]
 mod loom_tests;

@@ -47,9 +47,8 @@ impl Limit {
     ///
     /// If `n` is 0.
     pub(crate) fn new(n: usize) -> Limit {
-        assert!(n > 0, "errgroup: `limit` must be at least 1, got 0");
         Limit {
-            semaphore: Arc::new(Semaphore::new(n.min(Semaphore::MAX_PERMITS))),
+            semaphore: Arc::new(Semaphore::new(check(n))),
             waiting: AtomicUsize::new(0),
         }
     }
@@ -62,6 +61,16 @@ impl Limit {
     pub(crate) fn try_acquire(&self) -> Option<Permit> {
         Arc::clone(&self.semaphore).try_acquire_owned().ok()
     }
+}
+
+/// `n` as a number of permits.
+///
+/// # Panics
+///
+/// If `n` is 0: no branch would ever run.
+pub(crate) fn check(n: usize) -> usize {
+    assert!(n > 0, "errgroup: `limit` must be at least 1, got 0");
+    n.min(Semaphore::MAX_PERMITS)
 }
 
 /// How a branch created now in the group of `node` may start: refused once

@@ -15,9 +15,8 @@
 //! a stand-in with the same contract (runtime/sync.rs) whose tasks run when
 //! the driver polls the set.
 
-use std::future::{Future, poll_fn};
+use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::task::Poll;
 use std::time::Duration;
 
 use loom::future::block_on;
@@ -25,11 +24,12 @@ use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::thread;
 use tokio::time::Instant;
 
-use crate::__private::{Config, Scope};
+use crate::__private::{Config, InTask, Scope};
+use crate::cancel::OnCancel;
 use crate::channel::bound;
 use crate::error::{Cancelled, Cause, Error, TaskName};
 use crate::group::Group;
-use crate::shared::{OnCancel, Settings, State};
+use crate::state::{Settings, State};
 use crate::sync::{Arc, Mutex, Weak, lock};
 use crate::{TryRecvError, TrySendError};
 
@@ -49,7 +49,7 @@ fn root<E: 'static>() -> Arc<State<E>> {
 
 fn child_of<E: 'static, P>(parent: &State<P>) -> Arc<State<E>> {
     Arc::new(State::new(Settings {
-        parent: Some(parent.ctx(TaskName::new("spawner"))),
+        parent: Some(Arc::clone(&parent.core)),
         ..Settings::default()
     }))
 }
@@ -72,7 +72,7 @@ impl Counter {
     fn on(state: &State<impl Sized>) -> Arc<Counter> {
         let counter = Arc::new(Counter::default());
         let weak: Weak<Counter> = Arc::downgrade(&counter);
-        state.core.on_cancel(weak);
+        state.core.node().on_cancel(weak);
         counter
     }
 
@@ -130,8 +130,8 @@ fn loom_a_panic_a_failure_and_a_passed_deadline_cancel_the_group_once() {
         let hook = Counter::on(&group);
         let spinning = {
             let group = Arc::clone(&group);
-            // A branch that spins on `is_cancelled()` notices the deadline
-            // itself, and the group is cancelled from then on.
+            // A branch that spins on `is_cancelled()` sees the deadline
+            // itself (a query: it cancels nothing), from then on.
             thread::spawn(move || {
                 assert!(group.core.is_cancelled());
                 assert!(group.core.cause().is_some());
@@ -204,7 +204,7 @@ fn loom_a_channel_created_during_the_cancellation_is_closed_with_its_cause() {
             let group = Arc::clone(&group);
             thread::spawn(move || group.fail(TaskName::new("a"), ()))
         };
-        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
         failing.join().unwrap();
         match rx.try_recv() {
             Err(TryRecvError::Cancelled(c)) => assert_eq!(c.cause(), &failed("a")),
@@ -263,15 +263,9 @@ fn loom_a_task_spawned_while_a_macro_group_returns_is_awaited_or_refused() {
                 .is_ok()
             })
         };
-        // The driver as `errgroup!` writes it, its only branch done.
-        block_on(poll_fn(|cx| {
-            if scope.poll_tasks(false, cx) {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        }));
-        assert!(scope.finish(Some(())).is_ok());
+        // The loop `errgroup!` runs, its only branch done at once.
+        let branch = InTask.branch(&scope, scope.ctx("branch"), async { Ok::<(), ()>(()) });
+        assert!(block_on(scope.run((branch,))).is_ok());
         let accepted = spawning.join().unwrap();
         assert_eq!(
             ran.load(SeqCst),
@@ -336,7 +330,7 @@ fn loom_a_ctx_waiting_for_the_cancellation_wakes_however_it_races_the_cancel() {
 fn loom_a_receive_blocked_on_an_empty_channel_wakes_with_the_cancellation() {
     loom::model(|| {
         let group = root::<()>();
-        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
         let failing = {
             let group = Arc::clone(&group);
             thread::spawn(move || group.fail(TaskName::new("a"), ()))
@@ -352,7 +346,7 @@ fn loom_a_receive_blocked_on_an_empty_channel_wakes_with_the_cancellation() {
 fn loom_a_send_blocked_on_a_full_channel_wakes_with_the_cancellation_and_gives_the_value_back() {
     loom::model(|| {
         let group = root::<()>();
-        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
         tx.try_send(1).unwrap();
         let failing = {
             let group = Arc::clone(&group);
@@ -370,7 +364,7 @@ fn loom_a_send_blocked_on_a_full_channel_wakes_with_the_cancellation_and_gives_t
 fn loom_no_value_is_lost_between_a_sender_a_receiver_and_the_cancellation() {
     loom::model(|| {
         let group = root::<()>();
-        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
         let sending = thread::spawn(move || {
             let (mut sent, mut back) = (Vec::new(), Vec::new());
             for value in [1, 2] {
@@ -416,7 +410,7 @@ fn loom_no_value_is_lost_between_a_sender_a_receiver_and_the_cancellation() {
 fn loom_receivers_drain_the_buffer_then_see_the_end_once_the_last_sender_is_gone() {
     loom::model(|| {
         let group = root::<()>();
-        let (tx, rx) = bound::<u8>(&group.core, Some(1));
+        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
         let senders: Vec<_> = [1, 2]
             .into_iter()
             .map(|value| {

@@ -18,18 +18,19 @@ use tokio::time::Instant;
 pub use core::clone::Clone;
 pub use core::convert::Infallible;
 pub use core::mem::drop;
+pub use core::result::Result;
 
 #[path = "lints.rs"]
 pub mod lints;
 
 use crate::branch::{AfterGrace, Boxed, Guarded, Keep, Run, RunBlocking, Spawned, Supervise};
 use crate::channel::{self, Receiver, Sender};
-use crate::state::{Settings, State};
 use crate::ctx::{Ctx, with_ambient};
-pub use crate::engine::{Branch, Scope};
 use crate::engine::Leaf;
+pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Tasks};
+use crate::state::{Settings, State};
 use crate::sync::Arc;
 
 /// The group's header values, evaluated in the order written.
@@ -188,7 +189,12 @@ impl InTask {
             let body = with_ambient(ctx.clone(), body(item, ctx, ends));
             Keep::new(Run::new(
                 state,
-                Guarded::new(Arc::clone(core), task, body, crate::limit::Start::Now(permit)),
+                Guarded::new(
+                    Arc::clone(core),
+                    task,
+                    body,
+                    crate::limit::Start::Now(permit),
+                ),
             ))
         };
         let pool = InTaskPool::new(AfterGrace::Drop);
@@ -240,7 +246,12 @@ impl Spawn {
             let body = with_ambient(ctx.clone(), body(item, ctx, ends));
             Keep::new(Run::new(
                 Boxed,
-                Guarded::new(Arc::clone(core), task, body, crate::limit::Start::Now(permit)),
+                Guarded::new(
+                    Arc::clone(core),
+                    task,
+                    body,
+                    crate::limit::Start::Now(permit),
+                ),
             ))
         };
         let pool = Tasks::new(Arc::clone(core), name);
@@ -305,6 +316,12 @@ impl Blocking {
         let pool = InTaskPool::new(AfterGrace::Wait);
         Leaf::new(FanOut::new(core, items.into_iter(), pool, ends, launch))
     }
+}
+
+/// A tuple of branches as one branch: the macro nests tuples longer than
+/// the runtime's longest.
+pub fn join<B: IntoBranches>(branches: B) -> B::Branches {
+    branches.into_branches()
 }
 
 /// Keeps a non-`Copy` wrapper around a fan-out item so that the item's async

@@ -58,10 +58,10 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
     let values: Vec<_> = (0..branches.len())
         .map(|i| format_ident!("__errgroup_value{}", i, span = site))
         .collect();
-    let tuple = nest(&branches);
+    let tuple = nest(&branches, Some(&rt));
     let run = quote_spanned!(site=> #scope.run(#tuple).await);
     let run = if branches.len() > MAX_TUPLE {
-        let nested = nest(&values);
+        let nested = nest(&values, None);
         quote_spanned! {site=>
             match #run {
                 #rt::Result::Ok(#nested) => #rt::Result::Ok((#(#values,)*)),
@@ -81,13 +81,18 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
     }
 }
 
-/// `(a, b, ..)`, nested so that no tuple holds more than [`MAX_TUPLE`].
-fn nest<T: quote::ToTokens>(items: &[T]) -> TokenStream {
+/// `(a, b, ..)`, nested so that no tuple holds more than [`MAX_TUPLE`]; an
+/// inner tuple of branches goes through `join` (`rt`) to be one branch.
+fn nest<T: quote::ToTokens>(items: &[T], rt: Option<&TokenStream>) -> TokenStream {
     if items.len() <= MAX_TUPLE {
         return quote!((#(#items,)*));
     }
     let (flat, rest) = items.split_at(MAX_TUPLE - 1);
-    let rest = nest(rest);
+    let rest = nest(rest, rt);
+    let rest = match rt {
+        Some(rt) => quote!(#rt::join(#rest)),
+        None => rest,
+    };
     quote!((#(#flat,)* #rest,))
 }
 
@@ -149,6 +154,14 @@ fn single(names: &Names, body: &syn::Expr, mode: &Mode) -> TokenStream {
     let site = *site;
     let ends = names.ends.bind(&names.ends.held);
     let constructor = names.mode(mode);
+    // A body that starts with a block (`{ .. } > x`) must not become a
+    // block statement followed by a stray operator: in parentheses, which
+    // are then needed (so not linted).
+    let body = if starts_with_block(body) {
+        quote_spanned!(body.span()=> (#body))
+    } else {
+        quote!(#body)
+    };
     let (ctx_arg, body) = if mode.blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
         let body = quote_spanned! {body.span()=>
@@ -170,6 +183,45 @@ fn single(names: &Names, body: &syn::Expr, mode: &Mode) -> TokenStream {
     quote_spanned! {site=>
         #constructor.branch(&#scope, #ctx_arg, #body)
     }
+}
+
+/// Whether `expr` is not block-like but its leftmost part is: written as a
+/// statement, it would end after that part.
+fn starts_with_block(expr: &syn::Expr) -> bool {
+    fn block_like(expr: &syn::Expr) -> bool {
+        use syn::Expr as E;
+        matches!(
+            expr,
+            E::Block(_)
+                | E::If(_)
+                | E::Match(_)
+                | E::Loop(_)
+                | E::While(_)
+                | E::ForLoop(_)
+                | E::Unsafe(_)
+                | E::TryBlock(_)
+                | E::Const(_)
+        )
+    }
+    fn leftmost(expr: &syn::Expr) -> &syn::Expr {
+        use syn::Expr as E;
+        match expr {
+            E::Binary(e) => leftmost(&e.left),
+            E::MethodCall(e) => leftmost(&e.receiver),
+            E::Field(e) => leftmost(&e.base),
+            E::Index(e) => leftmost(&e.expr),
+            E::Cast(e) => leftmost(&e.expr),
+            E::Try(e) => leftmost(&e.expr),
+            E::Await(e) => leftmost(&e.base),
+            E::Call(e) => leftmost(&e.func),
+            E::Assign(e) => leftmost(&e.left),
+            E::Range(syn::ExprRange {
+                start: Some(start), ..
+            }) => leftmost(start),
+            _ => expr,
+        }
+    }
+    !block_like(expr) && block_like(leftmost(expr))
 }
 
 /// A fan-out branch: one task per item of its iterator.
