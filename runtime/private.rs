@@ -203,12 +203,12 @@ impl InTask {
 }
 
 impl Spawn {
-    pub fn branch<'s, E, T, F>(
+    pub fn branch<E, T, F>(
         self,
-        scope: &'s Scope<E>,
+        scope: &Scope<E>,
         ctx: Ctx,
         body: F,
-    ) -> impl Branch<Value = T> + 's
+    ) -> impl Branch<Value = T>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
@@ -260,12 +260,12 @@ impl Spawn {
 }
 
 impl Blocking {
-    pub fn branch<'s, E, T, F>(
+    pub fn branch<E, T, F>(
         self,
-        scope: &'s Scope<E>,
+        scope: &Scope<E>,
         ctx: Ctx,
         body: F,
-    ) -> impl Branch<Value = T> + 's
+    ) -> impl Branch<Value = T>
     where
         F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
