@@ -280,3 +280,195 @@ impl<E: 'static, B: Branch> Future for Driver<'_, E, B> {
         Poll::Ready(this.scope.finish(this.branches.take()))
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::RefCell;
+    use std::future::{Future, pending, poll_fn};
+    use std::pin::pin;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use crate::__private::{Blocking, Config, InTask, Scope, Spawn, join};
+    use crate::{Cause, Error};
+
+    /// Sets its flag when dropped.
+    struct Dropped<'a>(&'a AtomicBool);
+
+    impl Drop for Dropped<'_> {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn values_come_back_in_branch_order_through_nested_tuples() {
+        let scope = Scope::<()>::new(Config::new());
+        let b = |i: u32| InTask.branch(&scope, scope.ctx("b"), async move { Ok(i) });
+        let inner = join((b(7), b(8), b(9), b(10), b(11), b(12), b(13), b(14)));
+        let values = scope
+            .run((b(0), b(1), b(2), b(3), b(4), b(5), b(6), inner))
+            .await
+            .unwrap();
+        assert_eq!(values.0, 0);
+        assert_eq!(values.6, 6);
+        assert_eq!(values.7, (7, 8, 9, 10, 11, 12, 13, 14));
+    }
+
+    /// Each poll of the group polls its branches in the order written, and
+    /// a branch that ends is not polled again.
+    #[tokio::test]
+    async fn branches_are_polled_in_order_and_not_after_they_end() {
+        let log = RefCell::new(Vec::new());
+        let scope = Scope::<()>::new(Config::new());
+        let branch = |name: &'static str, polls: usize| {
+            let log = &log;
+            let mut left = polls;
+            InTask.branch(
+                &scope,
+                scope.ctx(name),
+                poll_fn(move |cx| {
+                    log.borrow_mut().push(name);
+                    if left == 0 {
+                        return std::task::Poll::Ready(Ok(()));
+                    }
+                    left -= 1;
+                    cx.waker().wake_by_ref();
+                    std::task::Poll::Pending
+                }),
+            )
+        };
+        scope
+            .run((branch("a", 0), branch("b", 2), branch("c", 1)))
+            .await
+            .unwrap();
+        assert_eq!(*log.borrow(), ["a", "b", "c", "b", "c", "b"]);
+    }
+
+    #[tokio::test]
+    async fn the_first_error_cancels_the_others_and_is_the_result() {
+        let scope = Scope::<&str>::new(Config::new());
+        let waiting = scope.ctx("waiting");
+        let result = scope
+            .run((
+                InTask.branch(&scope, waiting.clone(), async {
+                    waiting.cancelled().await;
+                    Ok(waiting.cause())
+                }),
+                InTask.branch(&scope, scope.ctx("failing"), async { Err::<(), _>("boom") }),
+            ))
+            .await;
+        match result {
+            Err(Error::Failed { task, error }) => {
+                assert_eq!(task, "failing");
+                assert_eq!(error, "boom");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The deadline timer is the loop's: it cancels the group.
+    #[tokio::test(start_paused = true)]
+    async fn the_deadline_cancels_the_group_at_its_instant() {
+        let start = Instant::now();
+        let scope = Scope::<()>::new(Config::new().timeout(Duration::from_secs(2)));
+        let ctx = scope.ctx("a");
+        let result = scope
+            .run((InTask.branch(&scope, ctx.clone(), async {
+                ctx.cancelled().await;
+                Ok(())
+            }),))
+            .await;
+        assert!(result.is_ok(), "every branch still returned Ok");
+        assert_eq!(Instant::now() - start, Duration::from_secs(2));
+        assert_eq!(ctx.cause(), Some(Cause::DeadlineExceeded));
+    }
+
+    /// When grace expires an in-task branch is dropped where it stands, a
+    /// blocking one is waited for.
+    #[tokio::test(start_paused = true)]
+    async fn grace_drops_in_task_branches_and_waits_for_blocking_ones() {
+        let dropped = AtomicBool::new(false);
+        let blocking_done = std::sync::Arc::new(AtomicBool::new(false));
+        let scope = Scope::<&str>::new(Config::new().grace(Duration::from_secs(1)));
+        let done = std::sync::Arc::clone(&blocking_done);
+        let result = scope
+            .run((
+                InTask.branch(&scope, scope.ctx("stubborn"), async {
+                    let _guard = Dropped(&dropped);
+                    pending::<()>().await;
+                    Ok(())
+                }),
+                Blocking.branch(&scope, scope.ctx("blocking"), move |ctx: &crate::Ctx| {
+                    while !ctx.is_cancelled() {
+                        std::thread::yield_now();
+                    }
+                    done.store(true, SeqCst);
+                    Ok(())
+                }),
+                InTask.branch(&scope, scope.ctx("failing"), async { Err::<(), _>("boom") }),
+            ))
+            .await;
+        assert_eq!(result.unwrap_err().task().unwrap(), "failing");
+        assert!(dropped.load(SeqCst));
+        assert!(blocking_done.load(SeqCst));
+    }
+
+    /// A `#[spawn]` branch is a tokio task: the group is not done until it
+    /// is, and a value comes back through it.
+    #[tokio::test]
+    async fn a_spawned_branch_gives_its_value_through_its_task() {
+        let scope = Scope::<()>::new(Config::new());
+        let (value,) = scope
+            .run((Spawn.branch(&scope, scope.ctx("s"), async {
+                tokio::task::yield_now().await;
+                Ok(5)
+            }),))
+            .await
+            .unwrap();
+        assert_eq!(value, 5);
+    }
+
+    /// The loop waits for the group's `ctx.spawn` tasks after its branches.
+    #[tokio::test]
+    async fn the_group_waits_for_its_tasks_after_its_branches() {
+        let ran = std::sync::Arc::new(AtomicBool::new(false));
+        let scope = Scope::<()>::new(Config::new());
+        let ctx = scope.ctx("spawner");
+        let flag = std::sync::Arc::clone(&ran);
+        let (value,) = scope
+            .run((InTask.branch(&scope, ctx.clone(), async {
+                ctx.spawn("late", async move {
+                    tokio::task::yield_now().await;
+                    flag.store(true, SeqCst);
+                    Ok::<(), ()>(())
+                })
+                .unwrap();
+                Ok(1)
+            }),))
+            .await
+            .unwrap();
+        assert_eq!(value, 1);
+        assert!(ran.load(SeqCst));
+    }
+
+    /// Dropping the group's future cancels it with `Dropped`.
+    #[tokio::test]
+    async fn a_dropped_group_is_cancelled_with_dropped() {
+        let scope = Scope::<()>::new(Config::new());
+        let ctx = scope.ctx("a");
+        {
+            let branch = InTask.branch(&scope, ctx.clone(), pending::<Result<(), ()>>());
+            let mut run = pin!(scope.run((branch,)));
+            poll_fn(|cx| {
+                assert!(run.as_mut().poll(cx).is_pending());
+                std::task::Poll::Ready(())
+            })
+            .await;
+        }
+        drop(scope);
+        assert_eq!(ctx.cause(), Some(Cause::Dropped));
+    }
+}

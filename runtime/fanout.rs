@@ -367,3 +367,101 @@ where
         this.pool.stop()
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::cell::Cell;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::__private::{Config, InTask, Scope, Spawn};
+
+    /// `limit = 2` over 50 items: at most two pulled and unfinished at once,
+    /// every item runs, values in iteration order.
+    #[tokio::test]
+    async fn items_are_pulled_lazily_under_the_limit() {
+        let (pulled, finished, peak) = (Cell::new(0), Cell::new(0), Cell::new(0));
+        let items = (0..50u32).inspect(|_| {
+            pulled.set(pulled.get() + 1);
+            peak.set(peak.get().max(pulled.get() - finished.get()));
+        });
+        let scope = Scope::<()>::new(Config::new().limit(2));
+        let (values,) = scope
+            .run((InTask.fan_out(&scope, "items", items, (), |i, _ctx, ()| {
+                let finished = &finished;
+                async move {
+                    tokio::task::yield_now().await;
+                    finished.set(finished.get() + 1);
+                    Ok(i * 2)
+                }
+            }),))
+            .await
+            .unwrap();
+        assert_eq!(values, (0..50).map(|i| i * 2).collect::<Vec<_>>());
+        assert_eq!(peak.get(), 2);
+    }
+
+    /// Items that finish in reverse order still land at their index.
+    #[tokio::test(start_paused = true)]
+    async fn results_are_in_iteration_order_whatever_order_items_end_in() {
+        let scope = Scope::<()>::new(Config::new());
+        let (values,) = scope
+            .run((
+                Spawn.fan_out(&scope, "items", 0..10u64, (), |i, _ctx, ()| async move {
+                    tokio::time::sleep(Duration::from_millis(100 - i * 10)).await;
+                    Ok(i)
+                }),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(values, (0..10).collect::<Vec<_>>());
+    }
+
+    /// Once an item fails no other item is pulled, and the failing item is
+    /// named with its index.
+    #[tokio::test]
+    async fn no_item_is_pulled_after_the_cancellation() {
+        let pulled = Cell::new(0);
+        let items = (0..100u32).inspect(|_| pulled.set(pulled.get() + 1));
+        let scope = Scope::<&str>::new(Config::new().limit(1));
+        let result = scope
+            .run((
+                InTask.fan_out(&scope, "items", items, (), |i, _ctx, ()| async move {
+                    if i == 3 { Err("bad item") } else { Ok(i) }
+                }),
+            ))
+            .await;
+        assert_eq!(result.unwrap_err().task().unwrap().to_string(), "items[3]");
+        assert_eq!(pulled.get(), 4);
+    }
+
+    /// The branch's channel ends are the fan-out's until no item will start
+    /// again: then only the running items hold clones.
+    #[tokio::test]
+    async fn the_ends_are_dropped_once_no_item_will_start() {
+        let ends = Arc::new(());
+        let seen = Cell::new(None);
+        let scope = Scope::<()>::new(Config::new());
+        scope
+            .run((InTask.fan_out(
+                &scope,
+                "items",
+                0..1,
+                Arc::clone(&ends),
+                |_, _ctx, mine: Arc<()>| {
+                    let (ends, seen) = (&ends, &seen);
+                    async move {
+                        tokio::task::yield_now().await;
+                        // Ours, the test's, and no other.
+                        seen.set(Some(Arc::strong_count(ends)));
+                        drop(mine);
+                        Ok(())
+                    }
+                },
+            ),))
+            .await
+            .unwrap();
+        assert_eq!(seen.get(), Some(2));
+        assert_eq!(Arc::strong_count(&ends), 1);
+    }
+}

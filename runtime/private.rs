@@ -203,12 +203,7 @@ impl InTask {
 }
 
 impl Spawn {
-    pub fn branch<E, T, F>(
-        self,
-        scope: &Scope<E>,
-        ctx: Ctx,
-        body: F,
-    ) -> impl Branch<Value = T>
+    pub fn branch<E, T, F>(self, scope: &Scope<E>, ctx: Ctx, body: F) -> impl Branch<Value = T>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
@@ -260,12 +255,7 @@ impl Spawn {
 }
 
 impl Blocking {
-    pub fn branch<E, T, F>(
-        self,
-        scope: &Scope<E>,
-        ctx: Ctx,
-        body: F,
-    ) -> impl Branch<Value = T>
+    pub fn branch<E, T, F>(self, scope: &Scope<E>, ctx: Ctx, body: F) -> impl Branch<Value = T>
     where
         F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
         T: Send + 'static,

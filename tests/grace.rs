@@ -254,3 +254,43 @@ async fn grace_starts_at_a_deadline_cancellation_too() {
     assert_eq!(Instant::now() - start, Duration::from_secs(2) + GRACE);
     assert!(dropped.load(SeqCst));
 }
+
+/// Semantic 3 for `#[spawn] for` after `grace`: the items still running are
+/// aborted and awaited, so every one has stopped (its drop guard has run)
+/// by the time the group returns, on two workers where an item may be
+/// mid-poll on the other one when the abort is asked for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grace_aborts_and_awaits_every_item_of_a_spawn_fan_out() {
+    for _ in 0..20 {
+        let dropped = leak(Counter::default());
+        let started = leak(Counter::default());
+        let err = within_failsafe("the group never returned", async {
+            errgroup! {
+                grace = Duration::from_millis(20);
+                #[spawn] loops => for _ in 0..4 {
+                    let _guard = BumpOnDrop(dropped);
+                    started.bump();
+                    // Ignores ctx; bounded so that a broken abort fails the
+                    // assertion below instead of spinning forever.
+                    for _ in 0..600_000 {
+                        sleep(Duration::from_millis(1)).await;
+                    }
+                    Ok(())
+                },
+                fails => {
+                    started.reached(4).await;
+                    sleep(Duration::from_millis(10)).await;
+                    Err::<(), _>("boom")
+                },
+            }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(err.task().unwrap(), "fails");
+        assert_eq!(
+            dropped.get(),
+            4,
+            "items of the spawned fan-out still ran after the group returned"
+        );
+    }
+}

@@ -950,3 +950,36 @@ fn a_channel_header_without_arguments_is_reported_at_its_parentheses() {
         "{spans:?}"
     );
 }
+
+/// The tail expression of the function `name` in `file`.
+fn tail_of(file: &syn::File, name: &str) -> TokenStream {
+    use quote::ToTokens;
+    file.items
+        .iter()
+        .find_map(|item| match item {
+            syn::Item::Fn(f) if f.sig.ident == name => match f.block.stmts.last() {
+                Some(syn::Stmt::Expr(tail, None)) => Some(tail.to_token_stream()),
+                Some(syn::Stmt::Macro(m)) => Some(m.to_token_stream()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("examples/expanded.rs has no fn `{name}` with a tail"))
+}
+
+/// examples/expanded.rs shows the macro's real output for its block.
+#[test]
+fn the_expanded_example_is_what_the_macro_writes() {
+    let path = repo_root().join("examples/expanded.rs");
+    let source = std::fs::read_to_string(&path).expect("examples/expanded.rs");
+    let file = syn::parse_file(&source).expect("examples/expanded.rs parses");
+    let written = syn::parse2::<syn::Macro>(tail_of(&file, "written")).expect("an errgroup! call");
+    // rustfmt adds trailing commas to the calls it breaks over lines.
+    let normal = |tokens: String| tokens.replace(" ,)", ")");
+    let by_macro = normal(expand(&written.tokens));
+    let by_hand = normal(tail_of(&file, "expanded").to_string());
+    assert_eq!(
+        by_hand, by_macro,
+        "examples/expanded.rs is out of date: paste the macro's output (formatted) into `expanded`"
+    );
+}

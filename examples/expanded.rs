@@ -1,0 +1,82 @@
+//! What `errgroup!` writes for a small group, side by side with the block
+//! it came from: `cargo run --example expanded` runs both and checks that
+//! they agree. The expansion below is the macro's own output, token for
+//! token (macros/src/tests.rs fails if they drift apart), formatted by
+//! rustfmt.
+//!
+//! The shape: a `Scope` built from the headers (none here), one `ctx` per
+//! branch, one constructor per branch (`InTask` polls the body in this
+//! task, so it may borrow; `Spawn` makes it a tokio task; `Blocking` runs
+//! it on the blocking pool), and `scope.run(..)`, the runtime's loop, which
+//! polls the branches, waits for every one, and returns their values or the
+//! first error. `ctx` is the only name the body sees; the `__errgroup_*`
+//! names are invisible to it (mixed-site hygiene). Everything is reached
+//! through `::errgroup::__private`, which is not public API.
+
+use std::time::Duration;
+
+use errgroup::{Ctx, Error, errgroup};
+
+async fn fetch_user(ctx: &Ctx, id: u64) -> anyhow::Result<String> {
+    ctx.sleep(Duration::from_millis(5)).await?;
+    Ok(format!("user {id}"))
+}
+
+async fn fetch_orders(id: u64) -> anyhow::Result<Vec<u64>> {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    Ok(vec![id * 10, id * 10 + 1])
+}
+
+/// The block as written.
+async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
+    errgroup! {
+        user => fetch_user(&ctx, id).await,
+        #[spawn] orders => fetch_orders(id).await,
+    }
+}
+
+/// The same block, expanded.
+#[allow(
+    clippy::needless_borrow,
+    reason = "the expansion as the macro writes it"
+)]
+async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
+    {
+        let __errgroup_scope =
+            ::errgroup::__private::Scope::<_>::new(::errgroup::__private::Config::new());
+        let __errgroup_ctx0 = __errgroup_scope.ctx("user");
+        let __errgroup_ctx1 = __errgroup_scope.ctx("orders");
+        let __errgroup_result = __errgroup_scope
+            .run((
+                ::errgroup::__private::InTask.branch(
+                    &__errgroup_scope,
+                    __errgroup_ctx0.clone(),
+                    async {
+                        #[allow(unused_variables)]
+                        let ctx: &::errgroup::Ctx = &__errgroup_ctx0;
+                        fetch_user(&ctx, id).await
+                    },
+                ),
+                ::errgroup::__private::Spawn.branch(
+                    &__errgroup_scope,
+                    __errgroup_ctx1.clone(),
+                    async move {
+                        #[allow(unused_variables)]
+                        let ctx: &::errgroup::Ctx = &__errgroup_ctx1;
+                        fetch_orders(id).await
+                    },
+                ),
+            ))
+            .await;
+        __errgroup_result
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let by_macro = written(7).await?;
+    let by_hand = expanded(7).await?;
+    assert_eq!(by_macro, by_hand);
+    println!("errgroup! gave {by_macro:?}, its expansion {by_hand:?}");
+    Ok(())
+}
