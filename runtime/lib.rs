@@ -32,19 +32,33 @@
 // names `::errgroup`.
 extern crate self as errgroup;
 
-// The layers, lowest first; each imports only from those above it here.
-mod branch;
-mod cancel;
-mod channel;
-mod ctx;
-mod engine;
-mod error;
-mod fanout;
-mod group;
-mod limit;
-mod state;
+// The layers, lowest first: each module imports only from those declared
+// before it (tests/layers.rs checks this).
+//
+// Primitives: std's or loom's locks and atomics.
 mod sync;
+// `Error`, `Cause`, `Cancelled`, `TaskName`.
+mod error;
+// The cancellation tree: cause, deadline, hooks, waiters.
+mod cancel;
+// `limit = n`: permits, and when a branch may start.
+mod limit;
+// The one task container and its shutdown rule.
 mod tasks;
+// One group's shared state: the node, the limit, the tasks, the first error.
+mod state;
+// Group-bound channels, closed by the group's cancellation.
+mod channel;
+// One branch body: start, poll, catch a panic, complete.
+mod branch;
+// `name => for x in items { .. }`.
+mod fanout;
+// The loop an `errgroup!` runs.
+mod engine;
+// `Ctx`, the ambient ctx, `ctx.spawn`.
+mod ctx;
+// `Group`, the dynamic API.
+mod group;
 
 #[cfg(all(test, loom))]
 mod loom_tests;
