@@ -110,7 +110,7 @@ pub mod from_joinset {
     //! | `JoinError::is_panic` then `resume_unwind` | automatic: the panic resumes in the caller |
     //! | putting values back in spawn order | automatic: values come in branch (and item) order |
     //! | `token.child_token()` for nested work | automatic: a group made inside a branch is a child |
-    //! | `set.abort_all()` when the caller goes away | automatic: dropping the group aborts its tasks |
+    //! | dropping the `JoinSet` aborts its tasks | the same: dropping the group's future drops or aborts every branch |
     //! | tasks added while running | [`Group`](crate::Group), or [`ctx.spawn`](crate::Ctx::spawn) inside a branch |
     //!
     //! For tasks whose number is known only at run time, [`Group`](crate::Group)
@@ -417,8 +417,9 @@ pub mod axum {
     //!
     //! A handler that needs three backends calls them at once in one group.
     //! The first failure cancels the other calls, a `timeout` bounds the
-    //! whole request, and a client that goes away drops the handler's
-    //! future, which drops the group and everything it runs. The branches
+    //! whole request, and when the handler's future is dropped (a timeout
+    //! layer, the server shutting down, a closed connection the server
+    //! notices) the group and everything it runs go with it. The branches
     //! run in the handler's task (no `#[spawn]`), so they borrow the
     //! handler's state and arguments.
     //!
