@@ -587,6 +587,10 @@ impl<T> std::error::Error for SendError<T> {
 /// assert_eq!(v, 2);
 /// # }
 /// ```
+///
+/// Variants may be added in a minor release (`#[non_exhaustive]`): a
+/// `match` needs a `_` arm, or use [`into_inner`](TrySendError::into_inner).
+#[non_exhaustive]
 pub enum TrySendError<T> {
     /// The channel is full; the value is handed back.
     Full(T),
@@ -642,7 +646,11 @@ impl<T> std::error::Error for TrySendError<T> {
 /// use errgroup::TryRecvError;
 /// assert_eq!(TryRecvError::Empty.to_string(), "receive failed: channel empty");
 /// ```
+///
+/// Variants may be added in a minor release (`#[non_exhaustive]`): a
+/// `match` needs a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TryRecvError {
     /// Nothing is buffered now.
     Empty,

@@ -134,6 +134,9 @@ impl PartialEq<&str> for TaskName {
 /// assert_eq!(cause.to_string(), "parent group cancelled: task `db` failed");
 /// assert_eq!(cause.root(), &Cause::Failed { task: TaskName::new("db") });
 /// ```
+///
+/// Variants may be added in a minor release (`#[non_exhaustive]`): a
+/// `match` needs a `_` arm.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Cause {
@@ -278,7 +281,12 @@ impl std::error::Error for Cancelled {}
 /// assert_eq!(err.into_inner(), Some("boom"));
 /// # }
 /// ```
+///
+/// Variants may be added in a minor release (`#[non_exhaustive]`): a
+/// `match` needs a `_` arm, or use [`task`](Error::task),
+/// [`into_inner`](Error::into_inner) and [`cause`](Error::cause).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Error<E> {
     /// The first branch, in time, to fail, and its error.
     Failed {

@@ -24,9 +24,34 @@
 //! the injected [`ctx`](Ctx); the group waits for every branch, then yields
 //! every value in branch order or the first error, named after its branch.
 //! See [`errgroup!`] for the grammar and the rules, [`Ctx`] for what a branch
-//! can do with its context, and [`Group`] for groups built at run time.
+//! can do with its context, and [`Group`] for groups built at run time. The
+//! [`guide`] moves code over from `JoinSet`, `try_join!` and Go, and has
+//! recipes for shutdown, web handlers and tracing.
+//!
+//! # Cargo features
+//!
+//! None is on by default, and none changes what runs. Inside an
+//! `errgroup!` branch, creating a raw channel or calling `.send()`,
+//! `.recv()`, .. on one is a compile error: the group could not close it on
+//! cancellation, so a branch blocked on it could hang the group. The
+//! operations are recognised by the endpoint's type, wherever it was made:
+//! tokio's, std's and async-channel's always, and each feature adds one
+//! more crate's.
+//!
+//! | feature | checks operations on the endpoints of |
+//! |---|---|
+//! | `crossbeam-channel` | crossbeam-channel 0.5 |
+//! | `flume` | flume 0.12 |
+//! | `flume-0_11` | flume 0.11 |
+//! | `kanal` | kanal 0.1 |
+//! | `futures-channel` | futures-channel 0.3 (`futures::channel`) |
+//!
+//! The check goes by type: enable the feature matching the version in your
+//! `Cargo.lock`, as an endpoint of another version is another type.
 
 #![forbid(unsafe_code)]
+// docs.rs (`--cfg docsrs`, nightly) labels feature-gated items with their feature.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // Lets this crate's own tests and doctests use `errgroup!`, whose expansion
 // names `::errgroup`.
@@ -66,6 +91,8 @@ mod loom_tests;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+
+pub mod guide;
 
 pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
 pub use crate::ctx::Ctx;

@@ -134,15 +134,19 @@ impl<F: Copy> OtherCallee1<F> for &Callee<F> {
     }
 }
 
+// An optional crate's impls carry its feature twice: to compile them only
+// with it, and (on docs.rs, `--cfg docsrs`) to label them with it.
 macro_rules! raw {
-    ($($(#[$cfg:meta])* $($ty:ident)::+ ;)*) => {$(
-        $(#[$cfg])* impl<T> RawEndpoint for $($ty)::+<T> {}
+    ($($(#[cfg(feature = $feature:literal)])? $($ty:ident)::+ ;)*) => {$(
+        $(#[cfg(feature = $feature)] #[cfg_attr(docsrs, doc(cfg(feature = $feature)))])?
+        impl<T> RawEndpoint for $($ty)::+<T> {}
     )*};
 }
 
 macro_rules! pair {
-    ($($(#[$cfg:meta])* $($tx:ident)::+, $($rx:ident)::+ ;)*) => {$(
-        $(#[$cfg])* impl<T> RawPair for ($($tx)::+<T>, $($rx)::+<T>) {}
+    ($($(#[cfg(feature = $feature:literal)])? $($tx:ident)::+, $($rx:ident)::+ ;)*) => {$(
+        $(#[cfg(feature = $feature)] #[cfg_attr(docsrs, doc(cfg(feature = $feature)))])?
+        impl<T> RawPair for ($($tx)::+<T>, $($rx)::+<T>) {}
     )*};
 }
 
@@ -166,18 +170,20 @@ raw! {
     #[cfg(feature = "crossbeam-channel")] crossbeam_channel::Receiver;
     #[cfg(feature = "flume")] flume::Sender;
     #[cfg(feature = "flume")] flume::Receiver;
+    #[cfg(feature = "flume-0_11")] flume_0_11::Sender;
+    #[cfg(feature = "flume-0_11")] flume_0_11::Receiver;
     async_channel::Sender;
     async_channel::Receiver;
     #[cfg(feature = "kanal")] kanal::Sender;
     #[cfg(feature = "kanal")] kanal::Receiver;
     #[cfg(feature = "kanal")] kanal::AsyncSender;
     #[cfg(feature = "kanal")] kanal::AsyncReceiver;
-    #[cfg(feature = "futures")] futures_channel::mpsc::Sender;
-    #[cfg(feature = "futures")] futures_channel::mpsc::Receiver;
-    #[cfg(feature = "futures")] futures_channel::mpsc::UnboundedSender;
-    #[cfg(feature = "futures")] futures_channel::mpsc::UnboundedReceiver;
-    #[cfg(feature = "futures")] futures_channel::oneshot::Sender;
-    #[cfg(feature = "futures")] futures_channel::oneshot::Receiver;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::Sender;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::Receiver;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::UnboundedSender;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::UnboundedReceiver;
+    #[cfg(feature = "futures-channel")] futures_channel::oneshot::Sender;
+    #[cfg(feature = "futures-channel")] futures_channel::oneshot::Receiver;
 }
 
 pair! {
@@ -190,12 +196,13 @@ pair! {
     std::sync::mpsc::SyncSender, std::sync::mpsc::Receiver;
     #[cfg(feature = "crossbeam-channel")] crossbeam_channel::Sender, crossbeam_channel::Receiver;
     #[cfg(feature = "flume")] flume::Sender, flume::Receiver;
+    #[cfg(feature = "flume-0_11")] flume_0_11::Sender, flume_0_11::Receiver;
     async_channel::Sender, async_channel::Receiver;
     #[cfg(feature = "kanal")] kanal::Sender, kanal::Receiver;
     #[cfg(feature = "kanal")] kanal::AsyncSender, kanal::AsyncReceiver;
-    #[cfg(feature = "futures")] futures_channel::mpsc::Sender, futures_channel::mpsc::Receiver;
-    #[cfg(feature = "futures")] futures_channel::mpsc::UnboundedSender, futures_channel::mpsc::UnboundedReceiver;
-    #[cfg(feature = "futures")] futures_channel::oneshot::Sender, futures_channel::oneshot::Receiver;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::Sender, futures_channel::mpsc::Receiver;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::UnboundedSender, futures_channel::mpsc::UnboundedReceiver;
+    #[cfg(feature = "futures-channel")] futures_channel::oneshot::Sender, futures_channel::oneshot::Receiver;
 }
 
 /// Wrappers a raw endpoint is reached through.

@@ -283,6 +283,8 @@ fn outcome_of(result: &Result<(), Error<Fail>>) -> Outcome {
             Cause::Parent(_) => Outcome::Cancelled(Source::Parent),
             other => Outcome::Unexpected(format!("cancelled: {other:?}")),
         },
+        // `Error` is `#[non_exhaustive]`; a variant the oracle does not know is a mismatch.
+        Err(other) => Outcome::Unexpected(format!("error: {other:?}")),
     }
 }
 
@@ -712,7 +714,10 @@ async fn run_work(ctx: Ctx, i: usize, kind: Kind, env: &'static Env) -> Result<(
             match result {
                 Ok(()) => Ok(()),
                 Err(Error::Failed { .. }) => Err(Fail::Nested(i)),
-                Err(Error::Cancelled(_)) => Err(Fail::Cancelled),
+                // `Error::Cancelled`, or a variant `Error` (`#[non_exhaustive]`)
+                // may gain: `outcome_of` recorded that one as unexpected,
+                // which fails the schedule.
+                Err(_) => Err(Fail::Cancelled),
             }
         }
         Kind::Blocker { on_send } => {

@@ -1,0 +1,542 @@
+//! Guides: moving code over to `errgroup`, and recipes.
+//!
+//! Nothing here is API; these pages only hold documentation. Every Rust
+//! example on them compiles as a doctest against the current release.
+//!
+//! Moving over from what you would write instead:
+//!
+//! - a `JoinSet` of tasks and a `CancellationToken`: [`from_joinset`];
+//! - `tokio::try_join!`: [`from_try_join`];
+//! - Go's `golang.org/x/sync/errgroup` and `context`: [`from_go`].
+//!
+//! Recipes:
+//!
+//! - stop a service on Ctrl-C or SIGTERM with a grace period, and give
+//!   request groups the service's lifetime as their parent: [`shutdown`];
+//! - an axum handler that fans out to several backends: [`axum`];
+//! - spans for branches: [`tracing`].
+
+pub mod from_joinset {
+    //! Moving over from `JoinSet` + `CancellationToken`.
+    //!
+    //! The hand-written version of a cancel-on-first-error group: spawn each
+    //! task with a clone of a token, `select!` on the token inside each one,
+    //! cancel it at the first error, drain the set, resume a panic, and put
+    //! the values back in order.
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use tokio::task::JoinSet;
+    //! use tokio_util::sync::CancellationToken;
+    //!
+    //! async fn fetch(name: &'static str, token: CancellationToken) -> anyhow::Result<String> {
+    //!     tokio::select! {
+    //!         () = token.cancelled() => anyhow::bail!("{name}: cancelled"),
+    //!         () = tokio::time::sleep(Duration::from_millis(10)) => Ok(format!("{name} data")),
+    //!     }
+    //! }
+    //!
+    //! async fn fetch_both() -> anyhow::Result<(String, String)> {
+    //!     let token = CancellationToken::new();
+    //!     let mut set = JoinSet::new();
+    //!     for (index, name) in ["user", "orders"].into_iter().enumerate() {
+    //!         let token = token.clone();
+    //!         set.spawn(async move { (index, fetch(name, token).await) });
+    //!     }
+    //!     let mut values = [None, None];
+    //!     let mut first_error = None;
+    //!     while let Some(joined) = set.join_next().await {
+    //!         match joined {
+    //!             Ok((index, Ok(value))) => values[index] = Some(value),
+    //!             Ok((_, Err(error))) => {
+    //!                 token.cancel();
+    //!                 first_error.get_or_insert(error);
+    //!             }
+    //!             Err(join_error) => {
+    //!                 token.cancel();
+    //!                 if join_error.is_panic() {
+    //!                     std::panic::resume_unwind(join_error.into_panic());
+    //!                 }
+    //!             }
+    //!         }
+    //!     }
+    //!     if let Some(error) = first_error {
+    //!         return Err(error);
+    //!     }
+    //!     let [Some(user), Some(orders)] = values else { unreachable!() };
+    //!     Ok((user, orders))
+    //! }
+    //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    //! # assert_eq!(fetch_both().await.unwrap(), ("user data".into(), "orders data".into()));
+    //! # }
+    //! ```
+    //!
+    //! With `errgroup!`, the group does all of that; the token is the
+    //! injected `ctx`, and the helpers on [`Ctx`](crate::Ctx) replace the
+    //! `select!`:
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use errgroup::{Ctx, errgroup};
+    //!
+    //! async fn fetch(name: &str, ctx: &Ctx) -> anyhow::Result<String> {
+    //!     ctx.sleep(Duration::from_millis(10)).await?; // `Err(Cancelled)` once the group is
+    //!     Ok(format!("{name} data"))
+    //! }
+    //!
+    //! async fn fetch_both() -> Result<(String, String), errgroup::Error<anyhow::Error>> {
+    //!     errgroup! {
+    //!         #[spawn] user   => fetch("user", ctx).await,
+    //!         #[spawn] orders => fetch("orders", ctx).await,
+    //!     }
+    //! }
+    //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    //! # assert_eq!(fetch_both().await.unwrap(), ("user data".into(), "orders data".into()));
+    //! # }
+    //! ```
+    //!
+    //! Drop `#[spawn]` when the tasks do not need to run in parallel: plain
+    //! branches run concurrently in the calling task, need neither `Send`
+    //! nor `'static`, and may borrow the caller's locals.
+    //!
+    //! | `JoinSet` + `CancellationToken` | `errgroup` |
+    //! |---|---|
+    //! | `CancellationToken::new()`, a clone per task | `ctx`, injected into every branch |
+    //! | `set.spawn(fut)` for a fixed set of tasks | a `#[spawn] name => body` branch |
+    //! | `set.spawn(fut)` in a loop | a `#[spawn] name => for x in xs { .. }` branch, or [`Group::spawn`](crate::Group::spawn) |
+    //! | `select! { _ = token.cancelled() => .., r = work => .. }` | [`ctx.run(work).await?`](crate::Ctx::run) |
+    //! | `token.cancel()` at the first error, keep that error | automatic; the error is named after its branch |
+    //! | the `join_next` loop | automatic: the group returns once every task has |
+    //! | `JoinError::is_panic` then `resume_unwind` | automatic: the panic resumes in the caller |
+    //! | putting values back in spawn order | automatic: values come in branch (and item) order |
+    //! | `token.child_token()` for nested work | automatic: a group made inside a branch is a child |
+    //! | dropping the `JoinSet` aborts its tasks | the same: dropping the group's future drops or aborts every branch |
+    //! | tasks added while running | [`Group`](crate::Group), or [`ctx.spawn`](crate::Ctx::spawn) inside a branch |
+    //!
+    //! For tasks whose number is known only at run time, [`Group`](crate::Group)
+    //! is the closest to a `JoinSet`:
+    //!
+    //! ```
+    //! use errgroup::Group;
+    //!
+    //! # #[tokio::main(flavor = "current_thread")] async fn main() {
+    //! let jobs = vec![3u32, 5, 0, 7];
+    //! let mut group = Group::new().limit(2);
+    //! for (i, job) in jobs.into_iter().enumerate() {
+    //!     group.spawn(format!("job{i}"), move |ctx| async move {
+    //!         ctx.check()?; // stop early once another job failed
+    //!         if job == 0 {
+    //!             anyhow::bail!("empty job");
+    //!         }
+    //!         Ok(())
+    //!     });
+    //! }
+    //! let err = group.wait().await.unwrap_err();
+    //! assert_eq!(err.task().unwrap(), "job2");
+    //! # }
+    //! ```
+}
+
+pub mod from_try_join {
+    //! Moving over from `tokio::try_join!`.
+    //!
+    //! ```
+    //! # async fn user(id: u64) -> anyhow::Result<String> { Ok(format!("user{id}")) }
+    //! # async fn orders(_: u64) -> anyhow::Result<Vec<u32>> { Ok(vec![1, 2]) }
+    //! # #[tokio::main(flavor = "current_thread")] async fn main() -> anyhow::Result<()> {
+    //! # let id = 7;
+    //! let (user, orders) = tokio::try_join!(user(id), orders(id))?;
+    //! # assert_eq!(user, "user7"); assert_eq!(orders, [1, 2]);
+    //! # Ok(()) }
+    //! ```
+    //!
+    //! becomes
+    //!
+    //! ```
+    //! use errgroup::{Ctx, errgroup};
+    //!
+    //! # async fn user(_: &Ctx, id: u64) -> anyhow::Result<String> { Ok(format!("user{id}")) }
+    //! # async fn orders(_: &Ctx, _: u64) -> anyhow::Result<Vec<u32>> { Ok(vec![1, 2]) }
+    //! # #[tokio::main(flavor = "current_thread")] async fn main() -> anyhow::Result<()> {
+    //! # let id = 7;
+    //! let (user, orders) = errgroup! {
+    //!     user   => user(ctx, id).await,
+    //!     orders => orders(ctx, id).await,
+    //! }?;
+    //! # assert_eq!(user, "user7"); assert_eq!(orders, [1, 2]);
+    //! # Ok(()) }
+    //! ```
+    //!
+    //! What changes:
+    //!
+    //! - **How the others stop.** `try_join!` drops the other futures at
+    //!   the first error, wherever they are waiting. A group cancels its
+    //!   `ctx` and waits for every branch to return: a branch stops where
+    //!   it looks at `ctx` (`ctx.check()?`, `ctx.sleep(..)`,
+    //!   `ctx.run(..)`, a group channel) and can clean up on the way out. A
+    //!   future that knows nothing of `ctx` runs to its end unless you wrap
+    //!   it: `ctx.run(fut).await?` drops `fut` on cancellation, as
+    //!   `try_join!` would have. `grace = d;` bounds how long the group
+    //!   waits after a cancellation.
+    //! - **The error names its branch.** The group evaluates to
+    //!   `Result<(T1, .., Tn), errgroup::Error<E>>`;
+    //!   [`Error::task`](crate::Error::task) says which branch failed first,
+    //!   and `Display` says so too (`task `orders` failed: ...`). `?`
+    //!   converts `Error<E>` into `anyhow::Error` or a `Box<dyn Error>`.
+    //! - **One error type.** As with `try_join!`, every branch has the
+    //!   same error type `E`. When every branch ends in `Ok(..)` or `?`,
+    //!   nothing fixes it: say it with a header, `type Error = anyhow::Error;`.
+    //! - **Parallelism.** `try_join!` runs everything in the calling task,
+    //!   as plain branches do. Mark a branch `#[spawn]` to run it on
+    //!   another worker thread (what `try_join!` over `tokio::spawn`
+    //!   handles does), or `#[blocking]` for synchronous code.
+    //! - **Deadlines and nesting.** `timeout = d;` replaces
+    //!   `tokio::time::timeout(d, try_join!(..))` and the cause reaches
+    //!   every branch (`ctx.cause()`); a group inside a branch is cancelled
+    //!   with its parent without passing anything down.
+    //! - **Cost.** A group allocates its shared state once and does more
+    //!   bookkeeping per branch than `try_join!`, which allocates nothing;
+    //!   the README's Performance section has the measured ratio. For a
+    //!   hot join of two tiny futures that never need to be cancelled,
+    //!   `try_join!` stays the cheaper tool.
+    //!
+    //! Where the branches' shared variables were `Arc<Mutex<..>>` or a
+    //! channel only to get a value out, return it instead: a branch's value
+    //! is its slot in the tuple.
+}
+
+pub mod from_go {
+    //! Moving over from Go's `errgroup` and `context`.
+    //!
+    //! ```go
+    //! g, ctx := errgroup.WithContext(ctx)
+    //! g.SetLimit(8)
+    //! pages := make([]string, len(urls))
+    //! for i, url := range urls {
+    //!     g.Go(func() error {
+    //!         page, err := fetch(ctx, url)
+    //!         pages[i] = page
+    //!         return err
+    //!     })
+    //! }
+    //! if err := g.Wait(); err != nil {
+    //!     return nil, err
+    //! }
+    //! return pages, nil
+    //! ```
+    //!
+    //! ```
+    //! use errgroup::{Ctx, errgroup};
+    //!
+    //! async fn fetch(ctx: &Ctx, url: &str) -> anyhow::Result<String> {
+    //!     ctx.check()?;
+    //!     Ok(format!("<html>{url}</html>"))
+    //! }
+    //!
+    //! async fn fetch_all(urls: &[String]) -> anyhow::Result<Vec<String>> {
+    //!     let (pages,) = errgroup! {
+    //!         limit = 8;
+    //!         pages => for url in urls { fetch(ctx, url).await },
+    //!     }?;
+    //!     Ok(pages)
+    //! }
+    //! # #[tokio::main(flavor = "current_thread")] async fn main() {
+    //! # let urls: Vec<String> = (0..20).map(|i| format!("/p{i}")).collect();
+    //! # let pages = fetch_all(&urls).await.unwrap();
+    //! # assert_eq!(pages.len(), 20);
+    //! # assert_eq!(pages[3], "<html>/p3</html>");
+    //! # }
+    //! ```
+    //!
+    //! | Go | errgroup |
+    //! |---|---|
+    //! | `g, ctx := errgroup.WithContext(ctx)`; `g.Go(f)` ×n; `g.Wait()` | `errgroup! { a => .., b => .. }` |
+    //! | `g.SetLimit(n)` | `limit = n;` header, or [`Group::limit`](crate::Group::limit) |
+    //! | `context.WithTimeout(ctx, d)` | `timeout = d;` header |
+    //! | `context.WithDeadline(ctx, t)` | `deadline = t;` header |
+    //! | `errgroup.WithContext(parent)` | automatic inside a branch; `parent = &ctx;` to choose |
+    //! | `<-ctx.Done()` | [`ctx.cancelled().await`](crate::Ctx::cancelled) |
+    //! | `ctx.Err() != nil` | [`ctx.is_cancelled()`](crate::Ctx::is_cancelled), [`ctx.check()?`](crate::Ctx::check) |
+    //! | `context.Cause(ctx)` | [`ctx.cause()`](crate::Ctx::cause) |
+    //! | `ctx.Deadline()` | [`ctx.deadline()`](crate::Ctx::deadline) |
+    //! | `select { case v := <-work: case <-ctx.Done(): }` | [`ctx.run(work).await?`](crate::Ctx::run) |
+    //! | `select { case <-time.After(d): case <-ctx.Done(): }` | [`ctx.sleep(d).await?`](crate::Ctx::sleep) |
+    //! | `select { case ch <- v: case <-ctx.Done(): }` | `tx.send(v).await?` on a group channel |
+    //! | `for _, x := range xs { g.Go(..) }` | `name => for x in xs { .. }` branch |
+    //! | `g.Go(f)` from inside a goroutine | [`ctx.spawn(name, fut)`](crate::Ctx::spawn) |
+    //! | `g.Go(f)` for work arriving at run time | [`Group::spawn`](crate::Group::spawn), then [`Group::wait`](crate::Group::wait) |
+    //! | `g.TryGo(f)` | [`Group::try_spawn`](crate::Group::try_spawn) |
+    //! | the first error from `g.Wait()` | `Err(Error::Failed { task, error })`: also says *which* task |
+    //!
+    //! What is different:
+    //!
+    //! - **Values come back.** A branch returns its value; the group returns
+    //!   them in branch order (a `for` branch as a `Vec` in item order).
+    //!   There is no slice to index into from the goroutines.
+    //! - **`ctx` is injected.** Every branch has its own `ctx: &Ctx` in
+    //!   scope; pass it down as you would pass Go's `ctx`. A group made
+    //!   inside a branch, even in a function that was not given `ctx`, is
+    //!   that branch's group's child.
+    //! - **No `cancel()`.** A group is cancelled by a branch returning
+    //!   `Err`, by its `timeout`/`deadline`, by its parent, or by dropping
+    //!   it. To stop a group on an event, give it a branch that waits for
+    //!   the event and returns an error (the [`shutdown`](super::shutdown)
+    //!   recipe).
+    //! - **Three kinds of goroutine.** Plain branches run concurrently in
+    //!   the calling task and may borrow its locals; `#[spawn]` branches are
+    //!   tokio tasks, in parallel on the runtime's workers; `#[blocking]`
+    //!   branches run synchronous code on tokio's blocking pool, where
+    //!   nothing can interrupt them: they poll `ctx.is_cancelled()`.
+    //! - **Panics.** A panic in a branch cancels the group, and resumes in
+    //!   the caller once every branch has returned, rather than ending the
+    //!   process.
+    //! - **Channels are bound to the group.** Go's channels block forever
+    //!   unless every operation also selects on `ctx.Done()`. A group
+    //!   channel (`let (tx, rx) = channel(cap);` above the branches, or
+    //!   [`ctx.channel(cap)`](crate::Ctx::channel)) is closed when the group
+    //!   is cancelled, and a raw tokio or std channel inside a branch is a
+    //!   compile error.
+    //! - **Same rules otherwise.** The first error wins; later ones are
+    //!   dropped. The group waits for every branch. Its ctx is cancelled
+    //!   once it returns ([`Cause::Finished`](crate::Cause::Finished)).
+}
+
+pub mod shutdown {
+    //! Recipe: graceful shutdown.
+    //!
+    //! A group is cancelled when one of its branches fails, so a shutdown
+    //! signal is a branch: it waits for the signal and returns an error.
+    //! Every other branch sees its `ctx` cancelled and winds down; `grace`
+    //! bounds how long the group waits for them. The caller then tells the
+    //! requested shutdown from a real failure by the branch name.
+    //!
+    //! ```
+    //! use std::future::Future;
+    //! use std::time::Duration;
+    //!
+    //! use anyhow::anyhow;
+    //! use errgroup::{Ctx, Error, errgroup};
+    //!
+    //! /// Runs the service until `shutdown` completes or a part of it fails.
+    //! async fn serve_until(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    //!     let result = errgroup! {
+    //!         type Error = anyhow::Error;
+    //!         // After the cancellation, what still runs 10 s later is dropped.
+    //!         grace = Duration::from_secs(10);
+    //!         http => serve_http(ctx).await,
+    //!         jobs => run_jobs(ctx).await,
+    //!         shutdown => {
+    //!             // `Err(Cancelled)` if another branch failed first: nothing to wait for then.
+    //!             ctx.run(shutdown).await?;
+    //!             Err(anyhow!("shutdown requested"))
+    //!         },
+    //!     };
+    //!     match result {
+    //!         Ok(((), (), ())) => Ok(()),
+    //!         Err(Error::Failed { task, .. }) if task == "shutdown" => Ok(()),
+    //!         // `errgroup::Error` is `#[non_exhaustive]`: a catch-all arm is required.
+    //!         Err(other) => Err(other.into()),
+    //!     }
+    //! }
+    //!
+    //! async fn serve_http(ctx: &Ctx) -> anyhow::Result<()> {
+    //!     // Accepts connections until cancelled, then stops accepting and
+    //!     // finishes the requests in flight.
+    //! #   ctx.cancelled().await;
+    //!     Ok(())
+    //! }
+    //!
+    //! async fn run_jobs(ctx: &Ctx) -> anyhow::Result<()> {
+    //!     while ctx.sleep(Duration::from_secs(1)).await.is_ok() {
+    //!         // one round of background work
+    //!     }
+    //!     Ok(())
+    //! }
+    //!
+    //! // In `main`:
+    //! async fn run() -> anyhow::Result<()> {
+    //!     serve_until(async {
+    //!         // On Unix, also `tokio::signal::unix::signal(SignalKind::terminate())`.
+    //!         let _ = tokio::signal::ctrl_c().await;
+    //!     })
+    //!     .await
+    //! }
+    //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    //! # serve_until(tokio::time::sleep(Duration::from_secs(5))).await.unwrap();
+    //! # }
+    //! ```
+    //!
+    //! # Work that is not a branch: a parent ctx
+    //!
+    //! A request handler runs in the server's task, not in a branch of the
+    //! service's group, so its groups are roots and the shutdown does not
+    //! reach them. Hand them the service's lifetime: a [`Group`](crate::Group)
+    //! holds the shutdown branch, its [`ctx`](crate::Group::ctx) goes
+    //! wherever requests are handled (an axum `State`, a field), and each
+    //! request's group names it with `parent = &ctx;`. When the shutdown
+    //! branch fails the service's group, every request group is cancelled
+    //! with [`Cause::Parent`](crate::Cause::Parent).
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //!
+    //! use anyhow::anyhow;
+    //! use errgroup::{Cause, Ctx, Group, errgroup};
+    //!
+    //! async fn handle_request(service: &Ctx) -> Result<u32, errgroup::Error<anyhow::Error>> {
+    //!     let (answer,) = errgroup! {
+    //!         type Error = anyhow::Error;
+    //!         parent = service;
+    //!         answer => {
+    //!             ctx.sleep(Duration::from_secs(60)).await?; // slow backend
+    //!             Ok(42)
+    //!         },
+    //!     }?;
+    //!     Ok(answer)
+    //! }
+    //!
+    //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    //! let mut service = Group::<anyhow::Error>::new();
+    //! let service_ctx = service.ctx();
+    //! service.spawn("shutdown", |ctx| async move {
+    //!     // stands in for `tokio::signal::ctrl_c()`
+    //!     ctx.run(tokio::time::sleep(Duration::from_secs(1))).await?;
+    //!     Err(anyhow!("shutdown requested"))
+    //! });
+    //!
+    //! let err = handle_request(&service_ctx).await.unwrap_err();
+    //! let shutdown = Cause::Failed { task: "shutdown".into() };
+    //! assert_eq!(err.cause(), Cause::Parent(Box::new(shutdown)));
+    //! assert_eq!(service.wait().await.unwrap_err().task().unwrap(), "shutdown");
+    //! # }
+    //! ```
+}
+
+pub mod axum {
+    //! Recipe: an axum handler that fans out.
+    //!
+    //! A handler that needs three backends calls them at once in one group.
+    //! The first failure cancels the other calls, a `timeout` bounds the
+    //! whole request, and when the handler's future is dropped (a timeout
+    //! layer, the server shutting down, a closed connection the server
+    //! notices) the group and everything it runs go with it. The branches
+    //! run in the handler's task (no `#[spawn]`), so they borrow the
+    //! handler's state and arguments.
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //!
+    //! use axum::extract::{Path, State};
+    //! use axum::http::StatusCode;
+    //! use axum::routing::get;
+    //! use axum::{Json, Router};
+    //! use errgroup::{Cause, Ctx, errgroup};
+    //! use serde::Serialize;
+    //!
+    //! #[derive(Clone)]
+    //! struct Backends;
+    //!
+    //! impl Backends {
+    //!     async fn user(&self, ctx: &Ctx, id: u64) -> anyhow::Result<String> {
+    //!         ctx.check()?;
+    //!         Ok(format!("user {id}"))
+    //!     }
+    //!     async fn orders(&self, _ctx: &Ctx, _id: u64) -> anyhow::Result<Vec<u32>> {
+    //!         Ok(vec![1, 2, 3])
+    //!     }
+    //!     async fn recommendations(&self, ctx: &Ctx, id: u64) -> anyhow::Result<Vec<String>> {
+    //!         if id == 0 {
+    //!             anyhow::bail!("no recommendations for user 0");
+    //!         }
+    //!         ctx.sleep(Duration::from_millis(5)).await?;
+    //!         Ok(vec!["a book".into()])
+    //!     }
+    //! }
+    //!
+    //! #[derive(Serialize)]
+    //! struct Dashboard {
+    //!     user: String,
+    //!     orders: Vec<u32>,
+    //!     recommendations: Vec<String>,
+    //! }
+    //!
+    //! async fn dashboard(
+    //!     State(backends): State<Backends>,
+    //!     Path(id): Path<u64>,
+    //! ) -> Result<Json<Dashboard>, (StatusCode, String)> {
+    //!     let (user, orders, recommendations) = errgroup! {
+    //!         timeout = Duration::from_secs(2);
+    //!         user            => backends.user(ctx, id).await,
+    //!         orders          => backends.orders(ctx, id).await,
+    //!         recommendations => backends.recommendations(ctx, id).await,
+    //!     }
+    //!     .map_err(|err| {
+    //!         let status = match err.cause() {
+    //!             Cause::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+    //!             _ => StatusCode::BAD_GATEWAY,
+    //!         };
+    //!         (status, err.to_string())
+    //!     })?;
+    //!     Ok(Json(Dashboard { user, orders, recommendations }))
+    //! }
+    //!
+    //! fn app() -> Router {
+    //!     Router::new()
+    //!         .route("/dashboard/{id}", get(dashboard))
+    //!         .with_state(Backends)
+    //! }
+    //! // Serve it with `axum::serve(tokio::net::TcpListener::bind(addr).await?, app())`.
+    //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    //! # let _ = app();
+    //! # let Json(ok) = dashboard(State(Backends), Path(7)).await.unwrap();
+    //! # assert_eq!((ok.user.as_str(), ok.orders.len(), ok.recommendations.len()), ("user 7", 3, 1));
+    //! # let (status, body) = dashboard(State(Backends), Path(0)).await.err().unwrap();
+    //! # assert_eq!(status, StatusCode::BAD_GATEWAY);
+    //! # assert_eq!(body, "task `recommendations` failed: no recommendations for user 0");
+    //! # }
+    //! ```
+    //!
+    //! To make the request part of the service's shutdown, keep the
+    //! service's `Ctx` in the state and add `parent = &state.ctx;` to the
+    //! group (see [`shutdown`](super::shutdown)).
+}
+
+pub mod tracing {
+    //! Recipe: tracing spans for branches.
+    //!
+    //! `errgroup` has no `tracing` integration of its own yet; the spans
+    //! work as they do for any future. (The example below is not compiled
+    //! as a doctest: `tracing` is not a dependency of this crate.)
+    //!
+    //! - **Plain branches** are polled inside the group's future, in the
+    //!   caller's task: the span the caller is in (an instrumented handler,
+    //!   `#[tracing::instrument]` on the enclosing function) covers them.
+    //!   For a span per branch, instrument the branch's future.
+    //! - **`#[spawn]` branches** and [`ctx.spawn`](crate::Ctx::spawn) tasks
+    //!   are tokio tasks, polled elsewhere: the caller's span does not
+    //!   follow them. Instrument their body, with the caller's span as the
+    //!   parent.
+    //! - **The error** names the branch that failed; record it with
+    //!   `Display` (`%err`) and, for `anyhow`, `{:#}` for the whole chain.
+    //!
+    //! ```text
+    //! use tracing::Instrument as _;
+    //!
+    //! #[tracing::instrument(skip(db))]
+    //! async fn page(db: &Db, id: u64) -> anyhow::Result<(User, Vec<Order>)> {
+    //!     let caller = tracing::Span::current();
+    //!     let result = errgroup! {
+    //!         user => db.user(ctx, id)
+    //!             .instrument(tracing::info_span!("user"))
+    //!             .await,
+    //!         #[spawn] orders => async move { fetch_orders(ctx, id).await }
+    //!             .instrument(tracing::info_span!(parent: &caller, "orders"))
+    //!             .await,
+    //!     };
+    //!     if let Err(err) = &result {
+    //!         tracing::warn!(task = ?err.task(), cause = %err.cause(), "page failed: {err:#}");
+    //!     }
+    //!     Ok(result?)
+    //! }
+    //! ```
+}
