@@ -8,7 +8,7 @@
 //!
 //! What loom sees: the cause slot and its flag, the hook list, the panic and
 //! error slots, the task set's lock and `spawned` flag (runtime/sync.rs),
-//! the cancellation waiter list (`shared::Cancellation`, under the hook
+//! the cancellation waiter list (`cancel::Cancellation`, under the hook
 //! lock), and the channel underneath group channels (async-channel, through
 //! the `loom` features of event-listener and concurrent-queue). What it does
 //! not: the `limit` semaphore, timers, and tokio's `JoinSet`, replaced under loom by
@@ -304,7 +304,7 @@ fn loom_a_group_waits_for_a_task_woken_from_another_thread() {
 fn loom_a_ctx_waiting_for_the_cancellation_wakes_however_it_races_the_cancel() {
     loom::model(|| {
         let state = root::<()>();
-        let ctx = state.ctx(TaskName::new("waiter"));
+        let ctx = crate::Ctx::new(Arc::clone(&state.core), TaskName::new("waiter"));
         // A second waiter that registers, then leaves while the cancel runs:
         // its slot is freed or drained, never woken into a freed waiter.
         let leaving = {
