@@ -393,11 +393,11 @@ impl Check {
     /// `GroupBound::errgroup_bound((&probe).errgroup_check());`, whose
     /// argument spans `first..=last`: the error covers the tokens the user
     /// wrote, not only the first one, and the callee shares the span, so
-    /// rustc adds no second label.
+    /// rustc adds no second label. The spans are the user's own, hygiene
+    /// included (the names here are absolute paths and trait methods), so
+    /// rustc does not end the error with a note that it comes from a macro.
     fn call(self, probe: &TokenStream, (first, last): (Span, Span)) -> TokenStream {
         let (bound, method) = self.names();
-        let first = first.resolved_at(Span::mixed_site());
-        let last = last.resolved_at(Span::mixed_site());
         let lints = quote_spanned!(first=> ::errgroup::__private::lints);
         let bound = Ident::new(bound, first);
         let method = Ident::new(method, first);
