@@ -25,6 +25,10 @@ impl Request {
         Ok(n)
     }
 
+    fn try_send(&self, n: u32) -> bool {
+        n > 0
+    }
+
     fn recv(&mut self) -> Option<u32> {
         self.sent.lock().expect("not poisoned").pop()
     }
@@ -264,4 +268,29 @@ async fn functions_named_like_constructors_or_spawns_are_not_flagged() {
         (n, queued.as_str(), local, user_mod),
         (0, "queued job", 1, (true, 7))
     );
+}
+
+#[tokio::test]
+async fn names_bound_in_a_condition_are_checked_where_they_are_bound() {
+    let request = Request::default();
+    let maybe = Some(request.clone());
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        // `request` here is the `Option`'s content, not the outer one.
+        if_let => {
+            let mut n = 0;
+            if let Some(request) = maybe.as_ref()
+                && request.sent.lock().is_ok()
+            {
+                n = request.send(1).await?;
+            }
+            Ok(n)
+        },
+        guard => match Some(Request::default()) {
+            Some(fresh) if fresh.try_send(1) => Ok(Reply(1).send(1)),
+            _ => Ok(0),
+        },
+    }
+    .expect("no branch fails");
+    assert_eq!(got, (1, 2));
 }

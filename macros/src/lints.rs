@@ -7,9 +7,11 @@
 //!
 //! - **Raw channel constructors.** A call of a path ending in a
 //!   constructor's name (`channel`, `bounded`, .., written in full, through
-//!   a module, imported anywhere, renamed by a `use` in the body) has the
-//!   value it returns checked: `(match CALL { v => { if false { check(&v) }
-//!   v } })`. The check fails only when `v` is a raw `(Sender, Receiver)`
+//!   a module, imported anywhere, renamed by a `use` in the body) is passed
+//!   through `pass(CALL, |v| check(v))`: evaluated once, where it was, its
+//!   temporaries living as long as before; the closure is never called,
+//!   only type-checked, after `CALL` was coerced to the type its context
+//!   expects. The check fails only when `v` is a raw `(Sender, Receiver)`
 //!   pair. A path written with a leading `::` (`::flume::bounded`) can only
 //!   be the crate, and is reported here, without a type.
 //! - **Raw channel operations.** For `recv.send(..)`, `.recv()`,
@@ -21,7 +23,11 @@
 //!     statement that holds the call: it never runs, moves nothing, and
 //!     takes a shared borrow of a place that statement uses anyway. An index
 //!     is not evaluated again: only the type of `&i` is taken
-//!     (`errgroup_index(probe(&i))` returns the element's type).
+//!     (`errgroup_index(probe(&i))` returns the element's type). A place
+//!     named by a binding of the same statement's `if let` / `while let`
+//!     condition is probed at the top of that body instead, and one named
+//!     by a match arm's pattern (in its guard or body) at the top of the
+//!     arm's body: where the name means the same.
 //!   - any other receiver is a *value* computed from a call, a method call,
 //!     an `.await` or a `?` (`make_tx()`, `get_rx().await`,
 //!     `state.lock().await` under `.tx`). That base value is rewritten in
@@ -34,8 +40,9 @@
 //!     live to the end of the enclosing statement). The projections above
 //!     the base (`.tx`, `[i]`, `*`) are replayed on `&v` inside the check.
 //! - **Detached spawns.** A call of a path ending in `spawn`,
-//!   `spawn_blocking` or `spawn_local` has the value it returns checked, as
-//!   constructors are: it fails only for tokio's or std's `JoinHandle`.
+//!   `spawn_blocking` or `spawn_local` is passed through `pass` as
+//!   constructors are: the check fails only for tokio's or std's
+//!   `JoinHandle`. `::tokio::spawn(..)` is reported by path.
 //!
 //! Each check is a path call `GroupBound::errgroup_bound(..)` whose argument
 //! is spanned from the first to the last token the user wrote, so the error
@@ -47,17 +54,24 @@
 //! `format!`), `vec![x; n]`, or statements. Anything else is left as it is.
 //!
 //! Not covered (and why): a macro body that does not parse as one of those
-//! (there is no syntax to rewrite); a receiver that is a macro call (it may
-//! expand to a place, which the rewrite would move); a place receiver whose
-//! root or index is bound in the same statement before it (`if let Some(tx)
-//! = a && tx.send(..)`, a match guard: there is no earlier statement where
-//! the name means the same); an index other than a literal, a name or
-//! `&place` (`txs[i + 1]`: probed as the collection, which catches
-//! `txs[i + 1].send(..)` but not `pairs[i + 1].tx.send(..)`); a
-//! constructor or spawn renamed by a `use` outside the branch (`use
-//! tokio::spawn as go;`: the name is all the macro sees); the endpoints of
-//! `crossbeam-channel`, `flume`, `kanal` and `futures` without the cargo
-//! feature that names their types.
+//! (there is no syntax to rewrite); a receiver that is a macro call
+//! (`my_tx!().send(..)`: it may expand to a place, which the rewrite would
+//! move); an index other than a literal, a name or `&place` under a field
+//! (`pairs[i + 1].tx.send(..)`: the index cannot be replayed without
+//! evaluating it again, so the collection is probed, which catches
+//! `txs[i + 1].send(..)` only); a constructor or spawn renamed by a `use`
+//! outside the branch (`use tokio::spawn as go;`: the name is all the macro
+//! sees); the endpoints and constructors of `crossbeam-channel`, `flume`,
+//! `kanal` and `futures` without the cargo feature that names their types
+//! (a constructor written from the crate root, `::flume::bounded`, is
+//! reported by path).
+//!
+//! Rejected although valid: a call named like a constructor or a spawn
+//! whose result type is a bare type parameter that only *later* code fixes
+//! (`let v = unbounded(); let n: u32 = v;` with a user's
+//! `fn unbounded<T: Default>() -> T`): the check meets an unknown type and
+//! takes it for a raw one. Fixing the type at the call
+//! (`let v: u32 = unbounded();`) compiles.
 
 use std::collections::BTreeMap;
 
@@ -360,6 +374,10 @@ fn constructor(full: &[String]) -> Option<String> {
 struct Frame {
     probes: Vec<TokenStream>,
     bound: Vec<String>,
+    /// Checks of places named by an `if let` / `while let` binding of this
+    /// statement: emitted at the top of that `if`'s or `while`'s body,
+    /// where the names mean what they mean in the condition.
+    deferred: Vec<TokenStream>,
 }
 
 struct Linter {
@@ -622,16 +640,39 @@ impl Linter {
     /// statement before, or else by the value it is computed from, inline.
     fn operation(&mut self, receiver: &mut Expr) {
         if let Some((place, expr)) = place_of(receiver) {
-            let bound = &self.frame().bound;
-            if !place.names.iter().any(|n| bound.contains(n)) {
-                let call = Check::operation(&place.tokens, ends(expr.to_token_stream()));
-                self.frame().probes.push(call);
-                return;
+            let call = Check::operation(&place.tokens, ends(expr.to_token_stream()));
+            let frame = self.frame();
+            if place.names.iter().any(|n| frame.bound.contains(n)) {
+                frame.deferred.push(call);
+            } else {
+                frame.probes.push(call);
             }
+            return;
         }
         let span = ends(receiver.to_token_stream());
         let mut projections = Vec::new();
         wrap_base(receiver, &mut projections, span);
+    }
+
+    /// Visits the condition of an `if` or a `while`, then its body; the
+    /// checks of names the condition binds go at the top of the body.
+    fn condition(&mut self, cond: &mut Expr, body: &mut Block) {
+        let frame = self.frame();
+        let bound = frame.bound.len();
+        let outer = std::mem::take(&mut frame.deferred);
+        self.visit_expr_mut(cond);
+        let frame = self.frame();
+        let deferred = std::mem::replace(&mut frame.deferred, outer);
+        frame.bound.truncate(bound);
+        self.visit_block_mut(body);
+        let deferred = Frame {
+            probes: deferred,
+            ..Frame::default()
+        };
+        if let Some(probe) = probe_stmt(deferred) {
+            body.stmts
+                .insert(0, Stmt::Expr(Expr::Verbatim(probe), None));
+        }
     }
 }
 
@@ -784,14 +825,25 @@ impl VisitMut for Linter {
         wrap(&mut closure.body, frame);
     }
 
+    // The guard (part of the pattern) and the body see the pattern's
+    // bindings: the checks of both go at the top of the body.
     fn visit_arm_mut(&mut self, arm: &mut syn::Arm) {
-        self.bind(&arm.pat);
-        // The guard, if any, is part of the pattern.
-        self.visit_pat_mut(&mut arm.pat);
         self.frames.push(Frame::default());
+        self.visit_pat_mut(&mut arm.pat);
         self.visit_expr_mut(&mut arm.body);
         let frame = self.frames.pop().unwrap_or_default();
         wrap(&mut arm.body, frame);
+    }
+
+    fn visit_expr_if_mut(&mut self, node: &mut syn::ExprIf) {
+        self.condition(&mut node.cond, &mut node.then_branch);
+        if let Some((_, else_branch)) = &mut node.else_branch {
+            self.visit_expr_mut(else_branch);
+        }
+    }
+
+    fn visit_expr_while_mut(&mut self, node: &mut syn::ExprWhile) {
+        self.condition(&mut node.cond, &mut node.body);
     }
 
     fn visit_expr_let_mut(&mut self, node: &mut syn::ExprLet) {
