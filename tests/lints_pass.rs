@@ -26,7 +26,7 @@ impl Request {
     }
 
     fn try_send(&self, n: u32) -> bool {
-        n > 0
+        self.sent.lock().is_ok_and(|sent| sent.len() < 100) && n > 0
     }
 
     fn recv(&mut self) -> Option<u32> {
