@@ -16,7 +16,7 @@ impl std::fmt::Display for MyErr {
 
 impl std::error::Error for MyErr {}
 
-async fn parse(text: &str) -> Result<u32, MyErr> {
+fn parse(text: &str) -> Result<u32, MyErr> {
     text.parse().map_err(|_| MyErr)
 }
 
@@ -24,11 +24,11 @@ async fn parse(text: &str) -> Result<u32, MyErr> {
 async fn sum(a: &str, b: &str) -> Result<(u32, u32), errgroup::Error<MyErr>> {
     errgroup! {
         a => {
-            let n = parse(a).await?;
+            let n = parse(a)?;
             Ok(n)
         },
         b => {
-            let n = parse(b).await?;
+            let n = parse(b)?;
             Ok(n)
         },
     }
