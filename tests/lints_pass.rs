@@ -180,12 +180,14 @@ async fn receivers_that_are_values_compile_untouched() {
         // `self` by value: moved once.
         by_value => Ok(Reply(4).send(0)),
         index => requests[i].send(5).await,
+        // Other value expressions, evaluated once as before.
+        block => { request.clone() }.send(8).await,
         // A `String` index is only borrowed, never moved.
         keyed => by_name[&key].send(6).await,
         computed_index => requests[i - 1].send(7).await,
     }
     .expect("no branch fails");
-    assert_eq!(got, (1, 2, 3, 4, 5, 6, 7));
+    assert_eq!(got, (1, 2, 3, 4, 5, 8, 6, 7));
     assert_eq!(key, "a");
 }
 
@@ -233,7 +235,12 @@ async fn look_alikes_inside_macro_invocations_compile_untouched() {
         nested_block => {
             let mut r = quiet.clone();
             let got = tokio::join!(async { r.recv() }).0;
-            Ok(got.unwrap_or(5))
+            // A macro that takes `let` statements only: nothing is added
+            // among them.
+            tokio::pin! {
+                let sent = request.send(0);
+            }
+            Ok(got.unwrap_or(5) + sent.await?)
         },
     }
     .expect("no branch fails");

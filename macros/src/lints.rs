@@ -701,7 +701,16 @@ fn wrap_base(expr: &mut Expr, projections: &mut Vec<Projection>, span: (Span, Sp
         }
         Expr::Paren(inner) => wrap_base(&mut inner.expr, projections, span),
         Expr::Group(inner) => wrap_base(&mut inner.expr, projections, span),
-        Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_) => {
+        // Value expressions only: moving one into the `match` is what
+        // evaluating it did already. (A macro call may expand to a place.)
+        Expr::Call(_)
+        | Expr::MethodCall(_)
+        | Expr::Await(_)
+        | Expr::Try(_)
+        | Expr::Block(_)
+        | Expr::Unsafe(_)
+        | Expr::If(_)
+        | Expr::Match(_) => {
             let replay = |value: TokenStream| {
                 let mut tokens = value;
                 for projection in projections.iter().rev() {
@@ -955,13 +964,28 @@ impl Linter {
                     let frame = self.frames.pop().unwrap_or_default();
                     wrap(expr, frame);
                 }
+                // No statement is added among the macro's own (`tokio::pin!`
+                // takes `let`s only): the checks go before the enclosing
+                // statement, and those of names the body binds are dropped.
                 Piece::Stmts(stmts) => {
-                    let mut block = Block {
-                        brace_token: syn::token::Brace::default(),
-                        stmts: std::mem::take(stmts),
-                    };
-                    self.visit_block_mut(&mut block);
-                    *stmts = block.stmts;
+                    self.frames.push(Frame::default());
+                    for stmt in stmts {
+                        match stmt {
+                            Stmt::Local(local) => {
+                                if let Some(init) = &mut local.init {
+                                    self.visit_expr_mut(&mut init.expr);
+                                    if let Some((_, diverge)) = &mut init.diverge {
+                                        self.visit_expr_mut(diverge);
+                                    }
+                                }
+                                self.bind(&local.pat);
+                            }
+                            Stmt::Item(_) => {}
+                            stmt => visit_mut::visit_stmt_mut(self, stmt),
+                        }
+                    }
+                    let inner = self.frames.pop().unwrap_or_default();
+                    self.frame().probes.extend(inner.probes);
                 }
             }
         }

@@ -10,6 +10,9 @@ async fn run(tx: mpsc::Sender<u32>, mut rx: mpsc::Receiver<u32>) -> anyhow::Resu
             let _tries = vec![rx.try_recv().is_ok(); 2];
             assert!(tx.try_send(3).is_ok(), "queue full");
             println!("{:?}", rx.recv().await);
+            tokio::pin! {
+                let _permit = tx.reserve();
+            }
             Ok(())
         },
     }?;
