@@ -51,10 +51,17 @@
 //! Code inside macro invocations is linted when its tokens parse as Rust: a
 //! `select!`'s arms (`pat = future, if guard => handler`, `else =>`), a
 //! comma-separated list of expressions (`join!`, `vec!`, `assert!`,
-//! `format!`), `vec![x; n]`, or statements. Anything else is left as it is.
+//! `format!`), `vec![x; n]`, or statements. Anything else is left as it is,
+//! and so are `stringify!`-like macros, whose arguments never run. The
+//! place probes of an argument go before the statement that holds the
+//! macro (as for any expression); a `select!` handler gets its own at its
+//! top, where the arm's bindings are in scope; no statement is added among
+//! a statement-list macro's own. The tokens are only replaced when a check
+//! had to be written inline.
 //!
 //! Not covered (and why): a macro body that does not parse as one of those
-//! (there is no syntax to rewrite); a receiver that is a macro call
+//! (there is no syntax to rewrite); a place named by a `let` inside a
+//! statement-list macro (no statement can be added there); a receiver that is a macro call
 //! (`my_tx!().send(..)`: it may expand to a place, which the rewrite would
 //! move); an index other than a literal, a name or `&place` under a field
 //! (`pairs[i + 1].tx.send(..)`: the index cannot be replayed without
@@ -70,8 +77,9 @@
 //! whose result type is a bare type parameter that only *later* code fixes
 //! (`let v = unbounded(); let n: u32 = v;` with a user's
 //! `fn unbounded<T: Default>() -> T`): the check meets an unknown type and
-//! takes it for a raw one. Fixing the type at the call
-//! (`let v: u32 = unbounded();`) compiles.
+//! takes it for a raw one (fixing the type at the call compiles); and an
+//! argument of a user's macro that matches it token by token rather than
+//! as an expression, when the check rewrote it.
 
 use std::collections::BTreeMap;
 

@@ -348,6 +348,15 @@ fn code_inside_macro_invocations_is_checked() {
         "{output}"
     );
     assert!(output.contains("biased ;"), "{output}");
+    // A statement-list macro gets no statement among its own: the probe
+    // goes before the statement that holds it.
+    let source = "type Error = E; a => { tokio::pin! { let p = tx.reserve(); } Ok(()) },";
+    let output = expand(&tokens(source));
+    assert!(
+        output.contains("pin ! { let p = tx . reserve () ; }"),
+        "{output}"
+    );
+    assert_eq!(checks(source), (1, 0, 0));
 }
 
 #[test]
