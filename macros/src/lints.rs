@@ -396,9 +396,8 @@ struct Linter {
     errors: Vec<syn::Error>,
 }
 
-/// The three type checks: the `GroupBound*` trait the argument must
-/// implement, the autoref-specialised method that picks the argument, and
-/// the traits that method comes from.
+/// The three type checks, each a `GroupBound*` trait whose message the
+/// error shows (see `runtime/lints.rs`).
 #[derive(Clone, Copy)]
 enum Check {
     Operation,
