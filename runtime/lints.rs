@@ -94,7 +94,11 @@ pub fn pass<T>(value: T, check: impl FnOnce(&T)) -> T {
 }
 
 /// The pair a raw channel constructor returns.
-pub trait RawPair {}
+pub trait RawPair {
+    /// `Self`: a type the error can name only when `Self` is a raw pair, so
+    /// a wrong guess (see [`RawConstructor`]) is reported once.
+    type Pair: ?Sized;
+}
 
 /// What a raw channel constructor inside a branch fails on.
 #[diagnostic::on_unimplemented(
@@ -111,13 +115,22 @@ pub trait GroupBoundConstructor {
 #[diagnostic::do_not_recommend]
 impl GroupBoundConstructor for NotRaw {}
 
-/// Chosen when the value a call returned is a raw pair.
-pub trait RawConstructor<'a, T: ?Sized> {
+/// Chosen when the value a call returned is a raw pair. Unimplemented, so
+/// its message shows, only when it was chosen before the call's type was
+/// known (a generic result that later code fixes) and the guess was wrong.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this call before its type (`{T}`) was known",
+    label = "its type is fixed only by later code",
+    note = "a call named like a raw channel constructor is checked for returning a raw channel",
+    note = "give it its type where it is called, e.g. `let v: {T} = ..;`"
+)]
+pub trait RawConstructor<'a, T: ?Sized + RawPair> {
     /// The probed value.
-    fn errgroup_pair(&self) -> &'a T;
+    fn errgroup_pair(&self) -> &'a T::Pair;
 }
 
-impl<'a, T: ?Sized + RawPair> RawConstructor<'a, T> for Probe<'a, T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: ?Sized + RawPair<Pair = T>> RawConstructor<'a, T> for Probe<'a, T> {
     fn errgroup_pair(&self) -> &'a T {
         self.0
     }
@@ -134,7 +147,11 @@ pub trait OtherConstructor {
 impl<T: ?Sized> OtherConstructor for &Probe<'_, T> {}
 
 /// The handle a detached spawn returns.
-pub trait RawTask {}
+pub trait RawTask {
+    /// `Self`: a type the error can name only when `Self` is a task handle,
+    /// so a wrong guess (see [`RawSpawn`]) is reported once.
+    type Task: ?Sized;
+}
 
 /// What a detached spawn inside a branch fails on.
 #[diagnostic::on_unimplemented(
@@ -152,12 +169,21 @@ pub trait GroupTask {
 impl GroupTask for NotRaw {}
 
 /// Chosen when the value a call returned is a detached task's handle.
-pub trait RawSpawn<'a, T: ?Sized> {
+/// Unimplemented, so its message shows, only when it was chosen before the
+/// call's type was known and the guess was wrong.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this call before its type (`{T}`) was known",
+    label = "its type is fixed only by later code",
+    note = "a call named like a detached spawn is checked for returning a task handle",
+    note = "give it its type where it is called, e.g. `let v: {T} = ..;`"
+)]
+pub trait RawSpawn<'a, T: ?Sized + RawTask> {
     /// The probed value.
-    fn errgroup_task(&self) -> &'a T;
+    fn errgroup_task(&self) -> &'a T::Task;
 }
 
-impl<'a, T: ?Sized + RawTask> RawSpawn<'a, T> for Probe<'a, T> {
+#[diagnostic::do_not_recommend]
+impl<'a, T: ?Sized + RawTask<Task = T>> RawSpawn<'a, T> for Probe<'a, T> {
     fn errgroup_task(&self) -> &'a T {
         self.0
     }
@@ -173,8 +199,15 @@ pub trait OtherSpawn {
 
 impl<T: ?Sized> OtherSpawn for &Probe<'_, T> {}
 
-impl<T> RawTask for tokio::task::JoinHandle<T> {}
-impl<T> RawTask for std::thread::JoinHandle<T> {}
+#[diagnostic::do_not_recommend]
+impl<T> RawTask for tokio::task::JoinHandle<T> {
+    type Task = Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T> RawTask for std::thread::JoinHandle<T> {
+    type Task = Self;
+}
 
 /// A place `container[index]` as seen by the probes, without evaluating or
 /// moving `index` a second time: only its type is taken, from `&index`.
@@ -200,7 +233,9 @@ macro_rules! raw {
 
 macro_rules! pair {
     ($($(#[$cfg:meta])* $($tx:ident)::+, $($rx:ident)::+ ;)*) => {$(
-        $(#[$cfg])* impl<T> RawPair for ($($tx)::+<T>, $($rx)::+<T>) {}
+        $(#[$cfg])* #[diagnostic::do_not_recommend] impl<T> RawPair for ($($tx)::+<T>, $($rx)::+<T>) {
+            type Pair = Self;
+        }
     )*};
 }
 

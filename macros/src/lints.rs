@@ -439,9 +439,8 @@ impl Check {
 
     /// The check of an operation's receiver, `value` a place or a binding.
     fn operation(value: &TokenStream, span: (Span, Span)) -> TokenStream {
-        let site = span.0.resolved_at(Span::mixed_site());
         Check::Operation.call(
-            &quote_spanned!(site=> ::errgroup::__private::lints::probe(&#value)),
+            &quote_spanned!(span.0=> ::errgroup::__private::lints::probe(&#value)),
             span,
         )
     }
@@ -822,7 +821,7 @@ impl VisitMut for Linter {
         let site = Span::mixed_site();
         let value = Ident::new("__errgroup_value", site);
         let call = check.call(
-            &quote_spanned!(span.0.resolved_at(site)=> ::errgroup::__private::lints::probe(#value)),
+            &quote_spanned!(span.0=> ::errgroup::__private::lints::probe(#value)),
             span,
         );
         let imports = imports();
