@@ -56,6 +56,11 @@ impl Reply {
     fn send(self, n: u32) -> u32 {
         self.0 + n
     }
+
+    async fn recv(self) -> u32 {
+        tokio::task::yield_now().await;
+        self.0
+    }
 }
 
 /// A crate-root module named like a channel crate.
@@ -209,7 +214,14 @@ async fn look_alikes_inside_macro_invocations_compile_untouched() {
                 n = request.send(1), if holder.request.sent.lock().is_ok() => n?,
                 else => 0,
             };
-            Ok(n)
+            // A future computed from a call, and a handler with an
+            // operation: both rewritten, both still what they were.
+            let m = tokio::select! {
+                m = Reply(0).recv() => {
+                    m + holder.request.send(0).await?
+                }
+            };
+            Ok(n + m)
         },
         join => {
             let (x, y) = tokio::try_join!(request.send(2), holder.request.send(3))?;

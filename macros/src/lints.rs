@@ -77,7 +77,8 @@
 //! whose result type is a bare type parameter that only *later* code fixes
 //! (`let v = unbounded(); let n: u32 = v;` with a user's
 //! `fn unbounded<T: Default>() -> T`): the check meets an unknown type and
-//! takes it for a raw one (fixing the type at the call compiles); and an
+//! takes it for a raw one; the error says so, and fixing the type at the
+//! call compiles; and an
 //! argument of a user's macro that matches it token by token rather than
 //! as an expression, when the check rewrote it.
 
