@@ -313,3 +313,26 @@ async fn names_bound_in_a_condition_are_checked_where_they_are_bound() {
     .expect("no branch fails");
     assert_eq!(got, (1, 2));
 }
+
+#[tokio::test]
+async fn the_groups_own_channels_are_not_raw_channels() {
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        let (tx, rx) = channel::<u32>(4);
+        header => {
+            tx.send(1).await?;
+            Ok(rx.recv().await?.unwrap_or(0))
+        },
+        // Made at run time, also called as a path: the pairs are the
+        // group's, whatever the call is named.
+        runtime => {
+            let (a, b) = ctx.channel::<u32>(1);
+            let (c, d) = errgroup::Ctx::unbounded::<u32>(ctx);
+            a.send(2).await?;
+            c.send(3).await?;
+            Ok(b.recv().await?.unwrap_or(0) + d.recv().await?.unwrap_or(0))
+        },
+    }
+    .expect("no branch fails");
+    assert_eq!(got, (1, 5));
+}
