@@ -87,6 +87,11 @@ mod look_alikes {
     pub(crate) fn spawn(job: &str) -> String {
         format!("queued {job}")
     }
+
+    pub(crate) async fn spawn_local(job: &str) -> usize {
+        tokio::task::yield_now().await;
+        job.len()
+    }
 }
 
 fn make_request(request: &Request) -> Request {
@@ -266,7 +271,7 @@ async fn functions_named_like_constructors_or_spawns_are_not_flagged() {
         counter += 1;
         counter
     };
-    let (range, n, queued, local, user_mod) = errgroup! {
+    let (range, n, queued, four, local, user_mod) = errgroup! {
         type Error = anyhow::Error;
         imported => Ok(bounded(3)),
         generic => {
@@ -274,6 +279,8 @@ async fn functions_named_like_constructors_or_spawns_are_not_flagged() {
             Ok(n)
         },
         spawn_named => Ok(spawn("job")),
+        // An `async fn` named like a spawn: its future is not a handle.
+        async_spawn_named => Ok(look_alikes::spawn_local("four").await),
         closure => {
             // A `FnMut` closure named like a spawn: called once, in place.
             let spawn_local = &mut count;
@@ -284,8 +291,8 @@ async fn functions_named_like_constructors_or_spawns_are_not_flagged() {
     .expect("no branch fails");
     assert_eq!(range, 0..3);
     assert_eq!(
-        (n, queued.as_str(), local, user_mod),
-        (0, "queued job", 1, (true, 7))
+        (n, queued.as_str(), four, local, user_mod),
+        (0, "queued job", 4, 1, (true, 7))
     );
 }
 
