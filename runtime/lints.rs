@@ -1,35 +1,44 @@
-//! Type-based halves of the `raw_channel` check: what `errgroup!` emits,
-//! in code that never runs, to ask the compiler whether a value is a raw
-//! channel endpoint.
+//! Type-based halves of the `raw_channel` and `detached_spawn` checks: what
+//! `errgroup!` emits, in code that never runs, to ask the compiler whether a
+//! value is a raw channel endpoint, a raw channel pair, or the handle of a
+//! detached task.
 //!
-//! Two probes, both selected by autoref specialisation and both failing
-//! through a trait that carries `#[diagnostic::on_unimplemented]`, so the
-//! error reads as a sentence and lands on the user's tokens:
-//!
-//! - [`probe`] takes `&place` for the receiver of a `.send()`, `.recv()`, ..
-//!   call (emitted as `if false { .. }` before the statement, so it never
-//!   runs, moves nothing and only takes a shared borrow of a place the
-//!   statement uses anyway).
-//! - [`Callee`] wraps the callee of a call written as a partial path
-//!   (`mpsc::channel(8)`), passing the function item through unchanged.
+//! Each probe is selected by autoref specialisation: [`probe`] wraps a
+//! reference to the value, the emitted code calls `(&probe(&v)).errgroup_*()`,
+//! and method resolution tries `Probe<T>` (the `Raw*` traits, implemented only
+//! when `T` is raw) before `&Probe<T>` (the `Other*` traits, implemented for
+//! every `T`). The raw method hands back `&T`, the other one `&NotRaw`; the
+//! emitted code then passes that to a `GroupBound*` trait's method, written
+//! as a path call (`GroupBound::errgroup_bound(..)`). Only `NotRaw`
+//! implements those traits, so a raw `T` fails there, with the trait's
+//! `#[diagnostic::on_unimplemented]` message. A path call adds no "required
+//! by a bound in .." note, and `#[diagnostic::do_not_recommend]` on the one
+//! impl keeps rustc from listing `NotRaw` as a type that would do: the
+//! error ends with the fix.
 //!
 //! # Invariants
 //!
 //! A type that is not a raw endpoint (or a raw endpoint behind `&`, `&mut`,
-//! `Box`, `Arc`, `Rc`, `Option`, a mutex, a lock or a `RefCell`) never fails
-//! a probe: the fallback methods are implemented for every type.
+//! `Box`, `Arc`, `Rc`, `Option`, a mutex, a lock, a `RefCell` or a standard
+//! collection), not a raw pair and not a detached task's handle never fails
+//! a probe: the `Other*` methods are implemented for every type.
 
-use core::marker::PhantomData;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// A value of type `T` as seen by the probe; never constructed at run time.
+/// A value of type `T` as seen by the probes; built only in code that never
+/// runs.
 #[derive(Debug)]
-pub struct Probe<T: ?Sized>(PhantomData<T>);
+pub struct Probe<'a, T: ?Sized>(&'a T);
 
-/// The probe of `value`'s type (the value itself is not used).
+/// The probe of `value`'s type.
 #[must_use]
-pub fn probe<T: ?Sized>(_value: &T) -> Probe<T> {
-    Probe(PhantomData)
+pub fn probe<T: ?Sized>(value: &T) -> Probe<'_, T> {
+    Probe(value)
 }
+
+/// What every probe of a type that is not raw answers with.
+#[derive(Debug)]
+pub struct NotRaw;
 
 /// Raw channel endpoints, and the wrappers they are reached through.
 pub trait RawEndpoint {}
@@ -41,31 +50,55 @@ pub trait RawEndpoint {}
     note = "a raw channel is not closed when the group is cancelled, so a branch blocked on it can hang the group",
     note = "use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)`; or mark the branch `#[allow(raw_channel)]`"
 )]
-pub trait GroupBound {}
+pub trait GroupBound {
+    /// Compiles only for [`NotRaw`].
+    fn errgroup_bound(&self) {}
+}
 
-/// Chosen when the probed type is a raw endpoint: its method requires
-/// [`GroupBound`], which no raw endpoint implements.
-pub trait RawOperation<T: ?Sized> {
-    /// Fails to compile for every `T`.
-    fn errgroup_check(&self)
-    where
-        T: GroupBound,
-    {
+#[diagnostic::do_not_recommend]
+impl GroupBound for NotRaw {}
+
+/// Chosen when the probed type is a raw endpoint: hands it on to
+/// [`GroupBound`], which it does not implement.
+pub trait RawOperation<'a, T: ?Sized> {
+    /// The probed value.
+    fn errgroup_check(&self) -> &'a T;
+}
+
+impl<'a, T: ?Sized + RawEndpoint> RawOperation<'a, T> for Probe<'a, T> {
+    fn errgroup_check(&self) -> &'a T {
+        self.0
     }
 }
 
-impl<T: ?Sized + RawEndpoint> RawOperation<T> for Probe<T> {}
-
-/// Chosen for every other type, one autoref later: compiles.
+/// Chosen for every other type, one autoref later.
 pub trait OtherOperation {
-    /// Does nothing.
-    fn errgroup_check(&self) {}
+    /// [`NotRaw`].
+    fn errgroup_check(&self) -> &'static NotRaw {
+        &NotRaw
+    }
 }
 
-impl<T: ?Sized> OtherOperation for &Probe<T> {}
+impl<T: ?Sized> OtherOperation for &Probe<'_, T> {}
+
+/// `value`, unchanged; `check` is only type-checked, never called. A call
+/// named like a raw channel constructor or a detached spawn is passed
+/// through here: as an argument, it is checked against the type the
+/// caller expects (`let n: u32 = unbounded();` fixes `n`'s type before
+/// `check`, a closure, is checked), and its temporaries live as long as
+/// before.
+#[inline]
+pub fn pass<T>(value: T, check: impl FnOnce(&T)) -> T {
+    let _ = check;
+    value
+}
 
 /// The pair a raw channel constructor returns.
-pub trait RawPair {}
+pub trait RawPair {
+    /// `Self`: a type the error can name only when `Self` is a raw pair, so
+    /// a wrong guess (see [`RawConstructor`]) is reported once.
+    type Pair: ?Sized;
+}
 
 /// What a raw channel constructor inside a branch fails on.
 #[diagnostic::on_unimplemented(
@@ -74,63 +107,121 @@ pub trait RawPair {}
     note = "a raw channel is not closed when the group is cancelled, so a branch blocked on it can hang the group",
     note = "use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)`; or mark the branch `#[allow(raw_channel)]`"
 )]
-pub trait GroupBoundConstructor {}
+pub trait GroupBoundConstructor {
+    /// Compiles only for [`NotRaw`].
+    fn errgroup_bound(&self) {}
+}
 
-/// A callee written as a partial path: passed through unchanged.
-#[derive(Clone, Copy, Debug)]
-pub struct Callee<F>(pub F);
+#[diagnostic::do_not_recommend]
+impl GroupBoundConstructor for NotRaw {}
 
-/// Chosen when the callee, given no argument, returns a raw pair.
-pub trait RawConstructor0<R> {
-    /// Fails to compile for every `R`.
-    #[must_use]
-    fn errgroup_callee0(&self) -> Self
-    where
-        R: GroupBoundConstructor,
-        Self: Copy,
-    {
-        *self
+/// Chosen when the value a call returned is a raw pair. Unimplemented, so
+/// its message shows, only when it was chosen before the call's type was
+/// known (a generic result that later code fixes) and the guess was wrong.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this call before its type (`{T}`) was known",
+    label = "its type is fixed only by later code",
+    note = "a call named like a raw channel constructor is checked for returning a raw channel",
+    note = "give it its type where it is called, e.g. `let v: {T} = ..;`"
+)]
+pub trait RawConstructor<'a, T: ?Sized + RawPair> {
+    /// The probed value.
+    fn errgroup_pair(&self) -> &'a T::Pair;
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, T: ?Sized + RawPair<Pair = T>> RawConstructor<'a, T> for Probe<'a, T> {
+    fn errgroup_pair(&self) -> &'a T {
+        self.0
     }
 }
 
-impl<F: Copy + FnOnce() -> R, R: RawPair> RawConstructor0<R> for Callee<F> {}
-
-/// Chosen for every other callee: returns it.
-pub trait OtherCallee0<F> {
-    /// The callee, unchanged.
-    fn errgroup_callee0(&self) -> Callee<F>;
-}
-
-impl<F: Copy> OtherCallee0<F> for &Callee<F> {
-    fn errgroup_callee0(&self) -> Callee<F> {
-        **self
+/// Chosen for every other value.
+pub trait OtherConstructor {
+    /// [`NotRaw`].
+    fn errgroup_pair(&self) -> &'static NotRaw {
+        &NotRaw
     }
 }
 
-/// Chosen when the callee, given one argument, returns a raw pair.
-pub trait RawConstructor1<A, R> {
-    /// Fails to compile for every `R`.
-    #[must_use]
-    fn errgroup_callee1(&self) -> Self
-    where
-        R: GroupBoundConstructor,
-        Self: Copy,
-    {
-        *self
+impl<T: ?Sized> OtherConstructor for &Probe<'_, T> {}
+
+/// The handle a detached spawn returns.
+pub trait RawTask {
+    /// `Self`: a type the error can name only when `Self` is a task handle,
+    /// so a wrong guess (see [`RawSpawn`]) is reported once.
+    type Task: ?Sized;
+}
+
+/// What a detached spawn inside a branch fails on.
+#[diagnostic::on_unimplemented(
+    message = "this starts a detached task (`{Self}`) inside an `errgroup!` branch",
+    label = "a detached spawn",
+    note = "the group neither waits for nor cancels a detached task",
+    note = "run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`; or mark the branch `#[allow(detached_spawn)]`"
+)]
+pub trait GroupTask {
+    /// Compiles only for [`NotRaw`].
+    fn errgroup_bound(&self) {}
+}
+
+#[diagnostic::do_not_recommend]
+impl GroupTask for NotRaw {}
+
+/// Chosen when the value a call returned is a detached task's handle.
+/// Unimplemented, so its message shows, only when it was chosen before the
+/// call's type was known and the guess was wrong.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this call before its type (`{T}`) was known",
+    label = "its type is fixed only by later code",
+    note = "a call named like a detached spawn is checked for returning a task handle",
+    note = "give it its type where it is called, e.g. `let v: {T} = ..;`"
+)]
+pub trait RawSpawn<'a, T: ?Sized + RawTask> {
+    /// The probed value.
+    fn errgroup_task(&self) -> &'a T::Task;
+}
+
+#[diagnostic::do_not_recommend]
+impl<'a, T: ?Sized + RawTask<Task = T>> RawSpawn<'a, T> for Probe<'a, T> {
+    fn errgroup_task(&self) -> &'a T {
+        self.0
     }
 }
 
-impl<A, F: Copy + FnOnce(A) -> R, R: RawPair> RawConstructor1<A, R> for Callee<F> {}
-
-/// Chosen for every other callee: returns it.
-pub trait OtherCallee1<F> {
-    /// The callee, unchanged.
-    fn errgroup_callee1(&self) -> Callee<F>;
+/// Chosen for every other value.
+pub trait OtherSpawn {
+    /// [`NotRaw`].
+    fn errgroup_task(&self) -> &'static NotRaw {
+        &NotRaw
+    }
 }
 
-impl<F: Copy> OtherCallee1<F> for &Callee<F> {
-    fn errgroup_callee1(&self) -> Callee<F> {
-        **self
+impl<T: ?Sized> OtherSpawn for &Probe<'_, T> {}
+
+#[diagnostic::do_not_recommend]
+impl<T> RawTask for tokio::task::JoinHandle<T> {
+    type Task = Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T> RawTask for std::thread::JoinHandle<T> {
+    type Task = Self;
+}
+
+/// A place `container[index]` as seen by the probes, without evaluating or
+/// moving `index` a second time: only its type is taken, from `&index`.
+pub trait IndexProbe<I> {
+    /// The element's type, in code that never runs.
+    type Output: ?Sized;
+    /// Never returns; called only inside `if false { .. }`.
+    fn errgroup_index(&self, index: Probe<'_, I>) -> &Self::Output;
+}
+
+impl<C: ?Sized + core::ops::Index<I>, I> IndexProbe<I> for C {
+    type Output = C::Output;
+    fn errgroup_index(&self, _index: Probe<'_, I>) -> &C::Output {
+        unreachable!("errgroup's lint probes never run")
     }
 }
 
@@ -146,7 +237,10 @@ macro_rules! raw {
 macro_rules! pair {
     ($($(#[cfg(feature = $feature:literal)])? $($tx:ident)::+, $($rx:ident)::+ ;)*) => {$(
         $(#[cfg(feature = $feature)] #[cfg_attr(docsrs, doc(cfg(feature = $feature)))])?
-        impl<T> RawPair for ($($tx)::+<T>, $($rx)::+<T>) {}
+        #[diagnostic::do_not_recommend]
+        impl<T> RawPair for ($($tx)::+<T>, $($rx)::+<T>) {
+            type Pair = Self;
+        }
     )*};
 }
 
@@ -215,6 +309,12 @@ macro_rules! through {
 impl<T: ?Sized + RawEndpoint> RawEndpoint for &T {}
 impl<T: ?Sized + RawEndpoint> RawEndpoint for &mut T {}
 impl<T: RawEndpoint> RawEndpoint for Option<T> {}
+impl<T: RawEndpoint> RawEndpoint for [T] {}
+impl<T: RawEndpoint, const N: usize> RawEndpoint for [T; N] {}
+impl<T: RawEndpoint> RawEndpoint for Vec<T> {}
+impl<T: RawEndpoint> RawEndpoint for VecDeque<T> {}
+impl<K, T: RawEndpoint, S> RawEndpoint for HashMap<K, T, S> {}
+impl<K, T: RawEndpoint> RawEndpoint for BTreeMap<K, T> {}
 
 through! {
     std::boxed::Box;

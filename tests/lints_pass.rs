@@ -1,9 +1,15 @@
 //! Look-alikes of raw channels and detached spawns that `errgroup!` accepts:
 //! the `raw_channel` check decides by type, not by spelling.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use errgroup::errgroup;
+use futures::FutureExt;
+
+// Imported at the top of the file, like tokio's: decided by the type of
+// what they return, not by their names.
+use look_alikes::{bounded, spawn, unbounded_channel};
 
 /// A user type with its own `send` and `recv`, like an HTTP request builder.
 #[derive(Clone, Default)]
@@ -17,6 +23,10 @@ impl Request {
         tokio::task::yield_now().await;
         self.sent.lock().expect("not poisoned").push(n);
         Ok(n)
+    }
+
+    fn try_send(&self, n: u32) -> bool {
+        self.sent.lock().is_ok_and(|sent| sent.len() < 100) && n > 0
     }
 
     fn recv(&mut self) -> Option<u32> {
@@ -36,6 +46,64 @@ mod mpsc {
 }
 
 struct Holder {
+    request: Request,
+}
+
+/// A user type whose `send` consumes it, like a oneshot sender.
+struct Reply(u32);
+
+impl Reply {
+    fn send(self, n: u32) -> u32 {
+        self.0 + n
+    }
+
+    async fn recv(self) -> u32 {
+        tokio::task::yield_now().await;
+        self.0
+    }
+}
+
+/// A crate-root module named like a channel crate.
+mod flume {
+    pub(crate) fn bounded(cap: usize) -> Vec<u32> {
+        Vec::with_capacity(cap)
+    }
+
+    pub(crate) fn unbounded() -> u32 {
+        7
+    }
+}
+
+/// Functions named like constructors and spawns that are neither.
+mod look_alikes {
+    pub(crate) fn bounded(cap: usize) -> std::ops::Range<usize> {
+        0..cap
+    }
+
+    pub(crate) fn unbounded_channel<T: Default>() -> T {
+        T::default()
+    }
+
+    pub(crate) fn spawn(job: &str) -> String {
+        format!("queued {job}")
+    }
+
+    pub(crate) async fn spawn_local(job: &str) -> usize {
+        tokio::task::yield_now().await;
+        job.len()
+    }
+}
+
+fn make_request(request: &Request) -> Request {
+    request.clone()
+}
+
+async fn get_request(request: &Request) -> Request {
+    tokio::task::yield_now().await;
+    request.clone()
+}
+
+struct State {
     request: Request,
 }
 
@@ -100,4 +168,178 @@ async fn allow_attributes_opt_a_branch_out() {
     }
     .expect("no branch fails");
     assert_eq!((sent, got, joined), ((), 3, 4));
+}
+
+#[tokio::test]
+async fn receivers_that_are_values_compile_untouched() {
+    let request = Request::default();
+    let state = Arc::new(tokio::sync::Mutex::new(State {
+        request: request.clone(),
+    }));
+    let requests = vec![request.clone(), request.clone()];
+    let by_name = HashMap::from([("a".to_owned(), request.clone())]);
+    let key = "a".to_owned();
+    let i = 1;
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        // `&self`: the temporary lives to the end of the statement, as before.
+        call => make_request(&request).send(1).await,
+        awaited => Ok(get_request(&Request::default()).await.recv().unwrap_or(2)),
+        // A guard held through the `.await`, as written.
+        guard_field => state.lock().await.request.send(3).await,
+        // `self` by value: moved once.
+        by_value => Ok(Reply(4).send(0)),
+        index => requests[i].send(5).await,
+        // Other value expressions, evaluated once as before.
+        block => { request.clone() }.send(8).await,
+        // A `String` index is only borrowed, never moved.
+        keyed => by_name[&key].send(6).await,
+        computed_index => requests[i - 1].send(7).await,
+    }
+    .expect("no branch fails");
+    assert_eq!(got, (1, 2, 3, 4, 5, 8, 6, 7));
+    assert_eq!(key, "a");
+}
+
+#[tokio::test]
+async fn look_alikes_inside_macro_invocations_compile_untouched() {
+    let request = Request::default();
+    let holder = Holder {
+        request: request.clone(),
+    };
+    // Nothing is sent to it: its `recv()` answers `None` however the
+    // branches interleave.
+    let quiet = Request::default();
+    let (mut tx, mut rx) = futures::channel::mpsc::channel::<u32>(1);
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        select => {
+            let n = tokio::select! {
+                biased;
+                n = request.send(1), if holder.request.sent.lock().is_ok() => n?,
+                else => 0,
+            };
+            // A future computed from a call, and a handler with an
+            // operation: both rewritten, both still what they were.
+            let m = tokio::select! {
+                m = Reply(0).recv() => {
+                    m + holder.request.send(0).await?
+                }
+            };
+            Ok(n + m)
+        },
+        join => {
+            let (x, y) = tokio::try_join!(request.send(2), holder.request.send(3))?;
+            Ok(x + y)
+        },
+        arguments => {
+            let sent = vec![quiet.clone().recv(); 2];
+            assert!(sent == [None, None], "{}", format!("{:?}", quiet.clone().recv()));
+            // Not Rust code: left alone, though it names nothing in scope.
+            let text = stringify!(nowhere.send(1));
+            Ok(u32::try_from(text.len()).unwrap_or(0))
+        },
+        // A `futures` channel without the `futures` feature: not a known
+        // raw type, so only an opt-out makes it compile either way.
+        #[allow(raw_channel)] futures_select => {
+            futures::SinkExt::send(&mut tx, 4).await?;
+            let n = futures::select! {
+                n = futures::StreamExt::next(&mut rx).fuse() => n.unwrap_or(0),
+                complete => 0,
+            };
+            Ok(n)
+        },
+        nested_block => {
+            let mut r = quiet.clone();
+            let got = tokio::join!(async { r.recv() }).0;
+            // A macro that takes `let` statements only: nothing is added
+            // among them.
+            tokio::pin! {
+                let sent = request.send(0);
+            }
+            Ok(got.unwrap_or(5) + sent.await?)
+        },
+    }
+    .expect("no branch fails");
+    assert_eq!(got, (1, 5, 15, 4, 5));
+}
+
+#[tokio::test]
+async fn functions_named_like_constructors_or_spawns_are_not_flagged() {
+    let mut counter = 0;
+    let mut count = || {
+        counter += 1;
+        counter
+    };
+    let (range, n, queued, four, local, user_mod) = errgroup! {
+        type Error = anyhow::Error;
+        imported => Ok(bounded(3)),
+        generic => {
+            let n: u32 = unbounded_channel();
+            Ok(n)
+        },
+        spawn_named => Ok(spawn("job")),
+        // An `async fn` named like a spawn: its future is not a handle.
+        async_spawn_named => Ok(look_alikes::spawn_local("four").await),
+        closure => {
+            // A `FnMut` closure named like a spawn: called once, in place.
+            let spawn_local = &mut count;
+            Ok(spawn_local())
+        },
+        crate_root_module => Ok((flume::bounded(2).capacity() >= 2, flume::unbounded())),
+    }
+    .expect("no branch fails");
+    assert_eq!(range, 0..3);
+    assert_eq!(
+        (n, queued.as_str(), four, local, user_mod),
+        (0, "queued job", 4, 1, (true, 7))
+    );
+}
+
+#[tokio::test]
+async fn names_bound_in_a_condition_are_checked_where_they_are_bound() {
+    let request = Request::default();
+    let maybe = Some(request.clone());
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        // `request` here is the `Option`'s content, not the outer one.
+        if_let => {
+            let mut n = 0;
+            if let Some(request) = maybe.as_ref()
+                && request.sent.lock().is_ok()
+            {
+                n = request.send(1).await?;
+            }
+            Ok(n)
+        },
+        guard => match Some(Request::default()) {
+            Some(fresh) if fresh.try_send(1) => Ok(Reply(1).send(1)),
+            _ => Ok(0),
+        },
+    }
+    .expect("no branch fails");
+    assert_eq!(got, (1, 2));
+}
+
+#[tokio::test]
+async fn the_groups_own_channels_are_not_raw_channels() {
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        let (tx, rx) = channel::<u32>(4);
+        header => {
+            tx.send(1).await?;
+            Ok(rx.recv().await?.unwrap_or(0))
+        },
+        // Made at run time, also called as a path: the pairs are the
+        // group's, whatever the call is named.
+        runtime => {
+            let (a, b) = ctx.channel::<u32>(1);
+            let (c, d) = errgroup::Ctx::unbounded::<u32>(ctx);
+            a.send(2).await?;
+            c.send(3).await?;
+            Ok(b.recv().await?.unwrap_or(0) + d.recv().await?.unwrap_or(0))
+        },
+    }
+    .expect("no branch fails");
+    assert_eq!(got, (1, 5));
 }

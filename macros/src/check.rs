@@ -3,7 +3,7 @@
 
 use proc_macro2::{Span, TokenStream};
 use syn::visit::{self, Visit};
-use syn::{Attribute, Expr, Lit, Meta, Stmt};
+use syn::{Attribute, Expr, Lit, Meta};
 
 use crate::parse::{Body, Branch, HeaderKind, Input, closest};
 
@@ -54,12 +54,6 @@ pub(crate) fn check(input: &Input, errors: &mut Errors) -> Checked {
             Span::call_site(),
             "this `errgroup!` has no branches\nhelp: add one per concurrent task: `name => expression,`",
         );
-    }
-    if !input.branches.is_empty()
-        && !input.error_type_broken
-        && !has_header(input, |h| matches!(h, HeaderKind::ErrorType(_)))
-    {
-        check_error_type_is_known(input, errors);
     }
     Checked {
         modes,
@@ -241,8 +235,6 @@ struct Scan {
     ctx_rebinds: Vec<Span>,
     /// `.await`s outside nested async blocks and closures, as `.await`.
     awaits: Vec<TokenStream>,
-    /// A `return` or a macro call, either of which may fix the error type.
-    may_fix_error: bool,
 }
 
 impl<'ast> Visit<'ast> for Scan {
@@ -270,16 +262,6 @@ impl<'ast> Visit<'ast> for Scan {
         visit::visit_expr_closure(self, node);
         self.awaits.truncate(awaits);
     }
-
-    fn visit_expr_return(&mut self, node: &'ast syn::ExprReturn) {
-        self.may_fix_error = true;
-        visit::visit_expr_return(self, node);
-    }
-
-    fn visit_macro(&mut self, node: &'ast syn::Macro) {
-        self.may_fix_error = true;
-        visit::visit_macro(self, node);
-    }
 }
 
 /// The `ctx` bindings of a `let` pattern, however deep (`let (ctx, n) = ..`).
@@ -294,60 +276,5 @@ impl<'ast> Visit<'ast> for Bindings {
             self.ctx.push(node.ident.span());
         }
         visit::visit_pat_ident(self, node);
-    }
-}
-
-/// Rustc cannot infer `E` when every branch ends in a bare `Ok(..)` and
-/// nothing else names the error (`?` converts into `E`, it does not fix it).
-/// Its own message would be "type annotations needed" somewhere inside the
-/// expansion, so say what to write instead. Conservative: any branch that
-/// might fix `E` (another tail, a `return`, a macro) silences the rule.
-fn check_error_type_is_known(input: &Input, errors: &mut Errors) {
-    let mut first_ok = None;
-    for branch in &input.branches {
-        let body = match &branch.body {
-            Body::Expr(body) => body.clone(),
-            Body::For(fan_out) => block_expr(&fan_out.body),
-            Body::Broken => return,
-        };
-        let body = &body;
-        let Some(ok) = bare_ok_tail(body) else { return };
-        let mut scan = Scan::default();
-        scan.visit_expr(body);
-        if scan.may_fix_error {
-            return;
-        }
-        first_ok.get_or_insert(ok);
-    }
-    if let Some(span) = first_ok {
-        errors.at(
-            span,
-            "the error type of this group cannot be inferred: every branch ends in `Ok(..)`\nhelp: name it in a header above the branches, e.g. `type Error = anyhow::Error;`",
-        );
-    }
-}
-
-/// The span of `Ok` when `expr` (or the tail of its block) is a call to a
-/// bare `Ok` without turbofish.
-fn bare_ok_tail(expr: &Expr) -> Option<Span> {
-    match expr {
-        Expr::Block(block) if block.label.is_none() => match block.block.stmts.last()? {
-            Stmt::Expr(tail, None) => bare_ok_tail(tail),
-            _ => None,
-        },
-        Expr::Paren(inner) => bare_ok_tail(&inner.expr),
-        Expr::Call(call) => match &*call.func {
-            Expr::Path(path)
-                if path.qself.is_none()
-                    && path.path.leading_colon.is_none()
-                    && path.path.segments.len() == 1
-                    && path.path.segments[0].ident == "Ok"
-                    && path.path.segments[0].arguments.is_none() =>
-            {
-                Some(path.path.segments[0].ident.span())
-            }
-            _ => None,
-        },
-        _ => None,
     }
 }

@@ -1,49 +1,101 @@
 //! Lints: raw channels and detached spawns inside branch bodies.
 //!
 //! Three rules, each off for a branch marked `#[allow(raw_channel)]` or
-//! `#[allow(detached_spawn)]`:
+//! `#[allow(detached_spawn)]`. All three are decided by *type* wherever the
+//! name alone could mean something else (a user's `mod flume`, a local
+//! `mpsc` module, a closure called `channel`):
 //!
-//! - **Raw channel constructors, by path.** A call whose path is a known
-//!   constructor (`tokio::sync::mpsc::channel`, `flume::bounded`, ..),
-//!   written in full or through a `use` (renamed or not, glob or not) inside
-//!   the body, is an error reported here. A *partial* path the body does not
-//!   resolve (`mpsc::channel(8)`, the `mpsc` imported outside the macro) is
-//!   checked by type instead, as a user's own `mpsc` module may have a
-//!   `channel` fn: the callee is passed through
-//!   `::errgroup::__private::lints::Callee`, which fails to compile only when
-//!   the function returns a raw `(Sender, Receiver)` pair.
-//! - **Raw channel operations, by type.** For `recv.send(..)`, `.recv()`,
-//!   `.try_send(..)`, .. the receiver's *place* (a variable, a field, `*p`,
-//!   `v[i]`, also under `.lock()`, `.await`, `?`, `.unwrap()`, ..) is probed
-//!   in an `if false { .. }` statement inserted before the statement that
-//!   holds the call: it never runs, moves nothing, and borrows (shared) only
-//!   a place that statement uses anyway. The probe fails to compile only when
-//!   the place's type is a raw endpoint (see `runtime/lints.rs`).
-//! - **Detached spawns, by path.** `tokio::spawn`, `tokio::task::spawn`,
-//!   `spawn_blocking`, `spawn_local`, `std::thread::spawn`, also written
-//!   `thread::spawn` / `task::spawn`, or through a `use` inside the body.
+//! - **Raw channel constructors.** A call of a path ending in a
+//!   constructor's name (`channel`, `bounded`, .., written in full, through
+//!   a module, imported anywhere, renamed by a `use` in the body) is passed
+//!   through `pass(CALL, |v| check(v))`: evaluated once, where it was, its
+//!   temporaries living as long as before; the closure is never called,
+//!   only type-checked, after `CALL` was coerced to the type its context
+//!   expects. The check fails only when `v` is a raw `(Sender, Receiver)`
+//!   pair. A path written with a leading `::` (`::flume::bounded`) can only
+//!   be the crate, and is reported here, without a type.
+//! - **Raw channel operations.** For `recv.send(..)`, `.recv()`,
+//!   `.try_send(..)`, .., the type of the receiver is checked, with no part
+//!   of it evaluated, moved or borrowed twice. Two techniques:
+//!   - a receiver that is (or is reached through `.lock()`, `.await`, `?`,
+//!     `.unwrap()`, .. from) a *place* (`x`, `self.txs[i]`, `(*p).f`) is
+//!     probed in an `if false { .. }` statement inserted before the
+//!     statement that holds the call: it never runs, moves nothing, and
+//!     takes a shared borrow of a place that statement uses anyway. An index
+//!     is not evaluated again: only the type of `&i` is taken
+//!     (`errgroup_index(probe(&i))` returns the element's type). A place
+//!     named by a binding of the same statement's `if let` / `while let`
+//!     condition is probed at the top of that body instead, and one named
+//!     by a match arm's pattern (in its guard or body) at the top of the
+//!     arm's body: where the name means the same.
+//!   - any other receiver is a *value* computed from a call, a method call,
+//!     an `.await` or a `?` (`make_tx()`, `get_rx().await`,
+//!     `state.lock().await` under `.tx`). That base value is rewritten in
+//!     place into `(match BASE { v => { if false { check(&v.tx) } v } })`:
+//!     evaluated once, where it was, and moved into `v` and out again, which
+//!     a value (unlike a place) allows. A method call then autorefs the
+//!     match's result exactly as it did the original value (`&`, `&mut` or
+//!     by value: the method decides, as before), and the temporaries of
+//!     `BASE` live as long as before (a `match` scrutinee's temporaries
+//!     live to the end of the enclosing statement). The projections above
+//!     the base (`.tx`, `[i]`, `*`) are replayed on `&v` inside the check.
+//! - **Detached spawns.** A call of a path ending in `spawn`,
+//!   `spawn_blocking` or `spawn_local` is passed through `pass` as
+//!   constructors are: the check fails only for tokio's or std's
+//!   `JoinHandle`. `::tokio::spawn(..)` is reported by path.
 //!
-//! Not covered (and why): code inside macro calls (`select!`, `vec![..]`:
-//! their tokens are not Rust syntax to a proc macro); a bare `channel(8)` or
-//! `spawn(..)` imported outside the macro (it may be a local variable, which
-//! the probe would move); an operation whose receiver is not a place
-//! (`make_tx().send(x)`, `state.lock().unwrap().tx.send(x)`: probing it would
-//! evaluate or move something); an operation whose receiver is bound in the
-//! same statement before it (`if let Some(tx) = a && tx.send(..)`, a match
-//! guard): there is no earlier statement where the name means the same.
+//! Each check is a path call `GroupBound::errgroup_bound(..)` whose argument
+//! is spanned from the first to the last token the user wrote, so the error
+//! covers them (see `runtime/lints.rs` for how the check picks its answer).
+//!
+//! Code inside macro invocations is linted when its tokens parse as Rust: a
+//! `select!`'s arms (`pat = future, if guard => handler`, `else =>`), a
+//! comma-separated list of expressions (`join!`, `vec!`, `assert!`,
+//! `format!`), `vec![x; n]`, or statements. Anything else is left as it is,
+//! and so are `stringify!`-like macros, whose arguments never run. The
+//! place probes of an argument go before the statement that holds the
+//! macro (as for any expression); a `select!` handler gets its own at its
+//! top, where the arm's bindings are in scope; no statement is added among
+//! a statement-list macro's own. The tokens are only replaced when a check
+//! had to be written inline.
+//!
+//! Not covered (and why): a macro body that does not parse as one of those
+//! (there is no syntax to rewrite); a place named by a `let` inside a
+//! statement-list macro (no statement can be added there); a receiver that is a macro call
+//! (`my_tx!().send(..)`: it may expand to a place, which the rewrite would
+//! move); an index other than a literal, a name or `&place` under a field
+//! (`pairs[i + 1].tx.send(..)`: the index cannot be replayed without
+//! evaluating it again, so the collection is probed, which catches
+//! `txs[i + 1].send(..)` only); a constructor or spawn renamed by a `use`
+//! outside the branch (`use tokio::spawn as go;`: the name is all the macro
+//! sees); the endpoints and constructors of `crossbeam-channel`, `flume`,
+//! `kanal` and `futures` without the cargo feature that names their types
+//! (a constructor written from the crate root, `::flume::bounded`, is
+//! reported by path).
+//!
+//! Rejected although valid: a call named like a constructor or a spawn
+//! whose result type is a bare type parameter that only *later* code fixes
+//! (`let v = unbounded(); let n: u32 = v;` with a user's
+//! `fn unbounded<T: Default>() -> T`): the check meets an unknown type and
+//! takes it for a raw one; the error says so, and fixing the type at the
+//! call compiles; and an
+//! argument of a user's macro that matches it token by token rather than
+//! as an expression, when the check rewrote it.
 
 use std::collections::BTreeMap;
 
-use proc_macro2::{Span, TokenStream};
-use quote::{quote, quote_spanned};
-use syn::spanned::Spanned;
+use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::parse::{ParseStream, Parser};
+use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
-use syn::{Attribute, Block, Expr, Meta, Pat, Stmt, UseTree};
+use syn::{Attribute, Block, Expr, Meta, Pat, Stmt, Token, UseTree};
 
 use crate::parse::{Body, Input};
 
-/// Constructors of raw channels: a module path and its constructor fns.
+/// Constructors of raw channels: a module path and its constructor fns
+/// (certain when written with a leading `::`).
 const CONSTRUCTORS: &[(&[&str], &[&str])] = &[
     (
         &["tokio", "sync", "mpsc"],
@@ -67,21 +119,13 @@ const CONSTRUCTORS: &[(&[&str], &[&str])] = &[
     (&["futures_channel", "oneshot"], &["channel"]),
 ];
 
-/// Detached spawns, in full.
+/// Detached spawns, in full (certain when written `::tokio::spawn`).
 const SPAWNS: &[&[&str]] = &[
     &["tokio", "spawn"],
     &["tokio", "task", "spawn"],
     &["tokio", "task", "spawn_blocking"],
     &["tokio", "task", "spawn_local"],
     &["std", "thread", "spawn"],
-];
-
-/// Detached spawns commonly written from their module (`use std::thread;`).
-const PARTIAL_SPAWNS: &[[&str; 2]] = &[
-    ["thread", "spawn"],
-    ["task", "spawn"],
-    ["task", "spawn_blocking"],
-    ["task", "spawn_local"],
 ];
 
 /// Methods of raw endpoints whose receivers are probed by type.
@@ -137,12 +181,48 @@ const THROUGH: &[&str] = &[
     "blocking_lock",
 ];
 
+/// Names of raw channel constructors: a call of a path ending in one of
+/// these has the value it returns checked by type.
+const CONSTRUCTOR_NAMES: &[&str] = &[
+    "channel",
+    "unbounded_channel",
+    "sync_channel",
+    "bounded",
+    "unbounded",
+    "bounded_async",
+    "unbounded_async",
+];
+
+/// Names of detached spawns: a call of a path ending in one of these has
+/// the value it returns checked by type.
+const SPAWN_NAMES: &[&str] = &["spawn", "spawn_blocking", "spawn_local"];
+
+/// Macros whose arguments are not code that runs: never rewritten.
+const NOT_CODE: &[&str] = &[
+    "stringify",
+    "concat",
+    "concat_idents",
+    "include",
+    "include_str",
+    "include_bytes",
+    "env",
+    "option_env",
+    "cfg",
+    "compile_error",
+    "module_path",
+    "file",
+    "line",
+    "column",
+    "macro_rules",
+    "errgroup",
+];
+
 const CHANNEL_HELP: &str = "help: use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)` in the body";
 
 const SPAWN_HELP: &str = "help: run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`";
 
 /// Applies the lints to every branch: reports the path-based errors and
-/// adds the type probes to the bodies.
+/// adds the type checks to the bodies.
 pub(crate) fn lint(input: &mut Input) -> Option<syn::Error> {
     let mut errors: Option<syn::Error> = None;
     for branch in &mut input.branches {
@@ -191,12 +271,11 @@ fn allows(attrs: &[Attribute], lint: &str) -> bool {
     })
 }
 
-/// `use` items inside a body: local names and glob prefixes, resolved to
-/// full paths. Scoping is ignored (a `use` anywhere in the body counts).
+/// `use` items inside a body: local names resolved to full paths. Scoping
+/// is ignored (a `use` anywhere in the body counts).
 #[derive(Default)]
 struct Uses {
     names: BTreeMap<String, Vec<String>>,
-    globs: Vec<Vec<String>>,
 }
 
 impl Uses {
@@ -223,7 +302,7 @@ impl Uses {
                 }
                 self.names.insert(rename.rename.to_string(), full);
             }
-            UseTree::Glob(_) => self.globs.push(prefix.clone()),
+            UseTree::Glob(_) => {}
             UseTree::Group(group) => {
                 for tree in &group.items {
                     self.tree(prefix, tree);
@@ -241,10 +320,13 @@ impl<'ast> Visit<'ast> for Uses {
 
 /// What a call's path names.
 enum Callee {
+    /// A known constructor, written from the crate root (`::flume::bounded`).
     Constructor(String),
-    /// A partial path that may name a constructor: checked by type.
-    MaybeConstructor,
+    /// A known spawn, written from the crate root (`::tokio::spawn`).
     Spawn(String),
+    /// Named like a constructor or a spawn (the name, after a `use` in
+    /// the body): compared by type with the known functions of that name.
+    Named(String),
     Other,
 }
 
@@ -254,51 +336,30 @@ impl Uses {
         let Some(first) = written.first() else {
             return Callee::Other;
         };
-        if ["crate", "self", "super", "Self"].contains(&first.as_str()) {
-            return Callee::Other;
-        }
-        let mut candidates = Vec::new();
-        let resolved = path.leading_colon.is_none() && self.names.contains_key(first);
-        match self.names.get(first) {
+        let full = match self.names.get(first) {
             Some(full) if path.leading_colon.is_none() => {
                 let mut path = full.clone();
                 path.extend(written.iter().skip(1).cloned());
-                candidates.push(path);
+                path
             }
-            _ => candidates.push(written.clone()),
-        }
-        if written.len() == 1 && !resolved {
-            for glob in &self.globs {
-                let mut path = glob.clone();
-                path.push(first.clone());
-                candidates.push(path);
-            }
-        }
-        for full in &candidates {
-            if let Some(display) = constructor(full) {
+            _ => written.clone(),
+        };
+        if path.leading_colon.is_some() {
+            if let Some(display) = constructor(&full) {
                 return Callee::Constructor(display);
             }
-            if SPAWNS.iter().any(|s| eq(s, full)) {
+            if SPAWNS.iter().any(|s| eq(s, &full)) {
                 return Callee::Spawn(full.join("::"));
             }
         }
-        if resolved || written.len() < 2 || path.leading_colon.is_some() {
-            return Callee::Other;
-        }
-        let tail = [&written[written.len() - 2], &written[written.len() - 1]];
-        if PARTIAL_SPAWNS
-            .iter()
-            .any(|s| s[0] == tail[0] && s[1] == tail[1])
-        {
-            return Callee::Spawn(written.join("::"));
-        }
-        let family_tail = CONSTRUCTORS.iter().any(|(module, fns)| {
-            module.last().is_some_and(|m| *m == tail[0]) && fns.contains(&tail[1].as_str())
-        });
-        if family_tail {
-            Callee::MaybeConstructor
-        } else {
-            Callee::Other
+        match full.last() {
+            Some(last)
+                if CONSTRUCTOR_NAMES.contains(&last.as_str())
+                    || SPAWN_NAMES.contains(&last.as_str()) =>
+            {
+                Callee::Named(last.clone())
+            }
+            _ => Callee::Other,
         }
     }
 }
@@ -316,12 +377,16 @@ fn constructor(full: &[String]) -> Option<String> {
         .then(|| full.join("::"))
 }
 
-/// The probes for one statement (or one closure or match-arm body), and
+/// The checks for one statement (or one closure or match-arm body), and
 /// the names bound inside it so far (not yet in scope before it).
 #[derive(Default)]
 struct Frame {
     probes: Vec<TokenStream>,
     bound: Vec<String>,
+    /// Checks of places named by an `if let` / `while let` binding of this
+    /// statement: emitted at the top of that `if`'s or `while`'s body,
+    /// where the names mean what they mean in the condition.
+    deferred: Vec<TokenStream>,
 }
 
 struct Linter {
@@ -330,6 +395,237 @@ struct Linter {
     spawns: bool,
     frames: Vec<Frame>,
     errors: Vec<syn::Error>,
+}
+
+/// The three type checks, each a `GroupBound*` trait whose message the
+/// error shows (see `runtime/lints.rs`).
+#[derive(Clone, Copy)]
+enum Check {
+    Operation,
+    Constructor,
+    Spawn,
+}
+
+impl Check {
+    /// The `GroupBound*` trait and the method that picks its argument.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            Check::Operation => ("GroupBound", "errgroup_check"),
+            Check::Constructor => ("GroupBoundConstructor", "errgroup_pair"),
+            Check::Spawn => ("GroupTask", "errgroup_task"),
+        }
+    }
+
+    /// `GroupBound::errgroup_bound((&probe).errgroup_check());`, whose
+    /// argument spans `first..=last`: the error covers the tokens the user
+    /// wrote, not only the first one, and the callee shares the span, so
+    /// rustc adds no second label. The spans are the user's own, hygiene
+    /// included (the names here are absolute paths and trait methods), so
+    /// rustc does not end the error with a note that it comes from a macro.
+    fn call(self, probe: &TokenStream, (first, last): (Span, Span)) -> TokenStream {
+        let (bound, method) = self.names();
+        let lints = quote_spanned!(first=> ::errgroup::__private::lints);
+        let bound = Ident::new(bound, first);
+        let method = Ident::new(method, first);
+        let mut receiver = Group::new(Delimiter::Parenthesis, quote_spanned!(first=> & #probe));
+        receiver.set_span(first);
+        let mut args = Group::new(Delimiter::Parenthesis, TokenStream::new());
+        args.set_span(last);
+        let callee = Ident::new("errgroup_bound", last);
+        quote_spanned! {first=>
+            #[allow(clippy::all, clippy::pedantic)]
+            #lints::#bound::#callee(#receiver.#method #args);
+        }
+    }
+
+    /// The check of an operation's receiver, `value` a place or a binding.
+    fn operation(value: &TokenStream, span: (Span, Span)) -> TokenStream {
+        Check::Operation.call(
+            &quote_spanned!(span.0=> ::errgroup::__private::lints::probe(&#value)),
+            span,
+        )
+    }
+}
+
+/// The `use` that brings the checks' methods into scope.
+fn imports() -> TokenStream {
+    quote_spanned! {Span::mixed_site()=>
+        #[allow(unused_imports)]
+        use ::errgroup::__private::lints::{
+            IndexProbe as _, OtherConstructor as _, OtherOperation as _, OtherSpawn as _,
+            RawConstructor as _, RawOperation as _, RawSpawn as _,
+        };
+    }
+}
+
+/// The first and the last token of `tokens`.
+fn ends(tokens: TokenStream) -> (Span, Span) {
+    let mut first = None;
+    let mut last = None;
+    for tree in tokens {
+        let span = match &tree {
+            TokenTree::Group(group) => group.span_close(),
+            tree => tree.span(),
+        };
+        first.get_or_insert_with(|| match &tree {
+            TokenTree::Group(group) => group.span_open(),
+            tree => tree.span(),
+        });
+        last = Some(span);
+    }
+    let first = first.unwrap_or_else(Span::call_site);
+    (first, last.unwrap_or(first))
+}
+
+/// `(match EXPR { v => { if false { check(&replay(v)) } v } })`: `EXPR`
+/// evaluated once, where it was, its type checked on the way.
+fn checked_value(
+    expr: &Expr,
+    replay: &dyn Fn(TokenStream) -> TokenStream,
+    span: (Span, Span),
+) -> Expr {
+    let site = Span::mixed_site();
+    let value = Ident::new("__errgroup_value", site);
+    let checked = replay(quote!(#value));
+    let call = Check::operation(&checked, span);
+    let imports = imports();
+    Expr::Verbatim(quote_spanned! {site=>
+        (match #expr {
+            #value => {
+                if false {
+                    #imports
+                    #call
+                }
+                #value
+            }
+        })
+    })
+}
+
+/// A place expression rebuilt for a probe, and the names it reads.
+struct Place {
+    tokens: TokenStream,
+    names: Vec<String>,
+    /// False when an index could not be replayed: `tokens` is the
+    /// collection, and no projection above it can be applied.
+    exact: bool,
+}
+
+/// The place an operation's receiver is reached from, if any.
+fn place_of(receiver: &Expr) -> Option<(Place, &Expr)> {
+    match receiver {
+        Expr::Paren(inner) => place_of(&inner.expr),
+        Expr::Group(inner) => place_of(&inner.expr),
+        Expr::Reference(reference) => place_of(&reference.expr),
+        Expr::Await(inner) => place_of(&inner.base),
+        Expr::Try(inner) => place_of(&inner.expr),
+        Expr::MethodCall(call) if THROUGH.contains(&call.method.to_string().as_str()) => {
+            place_of(&call.receiver)
+        }
+        place => place_tokens(place).map(|p| (p, place)),
+    }
+}
+
+/// A place expression that can be borrowed without evaluating anything
+/// but `Deref` and `Index`: `x`, `self`, `x.field`, `(*x).field`, `x[0]`,
+/// `x[i]`, `x[&key]`.
+fn place_tokens(expr: &Expr) -> Option<Place> {
+    match expr {
+        Expr::Path(path) if path.qself.is_none() => {
+            let names = match path.path.get_ident() {
+                Some(ident) => vec![ident.to_string()],
+                None => Vec::new(),
+            };
+            Some(Place {
+                tokens: quote!(#path),
+                names,
+                exact: true,
+            })
+        }
+        Expr::Paren(inner) => place_tokens(&inner.expr),
+        Expr::Group(inner) => place_tokens(&inner.expr),
+        Expr::Field(field) => {
+            let base = place_tokens(&field.base)?;
+            Some(project(base, |tokens| {
+                let member = &field.member;
+                quote!((#tokens).#member)
+            }))
+        }
+        Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
+            let base = place_tokens(&unary.expr)?;
+            Some(project(base, |tokens| quote!((*#tokens))))
+        }
+        Expr::Index(index) => {
+            let mut base = place_tokens(&index.expr)?;
+            if !base.exact {
+                return Some(base);
+            }
+            match index_tokens(&index.index) {
+                Some((replayed, names)) => {
+                    base.names.extend(names);
+                    Some(project(base, replayed))
+                }
+                None => Some(Place {
+                    exact: false,
+                    ..base
+                }),
+            }
+        }
+        _ => None,
+    }
+}
+
+fn project(place: Place, f: impl FnOnce(TokenStream) -> TokenStream) -> Place {
+    if place.exact {
+        Place {
+            tokens: f(place.tokens),
+            ..place
+        }
+    } else {
+        place
+    }
+}
+
+type Replay = Box<dyn Fn(TokenStream) -> TokenStream>;
+
+/// How `collection[index]` is replayed in a probe, and the names the index
+/// reads: a literal as written; a name or `&place` by its type only, so it
+/// is neither evaluated nor moved again.
+fn index_tokens(index: &Expr) -> Option<(Replay, Vec<String>)> {
+    match index {
+        Expr::Lit(lit) => {
+            let lit = lit.clone();
+            Some((Box::new(move |tokens| quote!((#tokens)[#lit])), Vec::new()))
+        }
+        Expr::Paren(inner) => index_tokens(&inner.expr),
+        Expr::Group(inner) => index_tokens(&inner.expr),
+        Expr::Path(_) | Expr::Reference(_) => {
+            let place = match index {
+                Expr::Reference(reference) => {
+                    let inner = place_tokens(&reference.expr).filter(|p| p.exact)?;
+                    let and = reference.and_token;
+                    let mutability = reference.mutability;
+                    Place {
+                        tokens: {
+                            let t = inner.tokens;
+                            quote!(#and #mutability #t)
+                        },
+                        ..inner
+                    }
+                }
+                path => place_tokens(path)?,
+            };
+            let index = place.tokens;
+            let site = Span::mixed_site();
+            Some((
+                Box::new(
+                    move |tokens| quote_spanned!(site=> (*(#tokens).errgroup_index(::errgroup::__private::lints::probe(&#index)))),
+                ),
+                place.names,
+            ))
+        }
+        _ => None,
+    }
 }
 
 impl Linter {
@@ -347,50 +643,98 @@ impl Linter {
         self.frame().bound.extend(names.0);
     }
 
-    /// Probes the place `receiver` is reached from, when there is one.
-    fn probe(&mut self, receiver: &Expr) {
-        let Some((place, root)) = place_of(receiver) else {
+    /// Checks the type of an operation's receiver: by its place, in the
+    /// statement before, or else by the value it is computed from, inline.
+    fn operation(&mut self, receiver: &mut Expr) {
+        if let Some((place, expr)) = place_of(receiver) {
+            let call = Check::operation(&place.tokens, ends(expr.to_token_stream()));
+            let frame = self.frame();
+            if place.names.iter().any(|n| frame.bound.contains(n)) {
+                frame.deferred.push(call);
+            } else {
+                frame.probes.push(call);
+            }
             return;
+        }
+        let span = ends(receiver.to_token_stream());
+        let mut projections = Vec::new();
+        wrap_base(receiver, &mut projections, span);
+    }
+
+    /// Visits the condition of an `if` or a `while`, then its body; the
+    /// checks of names the condition binds go at the top of the body.
+    fn condition(&mut self, cond: &mut Expr, body: &mut Block) {
+        let frame = self.frame();
+        let bound = frame.bound.len();
+        let outer = std::mem::take(&mut frame.deferred);
+        self.visit_expr_mut(cond);
+        let frame = self.frame();
+        let deferred = std::mem::replace(&mut frame.deferred, outer);
+        frame.bound.truncate(bound);
+        self.visit_block_mut(body);
+        let deferred = Frame {
+            probes: deferred,
+            ..Frame::default()
         };
-        if self.frame().bound.contains(&root) {
-            return;
+        if let Some(probe) = probe_stmt(deferred) {
+            body.stmts
+                .insert(0, Stmt::Expr(Expr::Verbatim(probe), None));
         }
-        let span = place.span().resolved_at(Span::mixed_site());
-        let lints = quote_spanned!(span=> ::errgroup::__private::lints);
-        self.frame().probes.push(quote_spanned! {span=>
-            #[allow(clippy::all, clippy::pedantic, unused_must_use)]
-            let () = (&#lints::probe(&#place)).errgroup_check();
-        });
     }
 }
 
-/// The place an operation's receiver is reached from, and the name it
-/// starts at.
-fn place_of(receiver: &Expr) -> Option<(&Expr, String)> {
-    match receiver {
-        Expr::Paren(inner) => place_of(&inner.expr),
-        Expr::Reference(reference) => place_of(&reference.expr),
-        Expr::Await(inner) => place_of(&inner.base),
-        Expr::Try(inner) => place_of(&inner.expr),
-        Expr::MethodCall(call) if THROUGH.contains(&call.method.to_string().as_str()) => {
-            place_of(&call.receiver)
-        }
-        place => is_place(place).map(|root| (place, root)),
-    }
+/// One step from a receiver down to the value it is computed from.
+enum Projection {
+    Field(syn::Member),
+    Deref,
+    Index(Expr),
 }
 
-/// A place expression that can be borrowed without evaluating anything:
-/// `x`, `self`, `x.field`, `(*x).field`, `x[0]`; its root name.
-fn is_place(expr: &Expr) -> Option<String> {
+/// Finds the value under `expr`'s fields, indexes and derefs and rewrites
+/// it into a checked value (see the module docs).
+fn wrap_base(expr: &mut Expr, projections: &mut Vec<Projection>, span: (Span, Span)) {
     match expr {
-        Expr::Path(path) if path.qself.is_none() && path.path.segments.len() == 1 => {
-            Some(path.path.segments[0].ident.to_string())
+        Expr::Field(field) => {
+            projections.push(Projection::Field(field.member.clone()));
+            wrap_base(&mut field.base, projections, span);
         }
-        Expr::Field(field) => is_place(&field.base),
-        Expr::Paren(inner) => is_place(&inner.expr),
-        Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => is_place(&unary.expr),
-        Expr::Index(index) if matches!(*index.index, Expr::Lit(_)) => is_place(&index.expr),
-        _ => None,
+        Expr::Index(index) => {
+            projections.push(Projection::Index((*index.index).clone()));
+            wrap_base(&mut index.expr, projections, span);
+        }
+        Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
+            projections.push(Projection::Deref);
+            wrap_base(&mut unary.expr, projections, span);
+        }
+        Expr::Paren(inner) => wrap_base(&mut inner.expr, projections, span),
+        Expr::Group(inner) => wrap_base(&mut inner.expr, projections, span),
+        // Value expressions only: moving one into the `match` is what
+        // evaluating it did already. (A macro call may expand to a place.)
+        Expr::Call(_)
+        | Expr::MethodCall(_)
+        | Expr::Await(_)
+        | Expr::Try(_)
+        | Expr::Block(_)
+        | Expr::Unsafe(_)
+        | Expr::If(_)
+        | Expr::Match(_) => {
+            let replay = |value: TokenStream| {
+                let mut tokens = value;
+                for projection in projections.iter().rev() {
+                    tokens = match projection {
+                        Projection::Field(member) => quote!((#tokens).#member),
+                        Projection::Deref => quote!((*#tokens)),
+                        Projection::Index(index) => match index_tokens(index) {
+                            Some((replayed, _)) => replayed(tokens),
+                            None => break,
+                        },
+                    };
+                }
+                tokens
+            };
+            *expr = checked_value(expr, &replay, span);
+        }
+        _ => {}
     }
 }
 
@@ -419,10 +763,10 @@ fn probe_stmt(frame: Frame) -> Option<TokenStream> {
     }
     let site = Span::mixed_site();
     let probes = frame.probes;
+    let imports = imports();
     Some(quote_spanned! {site=>
         if false {
-            #[allow(unused_imports)]
-            use ::errgroup::__private::lints::{OtherOperation as _, RawOperation as _};
+            #imports
             #(#probes)*
         }
     })
@@ -456,6 +800,40 @@ impl VisitMut for Linter {
         block.stmts = stmts;
     }
 
+    fn visit_expr_mut(&mut self, expr: &mut Expr) {
+        visit_mut::visit_expr_mut(self, expr);
+        let Expr::Call(call) = expr else { return };
+        let Expr::Path(path) = &*call.func else {
+            return;
+        };
+        if path.qself.is_some() {
+            return;
+        }
+        let check = match self.uses.classify(&path.path) {
+            Callee::Named(name) if self.channels && CONSTRUCTOR_NAMES.contains(&name.as_str()) => {
+                Check::Constructor
+            }
+            Callee::Named(name) if self.spawns && SPAWN_NAMES.contains(&name.as_str()) => {
+                Check::Spawn
+            }
+            _ => return,
+        };
+        let span = ends(expr.to_token_stream());
+        let site = Span::mixed_site();
+        let value = Ident::new("__errgroup_value", site);
+        let call = check.call(
+            &quote_spanned!(span.0=> ::errgroup::__private::lints::probe(#value)),
+            span,
+        );
+        let imports = imports();
+        *expr = Expr::Verbatim(quote_spanned! {site=>
+            ::errgroup::__private::lints::pass(#expr, |#value| {
+                #imports
+                #call
+            })
+        });
+    }
+
     fn visit_expr_closure_mut(&mut self, closure: &mut syn::ExprClosure) {
         self.frames.push(Frame::default());
         self.visit_expr_mut(&mut closure.body);
@@ -463,14 +841,25 @@ impl VisitMut for Linter {
         wrap(&mut closure.body, frame);
     }
 
+    // The guard (part of the pattern) and the body see the pattern's
+    // bindings: the checks of both go at the top of the body.
     fn visit_arm_mut(&mut self, arm: &mut syn::Arm) {
-        self.bind(&arm.pat);
-        // The guard, if any, is part of the pattern.
-        self.visit_pat_mut(&mut arm.pat);
         self.frames.push(Frame::default());
+        self.visit_pat_mut(&mut arm.pat);
         self.visit_expr_mut(&mut arm.body);
         let frame = self.frames.pop().unwrap_or_default();
         wrap(&mut arm.body, frame);
+    }
+
+    fn visit_expr_if_mut(&mut self, node: &mut syn::ExprIf) {
+        self.condition(&mut node.cond, &mut node.then_branch);
+        if let Some((_, else_branch)) = &mut node.else_branch {
+            self.visit_expr_mut(else_branch);
+        }
+    }
+
+    fn visit_expr_while_mut(&mut self, node: &mut syn::ExprWhile) {
+        self.condition(&mut node.cond, &mut node.body);
     }
 
     fn visit_expr_let_mut(&mut self, node: &mut syn::ExprLet) {
@@ -486,7 +875,6 @@ impl VisitMut for Linter {
         if path.qself.is_some() {
             return;
         }
-        let span = call.func.span();
         match self.uses.classify(&path.path) {
             Callee::Constructor(full) if self.channels => {
                 self.errors.push(syn::Error::new_spanned(
@@ -495,26 +883,6 @@ impl VisitMut for Linter {
                         "`{full}` creates a raw channel, which the group does not close when it is cancelled\n{CHANNEL_HELP}"
                     ),
                 ));
-            }
-            Callee::MaybeConstructor if self.channels && call.args.len() <= 1 => {
-                let method = if call.args.is_empty() {
-                    quote_spanned!(span.resolved_at(Span::mixed_site())=> errgroup_callee0)
-                } else {
-                    quote_spanned!(span.resolved_at(Span::mixed_site())=> errgroup_callee1)
-                };
-                let func = &call.func;
-                let site = span.resolved_at(Span::mixed_site());
-                let wrapped = quote_spanned! {site=>
-                    ({
-                        #[allow(unused_imports)]
-                        use ::errgroup::__private::lints::{
-                            OtherCallee0 as _, OtherCallee1 as _, RawConstructor0 as _,
-                            RawConstructor1 as _,
-                        };
-                        (&::errgroup::__private::lints::Callee(#func)).#method()
-                    }.0)
-                };
-                *call.func = Expr::Verbatim(wrapped);
             }
             Callee::Spawn(full) if self.spawns => {
                 self.errors.push(syn::Error::new_spanned(
@@ -531,11 +899,189 @@ impl VisitMut for Linter {
     fn visit_expr_method_call_mut(&mut self, call: &mut syn::ExprMethodCall) {
         visit_mut::visit_expr_method_call_mut(self, call);
         if self.channels && OPERATIONS.contains(&call.method.to_string().as_str()) {
-            self.probe(&call.receiver);
+            self.operation(&mut call.receiver);
         }
     }
 
     fn visit_item_mut(&mut self, _: &mut syn::Item) {}
 
+    fn visit_expr_macro_mut(&mut self, node: &mut syn::ExprMacro) {
+        self.lint_macro(&mut node.mac);
+    }
+
+    fn visit_stmt_macro_mut(&mut self, node: &mut syn::StmtMacro) {
+        self.lint_macro(&mut node.mac);
+    }
+
+    // Macros in patterns and types hold no code that runs.
     fn visit_macro_mut(&mut self, _: &mut syn::Macro) {}
+}
+
+/// A macro body, split into what is linted and what is kept as written.
+enum Piece {
+    Tokens(TokenStream),
+    /// An expression evaluated where the macro is (a `join!` argument, a
+    /// `select!` future): its probes go before the enclosing statement.
+    Expr(Expr),
+    /// A `select!` handler, with the names its arm's pattern binds.
+    Handler(Expr),
+    Stmts(Vec<Stmt>),
+}
+
+impl Linter {
+    /// Lints the body of a macro invocation when it parses as Rust (see
+    /// the module docs); leaves it untouched otherwise, or when nothing in
+    /// it needs a check.
+    fn lint_macro(&mut self, mac: &mut syn::Macro) {
+        let Some(name) = mac.path.segments.last().map(|s| s.ident.to_string()) else {
+            return;
+        };
+        if NOT_CODE.contains(&name.as_str()) {
+            return;
+        }
+        let mut pieces = Vec::new();
+        let mut rest = mac.tokens.clone();
+        // `biased;` opens tokio's `select!` and `join!`.
+        let mut trees = rest.clone().into_iter();
+        if let (Some(TokenTree::Ident(biased)), Some(TokenTree::Punct(semi))) =
+            (trees.next(), trees.next())
+        {
+            if biased == "biased" && semi.as_char() == ';' {
+                pieces.push(Piece::Tokens(quote!(#biased #semi)));
+                rest = trees.collect();
+            }
+        }
+        let select = name == "select" || name == "select_biased";
+        let parsed = select
+            .then(|| parse_select.parse2(rest.clone()).ok())
+            .flatten()
+            .or_else(|| parse_exprs.parse2(rest.clone()).ok())
+            .or_else(|| parse_repeat.parse2(rest.clone()).ok())
+            .or_else(|| parse_stmts.parse2(rest).ok());
+        let Some(parsed) = parsed else { return };
+        pieces.extend(parsed);
+        let before: TokenStream = pieces.iter().map(piece_tokens).collect();
+        for piece in &mut pieces {
+            match piece {
+                Piece::Tokens(_) => {}
+                Piece::Expr(expr) => self.visit_expr_mut(expr),
+                Piece::Handler(expr) => {
+                    self.frames.push(Frame::default());
+                    self.visit_expr_mut(expr);
+                    let frame = self.frames.pop().unwrap_or_default();
+                    wrap(expr, frame);
+                }
+                // No statement is added among the macro's own (`tokio::pin!`
+                // takes `let`s only): the checks go before the enclosing
+                // statement, and those of names the body binds are dropped.
+                Piece::Stmts(stmts) => {
+                    self.frames.push(Frame::default());
+                    for stmt in stmts {
+                        match stmt {
+                            Stmt::Local(local) => {
+                                if let Some(init) = &mut local.init {
+                                    self.visit_expr_mut(&mut init.expr);
+                                    if let Some((_, diverge)) = &mut init.diverge {
+                                        self.visit_expr_mut(diverge);
+                                    }
+                                }
+                                self.bind(&local.pat);
+                            }
+                            Stmt::Item(_) => {}
+                            stmt => visit_mut::visit_stmt_mut(self, stmt),
+                        }
+                    }
+                    let inner = self.frames.pop().unwrap_or_default();
+                    self.frame().probes.extend(inner.probes);
+                }
+            }
+        }
+        let after: TokenStream = pieces.iter().map(piece_tokens).collect();
+        if after.to_string() != before.to_string() {
+            mac.tokens = after;
+        }
+    }
+}
+
+fn piece_tokens(piece: &Piece) -> TokenStream {
+    match piece {
+        Piece::Tokens(tokens) => tokens.clone(),
+        Piece::Expr(expr) | Piece::Handler(expr) => expr.to_token_stream(),
+        Piece::Stmts(stmts) => quote!(#(#stmts)*),
+    }
+}
+
+/// `a, b, c` (`join!`, `vec!`, `assert!`, `format!`, ..).
+fn parse_exprs(input: ParseStream) -> syn::Result<Vec<Piece>> {
+    let exprs = Punctuated::<Expr, Token![,]>::parse_terminated(input)?;
+    let mut pieces = Vec::new();
+    for pair in exprs.into_pairs() {
+        let (expr, comma) = pair.into_tuple();
+        pieces.push(Piece::Expr(expr));
+        if let Some(comma) = comma {
+            pieces.push(Piece::Tokens(quote!(#comma)));
+        }
+    }
+    Ok(pieces)
+}
+
+/// `value; count` (`vec![x; n]`).
+fn parse_repeat(input: ParseStream) -> syn::Result<Vec<Piece>> {
+    let value: Expr = input.parse()?;
+    let semi: Token![;] = input.parse()?;
+    let count: Expr = input.parse()?;
+    Ok(vec![
+        Piece::Expr(value),
+        Piece::Tokens(quote!(#semi)),
+        Piece::Expr(count),
+    ])
+}
+
+fn parse_stmts(input: ParseStream) -> syn::Result<Vec<Piece>> {
+    Ok(vec![Piece::Stmts(Block::parse_within(input)?)])
+}
+
+/// The arms of tokio's and futures' `select!`: `pattern = future, if
+/// guard => handler,`, and `else` / `default` / `complete => handler,`.
+fn parse_select(input: ParseStream) -> syn::Result<Vec<Piece>> {
+    let mut pieces = Vec::new();
+    while !input.is_empty() {
+        if input.peek(Token![else]) || (input.peek(syn::Ident) && input.peek2(Token![=>])) {
+            let keyword: TokenTree = input.parse()?;
+            let arrow: Token![=>] = input.parse()?;
+            pieces.push(Piece::Tokens(quote!(#keyword #arrow)));
+        } else {
+            let pat = Pat::parse_multi_with_leading_vert(input)?;
+            let eq: Token![=] = input.parse()?;
+            pieces.push(Piece::Tokens(quote!(#pat #eq)));
+            pieces.push(Piece::Expr(input.parse()?));
+            if input.peek(Token![,]) && input.peek2(Token![if]) {
+                let comma: Token![,] = input.parse()?;
+                let if_token: Token![if] = input.parse()?;
+                pieces.push(Piece::Tokens(quote!(#comma #if_token)));
+                pieces.push(Piece::Expr(input.parse()?));
+            }
+            let arrow: Token![=>] = input.parse()?;
+            pieces.push(Piece::Tokens(quote!(#arrow)));
+        }
+        if input.peek(syn::token::Brace) {
+            let block: Block = input.parse()?;
+            pieces.push(Piece::Handler(Expr::Block(syn::ExprBlock {
+                attrs: Vec::new(),
+                label: None,
+                block,
+            })));
+            if input.peek(Token![,]) {
+                let comma: Token![,] = input.parse()?;
+                pieces.push(Piece::Tokens(quote!(#comma)));
+            }
+        } else {
+            pieces.push(Piece::Handler(input.parse()?));
+            if !input.is_empty() {
+                let comma: Token![,] = input.parse()?;
+                pieces.push(Piece::Tokens(quote!(#comma)));
+            }
+        }
+    }
+    Ok(pieces)
 }

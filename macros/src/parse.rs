@@ -22,9 +22,6 @@ pub(crate) struct Input {
     pub(crate) branches: Vec<Branch>,
     /// Syntax errors, already spanned.
     pub(crate) errors: Vec<syn::Error>,
-    /// A `type ..` header failed to parse: the error type may have been
-    /// named, so no rule may assume it was not.
-    pub(crate) error_type_broken: bool,
 }
 
 pub(crate) struct Header {
@@ -104,7 +101,6 @@ impl Parse for Input {
             headers: Vec::new(),
             branches: Vec::new(),
             errors: Vec::new(),
-            error_type_broken: false,
         };
         let mut rest: TokenStream = input.parse()?;
         let end = end_span(&rest);
@@ -113,7 +109,7 @@ impl Parse for Input {
             let mut item = None;
             let mut next = TokenStream::new();
             let parser = |stream: ParseStream| {
-                item = parse_item(stream, &mut parsed.errors, &mut parsed.error_type_broken);
+                item = parse_item(stream, &mut parsed.errors);
                 next = stream.parse::<TokenStream>()?;
                 Ok(())
             };
@@ -170,11 +166,7 @@ fn parse_scoped<P: Parser>(parser: P, end: Span, tokens: TokenStream) -> syn::Re
 
 /// Parses one item and the `;` or `,` after it, recording every error and
 /// skipping past the broken part. Always consumes at least one token.
-fn parse_item(
-    input: ParseStream,
-    errors: &mut Vec<syn::Error>,
-    error_type_broken: &mut bool,
-) -> Option<Item> {
+fn parse_item(input: ParseStream, errors: &mut Vec<syn::Error>) -> Option<Item> {
     if input.peek(Token![,]) || input.peek(Token![;]) {
         let stray = next_token_text(input);
         errors.push(input.error(format!(
@@ -184,12 +176,10 @@ fn parse_item(
         return None;
     }
     if starts_header(input) {
-        let type_header = input.peek(Token![type]);
         match parse_header(input, errors) {
             Ok(item) => item,
             Err(e) => {
                 errors.push(e);
-                *error_type_broken |= type_header;
                 skip_item(input);
                 None
             }

@@ -151,11 +151,6 @@ const INVALID: &[(&str, &str)] = &[
         "cannot `.await`",
     ),
     (
-        "a => Ok(fetch(u).await?), b => { let p = f().await?; Ok(p) },",
-        "`type Error = anyhow::Error;`",
-    ),
-    ("n => Ok(1),", "error type of this group cannot be inferred"),
-    (
         "#[blocking] sums => for n in xs { let v = f(n).await; Ok(v) },",
         "cannot `.await`",
     ),
@@ -189,32 +184,40 @@ const INVALID: &[(&str, &str)] = &[
     ("#[spawn extra] a => x,", "unexpected token"),
     ("a => f(,), b => Ok::<_, E>(1),", "expected an expression"),
     (
-        "type Error = E; a => { let (t, r) = tokio::sync::mpsc::channel::<u8>(8); Ok(()) },",
+        "type Error = E; a => { let (t, r) = ::tokio::sync::mpsc::channel::<u8>(8); Ok(()) },",
         "`tokio::sync::mpsc::channel` creates a raw channel",
     ),
     (
-        "type Error = E; a => { use tokio::sync::mpsc as m; m::unbounded_channel::<u8>(); Ok(()) },",
-        "`tokio::sync::mpsc::unbounded_channel` creates a raw channel",
-    ),
-    (
-        "type Error = E; a => { use std::sync::mpsc::*; sync_channel::<u8>(1); Ok(()) },",
+        "type Error = E; a => { ::std::sync::mpsc::sync_channel::<u8>(1); Ok(()) },",
         "`std::sync::mpsc::sync_channel` creates a raw channel",
     ),
     (
-        "type Error = E; a => { flume::bounded::<u8>(1); crossbeam::channel::unbounded::<u8>(); Ok(()) },",
+        "type Error = E; a => { flume::bounded::<u8>(1); ::crossbeam::channel::unbounded::<u8>(); Ok(()) },",
         "`crossbeam::channel::unbounded` creates a raw channel",
     ),
     (
-        "type Error = E; a => { tokio::spawn(f()); Ok(()) },",
+        "type Error = E; a => { ::tokio::spawn(f()); Ok(()) },",
         "`tokio::spawn` starts a detached task",
     ),
     (
-        "type Error = E; #[allow(raw_channel)] a => { std::thread::spawn(|| 1); Ok(()) },",
+        "type Error = E; #[allow(raw_channel)] a => { ::std::thread::spawn(|| 1); Ok(()) },",
         "`std::thread::spawn` starts a detached task",
     ),
     (
-        "type Error = E; #[allow(detached_spawn)] a => { kanal::bounded_async::<u8>(1); Ok(()) },",
+        "type Error = E; #[allow(detached_spawn)] a => { ::kanal::bounded_async::<u8>(1); Ok(()) },",
         "`kanal::bounded_async` creates a raw channel",
+    ),
+    (
+        "type Error = E; a => { tokio::join!(async { ::flume::unbounded::<u8>() }, f()); Ok(()) },",
+        "`flume::unbounded` creates a raw channel",
+    ),
+    (
+        "type Error = E; a => { tokio::select! { _ = f() => { ::tokio::spawn(g()); } else => {} } Ok(()) },",
+        "`tokio::spawn` starts a detached task",
+    ),
+    (
+        "type Error = E; a => { let v = vec![::tokio::sync::oneshot::channel::<u8>(); 2]; Ok(()) },",
+        "`tokio::sync::oneshot::channel` creates a raw channel",
     ),
 ];
 
@@ -229,14 +232,6 @@ fn every_ui_case_is_a_compile_error_with_its_message() {
 fn several_mistakes_are_reported_at_once() {
     let output = errors("limit = 0; a => x.await, a => y.await, #[detach] c => z.await,").unwrap();
     assert_eq!(output.matches("compile_error").count(), 3, "{output}");
-}
-
-#[test]
-fn a_broken_type_header_silences_the_inference_rule() {
-    let output = errors("type Error = anyhow:Error; a => Ok(1),").unwrap();
-    assert!(!output.contains("cannot be inferred"), "{output}");
-    let output = errors("type Err = anyhow::Error; a => Ok(1),").unwrap();
-    assert!(!output.contains("cannot be inferred"), "{output}");
 }
 
 #[test]
@@ -262,6 +257,11 @@ fn the_stub_has_one_value_per_branch_written() {
 /// parser that rejects everything.
 const VALID: &[&str] = &[
     "a => Ok::<_, anyhow::Error>(1),",
+    // The error type may be fixed outside the block; where it is not,
+    // rustc's E0282 points at a branch's `Ok`.
+    "a => Ok(1), b => Ok(2),",
+    "n => Ok(fetch(u).await?),",
+    "a => Ok(fetch(u).await?), b => { let p = f().await?; Ok(p) },",
     "a => x.await",
     "type Error = anyhow::Error; a => Ok(1), b => Ok(2)",
     "timeout = Duration::from_secs(1); limit = 2; a => f(&ctx).await, b => g(&ctx).await,",
@@ -278,6 +278,13 @@ const VALID: &[&str] = &[
     "type Error = E; #[allow(raw_channel)] #[allow(detached_spawn)] a => { tokio::spawn(f()); tokio::sync::mpsc::channel::<u8>(1); Ok(()) },",
     "type Error = E; a => { tokio::select! { _ = tokio::spawn(f()) => {} } Ok(()) },",
     "type Error = E; a => state.lock().await.tx.send(1).await,",
+    "type Error = E; a => { use tokio::sync::mpsc as m; m::unbounded_channel::<u8>(); tokio::sync::mpsc::channel::<u8>(1); Ok(()) },",
+    "type Error = E; a => { use std::sync::mpsc::*; sync_channel::<u8>(1); channel::<u8>(); tokio::spawn(f()); Ok(()) },",
+    "type Error = E; a => { make_tx().send(1).await?; self.txs[i].send(1).await?; get_rx().await.recv().await; Ok(()) },",
+    "type Error = E; a => { tokio::select! { biased; Some(v) = rx.recv(), if ok => tx.send(v).await?, else => {} } Ok(()) },",
+    "type Error = E; a => { futures::select! { v = rx.next() => {}, default => {}, complete => break } Ok(()) },",
+    "type Error = E; a => { assert!(rx.try_recv().is_err(), \"{}\", tx.send(1).is_ok()); let v = vec![rx.try_recv(); 2]; Ok(()) },",
+    "type Error = E; a => { stringify!(rx.recv()); my_dsl!(<rx> recv); Ok(()) },",
     "type Error = E; items => for rx in rxs { rx.recv().await; Ok(()) },",
 ];
 
@@ -286,6 +293,96 @@ fn valid_blocks_expand_without_errors() {
     for source in VALID {
         assert!(errors(source).is_none(), "unexpected error for {source:?}");
     }
+}
+
+/// How many type checks of each kind the expansion of `source` holds.
+fn checks(source: &str) -> (usize, usize, usize) {
+    let output = expand(&tokens(source));
+    (
+        output.matches("GroupBound :: errgroup_bound").count(),
+        output
+            .matches("GroupBoundConstructor :: errgroup_bound")
+            .count(),
+        output.matches("GroupTask :: errgroup_bound").count(),
+    )
+}
+
+#[test]
+fn code_inside_macro_invocations_is_checked() {
+    for (source, expected) in [
+        // The future, the guard and the handler of a `select!` arm, and
+        // its `else` arm; `biased;` kept.
+        (
+            "type Error = E; a => { tokio::select! { biased; Some(v) = rx.recv(), if tx.try_send(0).is_ok() => { out.send(v).await; } else => done.send(()).unwrap() } Ok(()) },",
+            (4, 0, 0),
+        ),
+        (
+            "type Error = E; a => { futures::select! { v = rx.next() => tx.send(v), default => {}, complete => make().recv() } Ok(()) },",
+            (2, 0, 0),
+        ),
+        (
+            "type Error = E; a => { tokio::join!(tx.send(1), async { rx.recv().await }); Ok(()) },",
+            (2, 0, 0),
+        ),
+        (
+            "type Error = E; a => { let v = vec![rx.try_recv(); 2]; assert!(tx.send(1).is_ok(), \"{}\", x = rx.recv()); Ok(()) },",
+            (3, 0, 0),
+        ),
+        (
+            "type Error = E; a => { my_block! { let (t, r) = channel::<u8>(1); spawn(f()); } Ok(()) },",
+            (0, 1, 1),
+        ),
+        // Not Rust, or not code that runs: left as written.
+        (
+            "type Error = E; a => { stringify!(rx.recv()); my_dsl!(<rx> recv); html! { <p>{ rx.recv() }</p> } Ok(()) },",
+            (0, 0, 0),
+        ),
+    ] {
+        assert_eq!(checks(source), expected, "{source}");
+    }
+    let output = expand(&tokens(
+        "type Error = E; a => { my_dsl!(<rx> rx.recv()); tokio::select! { biased; _ = f() => {} } Ok(()) },",
+    ));
+    assert!(
+        output.contains("my_dsl ! (< rx > rx . recv ())"),
+        "{output}"
+    );
+    assert!(output.contains("biased ;"), "{output}");
+    // A statement-list macro gets no statement among its own: the probe
+    // goes before the statement that holds it.
+    let source = "type Error = E; a => { tokio::pin! { let p = tx.reserve(); } Ok(()) },";
+    let output = expand(&tokens(source));
+    assert!(
+        output.contains("pin ! { let p = tx . reserve () ; }"),
+        "{output}"
+    );
+    assert_eq!(checks(source), (1, 0, 0));
+}
+
+#[test]
+fn receivers_that_are_values_are_checked_once_inline() {
+    // The value is matched once where it was; its projections are replayed
+    // on the binding inside `if false`.
+    let output = expand(&tokens(
+        "type Error = E; a => { state.lock().await.tx.send(1).await; make_tx().send(2); Ok(()) },",
+    ));
+    assert_eq!(
+        output.matches("match state . lock () . await").count(),
+        1,
+        "{output}"
+    );
+    assert_eq!(output.matches("match make_tx ()").count(), 1, "{output}");
+    assert_eq!(output.matches("make_tx ()").count(), 1, "{output}");
+    assert!(output.contains("(__errgroup_value) . tx"), "{output}");
+    // A place is probed in the statement before, its index by type only.
+    let output = expand(&tokens(
+        "type Error = E; a => { self.txs[i].send(1); Ok(()) },",
+    ));
+    assert!(output.contains("errgroup_index"), "{output}");
+    assert_eq!(
+        checks("type Error = E; a => { self.txs[i].send(1); Ok(()) },"),
+        (1, 0, 0)
+    );
 }
 
 /// Every cut of `stream`: each prefix of its token trees, and each prefix
