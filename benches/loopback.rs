@@ -10,20 +10,23 @@
 //!   cancellable at all).
 //!
 //! A round trip over loopback costs tens of microseconds, so this shows
-//! how much of a group's own cost is left where real I/O happens.
+//! how much of a group's own cost is left where real I/O happens. The
+//! sides run in turn, a batch of groups each, round after round (see
+//! `common::interleaved`), and each prints its median time per group;
 //! `benches/ratios.sh` prints the ratios.
 //!
 //! ```text
-//! cargo bench --bench loopback -- --warm-up-time 1 --measurement-time 2
+//! cargo bench --bench loopback [-- ROUNDS]
 //! ```
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use criterion::Criterion;
 use errgroup::errgroup;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::runtime::Runtime;
 use tokio::sync::Mutex;
 
 #[path = "common/mod.rs"]
@@ -117,86 +120,95 @@ async fn request_or_cancelled(
     }
 }
 
-fn loopback(c: &mut Criterion) {
-    let rt = common::multi_thread();
-    let addr = start_server(BRANCHES * SIDES);
-    let mut g = c.benchmark_group("tcp3_loopback");
+/// Groups per timed run of a side.
+const BATCH: u32 = 100;
+/// Timed runs of every side unless the command line says otherwise (each
+/// round runs every side once: about 40 ms).
+const ROUNDS: usize = 60;
 
-    let conns = rt.block_on(connect(addr));
-    g.bench_function("errgroup_intask", |b| {
-        b.iter_custom(|iters| {
-            let conns = conns.clone();
-            common::time_rounds(&rt, iters, move || {
-                let conns = conns.clone();
-                async move {
-                    errgroup! {
-                        a => request(&conns[0], 1).await,
-                        b => request(&conns[1], 2).await,
-                        c => request(&conns[2], 3).await,
-                    }
-                    .expect("group")
-                }
-            })
-        });
-    });
-
-    let conns = rt.block_on(connect(addr));
-    g.bench_function("try_join", |b| {
-        b.iter_custom(|iters| {
-            let conns = conns.clone();
-            common::time_rounds(&rt, iters, move || {
-                let conns = conns.clone();
-                async move {
-                    tokio::try_join!(
-                        request(&conns[0], 1),
-                        request(&conns[1], 2),
-                        request(&conns[2], 3),
-                    )
-                    .expect("try_join")
-                }
-            })
-        });
-    });
-
-    let conns = rt.block_on(connect(addr));
-    g.bench_function("errgroup_spawn", |b| {
-        b.iter_custom(|iters| {
-            let conns = conns.clone();
-            common::time_rounds(&rt, iters, move || {
-                let [c0, c1, c2] = conns.clone();
-                async move {
-                    errgroup! {
-                        #[spawn] a => request(&c0, 1).await,
-                        #[spawn] b => request(&c1, 2).await,
-                        #[spawn] c => request(&c2, 3).await,
-                    }
-                    .expect("group")
-                }
-            })
-        });
-    });
-
-    let conns = rt.block_on(connect(addr));
-    g.bench_function("joinset_token", |b| {
-        b.iter_custom(|iters| {
-            let conns = conns.clone();
-            common::time_rounds(&rt, iters, move || {
-                let conns = conns.clone();
-                async move {
-                    let mut group = JoinSetGroup::<u8, Fail>::new();
-                    for (conn, tag) in conns.into_iter().zip(1..) {
-                        group.spawn(move |token| request_or_cancelled(conn, tag, token));
-                    }
-                    group.wait().await.expect("group")
-                }
-            })
-        });
-    });
-    g.finish();
+/// `BATCH` rounds of `round` on `rt`; the time per round.
+fn per_group<F, Fut>(rt: &Runtime, round: F) -> Duration
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: Future + Send,
+{
+    common::time_rounds(rt, u64::from(BATCH), round) / BATCH
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
-    loopback(&mut c);
-    c.final_summary();
+    let rounds = common::rounds_arg(ROUNDS);
+    let rt = common::multi_thread();
+    let addr = start_server(BRANCHES * SIDES);
+    let [intask, try_join, spawn, joinset] = [(); SIDES].map(|()| rt.block_on(connect(addr)));
+    let rt = &rt;
+    let mut sides: Vec<common::Side<'_>> = vec![
+        (
+            "tcp3_loopback/errgroup_intask".into(),
+            Box::new(move || {
+                let conns = intask.clone();
+                per_group(rt, move || {
+                    let conns = conns.clone();
+                    async move {
+                        errgroup! {
+                            a => request(&conns[0], 1).await,
+                            b => request(&conns[1], 2).await,
+                            c => request(&conns[2], 3).await,
+                        }
+                        .expect("group")
+                    }
+                })
+            }),
+        ),
+        (
+            "tcp3_loopback/try_join".into(),
+            Box::new(move || {
+                let conns = try_join.clone();
+                per_group(rt, move || {
+                    let conns = conns.clone();
+                    async move {
+                        tokio::try_join!(
+                            request(&conns[0], 1),
+                            request(&conns[1], 2),
+                            request(&conns[2], 3),
+                        )
+                        .expect("try_join")
+                    }
+                })
+            }),
+        ),
+        (
+            "tcp3_loopback/errgroup_spawn".into(),
+            Box::new(move || {
+                let conns = spawn.clone();
+                per_group(rt, move || {
+                    let [c0, c1, c2] = conns.clone();
+                    async move {
+                        errgroup! {
+                            #[spawn] a => request(&c0, 1).await,
+                            #[spawn] b => request(&c1, 2).await,
+                            #[spawn] c => request(&c2, 3).await,
+                        }
+                        .expect("group")
+                    }
+                })
+            }),
+        ),
+        (
+            "tcp3_loopback/joinset_token".into(),
+            Box::new(move || {
+                let conns = joinset.clone();
+                per_group(rt, move || {
+                    let conns = conns.clone();
+                    async move {
+                        let mut group = JoinSetGroup::<u8, Fail>::new();
+                        for (conn, tag) in conns.into_iter().zip(1..) {
+                            group.spawn(move |token| request_or_cancelled(conn, tag, token));
+                        }
+                        group.wait().await.expect("group")
+                    }
+                })
+            }),
+        ),
+    ];
+    common::interleaved(rounds, &mut sides);
 }

@@ -8,17 +8,18 @@
 //!
 //! Here the per-item cost of a group is small next to the work, so what
 //! shows is whether errgroup keeps both cores busy: speedup = time on 1
-//! worker / time on 2. `benches/ratios.sh` prints the ratios and speedups.
+//! worker / time on 2. The sides run in turn, round after round (see
+//! `common::interleaved`), and each prints its median; `benches/ratios.sh`
+//! prints the ratios and speedups.
 //!
 //! ```text
-//! cargo bench --bench scaling -- --warm-up-time 1 --measurement-time 2
+//! cargo bench --bench scaling [-- ROUNDS]
 //! ```
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{Criterion, SamplingMode, Throughput};
 use errgroup::errgroup;
 use rayon::prelude::*;
 use tokio::runtime::Runtime;
@@ -32,6 +33,9 @@ use common::Fail;
 const ITEMS: u64 = 10_000;
 /// The CPU time each item should take.
 const ITEM_TIME: Duration = Duration::from_micros(50);
+/// Timed rounds of every side unless the command line says otherwise
+/// (each round runs every side once: about 4 s on 2 cores).
+const ROUNDS: usize = 10;
 
 /// Rounds of [`hash_rounds`] that take [`ITEM_TIME`], set once by
 /// [`calibrate`]: a static, so every side's item body is the same call and
@@ -75,10 +79,12 @@ fn calibrate() {
     let rounds = (u128::from(PROBE) * ITEM_TIME.as_nanos() / best.as_nanos().max(1)) as u64;
     ROUNDS_PER_ITEM.store(rounds.max(1), Ordering::Relaxed);
     let start = Instant::now();
-    black_box(item(0));
+    for i in 0..100 {
+        black_box(item(i));
+    }
     println!(
-        "scaling: {rounds} hash rounds per item (one item just took {:?}; target {ITEM_TIME:?})",
-        start.elapsed()
+        "scaling: {rounds} hash rounds per item; 100 items just took {:?} each (target {ITEM_TIME:?})",
+        start.elapsed() / 100
     );
 }
 
@@ -135,41 +141,51 @@ async fn spawn_blocking_vec() -> Vec<u64> {
     values
 }
 
-/// One criterion group per worker count; every side produces the items'
-/// values in order.
-fn scaling(c: &mut Criterion) {
-    for workers in [1, 2] {
-        let rt = runtime(workers);
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(workers)
+/// Every side on 1 and on 2 workers, interleaved; every side produces the
+/// items' values in order.
+fn scaling(rounds: usize) {
+    let runtimes = [runtime(1), runtime(2)];
+    let pools = [1, 2].map(|threads| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
             .build()
-            .expect("rayon pool");
-        let mut g = c.benchmark_group(format!("cpu10k_{workers}w"));
-        g.throughput(Throughput::Elements(ITEMS));
-        // 0.25-0.5 s per iteration: one iteration per sample, 10 samples.
-        g.sample_size(10).sampling_mode(SamplingMode::Flat);
-        g.bench_function("errgroup_spawn_for", |b| {
-            b.iter_custom(|iters| common::time_rounds(&rt, iters, errgroup_spawn_for));
-        });
-        g.bench_function("tokio_spawn_vec", |b| {
-            b.iter_custom(|iters| common::time_rounds(&rt, iters, tokio_spawn_vec));
-        });
-        g.bench_function("rayon_par_iter", |b| {
-            b.iter(|| pool.install(|| (0..ITEMS).into_par_iter().map(item).collect::<Vec<u64>>()));
-        });
-        g.bench_function("errgroup_blocking_for", |b| {
-            b.iter_custom(|iters| common::time_rounds(&rt, iters, errgroup_blocking_for));
-        });
-        g.bench_function("spawn_blocking_vec", |b| {
-            b.iter_custom(|iters| common::time_rounds(&rt, iters, spawn_blocking_vec));
-        });
-        g.finish();
+            .expect("rayon pool")
+    });
+    let mut sides: Vec<common::Side<'_>> = Vec::new();
+    for (workers, (rt, pool)) in (1..).zip(runtimes.iter().zip(&pools)) {
+        let case = format!("cpu10k_{workers}w");
+        sides.push((
+            format!("{case}/errgroup_spawn_for"),
+            Box::new(move || common::time_rounds(rt, 1, errgroup_spawn_for)),
+        ));
+        sides.push((
+            format!("{case}/tokio_spawn_vec"),
+            Box::new(move || common::time_rounds(rt, 1, tokio_spawn_vec)),
+        ));
+        sides.push((
+            format!("{case}/rayon_par_iter"),
+            Box::new(move || {
+                let start = Instant::now();
+                black_box(
+                    pool.install(|| (0..ITEMS).into_par_iter().map(item).collect::<Vec<u64>>()),
+                );
+                start.elapsed()
+            }),
+        ));
+        sides.push((
+            format!("{case}/errgroup_blocking_for"),
+            Box::new(move || common::time_rounds(rt, 1, errgroup_blocking_for)),
+        ));
+        sides.push((
+            format!("{case}/spawn_blocking_vec"),
+            Box::new(move || common::time_rounds(rt, 1, spawn_blocking_vec)),
+        ));
     }
+    common::interleaved(rounds, &mut sides);
 }
 
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
+    let rounds = common::rounds_arg(ROUNDS);
     calibrate();
-    scaling(&mut c);
-    c.final_summary();
+    scaling(rounds);
 }

@@ -295,3 +295,46 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     let index = ((samples.len() - 1) as f64 * q).round() as usize;
     samples[index]
 }
+
+/// One side of an [`interleaved`] run: `CASE/SIDE` and one timed run.
+pub type Side<'a> = (String, Box<dyn FnMut() -> Duration + 'a>);
+
+/// Runs every side once per round, in turn, for a warm-up round and then
+/// `rounds` timed ones, and prints each side's median (and range) as
+/// `CASE/SIDE  TIME (MIN..MAX)  median_ns NS`; `benches/ratios.sh` reads
+/// the last field.
+/// Criterion measures one side after the other; on a shared machine whose
+/// load changes over seconds, that lands a burst of other work on one side
+/// only. Alternating (and rotating which side goes first) spreads it over
+/// all of them, so the ratios of the medians hold up where the times do not.
+pub fn interleaved(rounds: usize, sides: &mut [Side<'_>]) {
+    for (_, run) in sides.iter_mut() {
+        run();
+    }
+    let mut samples = vec![Vec::with_capacity(rounds); sides.len()];
+    for round in 0..rounds {
+        for k in 0..sides.len() {
+            let i = (round + k) % sides.len();
+            samples[i].push((sides[i].1)());
+        }
+    }
+    for ((id, _), mut runs) in sides.iter().zip(samples) {
+        let median = quantile(&mut runs, 0.5);
+        let (low, high) = (quantile(&mut runs, 0.0), quantile(&mut runs, 1.0));
+        println!(
+            "{id:<36} {:>10} ({low:.2?}..{high:.2?})  median_ns {}",
+            format!("{median:.2?}"),
+            median.as_nanos()
+        );
+    }
+}
+
+/// The round count from the command line: the first argument that is a
+/// number (cargo passes `--bench`, criterion-style filters are ignored),
+/// else `default`.
+pub fn rounds_arg(default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(default)
+}
