@@ -124,7 +124,7 @@ async fn request_or_cancelled(
 const BATCH: u32 = 100;
 /// Timed runs of every side unless the command line says otherwise (each
 /// round runs every side once: about 40 ms).
-const ROUNDS: usize = 60;
+const ROUNDS: usize = 200;
 
 /// `BATCH` rounds of `round` on `rt`; the time per round.
 fn per_group<F, Fut>(rt: &Runtime, round: F) -> Duration

@@ -23,12 +23,12 @@ cd "$(dirname "$0")/.."
 . benches/common.sh
 
 crit_args=()
-scaling_rounds=10; loopback_rounds=60
+scaling_rounds=10; loopback_rounds=200
 run=1
 filter=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) crit_args=(--warm-up-time 1 --measurement-time 2); scaling_rounds=5; loopback_rounds=30 ;;
+    --quick) crit_args=(--warm-up-time 1 --measurement-time 2); scaling_rounds=5; loopback_rounds=60 ;;
     --no-run) run=0 ;;
     --) shift; filter=("$@"); break ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
