@@ -16,7 +16,17 @@ median() {
     sed -E 's/.*"median":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$f"
     return
   fi
-  cat "$target_dir"/medians-*.txt 2>/dev/null | awk -v id="$1/$2" '$1 == id { v = $NF } END { print v }'
+  interleaved_field median_ns "$1/$2"
+}
+
+# cpu CASE SIDE: the mean CPU time (ns, the whole process) an interleaved
+# bench printed for that side; empty if none.
+cpu() { interleaved_field cpu_ns "$1/$2"; }
+
+# interleaved_field NAME CASE/SIDE: the value after NAME on that side's line.
+interleaved_field() {
+  cat "$target_dir"/medians-*.txt 2>/dev/null |
+    awk -v f="$1" -v id="$2" '$1 == id { for (i = 2; i < NF; i++) if ($i == f) v = $(i + 1) } END { print v }'
 }
 
 # side errgroup|other CASE: the id of that side of CASE (`errgroup`, a

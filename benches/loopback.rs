@@ -126,13 +126,13 @@ const BATCH: u32 = 100;
 /// round runs every side once: about 40 ms).
 const ROUNDS: usize = 200;
 
-/// `BATCH` rounds of `round` on `rt`; the time per round.
-fn per_group<F, Fut>(rt: &Runtime, round: F) -> Duration
+/// `BATCH` rounds of `round` on `rt`; the time they took.
+fn batch_of<F, Fut>(rt: &Runtime, round: F) -> Duration
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: Future + Send,
 {
-    common::time_rounds(rt, u64::from(BATCH), round) / BATCH
+    common::time_rounds(rt, u64::from(BATCH), round)
 }
 
 fn main() {
@@ -146,7 +146,7 @@ fn main() {
             "tcp3_loopback/errgroup_intask".into(),
             Box::new(move || {
                 let conns = intask.clone();
-                per_group(rt, move || {
+                batch_of(rt, move || {
                     let conns = conns.clone();
                     async move {
                         errgroup! {
@@ -163,7 +163,7 @@ fn main() {
             "tcp3_loopback/try_join".into(),
             Box::new(move || {
                 let conns = try_join.clone();
-                per_group(rt, move || {
+                batch_of(rt, move || {
                     let conns = conns.clone();
                     async move {
                         tokio::try_join!(
@@ -180,7 +180,7 @@ fn main() {
             "tcp3_loopback/errgroup_spawn".into(),
             Box::new(move || {
                 let conns = spawn.clone();
-                per_group(rt, move || {
+                batch_of(rt, move || {
                     let [c0, c1, c2] = conns.clone();
                     async move {
                         errgroup! {
@@ -197,7 +197,7 @@ fn main() {
             "tcp3_loopback/joinset_token".into(),
             Box::new(move || {
                 let conns = joinset.clone();
-                per_group(rt, move || {
+                batch_of(rt, move || {
                     let conns = conns.clone();
                     async move {
                         let mut group = JoinSetGroup::<u8, Fail>::new();
@@ -210,5 +210,5 @@ fn main() {
             }),
         ),
     ];
-    common::interleaved(rounds, &mut sides);
+    common::interleaved(rounds, BATCH, &mut sides);
 }

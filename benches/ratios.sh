@@ -119,21 +119,27 @@ mem_row() {
 mem_row mem_per_blocked_intask "$mem_in" "$mem_in_o"
 mem_row mem_per_blocked_spawn "$mem_sp" "$mem_sp_o"
 
-# Scaling: each side of the CPU-bound fan-out on 1 worker and on 2.
+# Scaling: each side of the CPU-bound fan-out on 1 worker and on 2. CPU is
+# what the whole process used per fan-out (it does not shrink on a busy
+# machine); cores = CPU / wall, how many cores the side actually got.
 echo
-row2() { printf '%-22s %-13s %-13s %s\n' "$@"; }
-row2 "cpu10k side" "1 worker" "2 workers" "speedup"
-row2 ----------- -------- --------- -------
+row2() { printf '%-22s %-11s %-11s %-8s %-11s %-11s %-9s %s\n' "$@"; }
+row2 "cpu10k side" "1 worker" "2 workers" speedup "cpu 1w" "cpu 2w" "cores 1w" "cores 2w"
+row2 ----------- -------- --------- ------- ------ ------ -------- --------
 for id in errgroup_spawn_for tokio_spawn_vec rayon_par_iter errgroup_blocking_for spawn_blocking_vec; do
   one=$(median cpu10k_1w "$id"); two=$(median cpu10k_2w "$id")
-  speedup="-"
+  c1=$(cpu cpu10k_1w "$id"); c2=$(cpu cpu10k_2w "$id")
+  speedup="-"; cores1="-"; cores2="-"
   if [ -n "$one" ] && [ -n "$two" ]; then speedup="$(calc "$one / $two")x"; fi
-  row2 "$id" "$(fmt_ns "$one")" "$(fmt_ns "$two")" "$speedup"
+  if [ -n "$one" ] && [ -n "$c1" ]; then cores1=$(calc "$c1 / $one"); fi
+  if [ -n "$two" ] && [ -n "$c2" ]; then cores2=$(calc "$c2 / $two"); fi
+  row2 "$id" "$(fmt_ns "$one")" "$(fmt_ns "$two")" "$speedup" "$(fmt_ns "$c1")" "$(fmt_ns "$c2")" "$cores1" "$cores2"
 done
 
 echo
 echo "ratio = errgroup median / other median (lower is better); the channel target is on throughput."
-echo "cpu10k: 10,000 items of ~50 us of CPU each; speedup = time on 1 worker / on 2 (at most 2x on 2 cores,"
-echo "less while other processes use the machine). tcp3: 3 loopback request/responses per group."
+echo "cpu10k: 10,000 items of ~50 us of CPU each; speedup = time on 1 worker / on 2: at most 2x on 2 cores,"
+echo "and only as much as 'cores 2w' allows (other sessions' builds take their share: re-run on a quiet machine)."
+echo "tcp3: 3 loopback request/responses per group."
 echo "mem rows: peak RSS (VmHWM) per task, 100,000 tasks blocked on their ctx, one process per side."
 echo "Sides named *_standin / *_placeholder stand in for errgroup features that have not landed yet."
