@@ -135,11 +135,29 @@ for id in errgroup_spawn_for tokio_spawn_vec rayon_par_iter errgroup_blocking_fo
   if [ -n "$two" ] && [ -n "$c2" ]; then cores2=$(calc "$c2 / $two"); fi
   row2 "$id" "$(fmt_ns "$one")" "$(fmt_ns "$two")" "$speedup" "$(fmt_ns "$c1")" "$(fmt_ns "$c2")" "$cores1" "$cores2"
 done
+# The CPU time ratios: the cost side of the same runs, steadier than the
+# wall times while the machine is busy.
+cpu_ratio() {
+  local e o
+  e=$(cpu "$1" "$2"); o=$(cpu "$1" "$3")
+  if [ -n "$e" ] && [ -n "$o" ]; then calc "$e / $o"; echo x; else echo -; fi
+}
+echo
+row3() { printf '%-46s %-9s %s\n' "$@"; }
+row3 "cpu10k CPU time, errgroup / other" "1 worker" "2 workers"
+for pair in "errgroup_spawn_for tokio_spawn_vec" "errgroup_spawn_for rayon_par_iter" \
+  "errgroup_blocking_for spawn_blocking_vec"; do
+  read -r e_id o_id <<<"$pair"
+  row3 "$e_id / $o_id" "$(cpu_ratio cpu10k_1w "$e_id" "$o_id" | tr -d '\n')" \
+    "$(cpu_ratio cpu10k_2w "$e_id" "$o_id" | tr -d '\n')"
+done
+row3 "tcp3 CPU time, errgroup_intask / try_join" "$(cpu_ratio tcp3_loopback errgroup_intask try_join | tr -d '\n')"
+row3 "tcp3 CPU time, errgroup_spawn / joinset_token" "$(cpu_ratio tcp3_loopback errgroup_spawn joinset_token | tr -d '\n')"
 
 echo
 echo "ratio = errgroup median / other median (lower is better); the channel target is on throughput."
 echo "cpu10k: 10,000 items of ~50 us of CPU each; speedup = time on 1 worker / on 2: at most 2x on 2 cores,"
 echo "and only as much as 'cores 2w' allows (other sessions' builds take their share: re-run on a quiet machine)."
-echo "tcp3: 3 loopback request/responses per group."
+echo "tcp3: 3 loopback request/responses per group; its CPU time includes the in-process server's."
 echo "mem rows: peak RSS (VmHWM) per task, 100,000 tasks blocked on their ctx, one process per side."
 echo "Sides named *_standin / *_placeholder stand in for errgroup features that have not landed yet."
