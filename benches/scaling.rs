@@ -83,7 +83,7 @@ fn calibrate() {
         .map(|_| {
             let start = thread_cpu();
             black_box(hash_rounds(1, PROBE));
-            thread_cpu() - start
+            thread_cpu().saturating_sub(start)
         })
         .min()
         .expect("five runs");
@@ -99,7 +99,7 @@ fn calibrate() {
     }
     println!(
         "scaling: {rounds} hash rounds per item; 100 items just took {:?} of CPU each (target {ITEM_TIME:?})",
-        (thread_cpu() - start) / 100
+        thread_cpu().saturating_sub(start) / 100
     );
 }
 

@@ -341,7 +341,7 @@ pub fn interleaved(rounds: usize, batch: u32, sides: &mut [Side<'_>]) {
             let i = (round + k) % sides.len();
             let cpu = process_cpu();
             walls[i].push((sides[i].1)() / batch);
-            cpus[i] += process_cpu() - cpu;
+            cpus[i] += process_cpu().saturating_sub(cpu);
         }
     }
     let units = u32::try_from(rounds).expect("rounds fit in u32") * batch;
