@@ -4,11 +4,29 @@
 target_dir=$(cargo metadata --format-version 1 --no-deps | sed -E 's/.*"target_directory":"([^"]*)".*/\1/')
 crit="$target_dir/criterion"
 
-# median CASE SIDE: the median point estimate (ns) criterion recorded; empty if none.
+# What the interleaved benches (scaling, loopback) printed last, one file
+# per bench: `CASE/SIDE .. median_ns NS` lines.
+medians_file() { echo "$target_dir/medians-$1.txt"; }
+
+# median CASE SIDE: the median point estimate (ns) criterion recorded, or
+# the median an interleaved bench printed; empty if none.
 median() {
   local f="$crit/$1/$2/new/estimates.json"
-  [ -f "$f" ] || return 0
-  sed -E 's/.*"median":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$f"
+  if [ -f "$f" ]; then
+    sed -E 's/.*"median":\{"confidence_interval":\{[^}]*\},"point_estimate":([0-9.eE+-]+).*/\1/' "$f"
+    return
+  fi
+  interleaved_field median_ns "$1/$2"
+}
+
+# cpu CASE SIDE: the mean CPU time (ns, the whole process) an interleaved
+# bench printed for that side; empty if none.
+cpu() { interleaved_field cpu_ns "$1/$2"; }
+
+# interleaved_field NAME CASE/SIDE: the value after NAME on that side's line.
+interleaved_field() {
+  cat "$target_dir"/medians-*.txt 2>/dev/null |
+    awk -v f="$1" -v id="$2" '$1 == id { for (i = 2; i < NF; i++) if ($i == f) v = $(i + 1) } END { print v }'
 }
 
 # side errgroup|other CASE: the id of that side of CASE (`errgroup`, a

@@ -295,3 +295,76 @@ pub fn quantile(samples: &mut [Duration], q: f64) -> Duration {
     let index = ((samples.len() - 1) as f64 * q).round() as usize;
     samples[index]
 }
+
+/// One side of an [`interleaved`] run: `CASE/SIDE` and one timed run.
+pub type Side<'a> = (String, Box<dyn FnMut() -> Duration + 'a>);
+
+/// CPU time this process has used, all threads (user + system), from
+/// `/proc/self/stat`: in clock ticks of 10 ms (Linux's `USER_HZ` is 100), so
+/// only runs of a good many ticks read meaningfully.
+pub fn process_cpu() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // Fields after the command name, which is in parentheses and may hold
+    // spaces: state is field 3, utime 14 and stime 15.
+    let rest = &stat[stat.rfind(')').expect("(comm)") + 1..];
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .map(|f| f.parse::<u64>().expect("utime/stime"))
+        .sum();
+    Duration::from_millis(ticks * 10)
+}
+
+/// Runs every side once per round, in turn, for a warm-up round and then
+/// `rounds` timed ones; each run does `batch` units of work (groups, or
+/// one fan-out). Prints each side's median wall time per unit (and its
+/// range) and the mean CPU time the whole process used per unit (a mean:
+/// one run may be shorter than a tick of [`process_cpu`]), as
+/// `CASE/SIDE  TIME (MIN..MAX)  cpu CPU  median_ns NS cpu_ns NS`, the line
+/// `benches/ratios.sh` reads.
+///
+/// Criterion measures one side after the other; on a shared machine whose
+/// load changes over seconds, that lands a burst of other work on one side
+/// only. Alternating (and rotating which side goes first) spreads it over
+/// all of them, so the ratios of the medians hold up where the times do
+/// not. CPU time tells the cost from the parallelism: it does not shrink
+/// when the machine is busy, and CPU / wall is how many cores a side got.
+pub fn interleaved(rounds: usize, batch: u32, sides: &mut [Side<'_>]) {
+    for (_, run) in sides.iter_mut() {
+        run();
+    }
+    let mut walls = vec![Vec::with_capacity(rounds); sides.len()];
+    let mut cpus = vec![Duration::ZERO; sides.len()];
+    for round in 0..rounds {
+        for k in 0..sides.len() {
+            let i = (round + k) % sides.len();
+            let cpu = process_cpu();
+            walls[i].push((sides[i].1)() / batch);
+            cpus[i] += process_cpu().saturating_sub(cpu);
+        }
+    }
+    let units = u32::try_from(rounds).expect("rounds fit in u32") * batch;
+    for (((id, _), mut wall), cpu) in sides.iter().zip(walls).zip(cpus) {
+        let median = quantile(&mut wall, 0.5);
+        let (low, high) = (quantile(&mut wall, 0.0), quantile(&mut wall, 1.0));
+        let cpu = cpu / units.max(1);
+        println!(
+            "{id:<36} {:>10} ({low:.2?}..{high:.2?})  cpu {cpu:.2?}  median_ns {} cpu_ns {}",
+            format!("{median:.2?}"),
+            median.as_nanos(),
+            cpu.as_nanos()
+        );
+    }
+}
+
+/// The round count from the command line: the first argument that is a
+/// number (cargo passes `--bench`, criterion-style filters are ignored),
+/// else `default`; at least 1.
+pub fn rounds_arg(default: usize) -> usize {
+    std::env::args()
+        .skip(1)
+        .find_map(|a| a.parse().ok())
+        .unwrap_or(default)
+        .max(1)
+}

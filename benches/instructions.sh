@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Instruction count of a group of 2 trivial in-task branches against
+# `tokio::try_join!` under callgrind, with a budget: exits 1 when
+# errgroup / try_join exceeds BUDGET. Instruction counts do not drift with
+# machine load the way times do, so this is the guard rail for the in-task
+# fast path. Run by hand (valgrind is slow and not on CI).
+#
+#   benches/instructions.sh                  # build, count, check the budget
+#   ROUNDS=20000 benches/instructions.sh     # more rounds (default 10000)
+#   BUDGET=20 benches/instructions.sh        # another budget for this run
+#
+# Each side runs twice, at 1,000 rounds and at 1,000 + ROUNDS: per group =
+# (Ir at the second - Ir at the first) / ROUNDS, so process start, runtime
+# construction and first-use costs cancel out. Built by
+# `cargo bench --no-run --bench instructions` (release, the bench profile).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# errgroup / try_join instructions per group, measured when it was set
+# (19.89x: 1,890 / 95 Ir at 0dd923d), rounded up ~10%. Lower it when the
+# fast path gets cheaper, so a regression shows.
+BUDGET=${BUDGET:-22}
+ROUNDS=${ROUNDS:-10000}
+BASE=1000
+
+if ! command -v valgrind >/dev/null; then
+  echo "valgrind is not installed: apt-get update && apt-get install -y valgrind" >&2
+  exit 2
+fi
+
+bin=$(cargo bench --no-run --bench instructions --message-format=json 2>/dev/null |
+  sed -nE 's/.*"executable":"([^"]+)".*/\1/p' | tail -n 1)
+if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+  echo "could not build the instructions bench: cargo bench --no-run --bench instructions" >&2
+  exit 2
+fi
+
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+
+# ir SIDE ROUNDS: total instructions callgrind counted for one run.
+ir() {
+  local f="$out/$1.$2"
+  valgrind --tool=callgrind --callgrind-out-file="$f" "$bin" "$1" "$2" >/dev/null 2>"$f.log" || {
+    cat "$f.log" >&2
+    exit 2
+  }
+  sed -nE 's/^summary: ([0-9]+).*/\1/p' "$f"
+}
+
+# per_group SIDE: instructions per group of SIDE.
+per_group() {
+  local lo hi
+  lo=$(ir "$1" "$BASE")
+  hi=$(ir "$1" $((BASE + ROUNDS)))
+  awk -v lo="$lo" -v hi="$hi" -v n="$ROUNDS" 'BEGIN { printf "%.1f", (hi - lo) / n }'
+}
+
+e=$(per_group group2_errgroup)
+t=$(per_group group2_try_join)
+ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.2f", e / t }')
+
+printf '%-34s %12s\n' "2 trivial in-task branches" "Ir per group"
+printf '%-34s %12s\n' "errgroup!" "$e"
+printf '%-34s %12s\n' "tokio::try_join!" "$t"
+printf '%-34s %12s\n' "ratio errgroup / try_join" "${ratio}x"
+printf '%-34s %12s\n' "budget" "<= ${BUDGET}x"
+
+if awk -v r="$ratio" -v b="$BUDGET" 'BEGIN { exit !(r > b) }'; then
+  echo "FAIL: the ratio ${ratio}x exceeds the budget ${BUDGET}x" >&2
+  exit 1
+fi
+echo "ok"
