@@ -30,16 +30,13 @@ async fn fetch_orders(id: u64) -> anyhow::Result<Vec<u64>> {
 /// The block as written.
 async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     errgroup! {
-        user => fetch_user(&ctx, id).await,
+        user => fetch_user(ctx, id).await,
         #[spawn] orders => fetch_orders(id).await,
     }
 }
 
 /// The same block, expanded.
-#[allow(
-    clippy::needless_borrow,
-    reason = "the expansion as the macro writes it"
-)]
+#[allow(clippy::let_and_return, reason = "the expansion as the macro writes it")]
 async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     {
         let __errgroup_scope =
@@ -54,7 +51,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     async {
                         #[allow(unused_variables)]
                         let ctx: &::errgroup::Ctx = &__errgroup_ctx0;
-                        fetch_user(&ctx, id).await
+                        fetch_user(ctx, id).await
                     },
                 ),
                 ::errgroup::__private::Spawn.branch(
