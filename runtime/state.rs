@@ -35,6 +35,7 @@ use std::panic::resume_unwind;
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
 use crate::error::{Cancelled, Cause, Error, TaskName};
@@ -46,8 +47,19 @@ use crate::tasks::{Joined, TaskSet};
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Settings {
     pub(crate) parent: Option<Arc<Core>>,
+    /// A `CancellationToken` parent: watched by the group's driver (or a
+    /// `Group`'s watcher task); one already cancelled cancels the group at birth.
+    pub(crate) token: Option<CancellationToken>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) limit: Option<usize>,
+}
+
+/// The cause a cancelled `CancellationToken` parent gives its group: a
+/// shutdown from outside, not a failure.
+pub(crate) fn token_cause() -> Cause {
+    Cause::Parent(Box::new(Cause::Shutdown {
+        by: TaskName::new("token"),
+    }))
 }
 
 /// Tasks started with `ctx.spawn` or [`Group::spawn`](crate::Group::spawn).
@@ -113,6 +125,9 @@ impl Core {
         if let Some(parent) = core.node.parent() {
             let weak: Weak<Core> = Arc::downgrade(&core);
             parent.on_cancel(weak);
+        }
+        if settings.token.is_some_and(|t| t.is_cancelled()) {
+            core.cancel(token_cause());
         }
         core
     }

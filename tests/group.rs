@@ -25,7 +25,7 @@ async fn a_group_deadline_wakes_a_ctx_that_waits_before_any_spawn() {
 async fn builder_calls_configure_before_the_group_exists() {
     let start = Instant::now();
     let parent = Group::<()>::new().timeout(Duration::from_secs(5));
-    let child = Group::<()>::with_parent(&parent.ctx())
+    let child = Group::<()>::with_parent(parent.ctx())
         .limit(2)
         .timeout(Duration::from_secs(10));
     assert_eq!(child.ctx().deadline(), Some(start + Duration::from_secs(5)));
