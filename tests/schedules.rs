@@ -36,6 +36,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::future::Future;
 use std::panic::panic_any;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, Once};
@@ -47,7 +48,7 @@ use proptest::test_runner::{Config, RngSeed, TestCaseError, TestRunner};
 use tokio::time::Instant;
 
 mod common;
-use common::{catch_panic, leak, message};
+use common::{Gauge, catch_panic, leak, message};
 
 /// One step of virtual time, in milliseconds.
 const UNIT: u64 = 10;
@@ -295,6 +296,8 @@ struct Src {
     at: u64,
     coop: bool,
     end: End,
+    /// A `#[blocking]` body: `grace` never drops it.
+    blocking: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -361,6 +364,7 @@ fn sources_of(plan: &Plan) -> Vec<Src> {
         at: l.at,
         coop: l.coop,
         end: l.end,
+        blocking: false,
     };
     for (i, kind) in plan.work.iter().enumerate() {
         match kind {
@@ -389,36 +393,74 @@ fn kid_sources(kids: &[Leaf]) -> Vec<Src> {
             at: l.at,
             coop: l.coop,
             end: l.end,
+            blocking: false,
         })
         .collect()
 }
 
+/// What a group's headers change in the oracle; the default is the first
+/// property's group (no `grace`, not supervised, starts unknown).
+#[derive(Clone, Copy, Debug, Default)]
+struct Mode {
+    /// `grace = g` units: a source ignoring ctx that still runs `g` after
+    /// the cancellation is dropped then, unless it is `#[blocking]`.
+    grace: Option<u64>,
+    /// `on_error = continue`: an error cancels nothing and comes back as
+    /// its branch's own value (semantic 10).
+    supervise: bool,
+    /// The run observed which sources started and when (their `at` is
+    /// absolute), so a cancellation at 0 leaves nothing in doubt.
+    starts_known: bool,
+    /// Some branch never started: the group cannot yield its values.
+    unstarted: bool,
+}
+
+impl Mode {
+    /// Whether a branch ending in `end` cancels the group.
+    fn cancels(self, end: End) -> bool {
+        match end {
+            End::Ok => false,
+            End::Err => !self.supervise,
+            End::Panic => true,
+        }
+    }
+}
+
 /// The run when exactly `sources` (deadline, parent) fire, at their instants.
-fn scenario(srcs: &[Src], sources: &[(Source, u64)], blockers: bool, pipes_ok: bool) -> Expect {
+fn scenario(
+    srcs: &[Src],
+    sources: &[(Source, u64)],
+    blockers: bool,
+    pipes_ok: bool,
+    mode: Mode,
+) -> Expect {
     let mut expect = Expect::default();
     let first = srcs
         .iter()
-        .filter(|s| s.end != End::Ok)
+        .filter(|s| mode.cancels(s.end))
         .map(|s| s.at)
         .chain(sources.iter().map(|s| s.1))
         .min();
     expect.first.insert(first);
     let Some(t) = first else {
-        // Nothing cancels: every source acts and ends at its instant.
-        expect.accept.insert(Outcome::Ok);
+        // Nothing cancels: every source acts and ends at its instant (and
+        // a branch that never started is a bug: no outcome is accepted).
+        if !mode.unstarted {
+            expect.accept.insert(Outcome::Ok);
+        }
         expect.acts = srcs.iter().map(|_| Some(Chance::Sure)).collect();
         expect.ends = srcs.iter().map(|s| BTreeSet::from([s.at])).collect();
         return expect;
     };
     // Cancelled at the very start, a branch may never be started (a
     // fan-out item not pulled, a spawn refused) or never polled.
-    let unsure_start = t == 0;
+    let unsure_start = t == 0 && !mode.starts_known;
     let winners = srcs
         .iter()
-        .filter(|s| s.end != End::Ok && s.at == t)
+        .filter(|s| mode.cancels(s.end) && s.at == t)
         .count()
         + sources.iter().filter(|s| s.1 == t).count();
-    let mut ok_possible = !blockers && pipes_ok;
+    let mut ok_possible = !blockers && pipes_ok && !mode.unstarted;
     let mut ok_certain = ok_possible && !unsure_start;
     for s in srcs {
         let mut act = if s.at < t {
@@ -426,7 +468,7 @@ fn scenario(srcs: &[Src], sources: &[(Source, u64)], blockers: bool, pipes_ok: b
         } else if s.at == t {
             // At the cancelling instant a cooperative source may see the
             // cancellation first, unless it is what cancels.
-            if !s.coop || (s.end != End::Ok && winners == 1) {
+            if !s.coop || (mode.cancels(s.end) && winners == 1) {
                 Chance::Sure
             } else {
                 Chance::Maybe
@@ -437,12 +479,32 @@ fn scenario(srcs: &[Src], sources: &[(Source, u64)], blockers: bool, pipes_ok: b
             Chance::Sure
         };
         let mut ends = BTreeSet::from([if s.coop { s.at.min(t) } else { s.at }]);
+        // Dropped by `grace` (semantic 3): whatever ignores ctx and still
+        // runs `g` after the cancellation, except a `#[blocking]` body.
+        let mut dropped = Chance::Never;
+        if let (Some(g), false, false) = (mode.grace, s.coop, s.blocking) {
+            let cut = t + g;
+            if s.at > cut {
+                (act, dropped) = (Chance::Never, Chance::Sure);
+                ends = BTreeSet::from([cut]);
+            } else if s.at == cut {
+                // Its own timer and the grace timer fire at one instant.
+                (act, dropped) = (act.join(Chance::Never), Chance::Maybe);
+            }
+        }
         if unsure_start {
             act = act.join(Chance::Never);
             ends.insert(0);
         }
-        ok_possible &= unsure_start || (s.end == End::Ok && act != Chance::Never);
-        ok_certain &= s.end == End::Ok && act == Chance::Sure;
+        if mode.supervise {
+            // Every branch's own result comes back, whatever it is, unless
+            // it was dropped before it had one.
+            ok_possible &= dropped != Chance::Sure;
+            ok_certain &= dropped == Chance::Never;
+        } else {
+            ok_possible &= unsure_start || (s.end == End::Ok && act != Chance::Never);
+            ok_certain &= s.end == End::Ok && act == Chance::Sure;
+        }
         expect.acts.push(Some(act));
         expect.ends.push(ends);
     }
@@ -459,11 +521,13 @@ fn scenario(srcs: &[Src], sources: &[(Source, u64)], blockers: bool, pipes_ok: b
         .map(|s| Outcome::Panicked(s.name.clone()))
         .collect();
     if sure_first.is_none() {
-        for s in srcs.iter().filter(|s| s.end == End::Err && s.at == t) {
-            accept.insert(Outcome::Failed {
-                task: s.name.clone(),
-                error: s.error.clone(),
-            });
+        if !mode.supervise {
+            for s in srcs.iter().filter(|s| s.end == End::Err && s.at == t) {
+                accept.insert(Outcome::Failed {
+                    task: s.name.clone(),
+                    error: s.error.clone(),
+                });
+            }
         }
         for &(source, _) in sources.iter().filter(|s| s.1 == t) {
             if !ok_certain {
@@ -486,6 +550,7 @@ fn oracle(
     blockers: bool,
     pipes: Option<u64>,
     pipes_ok: bool,
+    mode: Mode,
 ) -> Expect {
     let natural_end = if blockers {
         u64::MAX
@@ -511,7 +576,7 @@ fn oracle(
                 .filter(|(n, _)| mask & (1 << n) != 0)
                 .map(|(_, s)| *s),
         );
-        let one = scenario(srcs, &firing, blockers, pipes_ok);
+        let one = scenario(srcs, &firing, blockers, pipes_ok, mode);
         all.first.extend(one.first);
         all.accept.extend(one.accept);
         if all.acts.is_empty() {
@@ -545,6 +610,16 @@ struct Env {
     /// Future name -> instant (ms) it was dropped.
     ended: Mutex<BTreeMap<String, Vec<u64>>>,
     alive: AtomicUsize,
+    /// `alive` when the case's group returned.
+    alive_at_return: AtomicUsize,
+    /// Body name -> instants (ms) it started (the second property).
+    started: Mutex<BTreeMap<String, Vec<u64>>>,
+    /// Bodies running at once, in real time (the second property).
+    gauge: Gauge,
+    /// In-task and spawned bodies not yet ended: what a holdout waits for.
+    pending: AtomicUsize,
+    /// Each item's own result under `on_error = continue`.
+    supervised: Mutex<BTreeMap<String, Result<(), Fail>>>,
     /// Nested group index -> its own result.
     nested: Mutex<BTreeMap<usize, Outcome>>,
     /// Producers' and consumers' ends: (returned `Ok`, instant in ms).
@@ -562,6 +637,11 @@ impl Env {
             acted: Mutex::default(),
             ended: Mutex::default(),
             alive: AtomicUsize::new(0),
+            alive_at_return: AtomicUsize::new(0),
+            started: Mutex::default(),
+            gauge: Gauge::default(),
+            pending: AtomicUsize::new(0),
+            supervised: Mutex::default(),
             nested: Mutex::default(),
             pipes: Mutex::default(),
             next_token: AtomicU32::new(0),
@@ -921,9 +1001,18 @@ async fn macro_spawn(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>> 
 /// Runs the plan's group, under a parent cancelled at `plan.parent` if
 /// any: its result (or panic) and the instant (ms) it returned.
 async fn run_case(plan: &Plan, env: &'static Env) -> (Outcome, u64) {
-    let Some(parent) = plan.parent else {
-        let result = catch_panic(run_group(plan, env)).await;
-        return (outcome(result), env.now());
+    under_parent(plan.parent, env, || run_group(plan, env)).await
+}
+
+/// Runs `group()`, under a parent cancelled at `parent` if any.
+async fn under_parent<F, Fut>(parent: Option<u64>, env: &'static Env, group: F) -> (Outcome, u64)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), Error<Fail>>>,
+{
+    let Some(parent) = parent else {
+        let result = catch_panic(group()).await;
+        return returned(env, result);
     };
     let seen = Mutex::new(None);
     // The parent group: `killer` fails at `parent`; the case's group is
@@ -935,8 +1024,8 @@ async fn run_case(plan: &Plan, env: &'static Env) -> (Outcome, u64) {
             Err::<(), _>(Fail::Leaf("killer".into()))
         },
         inner => {
-            let result = catch_panic(run_group(plan, env)).await;
-            *seen.lock().unwrap() = Some((outcome(result), env.now()));
+            let result = catch_panic(group()).await;
+            *seen.lock().unwrap() = Some(returned(env, result));
             // Ends the parent, and so the killer, once the case is done.
             Err::<(), _>(Fail::Leaf("done".into()))
         },
@@ -944,6 +1033,16 @@ async fn run_case(plan: &Plan, env: &'static Env) -> (Outcome, u64) {
     seen.into_inner()
         .unwrap()
         .unwrap_or((Outcome::Unexpected("the case never ran".into()), env.now()))
+}
+
+/// The group has just returned: counts what it left running (semantic 3:
+/// nothing, also after `grace`) and reads the clock.
+fn returned(
+    env: &Env,
+    result: Result<Result<(), Error<Fail>>, Box<dyn std::any::Any + Send>>,
+) -> (Outcome, u64) {
+    env.alive_at_return.store(env.alive.load(SeqCst), SeqCst);
+    (outcome(result), env.now())
 }
 
 fn alive_tasks() -> usize {
@@ -965,7 +1064,12 @@ struct Run {
     futures_left: usize,
 }
 
-fn check(plan: &Plan) -> Result<(), TestCaseError> {
+/// Runs one case on a fresh current-thread runtime with the clock paused.
+fn execute<F, Fut>(case: F) -> (&'static Env, Run)
+where
+    F: FnOnce(&'static Env) -> Fut,
+    Fut: Future<Output = (Outcome, u64)>,
+{
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .start_paused(true)
@@ -975,7 +1079,7 @@ fn check(plan: &Plan) -> Result<(), TestCaseError> {
         // Virtual time 0 of this case.
         let env = Env::new();
         let baseline = alive_tasks();
-        let (result, returned) = tokio::time::timeout(HANG, run_case(plan, env))
+        let (result, returned) = tokio::time::timeout(HANG, case(env))
             .await
             .unwrap_or((Outcome::Unexpected("hung".into()), env.now()));
         // Aborted tasks are reaped within a few turns; a task still
@@ -995,9 +1099,11 @@ fn check(plan: &Plan) -> Result<(), TestCaseError> {
         (env, run)
     });
     drop(rt);
-    let mut problems = std::mem::take(&mut *env.problems.lock().unwrap());
-    let tags = verify(plan, env, &run, &mut problems);
-    STATS.record(&run.result, env, &tags);
+    (env, run)
+}
+
+/// Turns what `verify` found into the case's verdict.
+fn verdict(run: &Run, problems: &[String]) -> Result<(), TestCaseError> {
     if problems.is_empty() {
         Ok(())
     } else {
@@ -1008,6 +1114,14 @@ fn check(plan: &Plan) -> Result<(), TestCaseError> {
             problems.join("\n  - ")
         )))
     }
+}
+
+fn check(plan: &Plan) -> Result<(), TestCaseError> {
+    let (env, run) = execute(|env| run_case(plan, env));
+    let mut problems = std::mem::take(&mut *env.problems.lock().unwrap());
+    let tags = verify(plan, env, &run, &mut problems);
+    STATS.record(&run.result, env, &tags);
+    verdict(&run, &problems)
 }
 
 /// Checks `run` against the oracle; says what was special about it.
@@ -1035,7 +1149,7 @@ fn verify(
     if let Some(p) = plan.parent {
         sources.push((Source::Parent, p));
     }
-    let expect = oracle(&srcs, &sources, blockers, pipes_end, pipes_ok);
+    let expect = oracle(&srcs, &sources, blockers, pipes_end, pipes_ok, Mode::default());
 
     if !expect.accept.contains(result) {
         problems.push(format!(
@@ -1051,6 +1165,7 @@ fn verify(
     if *futures_left != 0 {
         problems.push(format!("{futures_left} branch future(s) never dropped"));
     }
+    check_returned(env, problems);
 
     check_sources(&srcs, &expect, env, problems);
     check_timing(plan, &expect, env, *returned, &pipes, problems);
@@ -1076,6 +1191,17 @@ fn verify(
         problems,
     );
     tags
+}
+
+/// Semantic 3: no branch future (in-task, spawned, `ctx.spawn`,
+/// `#[blocking]`) is still alive when the group returns.
+fn check_returned(env: &Env, problems: &mut Vec<String>) {
+    let left = env.alive_at_return.load(SeqCst);
+    if left != 0 {
+        problems.push(format!(
+            "{left} branch future(s) still alive when the group returned"
+        ));
+    }
 }
 
 /// Each source acted (or not) at its planned instant, and ended when the
@@ -1177,7 +1303,7 @@ fn check_nested(plan: &Plan, expect: &Expect, env: &Env, problems: &mut Vec<Stri
         let mut accept = BTreeSet::new();
         for first in &expect.first {
             let parent: Vec<_> = first.iter().map(|t| (Source::Parent, *t)).collect();
-            accept.extend(oracle(&kid_srcs, &parent, false, None, true).accept);
+            accept.extend(oracle(&kid_srcs, &parent, false, None, true, Mode::default()).accept);
         }
         if !accept.contains(seen) {
             problems.push(format!(
