@@ -1560,7 +1560,7 @@ fn knobs(spawn_grace: bool) -> impl Strategy<Value = Knobs> {
                 prop::collection::vec(leaf(failures), 1..=10),
                 prop::collection::vec(blk(failures), 0..=4),
                 prop::option::weighted(0.6, 1..=4usize),
-                prop::option::weighted(if spawn_grace { 1.0 } else { 0.5 }, 0..=3u64),
+                prop::option::weighted(0.5, 0..=3u64),
                 prop::bool::weighted(0.3),
                 prop::option::weighted(0.4, 0..=MAX_AT + 1),
                 prop::option::weighted(0.2, 0..=MAX_AT + 1),
@@ -1585,6 +1585,9 @@ fn knobs(spawn_grace: bool) -> impl Strategy<Value = Knobs> {
                 }
                 if path == KnobPath::Spawn && !spawn_grace {
                     grace = None;
+                }
+                if spawn_grace {
+                    grace.get_or_insert(items.len() as u64 % 4);
                 }
                 // A holdout needs a cancellation that takes no virtual
                 // time (a blocking item failing at once), every slot free
@@ -2266,4 +2269,147 @@ async fn a_task_failing_after_the_deadline_leaves_the_group_cancelled() {
         group.wait().await.unwrap_err().cause(),
         Cause::DeadlineExceeded
     );
+}
+
+// Bugs the second property found in today's runtime, kept failing until
+// the runtime is fixed (`cargo test --test schedules -- --ignored`).
+
+/// The second property with the check that no `limit` slot stays free
+/// while an item waits also when two fan-outs compete for slots.
+#[test]
+#[ignore = "runtime bug: a permit freed as a fan-out runs out of items is stranded in its own pending acquire"]
+fn random_plans_never_leave_a_slot_free_while_an_item_waits() {
+    run_property(
+        "random_plans_never_leave",
+        KNOB_CASES,
+        knobs(false),
+        |k| check_knobs(&k, true),
+        &KNOB_STATS,
+    );
+}
+
+/// The second property on `#[spawn]` fan-outs under `grace`: issue 10's
+/// "semantic 3 is broken for `#[spawn] for` after `grace`", found again
+/// (items aborted by dropping their `JoinSet` but not awaited, so their
+/// futures are still alive when the group returns).
+#[test]
+#[ignore = "runtime bug (issue 10): `#[spawn] for` items are aborted after grace but not awaited"]
+fn random_spawned_fan_outs_under_grace_match_the_oracle() {
+    run_property(
+        "random_spawned_fan_outs_under_grace",
+        KNOB_CASES,
+        knobs(true),
+        |k| check_knobs(&k, false),
+        &KNOB_STATS,
+    );
+}
+
+/// The minimal plan of the property above: one `#[spawn] for` item that
+/// ignores ctx for 3 units, the parent cancelled at 1, `grace = 0`; the
+/// item's future is still alive when the group returns at 1.
+#[test]
+#[ignore = "runtime bug (issue 10): `#[spawn] for` items are aborted after grace but not awaited"]
+fn a_spawned_item_dropped_by_grace_has_stopped_when_the_group_returns() {
+    let plan = Knobs {
+        path: KnobPath::Spawn,
+        items: vec![Leaf {
+            at: 3,
+            coop: false,
+            end: End::Ok,
+        }],
+        blocking: vec![],
+        limit: None,
+        grace: Some(0),
+        supervise: false,
+        deadline: None,
+        parent: Some(1),
+    };
+    check_knobs(&plan, false).unwrap();
+}
+
+/// The minimal plan of `random_plans_never_leave_a_slot_free_while_an_item_waits`.
+#[test]
+#[ignore = "runtime bug: a permit freed as a fan-out runs out of items is stranded in its own pending acquire"]
+fn a_blocking_item_gets_the_slot_an_in_task_item_freed() {
+    let leaf = |at| Leaf {
+        at,
+        coop: false,
+        end: End::Ok,
+    };
+    let plan = Knobs {
+        path: KnobPath::InTask,
+        items: vec![leaf(0), leaf(1)],
+        blocking: vec![Blk::Now {
+            coop: false,
+            end: End::Ok,
+        }],
+        limit: Some(2),
+        grace: None,
+        supervise: false,
+        deadline: None,
+        parent: None,
+    };
+    check_knobs(&plan, true).unwrap();
+}
+
+/// Found by the strict form of the second property (its minimal plan:
+/// `limit = 2`, in-task items ending at 0 and 1 units, one `#[blocking]`
+/// item, which started at 1 unit instead of 0).
+///
+/// A fan-out asks the semaphore for a permit before it pulls its next item,
+/// so with every item running it waits in the semaphore's queue. When one of
+/// its items ends, it reuses that item's permit (nobody else waits yet),
+/// pulls, finds the iterator empty and drops the permit: the semaphore hands
+/// it to the first waiter, the fan-out's own pending acquire, which nobody
+/// polls again. The slot stays idle until the fan-out ends and drops its
+/// `PollSemaphore`; `second` waits for it meanwhile.
+#[tokio::test(start_paused = true)]
+#[ignore = "runtime bug: a permit freed as a fan-out runs out of items is stranded in its own pending acquire"]
+async fn a_permit_freed_as_a_fan_out_runs_out_of_items_is_not_stranded() {
+    let start = Instant::now();
+    let started = Mutex::new(None);
+    let started = &started;
+    errgroup! {
+        limit = 2;
+        type Error = Fail;
+        first => for at in [0, 1] {
+            tokio::time::sleep(units(at)).await;
+            Ok(())
+        },
+        second => for _ in 0..1 {
+            *started.lock().unwrap() = Some(Instant::now() - start);
+            Ok(())
+        },
+    }
+    .unwrap();
+    assert_eq!(
+        started.lock().unwrap().unwrap(),
+        Duration::ZERO,
+        "`second` waited while a slot was free"
+    );
+}
+
+/// The same stranded permit, where it hurts: `first`'s second item waits
+/// for `second`, which waits for a slot that `first` holds but no item
+/// uses, so the group hangs until its deadline instead of returning `Ok`.
+#[tokio::test(start_paused = true)]
+#[ignore = "runtime bug: a permit freed as a fan-out runs out of items is stranded in its own pending acquire"]
+async fn a_stranded_permit_does_not_hang_a_group() {
+    let result = errgroup! {
+        limit = 2;
+        timeout = Duration::from_secs(3_600);
+        type Error = Fail;
+        let (tx, rx) = channel::<()>(1);
+        first => for wait in [false, true] {
+            if wait {
+                rx.recv().await?;
+            }
+            Ok(())
+        },
+        second => for _ in 0..1 {
+            tx.send(()).await.map_err(|_| Fail::Cancelled)?;
+            Ok(())
+        },
+    };
+    assert!(result.is_ok(), "{result:?}");
 }
