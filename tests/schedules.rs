@@ -2039,17 +2039,17 @@ fn verify_knobs(
     }
     let compete = k.limit.is_some() && !k.blocking.is_empty();
     check_limit(k, env, &bodies, strict || !compete, problems);
+    check_no_late_start(k, env, &bodies, problems);
+    check_fan_out_order(&bodies, problems);
+    if k.supervise && run.result == Outcome::Ok {
+        check_supervised(env, &bodies, problems);
+    }
     if !problems.is_empty() {
         let spans: Vec<String> = bodies
             .iter()
             .map(|b| format!("{} {:?}..{:?}", b.name, b.start, b.stop))
             .collect();
         problems.push(format!("bodies ran (units): {}", spans.join(", ")));
-    }
-    check_no_late_start(k, env, &bodies, problems);
-    check_fan_out_order(&bodies, problems);
-    if k.supervise && run.result == Outcome::Ok {
-        check_supervised(env, &bodies, problems);
     }
 
     knob_tags(k, env, &bodies, &srcs, &expect)
@@ -2167,22 +2167,27 @@ fn check_limit(
 /// The instants (units) at which the run shows the group cancelled: its
 /// deadline, its parent's, and the first act that cancels.
 fn cancellation_instants(k: &Knobs, env: &Env, bodies: &[Body]) -> Vec<u64> {
-    let acted = env.acted.lock().unwrap();
-    let mode = Mode {
-        supervise: k.supervise,
-        ..Mode::default()
-    };
-    let failed = bodies
-        .iter()
-        .filter(|b| mode.cancels(b.end))
-        .filter_map(|b| acted.get(&b.name).and_then(|at| at.first()))
-        .map(|ms| ms / UNIT)
-        .min();
+    let failed = first_failure(k, env, bodies);
     k.deadline
         .into_iter()
         .chain(k.parent)
         .chain(failed)
         .collect()
+}
+
+/// The instant (units) of the first act that cancels the group.
+fn first_failure(k: &Knobs, env: &Env, bodies: &[Body]) -> Option<u64> {
+    let acted = env.acted.lock().unwrap();
+    let mode = Mode {
+        supervise: k.supervise,
+        ..Mode::default()
+    };
+    bodies
+        .iter()
+        .filter(|b| mode.cancels(b.end))
+        .filter_map(|b| acted.get(&b.name).and_then(|at| at.first()))
+        .map(|ms| ms / UNIT)
+        .min()
 }
 
 /// Semantic 9: nothing starts after the cancellation. A body starts before
@@ -2192,17 +2197,12 @@ fn cancellation_instants(k: &Knobs, env: &Env, bodies: &[Body]) -> Vec<u64> {
 /// without cancelling: a failing body records its error before it gives
 /// its slot back.
 fn check_no_late_start(k: &Knobs, env: &Env, bodies: &[Body], problems: &mut Vec<String>) {
+    let failed = first_failure(k, env, bodies);
     let acted = env.acted.lock().unwrap();
     let mode = Mode {
         supervise: k.supervise,
         ..Mode::default()
     };
-    let failed = bodies
-        .iter()
-        .filter(|b| mode.cancels(b.end))
-        .filter_map(|b| acted.get(&b.name).and_then(|at| at.first()))
-        .map(|ms| ms / UNIT)
-        .min();
     for b in bodies {
         let Some(s) = b.start else { continue };
         if k.deadline.is_some_and(|d| s >= d) {
