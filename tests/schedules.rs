@@ -2361,13 +2361,14 @@ async fn a_task_failing_after_the_deadline_leaves_the_group_cancelled() {
     );
 }
 
-// Bugs the second property found in today's runtime, kept failing until
-// the runtime is fixed (`cargo test --test schedules -- --ignored`).
+// Bugs the second property found in the runtime, each kept as a test of
+// its own: a `limit` permit stranded in a fan-out's own pending acquire
+// (fixed in fanout.rs's `end_items`), and `#[spawn] for` items aborted by
+// `grace` but not awaited (fixed by the engine's one shutdown rule).
 
 /// The second property with the check that no `limit` slot stays free
 /// while an item waits also when two fan-outs compete for slots.
 #[test]
-#[ignore = "runtime bug: a permit freed as a fan-out runs out of items is stranded in its own pending acquire"]
 fn random_plans_never_leave_a_slot_free_while_an_item_waits() {
     run_property(
         "random_plans_never_leave",
@@ -2383,7 +2384,6 @@ fn random_plans_never_leave_a_slot_free_while_an_item_waits() {
 /// (items aborted by dropping their `JoinSet` but not awaited, so their
 /// futures are still alive when the group returns).
 #[test]
-#[ignore = "runtime bug (issue 10): `#[spawn] for` items are aborted after grace but not awaited"]
 fn random_spawned_fan_outs_under_grace_match_the_oracle() {
     run_property(
         "random_spawned_fan_outs_under_grace",
@@ -2398,7 +2398,6 @@ fn random_spawned_fan_outs_under_grace_match_the_oracle() {
 /// ignores ctx for 3 units, the parent cancelled at 1, `grace = 0`; the
 /// item's future is still alive when the group returns at 1.
 #[test]
-#[ignore = "runtime bug (issue 10): `#[spawn] for` items are aborted after grace but not awaited"]
 fn a_spawned_item_dropped_by_grace_has_stopped_when_the_group_returns() {
     let plan = Knobs {
         path: KnobPath::Spawn,
@@ -2419,7 +2418,6 @@ fn a_spawned_item_dropped_by_grace_has_stopped_when_the_group_returns() {
 
 /// The minimal plan of `random_plans_never_leave_a_slot_free_while_an_item_waits`.
 #[test]
-#[ignore = "runtime bug: a permit freed as a fan-out runs out of items is stranded in its own pending acquire"]
 fn a_blocking_item_gets_the_slot_an_in_task_item_freed() {
     let leaf = |at| Leaf {
         at,
@@ -2454,7 +2452,6 @@ fn a_blocking_item_gets_the_slot_an_in_task_item_freed() {
 /// polls again. The slot stays idle until the fan-out ends and drops its
 /// `PollSemaphore`; `second` waits for it meanwhile.
 #[tokio::test(start_paused = true)]
-#[ignore = "runtime bug: a permit freed as a fan-out runs out of items is stranded in its own pending acquire"]
 async fn a_permit_freed_as_a_fan_out_runs_out_of_items_is_not_stranded() {
     let start = Instant::now();
     let started = Mutex::new(None);
@@ -2483,7 +2480,6 @@ async fn a_permit_freed_as_a_fan_out_runs_out_of_items_is_not_stranded() {
 /// for `second`, which waits for a slot that `first` holds but no item
 /// uses, so the group hangs until its deadline instead of returning `Ok`.
 #[tokio::test(start_paused = true)]
-#[ignore = "runtime bug: a permit freed as a fan-out runs out of items is stranded in its own pending acquire"]
 async fn a_stranded_permit_does_not_hang_a_group() {
     let result = errgroup! {
         limit = 2;
