@@ -152,8 +152,15 @@ impl Core {
 
     /// Cancels the group with `cause`; `false` if it was already cancelled.
     pub(crate) fn cancel(&self, cause: Cause) -> bool {
+        self.cancel_then(cause, |_| ())
+    }
+
+    /// [`cancel`](Core::cancel), running `first(won)` before the
+    /// cancellation's own `tracing` event, so that what caused it is told first.
+    fn cancel_then(&self, cause: Cause, first: impl FnOnce(bool)) -> bool {
         let before = self.node.is_set();
         let won = self.node.cancel(cause);
+        first(won);
         // Also when a passed deadline took the cause's place.
         if !before && self.node.is_set() {
             if let Some(cause) = self.node.cause() {
@@ -209,8 +216,9 @@ impl Core {
     /// group's error type was checked when the task started.
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
         let name = trace::name(&task);
-        let first = self.cancel(Cause::Failed { task });
-        trace::failed(&self.span, &name, first);
+        let first = self.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.span, &name, first);
+        });
         if first {
             *lock(&self.task_error) = Some(Box::new(error));
         }
@@ -371,8 +379,9 @@ impl<E> State<E> {
     /// Records `error` if it is the first failure and cancels the group.
     pub(crate) fn fail(&self, task: TaskName, error: E) {
         let name = trace::name(&task);
-        let first = self.core.cancel(Cause::Failed { task });
-        trace::failed(&self.core.span, &name, first);
+        let first = self.core.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.core.span, &name, first);
+        });
         if first {
             *lock(&self.error) = Some(error);
         }

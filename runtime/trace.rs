@@ -44,6 +44,10 @@ mod on {
         }
         if let Some(at) = deadline {
             let left = at.saturating_duration_since(Instant::now());
+            // To the millisecond: the nanoseconds since `timeout` was read are noise.
+            let left = Duration::from_millis(
+                u64::try_from(left.as_micros().div_ceil(1000)).unwrap_or(u64::MAX),
+            );
             span.record("timeout", tracing::field::debug(left));
         }
         span
