@@ -1067,7 +1067,11 @@ async fn run_case(plan: &Plan, env: &'static Env) -> (Outcome, u64) {
     under_parent(plan.parent, env, || run_group(plan, env)).await
 }
 
-/// Runs `group()`, under a parent cancelled at `parent` if any.
+/// Runs `group()`, under a parent cancelled at `parent` if any. At an odd
+/// instant the parent is shut down on purpose (`ctx.shutdown()`), at an
+/// even one its `killer` fails: the case's group sees the same
+/// cancellation at the same instant either way, so the oracle is the same;
+/// only whether the result is a shutdown differs, and is checked here.
 async fn under_parent<F, Fut>(parent: Option<u64>, env: &'static Env, group: F) -> (Outcome, u64)
 where
     F: Fn() -> Fut,
@@ -1077,18 +1081,34 @@ where
         let result = catch_panic(group()).await;
         return returned(env, result);
     };
+    let shutdown = parent % 2 == 1;
     let seen = Mutex::new(None);
-    // The parent group: `killer` fails at `parent`; the case's group is
+    // The parent group: `killer` acts at `parent`; the case's group is
     // created inside `inner`, so it is the child of it without saying so.
     let _ = errgroup! {
         type Error = Fail;
         killer => {
             ctx.sleep(units(parent)).await?;
-            Err::<(), _>(Fail::Leaf("killer".into()))
+            if shutdown {
+                ctx.shutdown();
+                Ok(())
+            } else {
+                Err::<(), _>(Fail::Leaf("killer".into()))
+            }
         },
         inner => {
             let result = catch_panic(group()).await;
-            *seen.lock().unwrap() = Some(returned(env, result));
+            let wrong = match &result {
+                Ok(Err(e)) if matches!(e.cause(), Cause::Parent(_)) && e.is_shutdown() != shutdown => {
+                    Some(format!("a parent {} gave {e:?}", if shutdown { "shut down" } else { "failing" }))
+                }
+                _ => None,
+            };
+            let mut outcome = returned(env, result);
+            if let Some(wrong) = wrong {
+                outcome.0 = Outcome::Unexpected(wrong);
+            }
+            *seen.lock().unwrap() = Some(outcome);
             // Ends the parent, and so the killer, once the case is done.
             Err::<(), _>(Fail::Leaf("done".into()))
         },
