@@ -36,7 +36,10 @@ async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
 }
 
 /// The same block, expanded.
-#[allow(clippy::let_and_return, reason = "the expansion as the macro writes it")]
+#[allow(
+    clippy::let_and_return,
+    reason = "the expansion as the macro writes it"
+)]
 async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     {
         let __errgroup_scope =
