@@ -121,11 +121,19 @@ struct Names<'a> {
 }
 
 impl Names<'_> {
-    /// `let ctx: &Ctx = <from>;`, with `ctx` visible to the body.
+    /// `let ctx: &Ctx = <from>;`, with `ctx` visible to the body. The `fn
+    /// ctx` before it shadows, in this block, any item of the user's named
+    /// `ctx` (a const, a static, a unit struct, an imported enum variant):
+    /// the `let` would otherwise be a pattern matching that item, or be
+    /// rejected, where a name that resolves to a fn is a fresh binding.
+    /// Items in a block are in scope in all of it, so the `fn` goes first,
+    /// before any statement.
     fn bind_ctx(&self, from: &TokenStream) -> TokenStream {
         let user_ctx = quote_spanned!(Span::call_site()=> ctx);
         let ctx_type = self.ctx_type();
         quote_spanned! {self.site=>
+            #[allow(dead_code)]
+            fn #user_ctx() {}
             #[allow(unused_variables)]
             let #user_ctx: &#ctx_type = #from;
         }
@@ -184,18 +192,18 @@ fn single(names: &Names, body: &syn::Expr, mode: Mode) -> TokenStream {
     let (ctx_arg, body) = if mode == Mode::Blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
         let body = quote_spanned! {body.span()=>
-            move |#ctx: &#ctx_type| { #ends #bind #body }
+            move |#ctx: &#ctx_type| { #bind #ends #body }
         };
         (quote_spanned!(site=> #ctx), body)
     } else if mode == Mode::Spawn {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
         let body = quote_spanned! {body.span()=>
-            async move { #ends #bind #body }
+            async move { #bind #ends #body }
         };
         (quote_spanned!(site=> #ctx.clone()), body)
     } else {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned!(body.span()=> async { #ends #bind #body });
+        let body = quote_spanned!(body.span()=> async { #bind #ends #body });
         (quote_spanned!(site=> #ctx.clone()), body)
     };
     let body = names.supervise(body, mode);
@@ -274,8 +282,8 @@ fn fan_out_branch(
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
         let body = quote_spanned! {block.span()=>
             move |#ctx: &#ctx_type| {
-                #ends
                 #bind
+                #ends
                 #[allow(clippy::no_effect_underscore_binding)]
                 let #pat = #item;
                 #(#stmts)*
@@ -287,8 +295,8 @@ fn fan_out_branch(
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
         let body = quote_spanned! {block.span()=>
             async move {
-                #ends
                 #bind
+                #ends
                 #[allow(clippy::no_effect_underscore_binding)]
                 let #pat = #item;
                 #(#stmts)*
@@ -304,8 +312,8 @@ fn fan_out_branch(
         let body = quote_spanned! {block.span()=>
             async {
                 let #ctx = #ctx;
-                #ends
                 #bind
+                #ends
                 let #pat = #item.into_inner();
                 #(#stmts)*
             }
