@@ -30,6 +30,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::Cause;
 use crate::sync::{Arc, Mutex, SetOnce, Weak, lock};
@@ -50,6 +51,9 @@ struct Hooks {
     fired: bool,
     list: Vec<Weak<dyn OnCancel>>,
     waiters: Waiters,
+    /// Handed out (as children) to code that speaks `CancellationToken`;
+    /// made by the first that asks.
+    token: Option<CancellationToken>,
 }
 
 /// The wakers of the [`Cancellation`] futures waiting on a node: a slab,
@@ -167,15 +171,19 @@ impl Node {
         if !self.cause.set(cause) {
             return false;
         }
-        let (hooks, waiters) = {
+        let (hooks, waiters, token) = {
             let mut hooks = lock(&self.hooks);
             hooks.fired = true;
             (
                 std::mem::take(&mut hooks.list),
                 std::mem::take(&mut hooks.waiters),
+                hooks.token.take(),
             )
         };
         waiters.wake_all();
+        if let Some(token) = token {
+            token.cancel();
+        }
         if let (false, Some(cause)) = (hooks.is_empty(), self.cause.get()) {
             for hook in hooks.iter().filter_map(Weak::upgrade) {
                 hook.on_cancel(&cause);
@@ -253,6 +261,21 @@ impl Node {
             }
         }
         Some(wrap(Cause::DeadlineExceeded, levels))
+    }
+
+    /// A token cancelled with this node (a child: cancelling it cancels
+    /// nothing here).
+    pub(crate) fn token(&self) -> CancellationToken {
+        let mut hooks = lock(&self.hooks);
+        if hooks.fired {
+            let token = CancellationToken::new();
+            token.cancel();
+            return token;
+        }
+        hooks
+            .token
+            .get_or_insert_with(CancellationToken::new)
+            .child_token()
     }
 
     /// Completes once the node is cancelled.

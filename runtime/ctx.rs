@@ -3,13 +3,14 @@
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::task::Poll;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use tokio::task::futures::TaskLocalFuture;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::branch::task_job;
 use crate::channel::{self, Receiver, Sender};
@@ -74,10 +75,6 @@ pub struct Ctx {
 impl Ctx {
     pub(crate) fn new(core: Arc<Core>, task: TaskName) -> Ctx {
         Ctx { core, task }
-    }
-
-    pub(crate) fn core(&self) -> &Arc<Core> {
-        &self.core
     }
 
     /// Completes once the group is cancelled: Go's `<-ctx.Done()`.
@@ -288,7 +285,7 @@ impl Ctx {
     /// ```
     /// use errgroup::errgroup;
     /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, Weak};
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let flushed = Arc::new(AtomicUsize::new(0));
@@ -379,6 +376,111 @@ impl Ctx {
         channel::bound(self.core.node(), None)
     }
 
+    /// Stops the group on purpose, as if its deadline had passed: every
+    /// branch's ctx is cancelled with [`Cause::Shutdown`] naming this
+    /// branch, nothing new starts, and the group waits for its branches as
+    /// always. It returns `Ok` if they all still return `Ok`; otherwise its
+    /// error [`is_shutdown`](crate::Error::is_shutdown), and
+    /// [`allow_shutdown`](crate::AllowShutdown::allow_shutdown) turns it
+    /// into `Ok`. A branch that failed before wins. `false` if the group was
+    /// already cancelled.
+    ///
+    /// ```
+    /// use errgroup::{Cause, errgroup};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (served, ()) = errgroup! {
+    ///     server => { ctx.cancelled().await; Ok::<_, ()>(ctx.cause()) },
+    ///     admin => { ctx.shutdown(); Ok(()) },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(served.unwrap().to_string(), "shut down by `admin`");
+    /// # }
+    /// ```
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "called for its effect; whether it stopped the group is a bonus"
+    )]
+    pub fn shutdown(&self) -> bool {
+        self.core.cancel(Cause::Shutdown {
+            by: self.task.clone(),
+        })
+    }
+
+    /// A handle that stops this ctx's group from anywhere (another task, a
+    /// signal handler, an admin endpoint), named after this branch until
+    /// [`Shutdown::by`] renames it. It does not keep the group alive.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (cause,) = errgroup! {
+    ///     type Error = errgroup::Cancelled;
+    ///     service => {
+    ///         let stop = ctx.shutdown_handle().by("admin api");
+    ///         ctx.spawn("admin", async move { stop.shutdown(); Ok::<_, errgroup::Cancelled>(()) })?;
+    ///         ctx.cancelled().await;
+    ///         Ok(ctx.cause().unwrap())
+    ///     },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(cause.to_string(), "shut down by `admin api`");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown::new(&self.core, self.task.clone())
+    }
+
+    /// A `CancellationToken` cancelled when this ctx's group is, for code
+    /// that speaks tokio-util (axum's and tonic's graceful shutdown, most
+    /// tokio libraries). It is a child token: cancelling it cancels nothing
+    /// here (use [`shutdown`](Ctx::shutdown) for that).
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let result = errgroup! {
+    ///     library => {
+    ///         let token = ctx.token();
+    ///         token.cancelled().await; // tokio-util's API
+    ///         Ok::<_, &str>(())
+    ///     },
+    ///     failing => Err::<(), _>("boom"),
+    /// };
+    /// assert_eq!(result.unwrap_err().task().unwrap(), "failing");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn token(&self) -> CancellationToken {
+        self.core.node().token()
+    }
+
+    /// Completes once the group is cancelled, like [`cancelled`](Ctx::cancelled),
+    /// but owns what it needs: `Send + 'static`, for APIs that take a
+    /// shutdown future, e.g. `axum::serve(..).with_graceful_shutdown(ctx.cancelled_owned())`.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let result = errgroup! {
+    ///     server => {
+    ///         let stop = ctx.cancelled_owned(); // 'static: another task may own it
+    ///         ctx.spawn("graceful", async move { stop.await; Ok::<_, &str>(()) }).unwrap();
+    ///         Ok::<_, &str>(())
+    ///     },
+    ///     failing => Err::<(), _>("boom"),
+    /// };
+    /// assert!(result.is_err());
+    /// # }
+    /// ```
+    pub fn cancelled_owned(&self) -> WaitForCancellationFutureOwned {
+        self.token().cancelled_owned()
+    }
+
     /// The name of the branch this ctx belongs to: `"fetch"`, or `"fetch[3]"`
     /// for an item of a fan-out branch.
     ///
@@ -393,6 +495,141 @@ impl Ctx {
     #[must_use]
     pub fn task(&self) -> &TaskName {
         &self.task
+    }
+}
+
+/// What a group can be the child of: a [`Ctx`] (the group is cancelled when
+/// that ctx's group is, with [`Cause::Parent`]) or a tokio-util
+/// [`CancellationToken`] (cancelled with `Parent(Shutdown { by: "token" })`
+/// when the token is, which counts as a shutdown, not a failure). Taken by
+/// the `parent = ..;` header and [`Group::with_parent`](crate::Group::with_parent).
+///
+/// ```
+/// use errgroup::errgroup;
+/// use tokio_util::sync::CancellationToken;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let token = CancellationToken::new(); // what axum or tonic code passes around
+/// let result = errgroup! {
+///     parent = &token;
+///     server => { ctx.cancelled().await; Ok::<_, ()>(ctx.cause().unwrap()) },
+///     outside => { token.cancel(); Ok(()) },
+/// };
+/// let (cause, ()) = result.expect("stopped on purpose, and the server returned Ok");
+/// assert!(cause.is_shutdown());
+/// # }
+/// ```
+pub trait IntoParent {
+    #[doc(hidden)]
+    fn into_parent(self) -> Parent;
+}
+
+/// A group's parent, as [`IntoParent`] gives it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Parent(pub(crate) ParentKind);
+
+#[derive(Debug)]
+pub(crate) enum ParentKind {
+    Group(Arc<Core>),
+    Token(CancellationToken),
+}
+
+impl IntoParent for &Ctx {
+    fn into_parent(self) -> Parent {
+        Parent(ParentKind::Group(Arc::clone(&self.core)))
+    }
+}
+
+impl IntoParent for &&Ctx {
+    fn into_parent(self) -> Parent {
+        (*self).into_parent()
+    }
+}
+
+impl IntoParent for Ctx {
+    fn into_parent(self) -> Parent {
+        Parent(ParentKind::Group(self.core))
+    }
+}
+
+impl IntoParent for &CancellationToken {
+    fn into_parent(self) -> Parent {
+        Parent(ParentKind::Token(self.clone()))
+    }
+}
+
+impl IntoParent for CancellationToken {
+    fn into_parent(self) -> Parent {
+        Parent(ParentKind::Token(self))
+    }
+}
+
+/// Stops a group on purpose from anywhere: made by
+/// [`Ctx::shutdown_handle`] or [`Group::shutdown_handle`](crate::Group::shutdown_handle).
+/// `Clone + Send + Sync + 'static`; it does not keep the group alive, and
+/// does nothing once the group has returned.
+///
+/// ```
+/// use errgroup::Group;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let mut group = Group::<()>::new();
+/// let stop = group.shutdown_handle().by("ctrl-c");
+/// group.spawn("server", |ctx| async move { ctx.cancelled().await; Ok(()) });
+/// assert!(stop.shutdown());
+/// group.wait().await.unwrap(); // the server returned Ok: so does the group
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Shutdown {
+    core: Weak<Core>,
+    by: TaskName,
+}
+
+impl Shutdown {
+    pub(crate) fn new(core: &Arc<Core>, by: TaskName) -> Self {
+        Shutdown {
+            core: Arc::downgrade(core),
+            by,
+        }
+    }
+
+    /// The same handle, naming `by` as who asked.
+    ///
+    /// ```
+    /// let group = errgroup::Group::<()>::new();
+    /// let stop = group.shutdown_handle().by("SIGTERM");
+    /// assert!(stop.shutdown());
+    /// assert_eq!(group.ctx().cause().unwrap().to_string(), "shut down by `SIGTERM`");
+    /// ```
+    #[must_use]
+    pub fn by(self, by: impl Into<TaskName>) -> Self {
+        Shutdown {
+            by: by.into(),
+            ..self
+        }
+    }
+
+    /// Stops the group, as [`Ctx::shutdown`] does; `false` if it was
+    /// already cancelled or has returned.
+    ///
+    /// ```
+    /// let group = errgroup::Group::<()>::new();
+    /// let stop = group.shutdown_handle();
+    /// assert!(stop.shutdown());
+    /// assert!(!stop.shutdown(), "only the first stops it");
+    /// ```
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "called for its effect; whether it stopped the group is a bonus"
+    )]
+    pub fn shutdown(&self) -> bool {
+        self.core.upgrade().is_some_and(|core| {
+            core.cancel(Cause::Shutdown {
+                by: self.by.clone(),
+            })
+        })
     }
 }
 

@@ -18,11 +18,12 @@ use std::time::Duration;
 
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::branch::{AfterGrace, Stop};
 use crate::cancel::Cancellation;
-use crate::error::{Cause, Error};
-use crate::state::State;
+use crate::error::{Cause, Error, TaskName};
+use crate::state::{State, token_cause};
 use crate::sync::{AtomicBool, Ordering};
 
 /// One branch, or a tuple of them, as the loop drives it.
@@ -159,14 +160,21 @@ pub struct Scope<E> {
     /// their error in the core, so it needs no `Arc` of its own.
     pub(crate) state: State<E>,
     grace: Option<Duration>,
+    /// A `CancellationToken` parent, watched by the loop.
+    token: Option<CancellationToken>,
     finished: AtomicBool,
 }
 
 impl<E: 'static> Scope<E> {
-    pub(crate) fn with_state(state: State<E>, grace: Option<Duration>) -> Self {
+    pub(crate) fn with_state(
+        state: State<E>,
+        grace: Option<Duration>,
+        token: Option<CancellationToken>,
+    ) -> Self {
         Scope {
             state,
             grace,
+            token,
             finished: AtomicBool::new(false),
         }
     }
@@ -179,11 +187,11 @@ impl<E: 'static> Scope<E> {
             scope: self,
             branches: branches.into_branches(),
             timer: core.own_deadline().map(tokio::time::sleep_until),
-            grace: self.grace.map(|period| Grace {
-                cancelled: core.cancellation(),
-                sleep: None,
-                period,
-            }),
+            grace: self
+                .grace
+                .map(|period| Grace::new(core.cancellation(), period)),
+            token: self.token.clone().map(CancellationToken::cancelled_owned),
+            signal: None,
         }
     }
 
@@ -222,9 +230,18 @@ impl std::fmt::Debug for Grace<'_> {
     }
 }
 
-impl Grace<'_> {
+impl<'a> Grace<'a> {
+    /// A grace period of `period` after `cancelled` completes.
+    pub(crate) fn new(cancelled: Cancellation<'a>, period: Duration) -> Self {
+        Grace {
+            cancelled,
+            sleep: None,
+            period,
+        }
+    }
+
     /// Whether the grace period after the cancellation is over.
-    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
         let mut this = self.project();
         if this.sleep.is_none() {
             if Pin::new(&mut *this.cancelled).poll(cx).is_pending() {
@@ -242,7 +259,7 @@ pin_project! {
     /// The future of one group: see the module docs for what each poll does.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     #[derive(Debug)]
-    pub struct Driver<'s, E, B> {
+    pub struct Driver<'s, E, B, S = std::future::Ready<()>> {
         scope: &'s Scope<E>,
         #[pin]
         branches: B,
@@ -250,10 +267,41 @@ pin_project! {
         timer: Option<Sleep>,
         #[pin]
         grace: Option<Grace<'s>>,
+        #[pin]
+        token: Option<WaitForCancellationFutureOwned>,
+        #[pin]
+        signal: Option<S>,
     }
 }
 
-impl<E: 'static, B: Branch> Future for Driver<'_, E, B> {
+impl<'s, E, B> Driver<'s, E, B> {
+    /// `shutdown_on = signal;`: the group is shut down on purpose
+    /// ([`Cause::Shutdown`] by `"shutdown_on"`) when `signal` completes;
+    /// its output is ignored.
+    pub fn shutdown_on<F: std::future::IntoFuture>(
+        self,
+        signal: F,
+    ) -> Driver<'s, E, B, F::IntoFuture> {
+        let Driver {
+            scope,
+            branches,
+            timer,
+            grace,
+            token,
+            signal: _,
+        } = self;
+        Driver {
+            scope,
+            branches,
+            timer,
+            grace,
+            token,
+            signal: Some(signal.into_future()),
+        }
+    }
+}
+
+impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
     type Output = Result<B::Value, Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -263,6 +311,20 @@ impl<E: 'static, B: Branch> Future for Driver<'_, E, B> {
             if timer.poll(cx).is_ready() {
                 core.cancel(Cause::DeadlineExceeded);
                 this.timer.set(None);
+            }
+        }
+        if let Some(token) = this.token.as_mut().as_pin_mut() {
+            if token.poll(cx).is_ready() {
+                core.cancel(token_cause());
+                this.token.set(None);
+            }
+        }
+        if let Some(signal) = this.signal.as_mut().as_pin_mut() {
+            if signal.poll(cx).is_ready() {
+                core.cancel(Cause::Shutdown {
+                    by: TaskName::new("shutdown_on"),
+                });
+                this.signal.set(None);
             }
         }
         if let Some(grace) = this.grace.as_mut().as_pin_mut() {
@@ -452,6 +514,23 @@ mod tests {
             .unwrap();
         assert_eq!(value, 1);
         assert!(ran.load(SeqCst));
+    }
+
+    /// `shutdown_on`: when the signal completes, the group is shut down on
+    /// purpose, and returns `Ok` if its branches still do.
+    #[tokio::test(start_paused = true)]
+    async fn a_signal_shuts_the_group_down_when_it_completes() {
+        let start = Instant::now();
+        let scope = Scope::<()>::new(Config::new());
+        let ctx = scope.ctx("server");
+        let branch = InTask.branch(&scope, ctx.clone(), async {
+            ctx.cancelled().await;
+            Ok(())
+        });
+        let signal = tokio::time::sleep(Duration::from_secs(3));
+        scope.run((branch,)).shutdown_on(signal).await.unwrap();
+        assert_eq!(Instant::now() - start, Duration::from_secs(3));
+        assert!(ctx.cause().unwrap().is_shutdown());
     }
 
     /// Dropping the group's future cancels it with `Dropped`.

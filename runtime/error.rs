@@ -158,6 +158,18 @@ pub enum Cause {
     Finished,
     /// The group's future was dropped before the group returned.
     Dropped,
+    /// The group was stopped on purpose, by `by`: a branch calling
+    /// [`Ctx::shutdown`](crate::Ctx::shutdown) (its name), a
+    /// [`Shutdown`](crate::Shutdown) handle (the name it was given), the
+    /// group's `shutdown_on` signal (`"shutdown_on"`), or a cancelled
+    /// `CancellationToken` parent (`"token"`). Not a failure: a group whose
+    /// branches all still return `Ok` returns `Ok`, and
+    /// [`allow_shutdown`](AllowShutdown::allow_shutdown) turns the error
+    /// into `Ok` otherwise.
+    Shutdown {
+        /// Who asked.
+        by: TaskName,
+    },
 }
 
 impl Cause {
@@ -176,6 +188,20 @@ impl Cause {
         }
         cause
     }
+
+    /// Whether the group was stopped on purpose ([`Cause::Shutdown`]),
+    /// itself or through its parents: not a failure.
+    ///
+    /// ```
+    /// use errgroup::{Cause, TaskName};
+    /// let by_parent = Cause::Parent(Box::new(Cause::Shutdown { by: TaskName::new("ctrl-c") }));
+    /// assert!(by_parent.is_shutdown());
+    /// assert!(!Cause::DeadlineExceeded.is_shutdown());
+    /// ```
+    #[must_use]
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self.root(), Cause::Shutdown { .. })
+    }
 }
 
 impl fmt::Display for Cause {
@@ -187,6 +213,7 @@ impl fmt::Display for Cause {
             Cause::Parent(inner) => write!(f, "parent group cancelled: {inner}"),
             Cause::Finished => f.write_str("group finished"),
             Cause::Dropped => f.write_str("group dropped"),
+            Cause::Shutdown { by } => write!(f, "shut down by `{by}`"),
         }
     }
 }
@@ -344,6 +371,22 @@ impl<E> Error<E> {
         matches!(self, Error::Cancelled(_))
     }
 
+    /// Whether the group was stopped on purpose (a [`Cause::Shutdown`], its
+    /// own or its parents') and no branch failed before that: the error a
+    /// service's caller usually treats as success.
+    ///
+    /// ```
+    /// use errgroup::{Cancelled, Cause, Error, TaskName};
+    /// let err: Error<()> = Cancelled::new(Cause::Shutdown { by: TaskName::new("ctrl-c") }).into();
+    /// assert!(err.is_shutdown());
+    /// let failed: Error<()> = Error::Failed { task: TaskName::new("db"), error: () };
+    /// assert!(!failed.is_shutdown());
+    /// ```
+    #[must_use]
+    pub fn is_shutdown(&self) -> bool {
+        matches!(self, Error::Cancelled(c) if c.cause().is_shutdown())
+    }
+
     /// The cause the group's context was cancelled with.
     ///
     /// ```
@@ -384,6 +427,42 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for Error<E> {
         match self {
             Error::Failed { .. } => None,
             Error::Cancelled(c) => Some(c),
+        }
+    }
+}
+
+/// Turns a group stopped on purpose into success: `errgroup! { .. }.allow_shutdown()`.
+///
+/// A group that was shut down ([`Cause::Shutdown`]) and whose branches did
+/// not all return `Ok` (a service loop that returned `ctx.check()?`'s error)
+/// evaluates to `Err(Error::Cancelled(..))`; for a group whose value has a
+/// default (the all-`()` service group), that is one call away from `Ok`.
+/// A failure that happened before the shutdown is still an error.
+///
+/// ```
+/// use errgroup::{AllowShutdown, errgroup};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let stopped = errgroup! {
+///     type Error = errgroup::Cancelled;
+///     server => { ctx.cancelled().await; ctx.check() }, // Err once shut down
+///     admin => { ctx.shutdown(); Ok(()) },
+/// };
+/// assert!(stopped.as_ref().unwrap_err().is_shutdown());
+/// assert_eq!(stopped.allow_shutdown().unwrap(), ((), ()));
+/// # }
+/// ```
+pub trait AllowShutdown {
+    /// `Ok(Default::default())` for an error that [`is_shutdown`](Error::is_shutdown), else `self`.
+    #[must_use = "the result may still be an error"]
+    fn allow_shutdown(self) -> Self;
+}
+
+impl<T: Default, E> AllowShutdown for Result<T, Error<E>> {
+    fn allow_shutdown(self) -> Self {
+        match self {
+            Err(e) if e.is_shutdown() => Ok(T::default()),
+            other => other,
         }
     }
 }

@@ -2,15 +2,17 @@
 
 use std::future::{Future, poll_fn};
 use std::sync::OnceLock;
+use std::task::Poll;
 use std::time::Duration;
 
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::ctx::{self, Ctx};
+use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown};
+use crate::engine::Grace;
 use crate::error::{Cause, Error, TaskName};
 use crate::limit::Start;
-use crate::state::{Settings, State};
+use crate::state::{Settings, State, token_cause};
 use crate::sync::{Arc, Mutex, lock};
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
@@ -44,22 +46,37 @@ use crate::sync::{Arc, Mutex, lock};
 /// assert_eq!(err.task().unwrap(), "job3");
 /// # }
 /// ```
-#[derive(Debug)]
 #[must_use = "a group does nothing useful unless you `wait` for it"]
 pub struct Group<E> {
     settings: Settings,
     /// Built on first use (`ctx`, `spawn`, `wait`), so that the
     /// builder-style calls configure a group that does not exist yet.
     built: OnceLock<Built<E>>,
+    /// `shutdown_on` signals, started as watchers when the group is built.
+    signals: Mutex<Vec<Signal>>,
+    grace: Option<Duration>,
     finished: bool,
+}
+
+type Signal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl<E> std::fmt::Debug for Group<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Group")
+            .field("settings", &self.settings)
+            .field("core", &self.built.get().map(|b| &b.state.core))
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
 struct Built<E> {
     state: State<E>,
-    /// The deadline's timer, a task of its own: it must fire even while
-    /// nobody awaits `wait`. Started as soon as a runtime is at hand.
-    watchdog: Mutex<Option<AbortHandle>>,
+    /// Tasks of their own that cancel the group (the deadline's timer, a
+    /// token parent, `shutdown_on` signals): they must act even while
+    /// nobody awaits `wait`. Started as soon as a runtime is at hand
+    /// (`None` until then), aborted when the group ends.
+    watchers: Mutex<Option<Vec<AbortHandle>>>,
 }
 
 impl<E: Send + 'static> Default for Group<E> {
@@ -100,8 +117,29 @@ impl<E: Send + 'static> Group<E> {
     /// assert_eq!(result.unwrap_err().task().unwrap(), "failing");
     /// # }
     /// ```
-    pub fn with_parent(parent: &Ctx) -> Self {
-        Group::build(Some(Arc::clone(parent.core())))
+    ///
+    /// A tokio-util `CancellationToken` can be the parent too: its
+    /// cancellation shuts the group down ([`Cause::Shutdown`] by `"token"`,
+    /// under [`Cause::Parent`]).
+    ///
+    /// ```
+    /// use tokio_util::sync::CancellationToken;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let token = CancellationToken::new();
+    /// let mut group = errgroup::Group::<()>::with_parent(&token);
+    /// group.spawn("server", |ctx| async move { ctx.cancelled().await; Ok(()) });
+    /// token.cancel();
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    pub fn with_parent(parent: impl IntoParent) -> Self {
+        let mut group = Group::build(None);
+        match parent.into_parent().0 {
+            ParentKind::Group(core) => group.settings.parent = Some(core),
+            ParentKind::Token(token) => group.settings.token = Some(token),
+        }
+        group
     }
 
     fn build(parent: Option<Arc<crate::state::Core>>) -> Self {
@@ -111,6 +149,8 @@ impl<E: Send + 'static> Group<E> {
                 ..Settings::default()
             },
             built: OnceLock::new(),
+            signals: Mutex::new(Vec::new()),
+            grace: None,
             finished: false,
         }
     }
@@ -130,9 +170,9 @@ impl<E: Send + 'static> Group<E> {
     fn built(&self) -> &Built<E> {
         let built = self.built.get_or_init(|| Built {
             state: State::new(self.settings.clone()),
-            watchdog: Mutex::new(None),
+            watchers: Mutex::new(None),
         });
-        built.arm();
+        built.arm(&self.settings, &self.signals);
         built
     }
 
@@ -155,6 +195,32 @@ impl<E: Send + 'static> Group<E> {
     pub fn limit(self, n: usize) -> Self {
         let n = crate::limit::check(n);
         self.configure("limit", |s| s.limit = Some(n))
+    }
+
+    /// After the group is cancelled, tasks still running `grace` later are
+    /// aborted, and [`wait`](Group::wait) returns once they have stopped:
+    /// the `grace = d;` header of `errgroup!`. The period is counted from
+    /// when `wait` sees the cancellation.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let mut group = errgroup::Group::<&str>::new().grace(Duration::from_secs(5));
+    /// group.spawn("stubborn", |_| async { tokio::time::sleep(Duration::from_secs(3600)).await; Ok(()) });
+    /// group.spawn("failing", |_| async { Err("boom") });
+    /// let start = tokio::time::Instant::now();
+    /// assert!(group.wait().await.is_err());
+    /// assert_eq!(start.elapsed(), Duration::from_secs(5)); // not an hour
+    /// # }
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        assert!(
+            self.built.get().is_none(),
+            "errgroup: Group::grace must be called before spawn or ctx"
+        );
+        self.grace = Some(grace);
+        self
     }
 
     /// Cancels the group with [`Cause::DeadlineExceeded`] `duration` from now:
@@ -207,6 +273,76 @@ impl<E: Send + 'static> Group<E> {
     #[must_use]
     pub fn ctx(&self) -> Ctx {
         Ctx::new(Arc::clone(&self.built().state.core), TaskName::new("group"))
+    }
+
+    /// Stops the group on purpose ([`Cause::Shutdown`] by `"group"`), as
+    /// [`Ctx::shutdown`] does from inside: `wait` then returns `Ok` if every
+    /// task still returns `Ok`, else an error that
+    /// [`is_shutdown`](Error::is_shutdown). `false` if it was already cancelled.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// group.spawn("server", |ctx| async move { ctx.cancelled().await; Ok(()) });
+    /// assert!(group.shutdown());
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "called for its effect; whether it stopped the group is a bonus"
+    )]
+    pub fn shutdown(&self) -> bool {
+        self.built().state.core.cancel(Cause::Shutdown {
+            by: TaskName::new("group"),
+        })
+    }
+
+    /// A handle that stops the group from anywhere, named `"group"` until
+    /// [`Shutdown::by`] renames it.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// let stop = group.shutdown_handle().by("admin");
+    /// group.spawn("server", |ctx| async move { ctx.cancelled().await; Ok(()) });
+    /// tokio::spawn(async move { stop.shutdown() });
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn shutdown_handle(&self) -> Shutdown {
+        Shutdown::new(&self.built().state.core, TaskName::new("group"))
+    }
+
+    /// Shuts the group down ([`Cause::Shutdown`] by `"shutdown_on"`) when
+    /// `signal` completes, whatever it outputs: `tokio::signal::ctrl_c()`, a
+    /// token's `cancelled_owned()`, a oneshot receiver. Go's
+    /// `signal.NotifyContext`. Call it before the first `spawn`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// let mut group = errgroup::Group::<()>::new().shutdown_on(stopped);
+    /// group.spawn("server", |ctx| async move { ctx.cancelled().await; Ok(()) });
+    /// stop.send(()).unwrap();
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    pub fn shutdown_on<F>(self, signal: F) -> Self
+    where
+        F: std::future::IntoFuture,
+        F::IntoFuture: Send + 'static,
+    {
+        assert!(
+            self.built.get().is_none(),
+            "errgroup: Group::shutdown_on must be called before spawn or ctx"
+        );
+        let signal = signal.into_future();
+        lock(&self.signals).push(Box::pin(async move {
+            signal.await;
+        }));
+        self
     }
 
     /// Starts `task(ctx)` as a tokio task of the group: Go's `g.Go`.
@@ -285,31 +421,102 @@ impl<E: Send + 'static> Group<E> {
     /// ```
     pub async fn wait(mut self) -> Result<(), Error<E>> {
         let core = Arc::clone(&self.built().state.core);
-        let all_ok = poll_fn(|cx| core.poll_tasks(cx, true)).await;
+        let mut grace = std::pin::pin!(
+            self.grace
+                .map(|period| Grace::new(core.cancellation(), period))
+        );
+        let all_ok = poll_fn(|cx| {
+            if let Some(expired) = grace.as_mut().as_pin_mut() {
+                if expired.poll_expired(cx) {
+                    grace.set(None);
+                    // The shutdown rule: abort, then await until empty.
+                    core.close_tasks();
+                }
+            }
+            core.poll_tasks(cx, true)
+        })
+        .await;
         self.finished = true;
         self.built().state.finish(all_ok.then_some(()))
+    }
+
+    /// How many tasks are running: started (or waiting for a `limit`
+    /// slot) and not yet ended, `ctx.spawn` tasks included.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// assert_eq!(group.len(), 0);
+    /// let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    /// group.spawn("held", |_| async move { wait.await.ok(); Ok(()) });
+    /// assert_eq!(group.len(), 1);
+    /// release.send(()).unwrap();
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.built
+            .get()
+            .map_or(0, |built| built.state.core.running())
+    }
+
+    /// Whether no task is running ([`len`](Group::len) is 0).
+    ///
+    /// ```
+    /// let group = errgroup::Group::<()>::new();
+    /// assert!(group.is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
 impl<E> Built<E> {
-    /// Starts the deadline's timer, once, if there is a deadline and a runtime.
-    fn arm(&self) {
-        let Some(at) = self.state.core.own_deadline() else {
-            return;
-        };
-        let mut watchdog = lock(&self.watchdog);
-        if watchdog.is_some() {
+    /// Starts the watchers, once, as soon as there is a runtime.
+    fn arm(&self, settings: &Settings, signals: &Mutex<Vec<Signal>>) {
+        let mut watchers = lock(&self.watchers);
+        if watchers.is_some() {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let core = Arc::clone(&self.state.core);
-        let timer = runtime.spawn(async move {
-            tokio::time::sleep_until(at).await;
-            core.cancel(Cause::DeadlineExceeded);
-        });
-        *watchdog = Some(timer.abort_handle());
+        let core = &self.state.core;
+        let mut started = Vec::new();
+        let mut watch = |cause: Cause, signal: Signal| {
+            let core = Arc::clone(core);
+            let task = runtime.spawn(async move {
+                let mut signal = signal;
+                let mut cancelled = std::pin::pin!(core.cancellation());
+                let fired = poll_fn(|cx| {
+                    if signal.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(true);
+                    }
+                    cancelled.as_mut().poll(cx).map(|()| false)
+                })
+                .await;
+                if fired {
+                    core.cancel(cause);
+                }
+            });
+            started.push(task.abort_handle());
+        };
+        if let Some(at) = core.own_deadline() {
+            watch(
+                Cause::DeadlineExceeded,
+                Box::pin(tokio::time::sleep_until(at)),
+            );
+        }
+        if let Some(token) = &settings.token {
+            watch(token_cause(), Box::pin(token.clone().cancelled_owned()));
+        }
+        for signal in lock(signals).drain(..) {
+            let by = TaskName::new("shutdown_on");
+            watch(Cause::Shutdown { by }, signal);
+        }
+        *watchers = Some(started);
     }
 }
 
@@ -318,8 +525,8 @@ impl<E> Drop for Group<E> {
         let Some(built) = self.built.get_mut() else {
             return;
         };
-        if let Some(timer) = lock(&built.watchdog).take() {
-            timer.abort();
+        for watcher in lock(&built.watchers).take().into_iter().flatten() {
+            watcher.abort();
         }
         if !self.finished {
             built.state.core.cancel(Cause::Dropped);

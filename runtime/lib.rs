@@ -95,8 +95,8 @@ pub mod __private;
 pub mod guide;
 
 pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
-pub use crate::ctx::Ctx;
-pub use crate::error::{Cancelled, Cause, Error, TaskName};
+pub use crate::ctx::{Ctx, IntoParent, Shutdown};
+pub use crate::error::{AllowShutdown, Cancelled, Cause, Error, TaskName};
 pub use crate::group::Group;
 /// Runs named branches concurrently as one group: the first error cancels
 /// the rest, and the group returns when every branch has returned.

@@ -25,7 +25,7 @@ pub mod lints;
 
 use crate::branch::{AfterGrace, Boxed, Guarded, Keep, Run, RunBlocking, Spawned, Supervise};
 use crate::channel::{self, Receiver, Sender};
-use crate::ctx::{Ctx, with_ambient};
+use crate::ctx::{Ctx, IntoParent, ParentKind, with_ambient};
 use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
@@ -66,8 +66,17 @@ impl Config {
     }
 
     #[must_use]
-    pub fn parent(mut self, parent: &Ctx) -> Self {
-        self.settings.parent = Some(Arc::clone(parent.core()));
+    pub fn parent(mut self, parent: impl IntoParent) -> Self {
+        match parent.into_parent().0 {
+            ParentKind::Group(core) => {
+                self.settings.parent = Some(core);
+                self.settings.token = None;
+            }
+            ParentKind::Token(token) => {
+                self.settings.parent = None;
+                self.settings.token = Some(token);
+            }
+        }
         self
     }
 
@@ -93,7 +102,8 @@ impl Default for Config {
 impl<E: 'static> Scope<E> {
     #[must_use]
     pub fn new(config: Config) -> Self {
-        Scope::with_state(State::new(config.settings), config.grace)
+        let token = config.settings.token.clone();
+        Scope::with_state(State::new(config.settings), config.grace, token)
     }
 }
 
