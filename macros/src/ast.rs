@@ -273,8 +273,8 @@ impl Config {
                 if let Some(zero) = channel.capacity.as_ref().and_then(literal_zero) {
                     errors.at(
                         zero,
-                        "a group channel needs room for at least one item: `channel(0)` would be Go's unbuffered channel, which has no equivalent here\n\
-                         help: use `channel(1)` for the closest to a hand-over, or a larger capacity",
+                        "a group channel needs room for at least one item (Go's unbuffered channel has no equivalent here)\n\
+                         help: use `channel(1)`",
                     );
                 }
             }
