@@ -63,12 +63,16 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
         .map(|i| format_ident!("__errgroup_value{}", i, span = site))
         .collect();
     let tuple = nest(&branches, Some(&rt));
-    // The method is spanned at the key: an error about it (a signal that
-    // is not a future) points at the header.
+    // A signal that is not a future is reported once, at the value: the
+    // call that turns it into its future and the run's `.await` (which
+    // awaits it too) are both spanned there.
     let run = if let Some(signal) = &input.config.shutdown_on {
         let method = format_ident!("shutdown_on", span = signal.key);
         let value = &signal.value;
-        quote_spanned!(site=> #scope.run(#tuple).#method(#value).await)
+        let span = value.span();
+        let signal = quote_spanned!(span=> ::core::future::IntoFuture::into_future(#value));
+        let run = quote_spanned!(site=> #scope.run(#tuple).#method(#signal));
+        quote_spanned!(span=> #run.await)
     } else {
         quote_spanned!(site=> #scope.run(#tuple).await)
     };
