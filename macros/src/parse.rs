@@ -253,7 +253,7 @@ fn unknown_header(
     ));
     // Only the resync: a missing `;` after an unknown header is not worth a
     // second error.
-    end_header(input, &name, end, &mut Errors::default());
+    let _ = resync_header(input, &name, end);
     Ok(None)
 }
 
@@ -418,25 +418,36 @@ fn parse_value<T: Parse>(input: ParseStream, slot: Slot) -> syn::Result<(T, Span
 /// Consumes the `;` that ends a header, or records its absence at `value`
 /// (the end of the header, where the `;` goes) and resyncs.
 fn end_header(input: ParseStream, name: &str, value: Span, errors: &mut Errors) {
+    if let Some(error) = resync_header(input, name, value) {
+        errors.push(error);
+    }
+}
+
+/// Consumes the `;` that ends a header or skips to where the next item
+/// starts, and returns the error for a missing `;`.
+fn resync_header(input: ParseStream, name: &str, value: Span) -> Option<syn::Error> {
     let help = "help: a header ends with `;`, a branch with `,`";
     if input.peek(Token![;]) {
         skip_token(input);
+        None
     } else if input.peek(Token![,]) {
-        errors.push(input.error(format!(
+        let error = input.error(format!(
             "expected `;` after the `{name}` header, found `,`\n{help}"
-        )));
+        ));
         skip_token(input);
+        Some(error)
     } else if input.is_empty() || starts_item(input) {
-        errors.push(syn::Error::new(
+        Some(syn::Error::new(
             value,
             format!("expected `;` after the `{name}` header\n{help}"),
-        ));
+        ))
     } else {
         let found = next_token_text(input);
-        errors.push(input.error(format!(
+        let error = input.error(format!(
             "expected `;` after the `{name}` header, found `{found}`\n{help}"
-        )));
+        ));
         skip_item(input);
+        Some(error)
     }
 }
 
