@@ -1,7 +1,7 @@
 //! The `errgroup!` macro. Use it through the `errgroup` crate, which documents
 //! it and provides the runtime its expansion calls.
 //!
-//! Three stages, and one error collector ([`errors::Errors`]) they all
+//! Three stages, and one error collector (`Errors`, in `errors.rs`) they all
 //! write to, so one build reports every mistake:
 //!
 //! - **parse** (`parse.rs`): the block into the typed tree of `ast.rs`.
