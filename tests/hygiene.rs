@@ -68,6 +68,8 @@ mod shadowed {
         let __errgroup_scope = 1_u32;
         let parent = errgroup! {
             timeout = ::core::time::Duration::from_secs(60);
+            shutdown_on = ::core::future::pending::<()>();
+            crate = ::errgroup;
             limit = 2;
             type Error = &'static str;
             outer => {
