@@ -325,15 +325,10 @@ pub mod shutdown {
     //!         type Error = anyhow::Error;
     //!         // After the cancellation, what still runs 10 s later is dropped.
     //!         grace = Duration::from_secs(10);
+    //!         // When `signal` completes: `Cause::Shutdown` by "shutdown_on".
+    //!         shutdown_on = signal;
     //!         http => serve_http(ctx).await,
     //!         jobs => run_jobs(ctx).await,
-    //!         signal => {
-    //!             // Not if another branch failed first: `run` gives `Err` then.
-    //!             if ctx.run(signal).await.is_ok() {
-    //!                 ctx.shutdown();
-    //!             }
-    //!             Ok(())
-    //!         },
     //!     }
     //!     .allow_shutdown()?;
     //!     Ok(())
