@@ -155,7 +155,10 @@ where
     type Value = T;
 
     fn push(&mut self, index: usize, task: Fut) {
-        self.set.spawn(Indexed { index, task });
+        self.set.spawn(
+            &TaskName::indexed(self.name, index),
+            Indexed { index, task },
+        );
     }
 
     fn poll_next(

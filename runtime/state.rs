@@ -260,7 +260,7 @@ impl Core {
 
     /// Adds `job` (whose output says whether it returned `Ok`) to the
     /// group's tasks; refused once the group has returned.
-    pub(crate) fn spawn_task<F>(&self, job: F) -> Result<(), Cancelled>
+    pub(crate) fn spawn_task<F>(&self, name: &TaskName, job: F) -> Result<(), Cancelled>
     where
         F: Future<Output = bool> + Send + 'static,
     {
@@ -270,7 +270,7 @@ impl Core {
             drop(tasks);
             return Err(self.cancelled_error());
         }
-        tasks.set.get_or_insert_with(TaskSet::new).spawn(job);
+        tasks.set.get_or_insert_with(TaskSet::new).spawn(name, job);
         Ok(())
     }
 
