@@ -76,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             axum::serve(listener, app)
                 .with_graceful_shutdown(ctx.cancelled_owned())
                 .await?;
+            println!("http: stopped ({}): {}", cause(ctx), stats.counts());
             Ok(())
         },
         worker => {
@@ -144,8 +145,8 @@ async fn enqueue(State(app): State<App>, body: Body) -> (StatusCode, String) {
         Err(refused) => {
             let job = refused.into_inner();
             stats.rejected.fetch_add(1, SeqCst);
-            let status = StatusCode::SERVICE_UNAVAILABLE;
-            (status, format!("shutting down: job {} not queued\n", job.id))
+            let message = format!("shutting down: job {} not queued\n", job.id);
+            (StatusCode::SERVICE_UNAVAILABLE, message)
         }
     }
 }
@@ -162,12 +163,10 @@ async fn work(jobs: &Receiver<Job>, stats: &Stats) -> Result<(), Cancelled> {
 }
 
 /// Gives queued jobs back to where they came from (a broker's nack, a
-/// spool file); here, counts them. Returns how many.
+/// spool file); here, their ids are kept in the counters. Returns how many.
 fn hand_back(jobs: impl Iterator<Item = Job>, stats: &Stats) -> u64 {
-    let mut count = 0;
-    for _job in jobs {
-        count += 1;
-    }
+    let ids: Vec<u64> = jobs.map(|job| job.id).collect();
+    let count = ids.len() as u64;
     stats.handed_back.fetch_add(count, SeqCst);
     count
 }
@@ -182,7 +181,8 @@ async fn tick(ctx: &Ctx, stats: &Stats) -> Result<(), Cancelled> {
 }
 
 fn cause(ctx: &Ctx) -> String {
-    ctx.cause().map_or_else(|| "not cancelled".into(), |c| c.to_string())
+    ctx.cause()
+        .map_or_else(|| "not cancelled".into(), |c| c.to_string())
 }
 
 /// The tasks alive once the group has returned. A task that has just ended
