@@ -454,6 +454,11 @@ where
     F: Future<Output = Result<(), E>> + Send + 'static,
     E: Send + 'static,
 {
+    let running = core.running_guard();
     let run = Run::new(Boxed, Guarded::new(core, task, body, start));
-    async move { run.await.is_some() }
+    async move {
+        let ok = run.await.is_some();
+        drop(running);
+        ok
+    }
 }

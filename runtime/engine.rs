@@ -187,11 +187,9 @@ impl<E: 'static> Scope<E> {
             scope: self,
             branches: branches.into_branches(),
             timer: core.own_deadline().map(tokio::time::sleep_until),
-            grace: self.grace.map(|period| Grace {
-                cancelled: core.cancellation(),
-                sleep: None,
-                period,
-            }),
+            grace: self
+                .grace
+                .map(|period| Grace::new(core.cancellation(), period)),
             token: self.token.clone().map(CancellationToken::cancelled_owned),
             signal: None,
         }
@@ -232,9 +230,18 @@ impl std::fmt::Debug for Grace<'_> {
     }
 }
 
-impl Grace<'_> {
+impl<'a> Grace<'a> {
+    /// A grace period of `period` after `cancelled` completes.
+    pub(crate) fn new(cancelled: Cancellation<'a>, period: Duration) -> Self {
+        Grace {
+            cancelled,
+            sleep: None,
+            period,
+        }
+    }
+
     /// Whether the grace period after the cancellation is over.
-    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
         let mut this = self.project();
         if this.sleep.is_none() {
             if Pin::new(&mut *this.cancelled).poll(cx).is_pending() {

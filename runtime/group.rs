@@ -9,6 +9,7 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown};
+use crate::engine::Grace;
 use crate::error::{Cause, Error, TaskName};
 use crate::limit::Start;
 use crate::state::{Settings, State, token_cause};
@@ -53,6 +54,7 @@ pub struct Group<E> {
     built: OnceLock<Built<E>>,
     /// `shutdown_on` signals, started as watchers when the group is built.
     signals: Mutex<Vec<Signal>>,
+    grace: Option<Duration>,
     finished: bool,
 }
 
@@ -148,6 +150,7 @@ impl<E: Send + 'static> Group<E> {
             },
             built: OnceLock::new(),
             signals: Mutex::new(Vec::new()),
+            grace: None,
             finished: false,
         }
     }
@@ -192,6 +195,32 @@ impl<E: Send + 'static> Group<E> {
     pub fn limit(self, n: usize) -> Self {
         let n = crate::limit::check(n);
         self.configure("limit", |s| s.limit = Some(n))
+    }
+
+    /// After the group is cancelled, tasks still running `grace` later are
+    /// aborted, and [`wait`](Group::wait) returns once they have stopped:
+    /// the `grace = d;` header of `errgroup!`. The period is counted from
+    /// when `wait` sees the cancellation.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let mut group = errgroup::Group::<&str>::new().grace(Duration::from_secs(5));
+    /// group.spawn("stubborn", |_| async { tokio::time::sleep(Duration::from_secs(3600)).await; Ok(()) });
+    /// group.spawn("failing", |_| async { Err("boom") });
+    /// let start = tokio::time::Instant::now();
+    /// assert!(group.wait().await.is_err());
+    /// assert_eq!(start.elapsed(), Duration::from_secs(5)); // not an hour
+    /// # }
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        assert!(
+            self.built.get().is_none(),
+            "errgroup: Group::grace must be called before spawn or ctx"
+        );
+        self.grace = Some(grace);
+        self
     }
 
     /// Cancels the group with [`Cause::DeadlineExceeded`] `duration` from now:
@@ -392,9 +421,55 @@ impl<E: Send + 'static> Group<E> {
     /// ```
     pub async fn wait(mut self) -> Result<(), Error<E>> {
         let core = Arc::clone(&self.built().state.core);
-        let all_ok = poll_fn(|cx| core.poll_tasks(cx, true)).await;
+        let mut grace = std::pin::pin!(
+            self.grace
+                .map(|period| Grace::new(core.cancellation(), period))
+        );
+        let all_ok = poll_fn(|cx| {
+            if let Some(expired) = grace.as_mut().as_pin_mut() {
+                if expired.poll_expired(cx) {
+                    grace.set(None);
+                    // The shutdown rule: abort, then await until empty.
+                    core.close_tasks();
+                }
+            }
+            core.poll_tasks(cx, true)
+        })
+        .await;
         self.finished = true;
         self.built().state.finish(all_ok.then_some(()))
+    }
+
+    /// How many tasks are running: started (or waiting for a `limit`
+    /// slot) and not yet ended, `ctx.spawn` tasks included.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// assert_eq!(group.len(), 0);
+    /// let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    /// group.spawn("held", |_| async move { wait.await.ok(); Ok(()) });
+    /// assert_eq!(group.len(), 1);
+    /// release.send(()).unwrap();
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.built
+            .get()
+            .map_or(0, |built| built.state.core.running())
+    }
+
+    /// Whether no task is running ([`len`](Group::len) is 0).
+    ///
+    /// ```
+    /// let group = errgroup::Group::<()>::new();
+    /// assert!(group.is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -40,7 +40,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
 use crate::error::{Cancelled, Cause, Error, TaskName};
 use crate::limit::{self, Limit, Start};
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Weak, lock};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
 
 /// What a group needs to build its core.
@@ -84,6 +84,8 @@ pub(crate) struct Core {
     tasks: Mutex<Tasks>,
     /// Set before the first task is added: lets the driver skip the lock.
     spawned: AtomicBool,
+    /// Tasks started and not yet ended (`Group::len`).
+    running: AtomicUsize,
 }
 
 impl std::fmt::Debug for Core {
@@ -121,6 +123,7 @@ impl Core {
                 all_ok: true,
             }),
             spawned: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -234,6 +237,18 @@ impl Core {
         Ok(())
     }
 
+    /// Counts a task as running until the guard is dropped (its future ends
+    /// or is dropped, aborted or refused).
+    pub(crate) fn running_guard(self: &Arc<Self>) -> RunningTask {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        RunningTask(Arc::clone(self))
+    }
+
+    /// Tasks started and not yet ended.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
+    }
+
     /// A task refused because the group was cancelled when it was asked for.
     pub(crate) fn refuse_task(&self) -> Cancelled {
         self.spawned.store(true, Ordering::Release);
@@ -299,6 +314,16 @@ impl Core {
         if let Some(set) = tasks.set.as_mut() {
             set.abort_all();
         }
+    }
+}
+
+/// One running task, counted by its group while this lives.
+#[derive(Debug)]
+pub(crate) struct RunningTask(Arc<Core>);
+
+impl Drop for RunningTask {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

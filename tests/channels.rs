@@ -346,3 +346,14 @@ async fn drain_hands_out_what_was_buffered_at_the_cancellation() {
         "the send blocked on the full buffer fails with its value"
     );
 }
+
+/// A capacity of 0 (Go's unbuffered channel) is refused at once, with a
+/// message that names the fix.
+#[tokio::test]
+#[should_panic(
+    expected = "needs room for at least one item, got capacity 0 (Go's unbuffered channel has no equivalent here): use `channel(1)`"
+)]
+async fn a_zero_capacity_channel_is_refused_with_the_fix() {
+    let group = Group::<()>::new();
+    let _ = group.ctx().channel::<u8>(0);
+}

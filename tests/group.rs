@@ -52,3 +52,42 @@ fn is_cancelled_is_a_query_that_changes_nothing() {
     tx.try_send(7).expect("a query closed the group's channel");
     assert_eq!(rx.try_recv(), Ok(7));
 }
+
+/// `Group::grace`: after the failure, a task that ignores its ctx is
+/// aborted `grace` later, and `wait` returns once it has stopped (its drop
+/// guard has run); `len` counts the tasks running until then.
+#[tokio::test(start_paused = true)]
+async fn grace_aborts_a_stubborn_task_and_len_counts_the_running_ones() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+
+    struct SetOnDrop(Arc<AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, SeqCst);
+        }
+    }
+
+    let dropped = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let mut group = Group::<&str>::new().grace(Duration::from_secs(5));
+    assert!(group.is_empty());
+    let guard = SetOnDrop(Arc::clone(&dropped));
+    group.spawn("stubborn", move |_| async move {
+        let _guard = guard;
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        Ok(())
+    });
+    group.spawn("failing", |_| async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        Err("boom")
+    });
+    assert_eq!(group.len(), 2);
+    let err = group.wait().await.unwrap_err();
+    assert_eq!(err.task().unwrap(), "failing");
+    assert_eq!(Instant::now() - start, Duration::from_secs(6));
+    assert!(
+        dropped.load(SeqCst),
+        "the stubborn task still ran after wait returned"
+    );
+}
