@@ -12,9 +12,11 @@
 //! axum stops accepting and finishes the requests in flight (a handler
 //! still waiting for room in the queue gets its job back and answers 503);
 //! the worker finishes the job in hand and hands back every job still
-//! queued; the ticker stops. `grace` bounds how long that may take. Once
-//! the group has returned, the program prints a last line,
-//! `summary: requests=.. queued=.. ..`, and exits 0.
+//! queued; the ticker stops. `grace` bounds how long the group waits for
+//! that: past it, what still runs is dropped (axum's own connection tasks,
+//! which no group owns, then end with the process). Once the group has
+//! returned, the program prints a last line, `summary: requests=.. ..`,
+//! with the tasks still alive, and exits 0.
 //!
 //! ```text
 //! cargo run --example service
