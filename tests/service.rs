@@ -33,6 +33,8 @@ const SIGNAL_AFTER: usize = 500;
 /// certainly in flight across the signal.
 const SLOW: usize = 4;
 const SLOW_BODY: (&str, &str) = ("slow", "-upload");
+/// The cause every branch sees: the shutdown by the `signal` branch.
+const SHUTDOWN: &str = "shut down by `signal`";
 
 /// Builds the example and returns its executable.
 ///
@@ -331,7 +333,7 @@ async fn run_and_interrupt() -> Run {
     let stopped = output
         .until("the worker's stop", |l| l.starts_with("worker: stopped"))
         .await;
-    assert!(stopped.contains("shut down by `signal`"), "{stopped}");
+    assert!(stopped.contains(SHUTDOWN), "{stopped}");
     for stream in &mut slow {
         stream.write_all(SLOW_BODY.1.as_bytes()).await.unwrap();
     }
@@ -380,7 +382,7 @@ async fn sigint_mid_load_stops_the_service_cleanly() {
     // axum returned only once no handler was running: every request it
     // took was answered by then, not after the group returned.
     let http = run.line("http: stopped");
-    assert!(http.contains("shut down by `signal`"), "{http}");
+    assert!(http.contains(SHUTDOWN), "{http}");
     assert_eq!(field(http, "in_flight"), Some(0), "{http}");
     assert_eq!(
         field(http, "requests"),
@@ -429,7 +431,7 @@ async fn sigint_mid_load_stops_the_service_cleanly() {
         .iter()
         .position(|l| l.starts_with("ticker: stopped"))
         .expect("the ticker said it stopped");
-    assert!(lines[ticker].contains("shut down by `signal`"));
+    assert!(lines[ticker].contains(SHUTDOWN));
     assert!(
         ticks.iter().all(|&i| i < ticker),
         "a tick after the ticker stopped: {lines:#?}"
