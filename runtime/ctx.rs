@@ -17,6 +17,7 @@ use crate::channel::{self, Receiver, Sender};
 use crate::error::{Cancelled, Cause, TaskName};
 use crate::limit::Start;
 use crate::state::Core;
+use crate::trace;
 
 tokio::task_local! {
     /// The ctx of the branch being polled, so that a group created inside it
@@ -650,7 +651,8 @@ where
         return Err(core.refuse_task());
     }
     let ctx = Ctx::new(Arc::clone(core), name.clone());
-    let body = with_ambient(ctx.clone(), make(ctx));
+    let span = trace::branch(core.span(), &name);
+    let body = trace::instrument(span, with_ambient(ctx.clone(), make(ctx)));
     core.spawn_task(task_job(Arc::clone(core), name, body, start))
 }
 

@@ -25,6 +25,7 @@ use crate::cancel::Cancellation;
 use crate::error::{Cause, Error, TaskName};
 use crate::state::{State, token_cause};
 use crate::sync::{AtomicBool, Ordering};
+use crate::trace;
 
 /// One branch, or a tuple of them, as the loop drives it.
 pub trait Branch {
@@ -92,6 +93,8 @@ where
 pub trait IntoBranches {
     /// The tuple, pinned field by field.
     type Branches: Branch;
+    /// How many branches it holds, nested tuples counted as one each.
+    const LEN: usize;
     /// Converts the tuple.
     fn into_branches(self) -> Self::Branches;
 }
@@ -135,6 +138,7 @@ macro_rules! join {
 
         impl<$($B: Branch),+> IntoBranches for ($($B,)+) {
             type Branches = $Join<$($B),+>;
+            const LEN: usize = [$(stringify!($b)),+].len();
 
             fn into_branches(self) -> Self::Branches {
                 let ($($b,)+) = self;
@@ -183,6 +187,7 @@ impl<E: 'static> Scope<E> {
     /// the end: the group's result, values in branch order.
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
         let core = &self.state.core;
+        trace::branches(core.span(), B::LEN);
         Driver {
             scope: self,
             branches: branches.into_branches(),
@@ -329,6 +334,7 @@ impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
         }
         if let Some(grace) = this.grace.as_mut().as_pin_mut() {
             if grace.poll_expired(cx) {
+                trace::grace_expired(core.span(), this.scope.grace.unwrap_or_default());
                 this.grace.set(None);
                 core.close_tasks();
                 this.branches.as_mut().stop();

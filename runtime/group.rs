@@ -95,6 +95,7 @@ impl<E: Send + 'static> Group<E> {
     /// assert!(group.wait().await.is_ok());
     /// # }
     /// ```
+    #[track_caller]
     pub fn new() -> Self {
         Group::build(ctx::ambient_core())
     }
@@ -133,6 +134,7 @@ impl<E: Send + 'static> Group<E> {
     /// group.wait().await.unwrap();
     /// # }
     /// ```
+    #[track_caller]
     pub fn with_parent(parent: impl IntoParent) -> Self {
         let mut group = Group::build(None);
         match parent.into_parent().0 {
@@ -142,10 +144,12 @@ impl<E: Send + 'static> Group<E> {
         group
     }
 
+    #[track_caller]
     fn build(parent: Option<Arc<crate::state::Core>>) -> Self {
         Group {
             settings: Settings {
                 parent,
+                site: Some(std::panic::Location::caller()),
                 ..Settings::default()
             },
             built: OnceLock::new(),
@@ -421,6 +425,7 @@ impl<E: Send + 'static> Group<E> {
     /// ```
     pub async fn wait(mut self) -> Result<(), Error<E>> {
         let core = Arc::clone(&self.built().state.core);
+        let period = self.grace.unwrap_or_default();
         let mut grace = std::pin::pin!(
             self.grace
                 .map(|period| Grace::new(core.cancellation(), period))
@@ -428,6 +433,7 @@ impl<E: Send + 'static> Group<E> {
         let all_ok = poll_fn(|cx| {
             if let Some(expired) = grace.as_mut().as_pin_mut() {
                 if expired.poll_expired(cx) {
+                    crate::trace::grace_expired(core.span(), period);
                     grace.set(None);
                     // The shutdown rule: abort, then await until empty.
                     core.close_tasks();

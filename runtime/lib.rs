@@ -64,6 +64,8 @@ extern crate self as errgroup;
 mod sync;
 // `Error`, `Cause`, `Cancelled`, `TaskName`.
 mod error;
+// What a group tells `tracing` (the `tracing` feature; nothing without it).
+mod trace;
 // The cancellation tree: cause, deadline, hooks, waiters.
 mod cancel;
 // `limit = n`: permits, and when a branch may start.

@@ -31,7 +31,7 @@
 
 use std::any::{Any, TypeId, type_name};
 use std::future::Future;
-use std::panic::resume_unwind;
+use std::panic::{Location, resume_unwind};
 use std::task::{Context, Poll};
 
 use tokio::time::Instant;
@@ -42,6 +42,7 @@ use crate::error::{Cancelled, Cause, Error, TaskName};
 use crate::limit::{self, Limit, Start};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
+use crate::trace;
 
 /// What a group needs to build its core.
 #[derive(Debug, Default, Clone)]
@@ -52,6 +53,8 @@ pub(crate) struct Settings {
     pub(crate) token: Option<CancellationToken>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) limit: Option<usize>,
+    /// Where the group was written, for its `tracing` span.
+    pub(crate) site: Option<&'static Location<'static>>,
 }
 
 /// The cause a cancelled `CancellationToken` parent gives its group: a
@@ -75,6 +78,8 @@ struct Tasks {
 /// One group, type-erased.
 pub(crate) struct Core {
     node: Node,
+    /// The group's `tracing` span (zero-sized without the feature).
+    span: trace::Span,
     limit: Option<Limit>,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     /// The first error of a task or `#[spawn]` branch, when one failed first.
@@ -104,15 +109,17 @@ impl HasNode for Core {
 
 impl OnCancel for Core {
     fn on_cancel(&self, cause: &Cause) {
-        self.node.cancel(Cause::Parent(Box::new(cause.clone())));
+        self.cancel(Cause::Parent(Box::new(cause.clone())));
     }
 }
 
 impl Core {
     pub(crate) fn new<E: 'static>(settings: Settings) -> Arc<Core> {
         let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
+        let span = trace::group(settings.site, settings.limit, settings.deadline);
         let core = Arc::new(Core {
             node: Node::new(parent, settings.deadline),
+            span,
             limit: settings.limit.map(Limit::new),
             panic: Mutex::new(None),
             task_error: Mutex::new(None),
@@ -145,7 +152,27 @@ impl Core {
 
     /// Cancels the group with `cause`; `false` if it was already cancelled.
     pub(crate) fn cancel(&self, cause: Cause) -> bool {
-        self.node.cancel(cause)
+        self.cancel_then(cause, |_| ())
+    }
+
+    /// [`cancel`](Core::cancel), running `first(won)` before the
+    /// cancellation's own `tracing` event, so that what caused it is told first.
+    fn cancel_then(&self, cause: Cause, first: impl FnOnce(bool)) -> bool {
+        let before = self.node.is_set();
+        let won = self.node.cancel(cause);
+        first(won);
+        // Also when a passed deadline took the cause's place.
+        if !before && self.node.is_set() {
+            if let Some(cause) = self.node.cause() {
+                trace::cancelled(&self.span, &cause);
+            }
+        }
+        won
+    }
+
+    /// The group's `tracing` span.
+    pub(crate) fn span(&self) -> &trace::Span {
+        &self.span
     }
 
     pub(crate) fn is_cancelled(&self) -> bool {
@@ -179,6 +206,7 @@ impl Core {
     }
 
     pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
+        trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
         lock(&self.panic).get_or_insert(payload);
     }
@@ -187,7 +215,11 @@ impl Core {
     /// failure, and cancels the group: boxed, as the core is untyped; the
     /// group's error type was checked when the task started.
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
-        if self.cancel(Cause::Failed { task }) {
+        let name = trace::name(&task);
+        let first = self.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.span, &name, first);
+        });
+        if first {
             *lock(&self.task_error) = Some(Box::new(error));
         }
     }
@@ -346,7 +378,11 @@ impl<E: 'static> State<E> {
 impl<E> State<E> {
     /// Records `error` if it is the first failure and cancels the group.
     pub(crate) fn fail(&self, task: TaskName, error: E) {
-        if self.core.cancel(Cause::Failed { task }) {
+        let name = trace::name(&task);
+        let first = self.core.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.core.span, &name, first);
+        });
+        if first {
             *lock(&self.error) = Some(error);
         }
     }

@@ -49,8 +49,8 @@ async fn store(stored: &std::sync::atomic::AtomicU64, b: Block) -> anyhow::Resul
 async fn the_header_works_as_the_design_shows() -> anyhow::Result<()> {
     let stored = std::sync::atomic::AtomicU64::new(0);
     let stored = &stored;
-    // DESIGN.md's block plus `type Error`: every branch there ends in
-    // `Ok(())`, so nothing else fixes the error type.
+    // The README's Channels block: every branch there ends in `Ok(())`,
+    // so only its `type Error` header fixes the error type.
     errgroup! {
         type Error = anyhow::Error;
         let (tx, rx) = channel::<Block>(1024);
