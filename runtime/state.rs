@@ -215,13 +215,18 @@ impl Core {
     /// failure, and cancels the group: boxed, as the core is untyped; the
     /// group's error type was checked when the task started.
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
-        let name = trace::name(&task);
-        let first = self.cancel_then(Cause::Failed { task }, |first| {
-            trace::failed(&self.span, &name, first);
-        });
-        if first {
+        if self.cancel_failed(task) {
             *lock(&self.task_error) = Some(Box::new(error));
         }
+    }
+
+    /// Cancels the group because `task` failed; `true` if it is the first
+    /// failure (the caller keeps its error).
+    pub(crate) fn cancel_failed(&self, task: TaskName) -> bool {
+        let name = trace::name(&task);
+        self.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.span, &name, first);
+        })
     }
 
     /// How a task of `task`'s ended, as a value if it gave one: a panic that
@@ -376,6 +381,12 @@ impl<E: 'static> State<E> {
 }
 
 impl<E> State<E> {
+    /// Keeps `error` as the group's error: its failure was the first
+    /// ([`Core::cancel_failed`] said so).
+    pub(crate) fn keep_first_error(&self, error: E) {
+        *lock(&self.error) = Some(error);
+    }
+
     /// Records `error` if it is the first failure and cancels the group.
     pub(crate) fn fail(&self, task: TaskName, error: E) {
         let name = trace::name(&task);
