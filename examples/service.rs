@@ -6,9 +6,10 @@
 //!   a group channel and answers 202, or 503 once the service is stopping.
 //! - `worker`: does the queued jobs one at a time.
 //! - `ticker`: prints the service's counters every 50 ms.
-//! - `signal`: Ctrl-C shuts the group down on purpose.
 //!
-//! On Ctrl-C every branch's ctx is cancelled with "shut down by `signal`":
+//! `shutdown_on = tokio::signal::ctrl_c();` shuts the group down on purpose
+//! on Ctrl-C: every branch's ctx is cancelled with "shut down by
+//! `shutdown_on`";
 //! axum stops accepting and finishes the requests in flight (a handler
 //! still waiting for room in the queue gets its job back and answers 503);
 //! the worker finishes the job in hand and hands back every job still
@@ -60,13 +61,9 @@ async fn main() -> anyhow::Result<()> {
     errgroup! {
         type Error = anyhow::Error;
         grace = GRACE;
-        let (jobs_tx, jobs_rx) = channel::<Job>(QUEUE);
         // Ctrl-C stops the service on purpose: a shutdown, not a failure.
-        signal => {
-            ctx.run(tokio::signal::ctrl_c()).await??;
-            ctx.shutdown();
-            Ok(())
-        },
+        shutdown_on = tokio::signal::ctrl_c();
+        let (jobs_tx, jobs_rx) = channel::<Job>(QUEUE);
         // Handlers run in axum's tasks: each request gets a clone of the
         // group's sender through the state.
         http => {

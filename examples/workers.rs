@@ -6,9 +6,10 @@
 //! results channel. A worker splits a big job into parts run by a nested
 //! `errgroup!` of spawned sub-workers: it waits for them, and they are
 //! cancelled with it. A job's error travels as a value; `collect` stops the
-//! pool at the first one. `main` runs the pool next to a `ctrl_c` branch:
-//! pressing Ctrl-C shuts the group down on purpose, which cancels the pool,
-//! sub-workers included, and is reported as a shutdown, not a failure.
+//! pool at the first one. `main` runs the pool in a group with
+//! `shutdown_on = tokio::signal::ctrl_c();`: pressing Ctrl-C shuts the group
+//! down on purpose, which cancels the pool, sub-workers included, and is
+//! reported as a shutdown, not a failure.
 //!
 //! ```text
 //! cargo run --example workers
@@ -28,24 +29,13 @@ pub(crate) async fn main() -> anyhow::Result<()> {
     let log = Arc::new(Log::default());
     let outcome = errgroup! {
         type Error = anyhow::Error;
-        pool => {
-            let results = pool(jobs(20, None), 4, Arc::clone(&log)).await?;
-            // The work is done: stop the group on purpose, which ends the
-            // `ctrl_c` branch too.
-            ctx.shutdown();
-            Ok(results)
-        },
         // Ctrl-C shuts the group down on purpose: the pool and its
-        // sub-workers are cancelled, with the cause "shut down by `ctrl_c`".
-        ctrl_c => {
-            if ctx.run(tokio::signal::ctrl_c()).await.is_ok() {
-                ctx.shutdown();
-            }
-            Ok(())
-        },
+        // sub-workers are cancelled, with the cause "shut down by `shutdown_on`".
+        shutdown_on = tokio::signal::ctrl_c();
+        pool => Ok(pool(jobs(20, None), 4, Arc::clone(&log)).await?),
     };
     match outcome {
-        Ok((results, ())) => println!(
+        Ok((results,)) => println!(
             "  {} results, sum {}; {} sub-workers ran",
             results.len(),
             results.iter().map(|(_, v)| v).sum::<u64>(),
@@ -224,16 +214,18 @@ impl Log {
 
     /// Waits until `n` sub-workers run at once, or `ctx` is cancelled.
     pub(crate) async fn wait_running(&self, ctx: &Ctx, n: usize) -> Result<(), Cancelled> {
-        ctx.run(async {
-            loop {
-                let mut notified = pin!(self.progress.notified());
-                notified.as_mut().enable();
-                if self.parts_running.load(Ordering::SeqCst) >= n {
-                    return;
-                }
-                notified.await;
+        ctx.run(self.running(n)).await
+    }
+
+    /// Completes once `n` sub-workers run at once.
+    pub(crate) async fn running(&self, n: usize) {
+        loop {
+            let mut notified = pin!(self.progress.notified());
+            notified.as_mut().enable();
+            if self.parts_running.load(Ordering::SeqCst) >= n {
+                return;
             }
-        })
-        .await
+            notified.await;
+        }
     }
 }

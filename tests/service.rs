@@ -33,8 +33,8 @@ const SIGNAL_AFTER: usize = 500;
 /// certainly in flight across the signal.
 const SLOW: usize = 4;
 const SLOW_BODY: (&str, &str) = ("slow", "-upload");
-/// The cause every branch sees: the shutdown by the `signal` branch.
-const SHUTDOWN: &str = "shut down by `signal`";
+/// The cause every branch sees: the `shutdown_on` signal.
+const SHUTDOWN: &str = "shut down by `shutdown_on`";
 
 /// Builds the example and returns its executable.
 ///
@@ -320,7 +320,8 @@ async fn run_and_interrupt() -> Run {
         .expect("the clients run");
 
     // A real SIGINT, as Ctrl-C sends. The service installed its handler
-    // when its group was first polled, before it answered a request.
+    // when its group was first polled (`shutdown_on` polls the signal
+    // before the branches), before it answered a request.
     seen.signalled.store(true, SeqCst);
     let kill = std::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])

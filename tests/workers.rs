@@ -116,22 +116,13 @@ async fn a_shutdown_stops_the_pool_and_leaves_nothing_running() {
     jobs[0].work = Work::Hang { parts: 3 };
     jobs[1].work = Work::Hang { parts: 2 };
     let log_in_pool = Arc::clone(&log);
-    // As in the example's `main`, with Ctrl-C simulated: the `ctrl_c`
-    // branch shuts the group down once the hanging jobs' five sub-workers
-    // are running.
+    // As in the example's `main`, with Ctrl-C simulated: the group's
+    // signal completes once the hanging jobs' five sub-workers are running.
     let result = timeout(HANG_GUARD, async {
         errgroup! {
             type Error = anyhow::Error;
-            pool => {
-                let results = pool(jobs, 4, log_in_pool).await?;
-                ctx.shutdown();
-                Ok(results)
-            },
-            ctrl_c => {
-                log.wait_running(ctx, 5).await?;
-                ctx.shutdown();
-                Ok(())
-            },
+            shutdown_on = log.running(5);
+            pool => { pool(jobs, 4, log_in_pool).await?; Ok(()) },
         }
     })
     .await
@@ -144,7 +135,7 @@ async fn a_shutdown_stops_the_pool_and_leaves_nothing_running() {
     assert_eq!(
         err.cause(),
         Cause::Shutdown {
-            by: TaskName::new("ctrl_c")
+            by: TaskName::new("shutdown_on")
         }
     );
     assert_eq!(log.parts_cancelled.load(Ordering::SeqCst), 5);
