@@ -9,11 +9,10 @@
 //!
 //! `shutdown_on = tokio::signal::ctrl_c();` shuts the group down on purpose
 //! on Ctrl-C: every branch's ctx is cancelled with "shut down by
-//! `shutdown_on`";
-//! axum stops accepting and finishes the requests in flight (a handler
-//! still waiting for room in the queue gets its job back and answers 503);
-//! the worker finishes the job in hand and hands back every job still
-//! queued; the ticker stops. `grace` bounds how long the group waits for
+//! `shutdown_on`". axum stops accepting and finishes the requests in flight
+//! (a handler still waiting for room in the queue gets its job back and
+//! answers 503); the worker finishes the job in hand and hands back every
+//! job still queued; the ticker stops. `grace` bounds how long the group waits for
 //! that: past it, what still runs is dropped (axum's own connection tasks,
 //! which no group owns, then end with the process). Once the group has
 //! returned, the program prints a last line, `summary: requests=.. ..`,
