@@ -150,6 +150,24 @@ fn body_of<F: Future>(core: &state::Core, ctx: Ctx, body: F) -> Body<F> {
 
 impl<E> Scope<E> {}
 
+/// A body the macro read as never yielding `Ok` (it ends in `Err(..)`,
+/// `return Err(..)` or a `loop` without `break`): its value type is `()`,
+/// which nothing else would fix.
+pub fn never_ok<F, E>(body: F) -> F
+where
+    F: Future<Output = Result<(), E>>,
+{
+    body
+}
+
+/// [`never_ok`] for a `#[blocking]` body.
+pub fn never_ok_blocking<F, E>(body: F) -> F
+where
+    F: FnOnce(&Ctx) -> Result<(), E>,
+{
+    body
+}
+
 /// `on_error = continue` for a future body: its result becomes its value.
 pub fn supervise<F, T, E>(body: F) -> impl Future<Output = Result<Result<T, E>, E>>
 where

@@ -16,6 +16,7 @@ use syn::spanned::Spanned;
 
 use crate::ast::{Body, Branch, Config, Input, Krate};
 use crate::attr::Mode;
+use crate::never_ok;
 
 /// The most branches the runtime's tuples hold; more are nested.
 const MAX_TUPLE: usize = 8;
@@ -161,12 +162,23 @@ impl Names<'_> {
         quote_spanned!(self.site=> #rt::#name)
     }
 
-    /// `body`, supervised under `on_error = continue`.
-    fn supervise(&self, body: TokenStream, mode: Mode) -> TokenStream {
+    /// `body`, its value type fixed to `()` when it never yields `Ok`
+    /// (never_ok.rs), then supervised under `on_error = continue`.
+    fn adapt(&self, body: TokenStream, mode: Mode, never_ok: bool) -> TokenStream {
+        let rt = self.rt;
+        let body = if never_ok {
+            let adapter = if mode == Mode::Blocking {
+                format_ident!("never_ok_blocking", span = self.site)
+            } else {
+                format_ident!("never_ok", span = self.site)
+            };
+            quote_spanned!(self.site=> #rt::#adapter(#body))
+        } else {
+            body
+        };
         if !self.supervise {
             return body;
         }
-        let rt = self.rt;
         let adapter = if mode == Mode::Blocking {
             format_ident!("supervise_blocking", span = self.site)
         } else {
@@ -177,7 +189,8 @@ impl Names<'_> {
 }
 
 /// A plain branch, given `ctx` in scope under `names.ctx`.
-fn single(names: &Names, body: &syn::Expr, mode: Mode) -> TokenStream {
+fn single(names: &Names, user_body: &syn::Expr, mode: Mode) -> TokenStream {
+    let body = user_body;
     let Names {
         site, scope, ctx, ..
     } = names;
@@ -210,7 +223,7 @@ fn single(names: &Names, body: &syn::Expr, mode: Mode) -> TokenStream {
         let body = quote_spanned!(body.span()=> async { #bind #ends #body });
         (quote_spanned!(site=> #ctx.clone()), body)
     };
-    let body = names.supervise(body, mode);
+    let body = names.adapt(body, mode, never_ok::expr(user_body));
     quote_spanned! {site=>
         #constructor.branch(&#scope, #ctx_arg, #body)
     }
@@ -273,6 +286,12 @@ fn fan_out_branch(
     let site = *site;
     let name = name.to_string();
     let (pat, items, block) = (&fan_out.pat, &fan_out.expr, &fan_out.body);
+    // A `for` pattern may be an or-pattern (`for | a | b in ..`), which a
+    // `let` takes only in parentheses.
+    let pat = match &**pat {
+        syn::Pat::Or(_) => quote!((#pat)),
+        _ => quote!(#pat),
+    };
     // The statements, not the block: the braces would be linted as unneeded.
     let stmts = &block.stmts;
     // The branch's clones of the channel ends it names go to the fan-out,
@@ -282,6 +301,7 @@ fn fan_out_branch(
     let ends = names.ends.bind(&names.ends.lent);
     let constructor = names.mode(mode);
     let ctx_type = names.ctx_type();
+    let never_ok = never_ok::block(block);
     let launch = if mode == Mode::Blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
         let body = quote_spanned! {block.span()=>
@@ -293,7 +313,7 @@ fn fan_out_branch(
                 #(#stmts)*
             }
         };
-        let body = names.supervise(body, mode);
+        let body = names.adapt(body, mode, never_ok);
         quote_spanned!(block.span()=> move |#item, #lent| #body)
     } else if mode == Mode::Spawn {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
@@ -306,7 +326,7 @@ fn fan_out_branch(
                 #(#stmts)*
             }
         };
-        let body = names.supervise(body, mode);
+        let body = names.adapt(body, mode, never_ok);
         quote_spanned!(block.span()=> move |#item, #ctx: #ctx_type, #lent| #body)
     } else {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
@@ -322,7 +342,7 @@ fn fan_out_branch(
                 #(#stmts)*
             }
         };
-        let body = names.supervise(body, mode);
+        let body = names.adapt(body, mode, never_ok);
         quote_spanned! {block.span()=>
             |#item, #ctx: #ctx_type, #lent| {
                 let #item = #rt::Moved(#item);

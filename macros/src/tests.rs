@@ -1130,3 +1130,55 @@ fn the_expanded_example_is_what_the_macro_writes() {
         "examples/expanded.rs is out of date: paste the macro's output (formatted) into `expanded`"
     );
 }
+
+/// Branches whose value type the expansion fixes to `()`, and look-alikes
+/// that can yield `Ok` and must keep the type they infer.
+#[test]
+fn branches_that_never_yield_ok_are_read_from_their_syntax() {
+    let never_ok = [
+        "a => Err(e),",
+        "a => Result::Err(e),",
+        "a => { f().await?; Err(e) },",
+        "a => return Err(e),",
+        "a => { f().await?; return Err(e); },",
+        "a => loop { ctx.sleep(d).await?; },",
+        "a => { let x = 1; loop { if x > 0 { continue; } } },",
+        "a => 'l: loop { loop { break; } for _ in xs { break; } while c { break 'w; } },",
+        "a => loop { let f = || loop { break; }; let g = async { return Ok(1) }; },",
+        "a => if c { Err(e) } else { return Err(f); },",
+        "a => match m { 1 => Err(e), _ => loop {} },",
+        "a => { if c { return Err(e); } Err(f) },",
+        "#[blocking] a => loop { ctx.check()?; },",
+        "#[spawn] a => Err(e),",
+        "a => for x in xs { f(x).await?; Err(e) },",
+        "#[blocking] a => for x in xs { return Err(x); },",
+        "on_error = continue; a => Err(e), #[blocking] b => Err(e),",
+    ];
+    let may_yield_ok = [
+        "a => Ok(1),",
+        "a => Err::<u8, _>(e),",
+        "a => Result::<u8, E>::Err(e),",
+        "a => { Err(e); },",
+        "a => { if c { return Ok(1); } Err(e) },",
+        "a => { return; },",
+        "a => loop { break Ok(1); },",
+        "a => 'l: loop { loop { break 'l Ok(1); } },",
+        "a => loop { tokio::select! { _ = f() => break, } },",
+        "a => loop { my_macro!(return Ok(1)); },",
+        "a => 'b: { if c { break 'b Ok(1); } Err(e) },",
+        "a => if c { Err(e) },",
+        "a => if c { Err(e) } else { Ok(1) },",
+        "a => match m { 1 => Err(e), _ => Ok(1) },",
+        "a => while c { f(); },",
+        "a => for x in xs { if x { return Ok(x); } Err(e) },",
+        "a => f(Err(e)),",
+    ];
+    for source in never_ok {
+        let output = expand(&tokens(source));
+        assert!(output.contains("never_ok"), "{source:?} gave: {output}");
+    }
+    for source in may_yield_ok {
+        let output = expand(&tokens(source));
+        assert!(!output.contains("never_ok"), "{source:?} gave: {output}");
+    }
+}
