@@ -151,21 +151,31 @@ fn body_of<F: Future>(core: &state::Core, ctx: Ctx, body: F) -> Body<F> {
 impl<E> Scope<E> {}
 
 /// A body the macro read as never yielding `Ok` (it ends in `Err(..)`,
-/// `return Err(..)` or a `loop` without `break`): its value type is `()`,
-/// which nothing else would fix.
-pub fn never_ok<F, E>(body: F) -> F
+/// `return Err(..)` or a `loop` no `break` leaves): its `Ok` type is
+/// `Infallible`, which its `Err(..)` and `?` infer with. Its value type as
+/// a branch is `T`, which the expansion's `|never| match never {}` makes a
+/// diverging type: fixed by whatever the code around the group needs, and
+/// by the never-type fallback when nothing does (`()`, or `!` under edition
+/// 2024), so no branch needs `Err::<(), _>`.
+pub fn never_ok<F, E, T>(
+    body: F,
+    value: impl FnOnce(Infallible) -> T,
+) -> impl Future<Output = Result<T, E>>
 where
-    F: Future<Output = Result<(), E>>,
+    F: Future<Output = Result<Infallible, E>>,
 {
-    body
+    async move { body.await.map(value) }
 }
 
 /// [`never_ok`] for a `#[blocking]` body.
-pub fn never_ok_blocking<F, E>(body: F) -> F
+pub fn never_ok_blocking<F, E, T>(
+    body: F,
+    value: impl FnOnce(Infallible) -> T,
+) -> impl FnOnce(&Ctx) -> Result<T, E>
 where
-    F: FnOnce(&Ctx) -> Result<(), E>,
+    F: FnOnce(&Ctx) -> Result<Infallible, E>,
 {
-    body
+    move |ctx: &Ctx| body(ctx).map(value)
 }
 
 /// `on_error = continue` for a future body: its result becomes its value.

@@ -1,5 +1,6 @@
 //! Less typing in branches: a branch that never yields `Ok` needs no
-//! turbofish (its value type is `()`), and `#[spawn(clone(..))]` /
+//! turbofish (its value type is whatever the code around the group needs,
+//! and the never-type fallback otherwise), and `#[spawn(clone(..))]` /
 //! `#[blocking(clone(..))]` clone what a moving branch reads.
 //!
 //! Each group below compiles only because of the rule it shows: without
@@ -152,7 +153,7 @@ async fn fan_out_items_too() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn supervised_branches_give_a_unit_value() {
+async fn supervised_branches_need_no_turbofish_either() {
     let (good, bad, ticker) = errgroup! {
         on_error = continue;
         good => Ok(1),
@@ -164,9 +165,34 @@ async fn supervised_branches_give_a_unit_value() {
     }
     .unwrap();
     assert_eq!(good, Ok(1));
-    let (bad, ticker): (Result<(), _>, Result<(), _>) = (bad, ticker);
     assert_eq!(bad, Err("no"));
     assert_eq!(ticker, Err("ticked"));
+}
+
+/// What the caller says the value is wins: the rule never makes a type
+/// that compiled before an error.
+async fn supervised_with_types()
+-> Result<(Result<u8, &'static str>, Result<u8, &'static str>), Error<&'static str>> {
+    errgroup! {
+        on_error = continue;
+        good => Ok(1),
+        bad => Err("bad"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_value_type_fixed_outside_the_group_is_kept() {
+    let (good, bad) = supervised_with_types().await.unwrap();
+    assert_eq!((good, bad), (Ok(1), Err("bad")));
+
+    let (unit, number): ((), u32) = errgroup! {
+        on_error = continue;
+        unit => Err("unit"),
+        #[blocking] number => Err("number"),
+    }
+    .map(|(unit, number)| (unit.unwrap_or(()), number.unwrap_or(7)))
+    .unwrap();
+    assert_eq!((unit, number), ((), 7));
 }
 
 #[tokio::test(start_paused = true)]

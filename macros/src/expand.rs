@@ -162,8 +162,8 @@ impl Names<'_> {
         quote_spanned!(self.site=> #rt::#name)
     }
 
-    /// `body`, its value type fixed to `()` when it never yields `Ok`
-    /// (never_ok.rs), then supervised under `on_error = continue`.
+    /// `body`, through `never_ok` when it never yields `Ok` (never_ok.rs),
+    /// then supervised under `on_error = continue`.
     fn adapt(&self, body: TokenStream, mode: Mode, never_ok: bool) -> TokenStream {
         let rt = self.rt;
         let body = if never_ok {
@@ -172,7 +172,8 @@ impl Names<'_> {
             } else {
                 format_ident!("never_ok", span = self.site)
             };
-            quote_spanned!(self.site=> #rt::#adapter(#body))
+            let never = format_ident!("__errgroup_never", span = self.site);
+            quote_spanned!(self.site=> #rt::#adapter(#body, |#never| match #never {}))
         } else {
             body
         };

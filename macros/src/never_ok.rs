@@ -1,7 +1,11 @@
-//! Which branches never yield `Ok`, read from their syntax: such a branch's
-//! value type `T` is fixed to `()` by the expansion, since nothing else
-//! could fix it (`failing => Err("boom")` would otherwise need
-//! `Err::<(), _>`).
+//! Which branches never yield `Ok`, read from their syntax. Such a branch
+//! goes through `__private::never_ok`: its body's `Ok` type is
+//! `Infallible`, and its value type as a branch comes from a closure that
+//! diverges (`|never| match never {}`), so rustc fixes it from the code
+//! around the group, and by the never-type fallback when nothing there
+//! does. `failing => Err("boom")` would otherwise need `Err::<(), _>`, and
+//! fixing the type to `()` instead would reject a caller that names it
+//! (`-> Result<(Result<u8, E>, ..), ..>` under `on_error = continue`).
 //!
 //! A branch never yields `Ok` when its tail, looked at through blocks and
 //! into every arm of an `if`/`else` or a `match`, is one of:
@@ -14,9 +18,9 @@
 //! and no `return` in the body (outside closures, async blocks and items,
 //! whose returns are their own) returns anything but `Err(..)`.
 //!
-//! The answer must never be "yes" for a body that can yield `Ok`, or code
-//! that compiles today would not: where the syntax cannot tell (a `break` or
-//! a `return` inside a macro invocation, a labelled block that may be left
+//! The answer must never be "yes" for a body that can yield `Ok`: its `Ok`
+//! would meet `Infallible`, an error. Where the syntax cannot tell (a
+//! `break` or a `return` inside a macro invocation, a labelled block that may be left
 //! with a value), the answer is "no", and the type is inferred as before.
 
 use proc_macro2::{TokenStream, TokenTree};
