@@ -7,6 +7,7 @@
 //! it, the branch's value type (or the moved value) is an error. The
 //! assertions check that the expansion still behaves as written.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
 
@@ -230,4 +231,62 @@ async fn the_error_type_still_comes_from_the_branches() {
         (task.as_str(), error.to_string().as_str()),
         ("failing", "disk full")
     );
+}
+
+/// A counter whose clones share the count: what `clone(..)` is for.
+#[derive(Clone, Default)]
+struct Db {
+    reads: Arc<AtomicU32>,
+}
+
+impl Db {
+    fn read(&self) -> u32 {
+        self.reads.fetch_add(1, SeqCst) + 1
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_clone_list_clones_before_the_branch_moves() {
+    let db = Db::default();
+    let cfg = Arc::new(String::from("cfg"));
+    let (a, b, c) = errgroup! {
+        type Error = ();
+        #[spawn(clone(db, cfg))] a => { db.read(); Ok(cfg.len()) },
+        #[blocking(clone(db, cfg))] b => { db.read(); Ok(cfg.len()) },
+        #[spawn(clone(db))] c => Ok(db.read() > 0),
+    }
+    .unwrap();
+    assert_eq!((a, b, c), (3, 3, true));
+    // Every branch read through its own clone; the originals are still here.
+    assert_eq!(db.read(), 4);
+    assert_eq!(Arc::strong_count(&cfg), 1);
+    assert_eq!(Arc::strong_count(&db.reads), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fan_out_clones_once_per_item() {
+    let db = Db::default();
+    let (spawned, blocking) = errgroup! {
+        type Error = ();
+        #[spawn(clone(db))] spawned => for i in 0..3u32 { db.read(); Ok(i) },
+        #[blocking(clone(db))] blocking => for i in 0..2u32 { db.read(); Ok(i) },
+    }
+    .unwrap();
+    assert_eq!((spawned, blocking), (vec![0, 1, 2], vec![0, 1]));
+    assert_eq!(db.read(), 6);
+    assert_eq!(Arc::strong_count(&db.reads), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn clones_and_never_ok_together() {
+    let db = Db::default();
+    let result = errgroup! {
+        #[spawn(clone(db))] ticker => loop {
+            db.read();
+            ctx.sleep(Duration::from_secs(1)).await.map_err(|_| "stopped")?;
+        },
+        #[blocking(clone(db))] failing => { db.read(); Err("boom") },
+    };
+    assert_eq!(failed(result.unwrap_err()).1, "boom");
+    assert!(db.read() >= 3);
 }

@@ -45,6 +45,8 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
             item: format_ident!("__errgroup_item{}", i, span = site),
             supervise: input.config.supervise.is_some(),
             ends: channels.ends_for(branch, i, &rt, site),
+            moving: branch.attrs.mode_span,
+            clones: clones(&branch.attrs.clones, &rt),
         };
         setup.extend(names.ends.setup.clone());
         let future = match &branch.body {
@@ -98,6 +100,16 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
     }
 }
 
+/// `let name = Clone::clone(&name);` for each name of a `clone(..)` list,
+/// spanned where the name is written: the binding is the one the body sees,
+/// the argument the variable outside.
+fn clones(names: &[syn::Ident], rt: &TokenStream) -> TokenStream {
+    names
+        .iter()
+        .map(|name| quote_spanned!(name.span()=> let #name = #rt::Clone::clone(&#name);))
+        .collect()
+}
+
 /// `(a, b, ..)`, nested so that no tuple holds more than [`MAX_TUPLE`]; an
 /// inner tuple of branches goes through `join` (`rt`) to be one branch.
 fn nest<T: quote::ToTokens>(items: &[T], rt: Option<&TokenStream>) -> TokenStream {
@@ -123,6 +135,12 @@ struct Names<'a> {
     item: syn::Ident,
     supervise: bool,
     ends: Ends,
+    /// Where a `#[spawn]` or `#[blocking]` attribute names its mode: the
+    /// moving body is spanned there, so that rustc's "value moved here"
+    /// (E0382) points at the attribute, where `clone(..)` is the fix.
+    moving: Option<Span>,
+    /// `let db = Clone::clone(&db);` per name in the attribute's `clone(..)`.
+    clones: TokenStream,
 }
 
 impl Names<'_> {
@@ -160,6 +178,16 @@ impl Names<'_> {
         };
         let name = format_ident!("{}", name, span = self.site);
         quote_spanned!(self.site=> #rt::#name)
+    }
+
+    /// `{ let db = Clone::clone(&db); body }` for a `clone(db)` list: the
+    /// clones are what the moving body captures.
+    fn with_clones(&self, body: TokenStream) -> TokenStream {
+        if self.clones.is_empty() {
+            return body;
+        }
+        let clones = &self.clones;
+        quote_spanned!(self.site=> { #clones #body })
     }
 
     /// `body`, through `never_ok` when it never yields `Ok` (never_ok.rs),
@@ -201,7 +229,7 @@ fn single(names: &Names, user_body: &syn::Expr, mode: Mode) -> TokenStream {
     // A body that starts with a block (`{ .. } > x`) must not become a
     // block statement followed by a stray operator: in parentheses, which
     // are then needed (so not linted).
-    let body = if starts_with_block(body) {
+    let body = if starts_with_block(body) || starts_with_crate(body) {
         quote_spanned!(body.span()=> (#body))
     } else {
         quote!(#body)
@@ -209,13 +237,13 @@ fn single(names: &Names, user_body: &syn::Expr, mode: Mode) -> TokenStream {
     let ctx_type = names.ctx_type();
     let (ctx_arg, body) = if mode == Mode::Blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
-        let body = quote_spanned! {body.span()=>
+        let body = quote_spanned! {names.moving.unwrap_or(body.span())=>
             move |#ctx: &#ctx_type| { #bind #ends #body }
         };
         (quote_spanned!(site=> #ctx), body)
     } else if mode == Mode::Spawn {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned! {body.span()=>
+        let body = quote_spanned! {names.moving.unwrap_or(body.span())=>
             async move { #bind #ends #body }
         };
         (quote_spanned!(site=> #ctx.clone()), body)
@@ -225,6 +253,7 @@ fn single(names: &Names, user_body: &syn::Expr, mode: Mode) -> TokenStream {
         (quote_spanned!(site=> #ctx.clone()), body)
     };
     let body = names.adapt(body, mode, never_ok::expr(user_body));
+    let body = names.with_clones(body);
     quote_spanned! {site=>
         #constructor.branch(&#scope, #ctx_arg, #body)
     }
@@ -248,25 +277,36 @@ fn starts_with_block(expr: &syn::Expr) -> bool {
                 | E::Const(_)
         )
     }
-    fn leftmost(expr: &syn::Expr) -> &syn::Expr {
-        use syn::Expr as E;
-        match expr {
-            E::Binary(e) => leftmost(&e.left),
-            E::MethodCall(e) => leftmost(&e.receiver),
-            E::Field(e) => leftmost(&e.base),
-            E::Index(e) => leftmost(&e.expr),
-            E::Cast(e) => leftmost(&e.expr),
-            E::Try(e) => leftmost(&e.expr),
-            E::Await(e) => leftmost(&e.base),
-            E::Call(e) => leftmost(&e.func),
-            E::Assign(e) => leftmost(&e.left),
-            E::Range(syn::ExprRange {
-                start: Some(start), ..
-            }) => leftmost(start),
-            _ => expr,
-        }
-    }
     !block_like(expr) && block_like(leftmost(expr))
+}
+
+/// Whether `expr` starts with `crate`, which a statement would read as the
+/// start of an item (`crate.x` is no value, but the output must still be
+/// one expression for rustc to report that).
+fn starts_with_crate(expr: &syn::Expr) -> bool {
+    matches!(leftmost(expr), syn::Expr::Path(p) if p.qself.is_none()
+        && p.path.leading_colon.is_none()
+        && p.path.segments.first().is_some_and(|s| s.ident == "crate"))
+}
+
+/// The part of `expr` written first.
+fn leftmost(expr: &syn::Expr) -> &syn::Expr {
+    use syn::Expr as E;
+    match expr {
+        E::Binary(e) => leftmost(&e.left),
+        E::MethodCall(e) => leftmost(&e.receiver),
+        E::Field(e) => leftmost(&e.base),
+        E::Index(e) => leftmost(&e.expr),
+        E::Cast(e) => leftmost(&e.expr),
+        E::Try(e) => leftmost(&e.expr),
+        E::Await(e) => leftmost(&e.base),
+        E::Call(e) => leftmost(&e.func),
+        E::Assign(e) => leftmost(&e.left),
+        E::Range(syn::ExprRange {
+            start: Some(start), ..
+        }) => leftmost(start),
+        _ => expr,
+    }
 }
 
 /// A fan-out branch: one task per item of its iterator.
@@ -303,9 +343,11 @@ fn fan_out_branch(
     let constructor = names.mode(mode);
     let ctx_type = names.ctx_type();
     let never_ok = never_ok::block(block);
+    let moving = names.moving.unwrap_or(block.span());
+    let clones = &names.clones;
     let launch = if mode == Mode::Blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
-        let body = quote_spanned! {block.span()=>
+        let body = quote_spanned! {moving=>
             move |#ctx: &#ctx_type| {
                 #bind
                 #ends
@@ -315,10 +357,10 @@ fn fan_out_branch(
             }
         };
         let body = names.adapt(body, mode, never_ok);
-        quote_spanned!(block.span()=> move |#item, #lent| #body)
+        quote_spanned!(moving=> move |#item, #lent| { #clones #body })
     } else if mode == Mode::Spawn {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned! {block.span()=>
+        let body = quote_spanned! {moving=>
             async move {
                 #bind
                 #ends
@@ -328,7 +370,7 @@ fn fan_out_branch(
             }
         };
         let body = names.adapt(body, mode, never_ok);
-        quote_spanned!(block.span()=> move |#item, #ctx: #ctx_type, #lent| #body)
+        quote_spanned!(moving=> move |#item, #ctx: #ctx_type, #lent| { #clones #body })
     } else {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
         // The item, the ctx and the ends move into the item's future;
@@ -351,6 +393,7 @@ fn fan_out_branch(
             }
         }
     };
+    let launch = names.with_clones(launch);
     quote_spanned! {site=>
         #constructor.fan_out(&#scope, #name, #items, #held, #launch)
     }

@@ -38,6 +38,34 @@ fn assert_error(source: &str, message: &str) {
 /// The macro bodies of `tests/ui/*.rs`, one per error, and a few more.
 const INVALID: &[(&str, &str)] = &[
     ("", "has no branches"),
+    ("#[spawn(clone())] a => x.await,", "`clone()` names nothing"),
+    ("#[blocking()] a => x,", "empty options"),
+    (
+        "#[spawn(clone(self.db))] a => x.await,",
+        "takes the names of local variables",
+    ),
+    (
+        "#[spawn(clone(db, db))] a => x.await,",
+        "`db` is cloned twice",
+    ),
+    (
+        "#[spawn(clone(a), clone(b))] a => x.await,",
+        "`clone(..)` is given twice",
+    ),
+    (
+        "#[spawn(clon(db))] a => x.await,",
+        "did you mean `clone(..)`?",
+    ),
+    (
+        "#[blocking(copy(db))] a => x,",
+        "unknown option of `#[blocking]`",
+    ),
+    ("#[spawn(clone = db)] a => x.await,", "write it as a list"),
+    (
+        "#[spawn(clone(ctx))] a => x.await,",
+        "`ctx` is the branch's own",
+    ),
+    ("#[spawn(clone(db,,))] a => x.await,", "expected a name"),
     ("limit = 2;", "has no branches"),
     (
         "page => fetch(a).await, page => fetch(b).await,",
@@ -330,6 +358,8 @@ const VALID: &[&str] = &[
     "crate = ::my::errgroup; a => { tx.send(1).await?; Ok::<_, E>(1) },",
     "crate = crate::errgroup; #[spawn] a => Ok::<_, E>(1), #[blocking] b => Ok::<_, E>(2),",
     "shutdown_on = tokio::signal::ctrl_c(); a => Ok::<_, E>(1),",
+    "#[spawn(clone(db, cfg))] a => Ok(db.get(&cfg)), #[blocking(clone(db,))] b => Ok(db.len()),",
+    "#[spawn(clone(db),)] a => for i in xs { Ok(db.get(i)) }, #[blocking(clone(db))] b => for i in xs { Ok(i) },",
 ];
 
 #[test]
@@ -1181,4 +1211,22 @@ fn branches_that_never_yield_ok_are_read_from_their_syntax() {
         let output = expand(&tokens(source));
         assert!(!output.contains("never_ok"), "{source:?} gave: {output}");
     }
+}
+
+/// `clone(db)` clones before the body moves: outside the moving body for a
+/// single branch, and again per item for a fan-out.
+#[test]
+fn a_clone_list_clones_outside_the_moving_body() {
+    let output = expand(&tokens("#[spawn(clone(db))] a => Ok(db.len()),"));
+    let clone = "let db = :: errgroup :: __private :: Clone :: clone (& db) ;";
+    let at = output
+        .find(clone)
+        .unwrap_or_else(|| panic!("no clone in {output}"));
+    assert!(output[at..].contains("async move"), "{output}");
+    let output = expand(&tokens(
+        "#[blocking(clone(db))] a => for i in xs { Ok(db.len()) },",
+    ));
+    assert_eq!(output.matches(clone).count(), 2, "{output}");
+    let output = expand(&tokens("#[spawn] a => Ok(db.len()),"));
+    assert!(!output.contains("clone (& db)"), "{output}");
 }
