@@ -88,7 +88,6 @@ pub(crate) async fn relay(
 ) -> errgroup::Error<anyhow::Error> {
     let (reader, writer) = stream.into_split();
     let result = errgroup! {
-        type Error = anyhow::Error;
         // Bound to the group: once it is cancelled, a `send` or `recv`
         // blocked on these returns `Err` at once.
         let (status_tx, status_rx) = channel::<Status>(1000);
