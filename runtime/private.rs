@@ -157,14 +157,11 @@ impl<E> Scope<E> {}
 /// diverging type: fixed by whatever the code around the group needs, and
 /// by the never-type fallback when nothing does (`()`, or `!` under edition
 /// 2024), so no branch needs `Err::<(), _>`.
-pub fn never_ok<F, E, T>(
-    body: F,
-    value: impl FnOnce(Infallible) -> T,
-) -> impl Future<Output = Result<T, E>>
+pub async fn never_ok<F, E, T>(body: F, value: impl FnOnce(Infallible) -> T) -> Result<T, E>
 where
     F: Future<Output = Result<Infallible, E>>,
 {
-    async move { body.await.map(value) }
+    body.await.map(value)
 }
 
 /// [`never_ok`] for a `#[blocking]` body.

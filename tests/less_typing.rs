@@ -7,6 +7,9 @@
 //! it, the branch's value type (or the moved value) is an error. The
 //! assertions check that the expansion still behaves as written.
 
+// A tail `return Err(..)` is one of the shapes the rule reads.
+#![allow(clippy::needless_return)]
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
 use std::time::Duration;
@@ -159,9 +162,15 @@ async fn supervised_branches_need_no_turbofish_either() {
         on_error = continue;
         good => Ok(1),
         bad => Err("no"),
-        ticker => loop {
-            ctx.sleep(Duration::from_secs(1)).await.map_err(|_| "cancelled")?;
-            return Err("ticked");
+        ticker => {
+            let mut ticks = 0;
+            loop {
+                ctx.sleep(Duration::from_secs(1)).await.map_err(|_| "cancelled")?;
+                ticks += 1;
+                if ticks == 2 {
+                    return Err("ticked");
+                }
+            }
         },
     }
     .unwrap();
@@ -206,9 +215,14 @@ async fn a_branch_that_may_yield_ok_keeps_its_inferred_type() {
         early => { if pick == 3 { return Ok(3u8); } Err("no") },
         from_loop => 'l: loop { if pick == 3 { break 'l Ok(4u16); } },
         named => Err::<u32, _>("named"),
-        in_macro => loop {
-            tokio::select! {
-                () = tokio::task::yield_now() => return Ok(5u64),
+        in_macro => {
+            let mut polls = 0;
+            loop {
+                tokio::select! {
+                    biased;
+                    () = tokio::task::yield_now(), if polls == 2 => return Ok(5u64),
+                    () = tokio::task::yield_now() => polls += 1,
+                }
             }
         },
     }

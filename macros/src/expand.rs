@@ -190,7 +190,7 @@ impl Names<'_> {
         quote_spanned!(self.site=> { #clones #body })
     }
 
-    /// `body`, through `never_ok` when it never yields `Ok` (never_ok.rs),
+    /// `body`, through `never_ok` when it never yields `Ok` (`never_ok.rs`),
     /// then supervised under `on_error = continue`.
     fn adapt(&self, body: TokenStream, mode: Mode, never_ok: bool) -> TokenStream {
         let rt = self.rt;
@@ -329,9 +329,10 @@ fn fan_out_branch(
     let (pat, items, block) = (&fan_out.pat, &fan_out.expr, &fan_out.body);
     // A `for` pattern may be an or-pattern (`for | a | b in ..`), which a
     // `let` takes only in parentheses.
-    let pat = match &**pat {
-        syn::Pat::Or(_) => quote!((#pat)),
-        _ => quote!(#pat),
+    let pat = if matches!(&**pat, syn::Pat::Or(_)) {
+        quote!((#pat))
+    } else {
+        quote!(#pat)
     };
     // The statements, not the block: the braces would be linted as unneeded.
     let stmts = &block.stmts;
