@@ -132,7 +132,6 @@ pub(crate) async fn tick_until_deadline(
     let done = &mut units;
     let result = errgroup! {
         timeout = deadline;
-        type Error = anyhow::Error;
         ticker => {
             // `ctx.sleep` returns `Err` once the deadline has passed.
             while ctx.sleep(tick).await.is_ok() {

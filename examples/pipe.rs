@@ -91,7 +91,6 @@ pub(crate) async fn download(store: SocketAddr, dir: &Workdir) -> anyhow::Result
     // The first branch to fail cancels `ctx`; the group returns once both
     // branches have, with that first error.
     let result = errgroup! {
-        type Error = anyhow::Error;
         fetch => fetch(ctx, store, tx_ref).await,
         save  => save_fifo(ctx, rx, &out, save_ref).await,
     }

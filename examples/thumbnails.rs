@@ -241,16 +241,16 @@ async fn upload_image(State(app): State<Arc<App>>, body: Bytes) -> Result<Respon
         arrived,
         app,
     });
-    // `#[blocking]` bodies own what they use: one handle each.
-    let (resize, thumbnail, blur) = (Arc::clone(&upload), Arc::clone(&upload), upload);
     // Where errgroup matters: the first version to fail cancels `ctx`, so the
     // others stop at their next check instead of finishing work that will be
     // thrown away; and the group returns only once all three have returned,
     // so no branch is still writing into the store when we clean up.
+    // `#[blocking]` bodies own what they use: `clone(upload)` gives each
+    // its own handle.
     let made = errgroup! {
-        #[blocking] resize    => resize.make(ctx, Version::Resize),
-        #[blocking] thumbnail => thumbnail.make(ctx, Version::Thumbnail),
-        #[blocking] blur      => blur.make(ctx, Version::Blur),
+        #[blocking(clone(upload))] resize    => upload.make(ctx, Version::Resize),
+        #[blocking(clone(upload))] thumbnail => upload.make(ctx, Version::Thumbnail),
+        #[blocking(clone(upload))] blur      => upload.make(ctx, Version::Blur),
     };
     // On failure the versions that were made are dropped with the group's
     // result here, and each one's `Staged` removes its temporary file.

@@ -111,7 +111,6 @@ pub(crate) async fn pool(
     log: Arc<Log>,
 ) -> Result<Vec<(u64, u64)>, errgroup::Error<anyhow::Error>> {
     let ((), _, results) = errgroup! {
-        type Error = anyhow::Error;
         // Bound to the group: a worker blocked on either returns at once
         // when the group is cancelled.
         let (jobs_tx, jobs_rx) = channel::<Job>(8);
@@ -124,9 +123,9 @@ pub(crate) async fn pool(
             }
             Ok(())
         },
-        // N tasks on one channel: each job goes to one of them. Owned data
-        // goes through the iterator (`#[spawn]` is `'static`).
-        #[spawn] work => for log in (0..workers).map(|_| Arc::clone(&log)) {
+        // N tasks on one channel: each job goes to one of them. Each task
+        // owns its clone of `log` (`#[spawn]` is `'static`).
+        #[spawn(clone(log))] work => for _ in 0..workers {
             while let Some(job) = jobs_rx.recv().await? {
                 let id = job.id;
                 // The job's error is a value, not this worker's failure.

@@ -218,7 +218,7 @@ impl<T> Sender<T> {
     ///             Err(e) => Ok(e.into_inner()),
     ///         }
     ///     },
-    ///     fail => { let _ = &rx; Err::<String, _>(anyhow::anyhow!("stop")) },
+    ///     fail => { let _ = &rx; Err(anyhow::anyhow!("stop")) },
     /// };
     /// assert_eq!(result.unwrap_err().to_string(), "task `fail` failed: stop");
     /// # }

@@ -58,7 +58,7 @@ pub(crate) fn with_ambient<F: Future>(ctx: Ctx, body: F) -> TaskLocalFuture<Ctx,
 ///
 /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
 /// let result = errgroup! {
-///     failing => Err::<(), _>(anyhow::anyhow!("disk full")),
+///     failing => Err(anyhow::anyhow!("disk full")),
 ///     waiting => {
 ///         ctx.sleep(Duration::from_secs(60)).await?; // returns at once: the group is cancelled
 ///         Ok(())
@@ -89,8 +89,8 @@ impl Ctx {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let result = errgroup! {
-    ///     watcher => { ctx.cancelled().await; Ok::<_, &str>("saw the cancellation") },
-    ///     failing => Err::<&str, _>("stop"),
+    ///     watcher => { ctx.cancelled().await; Ok("saw the cancellation") },
+    ///     failing => Err("stop"),
     /// };
     /// assert!(result.is_err());
     /// # }
@@ -161,7 +161,7 @@ impl Ctx {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let result = errgroup! {
-    ///     db => Err::<Cause, _>("connection refused"),
+    ///     db => Err("connection refused"),
     ///     observer => {
     ///         ctx.cancelled().await;
     ///         Ok(ctx.cause().unwrap())
@@ -222,7 +222,7 @@ impl Ctx {
     ///         .await?;
     ///         Ok(value)
     ///     },
-    ///     failing => Err::<u32, _>(anyhow::anyhow!("no route to host")),
+    ///     failing => Err(anyhow::anyhow!("no route to host")),
     /// };
     /// assert_eq!(result.unwrap_err().task().unwrap(), "failing");
     /// # }
@@ -447,9 +447,9 @@ impl Ctx {
     ///     library => {
     ///         let token = ctx.token();
     ///         token.cancelled().await; // tokio-util's API
-    ///         Ok::<_, &str>(())
+    ///         Ok(())
     ///     },
-    ///     failing => Err::<(), _>("boom"),
+    ///     failing => Err("boom"),
     /// };
     /// assert_eq!(result.unwrap_err().task().unwrap(), "failing");
     /// # }
@@ -471,9 +471,9 @@ impl Ctx {
     ///     server => {
     ///         let stop = ctx.cancelled_owned(); // 'static: another task may own it
     ///         ctx.spawn("graceful", async move { stop.await; Ok::<_, &str>(()) }).unwrap();
-    ///         Ok::<_, &str>(())
+    ///         Ok(())
     ///     },
-    ///     failing => Err::<(), _>("boom"),
+    ///     failing => Err("boom"),
     /// };
     /// assert!(result.is_err());
     /// # }

@@ -298,7 +298,7 @@ impl std::error::Error for Cancelled {}
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let result = errgroup! {
-///     fast => Err::<u8, _>("boom"),
+///     fast => Err("boom"),
 ///     slow => { ctx.cancelled().await; Ok(2) },
 /// };
 /// let err = result.unwrap_err();

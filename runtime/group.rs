@@ -149,7 +149,7 @@ impl<E: Send + 'static> Group<E> {
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let result = errgroup! {
-    ///     failing => Err::<(), _>("boom"),
+    ///     failing => Err("boom"),
     ///     dynamic => {
     ///         let mut group = Group::<&str>::with_parent(ctx);
     ///         group.spawn("child", |ctx| async move { ctx.cancelled().await; Ok(()) });

@@ -139,7 +139,8 @@ pub use crate::group::Group;
 ///
 /// BRANCH := ATTR* NAME => BODY                   // one task
 ///         | ATTR* NAME => for PAT in EXPR BLOCK  // fan-out: one task per item
-/// ATTR   := #[spawn] | #[blocking]
+/// ATTR   := #[spawn] | #[blocking]                 // a tokio task; the blocking pool
+///         | #[spawn(clone(NAME, ..))] | #[blocking(clone(NAME, ..))]  // clones NAME first
 /// ```
 ///
 /// `{ }`, `( )` and `[ ]` all work as delimiters. `BODY` is the body of an
@@ -229,8 +230,8 @@ pub use crate::group::Group;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let outcome = errgroup! {
 ///     on_error = continue;
-///     good => Ok::<_, String>(1),
-///     bad  => Err::<i32, _>("no".to_string()),
+///     good => Ok(1),
+///     bad  => Err("no".to_string()),
 /// };
 /// let (good, bad) = outcome.unwrap();
 /// assert_eq!(good, Ok(1));
@@ -245,9 +246,79 @@ pub use crate::group::Group;
 ///         .map_err(|e| e.to_string())?;
 ///         Ok(inner)
 ///     },
-///     failing => Err::<(), _>("boom".to_string()),
+///     failing => Err("boom".to_string()),
 /// };
 /// assert_eq!(result.unwrap_err().to_string(), "task `failing` failed: boom");
+/// # }
+/// ```
+///
+/// # Branches that never return `Ok`
+///
+/// A branch's value type is inferred from its `Ok(..)`. A branch that never
+/// returns `Ok` has none, and needs no turbofish either: when the macro can
+/// see it from the syntax, the value type is left to the code around the
+/// group, and is `()` when nothing there names it (`!`, the never type,
+/// under edition 2024; either way, no such value ever exists). The macro
+/// sees it when the branch's tail (through blocks, and every arm of an
+/// `if`/`else` or `match`) is
+///
+/// - `Err(..)`, or `return Err(..)` with or without its `;`,
+/// - a `loop` that no `break` leaves,
+///
+/// and no `return` in the body returns anything else. Where a `break` or a
+/// `return` is inside a macro invocation, or a labelled block may be left
+/// with a value, the branch is inferred as any other: write its type there
+/// (`Err::<(), _>(..)`), as you would for any `Result`. An `Err::<u8, _>(..)`
+/// keeps the type it names.
+///
+/// ```
+/// use errgroup::errgroup;
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let mut ticks = 0;
+/// let result = errgroup! {
+///     ticker => loop {
+///         ctx.sleep(Duration::from_secs(1)).await.map_err(|_| "stopped")?;
+///         ticks += 1;
+///     },
+///     failing => {
+///         ctx.sleep(Duration::from_millis(2500)).await.map_err(|_| "stopped")?;
+///         Err("boom")
+///     },
+/// };
+/// assert_eq!(result.unwrap_err().to_string(), "task `failing` failed: boom");
+/// assert_eq!(ticks, 2);
+/// # }
+/// ```
+///
+/// # Moving branches and `clone(..)`
+///
+/// A `#[spawn]` or `#[blocking]` branch moves what it names, as an
+/// `async move` block or a `move` closure does: a second such branch that
+/// reads the same variable gets rustc's E0382, "use of moved value", with
+/// "value moved here" under the first branch's attribute. `clone(..)` on
+/// the attribute is the fix: `#[spawn(clone(db, cfg))]` runs
+/// `let db = Clone::clone(&db);` (and the same for `cfg`) before the
+/// branch moves them, so the branch owns its clones and the variables stay
+/// usable after the group. Cloning an `Arc` is a reference-count increment.
+/// A fan-out clones once per item.
+///
+/// ```
+/// use errgroup::errgroup;
+/// use std::sync::Arc;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let names = Arc::new(vec!["ada", "grace"]);
+/// let (count, longest, lengths) = errgroup! {
+///     type Error = std::convert::Infallible;
+///     #[spawn(clone(names))] count => Ok(names.len()),
+///     #[blocking(clone(names))] longest => Ok(names.iter().map(|n| n.len()).max()),
+///     #[spawn(clone(names))] lengths => for i in 0..2 { Ok(names[i].len()) },
+/// }
+/// .unwrap();
+/// assert_eq!((count, longest, lengths), (2, Some(5), vec![3, 5]));
+/// assert_eq!(Arc::strong_count(&names), 1); // every clone is gone
 /// # }
 /// ```
 ///
@@ -305,7 +376,8 @@ pub use crate::group::Group;
 /// tokens and say how to fix them: an empty group, duplicate branch names,
 /// an unknown or repeated header, a header after a branch, `limit = 0`,
 /// `channel(0)`, an
-/// unknown attribute, `#[spawn]` with `#[blocking]`, `.await` in a
+/// unknown attribute, `#[spawn]` with `#[blocking]`, a `clone(..)` that is
+/// not a list of names, `.await` in a
 /// `#[blocking]` body, `ctx` rebound with `let`, and a group whose error
 /// type nothing fixes (add `type Error = ..;`). All of them are reported in
 /// one build.

@@ -150,6 +150,31 @@ fn body_of<F: Future>(core: &state::Core, ctx: Ctx, body: F) -> Body<F> {
 
 impl<E> Scope<E> {}
 
+/// A body the macro read as never yielding `Ok` (it ends in `Err(..)`,
+/// `return Err(..)` or a `loop` no `break` leaves): its `Ok` type is
+/// `Infallible`, which its `Err(..)` and `?` infer with. Its value type as
+/// a branch is `T`, which the expansion's `|never| match never {}` makes a
+/// diverging type: fixed by whatever the code around the group needs, and
+/// by the never-type fallback when nothing does (`()`, or `!` under edition
+/// 2024), so no branch needs `Err::<(), _>`.
+pub async fn never_ok<F, E, T>(body: F, value: impl FnOnce(Infallible) -> T) -> Result<T, E>
+where
+    F: Future<Output = Result<Infallible, E>>,
+{
+    body.await.map(value)
+}
+
+/// [`never_ok`] for a `#[blocking]` body.
+pub fn never_ok_blocking<F, E, T>(
+    body: F,
+    value: impl FnOnce(Infallible) -> T,
+) -> impl FnOnce(&Ctx) -> Result<T, E>
+where
+    F: FnOnce(&Ctx) -> Result<Infallible, E>,
+{
+    move |ctx: &Ctx| body(ctx).map(value)
+}
+
 /// `on_error = continue` for a future body: its result becomes its value.
 pub fn supervise<F, T, E>(body: F) -> impl Future<Output = Result<Result<T, E>, E>>
 where

@@ -16,6 +16,7 @@ use syn::spanned::Spanned;
 
 use crate::ast::{Body, Branch, Config, Input, Krate};
 use crate::attr::Mode;
+use crate::never_ok;
 
 /// The most branches the runtime's tuples hold; more are nested.
 const MAX_TUPLE: usize = 8;
@@ -44,6 +45,8 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
             item: format_ident!("__errgroup_item{}", i, span = site),
             supervise: input.config.supervise.is_some(),
             ends: channels.ends_for(branch, i, &rt, site),
+            moving: branch.attrs.mode_span,
+            clones: clones(&branch.attrs.clones, &rt),
         };
         setup.extend(names.ends.setup.clone());
         let future = match &branch.body {
@@ -97,6 +100,16 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
     }
 }
 
+/// `let name = Clone::clone(&name);` for each name of a `clone(..)` list,
+/// spanned where the name is written: the binding is the one the body sees,
+/// the argument the variable outside.
+fn clones(names: &[syn::Ident], rt: &TokenStream) -> TokenStream {
+    names
+        .iter()
+        .map(|name| quote_spanned!(name.span()=> let #name = #rt::Clone::clone(&#name);))
+        .collect()
+}
+
 /// `(a, b, ..)`, nested so that no tuple holds more than [`MAX_TUPLE`]; an
 /// inner tuple of branches goes through `join` (`rt`) to be one branch.
 fn nest<T: quote::ToTokens>(items: &[T], rt: Option<&TokenStream>) -> TokenStream {
@@ -122,6 +135,12 @@ struct Names<'a> {
     item: syn::Ident,
     supervise: bool,
     ends: Ends,
+    /// Where a `#[spawn]` or `#[blocking]` attribute names its mode: the
+    /// moving body is spanned there, so that rustc's "value moved here"
+    /// (E0382) points at the attribute, where `clone(..)` is the fix.
+    moving: Option<Span>,
+    /// `let db = Clone::clone(&db);` per name in the attribute's `clone(..)`.
+    clones: TokenStream,
 }
 
 impl Names<'_> {
@@ -161,12 +180,34 @@ impl Names<'_> {
         quote_spanned!(self.site=> #rt::#name)
     }
 
-    /// `body`, supervised under `on_error = continue`.
-    fn supervise(&self, body: TokenStream, mode: Mode) -> TokenStream {
+    /// `{ let db = Clone::clone(&db); body }` for a `clone(db)` list: the
+    /// clones are what the moving body captures.
+    fn with_clones(&self, body: TokenStream) -> TokenStream {
+        if self.clones.is_empty() {
+            return body;
+        }
+        let clones = &self.clones;
+        quote_spanned!(self.site=> { #clones #body })
+    }
+
+    /// `body`, through `never_ok` when it never yields `Ok` (`never_ok.rs`),
+    /// then supervised under `on_error = continue`.
+    fn adapt(&self, body: TokenStream, mode: Mode, never_ok: bool) -> TokenStream {
+        let rt = self.rt;
+        let body = if never_ok {
+            let adapter = if mode == Mode::Blocking {
+                format_ident!("never_ok_blocking", span = self.site)
+            } else {
+                format_ident!("never_ok", span = self.site)
+            };
+            let never = format_ident!("__errgroup_never", span = self.site);
+            quote_spanned!(self.site=> #rt::#adapter(#body, |#never| match #never {}))
+        } else {
+            body
+        };
         if !self.supervise {
             return body;
         }
-        let rt = self.rt;
         let adapter = if mode == Mode::Blocking {
             format_ident!("supervise_blocking", span = self.site)
         } else {
@@ -177,7 +218,8 @@ impl Names<'_> {
 }
 
 /// A plain branch, given `ctx` in scope under `names.ctx`.
-fn single(names: &Names, body: &syn::Expr, mode: Mode) -> TokenStream {
+fn single(names: &Names, user_body: &syn::Expr, mode: Mode) -> TokenStream {
+    let body = user_body;
     let Names {
         site, scope, ctx, ..
     } = names;
@@ -187,7 +229,7 @@ fn single(names: &Names, body: &syn::Expr, mode: Mode) -> TokenStream {
     // A body that starts with a block (`{ .. } > x`) must not become a
     // block statement followed by a stray operator: in parentheses, which
     // are then needed (so not linted).
-    let body = if starts_with_block(body) {
+    let body = if starts_with_block(body) || starts_with_crate(body) {
         quote_spanned!(body.span()=> (#body))
     } else {
         quote!(#body)
@@ -195,13 +237,13 @@ fn single(names: &Names, body: &syn::Expr, mode: Mode) -> TokenStream {
     let ctx_type = names.ctx_type();
     let (ctx_arg, body) = if mode == Mode::Blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
-        let body = quote_spanned! {body.span()=>
+        let body = quote_spanned! {names.moving.unwrap_or(body.span())=>
             move |#ctx: &#ctx_type| { #bind #ends #body }
         };
         (quote_spanned!(site=> #ctx), body)
     } else if mode == Mode::Spawn {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned! {body.span()=>
+        let body = quote_spanned! {names.moving.unwrap_or(body.span())=>
             async move { #bind #ends #body }
         };
         (quote_spanned!(site=> #ctx.clone()), body)
@@ -210,7 +252,8 @@ fn single(names: &Names, body: &syn::Expr, mode: Mode) -> TokenStream {
         let body = quote_spanned!(body.span()=> async { #bind #ends #body });
         (quote_spanned!(site=> #ctx.clone()), body)
     };
-    let body = names.supervise(body, mode);
+    let body = names.adapt(body, mode, never_ok::expr(user_body));
+    let body = names.with_clones(body);
     quote_spanned! {site=>
         #constructor.branch(&#scope, #ctx_arg, #body)
     }
@@ -234,25 +277,36 @@ fn starts_with_block(expr: &syn::Expr) -> bool {
                 | E::Const(_)
         )
     }
-    fn leftmost(expr: &syn::Expr) -> &syn::Expr {
-        use syn::Expr as E;
-        match expr {
-            E::Binary(e) => leftmost(&e.left),
-            E::MethodCall(e) => leftmost(&e.receiver),
-            E::Field(e) => leftmost(&e.base),
-            E::Index(e) => leftmost(&e.expr),
-            E::Cast(e) => leftmost(&e.expr),
-            E::Try(e) => leftmost(&e.expr),
-            E::Await(e) => leftmost(&e.base),
-            E::Call(e) => leftmost(&e.func),
-            E::Assign(e) => leftmost(&e.left),
-            E::Range(syn::ExprRange {
-                start: Some(start), ..
-            }) => leftmost(start),
-            _ => expr,
-        }
-    }
     !block_like(expr) && block_like(leftmost(expr))
+}
+
+/// Whether `expr` starts with `crate`, which a statement would read as the
+/// start of an item (`crate.x` is no value, but the output must still be
+/// one expression for rustc to report that).
+fn starts_with_crate(expr: &syn::Expr) -> bool {
+    matches!(leftmost(expr), syn::Expr::Path(p) if p.qself.is_none()
+        && p.path.leading_colon.is_none()
+        && p.path.segments.first().is_some_and(|s| s.ident == "crate"))
+}
+
+/// The part of `expr` written first.
+fn leftmost(expr: &syn::Expr) -> &syn::Expr {
+    use syn::Expr as E;
+    match expr {
+        E::Binary(e) => leftmost(&e.left),
+        E::MethodCall(e) => leftmost(&e.receiver),
+        E::Field(e) => leftmost(&e.base),
+        E::Index(e) => leftmost(&e.expr),
+        E::Cast(e) => leftmost(&e.expr),
+        E::Try(e) => leftmost(&e.expr),
+        E::Await(e) => leftmost(&e.base),
+        E::Call(e) => leftmost(&e.func),
+        E::Assign(e) => leftmost(&e.left),
+        E::Range(syn::ExprRange {
+            start: Some(start), ..
+        }) => leftmost(start),
+        _ => expr,
+    }
 }
 
 /// A fan-out branch: one task per item of its iterator.
@@ -273,6 +327,13 @@ fn fan_out_branch(
     let site = *site;
     let name = name.to_string();
     let (pat, items, block) = (&fan_out.pat, &fan_out.expr, &fan_out.body);
+    // A `for` pattern may be an or-pattern (`for | a | b in ..`), which a
+    // `let` takes only in parentheses.
+    let pat = if matches!(&**pat, syn::Pat::Or(_)) {
+        quote!((#pat))
+    } else {
+        quote!(#pat)
+    };
     // The statements, not the block: the braces would be linted as unneeded.
     let stmts = &block.stmts;
     // The branch's clones of the channel ends it names go to the fan-out,
@@ -282,9 +343,12 @@ fn fan_out_branch(
     let ends = names.ends.bind(&names.ends.lent);
     let constructor = names.mode(mode);
     let ctx_type = names.ctx_type();
+    let never_ok = never_ok::block(block);
+    let moving = names.moving.unwrap_or(block.span());
+    let clones = &names.clones;
     let launch = if mode == Mode::Blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
-        let body = quote_spanned! {block.span()=>
+        let body = quote_spanned! {moving=>
             move |#ctx: &#ctx_type| {
                 #bind
                 #ends
@@ -293,11 +357,11 @@ fn fan_out_branch(
                 #(#stmts)*
             }
         };
-        let body = names.supervise(body, mode);
-        quote_spanned!(block.span()=> move |#item, #lent| #body)
+        let body = names.adapt(body, mode, never_ok);
+        quote_spanned!(moving=> move |#item, #lent| { #clones #body })
     } else if mode == Mode::Spawn {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned! {block.span()=>
+        let body = quote_spanned! {moving=>
             async move {
                 #bind
                 #ends
@@ -306,8 +370,8 @@ fn fan_out_branch(
                 #(#stmts)*
             }
         };
-        let body = names.supervise(body, mode);
-        quote_spanned!(block.span()=> move |#item, #ctx: #ctx_type, #lent| #body)
+        let body = names.adapt(body, mode, never_ok);
+        quote_spanned!(moving=> move |#item, #ctx: #ctx_type, #lent| { #clones #body })
     } else {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
         // The item, the ctx and the ends move into the item's future;
@@ -322,7 +386,7 @@ fn fan_out_branch(
                 #(#stmts)*
             }
         };
-        let body = names.supervise(body, mode);
+        let body = names.adapt(body, mode, never_ok);
         quote_spanned! {block.span()=>
             |#item, #ctx: #ctx_type, #lent| {
                 let #item = #rt::Moved(#item);
@@ -330,6 +394,7 @@ fn fan_out_branch(
             }
         }
     };
+    let launch = names.with_clones(launch);
     quote_spanned! {site=>
         #constructor.fan_out(&#scope, #name, #items, #held, #launch)
     }

@@ -24,6 +24,7 @@ mod errors;
 mod expand;
 mod fallback;
 mod lints;
+mod never_ok;
 mod parse;
 #[cfg(test)]
 mod tests;

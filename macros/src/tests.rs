@@ -38,6 +38,34 @@ fn assert_error(source: &str, message: &str) {
 /// The macro bodies of `tests/ui/*.rs`, one per error, and a few more.
 const INVALID: &[(&str, &str)] = &[
     ("", "has no branches"),
+    ("#[spawn(clone())] a => x.await,", "`clone()` names nothing"),
+    ("#[blocking()] a => x,", "empty options"),
+    (
+        "#[spawn(clone(self.db))] a => x.await,",
+        "takes the names of local variables",
+    ),
+    (
+        "#[spawn(clone(db, db))] a => x.await,",
+        "`db` is cloned twice",
+    ),
+    (
+        "#[spawn(clone(a), clone(b))] a => x.await,",
+        "`clone(..)` is given twice",
+    ),
+    (
+        "#[spawn(clon(db))] a => x.await,",
+        "did you mean `clone(..)`?",
+    ),
+    (
+        "#[blocking(copy(db))] a => x,",
+        "unknown option of `#[blocking]`",
+    ),
+    ("#[spawn(clone = db)] a => x.await,", "write it as a list"),
+    (
+        "#[spawn(clone(ctx))] a => x.await,",
+        "`ctx` is the branch's own",
+    ),
+    ("#[spawn(clone(db,,))] a => x.await,", "expected a name"),
     ("limit = 2;", "has no branches"),
     (
         "page => fetch(a).await, page => fetch(b).await,",
@@ -330,6 +358,8 @@ const VALID: &[&str] = &[
     "crate = ::my::errgroup; a => { tx.send(1).await?; Ok::<_, E>(1) },",
     "crate = crate::errgroup; #[spawn] a => Ok::<_, E>(1), #[blocking] b => Ok::<_, E>(2),",
     "shutdown_on = tokio::signal::ctrl_c(); a => Ok::<_, E>(1),",
+    "#[spawn(clone(db, cfg))] a => Ok(db.get(&cfg)), #[blocking(clone(db,))] b => Ok(db.len()),",
+    "#[spawn(clone(db),)] a => for i in xs { Ok(db.get(i)) }, #[blocking(clone(db))] b => for i in xs { Ok(i) },",
 ];
 
 #[test]
@@ -1129,4 +1159,74 @@ fn the_expanded_example_is_what_the_macro_writes() {
         by_hand, by_macro,
         "examples/expanded.rs is out of date: paste the macro's output (formatted) into `expanded`"
     );
+}
+
+/// Branches whose value type the expansion fixes to `()`, and look-alikes
+/// that can yield `Ok` and must keep the type they infer.
+#[test]
+fn branches_that_never_yield_ok_are_read_from_their_syntax() {
+    let never_ok = [
+        "a => Err(e),",
+        "a => Result::Err(e),",
+        "a => { f().await?; Err(e) },",
+        "a => return Err(e),",
+        "a => { f().await?; return Err(e); },",
+        "a => loop { ctx.sleep(d).await?; },",
+        "a => { let x = 1; loop { if x > 0 { continue; } } },",
+        "a => 'l: loop { loop { break; } for _ in xs { break; } while c { break 'w; } },",
+        "a => loop { let f = || loop { break; }; let g = async { return Ok(1) }; },",
+        "a => if c { Err(e) } else { return Err(f); },",
+        "a => match m { 1 => Err(e), _ => loop {} },",
+        "a => { if c { return Err(e); } Err(f) },",
+        "#[blocking] a => loop { ctx.check()?; },",
+        "#[spawn] a => Err(e),",
+        "a => for x in xs { f(x).await?; Err(e) },",
+        "#[blocking] a => for x in xs { return Err(x); },",
+        "on_error = continue; a => Err(e), #[blocking] b => Err(e),",
+    ];
+    let may_yield_ok = [
+        "a => Ok(1),",
+        "a => Err::<u8, _>(e),",
+        "a => Result::<u8, E>::Err(e),",
+        "a => { Err(e); },",
+        "a => { if c { return Ok(1); } Err(e) },",
+        "a => { return; },",
+        "a => loop { break Ok(1); },",
+        "a => 'l: loop { loop { break 'l Ok(1); } },",
+        "a => loop { tokio::select! { _ = f() => break, } },",
+        "a => loop { my_macro!(return Ok(1)); },",
+        "a => 'b: { if c { break 'b Ok(1); } Err(e) },",
+        "a => if c { Err(e) },",
+        "a => if c { Err(e) } else { Ok(1) },",
+        "a => match m { 1 => Err(e), _ => Ok(1) },",
+        "a => while c { f(); },",
+        "a => for x in xs { if x { return Ok(x); } Err(e) },",
+        "a => f(Err(e)),",
+    ];
+    for source in never_ok {
+        let output = expand(&tokens(source));
+        assert!(output.contains("never_ok"), "{source:?} gave: {output}");
+    }
+    for source in may_yield_ok {
+        let output = expand(&tokens(source));
+        assert!(!output.contains("never_ok"), "{source:?} gave: {output}");
+    }
+}
+
+/// `clone(db)` clones before the body moves: outside the moving body for a
+/// single branch, and again per item for a fan-out.
+#[test]
+fn a_clone_list_clones_outside_the_moving_body() {
+    let output = expand(&tokens("#[spawn(clone(db))] a => Ok(db.len()),"));
+    let clone = "let db = :: errgroup :: __private :: Clone :: clone (& db) ;";
+    let at = output
+        .find(clone)
+        .unwrap_or_else(|| panic!("no clone in {output}"));
+    assert!(output[at..].contains("async move"), "{output}");
+    let output = expand(&tokens(
+        "#[blocking(clone(db))] a => for i in xs { Ok(db.len()) },",
+    ));
+    assert_eq!(output.matches(clone).count(), 2, "{output}");
+    let output = expand(&tokens("#[spawn] a => Ok(db.len()),"));
+    assert!(!output.contains("clone (& db)"), "{output}");
 }
