@@ -55,7 +55,13 @@ fn path<S: Subscriber + for<'a> LookupSpan<'a>>(
     let Some(span) = id.and_then(|id| ctx.span(id)) else {
         return Vec::new();
     };
-    let mut names: Vec<String> = span.scope().map(|s| s.name().to_owned()).collect();
+    // Under `--cfg tokio_unstable` tokio wraps each task in spans of its own
+    // (`runtime.spawn`); the application's path is the rest.
+    let mut names: Vec<String> = span
+        .scope()
+        .map(|s| s.name().to_owned())
+        .filter(|name| !name.starts_with("runtime."))
+        .collect();
     names.reverse();
     names
 }
@@ -226,6 +232,19 @@ fn spawned_and_blocking_bodies_and_tasks_run_inside_their_spans() {
             .unwrap_or_else(|| panic!("no event {message:?}: {events:#?}"));
         assert_eq!(event.path, ["errgroup", "branch"], "{message}");
         assert_eq!(capture.branch(branch).path, ["errgroup"]);
+    }
+    // What tokio-console lists: each task under the name errors use.
+    #[cfg(tokio_unstable)]
+    for name in ["spawned", "blocking", "task"] {
+        let field = format!("task.name={name}");
+        assert!(
+            capture
+                .spans()
+                .iter()
+                .any(|s| s.what.starts_with("runtime.") && s.fields.contains(&field)),
+            "no tokio task named {name}: {:#?}",
+            capture.spans()
+        );
     }
 }
 
