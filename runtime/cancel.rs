@@ -97,6 +97,9 @@ impl Waiters {
     }
 
     fn wake_all(self) {
+        if self.slots.is_empty() {
+            return;
+        }
         for slot in self.slots {
             if let Slot::Waiting(waker) = slot {
                 waker.wake();
@@ -184,7 +187,12 @@ impl Node {
         if let Some(token) = token {
             token.cancel();
         }
-        if let (false, Some(cause)) = (hooks.is_empty(), self.cause.get()) {
+        // The cause is read (a lock and a clone) only for hooks to run: most
+        // groups have none.
+        if hooks.is_empty() {
+            return true;
+        }
+        if let Some(cause) = self.cause.get() {
             for hook in hooks.iter().filter_map(Weak::upgrade) {
                 hook.on_cancel(&cause);
             }

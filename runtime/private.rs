@@ -30,7 +30,7 @@ use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Tasks};
-use crate::state::{Settings, State};
+use crate::state::{Core, Settings, State};
 use crate::sync::Arc;
 
 /// The group's header values, evaluated in the order written.
@@ -126,7 +126,7 @@ impl<E> Scope<E> {
         channel::bound(self.state.core.node(), None)
     }
 
-    fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<TaskLocalFuture<Ctx, F>> {
+    fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<TaskLocalFuture<Arc<Core>, F>> {
         let core = Arc::clone(&self.state.core);
         let start = core.start();
         let task = ctx.task().clone();
@@ -173,7 +173,14 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        Leaf::new(Run::new(&scope.state, scope.guarded(ctx, body)))
+        // No ambient wrapper: the driver sets the group's ctx around every
+        // in-task branch (engine.rs).
+        let (core, task) = ctx.into_parts();
+        let start = core.start();
+        Leaf::new(Run::new(
+            &scope.state,
+            Guarded::new(core, task, body, start),
+        ))
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
@@ -196,7 +203,8 @@ impl InTask {
         let launch = move |item, index, permit, ends| {
             let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();
-            let body = with_ambient(ctx.clone(), body(item, ctx, ends));
+            // In-task items run under the driver's ambient ctx (engine.rs).
+            let body = body(item, ctx, ends);
             Keep::new(Run::new(
                 state,
                 Guarded::new(
