@@ -220,10 +220,12 @@ impl Node {
     /// Whether the node is cancelled, or its deadline has passed. A query:
     /// it changes nothing (a spinning branch still sees a deadline that no
     /// timer has turned into a cancellation yet).
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cause.is_set() || self.deadline_passed()
     }
 
+    #[inline]
     fn deadline_passed(&self) -> bool {
         self.effective_deadline
             .is_some_and(|at| Instant::now() >= at)

@@ -171,6 +171,9 @@ impl Core {
         self.node.cancel(cause)
     }
 
+    // `#[inline]`: asked per fan-out item, from generic code compiled in the
+    // user's crate, where a plain fn would be a call each time.
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.node.is_cancelled()
     }
