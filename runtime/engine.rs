@@ -38,7 +38,7 @@ pub trait Branch {
     type Value;
     /// `Ready` once the branch (every branch of a tuple) has ended.
     fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
-    /// `grace` expired: drops or aborts what still runs (see [`Stop`]).
+    /// `grace` expired: drops or aborts what still runs (see `branch::Stop`).
     fn stop(self: Pin<&mut Self>);
     /// The value, once ended, if the branch (every branch of a tuple) gave one.
     fn take(self: Pin<&mut Self>) -> Option<Self::Value>;
