@@ -10,7 +10,9 @@
 //! it on the blocking pool), and `scope.run(..)`, the runtime's loop, which
 //! polls the branches, waits for every one, and returns their values or the
 //! first error. `ctx` is the only name the body sees; the `__errgroup_*`
-//! names are invisible to it (mixed-site hygiene). Everything is reached
+//! names are invisible to it (mixed-site hygiene). The empty `fn ctx` before
+//! each `let ctx` shadows any item of yours named `ctx` (a const, a unit
+//! struct), which would otherwise turn the `let` into a pattern match. Everything is reached
 //! through `::errgroup::__private`, which is not public API.
 
 use std::time::Duration;
@@ -52,6 +54,8 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     &__errgroup_scope,
                     __errgroup_ctx0.clone(),
                     async {
+                        #[allow(dead_code)]
+                        fn ctx() {}
                         #[allow(unused_variables)]
                         let ctx: &::errgroup::Ctx = &__errgroup_ctx0;
                         fetch_user(ctx, id).await
@@ -61,6 +65,8 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     &__errgroup_scope,
                     __errgroup_ctx1.clone(),
                     async move {
+                        #[allow(dead_code)]
+                        fn ctx() {}
                         #[allow(unused_variables)]
                         let ctx: &::errgroup::Ctx = &__errgroup_ctx1;
                         fetch_orders(id).await

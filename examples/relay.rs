@@ -1,4 +1,5 @@
-//! Relay: four services that run forever, and stop together when one dies.
+//! Relay: four services that run forever, and stop together when one dies,
+//! or when their caller stops them on purpose.
 //!
 //! A sidecar relays blocks to a coordinator and statuses back. The coordinator
 //! is a real TCP server on 127.0.0.1 speaking a line protocol
@@ -11,11 +12,14 @@
 //! - `process`: takes statuses from that channel in batches;
 //! - `track`: keeps the last committed block.
 //!
-//! Once 100 blocks are committed, the program kills the coordinator (its
-//! listener and every connection). The first branch to notice fails; the
-//! group cancels the other three, wherever they are blocked (a socket, a
-//! channel, a timer), and returns the original error wrapped as "stream with
-//! the coordinator has ended".
+//! The group's parent is a `CancellationToken`, as axum or tonic code
+//! would hand it: cancelling it shuts the relay down on purpose, and the
+//! relay returns `Ok`. The program does that once 50 blocks are committed,
+//! then starts a second relay and, once 100 blocks are committed, kills the
+//! coordinator (its listener and every connection). The first branch to
+//! notice fails; the group cancels the other three, wherever they are
+//! blocked (a socket, a channel, a timer), and returns the original error
+//! wrapped as "stream with the coordinator has ended".
 //!
 //! ```text
 //! cargo run --example relay
@@ -28,13 +32,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow, ensure};
-use errgroup::{Cancelled, Cause, Ctx, Receiver, Sender, errgroup};
+use errgroup::{AllowShutdown, Cancelled, Cause, Ctx, Receiver, Sender, errgroup};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 /// The context every fatal stream error is wrapped in.
 pub(crate) const ENDED: &str = "stream with the coordinator has ended";
@@ -43,52 +48,67 @@ pub(crate) const ENDED: &str = "stream with the coordinator has ended";
 pub(crate) async fn main() -> anyhow::Result<()> {
     let coordinator = Coordinator::start().await?;
     println!("coordinator: listening on {}", coordinator.addr);
-    let stream = TcpStream::connect(coordinator.addr).await?;
+
+    println!("run 1: stopped on purpose once 50 blocks are committed");
     let stats = Stats::default();
+    let stop = CancellationToken::new();
+    let stream = TcpStream::connect(coordinator.addr).await?;
+    let (result, ()) = tokio::join!(
+        relay(stream, Duration::from_millis(1), &stats, &stop),
+        async {
+            stats.wait_for_committed(50).await;
+            stop.cancel();
+        }
+    );
+    result?;
+    println!("  errgroup! returned Ok");
+    stats.print();
 
-    // The relay runs until the stream breaks; meanwhile, once 100 blocks are
-    // committed, the coordinator is killed mid-stream.
-    let (err, ()) = tokio::join!(relay(stream, Duration::from_millis(1), &stats), async {
-        stats.wait_for_committed(100).await;
-        println!(
-            "killing the coordinator after {} blocks sent, {} committed",
-            stats.blocks_sent.load(Ordering::Relaxed),
-            stats.last_committed.load(Ordering::Relaxed),
-        );
-        coordinator.kill();
-    });
-
-    println!("errgroup! returned Err: {err}");
-    for (branch, stop) in stats.stops() {
-        println!("  {branch:<10} {stop}");
-    }
+    println!("run 2: the coordinator killed once 100 blocks are committed");
+    let stats = Stats::default();
+    let stream = TcpStream::connect(coordinator.addr).await?;
+    let never = CancellationToken::new();
+    let (result, ()) = tokio::join!(
+        relay(stream, Duration::from_millis(1), &stats, &never),
+        async {
+            stats.wait_for_committed(100).await;
+            println!(
+                "  killing the coordinator after {} blocks sent, {} committed",
+                stats.blocks_sent.load(Ordering::Relaxed),
+                stats.last_committed.load(Ordering::Relaxed),
+            );
+            coordinator.kill();
+        }
+    );
+    let err = result.err().context("the relay outlived its coordinator")?;
+    println!("  errgroup! returned Err: {err}");
+    stats.print();
     println!(
-        "blocks sent {}, statuses received {}, batches {}, last committed {}, coordinator got {}",
-        stats.blocks_sent.load(Ordering::Relaxed),
-        stats.statuses.load(Ordering::Relaxed),
-        stats.batches.load(Ordering::Relaxed),
-        stats.last_committed.load(Ordering::Relaxed),
+        "  the coordinator got {} blocks in all",
         coordinator.received.load(Ordering::Relaxed),
     );
     let inner = err.into_inner().context("a branch failed")?;
-    println!("error chain: {inner:#}");
+    println!("  error chain: {inner:#}");
     ensure!(format!("{inner:#}").starts_with(ENDED), "unexpected error");
     Ok(())
 }
 
 /// The sidecar: four forever-running branches over one coordinator stream.
 ///
-/// It only returns once the stream breaks (or a branch fails otherwise): the
-/// group's error, its branch's error wrapped with [`ENDED`]. `every` paces
-/// the blocks.
+/// It returns `Err` once the stream breaks (or a branch fails otherwise):
+/// the group's error, its branch's error wrapped with [`ENDED`]; and `Ok`
+/// once `stop` is cancelled. `every` paces the blocks.
 pub(crate) async fn relay(
     stream: TcpStream,
     every: Duration,
     stats: &Stats,
-) -> errgroup::Error<anyhow::Error> {
+    stop: &CancellationToken,
+) -> Result<(), errgroup::Error<anyhow::Error>> {
     let (reader, writer) = stream.into_split();
-    let result = errgroup! {
+    errgroup! {
         type Error = anyhow::Error;
+        // Cancelling the token shuts the group down on purpose.
+        parent = stop;
         // Bound to the group: once it is cancelled, a `send` or `recv`
         // blocked on these returns `Err` at once.
         let (status_tx, status_rx) = channel::<Status>(1000);
@@ -97,11 +117,11 @@ pub(crate) async fn relay(
         receive    => stats.stopped("receive", receive(ctx, reader, &status_tx, stats).await),
         process    => stats.stopped("process", process(&status_rx, &commit_tx, stats).await),
         track      => stats.stopped("track", track(&commit_rx, stats).await),
-    };
-    match result {
-        Err(err) => err,
-        Ok(_) => unreachable!("every branch runs forever"),
     }
+    // The branches end with the cancellation's error when shut down: the
+    // relay stopped as asked.
+    .allow_shutdown()
+    .map(|((), (), (), ())| ())
 }
 
 /// A status from the coordinator.
@@ -245,6 +265,20 @@ impl Stats {
             self.stops.lock().unwrap().push((branch, stop));
         }
         result
+    }
+
+    /// Prints the counters, and how each branch stopped.
+    fn print(&self) {
+        for (branch, stop) in self.stops() {
+            println!("    {branch:<10} {stop}");
+        }
+        println!(
+            "  blocks sent {}, statuses received {}, batches {}, last committed {}",
+            self.blocks_sent.load(Ordering::Relaxed),
+            self.statuses.load(Ordering::Relaxed),
+            self.batches.load(Ordering::Relaxed),
+            self.last_committed.load(Ordering::Relaxed),
+        );
     }
 
     /// How each branch stopped, in the order they did.

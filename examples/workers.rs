@@ -6,8 +6,10 @@
 //! results channel. A worker splits a big job into parts run by a nested
 //! `errgroup!` of spawned sub-workers: it waits for them, and they are
 //! cancelled with it. A job's error travels as a value; `collect` stops the
-//! pool at the first one. `main` runs the pool next to a `ctrl_c` branch, so
-//! pressing Ctrl-C cancels the pool, sub-workers included.
+//! pool at the first one. `main` runs the pool in a group with
+//! `shutdown_on = tokio::signal::ctrl_c();`: pressing Ctrl-C shuts the group
+//! down on purpose, which cancels the pool, sub-workers included, and is
+//! reported as a shutdown, not a failure.
 //!
 //! ```text
 //! cargo run --example workers
@@ -23,37 +25,30 @@ use tokio::sync::Notify;
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 pub(crate) async fn main() -> anyhow::Result<()> {
-    println!("run 1: 20 jobs, every 5th one big, 4 workers; Ctrl-C cancels it all");
+    println!("run 1: 20 jobs, every 5th one big, 4 workers; Ctrl-C stops it all");
     let log = Arc::new(Log::default());
-    let done = Notify::new();
-    let (results, ()) = errgroup! {
+    let outcome = errgroup! {
         type Error = anyhow::Error;
-        pool => {
-            let results = pool(jobs(20, None), 4, Arc::clone(&log)).await;
-            done.notify_one();
-            Ok(results?)
-        },
-        // Ctrl-C fails this branch, which cancels the pool; `done` ends it
-        // once the pool is finished.
-        ctrl_c => {
-            ctx.run(async {
-                tokio::select! {
-                    signal = tokio::signal::ctrl_c() => {
-                        signal?;
-                        Err(anyhow!("interrupted by Ctrl-C"))
-                    }
-                    () = done.notified() => Ok(()),
-                }
-            })
-            .await?
-        },
-    }?;
-    println!(
-        "  {} results, sum {}; {} sub-workers ran",
-        results.len(),
-        results.iter().map(|(_, v)| v).sum::<u64>(),
-        log.parts_started.load(Ordering::Relaxed),
-    );
+        // Ctrl-C shuts the group down on purpose: the pool and its
+        // sub-workers are cancelled, with the cause "shut down by `shutdown_on`".
+        shutdown_on = tokio::signal::ctrl_c();
+        pool => Ok(pool(jobs(20, None), 4, Arc::clone(&log)).await?),
+    };
+    match outcome {
+        Ok((results,)) => println!(
+            "  {} results, sum {}; {} sub-workers ran",
+            results.len(),
+            results.iter().map(|(_, v)| v).sum::<u64>(),
+            log.parts_started.load(Ordering::Relaxed),
+        ),
+        // Not a failure: the pool stopped because it was asked to.
+        Err(stopped) if stopped.is_shutdown() => println!(
+            "  {}; {} sub-workers cancelled",
+            stopped.cause(),
+            log.parts_cancelled.load(Ordering::Relaxed),
+        ),
+        Err(failed) => return Err(failed.into()),
+    }
 
     println!("run 2: job 7 fails while job 0's 3 sub-workers are busy");
     let log = Arc::new(Log::default());
@@ -219,16 +214,18 @@ impl Log {
 
     /// Waits until `n` sub-workers run at once, or `ctx` is cancelled.
     pub(crate) async fn wait_running(&self, ctx: &Ctx, n: usize) -> Result<(), Cancelled> {
-        ctx.run(async {
-            loop {
-                let mut notified = pin!(self.progress.notified());
-                notified.as_mut().enable();
-                if self.parts_running.load(Ordering::SeqCst) >= n {
-                    return;
-                }
-                notified.await;
+        ctx.run(self.running(n)).await
+    }
+
+    /// Completes once `n` sub-workers run at once.
+    pub(crate) async fn running(&self, n: usize) {
+        loop {
+            let mut notified = pin!(self.progress.notified());
+            notified.as_mut().enable();
+            if self.parts_running.load(Ordering::SeqCst) >= n {
+                return;
             }
-        })
-        .await
+            notified.await;
+        }
     }
 }

@@ -304,7 +304,7 @@ impl<T: Send + 'static> Spawned<T> {
         F: Future<Output = Option<T>> + Send + 'static,
     {
         Spawned {
-            task: Task::spawn(run),
+            task: Task::spawn(&name, run),
             name,
             core,
         }
@@ -398,7 +398,9 @@ where
                     }
                 },
                 Blocking::Ready(body, permit) => {
-                    let job = Task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(body)));
+                    let job = Task::spawn_blocking(&this.task, move || {
+                        catch_unwind(AssertUnwindSafe(body))
+                    });
                     this.state = Blocking::Running(job, permit);
                 }
                 Blocking::Running(mut job, permit) => {
@@ -454,6 +456,11 @@ where
     F: Future<Output = Result<(), E>> + Send + 'static,
     E: Send + 'static,
 {
+    let running = core.running_guard();
     let run = Run::new(Boxed, Guarded::new(core, task, body, start));
-    async move { run.await.is_some() }
+    async move {
+        let ok = run.await.is_some();
+        drop(running);
+        ok
+    }
 }

@@ -217,6 +217,12 @@ impl Node {
         hooks.list.push(hook);
     }
 
+    /// Whether the node's cause is set (a passed deadline not yet turned
+    /// into one does not count).
+    pub(crate) fn is_set(&self) -> bool {
+        self.cause.is_set()
+    }
+
     /// Whether the node is cancelled, or its deadline has passed. A query:
     /// it changes nothing (a spinning branch still sees a deadline that no
     /// timer has turned into a cancellation yet).

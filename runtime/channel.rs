@@ -68,7 +68,8 @@ pub(crate) fn bound<T: Send + 'static>(
         Some(capacity) => {
             assert!(
                 capacity > 0,
-                "errgroup: a channel's capacity must be at least 1, got 0"
+                "errgroup: a group channel needs room for at least one item, got capacity 0 \
+                 (Go's unbuffered channel has no equivalent here): use `channel(1)`"
             );
             async_channel::bounded(capacity)
         }

@@ -17,6 +17,7 @@ use crate::channel::{self, Receiver, Sender};
 use crate::error::{Cancelled, Cause, TaskName};
 use crate::limit::Start;
 use crate::state::Core;
+use crate::trace;
 
 /// The group of the branch whose code is running now, if any.
 pub(crate) fn ambient_core() -> Option<Arc<Core>> {
@@ -651,8 +652,9 @@ where
         return Err(core.refuse_task());
     }
     let ctx = Ctx::new(Arc::clone(core), name.clone());
-    let body = with_ambient(ctx.clone(), make(ctx));
-    core.spawn_task(task_job(Arc::clone(core), name, body, start))
+    let span = trace::branch(core.span(), &name);
+    let body = trace::instrument(span, with_ambient(ctx.clone(), make(ctx)));
+    core.spawn_task(&name.clone(), task_job(Arc::clone(core), name, body, start))
 }
 
 impl fmt::Debug for Ctx {

@@ -31,6 +31,7 @@ use crate::cancel::Cancellation;
 use crate::error::{Cause, Error, TaskName};
 use crate::state::{State, in_ambient, token_cause};
 use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::trace;
 
 /// One branch, or a tuple of them, as the loop drives it.
 pub trait Branch {
@@ -38,7 +39,7 @@ pub trait Branch {
     type Value;
     /// `Ready` once the branch (every branch of a tuple) has ended.
     fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
-    /// `grace` expired: drops or aborts what still runs (see `branch::Stop`).
+    /// `grace` expired: drops or aborts what still runs (see branch.rs's `Stop`).
     fn stop(self: Pin<&mut Self>);
     /// The value, once ended, if the branch (every branch of a tuple) gave one.
     fn take(self: Pin<&mut Self>) -> Option<Self::Value>;
@@ -98,6 +99,8 @@ where
 pub trait IntoBranches {
     /// The tuple, pinned field by field.
     type Branches: Branch;
+    /// How many branches it holds, nested tuples counted as one each.
+    const LEN: usize;
     /// Converts the tuple.
     fn into_branches(self) -> Self::Branches;
 }
@@ -141,6 +144,7 @@ macro_rules! join {
 
         impl<$($B: Branch),+> IntoBranches for ($($B,)+) {
             type Branches = $Join<$($B),+>;
+            const LEN: usize = [$(stringify!($b)),+].len();
 
             fn into_branches(self) -> Self::Branches {
                 let ($($b,)+) = self;
@@ -189,15 +193,14 @@ impl<E: 'static> Scope<E> {
     /// the end: the group's result, values in branch order.
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
         let core = &self.state.core;
+        trace::branches(core.span(), B::LEN);
         let timer = core.own_deadline();
         let timers = (timer.is_some() || self.grace.is_some() || self.token.is_some()).then(|| {
             Box::pin(Timers {
                 timer: timer.map(tokio::time::sleep_until),
-                grace: self.grace.map(|period| Grace {
-                    cancelled: core.cancellation(),
-                    sleep: None,
-                    period,
-                }),
+                grace: self
+                    .grace
+                    .map(|period| Grace::new(core.cancellation(), period)),
                 token: self.token.clone().map(CancellationToken::cancelled_owned),
             })
         });
@@ -245,9 +248,18 @@ impl std::fmt::Debug for Grace<'_> {
     }
 }
 
-impl Grace<'_> {
+impl<'a> Grace<'a> {
+    /// A grace period of `period` after `cancelled` completes.
+    pub(crate) fn new(cancelled: Cancellation<'a>, period: Duration) -> Self {
+        Grace {
+            cancelled,
+            sleep: None,
+            period,
+        }
+    }
+
     /// Whether the grace period after the cancellation is over.
-    fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
+    pub(crate) fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
         let mut this = self.project();
         if this.sleep.is_none() {
             if Pin::new(&mut *this.cancelled).poll(cx).is_pending() {
@@ -346,6 +358,7 @@ impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
         if let Some(timers) = timers.as_mut() {
             if let Some(grace) = timers.grace.as_mut().as_pin_mut() {
                 if grace.poll_expired(cx) {
+                    trace::grace_expired(core.span(), this.scope.grace.unwrap_or_default());
                     timers.grace.set(None);
                     core.close_tasks();
                     this.branches.as_mut().stop();

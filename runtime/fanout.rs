@@ -155,7 +155,10 @@ where
     type Value = T;
 
     fn push(&mut self, index: usize, task: Fut) {
-        self.set.spawn(Indexed { index, task });
+        self.set.spawn(
+            &TaskName::indexed(self.name, index),
+            Indexed { index, task },
+        );
     }
 
     fn poll_next(
@@ -349,6 +352,10 @@ fn end_items<I, L, P, T, S>(this: &mut FanOutProj<'_, '_, I, L, P, T, S>, exhaus
     *this.items = None;
     *this.complete &= exhausted;
     *this.spare = None;
+    // A pending acquire would stay queued in the semaphore and be handed the
+    // next free permit, which nobody would then take: dropped, it hands
+    // that permit on to the next waiter.
+    *this.permits = None;
     *this.ends = None;
     if let Some(waiting) = this.waiting.as_mut() {
         waiting.set(false);

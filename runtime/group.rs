@@ -8,11 +8,15 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
+use crate::branch::Guarded;
 use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown};
+use crate::engine::Grace;
 use crate::error::{Cause, Error, TaskName};
 use crate::limit::Start;
 use crate::state::{Settings, State, token_cause};
 use crate::sync::{Arc, Mutex, lock};
+use crate::tasks::TaskSet;
+use crate::trace;
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
 ///
@@ -26,6 +30,16 @@ use crate::sync::{Arc, Mutex, lock};
 /// cancelled when that group is.
 ///
 /// Dropping a `Group` before `wait` completes aborts its tasks.
+///
+/// What the macro's headers do has a builder call here, made before the
+/// first `spawn`: [`limit`](Group::limit), [`timeout`](Group::timeout),
+/// [`deadline`](Group::deadline), [`grace`](Group::grace),
+/// [`on_error_continue`](Group::on_error_continue),
+/// [`shutdown_on`](Group::shutdown_on); [`with_parent`](Group::with_parent)
+/// takes a [`Ctx`] or a `CancellationToken`. Tasks return `()` unless
+/// [`returning`](Group::returning) says otherwise; then their values come
+/// back as they complete ([`join_next`](Group::join_next)) or all at the
+/// end ([`wait_all`](Group::wait_all), [`wait_results`](Group::wait_results)).
 ///
 /// ```
 /// use errgroup::Group;
@@ -46,19 +60,48 @@ use crate::sync::{Arc, Mutex, lock};
 /// # }
 /// ```
 #[must_use = "a group does nothing useful unless you `wait` for it"]
-pub struct Group<E> {
+pub struct Group<E, T = ()> {
     settings: Settings,
     /// Built on first use (`ctx`, `spawn`, `wait`), so that the
     /// builder-style calls configure a group that does not exist yet.
     built: OnceLock<Built<E>>,
     /// `shutdown_on` signals, started as watchers when the group is built.
     signals: Mutex<Vec<Signal>>,
+    grace: Option<Duration>,
+    /// `on_error = continue`: a task's error is its result, not the group's.
+    supervise: bool,
+    /// The tasks `spawn` started, with their results until taken.
+    own: TaskSet<Done<T, E>>,
+    /// How many tasks `spawn` was asked for: the next one's index.
+    spawned: usize,
+    /// `join_next` took a failure, or skipped a task that never ran: the
+    /// group's result cannot be `Ok`.
+    taken_not_ok: bool,
     finished: bool,
+}
+
+/// How one task of the group's own ended.
+struct Done<T, E> {
+    index: usize,
+    task: TaskName,
+    outcome: Outcome<T, E>,
+}
+
+enum Outcome<T, E> {
+    Value(T),
+    /// `first`: its failure cancelled the group, so its error is the group's.
+    Failed {
+        error: E,
+        first: bool,
+    },
+    /// It never ran (refused, or the group was cancelled while it waited
+    /// for a `limit` slot), or panicked (the panic resumes in `wait`).
+    NoValue,
 }
 
 type Signal = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
 
-impl<E> std::fmt::Debug for Group<E> {
+impl<E, T> std::fmt::Debug for Group<E, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
             .field("settings", &self.settings)
@@ -93,6 +136,7 @@ impl<E: Send + 'static> Group<E> {
     /// assert!(group.wait().await.is_ok());
     /// # }
     /// ```
+    #[track_caller]
     pub fn new() -> Self {
         Group::build(ctx::ambient_core())
     }
@@ -131,6 +175,7 @@ impl<E: Send + 'static> Group<E> {
     /// group.wait().await.unwrap();
     /// # }
     /// ```
+    #[track_caller]
     pub fn with_parent(parent: impl IntoParent) -> Self {
         let mut group = Group::build(None);
         match parent.into_parent().0 {
@@ -140,14 +185,55 @@ impl<E: Send + 'static> Group<E> {
         group
     }
 
+    /// The same group, its tasks returning `T` instead of `()`: their
+    /// values come back through [`join_next`](Group::join_next),
+    /// [`wait_all`](Group::wait_all) or [`wait_results`](Group::wait_results).
+    /// Call it before the first `spawn`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new().returning::<String>();
+    /// group.spawn("a", |_| async { Ok("alpha".to_string()) });
+    /// group.spawn("b", |_| async { Ok("beta".to_string()) });
+    /// assert_eq!(group.wait_all().await.unwrap(), ["alpha", "beta"]);
+    /// # }
+    /// ```
+    pub fn returning<T: Send + 'static>(mut self) -> Group<E, T> {
+        assert!(
+            self.built.get().is_none(),
+            "errgroup: Group::returning must be called before spawn or ctx"
+        );
+        // `self` is dropped empty: nothing was built, so its drop does nothing.
+        Group {
+            settings: std::mem::take(&mut self.settings),
+            built: OnceLock::new(),
+            signals: Mutex::new(std::mem::take(&mut *lock(&self.signals))),
+            grace: self.grace,
+            supervise: self.supervise,
+            own: TaskSet::new(),
+            spawned: 0,
+            taken_not_ok: false,
+            finished: false,
+        }
+    }
+}
+
+impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
+    #[track_caller]
     fn build(parent: Option<Arc<crate::state::Core>>) -> Self {
         Group {
             settings: Settings {
                 parent,
+                site: Some(std::panic::Location::caller()),
                 ..Settings::default()
             },
             built: OnceLock::new(),
             signals: Mutex::new(Vec::new()),
+            grace: None,
+            supervise: false,
+            own: TaskSet::new(),
+            spawned: 0,
+            taken_not_ok: false,
             finished: false,
         }
     }
@@ -192,6 +278,32 @@ impl<E: Send + 'static> Group<E> {
     pub fn limit(self, n: usize) -> Self {
         let n = crate::limit::check(n);
         self.configure("limit", |s| s.limit = Some(n))
+    }
+
+    /// After the group is cancelled, tasks still running `grace` later are
+    /// aborted, and [`wait`](Group::wait) returns once they have stopped:
+    /// the `grace = d;` header of `errgroup!`. The period is counted from
+    /// when `wait` sees the cancellation.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let mut group = errgroup::Group::<&str>::new().grace(Duration::from_secs(5));
+    /// group.spawn("stubborn", |_| async { tokio::time::sleep(Duration::from_secs(3600)).await; Ok(()) });
+    /// group.spawn("failing", |_| async { Err("boom") });
+    /// let start = tokio::time::Instant::now();
+    /// assert!(group.wait().await.is_err());
+    /// assert_eq!(start.elapsed(), Duration::from_secs(5)); // not an hour
+    /// # }
+    /// ```
+    pub fn grace(mut self, grace: Duration) -> Self {
+        assert!(
+            self.built.get().is_none(),
+            "errgroup: Group::grace must be called before spawn or ctx"
+        );
+        self.grace = Some(grace);
+        self
     }
 
     /// Cancels the group with [`Cause::DeadlineExceeded`] `duration` from now:
@@ -338,11 +450,10 @@ impl<E: Send + 'static> Group<E> {
     pub fn spawn<F, Fut>(&mut self, name: impl Into<TaskName>, task: F)
     where
         F: FnOnce(Ctx) -> Fut,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let core = &self.built().state.core;
-        // Refused only once the group is cancelled: then nothing starts, as documented.
-        let _ = ctx::spawn(core, name.into(), task, core.start());
+        let start = self.built().state.core.start();
+        self.start(name.into(), task, start);
     }
 
     /// Starts `task(ctx)` only if a slot is free under the [`limit`](Group::limit):
@@ -363,16 +474,55 @@ impl<E: Send + 'static> Group<E> {
     pub fn try_spawn<F, Fut>(&mut self, name: impl Into<TaskName>, task: F) -> bool
     where
         F: FnOnce(Ctx) -> Fut,
-        Fut: Future<Output = Result<(), E>> + Send + 'static,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let core = &self.built().state.core;
-        match core.start() {
+        match self.built().state.core.start() {
             Start::Queued => false,
             start => {
-                let _ = ctx::spawn(core, name.into(), task, start);
+                self.start(name.into(), task, start);
                 true
             }
         }
+    }
+
+    /// Starts one task of the group's own, as `start` allows. Refused only
+    /// once the group is cancelled: then nothing starts, as documented.
+    fn start<F, Fut>(&mut self, task: TaskName, make: F, start: Start)
+    where
+        F: FnOnce(Ctx) -> Fut,
+        Fut: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        let core = Arc::clone(&self.built().state.core);
+        let index = self.spawned;
+        self.spawned += 1;
+        if matches!(start, Start::Refused) {
+            core.refuse_task();
+            return;
+        }
+        let ctx = Ctx::new(Arc::clone(&core), task.clone());
+        let span = trace::branch(core.span(), &task);
+        let body = trace::instrument(span, ctx::with_ambient(ctx.clone(), make(ctx)));
+        let running = core.running_guard();
+        let guarded = Guarded::new(Arc::clone(&core), task.clone(), body, start);
+        let supervise = self.supervise;
+        self.own.spawn(&task.clone(), async move {
+            let outcome = match guarded.await {
+                Some((Ok(value), _permit)) => Outcome::Value(value),
+                Some((Err(error), permit)) => {
+                    // Recorded before the permit is given back (state.rs).
+                    let first = !supervise && core.cancel_failed(task.clone());
+                    drop(permit);
+                    Outcome::Failed { error, first }
+                }
+                None => Outcome::NoValue,
+            };
+            drop(running);
+            Done {
+                index,
+                task,
+                outcome,
+            }
+        });
     }
 
     /// Waits for every task, then returns the first error (by time), or
@@ -390,11 +540,206 @@ impl<E: Send + 'static> Group<E> {
     /// assert!(group.wait().await.is_ok());
     /// # }
     /// ```
-    pub async fn wait(mut self) -> Result<(), Error<E>> {
+    pub async fn wait(self) -> Result<(), Error<E>> {
+        self.finish(|_| ()).await.map(drop)
+    }
+
+    /// Waits for every task like [`wait`](Group::wait), then gives the
+    /// values of those not taken by [`join_next`](Group::join_next), in
+    /// the order they were spawned; the first error if a task failed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new().returning::<u32>();
+    /// for n in 1..=3 {
+    ///     group.spawn(format!("square{n}"), move |_| async move { Ok(n * n) });
+    /// }
+    /// assert_eq!(group.wait_all().await.unwrap(), [1, 4, 9]);
+    /// # }
+    /// ```
+    pub async fn wait_all(self) -> Result<Vec<T>, Error<E>> {
+        let results = self.finish(|results| results).await?;
+        // Under `on_error_continue` a failed task did not fail the group,
+        // but there is no value to give for it.
+        results
+            .into_iter()
+            .map(|(task, result)| result.map_err(|error| Error::Failed { task, error }))
+            .collect()
+    }
+
+    /// Waits for every task, then gives each one's own result, in the order
+    /// they were spawned: the shape for a supervisor
+    /// ([`on_error_continue`](Group::on_error_continue)). The outer `Err` is
+    /// for a group cancelled before some task could run.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<String>::new().returning::<u32>().on_error_continue();
+    /// group.spawn("good", |_| async { Ok(1) });
+    /// group.spawn("bad", |_| async { Err("no".to_string()) });
+    /// let results = group.wait_results().await.unwrap();
+    /// assert_eq!(results[0].1, Ok(1));
+    /// assert_eq!(results[1].1, Err("no".to_string()));
+    /// # }
+    /// ```
+    pub async fn wait_results(self) -> Result<Vec<(TaskName, Result<T, E>)>, Error<E>> {
+        self.finish(|results| results).await
+    }
+
+    /// The next task to end, with its result: `JoinSet::join_next`. A
+    /// task's error still cancels the group (unless
+    /// [`on_error_continue`](Group::on_error_continue)), but the error is
+    /// yours once taken here: `wait` then reports the cancellation. Tasks
+    /// that never ran are skipped, and a panic resumes in `wait`. `None`
+    /// once every task spawned so far has been taken.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new().returning::<&str>();
+    /// let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    /// group.spawn("slow", |_| async move { gate.await.ok(); Ok("slow") });
+    /// group.spawn("fast", |_| async { Ok("fast") });
+    /// let (task, value) = group.join_next().await.unwrap();
+    /// assert_eq!((task.to_string(), value), ("fast".to_string(), Ok("fast")));
+    /// release.send(()).unwrap();
+    /// assert_eq!(group.join_next().await.unwrap().1, Ok("slow"));
+    /// assert!(group.join_next().await.is_none());
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    pub async fn join_next(&mut self) -> Option<(TaskName, Result<T, E>)> {
         let core = Arc::clone(&self.built().state.core);
-        let all_ok = poll_fn(|cx| core.poll_tasks(cx, true)).await;
+        loop {
+            let joined = poll_fn(|cx| self.own.poll_next(cx)).await?;
+            let Some(done) = core.joined(&TaskName::new("task"), joined) else {
+                continue;
+            };
+            match done.outcome {
+                Outcome::Value(value) => return Some((done.task, Ok(value))),
+                Outcome::Failed { error, .. } => {
+                    self.taken_not_ok |= !self.supervise;
+                    return Some((done.task, Err(error)));
+                }
+                Outcome::NoValue => self.taken_not_ok = true,
+            }
+        }
+    }
+
+    /// A task's error is its own result, taken with
+    /// [`join_next`](Group::join_next) or [`wait_results`](Group::wait_results):
+    /// it cancels nothing, as the macro's `on_error = continue;`. Call it
+    /// before the first `spawn`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<&str>::new().on_error_continue();
+    /// group.spawn("bad", |_| async { Err("no") });
+    /// group.spawn("good", |ctx| async move { ctx.check().map_err(|_| "cancelled") });
+    /// assert!(group.wait().await.is_ok(), "a supervisor's tasks fail alone");
+    /// # }
+    /// ```
+    pub fn on_error_continue(mut self) -> Self {
+        assert!(
+            self.built.get().is_none(),
+            "errgroup: Group::on_error_continue must be called before spawn or ctx"
+        );
+        self.supervise = true;
+        self
+    }
+
+    /// Waits for every task (the group's own and `ctx.spawn`'s), with the
+    /// grace period; then the group's result, and `keep` of every own
+    /// task's result still here, in spawn order.
+    async fn finish<R>(
+        mut self,
+        keep: impl FnOnce(Vec<(TaskName, Result<T, E>)>) -> R,
+    ) -> Result<R, Error<E>> {
+        let core = Arc::clone(&self.built().state.core);
+        let period = self.grace.unwrap_or_default();
+        let mut grace = std::pin::pin!(
+            self.grace
+                .map(|period| Grace::new(core.cancellation(), period))
+        );
+        let mut done = Vec::new();
+        let own = &mut self.own;
+        let all_ok = poll_fn(|cx| {
+            if let Some(expired) = grace.as_mut().as_pin_mut() {
+                if expired.poll_expired(cx) {
+                    crate::trace::grace_expired(core.span(), period);
+                    grace.set(None);
+                    // The shutdown rule: abort, then await until empty.
+                    core.close_tasks();
+                    own.abort_all();
+                }
+            }
+            loop {
+                match own.poll_next(cx) {
+                    Poll::Ready(Some(joined)) => {
+                        done.extend(core.joined(&TaskName::new("task"), joined));
+                    }
+                    Poll::Ready(None) => return core.poll_tasks(cx, true),
+                    Poll::Pending => {
+                        // Tasks of `ctx.spawn` are collected meanwhile, but
+                        // the set stays open: an own task may add one.
+                        let _ = core.poll_tasks(cx, false);
+                        return Poll::Pending;
+                    }
+                }
+            }
+        })
+        .await;
         self.finished = true;
-        self.built().state.finish(all_ok.then_some(()))
+        let state = &self.built().state;
+        let mut all_ok = all_ok && !self.taken_not_ok;
+        let mut results = Vec::with_capacity(done.len());
+        done.sort_by_key(|d| d.index);
+        for d in done {
+            match d.outcome {
+                Outcome::Value(value) => results.push((d.task, Ok(value))),
+                Outcome::Failed { error, first } => {
+                    all_ok &= self.supervise;
+                    if first {
+                        state.keep_first_error(error);
+                    } else {
+                        results.push((d.task, Err(error)));
+                    }
+                }
+                Outcome::NoValue => all_ok = false,
+            }
+        }
+        let value = keep(results);
+        state.finish(all_ok.then_some(value))
+    }
+    /// How many tasks are running: started (or waiting for a `limit`
+    /// slot) and not yet ended, `ctx.spawn` tasks included.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// assert_eq!(group.len(), 0);
+    /// let (release, wait) = tokio::sync::oneshot::channel::<()>();
+    /// group.spawn("held", |_| async move { wait.await.ok(); Ok(()) });
+    /// assert_eq!(group.len(), 1);
+    /// release.send(()).unwrap();
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.built
+            .get()
+            .map_or(0, |built| built.state.core.running())
+    }
+
+    /// Whether no task is running ([`len`](Group::len) is 0).
+    ///
+    /// ```
+    /// let group = errgroup::Group::<()>::new();
+    /// assert!(group.is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -445,7 +790,7 @@ impl<E> Built<E> {
     }
 }
 
-impl<E> Drop for Group<E> {
+impl<E, T> Drop for Group<E, T> {
     fn drop(&mut self) {
         let Some(built) = self.built.get_mut() else {
             return;

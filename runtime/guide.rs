@@ -304,44 +304,40 @@ pub mod from_go {
 pub mod shutdown {
     //! Recipe: graceful shutdown.
     //!
-    //! A group is cancelled when one of its branches fails, so a shutdown
-    //! signal is a branch: it waits for the signal and returns an error.
-    //! Every other branch sees its `ctx` cancelled and winds down; `grace`
-    //! bounds how long the group waits for them. The caller then tells the
-    //! requested shutdown from a real failure by the branch name.
+    //! Stopping a group on purpose is not a failure: [`ctx.shutdown()`](crate::Ctx::shutdown)
+    //! (or a [`Shutdown`](crate::Shutdown) handle, or a `shutdown_on` signal)
+    //! cancels every branch's `ctx` with [`Cause::Shutdown`](crate::Cause::Shutdown),
+    //! nothing new starts, and the group waits for its branches as always;
+    //! `grace` bounds how long. It returns `Ok` if they all still return
+    //! `Ok`; otherwise its error [`is_shutdown`](crate::Error::is_shutdown),
+    //! and [`allow_shutdown`](crate::AllowShutdown::allow_shutdown) makes it
+    //! `Ok` in one call. A failure that came first still wins.
     //!
     //! ```
     //! use std::future::Future;
     //! use std::time::Duration;
     //!
-    //! use anyhow::anyhow;
-    //! use errgroup::{Ctx, Error, errgroup};
+    //! use errgroup::{AllowShutdown, Ctx, errgroup};
     //!
-    //! /// Runs the service until `shutdown` completes or a part of it fails.
-    //! async fn serve_until(shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    //!     let result = errgroup! {
+    //! /// Runs the service until `signal` completes or a part of it fails.
+    //! async fn serve_until(signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    //!     errgroup! {
     //!         type Error = anyhow::Error;
     //!         // After the cancellation, what still runs 10 s later is dropped.
     //!         grace = Duration::from_secs(10);
+    //!         // When `signal` completes: `Cause::Shutdown` by "shutdown_on".
+    //!         shutdown_on = signal;
     //!         http => serve_http(ctx).await,
     //!         jobs => run_jobs(ctx).await,
-    //!         shutdown => {
-    //!             // `Err(Cancelled)` if another branch failed first: nothing to wait for then.
-    //!             ctx.run(shutdown).await?;
-    //!             Err(anyhow!("shutdown requested"))
-    //!         },
-    //!     };
-    //!     match result {
-    //!         Ok(((), (), ())) => Ok(()),
-    //!         Err(Error::Failed { task, .. }) if task == "shutdown" => Ok(()),
-    //!         // `errgroup::Error` is `#[non_exhaustive]`: a catch-all arm is required.
-    //!         Err(other) => Err(other.into()),
     //!     }
+    //!     .allow_shutdown()?;
+    //!     Ok(())
     //! }
     //!
     //! async fn serve_http(ctx: &Ctx) -> anyhow::Result<()> {
     //!     // Accepts connections until cancelled, then stops accepting and
-    //!     // finishes the requests in flight.
+    //!     // finishes the requests in flight: with axum,
+    //!     // `axum::serve(listener, app).with_graceful_shutdown(ctx.cancelled_owned())`.
     //! #   ctx.cancelled().await;
     //!     Ok(())
     //! }
@@ -366,22 +362,22 @@ pub mod shutdown {
     //! # }
     //! ```
     //!
-    //! # Work that is not a branch: a parent ctx
+    //! # Work that is not a branch: a parent ctx or a token
     //!
     //! A request handler runs in the server's task, not in a branch of the
     //! service's group, so its groups are roots and the shutdown does not
     //! reach them. Hand them the service's lifetime: a [`Group`](crate::Group)
-    //! holds the shutdown branch, its [`ctx`](crate::Group::ctx) goes
-    //! wherever requests are handled (an axum `State`, a field), and each
-    //! request's group names it with `parent = &ctx;`. When the shutdown
-    //! branch fails the service's group, every request group is cancelled
-    //! with [`Cause::Parent`](crate::Cause::Parent).
+    //! stopped by the signal ([`shutdown_on`](crate::Group::shutdown_on)),
+    //! whose [`ctx`](crate::Group::ctx) goes wherever requests are handled
+    //! (an axum `State`, a field), and each request's group names it with
+    //! `parent = &ctx;`. Code that speaks tokio-util gets the same lifetime
+    //! as a `CancellationToken` from [`ctx.token()`](crate::Ctx::token), and
+    //! a token from elsewhere can be the parent itself (`parent = &token;`).
     //!
     //! ```
     //! use std::time::Duration;
     //!
-    //! use anyhow::anyhow;
-    //! use errgroup::{Cause, Ctx, Group, errgroup};
+    //! use errgroup::{Ctx, Group, errgroup};
     //!
     //! async fn handle_request(service: &Ctx) -> Result<u32, errgroup::Error<anyhow::Error>> {
     //!     let (answer,) = errgroup! {
@@ -396,18 +392,14 @@ pub mod shutdown {
     //! }
     //!
     //! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
-    //! let mut service = Group::<anyhow::Error>::new();
+    //! // stands in for `tokio::signal::ctrl_c()`
+    //! let signal = tokio::time::sleep(Duration::from_secs(1));
+    //! let service = Group::<anyhow::Error>::new().shutdown_on(signal);
     //! let service_ctx = service.ctx();
-    //! service.spawn("shutdown", |ctx| async move {
-    //!     // stands in for `tokio::signal::ctrl_c()`
-    //!     ctx.run(tokio::time::sleep(Duration::from_secs(1))).await?;
-    //!     Err(anyhow!("shutdown requested"))
-    //! });
     //!
     //! let err = handle_request(&service_ctx).await.unwrap_err();
-    //! let shutdown = Cause::Failed { task: "shutdown".into() };
-    //! assert_eq!(err.cause(), Cause::Parent(Box::new(shutdown)));
-    //! assert_eq!(service.wait().await.unwrap_err().task().unwrap(), "shutdown");
+    //! assert!(err.is_shutdown(), "stopped by the service's shutdown: {err}");
+    //! service.wait().await.unwrap();
     //! # }
     //! ```
 }
@@ -502,36 +494,33 @@ pub mod axum {
 }
 
 pub mod tracing {
-    //! Recipe: tracing spans for branches.
+    //! Recipe: tracing.
     //!
-    //! `errgroup` has no `tracing` integration of its own yet; the spans
-    //! work as they do for any future. (The example below is not compiled
-    //! as a doctest: `tracing` is not a dependency of this crate.)
+    //! With the `tracing` cargo feature, a group is a span where it was
+    //! written (`site = "src/page.rs:42"`, its branch count, `limit` and the
+    //! time left before its deadline), nested under whatever span is
+    //! current there, and each branch, fan-out item and `ctx.spawn` task is
+    //! a `branch` span named as errors name it (`user`, `orders[3]`).
+    //! `#[spawn]` and `#[blocking]` bodies and tasks are polled inside their
+    //! span on whatever thread runs them, so an instrumented handler's logs
+    //! nest as they read. Events: a branch failing (the first at `WARN`,
+    //! later ones at `INFO`), the group cancelled and why, a panic, `grace`
+    //! running out. `cargo run --example traced --features tracing` shows
+    //! them; the README has its output.
     //!
-    //! - **Plain branches** are polled inside the group's future, in the
-    //!   caller's task: the span the caller is in (an instrumented handler,
-    //!   `#[tracing::instrument]` on the enclosing function) covers them.
-    //!   For a span per branch, instrument the branch's future.
-    //! - **`#[spawn]` branches** and [`ctx.spawn`](crate::Ctx::spawn) tasks
-    //!   are tokio tasks, polled elsewhere: the caller's span does not
-    //!   follow them. Instrument their body, with the caller's span as the
-    //!   parent.
-    //! - **The error** names the branch that failed; record it with
-    //!   `Display` (`%err`) and, for `anyhow`, `{:#}` for the whole chain.
+    //! ```toml
+    //! errgroup = { version = "0.1", features = ["tracing"] }
+    //! ```
+    //!
+    //! A branch's error is not in its event (the error type need not be
+    //! `Display`); record the group's error, which names the branch:
     //!
     //! ```text
-    //! use tracing::Instrument as _;
-    //!
     //! #[tracing::instrument(skip(db))]
     //! async fn page(db: &Db, id: u64) -> anyhow::Result<(User, Vec<Order>)> {
-    //!     let caller = tracing::Span::current();
     //!     let result = errgroup! {
-    //!         user => db.user(ctx, id)
-    //!             .instrument(tracing::info_span!("user"))
-    //!             .await,
-    //!         #[spawn] orders => async move { fetch_orders(ctx, id).await }
-    //!             .instrument(tracing::info_span!(parent: &caller, "orders"))
-    //!             .await,
+    //!         user => db.user(ctx, id).await,
+    //!         #[spawn] orders => fetch_orders(id).await,
     //!     };
     //!     if let Err(err) = &result {
     //!         tracing::warn!(task = ?err.task(), cause = %err.cause(), "page failed: {err:#}");

@@ -64,6 +64,8 @@ extern crate self as errgroup;
 mod sync;
 // `Error`, `Cause`, `Cancelled`, `TaskName`.
 mod error;
+// What a group tells `tracing` (the `tracing` feature; nothing without it).
+mod trace;
 // The cancellation tree: cause, deadline, hooks, waiters.
 mod cancel;
 // `limit = n`: permits, and when a branch may start.
@@ -132,6 +134,8 @@ pub use crate::group::Group;
 ///         | grace = EXPR ;         // Duration: after cancellation, drop what still runs
 ///         | type Error = TYPE ;    // fixes the error type E of every branch
 ///         | on_error = continue ;  // supervisor mode: no cancel on error
+///         | shutdown_on = EXPR ;   // IntoFuture: when it completes, the group is shut down
+///         | crate = PATH ;         // where errgroup is, when not at ::errgroup (see below)
 ///
 /// BRANCH := ATTR* NAME => BODY                   // one task
 ///         | ATTR* NAME => for PAT in EXPR BLOCK  // fan-out: one task per item
@@ -247,11 +251,60 @@ pub use crate::group::Group;
 /// # }
 /// ```
 ///
+/// # Stopping on a signal
+///
+/// `shutdown_on = signal;` shuts the group down on purpose when `signal`
+/// completes, as a branch's [`Ctx::shutdown`] does: every ctx is cancelled
+/// with [`Cause::Shutdown`] by `"shutdown_on"`, and the group returns as
+/// after a deadline (semantic 5). `signal` is any [`IntoFuture`], its
+/// output ignored: `tokio::signal::ctrl_c()`, a oneshot receiver, a
+/// `CancellationToken`'s `cancelled()`. A signal that never completes
+/// changes nothing.
+///
+/// [`IntoFuture`]: std::future::IntoFuture
+///
+/// ```
+/// use errgroup::{errgroup, Cause, TaskName};
+/// use std::time::Duration;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let (cause,) = errgroup! {
+///     shutdown_on = tokio::time::sleep(Duration::from_secs(5));
+///     server => { ctx.cancelled().await; Ok::<_, ()>(ctx.cause()) },
+/// }
+/// .unwrap();
+/// assert_eq!(cause, Some(Cause::Shutdown { by: TaskName::new("shutdown_on") }));
+/// # }
+/// ```
+///
+/// # Through a re-export or a renamed dependency
+///
+/// The expansion names the runtime as `::errgroup`. A crate that depends on
+/// errgroup under another name (`eg = { package = "errgroup", .. }`), or
+/// uses it through another crate's re-export, says where it is with
+/// `crate = PATH;`: `crate = eg;`, `crate = my_framework::errgroup;`.
+///
+/// ```
+/// mod framework {
+///     pub use errgroup as group;
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (n,) = framework::group::errgroup! {
+///     crate = framework::group;
+///     n => Ok::<_, ()>(1),
+/// }
+/// .unwrap();
+/// assert_eq!(n, 1);
+/// # }
+/// ```
+///
 /// # Errors the compiler reports
 ///
 /// Mistakes in the block are compile errors that point at the offending
 /// tokens and say how to fix them: an empty group, duplicate branch names,
-/// an unknown or repeated header, a header after a branch, `limit = 0`, an
+/// an unknown or repeated header, a header after a branch, `limit = 0`,
+/// `channel(0)`, an
 /// unknown attribute, `#[spawn]` with `#[blocking]`, `.await` in a
 /// `#[blocking]` body, `ctx` rebound with `let`, and a group whose error
 /// type nothing fixes (add `type Error = ..;`). All of them are reported in

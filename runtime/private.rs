@@ -30,8 +30,9 @@ use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Tasks};
-use crate::state::{Core, Settings, State};
+use crate::state::{self, Core, Settings, State};
 use crate::sync::Arc;
+use crate::trace;
 
 /// The group's header values, evaluated in the order written.
 #[derive(Debug)]
@@ -41,12 +42,15 @@ pub struct Config {
 }
 
 impl Config {
-    /// Nested groups inherit the ambient branch's ctx (semantic 6).
+    /// Nested groups inherit the ambient branch's ctx (semantic 6); the
+    /// caller's location is where the group was written (its span's site).
     #[must_use]
+    #[track_caller]
     pub fn new() -> Self {
         Config {
             settings: Settings {
                 parent: crate::ctx::ambient_core(),
+                site: Some(std::panic::Location::caller()),
                 ..Settings::default()
             },
             grace: None,
@@ -126,13 +130,31 @@ impl<E> Scope<E> {
         channel::bound(self.state.core.node(), None)
     }
 
-    fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<TaskLocalFuture<Arc<Core>, F>> {
+    fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<Body<F>> {
         let core = Arc::clone(&self.state.core);
         let start = core.start();
         let task = ctx.task().clone();
-        Guarded::new(core, task, with_ambient(ctx, body), start)
+        let body = body_of(&core, ctx, body);
+        Guarded::new(core, task, body, start)
     }
 }
+
+/// A body that is its own tokio task as it is polled: with its ctx's group
+/// as the ambient one, inside its `tracing` span (with the feature).
+type Body<F> = trace::Traced<TaskLocalFuture<Arc<Core>, F>>;
+
+fn body_of<F: Future>(core: &state::Core, ctx: Ctx, body: F) -> Body<F> {
+    let span = trace::branch(core.span(), ctx.task());
+    trace::instrument(span, with_ambient(ctx, body))
+}
+
+/// An in-task body: inside its span only, as the driver sets the ambient
+/// group around all of its in-task branches (engine.rs).
+fn in_task_body<F: Future>(core: &state::Core, task: &TaskName, body: F) -> trace::Traced<F> {
+    trace::instrument(trace::branch(core.span(), task), body)
+}
+
+impl<E> Scope<E> {}
 
 /// `on_error = continue` for a future body: its result becomes its value.
 pub fn supervise<F, T, E>(body: F) -> impl Future<Output = Result<Result<T, E>, E>>
@@ -173,10 +195,9 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        // No ambient wrapper: the driver sets the group's ctx around every
-        // in-task branch (engine.rs).
         let (core, task) = ctx.into_parts();
         let start = core.start();
+        let body = in_task_body(&core, &task, body);
         Leaf::new(Run::new(
             &scope.state,
             Guarded::new(core, task, body, start),
@@ -203,8 +224,8 @@ impl InTask {
         let launch = move |item, index, permit, ends| {
             let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();
-            // In-task items run under the driver's ambient ctx (engine.rs).
-            let body = body(item, ctx, ends);
+            // In-task items run under the driver's ambient group (engine.rs).
+            let body = in_task_body(core, &task, body(item, ctx, ends));
             Keep::new(Run::new(
                 state,
                 Guarded::new(
@@ -256,7 +277,7 @@ impl Spawn {
         let launch = move |item, index, permit, ends| {
             let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();
-            let body = with_ambient(ctx.clone(), body(item, ctx, ends));
+            let body = body_of(core, ctx.clone(), body(item, ctx, ends));
             Keep::new(Run::new(
                 Boxed,
                 Guarded::new(
@@ -282,11 +303,15 @@ impl Blocking {
         let core = Arc::clone(&scope.state.core);
         let start = core.start();
         let task = ctx.task().clone();
+        let span = trace::branch(core.span(), &task);
         Leaf::new(RunBlocking::new(
             &scope.state,
             core,
             task,
-            move || body(&ctx),
+            move || {
+                let _span = trace::enter(&span);
+                body(&ctx)
+            },
             start,
         ))
     }
@@ -313,11 +338,15 @@ impl Blocking {
             let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();
             let body = body(item, ends);
+            let span = trace::branch(core.span(), &task);
             Keep::new(RunBlocking::new(
                 state,
                 Arc::clone(core),
                 task,
-                move || body(&ctx),
+                move || {
+                    let _span = trace::enter(&span);
+                    body(&ctx)
+                },
                 crate::limit::Start::Now(permit),
             ))
         };

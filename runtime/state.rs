@@ -31,7 +31,7 @@
 
 use std::any::{Any, TypeId, type_name};
 use std::future::Future;
-use std::panic::resume_unwind;
+use std::panic::{Location, resume_unwind};
 use std::task::{Context, Poll};
 
 use tokio::task::futures::TaskLocalFuture;
@@ -41,8 +41,9 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
 use crate::error::{Cancelled, Cause, Error, TaskName};
 use crate::limit::{self, Limit, Start};
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering, Weak, lock};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
+use crate::trace;
 
 tokio::task_local! {
     /// The group of the branch being polled, so that a group created inside
@@ -78,6 +79,8 @@ pub(crate) struct Settings {
     pub(crate) token: Option<CancellationToken>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) limit: Option<usize>,
+    /// Where the group was written, for its `tracing` span.
+    pub(crate) site: Option<&'static Location<'static>>,
 }
 
 /// The cause a cancelled `CancellationToken` parent gives its group: a
@@ -101,6 +104,8 @@ struct Tasks {
 /// One group, type-erased.
 pub(crate) struct Core {
     node: Node,
+    /// The group's `tracing` span (zero-sized without the feature).
+    span: trace::Span,
     limit: Option<Limit>,
     panic: Mutex<Option<Box<dyn Any + Send>>>,
     /// The first error of a task or `#[spawn]` branch, when one failed first.
@@ -110,6 +115,8 @@ pub(crate) struct Core {
     tasks: Mutex<Tasks>,
     /// Set before the first task is added: lets the driver skip the lock.
     spawned: AtomicBool,
+    /// Tasks started and not yet ended (`Group::len`).
+    running: AtomicUsize,
 }
 
 impl std::fmt::Debug for Core {
@@ -128,15 +135,17 @@ impl HasNode for Core {
 
 impl OnCancel for Core {
     fn on_cancel(&self, cause: &Cause) {
-        self.node.cancel(Cause::Parent(Box::new(cause.clone())));
+        self.cancel(Cause::Parent(Box::new(cause.clone())));
     }
 }
 
 impl Core {
     pub(crate) fn new<E: 'static>(settings: Settings) -> Arc<Core> {
         let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
+        let span = trace::group(settings.site, settings.limit, settings.deadline);
         let core = Arc::new(Core {
             node: Node::new(parent, settings.deadline),
+            span,
             limit: settings.limit.map(Limit::new),
             panic: Mutex::new(None),
             task_error: Mutex::new(None),
@@ -147,6 +156,7 @@ impl Core {
                 all_ok: true,
             }),
             spawned: AtomicBool::new(false),
+            running: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -168,7 +178,27 @@ impl Core {
 
     /// Cancels the group with `cause`; `false` if it was already cancelled.
     pub(crate) fn cancel(&self, cause: Cause) -> bool {
-        self.node.cancel(cause)
+        self.cancel_then(cause, |_| ())
+    }
+
+    /// [`cancel`](Core::cancel), running `first(won)` before the
+    /// cancellation's own `tracing` event, so that what caused it is told first.
+    fn cancel_then(&self, cause: Cause, first: impl FnOnce(bool)) -> bool {
+        let before = self.node.is_set();
+        let won = self.node.cancel(cause);
+        first(won);
+        // Also when a passed deadline took the cause's place.
+        if !before && self.node.is_set() {
+            if let Some(cause) = self.node.cause() {
+                trace::cancelled(&self.span, &cause);
+            }
+        }
+        won
+    }
+
+    /// The group's `tracing` span.
+    pub(crate) fn span(&self) -> &trace::Span {
+        &self.span
     }
 
     // `#[inline]`: asked per fan-out item, from generic code compiled in the
@@ -205,6 +235,7 @@ impl Core {
     }
 
     pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
+        trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
         lock(&self.panic).get_or_insert(payload);
     }
@@ -213,9 +244,18 @@ impl Core {
     /// failure, and cancels the group: boxed, as the core is untyped; the
     /// group's error type was checked when the task started.
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
-        if self.cancel(Cause::Failed { task }) {
+        if self.cancel_failed(task) {
             *lock(&self.task_error) = Some(Box::new(error));
         }
+    }
+
+    /// Cancels the group because `task` failed; `true` if it is the first
+    /// failure (the caller keeps its error).
+    pub(crate) fn cancel_failed(&self, task: TaskName) -> bool {
+        let name = trace::name(&task);
+        self.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.span, &name, first);
+        })
     }
 
     /// How a task of `task`'s ended, as a value if it gave one: a panic that
@@ -249,7 +289,7 @@ impl Core {
 
     /// Adds `job` (whose output says whether it returned `Ok`) to the
     /// group's tasks; refused once the group has returned.
-    pub(crate) fn spawn_task<F>(&self, job: F) -> Result<(), Cancelled>
+    pub(crate) fn spawn_task<F>(&self, name: &TaskName, job: F) -> Result<(), Cancelled>
     where
         F: Future<Output = bool> + Send + 'static,
     {
@@ -259,8 +299,20 @@ impl Core {
             drop(tasks);
             return Err(self.cancelled_error());
         }
-        tasks.set.get_or_insert_with(TaskSet::new).spawn(job);
+        tasks.set.get_or_insert_with(TaskSet::new).spawn(name, job);
         Ok(())
+    }
+
+    /// Counts a task as running until the guard is dropped (its future ends
+    /// or is dropped, aborted or refused).
+    pub(crate) fn running_guard(self: &Arc<Self>) -> RunningTask {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        RunningTask(Arc::clone(self))
+    }
+
+    /// Tasks started and not yet ended.
+    pub(crate) fn running(&self) -> usize {
+        self.running.load(Ordering::Relaxed)
     }
 
     /// A task refused because the group was cancelled when it was asked for.
@@ -331,6 +383,16 @@ impl Core {
     }
 }
 
+/// One running task, counted by its group while this lives.
+#[derive(Debug)]
+pub(crate) struct RunningTask(Arc<Core>);
+
+impl Drop for RunningTask {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// A group: its core and the first error of its branches, typed.
 #[derive(Debug)]
 pub(crate) struct State<E> {
@@ -348,9 +410,19 @@ impl<E: 'static> State<E> {
 }
 
 impl<E> State<E> {
+    /// Keeps `error` as the group's error: its failure was the first
+    /// ([`Core::cancel_failed`] said so).
+    pub(crate) fn keep_first_error(&self, error: E) {
+        *lock(&self.error) = Some(error);
+    }
+
     /// Records `error` if it is the first failure and cancels the group.
     pub(crate) fn fail(&self, task: TaskName, error: E) {
-        if self.core.cancel(Cause::Failed { task }) {
+        let name = trace::name(&task);
+        let first = self.core.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.core.span, &name, first);
+        });
+        if first {
             *lock(&self.error) = Some(error);
         }
     }

@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 use tokio::task::{JoinError, JoinHandle};
 
+use crate::error::TaskName;
 #[cfg(loom)]
 use crate::sync::JoinSet;
 
@@ -66,9 +67,26 @@ impl<T: Send + 'static> TaskSet<T> {
         }
     }
 
-    /// Starts `task`; it is in the set once this returns.
-    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(&mut self, task: F) {
-        self.set.spawn(task);
+    /// Starts `task`; it is in the set once this returns. `name` is the
+    /// task's name in tokio-console (under `--cfg tokio_unstable` with the
+    /// `tracing` feature).
+    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(
+        &mut self,
+        name: &TaskName,
+        task: F,
+    ) {
+        #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
+        {
+            let name = name.to_string();
+            if self.set.build_task().name(&name).spawn(task).is_err() {
+                unreachable!("errgroup: a task builder without a runtime");
+            }
+        }
+        #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
+        {
+            let _ = name;
+            self.set.spawn(task);
+        }
     }
 
     /// The next task to end; `Ready(None)` once the set is empty.
@@ -98,19 +116,45 @@ pub(crate) struct Task<T> {
 }
 
 impl<T: Send + 'static> Task<T> {
-    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(task: F) -> Self {
-        Task {
-            handle: tokio::spawn(task),
-        }
+    /// A task named `name` in tokio-console (see [`TaskSet::spawn`]).
+    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(name: &TaskName, task: F) -> Self {
+        #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
+        let handle = {
+            let name = name.to_string();
+            tokio::task::Builder::new()
+                .name(&name)
+                .spawn(task)
+                .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"))
+        };
+        #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
+        let handle = {
+            let _ = name;
+            tokio::spawn(task)
+        };
+        Task { handle }
     }
 }
 
 impl<T: Send + 'static> Task<T> {
     /// A synchronous job on tokio's blocking pool: it cannot be aborted.
-    pub(crate) fn spawn_blocking<F: FnOnce() -> T + Send + 'static>(job: F) -> Self {
-        Task {
-            handle: tokio::task::spawn_blocking(job),
-        }
+    pub(crate) fn spawn_blocking<F: FnOnce() -> T + Send + 'static>(
+        name: &TaskName,
+        job: F,
+    ) -> Self {
+        #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
+        let handle = {
+            let name = name.to_string();
+            tokio::task::Builder::new()
+                .name(&name)
+                .spawn_blocking(job)
+                .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"))
+        };
+        #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
+        let handle = {
+            let _ = name;
+            tokio::task::spawn_blocking(job)
+        };
+        Task { handle }
     }
 }
 

@@ -49,8 +49,8 @@ async fn store(stored: &std::sync::atomic::AtomicU64, b: Block) -> anyhow::Resul
 async fn the_header_works_as_the_design_shows() -> anyhow::Result<()> {
     let stored = std::sync::atomic::AtomicU64::new(0);
     let stored = &stored;
-    // DESIGN.md's block plus `type Error`: every branch there ends in
-    // `Ok(())`, so nothing else fixes the error type.
+    // The README's Channels block: every branch there ends in `Ok(())`,
+    // so only its `type Error` header fixes the error type.
     errgroup! {
         type Error = anyhow::Error;
         let (tx, rx) = channel::<Block>(1024);
@@ -345,4 +345,15 @@ async fn drain_hands_out_what_was_buffered_at_the_cancellation() {
         [6],
         "the send blocked on the full buffer fails with its value"
     );
+}
+
+/// A capacity of 0 (Go's unbuffered channel) is refused at once, with a
+/// message that names the fix.
+#[tokio::test]
+#[should_panic(
+    expected = "needs room for at least one item, got capacity 0 (Go's unbuffered channel has no equivalent here): use `channel(1)`"
+)]
+async fn a_zero_capacity_channel_is_refused_with_the_fix() {
+    let group = Group::<()>::new();
+    let _ = group.ctx().channel::<u8>(0);
 }

@@ -68,6 +68,8 @@ mod shadowed {
         let __errgroup_scope = 1_u32;
         let parent = errgroup! {
             timeout = ::core::time::Duration::from_secs(60);
+            shutdown_on = ::core::future::pending::<()>();
+            crate = ::errgroup;
             limit = 2;
             type Error = &'static str;
             outer => {
@@ -116,5 +118,101 @@ mod shadowed {
             run(supervised_and_failing()),
             (::core::result::Result::Ok(1), "boom")
         );
+    }
+}
+
+/// A user item named `ctx` in scope where the group is written: the
+/// branches still see their own `ctx`, and the item stays the user's
+/// outside them.
+mod an_item_named_ctx {
+    #![allow(
+        non_upper_case_globals,
+        non_camel_case_types,
+        reason = "items named like the injected `ctx`, on purpose"
+    )]
+
+    /// One group with every branch shape, each reporting its task name
+    /// through `ctx`; written as a macro so that each module below can hold
+    /// its own `ctx` item around the same group.
+    macro_rules! every_shape {
+        () => {
+            async {
+                let items = [1_u8, 2];
+                let (plain, spawned, blocking, fan, spawned_fan, blocking_fan) = ::errgroup::errgroup! {
+                    type Error = ::errgroup::Cancelled;
+                    plain => { ctx.check()?; Ok(ctx.task().to_string()) },
+                    #[spawn] spawned => { ctx.check()?; Ok(ctx.task().to_string()) },
+                    #[blocking] blocking => { ctx.check()?; Ok(ctx.task().to_string()) },
+                    fan => for _i in &items { ctx.check()?; Ok(ctx.task().to_string()) },
+                    #[spawn] spawned_fan => for _i in [1_u8, 2] { ctx.check()?; Ok(ctx.task().to_string()) },
+                    #[blocking] blocking_fan => for _i in [1_u8, 2] { ctx.check()?; Ok(ctx.task().to_string()) },
+                }
+                .expect("no branch fails");
+                [plain, spawned, blocking, fan.join(" "), spawned_fan.join(" "), blocking_fan.join(" ")]
+            }
+        };
+    }
+
+    const EXPECTED: [&str; 6] = [
+        "plain",
+        "spawned",
+        "blocking",
+        "fan[0] fan[1]",
+        "spawned_fan[0] spawned_fan[1]",
+        "blocking_fan[0] blocking_fan[1]",
+    ];
+
+    mod a_const {
+        const ctx: u8 = 7;
+
+        #[tokio::test]
+        async fn branches_see_their_ctx() {
+            assert_eq!(every_shape!().await, super::EXPECTED);
+            assert_eq!(ctx, 7);
+        }
+    }
+
+    mod a_static {
+        static ctx: &str = "static";
+
+        #[tokio::test]
+        async fn branches_see_their_ctx() {
+            assert_eq!(every_shape!().await, super::EXPECTED);
+            assert_eq!(ctx, "static");
+        }
+    }
+
+    mod a_unit_struct {
+        #[derive(Debug, PartialEq)]
+        struct ctx;
+
+        #[tokio::test]
+        async fn branches_see_their_ctx() {
+            assert_eq!(every_shape!().await, super::EXPECTED);
+            assert_eq!(ctx, ctx);
+        }
+    }
+
+    mod an_imported_variant {
+        #[derive(Debug, PartialEq)]
+        enum Name {
+            ctx,
+            Other,
+        }
+        use Name::ctx;
+
+        #[tokio::test]
+        async fn branches_see_their_ctx() {
+            assert_eq!(every_shape!().await, super::EXPECTED);
+            assert_ne!(ctx, Name::Other);
+        }
+    }
+
+    /// An item declared in the same block as the group.
+    #[tokio::test]
+    async fn a_const_in_the_enclosing_block() {
+        const ctx: u8 = 9;
+        assert_eq!(every_shape!().await, EXPECTED);
+        assert_eq!(ctx, 9);
     }
 }

@@ -79,6 +79,23 @@ async fn supervised() -> Result<(Result<u8, AppError>, Result<u8, AppError>), Er
     }
 }
 
+/// `shutdown_on`, `crate` and a channel header.
+async fn signalled() -> Result<(u32, Option<errgroup::Cause>), Error<AppError>> {
+    errgroup! {
+        crate = ::errgroup;
+        shutdown_on = tokio::time::sleep(Duration::from_millis(1));
+        let (tx, rx) = channel::<u32>(1);
+        produce => {
+            tx.send(1).await.map_err(|_| AppError::Cancelled)?;
+            Ok(rx.recv().await?.unwrap_or(0))
+        },
+        serve => {
+            ctx.cancelled().await;
+            Ok(ctx.cause())
+        },
+    }
+}
+
 /// Fan-out branches of every kind, `grace`, and `ctx.spawn`.
 async fn fan_outs(input: &[u32]) -> Result<(Vec<u32>, Vec<u32>, Vec<u32>, ()), Error<AppError>> {
     errgroup! {
@@ -111,6 +128,10 @@ async fn every_branch_kind_and_header_expands_lint_clean() {
 
     let (name,) = deadline_and_parent().await.unwrap();
     assert_eq!(name, "inner");
+
+    let (received, cause) = signalled().await.unwrap();
+    assert_eq!(received, 1);
+    assert!(cause.is_some_and(|c| c.is_shutdown()));
 
     let (good, bad) = supervised().await.unwrap();
     assert_eq!(good, Ok(1));

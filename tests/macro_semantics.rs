@@ -1,4 +1,5 @@
-//! Semantics 1-11 of the contract (DESIGN.md, "Semantics (each one tested)"), on `errgroup!`.
+//! Semantics 1-11 of the contract (the numbered list under "Semantics" in the
+//! `errgroup!` rustdoc, runtime/lib.rs), on `errgroup!`.
 //!
 //! Ordering never relies on sleeping and hoping: tests run on tokio's paused
 //! clock (time only moves when every task is idle, so a sleep is an exact

@@ -1,5 +1,6 @@
 //! Runs the relay example (`examples/relay.rs`): its whole `main`, and its
-//! four forever-running branches against a real TCP coordinator on loopback.
+//! four forever-running branches against a real TCP coordinator on loopback,
+//! until the coordinator dies or the relay's token parent is cancelled.
 
 use std::io::ErrorKind;
 use std::sync::atomic::Ordering;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use errgroup::Cause;
 use tokio::net::TcpStream;
 use tokio::time::timeout;
+use tokio_util::sync::CancellationToken;
 
 #[path = "../examples/relay.rs"]
 mod relay;
@@ -33,9 +35,10 @@ async fn relay_until_killed_at(
 ) -> (Coordinator, errgroup::Error<anyhow::Error>) {
     let coordinator = Coordinator::start().await.unwrap();
     let stream = TcpStream::connect(coordinator.addr).await.unwrap();
-    let (err, reached) = timeout(HANG_GUARD, async {
+    let never = CancellationToken::new();
+    let (result, reached) = timeout(HANG_GUARD, async {
         tokio::join!(
-            relay::relay(stream, Duration::from_millis(1), stats),
+            relay::relay(stream, Duration::from_millis(1), stats, &never),
             async {
                 let reached = stats.wait_for_committed(height).await;
                 coordinator.kill();
@@ -46,6 +49,7 @@ async fn relay_until_killed_at(
     .await
     .expect("the relay did not stop after the coordinator was killed");
     assert!(reached, "block {height} was never committed");
+    let err = result.expect_err("the relay outlived its coordinator");
     (coordinator, err)
 }
 
@@ -123,4 +127,43 @@ async fn killing_the_coordinator_mid_stream_stops_all_four_with_the_wrapped_caus
             );
         }
     }
+}
+
+/// Cancelling the relay's token parent shuts it down on purpose: all four
+/// branches stop on the cancellation, none fails, and the relay returns `Ok`.
+#[tokio::test]
+async fn cancelling_the_token_parent_stops_all_four_and_the_relay_returns_ok() {
+    let coordinator = Coordinator::start().await.unwrap();
+    let stream = TcpStream::connect(coordinator.addr).await.unwrap();
+    let stats = Stats::default();
+    let stop = CancellationToken::new();
+    let (result, reached) = timeout(HANG_GUARD, async {
+        tokio::join!(
+            relay::relay(stream, Duration::from_millis(1), &stats, &stop),
+            async {
+                let reached = stats.wait_for_committed(50).await;
+                stop.cancel();
+                reached
+            }
+        )
+    })
+    .await
+    .expect("the relay did not stop when its token was cancelled");
+    assert!(reached, "block 50 was never committed");
+    result.expect("a shutdown is not a failure");
+
+    let stops = stats.stops();
+    let mut names: Vec<_> = stops.iter().map(|(name, _)| *name).collect();
+    names.sort_unstable();
+    let mut expected = BRANCHES;
+    expected.sort_unstable();
+    assert_eq!(names, expected, "{stops:?}");
+    let by_token = Cause::Parent(Box::new(Cause::Shutdown {
+        by: errgroup::TaskName::new("token"),
+    }));
+    for (name, stop) in &stops {
+        assert_eq!(*stop, Stop::Cancelled(by_token.clone()), "{name}");
+    }
+    // The coordinator is alive: it was the relay that stopped.
+    assert!(stats.last_committed.load(Ordering::Relaxed) >= 50);
 }

@@ -205,3 +205,81 @@ async fn a_token_from_a_cancelled_group_is_cancelled() {
     group.shutdown();
     assert!(ctx.token().is_cancelled());
 }
+
+/// A signal that is `IntoFuture` without being a future.
+struct After(Duration);
+
+impl std::future::IntoFuture for After {
+    type Output = ();
+    type IntoFuture = tokio::time::Sleep;
+
+    fn into_future(self) -> Self::IntoFuture {
+        sleep(self.0)
+    }
+}
+
+/// The `shutdown_on` header: the group is shut down on purpose when its
+/// signal (any `IntoFuture`) completes, at that instant, and returns `Ok`
+/// when every branch still does.
+#[tokio::test(start_paused = true)]
+async fn the_shutdown_on_header_stops_the_group_when_its_signal_completes() {
+    let start = Instant::now();
+    let (cause, ticks) = errgroup! {
+        shutdown_on = After(Duration::from_millis(2500));
+        server => { ctx.cancelled().await; Ok::<_, Cancelled>(ctx.cause()) },
+        ticker => {
+            let mut ticks = 0;
+            while ctx.sleep(Duration::from_secs(1)).await.is_ok() {
+                ticks += 1;
+            }
+            Ok(ticks)
+        },
+    }
+    .unwrap();
+    assert_eq!(cause, Some(shutdown_by("shutdown_on")));
+    assert_eq!(ticks, 2);
+    assert_eq!(Instant::now() - start, Duration::from_millis(2500));
+}
+
+/// The signal may borrow (a token's `cancelled()`), and its output is
+/// ignored (a oneshot receiver whose sender is dropped gives `Err`).
+#[tokio::test]
+async fn a_borrowed_signal_or_one_with_an_output_shuts_the_group_down() {
+    let token = CancellationToken::new();
+    let (cause, ()) = errgroup! {
+        shutdown_on = token.cancelled();
+        server => { ctx.cancelled().await; Ok::<_, ()>(ctx.cause()) },
+        admin => { token.cancel(); Ok(()) },
+    }
+    .unwrap();
+    assert_eq!(cause, Some(shutdown_by("shutdown_on")));
+
+    let (tx, rx) = tokio::sync::oneshot::channel::<u32>();
+    let (cause, ()) = errgroup! {
+        shutdown_on = rx;
+        server => { ctx.cancelled().await; Ok::<_, ()>(ctx.cause()) },
+        admin => { drop(tx); Ok(()) },
+    }
+    .unwrap();
+    assert_eq!(cause, Some(shutdown_by("shutdown_on")));
+}
+
+/// A failure before the signal completes wins; a signal that never
+/// completes changes nothing.
+#[tokio::test(start_paused = true)]
+async fn with_shutdown_on_a_failure_still_wins_and_a_quiet_signal_changes_nothing() {
+    let failed = errgroup! {
+        shutdown_on = sleep(Duration::from_secs(10));
+        fails => { sleep(Duration::from_secs(1)).await; Err::<(), _>("boom") },
+        waits => { ctx.cancelled().await; Ok(()) },
+    };
+    let err = failed.unwrap_err();
+    assert_eq!(err.task().unwrap(), "fails");
+    assert_eq!(err.into_inner(), Some("boom"));
+
+    let quiet = errgroup! {
+        shutdown_on = std::future::pending::<()>();
+        quick => Ok::<_, ()>(1),
+    };
+    assert_eq!(quiet.unwrap(), (1,));
+}

@@ -5,8 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use anyhow::anyhow;
-use errgroup::errgroup;
+use errgroup::{Cause, TaskName, errgroup};
 use tokio::time::timeout;
 
 #[path = "../examples/workers.rs"]
@@ -109,7 +108,7 @@ async fn one_failing_job_stops_the_pool_and_the_sub_workers_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_parent_cancellation_stops_the_pool_and_leaves_nothing_running() {
+async fn a_shutdown_stops_the_pool_and_leaves_nothing_running() {
     let baseline = alive_tasks();
     let log = Arc::new(Log::default());
     // Only the jobs below start sub-workers.
@@ -117,24 +116,33 @@ async fn a_parent_cancellation_stops_the_pool_and_leaves_nothing_running() {
     jobs[0].work = Work::Hang { parts: 3 };
     jobs[1].work = Work::Hang { parts: 2 };
     let log_in_pool = Arc::clone(&log);
-    // As in the example's `main`, with the Ctrl-C branch simulated: it fails
-    // once the hanging jobs' five sub-workers are running.
+    // As in the example's `main`, with Ctrl-C simulated: the group's
+    // signal completes once the hanging jobs' five sub-workers are running.
     let result = timeout(HANG_GUARD, async {
         errgroup! {
             type Error = anyhow::Error;
+            shutdown_on = log.running(5);
             pool => { pool(jobs, 4, log_in_pool).await?; Ok(()) },
-            ctrl_c => {
-                log.wait_running(ctx, 5).await?;
-                Err::<(), _>(anyhow!("interrupted by Ctrl-C"))
-            },
         }
     })
     .await
-    .expect("the pool did not stop on its parent's cancellation");
+    .expect("the pool did not stop when its group was shut down");
 
+    // A shutdown, not a failure: the pool's cancellation error does not
+    // replace it.
     let err = result.unwrap_err();
-    assert_eq!(err.task().unwrap(), "ctrl_c");
+    assert!(err.is_shutdown(), "{err:?}");
+    assert_eq!(
+        err.cause(),
+        Cause::Shutdown {
+            by: TaskName::new("shutdown_on")
+        }
+    );
     assert_eq!(log.parts_cancelled.load(Ordering::SeqCst), 5);
     assert_eq!(log.parts_running.load(Ordering::SeqCst), 0);
+    assert!(
+        log.processed.lock().unwrap().len() < 20,
+        "the pool was cut short"
+    );
     assert_back_to(baseline).await;
 }

@@ -1,4 +1,5 @@
-//! Expand: a checked block into calls on `::errgroup::__private`.
+//! Expand: a checked block into calls on `::errgroup::__private` (or the
+//! `crate = ..;` header's path).
 //!
 //! The expansion is a block expression that awaits, like `tokio::try_join!`:
 //! the header values become a `Config`, each branch one constructor call
@@ -13,32 +14,35 @@ use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::check::{Checked, Mode};
-use crate::parse::{Body, HeaderKind, Input};
+use crate::ast::{Body, Branch, Config, Input, Krate};
+use crate::attr::Mode;
 
 /// The most branches the runtime's tuples hold; more are nested.
 const MAX_TUPLE: usize = 8;
 
-pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
+pub(crate) fn expand(input: &Input) -> TokenStream {
     let site = Span::mixed_site();
-    let rt = quote_spanned!(site=> ::errgroup::__private);
+    let krate = input.config.krate();
+    let rt = krate.private(site);
     let scope = format_ident!("__errgroup_scope", span = site);
     let result = format_ident!("__errgroup_result", span = site);
 
-    let error_type = error_type(input, quote!(_));
-    let config = config(input, &rt);
+    let error_type = error_type(&input.config, quote!(_));
+    let config = config(&input.config, &rt);
 
-    let channels = channels(input, &scope, site);
+    let channels = channels(&input.config, &scope, &rt, site);
     let mut setup = channels.setup.clone();
     let mut branches = Vec::new();
-    for (i, (branch, mode)) in input.branches.iter().zip(&checked.modes).enumerate() {
+    for (i, branch) in input.branches.iter().enumerate() {
+        let mode = branch.attrs.mode;
         let names = Names {
             site,
             scope: &scope,
             rt: &rt,
+            krate: &krate,
             ctx: format_ident!("__errgroup_ctx{}", i, span = site),
             item: format_ident!("__errgroup_item{}", i, span = site),
-            supervise: checked.supervise,
+            supervise: input.config.supervise.is_some(),
             ends: channels.ends_for(branch, i, &rt, site),
         };
         setup.extend(names.ends.setup.clone());
@@ -59,7 +63,19 @@ pub(crate) fn expand(input: &Input, checked: &Checked) -> TokenStream {
         .map(|i| format_ident!("__errgroup_value{}", i, span = site))
         .collect();
     let tuple = nest(&branches, Some(&rt));
-    let run = quote_spanned!(site=> #scope.run(#tuple).await);
+    // A signal that is not a future is reported once, at the value: the
+    // call that turns it into its future and the run's `.await` (which
+    // awaits it too) are both spanned there.
+    let run = if let Some(signal) = &input.config.shutdown_on {
+        let method = format_ident!("shutdown_on", span = signal.key);
+        let value = &signal.value;
+        let span = value.span();
+        let signal = quote_spanned!(span=> ::core::future::IntoFuture::into_future(#value));
+        let run = quote_spanned!(site=> #scope.run(#tuple).#method(#signal));
+        quote_spanned!(span=> #run.await)
+    } else {
+        quote_spanned!(site=> #scope.run(#tuple).await)
+    };
     let run = if branches.len() > MAX_TUPLE {
         let nested = nest(&values, None);
         quote_spanned! {site=>
@@ -101,6 +117,7 @@ struct Names<'a> {
     site: Span,
     scope: &'a syn::Ident,
     rt: &'a TokenStream,
+    krate: &'a Krate,
     ctx: syn::Ident,
     item: syn::Ident,
     supervise: bool,
@@ -108,36 +125,49 @@ struct Names<'a> {
 }
 
 impl Names<'_> {
-    /// `let ctx: &Ctx = <from>;`, with `ctx` visible to the body.
+    /// `let ctx: &Ctx = <from>;`, with `ctx` visible to the body. The `fn
+    /// ctx` before it shadows, in this block, any item of the user's named
+    /// `ctx` (a const, a static, a unit struct, an imported enum variant):
+    /// the `let` would otherwise be a pattern matching that item, or be
+    /// rejected, where a name that resolves to a fn is a fresh binding.
+    /// Items in a block are in scope in all of it, so the `fn` goes first,
+    /// before any statement.
     fn bind_ctx(&self, from: &TokenStream) -> TokenStream {
         let user_ctx = quote_spanned!(Span::call_site()=> ctx);
+        let ctx_type = self.ctx_type();
         quote_spanned! {self.site=>
+            #[allow(dead_code)]
+            fn #user_ctx() {}
             #[allow(unused_variables)]
-            let #user_ctx: &::errgroup::Ctx = #from;
+            let #user_ctx: &#ctx_type = #from;
         }
     }
 
+    /// `::errgroup::Ctx`, through the crate's path.
+    fn ctx_type(&self) -> TokenStream {
+        let root = self.krate.root(self.site);
+        quote_spanned!(self.site=> #root::Ctx)
+    }
+
     /// The mode's constructor: `InTask`, `Spawn` or `Blocking`.
-    fn mode(&self, mode: &Mode) -> TokenStream {
+    fn mode(&self, mode: Mode) -> TokenStream {
         let rt = self.rt;
-        let name = if mode.blocking {
-            "Blocking"
-        } else if mode.spawn {
-            "Spawn"
-        } else {
-            "InTask"
+        let name = match mode {
+            Mode::InTask => "InTask",
+            Mode::Spawn => "Spawn",
+            Mode::Blocking => "Blocking",
         };
         let name = format_ident!("{}", name, span = self.site);
         quote_spanned!(self.site=> #rt::#name)
     }
 
     /// `body`, supervised under `on_error = continue`.
-    fn supervise(&self, body: TokenStream, mode: &Mode) -> TokenStream {
+    fn supervise(&self, body: TokenStream, mode: Mode) -> TokenStream {
         if !self.supervise {
             return body;
         }
         let rt = self.rt;
-        let adapter = if mode.blocking {
+        let adapter = if mode == Mode::Blocking {
             format_ident!("supervise_blocking", span = self.site)
         } else {
             format_ident!("supervise", span = self.site)
@@ -147,7 +177,7 @@ impl Names<'_> {
 }
 
 /// A plain branch, given `ctx` in scope under `names.ctx`.
-fn single(names: &Names, body: &syn::Expr, mode: &Mode) -> TokenStream {
+fn single(names: &Names, body: &syn::Expr, mode: Mode) -> TokenStream {
     let Names {
         site, scope, ctx, ..
     } = names;
@@ -162,21 +192,22 @@ fn single(names: &Names, body: &syn::Expr, mode: &Mode) -> TokenStream {
     } else {
         quote!(#body)
     };
-    let (ctx_arg, body) = if mode.blocking {
+    let ctx_type = names.ctx_type();
+    let (ctx_arg, body) = if mode == Mode::Blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
         let body = quote_spanned! {body.span()=>
-            move |#ctx: &::errgroup::Ctx| { #ends #bind #body }
+            move |#ctx: &#ctx_type| { #bind #ends #body }
         };
         (quote_spanned!(site=> #ctx), body)
-    } else if mode.spawn {
+    } else if mode == Mode::Spawn {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
         let body = quote_spanned! {body.span()=>
-            async move { #ends #bind #body }
+            async move { #bind #ends #body }
         };
         (quote_spanned!(site=> #ctx.clone()), body)
     } else {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned!(body.span()=> async { #ends #bind #body });
+        let body = quote_spanned!(body.span()=> async { #bind #ends #body });
         (quote_spanned!(site=> #ctx.clone()), body)
     };
     let body = names.supervise(body, mode);
@@ -229,7 +260,7 @@ fn fan_out_branch(
     names: &Names,
     name: &syn::Ident,
     fan_out: &syn::ExprForLoop,
-    mode: &Mode,
+    mode: Mode,
 ) -> TokenStream {
     let Names {
         site,
@@ -250,12 +281,13 @@ fn fan_out_branch(
     let (held, lent) = (names.ends.held(), names.ends.lent_param());
     let ends = names.ends.bind(&names.ends.lent);
     let constructor = names.mode(mode);
-    let launch = if mode.blocking {
+    let ctx_type = names.ctx_type();
+    let launch = if mode == Mode::Blocking {
         let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
         let body = quote_spanned! {block.span()=>
-            move |#ctx: &::errgroup::Ctx| {
-                #ends
+            move |#ctx: &#ctx_type| {
                 #bind
+                #ends
                 #[allow(clippy::no_effect_underscore_binding)]
                 let #pat = #item;
                 #(#stmts)*
@@ -263,19 +295,19 @@ fn fan_out_branch(
         };
         let body = names.supervise(body, mode);
         quote_spanned!(block.span()=> move |#item, #lent| #body)
-    } else if mode.spawn {
+    } else if mode == Mode::Spawn {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
         let body = quote_spanned! {block.span()=>
             async move {
-                #ends
                 #bind
+                #ends
                 #[allow(clippy::no_effect_underscore_binding)]
                 let #pat = #item;
                 #(#stmts)*
             }
         };
         let body = names.supervise(body, mode);
-        quote_spanned!(block.span()=> move |#item, #ctx: ::errgroup::Ctx, #lent| #body)
+        quote_spanned!(block.span()=> move |#item, #ctx: #ctx_type, #lent| #body)
     } else {
         let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
         // The item, the ctx and the ends move into the item's future;
@@ -284,15 +316,15 @@ fn fan_out_branch(
         let body = quote_spanned! {block.span()=>
             async {
                 let #ctx = #ctx;
-                #ends
                 #bind
+                #ends
                 let #pat = #item.into_inner();
                 #(#stmts)*
             }
         };
         let body = names.supervise(body, mode);
         quote_spanned! {block.span()=>
-            |#item, #ctx: ::errgroup::Ctx, #lent| {
+            |#item, #ctx: #ctx_type, #lent| {
                 let #item = #rt::Moved(#item);
                 #body
             }
@@ -314,18 +346,18 @@ struct Channels<'a> {
     ends: Vec<(&'a syn::Ident, syn::Ident)>,
 }
 
-fn channels<'a>(input: &'a Input, scope: &syn::Ident, site: Span) -> Channels<'a> {
+fn channels<'a>(
+    config: &'a Config,
+    scope: &syn::Ident,
+    rt: &TokenStream,
+    site: Span,
+) -> Channels<'a> {
     let mut channels = Channels {
         setup: TokenStream::new(),
         drops: TokenStream::new(),
         ends: Vec::new(),
     };
-    let rt = quote_spanned!(site=> ::errgroup::__private);
-    let headers = input.headers.iter().filter_map(|h| match &h.kind {
-        HeaderKind::Channel(c) => Some(c),
-        _ => None,
-    });
-    for (c, channel) in headers.enumerate() {
+    for (c, channel) in config.channels.iter().enumerate() {
         let tx = format_ident!("__errgroup_chan{}_tx", c, span = site);
         let rx = format_ident!("__errgroup_chan{}_rx", c, span = site);
         let method = format_ident!(
@@ -352,13 +384,7 @@ fn channels<'a>(input: &'a Input, scope: &syn::Ident, site: Span) -> Channels<'a
 
 impl Channels<'_> {
     /// The ends branch `i` names, cloned for it.
-    fn ends_for(
-        &self,
-        branch: &crate::parse::Branch,
-        i: usize,
-        rt: &TokenStream,
-        site: Span,
-    ) -> Ends {
+    fn ends_for(&self, branch: &Branch, i: usize, rt: &TokenStream, site: Span) -> Ends {
         let tokens = match &branch.body {
             Body::Expr(body) => quote!(#body),
             Body::For(fan_out) => {
@@ -447,57 +473,36 @@ fn mentions(tokens: &TokenStream, ident: &syn::Ident) -> bool {
 }
 
 /// The `type Error = ..;` header, or `default`.
-fn error_type(input: &Input, default: TokenStream) -> TokenStream {
-    input
-        .headers
-        .iter()
-        .find_map(|h| match &h.kind {
-            HeaderKind::ErrorType(ty) => Some(quote!(#ty)),
-            _ => None,
-        })
-        .unwrap_or(default)
-}
-
-/// `Config::new().timeout(..).limit(..)`, each value spanned on the user's
-/// expression so a type mismatch points there.
-fn config(input: &Input, rt: &TokenStream) -> TokenStream {
-    let mut config = quote!(#rt::Config::new());
-    for header in &input.headers {
-        let (method, expr) = match &header.kind {
-            HeaderKind::Timeout(e) => ("timeout", e),
-            HeaderKind::Deadline(e) => ("deadline", e),
-            HeaderKind::Parent(e) => ("parent", e),
-            HeaderKind::Limit(e) => ("limit", e),
-            HeaderKind::Grace(e) => ("grace", e),
-            _ => continue,
-        };
-        let method = format_ident!("{}", method, span = expr.span());
-        config = quote_spanned!(expr.span()=> #config.#method(#expr));
-    }
-    config
-}
-
-/// What a block with errors expands to: the errors, and a value whose type
-/// fits wherever the block is used, so nothing else is reported.
-pub(crate) fn fallback(input: &Input, errors: &syn::Error) -> TokenStream {
-    let errors = errors.to_compile_error();
-    let holes = input.branches.iter().map(|_| quote!(_));
-    let error_type = error_type(input, quote!(::errgroup::__private::Infallible));
-    // Header values still appear, in a closure that never runs, so names
-    // the user imported for them are not reported unused on top of the error.
-    let values = input.headers.iter().filter_map(|h| match &h.kind {
-        HeaderKind::Timeout(e)
-        | HeaderKind::Deadline(e)
-        | HeaderKind::Parent(e)
-        | HeaderKind::Limit(e)
-        | HeaderKind::Grace(e) => Some(e),
-        _ => None,
-    });
-    quote! {
-        {
-            #errors
-            let _ = || (#(#values,)*);
-            ::errgroup::__private::fallback::<(#(#holes,)*), #error_type>()
+pub(crate) fn error_type(config: &Config, default: TokenStream) -> TokenStream {
+    match &config.error_type {
+        Some(setting) => {
+            let ty = &setting.value;
+            quote!(#ty)
         }
+        None => default,
     }
+}
+
+/// `Config::new().timeout(..).limit(..)`, in the order the headers are
+/// written, each value spanned on the user's expression so a type mismatch
+/// points there.
+fn config(config: &Config, rt: &TokenStream) -> TokenStream {
+    let mut settings = [
+        ("timeout", &config.timeout),
+        ("deadline", &config.deadline),
+        ("parent", &config.parent),
+        ("limit", &config.limit),
+        ("grace", &config.grace),
+    ]
+    .into_iter()
+    .filter_map(|(method, setting)| Some((method, setting.as_ref()?)))
+    .collect::<Vec<_>>();
+    settings.sort_by_key(|(_, setting)| setting.order);
+    let mut tokens = quote!(#rt::Config::new());
+    for (method, setting) in settings {
+        let expr = &setting.value;
+        let method = format_ident!("{}", method, span = expr.span());
+        tokens = quote_spanned!(expr.span()=> #tokens.#method(#expr));
+    }
+    tokens
 }

@@ -1,15 +1,28 @@
 //! The `errgroup!` macro. Use it through the `errgroup` crate, which documents
 //! it and provides the runtime its expansion calls.
 //!
-//! Three stages, one module each: `parse` the block, `check` the usage
-//! rules (collecting every violation), `expand` into `::errgroup::__private`
-//! calls. On any error the expansion is the errors plus a stub value, so a
-//! user sees the mistakes, not a cascade.
+//! Three stages, and one error collector (`Errors`, in `errors.rs`) they all
+//! write to, so one build reports every mistake:
+//!
+//! - **parse** (`parse.rs`): the block into the typed tree of `ast.rs`.
+//!   Attributes are read once, by `attr.rs`, into each branch; headers are
+//!   set into a `Config` that keeps their spans and reports a header given
+//!   twice or a value that cannot work as it is set.
+//! - **check** (`check.rs`): the rules on branch bodies; and `lints.rs`,
+//!   the raw-channel and detached-spawn checks, which rewrite the bodies.
+//! - **expand** (`expand.rs`): the tree into calls on `::errgroup::__private`
+//!   (or the `crate = ..;` header's path); on an error, `fallback.rs`
+//!   instead: the errors plus a stub value, so a user sees the mistakes,
+//!   not a cascade.
 
 #![forbid(unsafe_code)]
 
+mod ast;
+mod attr;
 mod check;
+mod errors;
 mod expand;
+mod fallback;
 mod lints;
 mod parse;
 #[cfg(test)]
@@ -25,27 +38,19 @@ pub fn errgroup(input: TokenStream) -> TokenStream {
 }
 
 fn errgroup_impl(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
-    let mut input: parse::Input = match syn::parse2(input) {
-        Ok(input) => input,
-        Err(e) => return e.into_compile_error(),
-    };
-    let mut errors = check::Errors::default();
-    for e in &input.errors {
-        errors.push(e.clone());
+    let mut errors = errors::Errors::default();
+    let mut input = parse::parse(input, &mut errors);
+    check::check(&input, &mut errors);
+    lints::lint(&mut input, &mut errors);
+    if errors.fatal() {
+        return fallback::fallback(&input, &errors.to_compile_error());
     }
-    let checked = check::check(&input, &mut errors);
-    let lints = lints::lint(&mut input);
-    match (errors.finish(), lints) {
-        (None, None) => expand::expand(&input, &checked),
-        // Lint errors beside the full expansion, whose type probes report
-        // the rest of the lint errors in the same build.
-        (None, Some(lints)) => {
-            let (lints, expansion) = (lints.into_compile_error(), expand::expand(&input, &checked));
-            quote::quote!({ #lints #expansion })
-        }
-        (Some(mut errors), lints) => {
-            errors.extend(lints);
-            expand::fallback(&input, &errors)
-        }
+    let expansion = expand::expand(&input);
+    if errors.is_empty() {
+        return expansion;
     }
+    // Lint errors beside the full expansion, whose type probes report the
+    // rest of the lint errors in the same build.
+    let lints = errors.to_compile_error();
+    quote::quote!({ #lints #expansion })
 }

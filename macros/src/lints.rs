@@ -90,9 +90,10 @@ use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
-use syn::{Attribute, Block, Expr, Meta, Pat, Stmt, Token, UseTree};
+use syn::{Block, Expr, Pat, Stmt, Token, UseTree};
 
-use crate::parse::{Body, Input};
+use crate::ast::{Body, Input, Krate};
+use crate::errors::Errors;
 
 /// Constructors of raw channels: a module path and its constructor fns
 /// (certain when written with a leading `::`).
@@ -223,52 +224,36 @@ const SPAWN_HELP: &str = "help: run it as a branch marked `#[spawn]`, start it w
 
 /// Applies the lints to every branch: reports the path-based errors and
 /// adds the type checks to the bodies.
-pub(crate) fn lint(input: &mut Input) -> Option<syn::Error> {
-    let mut errors: Option<syn::Error> = None;
+pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
+    let krate = input.config.krate();
     for branch in &mut input.branches {
-        let allow_channel = allows(&branch.attrs, "raw_channel");
-        let allow_spawn = allows(&branch.attrs, "detached_spawn");
-        if allow_channel && allow_spawn {
+        let attrs = &branch.attrs;
+        if attrs.allow_raw_channel && attrs.allow_detached_spawn {
             continue;
         }
         let mut linter = Linter {
             uses: Uses::default(),
-            channels: !allow_channel,
-            spawns: !allow_spawn,
+            channels: !attrs.allow_raw_channel,
+            spawns: !attrs.allow_detached_spawn,
             frames: Vec::new(),
-            errors: Vec::new(),
+            errors: &mut *errors,
+            krate: &krate,
         };
         match &mut branch.body {
-            Body::Broken => continue,
+            Body::Broken => {}
             Body::Expr(body) => {
                 linter.uses.visit_expr(body);
                 linter.frames.push(Frame::default());
                 linter.visit_expr_mut(body);
                 let frame = linter.frames.pop().unwrap_or_default();
-                wrap(body, frame);
+                wrap(body, frame, &krate);
             }
             Body::For(fan_out) => {
                 linter.uses.visit_block(&fan_out.body);
                 linter.visit_block_mut(&mut fan_out.body);
             }
         }
-        for e in linter.errors {
-            match &mut errors {
-                Some(all) => all.combine(e),
-                None => errors = Some(e),
-            }
-        }
     }
-    errors
-}
-
-fn allows(attrs: &[Attribute], lint: &str) -> bool {
-    attrs.iter().any(|attr| match &attr.meta {
-        Meta::List(args) if args.path.is_ident("allow") => args
-            .parse_args::<syn::Ident>()
-            .is_ok_and(|ident| ident == lint),
-        _ => false,
-    })
 }
 
 /// `use` items inside a body: local names resolved to full paths. Scoping
@@ -389,12 +374,13 @@ struct Frame {
     deferred: Vec<TokenStream>,
 }
 
-struct Linter {
+struct Linter<'a> {
     uses: Uses,
     channels: bool,
     spawns: bool,
     frames: Vec<Frame>,
-    errors: Vec<syn::Error>,
+    errors: &'a mut Errors,
+    krate: &'a Krate,
 }
 
 /// The three type checks, each a `GroupBound*` trait whose message the
@@ -422,9 +408,10 @@ impl Check {
     /// rustc adds no second label. The spans are the user's own, hygiene
     /// included (the names here are absolute paths and trait methods), so
     /// rustc does not end the error with a note that it comes from a macro.
-    fn call(self, probe: &TokenStream, (first, last): (Span, Span)) -> TokenStream {
+    fn call(self, probe: &TokenStream, (first, last): (Span, Span), krate: &Krate) -> TokenStream {
         let (bound, method) = self.names();
-        let lints = quote_spanned!(first=> ::errgroup::__private::lints);
+        let private = krate.private(first);
+        let lints = quote_spanned!(first=> #private::lints);
         let bound = Ident::new(bound, first);
         let method = Ident::new(method, first);
         let mut receiver = Group::new(Delimiter::Parenthesis, quote_spanned!(first=> & #probe));
@@ -439,19 +426,22 @@ impl Check {
     }
 
     /// The check of an operation's receiver, `value` a place or a binding.
-    fn operation(value: &TokenStream, span: (Span, Span)) -> TokenStream {
+    fn operation(value: &TokenStream, span: (Span, Span), krate: &Krate) -> TokenStream {
+        let private = krate.private(span.0);
         Check::Operation.call(
-            &quote_spanned!(span.0=> ::errgroup::__private::lints::probe(&#value)),
+            &quote_spanned!(span.0=> #private::lints::probe(&#value)),
             span,
+            krate,
         )
     }
 }
 
 /// The `use` that brings the checks' methods into scope.
-fn imports() -> TokenStream {
+fn imports(krate: &Krate) -> TokenStream {
+    let private = krate.private(Span::mixed_site());
     quote_spanned! {Span::mixed_site()=>
         #[allow(unused_imports)]
-        use ::errgroup::__private::lints::{
+        use #private::lints::{
             IndexProbe as _, OtherConstructor as _, OtherOperation as _, OtherSpawn as _,
             RawConstructor as _, RawOperation as _, RawSpawn as _,
         };
@@ -483,12 +473,13 @@ fn checked_value(
     expr: &Expr,
     replay: &dyn Fn(TokenStream) -> TokenStream,
     span: (Span, Span),
+    krate: &Krate,
 ) -> Expr {
     let site = Span::mixed_site();
     let value = Ident::new("__errgroup_value", site);
     let checked = replay(quote!(#value));
-    let call = Check::operation(&checked, span);
-    let imports = imports();
+    let call = Check::operation(&checked, span, krate);
+    let imports = imports(krate);
     Expr::Verbatim(quote_spanned! {site=>
         (match #expr {
             #value => {
@@ -512,24 +503,24 @@ struct Place {
 }
 
 /// The place an operation's receiver is reached from, if any.
-fn place_of(receiver: &Expr) -> Option<(Place, &Expr)> {
+fn place_of<'e>(receiver: &'e Expr, krate: &Krate) -> Option<(Place, &'e Expr)> {
     match receiver {
-        Expr::Paren(inner) => place_of(&inner.expr),
-        Expr::Group(inner) => place_of(&inner.expr),
-        Expr::Reference(reference) => place_of(&reference.expr),
-        Expr::Await(inner) => place_of(&inner.base),
-        Expr::Try(inner) => place_of(&inner.expr),
+        Expr::Paren(inner) => place_of(&inner.expr, krate),
+        Expr::Group(inner) => place_of(&inner.expr, krate),
+        Expr::Reference(reference) => place_of(&reference.expr, krate),
+        Expr::Await(inner) => place_of(&inner.base, krate),
+        Expr::Try(inner) => place_of(&inner.expr, krate),
         Expr::MethodCall(call) if THROUGH.contains(&call.method.to_string().as_str()) => {
-            place_of(&call.receiver)
+            place_of(&call.receiver, krate)
         }
-        place => place_tokens(place).map(|p| (p, place)),
+        place => place_tokens(place, krate).map(|p| (p, place)),
     }
 }
 
 /// A place expression that can be borrowed without evaluating anything
 /// but `Deref` and `Index`: `x`, `self`, `x.field`, `(*x).field`, `x[0]`,
 /// `x[i]`, `x[&key]`.
-fn place_tokens(expr: &Expr) -> Option<Place> {
+fn place_tokens(expr: &Expr, krate: &Krate) -> Option<Place> {
     match expr {
         Expr::Path(path) if path.qself.is_none() => {
             let names = match path.path.get_ident() {
@@ -542,25 +533,25 @@ fn place_tokens(expr: &Expr) -> Option<Place> {
                 exact: true,
             })
         }
-        Expr::Paren(inner) => place_tokens(&inner.expr),
-        Expr::Group(inner) => place_tokens(&inner.expr),
+        Expr::Paren(inner) => place_tokens(&inner.expr, krate),
+        Expr::Group(inner) => place_tokens(&inner.expr, krate),
         Expr::Field(field) => {
-            let base = place_tokens(&field.base)?;
+            let base = place_tokens(&field.base, krate)?;
             Some(project(base, |tokens| {
                 let member = &field.member;
                 quote!((#tokens).#member)
             }))
         }
         Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
-            let base = place_tokens(&unary.expr)?;
+            let base = place_tokens(&unary.expr, krate)?;
             Some(project(base, |tokens| quote!((*#tokens))))
         }
         Expr::Index(index) => {
-            let mut base = place_tokens(&index.expr)?;
+            let mut base = place_tokens(&index.expr, krate)?;
             if !base.exact {
                 return Some(base);
             }
-            match index_tokens(&index.index) {
+            match index_tokens(&index.index, krate) {
                 Some((replayed, names)) => {
                     base.names.extend(names);
                     Some(project(base, replayed))
@@ -591,18 +582,18 @@ type Replay = Box<dyn Fn(TokenStream) -> TokenStream>;
 /// How `collection[index]` is replayed in a probe, and the names the index
 /// reads: a literal as written; a name or `&place` by its type only, so it
 /// is neither evaluated nor moved again.
-fn index_tokens(index: &Expr) -> Option<(Replay, Vec<String>)> {
+fn index_tokens(index: &Expr, krate: &Krate) -> Option<(Replay, Vec<String>)> {
     match index {
         Expr::Lit(lit) => {
             let lit = lit.clone();
             Some((Box::new(move |tokens| quote!((#tokens)[#lit])), Vec::new()))
         }
-        Expr::Paren(inner) => index_tokens(&inner.expr),
-        Expr::Group(inner) => index_tokens(&inner.expr),
+        Expr::Paren(inner) => index_tokens(&inner.expr, krate),
+        Expr::Group(inner) => index_tokens(&inner.expr, krate),
         Expr::Path(_) | Expr::Reference(_) => {
             let place = match index {
                 Expr::Reference(reference) => {
-                    let inner = place_tokens(&reference.expr).filter(|p| p.exact)?;
+                    let inner = place_tokens(&reference.expr, krate).filter(|p| p.exact)?;
                     let and = reference.and_token;
                     let mutability = reference.mutability;
                     Place {
@@ -613,13 +604,14 @@ fn index_tokens(index: &Expr) -> Option<(Replay, Vec<String>)> {
                         ..inner
                     }
                 }
-                path => place_tokens(path)?,
+                path => place_tokens(path, krate)?,
             };
             let index = place.tokens;
             let site = Span::mixed_site();
+            let private = krate.private(site);
             Some((
                 Box::new(
-                    move |tokens| quote_spanned!(site=> (*(#tokens).errgroup_index(::errgroup::__private::lints::probe(&#index)))),
+                    move |tokens| quote_spanned!(site=> (*(#tokens).errgroup_index(#private::lints::probe(&#index)))),
                 ),
                 place.names,
             ))
@@ -628,7 +620,7 @@ fn index_tokens(index: &Expr) -> Option<(Replay, Vec<String>)> {
     }
 }
 
-impl Linter {
+impl Linter<'_> {
     fn frame(&mut self) -> &mut Frame {
         if self.frames.is_empty() {
             self.frames.push(Frame::default());
@@ -646,8 +638,8 @@ impl Linter {
     /// Checks the type of an operation's receiver: by its place, in the
     /// statement before, or else by the value it is computed from, inline.
     fn operation(&mut self, receiver: &mut Expr) {
-        if let Some((place, expr)) = place_of(receiver) {
-            let call = Check::operation(&place.tokens, ends(expr.to_token_stream()));
+        if let Some((place, expr)) = place_of(receiver, self.krate) {
+            let call = Check::operation(&place.tokens, ends(expr.to_token_stream()), self.krate);
             let frame = self.frame();
             if place.names.iter().any(|n| frame.bound.contains(n)) {
                 frame.deferred.push(call);
@@ -658,7 +650,7 @@ impl Linter {
         }
         let span = ends(receiver.to_token_stream());
         let mut projections = Vec::new();
-        wrap_base(receiver, &mut projections, span);
+        wrap_base(receiver, &mut projections, span, self.krate);
     }
 
     /// Visits the condition of an `if` or a `while`, then its body; the
@@ -676,7 +668,7 @@ impl Linter {
             probes: deferred,
             ..Frame::default()
         };
-        if let Some(probe) = probe_stmt(deferred) {
+        if let Some(probe) = probe_stmt(deferred, self.krate) {
             body.stmts
                 .insert(0, Stmt::Expr(Expr::Verbatim(probe), None));
         }
@@ -692,22 +684,27 @@ enum Projection {
 
 /// Finds the value under `expr`'s fields, indexes and derefs and rewrites
 /// it into a checked value (see the module docs).
-fn wrap_base(expr: &mut Expr, projections: &mut Vec<Projection>, span: (Span, Span)) {
+fn wrap_base(
+    expr: &mut Expr,
+    projections: &mut Vec<Projection>,
+    span: (Span, Span),
+    krate: &Krate,
+) {
     match expr {
         Expr::Field(field) => {
             projections.push(Projection::Field(field.member.clone()));
-            wrap_base(&mut field.base, projections, span);
+            wrap_base(&mut field.base, projections, span, krate);
         }
         Expr::Index(index) => {
             projections.push(Projection::Index((*index.index).clone()));
-            wrap_base(&mut index.expr, projections, span);
+            wrap_base(&mut index.expr, projections, span, krate);
         }
         Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
             projections.push(Projection::Deref);
-            wrap_base(&mut unary.expr, projections, span);
+            wrap_base(&mut unary.expr, projections, span, krate);
         }
-        Expr::Paren(inner) => wrap_base(&mut inner.expr, projections, span),
-        Expr::Group(inner) => wrap_base(&mut inner.expr, projections, span),
+        Expr::Paren(inner) => wrap_base(&mut inner.expr, projections, span, krate),
+        Expr::Group(inner) => wrap_base(&mut inner.expr, projections, span, krate),
         // Value expressions only: moving one into the `match` is what
         // evaluating it did already. (A macro call may expand to a place.)
         Expr::Call(_)
@@ -724,7 +721,7 @@ fn wrap_base(expr: &mut Expr, projections: &mut Vec<Projection>, span: (Span, Sp
                     tokens = match projection {
                         Projection::Field(member) => quote!((#tokens).#member),
                         Projection::Deref => quote!((*#tokens)),
-                        Projection::Index(index) => match index_tokens(index) {
+                        Projection::Index(index) => match index_tokens(index, krate) {
                             Some((replayed, _)) => replayed(tokens),
                             None => break,
                         },
@@ -732,7 +729,7 @@ fn wrap_base(expr: &mut Expr, projections: &mut Vec<Projection>, span: (Span, Sp
                 }
                 tokens
             };
-            *expr = checked_value(expr, &replay, span);
+            *expr = checked_value(expr, &replay, span, krate);
         }
         _ => {}
     }
@@ -750,20 +747,20 @@ impl<'ast> Visit<'ast> for Names {
 }
 
 /// `{ if false { probes } body }` when the frame has probes.
-fn wrap(body: &mut Expr, frame: Frame) {
-    if let Some(probe) = probe_stmt(frame) {
+fn wrap(body: &mut Expr, frame: Frame, krate: &Krate) {
+    if let Some(probe) = probe_stmt(frame, krate) {
         let inner = std::mem::replace(body, Expr::Verbatim(TokenStream::new()));
         *body = Expr::Verbatim(quote!({ #probe #inner }));
     }
 }
 
-fn probe_stmt(frame: Frame) -> Option<TokenStream> {
+fn probe_stmt(frame: Frame, krate: &Krate) -> Option<TokenStream> {
     if frame.probes.is_empty() {
         return None;
     }
     let site = Span::mixed_site();
     let probes = frame.probes;
-    let imports = imports();
+    let imports = imports(krate);
     Some(quote_spanned! {site=>
         if false {
             #imports
@@ -772,7 +769,7 @@ fn probe_stmt(frame: Frame) -> Option<TokenStream> {
     })
 }
 
-impl VisitMut for Linter {
+impl VisitMut for Linter<'_> {
     fn visit_block_mut(&mut self, block: &mut Block) {
         let mut stmts = Vec::with_capacity(block.stmts.len());
         for mut stmt in std::mem::take(&mut block.stmts) {
@@ -792,7 +789,7 @@ impl VisitMut for Linter {
                 stmt => visit_mut::visit_stmt_mut(self, stmt),
             }
             let frame = self.frames.pop().unwrap_or_default();
-            if let Some(probe) = probe_stmt(frame) {
+            if let Some(probe) = probe_stmt(frame, self.krate) {
                 stmts.push(Stmt::Expr(Expr::Verbatim(probe), None));
             }
             stmts.push(stmt);
@@ -821,13 +818,16 @@ impl VisitMut for Linter {
         let span = ends(expr.to_token_stream());
         let site = Span::mixed_site();
         let value = Ident::new("__errgroup_value", site);
+        let private = self.krate.private(span.0);
         let call = check.call(
-            &quote_spanned!(span.0=> ::errgroup::__private::lints::probe(#value)),
+            &quote_spanned!(span.0=> #private::lints::probe(#value)),
             span,
+            self.krate,
         );
-        let imports = imports();
+        let imports = imports(self.krate);
+        let private = self.krate.private(site);
         *expr = Expr::Verbatim(quote_spanned! {site=>
-            ::errgroup::__private::lints::pass(#expr, |#value| {
+            #private::lints::pass(#expr, |#value| {
                 #imports
                 #call
             })
@@ -838,7 +838,7 @@ impl VisitMut for Linter {
         self.frames.push(Frame::default());
         self.visit_expr_mut(&mut closure.body);
         let frame = self.frames.pop().unwrap_or_default();
-        wrap(&mut closure.body, frame);
+        wrap(&mut closure.body, frame, self.krate);
     }
 
     // The guard (part of the pattern) and the body see the pattern's
@@ -848,7 +848,7 @@ impl VisitMut for Linter {
         self.visit_pat_mut(&mut arm.pat);
         self.visit_expr_mut(&mut arm.body);
         let frame = self.frames.pop().unwrap_or_default();
-        wrap(&mut arm.body, frame);
+        wrap(&mut arm.body, frame, self.krate);
     }
 
     fn visit_expr_if_mut(&mut self, node: &mut syn::ExprIf) {
@@ -877,7 +877,7 @@ impl VisitMut for Linter {
         }
         match self.uses.classify(&path.path) {
             Callee::Constructor(full) if self.channels => {
-                self.errors.push(syn::Error::new_spanned(
+                self.errors.lint(syn::Error::new_spanned(
                     &*call,
                     format!(
                         "`{full}` creates a raw channel, which the group does not close when it is cancelled\n{CHANNEL_HELP}"
@@ -885,7 +885,7 @@ impl VisitMut for Linter {
                 ));
             }
             Callee::Spawn(full) if self.spawns => {
-                self.errors.push(syn::Error::new_spanned(
+                self.errors.lint(syn::Error::new_spanned(
                     &*call,
                     format!(
                         "`{full}` starts a detached task that the group neither waits for nor cancels\n{SPAWN_HELP}"
@@ -928,7 +928,7 @@ enum Piece {
     Stmts(Vec<Stmt>),
 }
 
-impl Linter {
+impl Linter<'_> {
     /// Lints the body of a macro invocation when it parses as Rust (see
     /// the module docs); leaves it untouched otherwise, or when nothing in
     /// it needs a check.
@@ -969,7 +969,7 @@ impl Linter {
                     self.frames.push(Frame::default());
                     self.visit_expr_mut(expr);
                     let frame = self.frames.pop().unwrap_or_default();
-                    wrap(expr, frame);
+                    wrap(expr, frame, self.krate);
                 }
                 // No statement is added among the macro's own (`tokio::pin!`
                 // takes `let`s only): the checks go before the enclosing

@@ -1,4 +1,5 @@
-//! Parse: the `errgroup!` input into borrowed-free syntax structs.
+//! Parse: the `errgroup!` input into the typed tree of `ast.rs`, attributes
+//! read by `attr.rs` and headers set into the `Config` as they come.
 //!
 //! Parsing recovers: a broken header or branch is recorded and skipped up to
 //! its `;` or `,`, so one build reports every mistake in the block. A branch
@@ -14,129 +15,53 @@
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
 use syn::buffer::Cursor;
 use syn::parse::{Parse, ParseStream, Parser};
-use syn::{Attribute, Expr, ExprForLoop, Ident, Lit, Pat, Token, Type};
+use syn::{Attribute, Expr, Ident, Lit, Pat, Token, Type};
 
-/// The whole block.
-pub(crate) struct Input {
-    pub(crate) headers: Vec<Header>,
-    pub(crate) branches: Vec<Branch>,
-    /// Syntax errors, already spanned.
-    pub(crate) errors: Vec<syn::Error>,
-}
+use crate::ast::{Body, Branch, Channel, Header, Input, Key};
+use crate::attr::Attrs;
+use crate::errors::Errors;
 
-pub(crate) struct Header {
-    /// The key's span, where errors about the header point.
-    pub(crate) key: Span,
-    pub(crate) kind: HeaderKind,
-    /// Written after the first branch (a usage error).
-    pub(crate) after_branch: bool,
-}
-
-pub(crate) enum HeaderKind {
-    Timeout(Expr),
-    Deadline(Expr),
-    Parent(Expr),
-    Limit(Expr),
-    Grace(Expr),
-    ErrorType(Type),
-    OnErrorContinue,
-    Channel(Box<Channel>),
-}
-
-/// A `let (tx, rx) = channel::<T>(cap);` or `unbounded::<T>()` header.
-pub(crate) struct Channel {
-    pub(crate) tx: Ident,
-    pub(crate) rx: Ident,
-    /// The constructor's name (`channel` or `unbounded`), spanned as written.
-    pub(crate) constructor: Ident,
-    /// The item type from a turbofish, if any.
-    pub(crate) item: Option<Type>,
-    /// The capacity of a bounded channel.
-    pub(crate) capacity: Option<Expr>,
-}
-
-impl HeaderKind {
-    pub(crate) fn name(&self) -> &'static str {
-        match self {
-            HeaderKind::Timeout(_) => "timeout",
-            HeaderKind::Deadline(_) => "deadline",
-            HeaderKind::Parent(_) => "parent",
-            HeaderKind::Limit(_) => "limit",
-            HeaderKind::Grace(_) => "grace",
-            HeaderKind::ErrorType(_) => "type Error",
-            HeaderKind::OnErrorContinue => "on_error",
-            HeaderKind::Channel(_) => "let",
-        }
-    }
-}
-
-/// The `key = value;` header keys (besides `type Error` and `let`).
-const HEADER_KEYS: [&str; 6] = [
-    "timeout", "deadline", "parent", "limit", "grace", "on_error",
-];
-
-pub(crate) struct Branch {
-    pub(crate) attrs: Vec<Attribute>,
-    pub(crate) name: Ident,
-    pub(crate) body: Body,
-}
-
-pub(crate) enum Body {
-    Expr(Expr),
-    For(ExprForLoop),
-    /// The branch did not parse (the error is already recorded). Kept so
-    /// the error stub has one value per branch the user wrote.
-    Broken,
-}
-
-/// One header or branch.
+/// One header (and where its key is written) or branch.
 enum Item {
-    Header(Header),
+    Header(Span, Header),
     Branch(Branch),
 }
 
-impl Parse for Input {
-    fn parse(input: ParseStream) -> syn::Result<Self> {
-        let mut parsed = Input {
-            headers: Vec::new(),
-            branches: Vec::new(),
-            errors: Vec::new(),
+/// Parses the block into `errors` and the tree of what did parse.
+pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
+    let mut parsed = Input::default();
+    let mut rest = tokens;
+    let end = end_span(&rest);
+    while !rest.is_empty() {
+        let rest_len = rest.clone().into_iter().count();
+        let mut item = None;
+        let mut next = TokenStream::new();
+        let parser = |stream: ParseStream| {
+            item = parse_item(stream, errors);
+            next = stream.parse::<TokenStream>()?;
+            Ok(())
         };
-        let mut rest: TokenStream = input.parse()?;
-        let end = end_span(&rest);
-        while !rest.is_empty() {
-            let rest_len = rest.clone().into_iter().count();
-            let mut item = None;
-            let mut next = TokenStream::new();
-            let parser = |stream: ParseStream| {
-                item = parse_item(stream, &mut parsed.errors);
-                next = stream.parse::<TokenStream>()?;
-                Ok(())
-            };
-            // Only an "unexpected token" left inside a delimited group can
-            // get here; the item itself is kept.
-            if let Err(e) = parse_scoped(parser, end, rest) {
-                parsed
-                    .errors
-                    .push(syn::Error::new(e.span(), format!("{e}\nhelp: remove it")));
-            }
-            match item {
-                Some(Item::Header(mut header)) => {
-                    header.after_branch = !parsed.branches.is_empty();
-                    parsed.headers.push(header);
-                }
-                Some(Item::Branch(branch)) => parsed.branches.push(branch),
-                None => {}
-            }
-            // Every item consumes a token; this only guards against a bug
-            // turning into a hang.
-            if next.clone().into_iter().count() >= rest_len {
-                break;
-            }
-            rest = next;
+        // Only an "unexpected token" left inside a delimited group can
+        // get here; the item itself is kept.
+        if let Err(e) = parse_scoped(parser, end, rest) {
+            errors.push(syn::Error::new(e.span(), format!("{e}\nhelp: remove it")));
         }
-        Ok(parsed)
+        match item {
+            Some(Item::Header(key, header)) => {
+                let after_branch = !parsed.branches.is_empty();
+                parsed.config.set(key, header, after_branch, errors);
+            }
+            Some(Item::Branch(branch)) => parsed.push_branch(branch, errors),
+            None => {}
+        }
+        // Every item consumes a token; this only guards against a bug
+        // turning into a hang.
+        if next.clone().into_iter().count() >= rest_len {
+            break;
+        }
+        rest = next;
     }
+    parsed
 }
 
 /// The span of the block's last token (its closing delimiter, for a group):
@@ -166,7 +91,7 @@ fn parse_scoped<P: Parser>(parser: P, end: Span, tokens: TokenStream) -> syn::Re
 
 /// Parses one item and the `;` or `,` after it, recording every error and
 /// skipping past the broken part. Always consumes at least one token.
-fn parse_item(input: ParseStream, errors: &mut Vec<syn::Error>) -> Option<Item> {
+fn parse_item(input: ParseStream, errors: &mut Errors) -> Option<Item> {
     if input.peek(Token![,]) || input.peek(Token![;]) {
         let stray = next_token_text(input);
         errors.push(input.error(format!(
@@ -189,10 +114,11 @@ fn parse_item(input: ParseStream, errors: &mut Vec<syn::Error>) -> Option<Item> 
     }
 }
 
-/// `type`, `let`, or `key =` (but not `name =>`).
+/// `type`, `let`, `crate =`, or `key =` (but not `name =>`).
 fn starts_header(input: ParseStream) -> bool {
     (input.peek(Token![type]) && !input.peek2(Token![=>]))
         || (input.peek(Token![let]) && !input.peek2(Token![=>]))
+        || (input.peek(Token![crate]) && input.peek2(Token![=]) && !input.peek2(Token![=>]))
         || (input.peek(Ident) && input.peek2(Token![=]) && !input.peek2(Token![=>]))
 }
 
@@ -202,10 +128,11 @@ fn starts_item(input: ParseStream) -> bool {
     input.peek(Token![#])
         || input.peek(Token![type])
         || input.peek(Token![let])
+        || (input.peek(Token![crate]) && input.peek2(Token![=]))
         || (input.peek(Ident) && (input.peek2(Token![=>]) || input.peek2(Token![=])))
 }
 
-fn parse_header(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result<Option<Item>> {
+fn parse_header(input: ParseStream, errors: &mut Errors) -> syn::Result<Option<Item>> {
     if input.peek(Token![type]) {
         let kw: Token![type] = input.parse()?;
         let name: Ident = input.parse()?;
@@ -219,22 +146,22 @@ fn parse_header(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result
             ));
         }
         input.parse::<Token![=]>()?;
-        let (ty, end) = parse_value::<Type>(input, "type Error =")?;
-        end_header(input, "type Error", end, errors);
-        return Ok(Some(header(kw.span, HeaderKind::ErrorType(ty))));
+        let (ty, end) = parse_value::<Type>(input, Slot::Header(Key::ErrorType))?;
+        end_header(input, Key::ErrorType.name(), end, errors);
+        return Ok(Some(Item::Header(kw.span, Header::ErrorType(ty))));
     }
     if input.peek(Token![let]) {
         let kw: Token![let] = input.parse()?;
         let pat = Pat::parse_single(input)?;
         input.parse::<Token![=]>()?;
-        let (value, end) = parse_value::<Expr>(input, "let .. =")?;
-        end_header(input, "let", end, errors);
+        let (value, end) = parse_value::<Expr>(input, Slot::Header(Key::Channel))?;
+        end_header(input, Key::Channel.name(), end, errors);
         let ends = channel_ends(&pat).map_err(|e| errors.push(e));
         let constructor = channel_constructor(&value).map_err(|e| errors.push(e));
         return Ok(match (ends, constructor) {
-            (Ok((tx, rx)), Ok((constructor, item, capacity))) => Some(header(
+            (Ok((tx, rx)), Ok((constructor, item, capacity))) => Some(Item::Header(
                 kw.span,
-                HeaderKind::Channel(Box::new(Channel {
+                Header::Channel(Box::new(Channel {
                     tx,
                     rx,
                     constructor,
@@ -245,20 +172,32 @@ fn parse_header(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result
             _ => None,
         });
     }
+    if input.peek(Token![crate]) {
+        let kw: Token![crate] = input.parse()?;
+        input.parse::<Token![=]>()?;
+        let (value, end) = parse_value::<Expr>(input, Slot::Header(Key::Crate))?;
+        end_header(input, Key::Crate.name(), end, errors);
+        return Ok(crate_path(value)
+            .map_err(|e| errors.push(e))
+            .ok()
+            .map(|path| Item::Header(kw.span, Header::Crate(path))));
+    }
     let key: Ident = input.parse()?;
     let eq: Token![=] = input.parse()?;
-    let name = key.to_string();
-    let what = format!("{name} =");
-    let (value, end) = parse_value::<Expr>(input, &what)?;
-    let kind = match name.as_str() {
-        "timeout" => HeaderKind::Timeout(value),
-        "deadline" => HeaderKind::Deadline(value),
-        "parent" => HeaderKind::Parent(value),
-        "limit" => HeaderKind::Limit(value),
-        "grace" => HeaderKind::Grace(value),
-        "on_error" => {
-            let kind = if matches!(value, Expr::Continue(ref c) if c.label.is_none()) {
-                Some(HeaderKind::OnErrorContinue)
+    let Some(known) = Key::named(&key) else {
+        return unknown_header(input, key, eq, errors);
+    };
+    let (value, end) = parse_value::<Expr>(input, Slot::Header(known))?;
+    let header = match known {
+        Key::Timeout => Some(Header::Timeout(value)),
+        Key::Deadline => Some(Header::Deadline(value)),
+        Key::Parent => Some(Header::Parent(value)),
+        Key::Limit => Some(Header::Limit(value)),
+        Key::Grace => Some(Header::Grace(value)),
+        Key::ShutdownOn => Some(Header::ShutdownOn(value)),
+        Key::OnError => {
+            if matches!(value, Expr::Continue(ref c) if c.label.is_none()) {
+                Some(Header::OnErrorContinue)
             } else {
                 errors.push(syn::Error::new_spanned(
                     &value,
@@ -267,44 +206,79 @@ fn parse_header(input: ParseStream, errors: &mut Vec<syn::Error>) -> syn::Result
                      or leave it out to cancel them on the first error",
                 ));
                 None
-            };
-            end_header(input, &name, end, errors);
-            return Ok(kind.map(|kind| header(key.span(), kind)));
-        }
-        _ => {
-            if input.is_empty() || input.peek(Token![,]) {
-                // `name = expression,` is a branch with `=` for `=>`.
-                errors.push(syn::Error::new(
-                    eq.spans[0],
-                    format!(
-                        "expected `=>` after the branch name `{name}`, found `=`\n\
-                         help: a branch is written `{name} => expression,`"
-                    ),
-                ));
-                skip_token(input);
-                return Ok(Some(Item::Branch(Branch {
-                    attrs: Vec::new(),
-                    name: key,
-                    body: Body::Broken,
-                })));
             }
-            let help = match closest(&name, &HEADER_KEYS) {
-                Some(key) => format!("did you mean `{key}`?"),
-                None => format!(
-                    "the headers are {} and `type Error`",
-                    HEADER_KEYS.map(|k| format!("`{k}`")).join(", ")
-                ),
-            };
-            errors.push(syn::Error::new(
-                key.span(),
-                format!("unknown header `{name}`\nhelp: {help}"),
-            ));
-            end_header(input, &name, end, &mut Vec::new());
-            return Ok(None);
         }
+        Key::Crate | Key::ErrorType | Key::Channel => None,
     };
-    end_header(input, &name, end, errors);
-    Ok(Some(header(key.span(), kind)))
+    end_header(input, known.name(), end, errors);
+    Ok(header.map(|header| Item::Header(key.span(), header)))
+}
+
+/// `key = value` with a key the macro does not know: a branch written with
+/// `=` for `=>` when a `,` or the end follows, else a misspelled header.
+fn unknown_header(
+    input: ParseStream,
+    key: Ident,
+    eq: Token![=],
+    errors: &mut Errors,
+) -> syn::Result<Option<Item>> {
+    let name = key.to_string();
+    let (_, end) = parse_value::<Expr>(input, Slot::Unknown(&key))?;
+    if input.is_empty() || input.peek(Token![,]) {
+        errors.push(syn::Error::new(
+            eq.spans[0],
+            format!(
+                "expected `=>` after the branch name `{name}`, found `=`\n\
+                 help: a branch is written `{name} => expression,`"
+            ),
+        ));
+        skip_token(input);
+        return Ok(Some(Item::Branch(Branch {
+            attrs: Attrs::default(),
+            name: key,
+            body: Body::Broken,
+        })));
+    }
+    let names = Key::NAMED.map(Key::name);
+    let help = match closest(&name, &names) {
+        Some(key) => format!("did you mean `{key}`?"),
+        None => format!(
+            "the headers are {}, `crate`, `type Error` and `let (tx, rx) = channel(..)`",
+            names.map(|k| format!("`{k}`")).join(", ")
+        ),
+    };
+    errors.push(syn::Error::new(
+        key.span(),
+        format!("unknown header `{name}`\nhelp: {help}"),
+    ));
+    // Only the resync: a missing `;` after an unknown header is not worth a
+    // second error.
+    let _ = resync_header(input, &name, end);
+    Ok(None)
+}
+
+/// The value of `crate = path;`: a plain path (`::eg`, `crate::errgroup`).
+fn crate_path(value: Expr) -> syn::Result<syn::Path> {
+    match value {
+        Expr::Path(path) if path.qself.is_none() && path.attrs.is_empty() => Ok(path.path),
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) if s.parse::<syn::Path>().is_ok() => Err(syn::Error::new(
+            s.span(),
+            format!(
+                "expected the path of the `errgroup` crate, found a string\n\
+                 help: write the path without quotes: `crate = {};`",
+                s.value()
+            ),
+        )),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!(
+                "expected the path of the `errgroup` crate\nhelp: write it like {}",
+                Key::Crate.example()
+            ),
+        )),
+    }
 }
 
 /// The `(tx, rx)` of a channel header.
@@ -403,36 +377,38 @@ fn channel_constructor(value: &Expr) -> syn::Result<(Ident, Option<Type>, Option
     Ok((constructor, item, capacity))
 }
 
-fn header(key: Span, kind: HeaderKind) -> Item {
-    Item::Header(Header {
-        key,
-        kind,
-        after_branch: false,
-    })
+/// What a missing value would have followed, for its message.
+#[derive(Clone, Copy)]
+enum Slot<'a> {
+    Header(Key),
+    /// A header the macro does not know.
+    Unknown(&'a Ident),
+    /// A branch's body.
+    Branch(&'a Ident),
 }
 
-/// A header's value or a branch's body, and the span of its last token:
-/// `what` is the syntax before it, for the message when it is missing.
-fn parse_value<T: Parse>(input: ParseStream, what: &str) -> syn::Result<(T, Span)> {
+/// A header's value or a branch's body, and the span of its last token.
+fn parse_value<T: Parse>(input: ParseStream, slot: Slot) -> syn::Result<(T, Span)> {
     if input.is_empty() || input.peek(Token![;]) || input.peek(Token![,]) {
-        let (expected, example) = match what {
-            "type Error =" => ("a type", "`type Error = anyhow::Error;`".to_owned()),
-            "timeout =" => ("a value", "`timeout = Duration::from_secs(5);`".to_owned()),
-            "deadline =" => (
-                "a value",
-                "`deadline = Instant::now() + Duration::from_secs(5);`".to_owned(),
+        let message = match slot {
+            Slot::Header(key) => format!(
+                "expected {} after `{}`\nhelp: write it like {}",
+                if key == Key::ErrorType {
+                    "a type"
+                } else {
+                    "a value"
+                },
+                key.before_value(),
+                key.example()
             ),
-            "parent =" => ("a value", "`parent = ctx;`".to_owned()),
-            "limit =" => ("a value", "`limit = 8;`".to_owned()),
-            "grace =" => ("a value", "`grace = Duration::from_secs(1);`".to_owned()),
-            "on_error =" => ("a value", "`on_error = continue;`".to_owned()),
-            "let .. =" => ("a value", "`let (tx, rx) = channel(16);`".to_owned()),
-            _ if what.ends_with("=>") => ("an expression", format!("`{what} expression,`")),
-            _ => ("a value", format!("`{what} value;`")),
+            Slot::Unknown(key) => {
+                format!("expected a value after `{key} =`\nhelp: write it like `{key} = value;`")
+            }
+            Slot::Branch(name) => format!(
+                "expected an expression after `{name} =>`\nhelp: write it like `{name} => expression,`"
+            ),
         };
-        return Err(input.error(format!(
-            "expected {expected} after `{what}`\nhelp: write it like {example}"
-        )));
+        return Err(input.error(message));
     }
     let start = input.cursor();
     let value = input.parse()?;
@@ -441,34 +417,45 @@ fn parse_value<T: Parse>(input: ParseStream, what: &str) -> syn::Result<(T, Span
 
 /// Consumes the `;` that ends a header, or records its absence at `value`
 /// (the end of the header, where the `;` goes) and resyncs.
-fn end_header(input: ParseStream, name: &str, value: Span, errors: &mut Vec<syn::Error>) {
+fn end_header(input: ParseStream, name: &str, value: Span, errors: &mut Errors) {
+    if let Some(error) = resync_header(input, name, value) {
+        errors.push(error);
+    }
+}
+
+/// Consumes the `;` that ends a header or skips to where the next item
+/// starts, and returns the error for a missing `;`.
+fn resync_header(input: ParseStream, name: &str, value: Span) -> Option<syn::Error> {
     let help = "help: a header ends with `;`, a branch with `,`";
     if input.peek(Token![;]) {
         skip_token(input);
+        None
     } else if input.peek(Token![,]) {
-        errors.push(input.error(format!(
+        let error = input.error(format!(
             "expected `;` after the `{name}` header, found `,`\n{help}"
-        )));
+        ));
         skip_token(input);
+        Some(error)
     } else if input.is_empty() || starts_item(input) {
-        errors.push(syn::Error::new(
+        Some(syn::Error::new(
             value,
             format!("expected `;` after the `{name}` header\n{help}"),
-        ));
+        ))
     } else {
         let found = next_token_text(input);
-        errors.push(input.error(format!(
+        let error = input.error(format!(
             "expected `;` after the `{name}` header, found `{found}`\n{help}"
-        )));
+        ));
         skip_item(input);
+        Some(error)
     }
 }
 
 /// Parses one branch. A branch that does not parse is recorded, skipped,
 /// and returned with a [`Body::Broken`] body.
-fn parse_branch(input: ParseStream, errors: &mut Vec<syn::Error>) -> Branch {
+fn parse_branch(input: ParseStream, errors: &mut Errors) -> Branch {
     let mut branch = Branch {
-        attrs: Vec::new(),
+        attrs: Attrs::default(),
         name: Ident::new("__errgroup_broken", Span::call_site()),
         body: Body::Broken,
     };
@@ -483,9 +470,10 @@ fn parse_branch(input: ParseStream, errors: &mut Vec<syn::Error>) -> Branch {
 fn parse_branch_into(
     input: ParseStream,
     branch: &mut Branch,
-    errors: &mut Vec<syn::Error>,
+    errors: &mut Errors,
 ) -> syn::Result<()> {
-    branch.attrs = Attribute::parse_outer(input)?;
+    let attrs = Attribute::parse_outer(input)?;
+    branch.attrs = Attrs::read(&attrs, errors);
     if !input.peek(Ident) {
         let help = match input.cursor().literal() {
             Some((lit, _)) => match Lit::new(lit) {
@@ -509,7 +497,7 @@ fn parse_branch_into(
         )));
     }
     input.parse::<Token![=>]>()?;
-    let (body, end) = parse_value::<Expr>(input, &format!("{name} =>"))?;
+    let (body, end) = parse_value::<Expr>(input, Slot::Branch(name))?;
     branch.body = match body {
         Expr::ForLoop(fan_out) => Body::For(fan_out),
         expr => Body::Expr(expr),
@@ -520,7 +508,7 @@ fn parse_branch_into(
 
 /// Consumes the `,` after a branch, or records its absence at `body` (the
 /// end of the branch, where the `,` goes) and resyncs.
-fn end_branch(input: ParseStream, name: &Ident, body: Span, errors: &mut Vec<syn::Error>) {
+fn end_branch(input: ParseStream, name: &Ident, body: Span, errors: &mut Errors) {
     if input.is_empty() {
         return;
     }

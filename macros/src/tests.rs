@@ -219,6 +219,46 @@ const INVALID: &[(&str, &str)] = &[
         "type Error = E; a => { let v = vec![::tokio::sync::oneshot::channel::<u8>(); 2]; Ok(()) },",
         "`tokio::sync::oneshot::channel` creates a raw channel",
     ),
+    (
+        "crate = \"eg\"; a => x.await,",
+        "write the path without quotes: `crate = eg;`",
+    ),
+    (
+        "crate = eg(); a => x.await,",
+        "expected the path of the `errgroup` crate",
+    ),
+    (
+        "crate = eg; crate = eg; a => x.await,",
+        "the `crate` header is set twice",
+    ),
+    (
+        "crate = ; a => x.await,",
+        "expected a value after `crate =`",
+    ),
+    (
+        "crate = eg a => x.await,",
+        "expected `;` after the `crate` header",
+    ),
+    (
+        "shutdown_on = ; a => x.await,",
+        "expected a value after `shutdown_on =`",
+    ),
+    (
+        "shutdown_on = a; shutdown_on = b; x => y.await,",
+        "the `shutdown_on` header is set twice",
+    ),
+    (
+        "a => x.await, shutdown_on = s; b => y.await,",
+        "the `shutdown_on` header comes after a branch",
+    ),
+    (
+        "let (tx, rx) = channel(0); a => x.await,",
+        "needs room for at least one item",
+    ),
+    (
+        "let (tx, rx) = channel::<u8>(0); a => x.await,",
+        "use `channel(1)`",
+    ),
 ];
 
 #[test]
@@ -286,6 +326,10 @@ const VALID: &[&str] = &[
     "type Error = E; a => { assert!(rx.try_recv().is_err(), \"{}\", tx.send(1).is_ok()); let v = vec![rx.try_recv(); 2]; Ok(()) },",
     "type Error = E; a => { stringify!(rx.recv()); my_dsl!(<rx> recv); Ok(()) },",
     "type Error = E; items => for rx in rxs { rx.recv().await; Ok(()) },",
+    "crate = eg; a => Ok::<_, E>(1),",
+    "crate = ::my::errgroup; a => { tx.send(1).await?; Ok::<_, E>(1) },",
+    "crate = crate::errgroup; #[spawn] a => Ok::<_, E>(1), #[blocking] b => Ok::<_, E>(2),",
+    "shutdown_on = tokio::signal::ctrl_c(); a => Ok::<_, E>(1),",
 ];
 
 #[test]
@@ -629,7 +673,13 @@ fn macro_errors_in_stderr(stderr: &str) -> Vec<String> {
 
 fn corpus() -> Vec<Case> {
     let mut cases = Vec::new();
-    for dir in ["examples", "tests", "tests/ui"] {
+    for dir in [
+        "examples",
+        "tests",
+        "tests/ui",
+        "tests/fixtures/reexport/src",
+        "tests/fixtures/reexport/tests",
+    ] {
         for path in rust_files(dir) {
             let source = std::fs::read_to_string(&path).expect("readable source");
             let file = TokenStream::from_str(&source)
