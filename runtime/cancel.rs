@@ -97,6 +97,9 @@ impl Waiters {
     }
 
     fn wake_all(self) {
+        if self.slots.is_empty() {
+            return;
+        }
         for slot in self.slots {
             if let Slot::Waiting(waker) = slot {
                 waker.wake();
@@ -184,7 +187,12 @@ impl Node {
         if let Some(token) = token {
             token.cancel();
         }
-        if let (false, Some(cause)) = (hooks.is_empty(), self.cause.get()) {
+        // The cause is read (a lock and a clone) only for hooks to run: most
+        // groups have none.
+        if hooks.is_empty() {
+            return true;
+        }
+        if let Some(cause) = self.cause.get() {
             for hook in hooks.iter().filter_map(Weak::upgrade) {
                 hook.on_cancel(&cause);
             }
@@ -218,10 +226,12 @@ impl Node {
     /// Whether the node is cancelled, or its deadline has passed. A query:
     /// it changes nothing (a spinning branch still sees a deadline that no
     /// timer has turned into a cancellation yet).
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.cause.is_set() || self.deadline_passed()
     }
 
+    #[inline]
     fn deadline_passed(&self) -> bool {
         self.effective_deadline
             .is_some_and(|at| Instant::now() >= at)

@@ -19,20 +19,15 @@ use crate::limit::Start;
 use crate::state::Core;
 use crate::trace;
 
-tokio::task_local! {
-    /// The ctx of the branch being polled, so that a group created inside it
-    /// becomes its child without `parent = ctx;` (semantic 6).
-    static CURRENT: Ctx;
-}
-
 /// The group of the branch whose code is running now, if any.
 pub(crate) fn ambient_core() -> Option<Arc<Core>> {
-    CURRENT.try_with(|ctx| Arc::clone(&ctx.core)).ok()
+    crate::state::ambient()
 }
 
-/// `body`, polled with `ctx` as the ambient ctx.
-pub(crate) fn with_ambient<F: Future>(ctx: Ctx, body: F) -> TaskLocalFuture<Ctx, F> {
-    CURRENT.scope(ctx, body)
+/// `body`, polled with `ctx`'s group as the ambient group, so that a group
+/// created inside it becomes its child without `parent = ctx;` (semantic 6).
+pub(crate) fn with_ambient<F: Future>(ctx: Ctx, body: F) -> TaskLocalFuture<Arc<Core>, F> {
+    crate::state::with_ambient(ctx.core, body)
 }
 
 /// The context of one branch of a group: cancellation, its cause, the
@@ -76,6 +71,12 @@ pub struct Ctx {
 impl Ctx {
     pub(crate) fn new(core: Arc<Core>, task: TaskName) -> Ctx {
         Ctx { core, task }
+    }
+
+    /// What a branch that does not hand its ctx to the body keeps of it,
+    /// without a reference count or a name copied.
+    pub(crate) fn into_parts(self) -> (Arc<Core>, TaskName) {
+        (self.core, self.task)
     }
 
     /// Completes once the group is cancelled: Go's `<-ctx.Done()`.

@@ -10,6 +10,12 @@
 //! branch in the order written, then the group's tasks (`ctx.spawn`). The
 //! group is done when no branch and no task is running; the last poll of
 //! the tasks closes the set in the same critical section (core.rs).
+//!
+//! The in-task branches are polled with the group as the ambient group
+//! (`state::in_ambient`), which a group created in a branch takes as its
+//! parent: one task-local swap per poll of the group serves every branch,
+//! where a wrapper per branch paid it per branch per poll. Spawned bodies
+//! set their own, in their task.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -23,8 +29,8 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use crate::branch::{AfterGrace, Stop};
 use crate::cancel::Cancellation;
 use crate::error::{Cause, Error, TaskName};
-use crate::state::{State, token_cause};
-use crate::sync::{AtomicBool, Ordering};
+use crate::state::{State, in_ambient, token_cause};
+use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::trace;
 
 /// One branch, or a tuple of them, as the loop drives it.
@@ -188,23 +194,30 @@ impl<E: 'static> Scope<E> {
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
         let core = &self.state.core;
         trace::branches(core.span(), B::LEN);
+        let timer = core.own_deadline();
+        let timers = (timer.is_some() || self.grace.is_some() || self.token.is_some()).then(|| {
+            Box::pin(Timers {
+                timer: timer.map(tokio::time::sleep_until),
+                grace: self
+                    .grace
+                    .map(|period| Grace::new(core.cancellation(), period)),
+                token: self.token.clone().map(CancellationToken::cancelled_owned),
+            })
+        });
         Driver {
             scope: self,
             branches: branches.into_branches(),
-            timer: core.own_deadline().map(tokio::time::sleep_until),
-            grace: self
-                .grace
-                .map(|period| Grace::new(core.cancellation(), period)),
-            token: self.token.clone().map(CancellationToken::cancelled_owned),
+            timers,
             signal: None,
         }
     }
 
     /// The group's result once every branch and task has returned; `values`
     /// is `Some` when every branch gave one.
-    pub(crate) fn finish<T>(&self, values: Option<T>) -> Result<T, Error<E>> {
+    /// `tasks_ok`: what the last poll of the tasks, which closed the set, said.
+    pub(crate) fn finish<T>(&self, values: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
         self.finished.store(true, Ordering::Relaxed);
-        self.state.finish(values)
+        self.state.finish_closed(values, tasks_ok)
     }
 }
 
@@ -261,6 +274,22 @@ impl<'a> Grace<'a> {
 }
 
 pin_project! {
+    /// The timers a group may have: its deadline, its `grace`, a
+    /// `CancellationToken` parent. Boxed, and only when one is set: together
+    /// they are most of a driver's size, which every `.await` of a group
+    /// would otherwise copy, timers or not.
+    #[derive(Debug)]
+    struct Timers<'s> {
+        #[pin]
+        timer: Option<Sleep>,
+        #[pin]
+        grace: Option<Grace<'s>>,
+        #[pin]
+        token: Option<WaitForCancellationFutureOwned>,
+    }
+}
+
+pin_project! {
     /// The future of one group: see the module docs for what each poll does.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     #[derive(Debug)]
@@ -268,12 +297,7 @@ pin_project! {
         scope: &'s Scope<E>,
         #[pin]
         branches: B,
-        #[pin]
-        timer: Option<Sleep>,
-        #[pin]
-        grace: Option<Grace<'s>>,
-        #[pin]
-        token: Option<WaitForCancellationFutureOwned>,
+        timers: Option<Pin<Box<Timers<'s>>>>,
         #[pin]
         signal: Option<S>,
     }
@@ -290,17 +314,13 @@ impl<'s, E, B> Driver<'s, E, B> {
         let Driver {
             scope,
             branches,
-            timer,
-            grace,
-            token,
+            timers,
             signal: _,
         } = self;
         Driver {
             scope,
             branches,
-            timer,
-            grace,
-            token,
+            timers,
             signal: Some(signal.into_future()),
         }
     }
@@ -312,16 +332,19 @@ impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         let core = &this.scope.state.core;
-        if let Some(timer) = this.timer.as_mut().as_pin_mut() {
-            if timer.poll(cx).is_ready() {
-                core.cancel(Cause::DeadlineExceeded);
-                this.timer.set(None);
+        let mut timers = this.timers.as_mut().map(|t| t.as_mut().project());
+        if let Some(timers) = timers.as_mut() {
+            if let Some(timer) = timers.timer.as_mut().as_pin_mut() {
+                if timer.poll(cx).is_ready() {
+                    core.cancel(Cause::DeadlineExceeded);
+                    timers.timer.set(None);
+                }
             }
-        }
-        if let Some(token) = this.token.as_mut().as_pin_mut() {
-            if token.poll(cx).is_ready() {
-                core.cancel(token_cause());
-                this.token.set(None);
+            if let Some(token) = timers.token.as_mut().as_pin_mut() {
+                if token.poll(cx).is_ready() {
+                    core.cancel(token_cause());
+                    timers.token.set(None);
+                }
             }
         }
         if let Some(signal) = this.signal.as_mut().as_pin_mut() {
@@ -332,20 +355,25 @@ impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
                 this.signal.set(None);
             }
         }
-        if let Some(grace) = this.grace.as_mut().as_pin_mut() {
-            if grace.poll_expired(cx) {
-                trace::grace_expired(core.span(), this.scope.grace.unwrap_or_default());
-                this.grace.set(None);
-                core.close_tasks();
-                this.branches.as_mut().stop();
+        if let Some(timers) = timers.as_mut() {
+            if let Some(grace) = timers.grace.as_mut().as_pin_mut() {
+                if grace.poll_expired(cx) {
+                    trace::grace_expired(core.span(), this.scope.grace.unwrap_or_default());
+                    timers.grace.set(None);
+                    core.close_tasks();
+                    this.branches.as_mut().stop();
+                }
             }
         }
-        let branches = this.branches.as_mut().poll_branch(cx);
-        let tasks = core.poll_tasks(cx, branches.is_ready());
-        if branches.is_pending() || tasks.is_pending() {
-            return Poll::Pending;
+        let mut branches = this.branches.as_mut();
+        let polled = in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx));
+        let tasks = core.poll_tasks(cx, polled.is_ready());
+        match tasks {
+            Poll::Ready(tasks_ok) if polled.is_ready() => {
+                Poll::Ready(this.scope.finish(branches.take(), tasks_ok))
+            }
+            _ => Poll::Pending,
         }
-        Poll::Ready(this.scope.finish(this.branches.take()))
     }
 }
 

@@ -120,6 +120,7 @@ impl<'a> Waiting<'a> {
     }
 
     /// Whether anyone but this waiter waits for a permit now.
+    #[inline]
     pub(crate) fn others(&self) -> bool {
         // Relaxed: a stale answer only lets a fan-out keep one permit for
         // one more item; a waiter is counted before it queues, and the

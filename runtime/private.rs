@@ -30,7 +30,7 @@ use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Tasks};
-use crate::state::{self, Settings, State};
+use crate::state::{self, Core, Settings, State};
 use crate::sync::Arc;
 use crate::trace;
 
@@ -139,13 +139,19 @@ impl<E> Scope<E> {
     }
 }
 
-/// A branch body as it is polled: with its ctx as the ambient one, inside
-/// its `tracing` span (with the feature).
-type Body<F> = trace::Traced<TaskLocalFuture<Ctx, F>>;
+/// A body that is its own tokio task as it is polled: with its ctx's group
+/// as the ambient one, inside its `tracing` span (with the feature).
+type Body<F> = trace::Traced<TaskLocalFuture<Arc<Core>, F>>;
 
 fn body_of<F: Future>(core: &state::Core, ctx: Ctx, body: F) -> Body<F> {
     let span = trace::branch(core.span(), ctx.task());
     trace::instrument(span, with_ambient(ctx, body))
+}
+
+/// An in-task body: inside its span only, as the driver sets the ambient
+/// group around all of its in-task branches (engine.rs).
+fn in_task_body<F: Future>(core: &state::Core, task: &TaskName, body: F) -> trace::Traced<F> {
+    trace::instrument(trace::branch(core.span(), task), body)
 }
 
 impl<E> Scope<E> {}
@@ -214,7 +220,13 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        Leaf::new(Run::new(&scope.state, scope.guarded(ctx, body)))
+        let (core, task) = ctx.into_parts();
+        let start = core.start();
+        let body = in_task_body(&core, &task, body);
+        Leaf::new(Run::new(
+            &scope.state,
+            Guarded::new(core, task, body, start),
+        ))
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
@@ -237,7 +249,8 @@ impl InTask {
         let launch = move |item, index, permit, ends| {
             let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();
-            let body = body_of(core, ctx.clone(), body(item, ctx, ends));
+            // In-task items run under the driver's ambient group (engine.rs).
+            let body = in_task_body(core, &task, body(item, ctx, ends));
             Keep::new(Run::new(
                 state,
                 Guarded::new(

@@ -34,6 +34,7 @@ use std::future::Future;
 use std::panic::{Location, resume_unwind};
 use std::task::{Context, Poll};
 
+use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -43,6 +44,31 @@ use crate::limit::{self, Limit, Start};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
 use crate::trace;
+
+tokio::task_local! {
+    /// The group of the branch being polled, so that a group created inside
+    /// it becomes its child without `parent = ctx;` (semantic 6). Only the
+    /// group is kept, not the branch's ctx: that is all a nested group reads.
+    static AMBIENT: Arc<Core>;
+}
+
+/// The group of the branch whose code is running now, if any.
+pub(crate) fn ambient() -> Option<Arc<Core>> {
+    AMBIENT.try_with(Arc::clone).ok()
+}
+
+/// `body`, polled with `core` as the ambient group: a body that is its own
+/// tokio task (a `#[spawn]` branch or item, a `ctx.spawn` task).
+pub(crate) fn with_ambient<F: Future>(core: Arc<Core>, body: F) -> TaskLocalFuture<Arc<Core>, F> {
+    AMBIENT.scope(core, body)
+}
+
+/// `f()` with `core` as the ambient group: a group's driver sets it once
+/// around all of its in-task branches, rather than each branch around each
+/// of its polls.
+pub(crate) fn in_ambient<R>(core: Arc<Core>, f: impl FnOnce() -> R) -> R {
+    AMBIENT.sync_scope(core, f)
+}
 
 /// What a group needs to build its core.
 #[derive(Debug, Default, Clone)]
@@ -175,6 +201,9 @@ impl Core {
         &self.span
     }
 
+    // `#[inline]`: asked per fan-out item, from generic code compiled in the
+    // user's crate, where a plain fn would be a call each time.
+    #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
         self.node.is_cancelled()
     }
@@ -406,14 +435,29 @@ impl<E: 'static> State<E> {
     /// `Finished` either way, and closes the group to new tasks.
     pub(crate) fn finish<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
         self.core.close_tasks();
-        self.core.cancel(Cause::Finished);
+        let tasks_ok = lock(&self.core.tasks).all_ok;
+        self.finish_closed(value, tasks_ok)
+    }
+
+    /// [`State::finish`] once the task set is closed and empty, `tasks_ok`
+    /// what [`Core::poll_tasks`] said as it closed it: the driver's last
+    /// poll has just done both, so the task-set lock is not taken twice more.
+    pub(crate) fn finish_closed<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
+        let first = self.core.cancel(Cause::Finished);
+        // Nothing cancelled the group before: no panic and no error was
+        // recorded (each cancels the group before it is stored, and every
+        // branch and task has returned), so the slots need no lock.
+        let value = match value {
+            Some(value) if first && tasks_ok => return Ok(value),
+            value => value,
+        };
         if let Some(payload) = lock(&self.core.panic).take() {
             resume_unwind(payload);
         }
         let task_error = lock(&self.core.task_error).take();
         // A task that failed after the cancellation (its error dropped) or
-        // was refused did not return `Ok` either, as a branch would not have.
-        let tasks_ok = lock(&self.core.tasks).all_ok;
+        // was refused did not return `Ok` either, as a branch would not have
+        // (`tasks_ok`).
         if let (Some(value), None, true) = (value, &task_error, tasks_ok) {
             return Ok(value);
         }
