@@ -19,6 +19,7 @@ use crate::limit::{self, Permit, Start};
 use crate::state::{Core, State};
 use crate::sync::Arc;
 use crate::tasks::Task;
+use crate::trace;
 
 /// Where a failing branch's error goes: the typed slot of the group's
 /// driver, or, for a branch that is its own tokio task and so cannot borrow
@@ -304,7 +305,7 @@ impl<T: Send + 'static> Spawned<T> {
         F: Future<Output = Option<T>> + Send + 'static,
     {
         Spawned {
-            task: Task::spawn(&name, run),
+            task: Task::spawn(&trace::name(&name), run),
             name,
             core,
         }
@@ -398,7 +399,7 @@ where
                     }
                 },
                 Blocking::Ready(body, permit) => {
-                    let job = Task::spawn_blocking(&this.task, move || {
+                    let job = Task::spawn_blocking(&trace::name(&this.task), move || {
                         catch_unwind(AssertUnwindSafe(body))
                     });
                     this.state = Blocking::Running(job, permit);

@@ -654,7 +654,10 @@ where
     let ctx = Ctx::new(Arc::clone(core), name.clone());
     let span = trace::branch(core.span(), &name);
     let body = trace::instrument(span, with_ambient(ctx.clone(), make(ctx)));
-    core.spawn_task(&name.clone(), task_job(Arc::clone(core), name, body, start))
+    core.spawn_task(
+        &trace::name(&name),
+        task_job(Arc::clone(core), name, body, start),
+    )
 }
 
 impl fmt::Debug for Ctx {

@@ -34,6 +34,7 @@ use crate::limit::{Permit, Waiting};
 use crate::state::Core;
 use crate::sync::Arc;
 use crate::tasks::TaskSet;
+use crate::trace;
 
 pin_project! {
     /// An item's future, with its index carried beside it (an `async` wrapper
@@ -156,7 +157,7 @@ where
 
     fn push(&mut self, index: usize, task: Fut) {
         self.set.spawn(
-            &TaskName::indexed(self.name, index),
+            &trace::name(&TaskName::indexed(self.name, index)),
             Indexed { index, task },
         );
     }

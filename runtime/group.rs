@@ -505,7 +505,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let running = core.running_guard();
         let guarded = Guarded::new(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
-        self.own.spawn(&task.clone(), async move {
+        self.own.spawn(&trace::name(&task), async move {
             let outcome = match guarded.await {
                 Some((Ok(value), _permit)) => Outcome::Value(value),
                 Some((Err(error), permit)) => {

@@ -289,7 +289,7 @@ impl Core {
 
     /// Adds `job` (whose output says whether it returned `Ok`) to the
     /// group's tasks; refused once the group has returned.
-    pub(crate) fn spawn_task<F>(&self, name: &TaskName, job: F) -> Result<(), Cancelled>
+    pub(crate) fn spawn_task<F>(&self, name: &trace::Name, job: F) -> Result<(), Cancelled>
     where
         F: Future<Output = bool> + Send + 'static,
     {

@@ -25,9 +25,9 @@ use std::task::{Context, Poll};
 use tokio::task::JoinSet;
 use tokio::task::{JoinError, JoinHandle};
 
-use crate::error::TaskName;
 #[cfg(loom)]
 use crate::sync::JoinSet;
+use crate::trace::Name;
 
 /// How a task ended.
 #[derive(Debug)]
@@ -68,20 +68,17 @@ impl<T: Send + 'static> TaskSet<T> {
     }
 
     /// Starts `task`; it is in the set once this returns. `name` is the
-    /// task's name in tokio-console (under `--cfg tokio_unstable` with the
-    /// `tracing` feature).
-    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(
-        &mut self,
-        name: &TaskName,
-        task: F,
-    ) {
+    /// task's name in tokio-console under `--cfg tokio_unstable` with the
+    /// `tracing` feature; without them it is zero-sized (`trace::name`),
+    /// so no task pays for a name it does not use.
+    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(&mut self, name: &Name, task: F) {
         #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
-        {
-            let name = name.to_string();
-            if self.set.build_task().name(&name).spawn(task).is_err() {
-                unreachable!("errgroup: a task builder without a runtime");
-            }
-        }
+        let _ = self
+            .set
+            .build_task()
+            .name(&name.to_string())
+            .spawn(task)
+            .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"));
         #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
         {
             let _ = name;
@@ -117,15 +114,12 @@ pub(crate) struct Task<T> {
 
 impl<T: Send + 'static> Task<T> {
     /// A task named `name` in tokio-console (see [`TaskSet::spawn`]).
-    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(name: &TaskName, task: F) -> Self {
+    pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(name: &Name, task: F) -> Self {
         #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
-        let handle = {
-            let name = name.to_string();
-            tokio::task::Builder::new()
-                .name(&name)
-                .spawn(task)
-                .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"))
-        };
+        let handle = tokio::task::Builder::new()
+            .name(&name.to_string())
+            .spawn(task)
+            .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"));
         #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
         let handle = {
             let _ = name;
@@ -133,22 +127,14 @@ impl<T: Send + 'static> Task<T> {
         };
         Task { handle }
     }
-}
 
-impl<T: Send + 'static> Task<T> {
     /// A synchronous job on tokio's blocking pool: it cannot be aborted.
-    pub(crate) fn spawn_blocking<F: FnOnce() -> T + Send + 'static>(
-        name: &TaskName,
-        job: F,
-    ) -> Self {
+    pub(crate) fn spawn_blocking<F: FnOnce() -> T + Send + 'static>(name: &Name, job: F) -> Self {
         #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
-        let handle = {
-            let name = name.to_string();
-            tokio::task::Builder::new()
-                .name(&name)
-                .spawn_blocking(job)
-                .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"))
-        };
+        let handle = tokio::task::Builder::new()
+            .name(&name.to_string())
+            .spawn_blocking(job)
+            .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"));
         #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
         let handle = {
             let _ = name;
