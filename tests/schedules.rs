@@ -1605,8 +1605,8 @@ fn blk(failures: Failures) -> impl Strategy<Value = Blk> {
     ]
 }
 
-/// `spawn_grace`: only `#[spawn]` fan-outs under `grace` (see the ignored
-/// test below); otherwise every path, `grace` on the in-task one.
+/// `spawn_grace`: only `#[spawn]` fan-outs, always under `grace`;
+/// otherwise every path.
 fn knobs(spawn_grace: bool) -> impl Strategy<Value = Knobs> {
     let failures = prop_oneof![
         Just(Failures::None),
@@ -1653,11 +1653,6 @@ fn knobs(spawn_grace: bool) -> impl Strategy<Value = Knobs> {
                     blocking.clear();
                     (grace, supervise) = (None, false);
                 }
-                // `grace` after a `#[spawn]` fan-out is issue 10's open bug:
-                // the ignored property below runs it.
-                if path == KnobPath::Spawn && !spawn_grace {
-                    grace = None;
-                }
                 if spawn_grace {
                     grace.get_or_insert(items.len() as u64 % 4);
                 }
@@ -1669,7 +1664,7 @@ fn knobs(spawn_grace: bool) -> impl Strategy<Value = Knobs> {
                     .iter()
                     .any(|b| matches!(b, Blk::Now { coop: false, end } if *end != End::Ok));
                 let holdouts = blocking.iter().any(|b| matches!(b, Blk::Holdout));
-                if holdouts && trigger && (path == KnobPath::InTask || spawn_grace) {
+                if holdouts && trigger && path != KnobPath::Group {
                     (limit, grace, supervise) = (None, Some(0), false);
                 } else {
                     blocking.retain(|b| !matches!(b, Blk::Holdout));
@@ -1963,13 +1958,10 @@ fn bodies_of(k: &Knobs, env: &Env, problems: &mut Vec<String>) -> Vec<Body> {
     bodies
 }
 
-/// `strict`: also when two fan-outs compete for `limit` slots, check that
-/// no slot stays free while an item waits (see the ignored test
-/// `a_permit_freed_as_a_fan_out_runs_out_of_items_is_not_stranded`).
-fn check_knobs(k: &Knobs, strict: bool) -> Result<(), TestCaseError> {
+fn check_knobs(k: &Knobs) -> Result<(), TestCaseError> {
     let (env, run) = execute(|env| under_parent(k.parent, env, move || run_knobs(k, env)));
     let mut problems = std::mem::take(&mut *env.problems.lock().unwrap());
-    let tags = verify_knobs(k, env, &run, strict, &mut problems);
+    let tags = verify_knobs(k, env, &run, &mut problems);
     KNOB_STATS.record(&run.result, env, &tags);
     verdict(&run, &problems)
 }
@@ -1978,7 +1970,6 @@ fn verify_knobs(
     k: &Knobs,
     env: &'static Env,
     run: &Run,
-    strict: bool,
     problems: &mut Vec<String>,
 ) -> Vec<&'static str> {
     let bodies = bodies_of(k, env, problems);
@@ -2062,8 +2053,7 @@ fn verify_knobs(
             ));
         }
     }
-    let compete = k.limit.is_some() && !k.blocking.is_empty();
-    check_limit(k, env, &bodies, strict || !compete, problems);
+    check_limit(k, env, &bodies, problems);
     check_no_late_start(k, env, &bodies, problems);
     check_fan_out_order(&bodies, problems);
     if k.supervise && run.result == Outcome::Ok {
@@ -2156,13 +2146,7 @@ fn pulled_all_by(k: &Knobs, bodies: &[Body]) -> u64 {
 
 /// Semantic 8: never more than `limit` bodies at once (in real time, and
 /// instant by instant), and no free slot while a body waits for one.
-fn check_limit(
-    k: &Knobs,
-    env: &Env,
-    bodies: &[Body],
-    work_conserving: bool,
-    problems: &mut Vec<String>,
-) {
+fn check_limit(k: &Knobs, env: &Env, bodies: &[Body], problems: &mut Vec<String>) {
     let limit = k.limit.unwrap_or(usize::MAX);
     let peak = env.gauge.peak.load(SeqCst);
     if peak > limit {
@@ -2179,7 +2163,7 @@ fn check_limit(
         }
         let waiting = bodies.iter().find(|b| b.start.is_none_or(|s| s > x));
         if let Some(w) = waiting {
-            if work_conserving && cancel.is_none_or(|t| x < t) && running < limit {
+            if cancel.is_none_or(|t| x < t) && running < limit {
                 problems.push(format!(
                     "{} waited at {x} units while only {running} of {limit} slots were taken",
                     w.name
@@ -2321,7 +2305,7 @@ fn random_limit_grace_blocking_and_supervised_plans_match_the_oracle() {
         "random_limit_grace",
         KNOB_CASES,
         knobs(false),
-        |k| check_knobs(&k, false),
+        |k| check_knobs(&k),
         &KNOB_STATS,
     );
 }
@@ -2386,19 +2370,6 @@ async fn a_task_failing_after_the_deadline_leaves_the_group_cancelled() {
 // (fixed in fanout.rs's `end_items`), and `#[spawn] for` items aborted by
 // `grace` but not awaited (fixed by the engine's one shutdown rule).
 
-/// The second property with the check that no `limit` slot stays free
-/// while an item waits also when two fan-outs compete for slots.
-#[test]
-fn random_plans_never_leave_a_slot_free_while_an_item_waits() {
-    run_property(
-        "random_plans_never_leave",
-        KNOB_CASES,
-        knobs(false),
-        |k| check_knobs(&k, true),
-        &KNOB_STATS,
-    );
-}
-
 /// The second property on `#[spawn]` fan-outs under `grace`: issue 10's
 /// "semantic 3 is broken for `#[spawn] for` after `grace`", found again
 /// (items aborted by dropping their `JoinSet` but not awaited, so their
@@ -2409,7 +2380,7 @@ fn random_spawned_fan_outs_under_grace_match_the_oracle() {
         "random_spawned_fan_outs_under_grace",
         KNOB_CASES,
         knobs(true),
-        |k| check_knobs(&k, false),
+        |k| check_knobs(&k),
         &KNOB_STATS,
     );
 }
@@ -2433,10 +2404,11 @@ fn a_spawned_item_dropped_by_grace_has_stopped_when_the_group_returns() {
         deadline: None,
         parent: Some(1),
     };
-    check_knobs(&plan, false).unwrap();
+    check_knobs(&plan).unwrap();
 }
 
-/// The minimal plan of `random_plans_never_leave_a_slot_free_while_an_item_waits`.
+/// The minimal plan of the second property's check that no `limit` slot
+/// stays free while an item waits, when fan-outs compete for slots.
 #[test]
 fn a_blocking_item_gets_the_slot_an_in_task_item_freed() {
     let leaf = |at| Leaf {
@@ -2457,10 +2429,10 @@ fn a_blocking_item_gets_the_slot_an_in_task_item_freed() {
         deadline: None,
         parent: None,
     };
-    check_knobs(&plan, true).unwrap();
+    check_knobs(&plan).unwrap();
 }
 
-/// Found by the strict form of the second property (its minimal plan:
+/// Found by the second property (its minimal plan:
 /// `limit = 2`, in-task items ending at 0 and 1 units, one `#[blocking]`
 /// item, which started at 1 unit instead of 0).
 ///
