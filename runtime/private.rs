@@ -262,7 +262,7 @@ impl InTask {
             ))
         };
         let pool = InTaskPool::new(AfterGrace::Drop);
-        Leaf::new(FanOut::new(core, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(core, name, items.into_iter(), pool, ends, launch))
     }
 }
 
@@ -274,6 +274,7 @@ impl Spawn {
         E: Send + 'static,
     {
         let core = Arc::clone(&scope.state.core);
+        core.mark(state::flags::OFF_DRIVER);
         let task = ctx.task().clone();
         Leaf::new(Spawned::new(
             core,
@@ -313,8 +314,9 @@ impl Spawn {
                 ),
             ))
         };
+        core.mark(state::flags::OFF_DRIVER);
         let pool = Tasks::new(Arc::clone(core), name);
-        Leaf::new(FanOut::new(core, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(core, name, items.into_iter(), pool, ends, launch))
     }
 }
 
@@ -326,6 +328,7 @@ impl Blocking {
         E: Send + 'static,
     {
         let core = Arc::clone(&scope.state.core);
+        core.mark(state::flags::OFF_DRIVER);
         let start = core.start();
         let task = ctx.task().clone();
         let span = trace::branch(core.span(), &task);
@@ -375,8 +378,9 @@ impl Blocking {
                 crate::limit::Start::Now(permit),
             ))
         };
+        core.mark(state::flags::OFF_DRIVER);
         let pool = InTaskPool::new(AfterGrace::Wait);
-        Leaf::new(FanOut::new(core, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(core, name, items.into_iter(), pool, ends, launch))
     }
 }
 
