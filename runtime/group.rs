@@ -739,8 +739,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     }
 
     /// The tasks still running (started, or waiting for a `limit` slot),
-    /// `ctx.spawn` tasks included, in the order they were spawned when none
-    /// has ended, each with how long since it was spawned. The same as
+    /// `ctx.spawn` tasks included, in the order they were spawned, each with how long since it was spawned. The same as
     /// [`Watch::running`], at once: a `Group`'s tasks are all in its state.
     ///
     /// ```
@@ -759,10 +758,9 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// ```
     #[must_use]
     pub fn running(&self) -> Vec<Running> {
-        self.built.get().map_or_else(Vec::new, |built| {
-            let core = &built.state.core;
-            core.report_tasks(Moment::Deadline).tasks().to_vec()
-        })
+        self.built
+            .get()
+            .map_or_else(Vec::new, |built| built.state.core.running_tasks())
     }
 
     /// A handle that asks the group which tasks are still running, from

@@ -137,6 +137,9 @@ struct Watch {
     /// a slab so that a task ends in O(1).
     tasks: Vec<Slot>,
     vacant: Option<usize>,
+    /// How many tasks were registered: each one's rank, so that a census
+    /// lists them in the order they were spawned whatever slots they reuse.
+    spawned: u64,
     /// When the group's branches started, for a group without deadline or
     /// grace: when it was first watched.
     since: Option<Instant>,
@@ -150,7 +153,7 @@ struct Watch {
 }
 
 enum Slot {
-    Running(TaskName, Instant),
+    Running(u64, TaskName, Instant),
     Vacant(Option<usize>),
 }
 
@@ -372,8 +375,10 @@ impl Core {
     /// [`Core::census_tasks`].
     pub(crate) fn running_guard(self: &Arc<Self>, task: &TaskName) -> RunningTask {
         self.running.fetch_add(1, Ordering::Relaxed);
-        let entry = Slot::Running(task.clone(), Instant::now());
+        let started = Instant::now();
         let mut watch = lock(&self.watch);
+        watch.spawned += 1;
+        let entry = Slot::Running(watch.spawned, task.clone(), started);
         let key = match watch.vacant {
             Some(key) => {
                 let Slot::Vacant(next) = std::mem::replace(&mut watch.tasks[key], entry) else {
@@ -391,15 +396,28 @@ impl Core {
         RunningTask(Arc::clone(self), key)
     }
 
-    /// Adds the running tasks to `census`, in the order they were spawned
-    /// when none has ended.
+    /// Adds the running tasks to `census`, in the order they were spawned.
     pub(crate) fn census_tasks(&self, census: &mut Census) {
         let watch = lock(&self.watch);
-        for slot in &watch.tasks {
-            if let Slot::Running(task, since) = slot {
-                census.add(task, Some(*since));
-            }
+        let mut running: Vec<_> = watch
+            .tasks
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Running(rank, task, since) => Some((*rank, task, *since)),
+                Slot::Vacant(_) => None,
+            })
+            .collect();
+        running.sort_unstable_by_key(|&(rank, ..)| rank);
+        for (_, task, since) in running {
+            census.add(task, Some(since));
         }
+    }
+
+    /// The running tasks: a `Group`'s answer to what still runs.
+    pub(crate) fn running_tasks(&self) -> Vec<Running> {
+        let mut census = Census::new(None);
+        self.census_tasks(&mut census);
+        census.into_list()
     }
 
     /// The flags (see [`flags`]), for the driver's poll.
@@ -441,9 +459,7 @@ impl Core {
         }
         if self.flags() & flags::UNDRIVEN != 0 {
             drop(watch);
-            let mut census = Census::new(None);
-            self.census_tasks(&mut census);
-            return Answer::Now(census.into_list());
+            return Answer::Now(self.running_tasks());
         }
         let (answer, question) = oneshot::channel();
         watch.asks.push(answer);

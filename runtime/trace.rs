@@ -103,7 +103,7 @@ mod on {
             .map(ToString::to_string)
             .collect::<Vec<_>>()
             .join(", ");
-        tracing::warn!(parent: group, grace = ?grace, still_running, "grace expired: dropping or aborting what still runs");
+        tracing::warn!(parent: group, grace = ?grace, still_running = %still_running, "grace expired: dropping or aborting what still runs");
     }
 }
 
