@@ -774,9 +774,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// let watch = group.watch();
     /// group.spawn("server", |ctx| async move { ctx.cancelled().await; Ok(()) });
     /// let debug = tokio::spawn(async move {
-    ///     watch.running().await.iter().map(ToString::to_string).collect::<Vec<_>>()
+    ///     let running = watch.running().await;
+    ///     running.iter().map(|r| r.task().to_string()).collect::<Vec<_>>()
     /// });
-    /// assert_eq!(debug.await.unwrap(), ["`server` for 0ns"]);
+    /// assert_eq!(debug.await.unwrap(), ["server"]);
     /// group.shutdown();
     /// group.wait().await.unwrap();
     /// # }

@@ -262,7 +262,14 @@ impl InTask {
             ))
         };
         let pool = InTaskPool::new(AfterGrace::Drop);
-        Leaf::new(FanOut::new(core, name, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(
+            core,
+            name,
+            items.into_iter(),
+            pool,
+            ends,
+            launch,
+        ))
     }
 }
 
@@ -316,7 +323,14 @@ impl Spawn {
         };
         core.mark(state::flags::OFF_DRIVER);
         let pool = Tasks::new(Arc::clone(core), name);
-        Leaf::new(FanOut::new(core, name, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(
+            core,
+            name,
+            items.into_iter(),
+            pool,
+            ends,
+            launch,
+        ))
     }
 }
 
@@ -380,7 +394,14 @@ impl Blocking {
         };
         core.mark(state::flags::OFF_DRIVER);
         let pool = InTaskPool::new(AfterGrace::Wait);
-        Leaf::new(FanOut::new(core, name, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(
+            core,
+            name,
+            items.into_iter(),
+            pool,
+            ends,
+            launch,
+        ))
     }
 }
 

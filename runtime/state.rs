@@ -379,18 +379,15 @@ impl Core {
         let mut watch = lock(&self.watch);
         watch.spawned += 1;
         let entry = Slot::Running(watch.spawned, task.clone(), started);
-        let key = match watch.vacant {
-            Some(key) => {
-                let Slot::Vacant(next) = std::mem::replace(&mut watch.tasks[key], entry) else {
-                    unreachable!("errgroup: the vacant list names a running slot")
-                };
-                watch.vacant = next;
-                key
-            }
-            None => {
-                watch.tasks.push(entry);
-                watch.tasks.len() - 1
-            }
+        let key = if let Some(key) = watch.vacant {
+            let Slot::Vacant(next) = std::mem::replace(&mut watch.tasks[key], entry) else {
+                unreachable!("errgroup: the vacant list names a running slot")
+            };
+            watch.vacant = next;
+            key
+        } else {
+            watch.tasks.push(entry);
+            watch.tasks.len() - 1
         };
         drop(watch);
         RunningTask(Arc::clone(self), key)
@@ -523,7 +520,12 @@ impl Core {
     }
 
     /// [`Core::poll_tasks`], the flags read by the caller.
-    pub(crate) fn poll_tasks_with(&self, flags: usize, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
+    pub(crate) fn poll_tasks_with(
+        &self,
+        flags: usize,
+        cx: &mut Context<'_>,
+        last: bool,
+    ) -> Poll<bool> {
         if !last && flags & flags::SPAWNED == 0 {
             return Poll::Ready(true);
         }

@@ -278,7 +278,11 @@ async fn an_outside_watcher_is_answered_and_then_told_nothing() {
     let slot = std::sync::Arc::clone(&handed);
     let endpoint = tokio::spawn(async move {
         sleep(Duration::from_secs(1)).await;
-        let watch = slot.lock().unwrap().take().expect("handed out at the start");
+        let watch = slot
+            .lock()
+            .unwrap()
+            .take()
+            .expect("handed out at the start");
         let during = listed(&watch.running().await);
         sleep(Duration::from_secs(5)).await;
         let after = watch.running().await;
