@@ -32,6 +32,7 @@
 use std::any::{Any, TypeId, type_name};
 use std::future::Future;
 use std::panic::{Location, resume_unwind};
+use std::sync::OnceLock;
 use std::task::{Context, Poll, Waker};
 
 use futures_util::task::AtomicWaker;
@@ -152,6 +153,13 @@ struct Watch {
     closed: bool,
 }
 
+#[derive(Default)]
+struct Watching {
+    state: Mutex<Watch>,
+    /// The driver's waker, kept while a question may come (`flags::KEEP_WAKER`).
+    driver: AtomicWaker,
+}
+
 enum Slot {
     Running(u64, TaskName, Instant),
     Vacant(Option<usize>),
@@ -177,9 +185,9 @@ pub(crate) struct Core {
     tasks: Mutex<Tasks>,
     /// See [`flags`]: lets the driver skip the locks.
     flags: AtomicUsize,
-    watch: Mutex<Watch>,
-    /// The driver's waker, kept while a question may come (`flags::KEEP_WAKER`).
-    driver: AtomicWaker,
+    /// Made by the first task or watcher: a group with neither pays one
+    /// word for it.
+    watching: OnceLock<Watching>,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
 }
@@ -221,8 +229,7 @@ impl Core {
                 all_ok: true,
             }),
             flags: AtomicUsize::new(0),
-            watch: Mutex::new(Watch::default()),
-            driver: AtomicWaker::new(),
+            watching: OnceLock::new(),
             running: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
@@ -376,7 +383,7 @@ impl Core {
     pub(crate) fn running_guard(self: &Arc<Self>, task: &TaskName) -> RunningTask {
         self.running.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let mut watch = lock(&self.watch);
+        let mut watch = lock(&self.watching().state);
         watch.spawned += 1;
         let entry = Slot::Running(watch.spawned, task.clone(), started);
         let key = if let Some(key) = watch.vacant {
@@ -395,7 +402,7 @@ impl Core {
 
     /// Adds the running tasks to `census`, in the order they were spawned.
     pub(crate) fn census_tasks(&self, census: &mut Census) {
-        let watch = lock(&self.watch);
+        let watch = lock(&self.watching().state);
         let mut running: Vec<_> = watch
             .tasks
             .iter()
@@ -417,6 +424,10 @@ impl Core {
         census.into_list()
     }
 
+    fn watching(&self) -> &Watching {
+        self.watching.get_or_init(Watching::default)
+    }
+
     /// The flags (see [`flags`]), for the driver's poll.
     #[inline]
     pub(crate) fn flags(&self) -> usize {
@@ -430,27 +441,27 @@ impl Core {
 
     /// When the group's branches started, if known (a watched group).
     pub(crate) fn since(&self) -> Option<Instant> {
-        lock(&self.watch).since
+        self.watching.get().and_then(|w| lock(&w.state).since)
     }
 
     /// A [`Watch`](crate::Watch) is made: the driver keeps its waker from
     /// its next poll on, and durations are counted from now at the latest.
     pub(crate) fn watched(&self) {
         let before = self.mark(flags::WATCHED | flags::TIMED);
-        let mut watch = lock(&self.watch);
+        let mut watch = lock(&self.watching().state);
         watch.closed |= before & flags::FINISHED != 0;
         watch.since.get_or_insert_with(Instant::now);
     }
 
     /// The driver's part of [`flags::KEEP_WAKER`].
     pub(crate) fn keep_waker(&self, waker: &Waker) {
-        self.driver.register(waker);
+        self.watching().driver.register(waker);
     }
 
     /// Which branches and tasks run now: answered here for a group without
     /// a driver, else by the driver's next poll, which this wakes.
     pub(crate) fn ask(&self) -> Answer {
-        let mut watch = lock(&self.watch);
+        let mut watch = lock(&self.watching().state);
         if watch.closed {
             return Answer::Now(Vec::new());
         }
@@ -462,20 +473,20 @@ impl Core {
         watch.asks.push(answer);
         self.mark(flags::ASKED);
         drop(watch);
-        self.driver.wake();
+        self.watching().driver.wake();
         Answer::Later(question)
     }
 
     /// The questions to answer now; the driver answers each with its census.
     pub(crate) fn take_asks(&self) -> Vec<oneshot::Sender<Vec<Running>>> {
-        let mut watch = lock(&self.watch);
+        let mut watch = lock(&self.watching().state);
         self.flags.fetch_and(!flags::ASKED, Ordering::AcqRel);
         std::mem::take(&mut watch.asks)
     }
 
     /// Keeps `report` as what the group's `Cancelled` will carry.
     pub(crate) fn keep_report(&self, report: StillRunning) {
-        lock(&self.watch).report = Some(Box::new(report));
+        lock(&self.watching().state).report = Some(Box::new(report));
     }
 
     /// What runs now, of the tasks alone: a `Group`'s whole census.
@@ -575,7 +586,7 @@ pub(crate) struct RunningTask(Arc<Core>, usize);
 impl Drop for RunningTask {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::Relaxed);
-        let mut watch = lock(&self.0.watch);
+        let mut watch = lock(&self.0.watching().state);
         watch.tasks[self.1] = Slot::Vacant(watch.vacant);
         watch.vacant = Some(self.1);
     }
@@ -634,7 +645,7 @@ impl<E: 'static> State<E> {
         let first = self.core.cancel(Cause::Finished);
         if self.core.mark(flags::FINISHED) & flags::WATCHED != 0 {
             // Waiting questions are answered empty as their senders drop.
-            let mut watch = lock(&self.core.watch);
+            let mut watch = lock(&self.core.watching().state);
             watch.closed = true;
             watch.asks.clear();
         }
@@ -667,7 +678,8 @@ impl<E: 'static> State<E> {
                 return Err(Error::Failed { task, error });
             }
         }
-        let report = lock(&self.core.watch).report.take();
+        let watching = self.core.watching.get();
+        let report = watching.and_then(|w| lock(&w.state).report.take());
         Err(Error::Cancelled(
             self.core.cancelled_error().with_report(report),
         ))
