@@ -185,9 +185,9 @@ pub(crate) struct Core {
     tasks: Mutex<Tasks>,
     /// See [`flags`]: lets the driver skip the locks.
     flags: AtomicUsize,
-    /// Made by the first task or watcher: a group with neither pays one
-    /// word for it.
-    watching: OnceLock<Watching>,
+    /// Made by the first task or watcher, and boxed: a group with neither
+    /// pays two words for it.
+    watching: OnceLock<Box<Watching>>,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
 }
@@ -425,7 +425,7 @@ impl Core {
     }
 
     fn watching(&self) -> &Watching {
-        self.watching.get_or_init(Watching::default)
+        self.watching.get_or_init(Box::default)
     }
 
     /// The flags (see [`flags`]), for the driver's poll.
