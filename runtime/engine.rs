@@ -11,6 +11,12 @@
 //! group is done when no branch and no task is running; the last poll of
 //! the tasks closes the set in the same critical section (core.rs).
 //!
+//! When the group has tasks or is watched (`state::flags`), the poll keeps
+//! its waker in the core and answers the questions of `Watch` handles with
+//! a walk of the branch tree (`Branch::running`): nothing is kept per branch
+//! for it, and a group that is never asked reads one word per poll. The
+//! walk is also the report taken when the deadline passes or grace expires.
+//!
 //! The in-task branches are polled with the group as the ambient group
 //! (`state::in_ambient`), which a group created in a branch takes as its
 //! parent: one task-local swap per poll of the group serves every branch,
@@ -242,6 +248,7 @@ impl<E> Drop for Scope<E> {
         if !self.finished.load(Ordering::Relaxed) {
             self.state.core.cancel(Cause::Dropped);
             self.state.core.close_tasks();
+            self.state.core.close_watch();
         }
     }
 }

@@ -862,6 +862,7 @@ impl<E, T> Drop for Group<E, T> {
         if !self.finished {
             built.state.core.cancel(Cause::Dropped);
             built.state.core.close_tasks();
+            built.state.core.close_watch();
         }
     }
 }

@@ -23,6 +23,11 @@
 //!   `Arc`. A trivial group allocates its `Core` and nothing else
 //!   (tests/allocations.rs).
 //!
+//! - What still runs is not tracked per branch: the driver walks its
+//!   branches when asked ([`Answer`]) or when the deadline passes or grace
+//!   expires. Only tasks, which are costly anyway, register a name and a
+//!   start, in a state made by the first task or watcher.
+//!
 //! # Deadlock safety
 //!
 //! No lock is held while calling out: a task is spawned with the task-set
@@ -453,6 +458,19 @@ impl Core {
         watch.since.get_or_insert_with(Instant::now);
     }
 
+    /// The group has returned, or its driver was dropped: every question,
+    /// waiting or to come, is answered with nothing.
+    pub(crate) fn close_watch(&self) {
+        // One read-modify-write: a `Watch` made concurrently either sees
+        // `FINISHED` or is seen here as `WATCHED` (see `watched`).
+        if self.mark(flags::FINISHED) & flags::WATCHED != 0 {
+            let mut watch = lock(&self.watching().state);
+            watch.closed = true;
+            // Waiting questions are answered empty as their senders drop.
+            watch.asks.clear();
+        }
+    }
+
     /// The driver's part of [`flags::KEEP_WAKER`].
     pub(crate) fn keep_waker(&self, waker: &Waker) {
         self.watching().driver.register(waker);
@@ -643,12 +661,7 @@ impl<E: 'static> State<E> {
     /// poll has just done both, so the task-set lock is not taken twice more.
     pub(crate) fn finish_closed<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
         let first = self.core.cancel(Cause::Finished);
-        if self.core.mark(flags::FINISHED) & flags::WATCHED != 0 {
-            // Waiting questions are answered empty as their senders drop.
-            let mut watch = lock(&self.core.watching().state);
-            watch.closed = true;
-            watch.asks.clear();
-        }
+        self.core.close_watch();
         // Nothing cancelled the group before: no panic and no error was
         // recorded (each cancels the group before it is stored, and every
         // branch and task has returned), so the slots need no lock.

@@ -383,3 +383,30 @@ async fn a_group_without_deadline_or_grace_reports_nothing() {
     .unwrap_err();
     assert!(err.still_running().is_none());
 }
+
+/// A group whose future is dropped answers nothing, also to a watcher
+/// that keeps its group's state alive (here through a ctx clone).
+#[tokio::test(start_paused = true)]
+async fn a_dropped_group_answers_nothing() {
+    let handed = std::sync::Mutex::new(None);
+    let group = async {
+        errgroup! {
+            type Error = Cancelled;
+            serve => {
+                *handed.lock().unwrap() = Some((ctx.watch(), ctx.clone()));
+                sleep(HOUR).await;
+                Ok(())
+            },
+        }
+    };
+    tokio::select! {
+        _ = group => panic!("the group should still run"),
+        () = sleep(Duration::from_secs(1)) => {}
+    }
+    let (watch, _ctx) = handed.lock().unwrap().take().unwrap();
+    let answer = tokio::time::timeout(HOUR, watch.running()).await;
+    assert_eq!(
+        answer.expect("a question to a dropped group went unanswered"),
+        []
+    );
+}
