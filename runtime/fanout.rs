@@ -222,8 +222,9 @@ pin_project! {
     pub(crate) struct FanOut<'a, I, L, P, T, S> {
         core: &'a Arc<Core>,
         name: &'static str,
-        // The first item each poll launched and when, once the group is
-        // `TIMED` (it has a deadline or grace, or is watched).
+        // From which item on, since when, items were launched: one entry
+        // per poll, once the group is `TIMED` (it has a deadline or grace,
+        // or is watched); nothing per item, nothing for a group that is neither.
         launches: Vec<(usize, Instant)>,
         items: Option<I>,
         launch: L,
@@ -293,6 +294,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<T>>> {
         let mut this = self.project();
+        if this.core.flags() & flags::TIMED != 0 && this.items.is_some() {
+            // Every item this poll launches starts now, from this index on.
+            let first = this.results.len();
+            let now = Instant::now();
+            match this.launches.last_mut() {
+                Some(last) if last.0 == first => last.1 = now,
+                _ => this.launches.push((first, now)),
+            }
+        }
         loop {
             start_items(&mut this, cx);
             match this.pool.poll_next(cx) {
@@ -328,7 +338,6 @@ fn start_items<I, L, P, T, S, Fut>(
     S: Clone,
 {
     let mut reused = false;
-    let mut stamped = false;
     while let Some(iter) = this.items.as_mut() {
         if this.core.is_cancelled() {
             end_items(this, false);
@@ -382,12 +391,6 @@ fn start_items<I, L, P, T, S, Fut>(
             break;
         };
         let index = this.results.len();
-        if !stamped {
-            stamped = true;
-            if this.core.flags() & flags::TIMED != 0 {
-                this.launches.push((index, Instant::now()));
-            }
-        }
         this.results.push(None);
         let ends = this.ends.as_ref().map(S::clone);
         let ends = ends.unwrap_or_else(|| unreachable!("errgroup: ends outlive the items"));
