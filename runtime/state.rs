@@ -440,6 +440,7 @@ impl Core {
     }
 
     /// Marks `bits` in the flags.
+    #[inline]
     pub(crate) fn mark(&self, bits: usize) -> usize {
         self.flags.fetch_or(bits, Ordering::AcqRel)
     }
@@ -460,15 +461,21 @@ impl Core {
 
     /// The group has returned, or its driver was dropped: every question,
     /// waiting or to come, is answered with nothing.
+    #[inline]
     pub(crate) fn close_watch(&self) {
         // One read-modify-write: a `Watch` made concurrently either sees
         // `FINISHED` or is seen here as `WATCHED` (see `watched`).
         if self.mark(flags::FINISHED) & flags::WATCHED != 0 {
-            let mut watch = lock(&self.watching().state);
-            watch.closed = true;
-            // Waiting questions are answered empty as their senders drop.
-            watch.asks.clear();
+            self.close_watched();
         }
+    }
+
+    #[cold]
+    fn close_watched(&self) {
+        let mut watch = lock(&self.watching().state);
+        watch.closed = true;
+        // Waiting questions are answered empty as their senders drop.
+        watch.asks.clear();
     }
 
     /// The driver's part of [`flags::KEEP_WAKER`].
