@@ -14,7 +14,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
-use crate::error::TaskName;
+use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
 use crate::state::{Core, State};
 use crate::sync::Arc;
@@ -79,6 +79,10 @@ pub(crate) trait Stop {
     /// Aborts what can be aborted; says whether the future is then dropped
     /// or still awaited.
     fn stop(self: Pin<&mut Self>) -> AfterGrace;
+    /// Adds itself to `census` if it still runs (what runs in it, for a
+    /// fan-out). Only called when asked, or when the deadline passes or
+    /// `grace` expires: nothing is kept for it meanwhile.
+    fn running(&self, census: &mut Census);
 }
 
 /// Where a branch is in its life.
@@ -232,6 +236,12 @@ impl<S, F> Stop for Run<S, F> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         AfterGrace::Drop
     }
+
+    fn running(&self, census: &mut Census) {
+        if !matches!(self.inner.phase, Phase::Done) {
+            census.add(&self.inner.task, None);
+        }
+    }
 }
 
 pin_project! {
@@ -326,6 +336,10 @@ impl<T> Stop for Spawned<T> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         self.task.abort();
         AfterGrace::Wait
+    }
+
+    fn running(&self, census: &mut Census) {
+        census.add(&self.name, None);
     }
 }
 
@@ -443,6 +457,12 @@ impl<S, F, R> Stop for RunBlocking<S, F, R> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         AfterGrace::Wait
     }
+
+    fn running(&self, census: &mut Census) {
+        if !matches!(self.state, Blocking::Done) {
+            census.add(&self.task, None);
+        }
+    }
 }
 
 /// A task of the group's task set (`ctx.spawn`, `Group::spawn`): whether it
@@ -457,7 +477,7 @@ where
     F: Future<Output = Result<(), E>> + Send + 'static,
     E: Send + 'static,
 {
-    let running = core.running_guard();
+    let running = core.running_guard(&task);
     let run = Run::new(Boxed, Guarded::new(core, task, body, start));
     async move {
         let ok = run.await.is_some();

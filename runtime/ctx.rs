@@ -14,9 +14,9 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::branch::task_job;
 use crate::channel::{self, Receiver, Sender};
-use crate::error::{Cancelled, Cause, TaskName};
+use crate::error::{Cancelled, Cause, Running, TaskName};
 use crate::limit::Start;
-use crate::state::Core;
+use crate::state::{Answer, Core};
 use crate::trace;
 
 /// The group of the branch whose code is running now, if any.
@@ -435,6 +435,35 @@ impl Ctx {
         Shutdown::new(&self.core, self.task.clone())
     }
 
+    /// A handle that asks this ctx's group which of its branches, fan-out
+    /// items and tasks are still running, and for how long: for a watchdog
+    /// or a debug endpoint. `Clone + Send + Sync + 'static`; it does not
+    /// keep the group alive. See [`Watch`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let (seen, ()) = errgroup! {
+    ///     watchdog => {
+    ///         let watch = ctx.watch();
+    ///         tokio::time::sleep(Duration::from_secs(1)).await;
+    ///         let names: Vec<String> =
+    ///             watch.running().await.iter().map(|r| r.task().to_string()).collect();
+    ///         Ok::<_, ()>(names)
+    ///     },
+    ///     slow => { tokio::time::sleep(Duration::from_secs(5)).await; Ok(()) },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(seen, ["watchdog", "slow"]);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn watch(&self) -> Watch {
+        Watch::new(&self.core)
+    }
+
     /// A `CancellationToken` cancelled when this ctx's group is, for code
     /// that speaks tokio-util (axum's and tonic's graceful shutdown, most
     /// tokio libraries). It is a child token: cancelling it cancels nothing
@@ -632,6 +661,105 @@ impl Shutdown {
                 by: self.by.clone(),
             })
         })
+    }
+}
+
+/// Asks a running group which of its branches, fan-out items and tasks
+/// are still running, and for how long: what a watchdog logs when a
+/// shutdown takes too long, what a debug endpoint shows. Made by
+/// [`Ctx::watch`] or [`Group::watch`](crate::Group::watch).
+/// `Clone + Send + Sync + 'static`; it does not keep the group alive.
+///
+/// An `errgroup!` group's in-task branches live in the future that runs the
+/// group, so [`running`](Watch::running) is answered by that future's next
+/// poll, which the question wakes: it costs the group nothing until asked.
+/// Once the group has returned, the answer is empty.
+///
+/// ```
+/// use std::time::Duration;
+/// use errgroup::errgroup;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let (log, ..) = errgroup! {
+///     // A watchdog: every second, what still runs.
+///     watchdog => {
+///         let watch = ctx.watch();
+///         let mut log = Vec::new();
+///         loop {
+///             tokio::time::sleep(Duration::from_secs(1)).await;
+///             let running = watch.running().await;
+///             let others: Vec<String> = running
+///                 .iter()
+///                 .filter(|r| r.task() != "watchdog")
+///                 .map(ToString::to_string)
+///                 .collect();
+///             if others.is_empty() {
+///                 break;
+///             }
+///             log.push(others.join(", "));
+///         }
+///         Ok::<_, ()>(log)
+///     },
+///     fetch => { tokio::time::sleep(Duration::from_millis(2500)).await; Ok(()) },
+///     items => for i in 1..=2u64 {
+///         tokio::time::sleep(Duration::from_millis(1500 * i)).await;
+///         Ok(())
+///     },
+/// }
+/// .unwrap();
+/// assert_eq!(
+///     log,
+///     [
+///         "`fetch` for 1s, `items[0]` for 1s, `items[1]` for 1s",
+///         "`fetch` for 2s, `items[1]` for 2s",
+///     ],
+/// );
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Watch {
+    core: Weak<Core>,
+}
+
+impl Watch {
+    pub(crate) fn new(core: &Arc<Core>) -> Self {
+        core.watched();
+        Watch {
+            core: Arc::downgrade(core),
+        }
+    }
+
+    /// What is still running: branches in the order written (a fan-out's
+    /// running items by index), then the tasks (`ctx.spawn`,
+    /// [`Group::spawn`](crate::Group::spawn)). Empty once the group has returned.
+    ///
+    /// # Cancellation safety
+    ///
+    /// Cancellation safe: a question dropped unanswered costs the group nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// let watch = group.watch();
+    /// let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    /// group.spawn("held", |_| async move { gate.await.ok(); Ok(()) });
+    /// assert_eq!(watch.running().await[0].task(), "held");
+    /// release.send(()).unwrap();
+    /// group.wait().await.unwrap();
+    /// assert!(watch.running().await.is_empty());
+    /// # }
+    /// ```
+    pub async fn running(&self) -> Vec<Running> {
+        let Some(core) = self.core.upgrade() else {
+            return Vec::new();
+        };
+        let answer = core.ask();
+        // Not kept while waiting: the group may end, and its core with it.
+        drop(core);
+        match answer {
+            Answer::Now(list) => list,
+            Answer::Later(answer) => answer.await.unwrap_or_default(),
+        }
     }
 }
 

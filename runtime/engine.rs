@@ -11,6 +11,12 @@
 //! group is done when no branch and no task is running; the last poll of
 //! the tasks closes the set in the same critical section (core.rs).
 //!
+//! When the group has tasks or is watched (`state::flags`), the poll keeps
+//! its waker in the core and answers the questions of `Watch` handles with
+//! a walk of the branch tree (`Branch::running`): nothing is kept per branch
+//! for it, and a group that is never asked reads one word per poll. The
+//! walk is also the report taken when the deadline passes or grace expires.
+//!
 //! The in-task branches are polled with the group as the ambient group
 //! (`state::in_ambient`), which a group created in a branch takes as its
 //! parent: one task-local swap per poll of the group serves every branch,
@@ -23,13 +29,13 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::branch::{AfterGrace, Stop};
 use crate::cancel::Cancellation;
-use crate::error::{Cause, Error, TaskName};
-use crate::state::{State, in_ambient, token_cause};
+use crate::error::{Cause, Census, Error, Moment, TaskName};
+use crate::state::{Core, State, flags, in_ambient, token_cause};
 use crate::sync::{Arc, AtomicBool, Ordering};
 use crate::trace;
 
@@ -43,6 +49,9 @@ pub trait Branch {
     fn stop(self: Pin<&mut Self>);
     /// The value, once ended, if the branch (every branch of a tuple) gave one.
     fn take(self: Pin<&mut Self>) -> Option<Self::Value>;
+    /// Adds what still runs of it to `census`, in the order written.
+    #[doc(hidden)]
+    fn running(&self, census: &mut Census);
 }
 
 pin_project! {
@@ -93,6 +102,12 @@ where
     fn take(self: Pin<&mut Self>) -> Option<V> {
         self.project().value.take()
     }
+
+    fn running(&self, census: &mut Census) {
+        if let Some(fut) = &self.fut {
+            fut.running(census);
+        }
+    }
 }
 
 /// A tuple of branches, as the macro writes them.
@@ -139,6 +154,10 @@ macro_rules! join {
                     ($(Some($b),)+) => Some(($($b,)+)),
                     _ => None,
                 }
+            }
+
+            fn running(&self, census: &mut Census) {
+                $(self.$b.running(census);)+
             }
         }
 
@@ -196,7 +215,10 @@ impl<E: 'static> Scope<E> {
         trace::branches(core.span(), B::LEN);
         let timer = core.own_deadline();
         let timers = (timer.is_some() || self.grace.is_some() || self.token.is_some()).then(|| {
+            // A deadline or grace will report what still runs, and for how long.
+            core.mark(flags::TIMED);
             Box::pin(Timers {
+                since: Instant::now(),
                 timer: timer.map(tokio::time::sleep_until),
                 grace: self
                     .grace
@@ -226,6 +248,7 @@ impl<E> Drop for Scope<E> {
         if !self.finished.load(Ordering::Relaxed) {
             self.state.core.cancel(Cause::Dropped);
             self.state.core.close_tasks();
+            self.state.core.close_watch();
         }
     }
 }
@@ -280,6 +303,8 @@ pin_project! {
     /// would otherwise copy, timers or not.
     #[derive(Debug)]
     struct Timers<'s> {
+        // When the group started, for how long its branches have run.
+        since: Instant,
         #[pin]
         timer: Option<Sleep>,
         #[pin]
@@ -338,6 +363,11 @@ impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
                 if timer.poll(cx).is_ready() {
                     core.cancel(Cause::DeadlineExceeded);
                     timers.timer.set(None);
+                    // Not when a failure came first: then it says what happened.
+                    if core.cause() == Some(Cause::DeadlineExceeded) {
+                        let census = census(core, Some(*timers.since), &*this.branches);
+                        core.keep_report(census.report(Moment::Deadline));
+                    }
                 }
             }
             if let Some(token) = timers.token.as_mut().as_pin_mut() {
@@ -358,7 +388,11 @@ impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
         if let Some(timers) = timers.as_mut() {
             if let Some(grace) = timers.grace.as_mut().as_pin_mut() {
                 if grace.poll_expired(cx) {
-                    trace::grace_expired(core.span(), this.scope.grace.unwrap_or_default());
+                    let census = census(core, Some(*timers.since), &*this.branches);
+                    let report = census.report(Moment::GraceExpired);
+                    let grace = this.scope.grace.unwrap_or_default();
+                    trace::grace_expired(core.span(), grace, &report);
+                    core.keep_report(report);
                     timers.grace.set(None);
                     core.close_tasks();
                     this.branches.as_mut().stop();
@@ -367,13 +401,45 @@ impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
         }
         let mut branches = this.branches.as_mut();
         let polled = in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx));
-        let tasks = core.poll_tasks(cx, polled.is_ready());
+        // One read of the flags serves the tasks and the watchers: nothing
+        // more for a group that has neither.
+        let look = core.flags();
+        if look & flags::KEEP_WAKER != 0 {
+            core.keep_waker(cx.waker());
+            if look & flags::ASKED != 0 {
+                let since = timers.as_ref().map(|t| *t.since);
+                answer(core, since, &*branches);
+            }
+        }
+        let tasks = core.poll_tasks_with(look, cx, polled.is_ready());
         match tasks {
             Poll::Ready(tasks_ok) if polled.is_ready() => {
                 Poll::Ready(this.scope.finish(branches.take(), tasks_ok))
             }
             _ => Poll::Pending,
         }
+    }
+}
+
+/// What runs now: the branches in the order written, then the tasks.
+fn census<B: Branch>(core: &Core, since: Option<Instant>, branches: &B) -> Census {
+    let mut census = Census::new(since.or_else(|| core.since()));
+    branches.running(&mut census);
+    core.census_tasks(&mut census);
+    census
+}
+
+/// Answers the questions of the group's watchers (`Watch::running`).
+#[cold]
+fn answer<B: Branch>(core: &Core, since: Option<Instant>, branches: &B) {
+    let asks = core.take_asks();
+    if asks.is_empty() {
+        return;
+    }
+    let list = census(core, since, branches).into_list();
+    for ask in asks {
+        // A watcher that stopped waiting is no error.
+        let _ = ask.send(list.clone());
     }
 }
 

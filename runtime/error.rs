@@ -3,6 +3,9 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 /// The name of a branch or task in a group: `"fetch"`, or `"fetch[3]"` for
 /// the fourth item of a fan-out branch.
@@ -232,9 +235,12 @@ impl fmt::Display for Cause {
 /// assert_eq!(err.to_string(), "cancelled: deadline exceeded");
 /// let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Cancelled {
     cause: Cause,
+    /// What still ran when the deadline passed or `grace` expired: boxed,
+    /// as it is rare and every `ctx.check()?` moves a `Cancelled`.
+    report: Option<Box<StillRunning>>,
 }
 
 impl Cancelled {
@@ -246,7 +252,15 @@ impl Cancelled {
     /// ```
     #[must_use]
     pub fn new(cause: Cause) -> Self {
-        Cancelled { cause }
+        Cancelled {
+            cause,
+            report: None,
+        }
+    }
+
+    pub(crate) fn with_report(mut self, report: Option<Box<StillRunning>>) -> Self {
+        self.report = report;
+        self
     }
 
     /// Why the group was cancelled.
@@ -259,7 +273,42 @@ impl Cancelled {
     pub fn cause(&self) -> &Cause {
         &self.cause
     }
+
+    /// What was still running when the group's deadline passed or its
+    /// `grace` expired, on the error a group returns; `None` otherwise
+    /// (and on the `Cancelled` a branch's `ctx.check()` gives). Also its
+    /// [`source`](std::error::Error::source), so error reporters print it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let err = errgroup! {
+    ///     timeout = Duration::from_secs(5);
+    ///     type Error = errgroup::Cancelled;
+    ///     fetch => { ctx.cancelled().await; ctx.check() },
+    ///     quick => Ok(()),
+    /// }
+    /// .unwrap_err();
+    /// let report = err.still_running().unwrap();
+    /// assert_eq!(report.to_string(), "still running at the deadline: `fetch` for 5s");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn still_running(&self) -> Option<&StillRunning> {
+        self.report.as_deref()
+    }
 }
+
+/// Compares the causes only: the report says how it ended, not why.
+impl PartialEq for Cancelled {
+    fn eq(&self, other: &Self) -> bool {
+        self.cause == other.cause
+    }
+}
+
+impl Eq for Cancelled {}
 
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -267,7 +316,248 @@ impl fmt::Display for Cancelled {
     }
 }
 
-impl std::error::Error for Cancelled {}
+impl std::error::Error for Cancelled {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.report.as_deref().map(|r| r as _)
+    }
+}
+
+/// A branch, fan-out item or task that is still running, and for how long:
+/// what [`Watch::running`](crate::Watch::running) lists, and a
+/// [`StillRunning`] report.
+///
+/// ```
+/// use std::time::Duration;
+/// use errgroup::errgroup;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let (running, ()) = errgroup! {
+///     watchdog => {
+///         let watch = ctx.watch();
+///         tokio::time::sleep(Duration::from_secs(2)).await;
+///         Ok::<_, ()>(watch.running().await)
+///     },
+///     slow => { tokio::time::sleep(Duration::from_secs(3)).await; Ok(()) },
+/// }
+/// .unwrap();
+/// let slow = running.iter().find(|r| r.task() == "slow").unwrap();
+/// assert_eq!(slow.elapsed(), Duration::from_secs(2));
+/// assert_eq!(slow.to_string(), "`slow` for 2s");
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Running {
+    task: TaskName,
+    elapsed: Duration,
+}
+
+impl Running {
+    /// Its name: `"fetch"`, `"items[3]"`, a task's.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// let (release, gate) = tokio::sync::oneshot::channel::<()>();
+    /// group.spawn("held", |_| async move { gate.await.ok(); Ok(()) });
+    /// assert_eq!(group.running()[0].task(), "held");
+    /// release.send(()).unwrap();
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn task(&self) -> &TaskName {
+        &self.task
+    }
+
+    /// How long it has been running: since the group started for a branch
+    /// (since the group was first watched, for a group with neither
+    /// deadline nor `grace`), since it was launched for a fan-out item,
+    /// since it was spawned for a task.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// group.spawn("nap", |_| async { tokio::time::sleep(Duration::from_secs(9)).await; Ok(()) });
+    /// tokio::time::sleep(Duration::from_secs(4)).await;
+    /// assert_eq!(group.running()[0].elapsed(), Duration::from_secs(4));
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn elapsed(&self) -> Duration {
+        self.elapsed
+    }
+}
+
+impl fmt::Display for Running {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "`{}` for {:?}", self.task, self.elapsed)
+    }
+}
+
+/// When a [`StillRunning`] report was taken.
+///
+/// Variants may be added in a minor release (`#[non_exhaustive]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Moment {
+    /// The group's own `timeout` or `deadline` passed.
+    Deadline,
+    /// The group's `grace` expired: what is listed was dropped (in-task
+    /// branches and items) or aborted (tasks, `#[spawn]` branches and
+    /// items; `#[blocking]` bodies cannot be and were waited for).
+    GraceExpired,
+}
+
+/// What a group was still running when its deadline passed or its `grace`
+/// expired: the branches, fan-out items and tasks holding it, each with how
+/// long it had been running. Carried by the [`Cancelled`] a group returns
+/// ([`Cancelled::still_running`], [`Error::still_running`]) and its
+/// [`source`](std::error::Error::source), so `anyhow`'s `{:#}` and `{:?}`
+/// show it. Under the `tracing` feature the grace-expired event lists it too.
+///
+/// When the deadline passes and `grace` then expires, the report is the
+/// one taken when grace expired: what never stopped.
+///
+/// ```
+/// use std::time::Duration;
+/// use errgroup::{errgroup, Moment};
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let err = errgroup! {
+///     timeout = Duration::from_secs(1);
+///     grace = Duration::from_secs(2);
+///     type Error = errgroup::Cancelled;
+///     stubborn => { tokio::time::sleep(Duration::from_secs(3600)).await; Ok(()) },
+///     polite => { ctx.cancelled().await; ctx.check() },
+/// }
+/// .unwrap_err();
+/// let report = err.still_running().unwrap();
+/// assert_eq!(report.moment(), Moment::GraceExpired);
+/// assert_eq!(report.tasks().len(), 1);
+/// assert_eq!(report.tasks()[0].task(), "stubborn");
+/// assert_eq!(
+///     format!("{:#}", anyhow::Error::from(err)),
+///     "group cancelled: deadline exceeded: cancelled: deadline exceeded: \
+///      still running when grace expired (dropped or aborted): `stubborn` for 3s",
+/// );
+/// # }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StillRunning {
+    moment: Moment,
+    tasks: Vec<Running>,
+}
+
+impl StillRunning {
+    /// When it was taken.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::{errgroup, Moment};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let err = errgroup! {
+    ///     timeout = Duration::from_secs(1);
+    ///     type Error = errgroup::Cancelled;
+    ///     slow => ctx.sleep(Duration::from_secs(60)).await,
+    /// }
+    /// .unwrap_err();
+    /// assert_eq!(err.still_running().unwrap().moment(), Moment::Deadline);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn moment(&self) -> Moment {
+        self.moment
+    }
+
+    /// What was still running, branches in the order written, then fan-out
+    /// items by index, then tasks.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let err = errgroup! {
+    ///     timeout = Duration::from_secs(1);
+    ///     type Error = errgroup::Cancelled;
+    ///     slow => ctx.sleep(Duration::from_secs(60)).await,
+    /// }
+    /// .unwrap_err();
+    /// let tasks = err.still_running().unwrap().tasks();
+    /// assert_eq!(tasks[0].task(), "slow");
+    /// assert_eq!(tasks[0].elapsed(), Duration::from_secs(1));
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn tasks(&self) -> &[Running] {
+        &self.tasks
+    }
+}
+
+impl fmt::Display for StillRunning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.moment {
+            Moment::Deadline => "still running at the deadline",
+            Moment::GraceExpired => "still running when grace expired (dropped or aborted)",
+        })?;
+        if self.tasks.is_empty() {
+            return f.write_str(": nothing");
+        }
+        for (i, running) in self.tasks.iter().enumerate() {
+            f.write_str(if i == 0 { ": " } else { ", " })?;
+            fmt::Display::fmt(running, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for StillRunning {}
+
+/// A census of what runs now, as the driver and the task registry fill it.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Census {
+    now: Instant,
+    /// When the group's branches started, if known.
+    since: Option<Instant>,
+    list: Vec<Running>,
+}
+
+impl Census {
+    pub(crate) fn new(since: Option<Instant>) -> Self {
+        Census {
+            now: Instant::now(),
+            since,
+            list: Vec::new(),
+        }
+    }
+
+    /// `task` runs, since `started`, else since the group started.
+    pub(crate) fn add(&mut self, task: &TaskName, started: Option<Instant>) {
+        let elapsed = started
+            .or(self.since)
+            .map_or(Duration::ZERO, |at| self.now.saturating_duration_since(at));
+        self.list.push(Running {
+            task: task.clone(),
+            elapsed,
+        });
+    }
+
+    pub(crate) fn into_list(self) -> Vec<Running> {
+        self.list
+    }
+
+    pub(crate) fn report(self, moment: Moment) -> StillRunning {
+        StillRunning {
+            moment,
+            tasks: self.list,
+        }
+    }
+}
 
 /// What a failed group evaluates to.
 ///
@@ -385,6 +675,38 @@ impl<E> Error<E> {
     #[must_use]
     pub fn is_shutdown(&self) -> bool {
         matches!(self, Error::Cancelled(c) if c.cause().is_shutdown())
+    }
+
+    /// What was still running when the group's deadline passed or its
+    /// `grace` expired, for a group that returns [`Error::Cancelled`]; see
+    /// [`StillRunning`]. A failure is its own explanation: `Error::Failed`
+    /// carries no report, and the `tracing` feature's grace-expired event
+    /// lists what was stopped after it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let err = errgroup! {
+    ///     timeout = Duration::from_millis(1500);
+    ///     type Error = errgroup::Cancelled;
+    ///     fetch => ctx.sleep(Duration::from_secs(60)).await,
+    /// }
+    /// .unwrap_err();
+    /// assert_eq!(err.to_string(), "group cancelled: deadline exceeded");
+    /// assert_eq!(
+    ///     err.still_running().unwrap().to_string(),
+    ///     "still running at the deadline: `fetch` for 1.5s",
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn still_running(&self) -> Option<&StillRunning> {
+        match self {
+            Error::Cancelled(c) => c.still_running(),
+            Error::Failed { .. } => None,
+        }
     }
 
     /// The cause the group's context was cancelled with.

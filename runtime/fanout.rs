@@ -25,13 +25,14 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
+use tokio::time::Instant;
 use tokio_util::sync::PollSemaphore;
 
 use crate::branch::{AfterGrace, Stop};
 use crate::cancel::Cancellation;
-use crate::error::TaskName;
+use crate::error::{Census, TaskName};
 use crate::limit::{Permit, Waiting};
-use crate::state::Core;
+use crate::state::{Core, flags};
 use crate::sync::Arc;
 use crate::tasks::TaskSet;
 use crate::trace;
@@ -75,6 +76,8 @@ pub(crate) trait Pool<Fut> {
     ) -> Poll<Option<(usize, Option<Self::Value>, Option<Permit>)>>;
     /// `grace` expired.
     fn stop(&mut self) -> AfterGrace;
+    /// The indices of the items still running, in any order.
+    fn live(&self, out: &mut Vec<usize>);
 }
 
 /// Items polled in the calling task: in-task and blocking items.
@@ -119,6 +122,11 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
     fn stop(&mut self) -> AfterGrace {
         self.after_grace
     }
+
+    fn live(&self, out: &mut Vec<usize>) {
+        let items = Pin::new(&self.items).iter_pin_ref();
+        out.extend(items.map(|item| item.get_ref().index));
+    }
 }
 
 /// Items run as tokio tasks. A task set, not join handles in a
@@ -128,6 +136,8 @@ pub(crate) struct Tasks<T> {
     set: TaskSet<(usize, Done<T>)>,
     core: Arc<Core>,
     name: &'static str,
+    /// A bit per item, set while it runs: the set cannot be asked.
+    live: Vec<u64>,
 }
 
 impl<T> std::fmt::Debug for Tasks<T> {
@@ -144,6 +154,7 @@ impl<T: Send + 'static> Tasks<T> {
             set: TaskSet::new(),
             core,
             name,
+            live: Vec::new(),
         }
     }
 }
@@ -156,6 +167,11 @@ where
     type Value = T;
 
     fn push(&mut self, index: usize, task: Fut) {
+        let word = index / 64;
+        if word >= self.live.len() {
+            self.live.resize(word + 1, 0);
+        }
+        self.live[word] |= 1 << (index % 64);
         self.set.spawn(
             &trace::name(&TaskName::indexed(self.name, index)),
             Indexed { index, task },
@@ -171,7 +187,10 @@ where
                 // Only a panic that escaped or an abort gives no index: no
                 // value either, and the group records why.
                 match self.core.joined(&TaskName::new(self.name), joined) {
-                    Some((index, (value, permit))) => (index, value, permit),
+                    Some((index, (value, permit))) => {
+                        self.live[index / 64] &= !(1 << (index % 64));
+                        (index, value, permit)
+                    }
                     None => (usize::MAX, None, None),
                 }
             })
@@ -181,6 +200,16 @@ where
     fn stop(&mut self) -> AfterGrace {
         self.set.abort_all();
         AfterGrace::Wait
+    }
+
+    fn live(&self, out: &mut Vec<usize>) {
+        for (word, bits) in self.live.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                out.push(word * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
     }
 }
 
@@ -192,6 +221,11 @@ pin_project! {
     #[project = FanOutProj]
     pub(crate) struct FanOut<'a, I, L, P, T, S> {
         core: &'a Arc<Core>,
+        name: &'static str,
+        // From which item on, since when, items were launched: one entry
+        // per poll, once the group is `TIMED` (it has a deadline or grace,
+        // or is watched); nothing per item, nothing for a group that is neither.
+        launches: Vec<(usize, Instant)>,
         items: Option<I>,
         launch: L,
         pool: P,
@@ -217,13 +251,22 @@ impl<I, L, P, T, S> std::fmt::Debug for FanOut<'_, I, L, P, T, S> {
 }
 
 impl<'a, I: Iterator, L, P, T, S> FanOut<'a, I, L, P, T, S> {
-    pub(crate) fn new<Fut>(core: &'a Arc<Core>, items: I, pool: P, ends: S, launch: L) -> Self
+    pub(crate) fn new<Fut>(
+        core: &'a Arc<Core>,
+        name: &'static str,
+        items: I,
+        pool: P,
+        ends: S,
+        launch: L,
+    ) -> Self
     where
         L: FnMut(I::Item, usize, Option<Permit>, S) -> Fut,
         P: Pool<Fut, Value = T>,
     {
         FanOut {
             core,
+            name,
+            launches: Vec::new(),
             items: Some(items),
             launch,
             pool,
@@ -251,6 +294,15 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<T>>> {
         let mut this = self.project();
+        if this.core.flags() & flags::TIMED != 0 && this.items.is_some() {
+            // Every item this poll launches starts now, from this index on.
+            let first = this.results.len();
+            let now = Instant::now();
+            match this.launches.last_mut() {
+                Some(last) if last.0 == first => last.1 = now,
+                _ => this.launches.push((first, now)),
+            }
+        }
         loop {
             start_items(&mut this, cx);
             match this.pool.poll_next(cx) {
@@ -373,6 +425,18 @@ where
         let mut this = self.project();
         end_items(&mut this, false);
         this.pool.stop()
+    }
+
+    fn running(&self, census: &mut Census) {
+        let mut live = Vec::new();
+        self.pool.live(&mut live);
+        live.sort_unstable();
+        for index in live {
+            // Launched by the last poll that launched an item at or before it.
+            let at = self.launches.partition_point(|&(first, _)| first <= index);
+            let launched = at.checked_sub(1).map(|at| self.launches[at].1);
+            census.add(&TaskName::indexed(self.name, index), launched);
+        }
     }
 }
 

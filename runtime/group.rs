@@ -9,11 +9,11 @@ use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
 use crate::branch::Guarded;
-use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown};
+use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown, Watch};
 use crate::engine::Grace;
-use crate::error::{Cause, Error, TaskName};
+use crate::error::{Cause, Error, Moment, Running, TaskName};
 use crate::limit::Start;
-use crate::state::{Settings, State, token_cause};
+use crate::state::{Settings, State, flags, token_cause};
 use crate::sync::{Arc, Mutex, lock};
 use crate::tasks::TaskSet;
 use crate::trace;
@@ -251,9 +251,14 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// The group's state, built on first use; its deadline timer started
     /// as soon as a runtime is at hand.
     fn built(&self) -> &Built<E> {
-        let built = self.built.get_or_init(|| Built {
-            state: State::new(self.settings.clone()),
-            watchers: Mutex::new(None),
+        let built = self.built.get_or_init(|| {
+            let state = State::new(self.settings.clone());
+            // Every task is in the registry: a `Watch` is answered at once.
+            state.core.mark(flags::UNDRIVEN);
+            Built {
+                state,
+                watchers: Mutex::new(None),
+            }
         });
         built.arm(&self.settings, &self.signals);
         built
@@ -502,7 +507,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let ctx = Ctx::new(Arc::clone(&core), task.clone());
         let span = trace::branch(core.span(), &task);
         let body = trace::instrument(span, ctx::with_ambient(ctx.clone(), make(ctx)));
-        let running = core.running_guard();
+        let running = core.running_guard(&task);
         let guarded = Guarded::new(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
         self.own.spawn(&trace::name(&task), async move {
@@ -665,7 +670,9 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let all_ok = poll_fn(|cx| {
             if let Some(expired) = grace.as_mut().as_pin_mut() {
                 if expired.poll_expired(cx) {
-                    crate::trace::grace_expired(core.span(), period);
+                    let report = core.report_tasks(Moment::GraceExpired);
+                    crate::trace::grace_expired(core.span(), period, &report);
+                    core.keep_report(report);
                     grace.set(None);
                     // The shutdown rule: abort, then await until empty.
                     core.close_tasks();
@@ -731,6 +738,55 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             .map_or(0, |built| built.state.core.running())
     }
 
+    /// The tasks still running (started, or waiting for a `limit` slot),
+    /// `ctx.spawn` tasks included, in the order they were spawned, each with how long since it was spawned. The same as
+    /// [`Watch::running`], at once: a `Group`'s tasks are all in its state.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// group.spawn("quick", |_| async { Ok(()) });
+    /// group.spawn("slow", |_| async { tokio::time::sleep(Duration::from_secs(10)).await; Ok(()) });
+    /// tokio::time::sleep(Duration::from_secs(3)).await;
+    /// let running = group.running();
+    /// assert_eq!(running.len(), 1);
+    /// assert_eq!(running[0].to_string(), "`slow` for 3s");
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn running(&self) -> Vec<Running> {
+        self.built
+            .get()
+            .map_or_else(Vec::new, |built| built.state.core.running_tasks())
+    }
+
+    /// A handle that asks the group which tasks are still running, from
+    /// anywhere (a watchdog task, a debug endpoint): see [`Watch`]. It does
+    /// not keep the group alive; once the group has returned, it answers
+    /// with nothing.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let mut group = errgroup::Group::<()>::new();
+    /// let watch = group.watch();
+    /// group.spawn("server", |ctx| async move { ctx.cancelled().await; Ok(()) });
+    /// let debug = tokio::spawn(async move {
+    ///     let running = watch.running().await;
+    ///     running.iter().map(|r| r.task().to_string()).collect::<Vec<_>>()
+    /// });
+    /// assert_eq!(debug.await.unwrap(), ["server"]);
+    /// group.shutdown();
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn watch(&self) -> Watch {
+        Watch::new(&self.built().state.core)
+    }
+
     /// Whether no task is running ([`len`](Group::len) is 0).
     ///
     /// ```
@@ -768,7 +824,12 @@ impl<E> Built<E> {
                 })
                 .await;
                 if fired {
+                    let deadline = cause == Cause::DeadlineExceeded;
                     core.cancel(cause);
+                    // Not when a failure came first: then it says what happened.
+                    if deadline && core.cause() == Some(Cause::DeadlineExceeded) {
+                        core.keep_report(core.report_tasks(Moment::Deadline));
+                    }
                 }
             });
             started.push(task.abort_handle());
@@ -801,6 +862,7 @@ impl<E, T> Drop for Group<E, T> {
         if !self.finished {
             built.state.core.cancel(Cause::Dropped);
             built.state.core.close_tasks();
+            built.state.core.close_watch();
         }
     }
 }

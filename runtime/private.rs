@@ -262,7 +262,14 @@ impl InTask {
             ))
         };
         let pool = InTaskPool::new(AfterGrace::Drop);
-        Leaf::new(FanOut::new(core, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(
+            core,
+            name,
+            items.into_iter(),
+            pool,
+            ends,
+            launch,
+        ))
     }
 }
 
@@ -274,6 +281,7 @@ impl Spawn {
         E: Send + 'static,
     {
         let core = Arc::clone(&scope.state.core);
+        core.mark(state::flags::OFF_DRIVER);
         let task = ctx.task().clone();
         Leaf::new(Spawned::new(
             core,
@@ -313,8 +321,16 @@ impl Spawn {
                 ),
             ))
         };
+        core.mark(state::flags::OFF_DRIVER);
         let pool = Tasks::new(Arc::clone(core), name);
-        Leaf::new(FanOut::new(core, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(
+            core,
+            name,
+            items.into_iter(),
+            pool,
+            ends,
+            launch,
+        ))
     }
 }
 
@@ -326,6 +342,7 @@ impl Blocking {
         E: Send + 'static,
     {
         let core = Arc::clone(&scope.state.core);
+        core.mark(state::flags::OFF_DRIVER);
         let start = core.start();
         let task = ctx.task().clone();
         let span = trace::branch(core.span(), &task);
@@ -375,8 +392,16 @@ impl Blocking {
                 crate::limit::Start::Now(permit),
             ))
         };
+        core.mark(state::flags::OFF_DRIVER);
         let pool = InTaskPool::new(AfterGrace::Wait);
-        Leaf::new(FanOut::new(core, items.into_iter(), pool, ends, launch))
+        Leaf::new(FanOut::new(
+            core,
+            name,
+            items.into_iter(),
+            pool,
+            ends,
+            launch,
+        ))
     }
 }
 

@@ -23,6 +23,11 @@
 //!   `Arc`. A trivial group allocates its `Core` and nothing else
 //!   (tests/allocations.rs).
 //!
+//! - What still runs is not tracked per branch: the driver walks its
+//!   branches when asked ([`Answer`]) or when the deadline passes or grace
+//!   expires. Only tasks, which are costly anyway, register a name and a
+//!   start, in a state made by the first task or watcher.
+//!
 //! # Deadlock safety
 //!
 //! No lock is held while calling out: a task is spawned with the task-set
@@ -32,16 +37,20 @@
 use std::any::{Any, TypeId, type_name};
 use std::future::Future;
 use std::panic::{Location, resume_unwind};
-use std::task::{Context, Poll};
+use std::sync::OnceLock;
+use std::task::{Context, Poll, Waker};
 
+use futures_util::task::AtomicWaker;
+
+use tokio::sync::oneshot;
 use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
-use crate::error::{Cancelled, Cause, Error, TaskName};
+use crate::error::{Cancelled, Cause, Census, Error, Moment, Running, StillRunning, TaskName};
 use crate::limit::{self, Limit, Start};
-use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
 use crate::trace;
 
@@ -101,6 +110,72 @@ struct Tasks {
     all_ok: bool,
 }
 
+/// Bits of [`Core`]'s `flags`: what a group's driver must look at beyond
+/// its branches. All clear for a group that starts no task and is never
+/// watched, whose driver then reads one word per poll and takes no lock.
+pub(crate) mod flags {
+    /// A task was added to (or refused by) the task set.
+    pub(crate) const SPAWNED: usize = 1;
+    /// A [`Watch`](crate::Watch) handle was made: the driver keeps its waker
+    /// where a question can wake it.
+    pub(crate) const WATCHED: usize = 2;
+    /// Code of the group runs off the driver (a `#[spawn]` or `#[blocking]`
+    /// branch or item) and may make a `Watch` while the driver sleeps: the
+    /// driver keeps its waker where a question can wake it.
+    pub(crate) const OFF_DRIVER: usize = 4;
+    /// A question waits for the driver's answer.
+    pub(crate) const ASKED: usize = 8;
+    /// Durations are wanted: fan-outs note when they launch items.
+    pub(crate) const TIMED: usize = 16;
+    /// The group has returned.
+    pub(crate) const FINISHED: usize = 32;
+    /// No driver: a [`Group`](crate::Group), whose every task is in the registry.
+    pub(crate) const UNDRIVEN: usize = 64;
+    /// Any of these: the driver keeps its waker in the core.
+    pub(crate) const KEEP_WAKER: usize = SPAWNED | WATCHED | OFF_DRIVER;
+}
+
+/// What a group knows of its running tasks and watchers, behind one lock
+/// taken only by tasks, watchers, and the end of a group that was watched.
+#[derive(Default)]
+struct Watch {
+    /// The group's tasks (`ctx.spawn`, `Group::spawn`): name and start,
+    /// a slab so that a task ends in O(1).
+    tasks: Vec<Slot>,
+    vacant: Option<usize>,
+    /// How many tasks were registered: each one's rank, so that a census
+    /// lists them in the order they were spawned whatever slots they reuse.
+    spawned: u64,
+    /// When the group's branches started, for a group without deadline or
+    /// grace: when it was first watched.
+    since: Option<Instant>,
+    /// Taken when the deadline passed or grace expired; goes into the
+    /// `Cancelled` the group returns.
+    report: Option<Box<StillRunning>>,
+    /// Questions for the driver.
+    asks: Vec<oneshot::Sender<Vec<Running>>>,
+    /// The group has returned: every answer is empty.
+    closed: bool,
+}
+
+#[derive(Default)]
+struct Watching {
+    state: Mutex<Watch>,
+    /// The driver's waker, kept while a question may come (`flags::KEEP_WAKER`).
+    driver: AtomicWaker,
+}
+
+enum Slot {
+    Running(u64, TaskName, Instant),
+    Vacant(Option<usize>),
+}
+
+/// The answer to a question to a group: at once, or from its driver.
+pub(crate) enum Answer {
+    Now(Vec<Running>),
+    Later(oneshot::Receiver<Vec<Running>>),
+}
+
 /// One group, type-erased.
 pub(crate) struct Core {
     node: Node,
@@ -113,8 +188,11 @@ pub(crate) struct Core {
     /// The group's error type, which tasks must share.
     error_type: (TypeId, &'static str),
     tasks: Mutex<Tasks>,
-    /// Set before the first task is added: lets the driver skip the lock.
-    spawned: AtomicBool,
+    /// See [`flags`]: lets the driver skip the locks.
+    flags: AtomicUsize,
+    /// Made by the first task or watcher, and boxed: a group with neither
+    /// pays two words for it.
+    watching: OnceLock<Box<Watching>>,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
 }
@@ -155,7 +233,8 @@ impl Core {
                 closed: false,
                 all_ok: true,
             }),
-            spawned: AtomicBool::new(false),
+            flags: AtomicUsize::new(0),
+            watching: OnceLock::new(),
             running: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
@@ -293,7 +372,7 @@ impl Core {
     where
         F: Future<Output = bool> + Send + 'static,
     {
-        self.spawned.store(true, Ordering::Release);
+        self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
         let mut tasks = lock(&self.tasks);
         if tasks.closed {
             drop(tasks);
@@ -304,10 +383,142 @@ impl Core {
     }
 
     /// Counts a task as running until the guard is dropped (its future ends
-    /// or is dropped, aborted or refused).
-    pub(crate) fn running_guard(self: &Arc<Self>) -> RunningTask {
+    /// or is dropped, aborted or refused), and keeps its name and start for
+    /// [`Core::census_tasks`].
+    pub(crate) fn running_guard(self: &Arc<Self>, task: &TaskName) -> RunningTask {
         self.running.fetch_add(1, Ordering::Relaxed);
-        RunningTask(Arc::clone(self))
+        let started = Instant::now();
+        let mut watch = lock(&self.watching().state);
+        watch.spawned += 1;
+        let entry = Slot::Running(watch.spawned, task.clone(), started);
+        let key = if let Some(key) = watch.vacant {
+            let Slot::Vacant(next) = std::mem::replace(&mut watch.tasks[key], entry) else {
+                unreachable!("errgroup: the vacant list names a running slot")
+            };
+            watch.vacant = next;
+            key
+        } else {
+            watch.tasks.push(entry);
+            watch.tasks.len() - 1
+        };
+        drop(watch);
+        RunningTask(Arc::clone(self), key)
+    }
+
+    /// Adds the running tasks to `census`, in the order they were spawned.
+    pub(crate) fn census_tasks(&self, census: &mut Census) {
+        let watch = lock(&self.watching().state);
+        let mut running: Vec<_> = watch
+            .tasks
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Running(rank, task, since) => Some((*rank, task, *since)),
+                Slot::Vacant(_) => None,
+            })
+            .collect();
+        running.sort_unstable_by_key(|&(rank, ..)| rank);
+        for (_, task, since) in running {
+            census.add(task, Some(since));
+        }
+    }
+
+    /// The running tasks: a `Group`'s answer to what still runs.
+    pub(crate) fn running_tasks(&self) -> Vec<Running> {
+        let mut census = Census::new(None);
+        self.census_tasks(&mut census);
+        census.into_list()
+    }
+
+    fn watching(&self) -> &Watching {
+        self.watching.get_or_init(Box::default)
+    }
+
+    /// The flags (see [`flags`]), for the driver's poll.
+    #[inline]
+    pub(crate) fn flags(&self) -> usize {
+        self.flags.load(Ordering::Acquire)
+    }
+
+    /// Marks `bits` in the flags.
+    #[inline]
+    pub(crate) fn mark(&self, bits: usize) -> usize {
+        self.flags.fetch_or(bits, Ordering::AcqRel)
+    }
+
+    /// When the group's branches started, if known (a watched group).
+    pub(crate) fn since(&self) -> Option<Instant> {
+        self.watching.get().and_then(|w| lock(&w.state).since)
+    }
+
+    /// A [`Watch`](crate::Watch) is made: the driver keeps its waker from
+    /// its next poll on, and durations are counted from now at the latest.
+    pub(crate) fn watched(&self) {
+        let before = self.mark(flags::WATCHED | flags::TIMED);
+        let mut watch = lock(&self.watching().state);
+        watch.closed |= before & flags::FINISHED != 0;
+        watch.since.get_or_insert_with(Instant::now);
+    }
+
+    /// The group has returned, or its driver was dropped: every question,
+    /// waiting or to come, is answered with nothing.
+    #[inline]
+    pub(crate) fn close_watch(&self) {
+        // One read-modify-write: a `Watch` made concurrently either sees
+        // `FINISHED` or is seen here as `WATCHED` (see `watched`).
+        if self.mark(flags::FINISHED) & flags::WATCHED != 0 {
+            self.close_watched();
+        }
+    }
+
+    #[cold]
+    fn close_watched(&self) {
+        let mut watch = lock(&self.watching().state);
+        watch.closed = true;
+        // Waiting questions are answered empty as their senders drop.
+        watch.asks.clear();
+    }
+
+    /// The driver's part of [`flags::KEEP_WAKER`].
+    pub(crate) fn keep_waker(&self, waker: &Waker) {
+        self.watching().driver.register(waker);
+    }
+
+    /// Which branches and tasks run now: answered here for a group without
+    /// a driver, else by the driver's next poll, which this wakes.
+    pub(crate) fn ask(&self) -> Answer {
+        let mut watch = lock(&self.watching().state);
+        if watch.closed {
+            return Answer::Now(Vec::new());
+        }
+        if self.flags() & flags::UNDRIVEN != 0 {
+            drop(watch);
+            return Answer::Now(self.running_tasks());
+        }
+        let (answer, question) = oneshot::channel();
+        watch.asks.push(answer);
+        self.mark(flags::ASKED);
+        drop(watch);
+        self.watching().driver.wake();
+        Answer::Later(question)
+    }
+
+    /// The questions to answer now; the driver answers each with its census.
+    pub(crate) fn take_asks(&self) -> Vec<oneshot::Sender<Vec<Running>>> {
+        let mut watch = lock(&self.watching().state);
+        self.flags.fetch_and(!flags::ASKED, Ordering::AcqRel);
+        std::mem::take(&mut watch.asks)
+    }
+
+    /// Keeps `report` as what the group's `Cancelled` will carry.
+    pub(crate) fn keep_report(&self, report: StillRunning) {
+        lock(&self.watching().state).report = Some(Box::new(report));
+    }
+
+    /// What runs now, of the tasks alone: a `Group`'s whole census.
+    pub(crate) fn report_tasks(&self, moment: Moment) -> StillRunning {
+        let mut census = Census::new(None);
+        self.census_tasks(&mut census);
+        census.report(moment)
     }
 
     /// Tasks started and not yet ended.
@@ -317,7 +528,7 @@ impl Core {
 
     /// A task refused because the group was cancelled when it was asked for.
     pub(crate) fn refuse_task(&self) -> Cancelled {
-        self.spawned.store(true, Ordering::Release);
+        self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
         let mut tasks = lock(&self.tasks);
         // A task that never runs did not return `Ok`: without this, a group
         // born cancelled (a passed deadline, a cancelled parent) whose every
@@ -341,7 +552,17 @@ impl Core {
     pub(crate) fn poll_tasks(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
         // Before the last poll a task is only added by running code of this
         // group (a branch or another task), which the driver will poll again.
-        if !last && !self.spawned.load(Ordering::Acquire) {
+        self.poll_tasks_with(self.flags(), cx, last)
+    }
+
+    /// [`Core::poll_tasks`], the flags read by the caller.
+    pub(crate) fn poll_tasks_with(
+        &self,
+        flags: usize,
+        cx: &mut Context<'_>,
+        last: bool,
+    ) -> Poll<bool> {
+        if !last && flags & flags::SPAWNED == 0 {
             return Poll::Ready(true);
         }
         let mut tasks = lock(&self.tasks);
@@ -383,13 +604,16 @@ impl Core {
     }
 }
 
-/// One running task, counted by its group while this lives.
+/// One running task, counted and named by its group while this lives.
 #[derive(Debug)]
-pub(crate) struct RunningTask(Arc<Core>);
+pub(crate) struct RunningTask(Arc<Core>, usize);
 
 impl Drop for RunningTask {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::Relaxed);
+        let mut watch = lock(&self.0.watching().state);
+        watch.tasks[self.1] = Slot::Vacant(watch.vacant);
+        watch.vacant = Some(self.1);
     }
 }
 
@@ -444,6 +668,7 @@ impl<E: 'static> State<E> {
     /// poll has just done both, so the task-set lock is not taken twice more.
     pub(crate) fn finish_closed<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
         let first = self.core.cancel(Cause::Finished);
+        self.core.close_watch();
         // Nothing cancelled the group before: no panic and no error was
         // recorded (each cancels the group before it is stored, and every
         // branch and task has returned), so the slots need no lock.
@@ -473,6 +698,10 @@ impl<E: 'static> State<E> {
                 return Err(Error::Failed { task, error });
             }
         }
-        Err(Error::Cancelled(self.core.cancelled_error()))
+        let watching = self.core.watching.get();
+        let report = watching.and_then(|w| lock(&w.state).report.take());
+        Err(Error::Cancelled(
+            self.core.cancelled_error().with_report(report),
+        ))
     }
 }

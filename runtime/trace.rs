@@ -20,7 +20,7 @@ mod on {
 
     use tokio::time::Instant;
 
-    use crate::error::{Cause, TaskName};
+    use crate::error::{Cause, StillRunning, TaskName};
 
     pub(crate) type Span = tracing::Span;
     pub(crate) type Traced<F> = tracing::instrument::Instrumented<F>;
@@ -96,8 +96,14 @@ mod on {
         tracing::error!(parent: group, task = %task, "branch panicked; resumed once the others return");
     }
 
-    pub(crate) fn grace_expired(group: &Span, grace: Duration) {
-        tracing::warn!(parent: group, grace = ?grace, "grace expired: dropping or aborting what still runs");
+    pub(crate) fn grace_expired(group: &Span, grace: Duration, report: &StillRunning) {
+        let still_running = report
+            .tasks()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::warn!(parent: group, grace = ?grace, still_running = %still_running, "grace expired: dropping or aborting what still runs");
     }
 }
 
@@ -112,7 +118,7 @@ mod off {
 
     use tokio::time::Instant;
 
-    use crate::error::{Cause, TaskName};
+    use crate::error::{Cause, StillRunning, TaskName};
 
     /// Nothing: the `tracing` feature is off.
     #[derive(Clone, Debug, Default)]
@@ -166,7 +172,7 @@ mod off {
     pub(crate) fn panicked(_: &Span, _: &TaskName) {}
 
     #[inline]
-    pub(crate) fn grace_expired(_: &Span, _: Duration) {}
+    pub(crate) fn grace_expired(_: &Span, _: Duration, _: &StillRunning) {}
 }
 
 #[cfg(not(feature = "tracing"))]

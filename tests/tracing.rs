@@ -294,3 +294,29 @@ async fn a_failure_and_the_cancellation_are_events_of_the_group() {
     );
     assert_eq!(cancelled.path, ["errgroup"]);
 }
+
+/// The grace-expired event names what was dropped or aborted, and for how long.
+#[tokio::test(start_paused = true)]
+async fn the_grace_expired_event_lists_what_still_ran() {
+    use std::time::Duration;
+    let (capture, _guard) = capture();
+    let result = errgroup! {
+        grace = Duration::from_secs(2);
+        failing => { tokio::time::sleep(Duration::from_secs(1)).await; Err::<(), _>("boom") },
+        stubborn => { tokio::time::sleep(Duration::from_secs(3600)).await; Ok(()) },
+        #[spawn] remote => { tokio::time::sleep(Duration::from_secs(3600)).await; Ok(()) },
+        polite => { ctx.cancelled().await; Ok(()) },
+    };
+    assert_eq!(result.unwrap_err().task().unwrap(), "failing");
+    let events = capture.events();
+    let expired = events
+        .iter()
+        .find(|e| e.what.starts_with("grace expired"))
+        .unwrap_or_else(|| panic!("no grace-expired event: {events:#?}"));
+    assert!(
+        expired
+            .fields
+            .contains(&"still_running=`stubborn` for 3s, `remote` for 3s".to_owned()),
+        "{expired:?}"
+    );
+}
