@@ -33,7 +33,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::Cause;
-use crate::sync::{Arc, Mutex, SetOnce, Weak, lock};
+use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, SetOnce, Weak, lock};
 
 /// Something to tell when a node is cancelled: a child group, a channel.
 pub(crate) trait OnCancel: Send + Sync {
@@ -117,7 +117,20 @@ pub(crate) struct Node {
     effective_deadline: Option<Instant>,
     parent: Option<Arc<dyn HasNode>>,
     hooks: Mutex<Hooks>,
+    /// [`HOOKED`] once a hook, waiter or token was registered (under the
+    /// hook lock), [`FIRED`] once the cause is set: a cancellation takes the
+    /// hook lock only if something was registered, as most groups' one
+    /// cancellation (`Finished`) has nobody to tell. Both are
+    /// read-modify-writes of this word, so of a registration and a
+    /// cancellation racing, one sees the other: the cancellation drains the
+    /// registration, or the registration sees the node fired.
+    flags: AtomicUsize,
 }
+
+/// [`Node::flags`]: something was registered under the hook lock.
+const HOOKED: usize = 1;
+/// [`Node::flags`]: the cause is set; a registration from now on fires at once.
+const FIRED: usize = 2;
 
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -131,6 +144,8 @@ impl std::fmt::Debug for Node {
 impl Node {
     /// A node under `parent` (it inherits the parent's deadline). The owner
     /// registers itself as the parent's hook once it has an `Arc`.
+    // `#[inline]`: built in place in its group's core rather than copied in.
+    #[inline]
     pub(crate) fn new(parent: Option<Arc<dyn HasNode>>, deadline: Option<Instant>) -> Node {
         let inherited = parent.as_ref().and_then(|p| p.node().effective_deadline);
         let effective_deadline = match (deadline, inherited) {
@@ -143,7 +158,15 @@ impl Node {
             effective_deadline,
             parent,
             hooks: Mutex::default(),
+            flags: AtomicUsize::new(0),
         }
+    }
+
+    /// Whether the hooks have fired, or are about to without the lock (see
+    /// [`Node::flags`]); marks the node as hooked. Called under the hook lock
+    /// by whoever is about to register.
+    fn fired(&self, hooks: &Hooks) -> bool {
+        hooks.fired || self.flags.fetch_or(HOOKED, Ordering::AcqRel) & FIRED != 0
     }
 
     pub(crate) fn parent(&self) -> Option<&Node> {
@@ -174,6 +197,10 @@ impl Node {
         if !self.cause.set(cause) {
             return false;
         }
+        // Nothing registered: nobody to tell, no lock to take.
+        if self.flags.fetch_or(FIRED, Ordering::AcqRel) & HOOKED == 0 {
+            return true;
+        }
         let (hooks, waiters, token) = {
             let mut hooks = lock(&self.hooks);
             hooks.fired = true;
@@ -203,7 +230,7 @@ impl Node {
     /// Runs `hook` when the node is cancelled, or now if it already is.
     pub(crate) fn on_cancel(&self, hook: Weak<dyn OnCancel>) {
         let mut hooks = lock(&self.hooks);
-        if hooks.fired {
+        if self.fired(&hooks) {
             drop(hooks);
             if let (Some(hook), Some(cause)) = (hook.upgrade(), self.cause.get()) {
                 hook.on_cancel(&cause);
@@ -283,7 +310,7 @@ impl Node {
     /// nothing here).
     pub(crate) fn token(&self) -> CancellationToken {
         let mut hooks = lock(&self.hooks);
-        if hooks.fired {
+        if self.fired(&hooks) {
             let token = CancellationToken::new();
             token.cancel();
             return token;
@@ -340,8 +367,9 @@ impl Future for Cancellation<'_> {
             return Poll::Ready(());
         }
         let mut hooks = lock(&this.node.hooks);
-        if hooks.fired {
-            // The list was drained with our slot in it.
+        if this.node.fired(&hooks) {
+            // The list was drained with our slot in it (or, fired without
+            // the lock, never held it).
             this.key = None;
             return Poll::Ready(());
         }
