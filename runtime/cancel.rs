@@ -65,10 +65,18 @@ struct Waiters {
     vacant: Option<usize>,
 }
 
+/// A waiter's slot: 16 bytes, as a vacant slot names the next one by index
+/// ([`NONE`] for none) rather than by `Option`, so the waker's pointer niche
+/// tells the variants apart; one per waiting branch.
 enum Slot {
     Waiting(Waker),
-    Vacant(Option<usize>),
+    Vacant(usize),
 }
+
+const _: () = assert!(std::mem::size_of::<Slot>() == 16);
+
+/// No slot: the end of the vacant list, or a waiter that holds none.
+const NONE: usize = usize::MAX;
 
 impl Waiters {
     fn insert(&mut self, waker: Waker) -> usize {
@@ -76,7 +84,7 @@ impl Waiters {
             let Slot::Vacant(next) = self.slots[key] else {
                 unreachable!("errgroup: the vacant list names a waiting slot")
             };
-            self.vacant = next;
+            self.vacant = (next != NONE).then_some(next);
             self.slots[key] = Slot::Waiting(waker);
             key
         } else {
@@ -92,7 +100,7 @@ impl Waiters {
     }
 
     fn remove(&mut self, key: usize) {
-        self.slots[key] = Slot::Vacant(self.vacant);
+        self.slots[key] = Slot::Vacant(self.vacant.unwrap_or(NONE));
         self.vacant = Some(key);
     }
 
@@ -325,7 +333,7 @@ impl Node {
     pub(crate) fn cancellation(&self) -> Cancellation<'_> {
         Cancellation {
             node: self,
-            key: None,
+            key: NONE,
         }
     }
 
@@ -355,7 +363,9 @@ fn wrap(mut cause: Cause, levels: usize) -> Cause {
 pub(crate) struct Cancellation<'a> {
     node: &'a Node,
     /// Its slot in the waiter list, once it has waited.
-    key: Option<usize>,
+    /// ([`NONE`] until then: a `usize` rather than an `Option`, 8 bytes less
+    /// in every waiting branch.)
+    key: usize,
 }
 
 impl Future for Cancellation<'_> {
@@ -370,12 +380,12 @@ impl Future for Cancellation<'_> {
         if this.node.fired(&hooks) {
             // The list was drained with our slot in it (or, fired without
             // the lock, never held it).
-            this.key = None;
+            this.key = NONE;
             return Poll::Ready(());
         }
         match this.key {
-            Some(key) => hooks.waiters.update(key, cx.waker()),
-            None => this.key = Some(hooks.waiters.insert(cx.waker().clone())),
+            NONE => this.key = hooks.waiters.insert(cx.waker().clone()),
+            key => hooks.waiters.update(key, cx.waker()),
         }
         Poll::Pending
     }
@@ -383,7 +393,8 @@ impl Future for Cancellation<'_> {
 
 impl Drop for Cancellation<'_> {
     fn drop(&mut self) {
-        if let Some(key) = self.key {
+        if self.key != NONE {
+            let key = self.key;
             let mut hooks = lock(&self.node.hooks);
             if !hooks.fired {
                 hooks.waiters.remove(key);
