@@ -108,10 +108,21 @@ impl Waiters {
         if self.slots.is_empty() {
             return;
         }
+        // The in-task branches of a group all wait with their driver's
+        // waker: one wake per run of the same task, not one per branch.
+        let mut last: Option<Waker> = None;
         for slot in self.slots {
             if let Slot::Waiting(waker) = slot {
-                waker.wake();
+                if last.as_ref().is_some_and(|last| last.will_wake(&waker)) {
+                    continue;
+                }
+                if let Some(last) = last.replace(waker) {
+                    last.wake();
+                }
             }
+        }
+        if let Some(last) = last {
+            last.wake();
         }
     }
 }
@@ -393,7 +404,9 @@ impl Future for Cancellation<'_> {
 
 impl Drop for Cancellation<'_> {
     fn drop(&mut self) {
-        if self.key != NONE {
+        // Once the cause is set, the cancellation drains the list (it has,
+        // or is about to, under the lock): nothing to take out.
+        if self.key != NONE && !self.node.cause.is_set() {
             let key = self.key;
             let mut hooks = lock(&self.node.hooks);
             if !hooks.fired {
