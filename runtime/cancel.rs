@@ -16,6 +16,10 @@
 //! - A waiter ([`Cancellation`]) registers under the hook lock, which the
 //!   cancellation takes after setting the cause: a waiter that finds the
 //!   hooks not fired is in the list the cancellation drains and wakes.
+//!   The cancellation skips the lock when nothing ever registered: both
+//!   sides mark the node's flags word (`HOOKED`, `FIRED`) with a
+//!   read-modify-write, the registration under the lock, so whichever
+//!   comes second sees the other ([`Node::flags`]).
 //! - Cancellation runs the node's hooks exactly once, outside any lock:
 //!   child groups (which cancel with `Parent(cause)`) and group channels. A
 //!   hook registered after the cancellation runs at once.

@@ -16,7 +16,9 @@
 //!   every branch and task has returned.
 //! - A task is either awaited or refused: the driver's last poll closes the
 //!   task set in the critical section that finds it empty
-//!   ([`Core::poll_tasks`]).
+//!   ([`Core::poll_tasks`]), or, when no task was ever spawned or refused,
+//!   seals the task flags word with a compare-exchange that a spawn's
+//!   read-modify-write of the same word then sees.
 //! - Nothing a group may never use is allocated up front: the task set is
 //!   created by the first task, the waiter list grows with the first waiter,
 //!   and the typed error slot lives with the group's driver, not behind an
