@@ -51,16 +51,61 @@ impl<E: Send + 'static> Record<E> for Boxed {
 pub(crate) fn complete<T, E>(
     record: &impl Record<E>,
     core: &Core,
-    task: &TaskName,
+    task: &impl Who,
     output: Result<T, E>,
     permit: Option<Permit>,
 ) -> (Option<T>, Option<Permit>) {
     match output {
         Ok(value) => (Some(value), permit),
         Err(error) => {
-            record.fail(core, task.clone(), error);
+            record.fail(core, task.name(), error);
             (None, permit)
         }
+    }
+}
+
+/// How a branch holds its group: its own reference, or, for an in-task
+/// branch or item, a borrow of the scope's (no reference count to take and
+/// give back per item).
+pub(crate) trait Owner {
+    fn core(&self) -> &Arc<Core>;
+}
+
+impl Owner for Arc<Core> {
+    fn core(&self) -> &Arc<Core> {
+        self
+    }
+}
+
+impl Owner for &Arc<Core> {
+    fn core(&self) -> &Arc<Core> {
+        self
+    }
+}
+
+/// How a branch names itself when it fails or panics: a [`TaskName`], or,
+/// for an in-task fan-out item, its branch's name and its index (24 bytes
+/// where a `TaskName` takes 40, in every item).
+pub(crate) trait Who {
+    fn name(&self) -> TaskName;
+}
+
+impl Who for TaskName {
+    fn name(&self) -> TaskName {
+        self.clone()
+    }
+}
+
+/// The name of an item of a fan-out: `name[index]`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ItemName {
+    pub(crate) name: &'static str,
+    pub(crate) index: usize,
+}
+
+impl Who for ItemName {
+    fn name(&self) -> TaskName {
+        TaskName::indexed(self.name, self.index)
     }
 }
 
@@ -97,29 +142,32 @@ pin_project! {
     /// Runs `body` as its start allows. `None` when it never ran or
     /// panicked; else its output and the `limit` permit it held.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub(crate) struct Guarded<F> {
-        core: Arc<Core>,
-        task: TaskName,
+    pub(crate) struct Guarded<F, C = Arc<Core>, N = TaskName> {
+        core: C,
+        task: N,
         phase: Phase,
         #[pin]
         body: F,
     }
 }
 
-impl<F> std::fmt::Debug for Guarded<F> {
+impl<F, C, N: Who> std::fmt::Debug for Guarded<F, C, N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guarded")
-            .field("task", &self.task)
+            .field("task", &self.task.name())
             .finish_non_exhaustive()
     }
 }
 
-impl<F: Future> Guarded<F> {
-    pub(crate) fn new(core: Arc<Core>, task: TaskName, body: F, start: Start) -> Self {
+impl<F: Future, C: Owner, N> Guarded<F, C, N> {
+    // `#[inline]`: once per branch and per fan-out item, where the call
+    // and the moves of the body into and out of it cost more than its body.
+    #[inline]
+    pub(crate) fn new(core: C, task: N, body: F, start: Start) -> Self {
         let phase = match start {
             Start::Refused => Phase::Done,
             Start::Now(permit) => Phase::Running(permit),
-            Start::Queued => Phase::Queued(Box::pin(admit(Arc::clone(&core)))),
+            Start::Queued => Phase::Queued(Box::pin(admit(Arc::clone(core.core())))),
         };
         Guarded {
             core,
@@ -135,7 +183,7 @@ async fn admit(core: Arc<Core>) -> Option<Permit> {
     limit::admit(core.node(), core.limit()?).await
 }
 
-impl<F: Future> Future for Guarded<F> {
+impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
     type Output = Option<(F::Output, Option<Permit>)>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -158,7 +206,7 @@ impl<F: Future> Future for Guarded<F> {
             },
             Err(payload) => {
                 *this.phase = Phase::Done;
-                this.core.panicked(this.task.clone(), payload);
+                this.core.core().panicked(this.task.name(), payload);
                 Poll::Ready(None)
             }
         }
@@ -168,21 +216,21 @@ impl<F: Future> Future for Guarded<F> {
 pin_project! {
     /// A branch: `Some(value)` on `Ok`; its error is recorded by `S`.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub(crate) struct Run<S, F> {
+    pub(crate) struct Run<S, F, C = Arc<Core>, N = TaskName> {
         record: S,
         #[pin]
-        inner: Guarded<F>,
+        inner: Guarded<F, C, N>,
     }
 }
 
-impl<S, F> std::fmt::Debug for Run<S, F> {
+impl<S, F, C, N: Who> std::fmt::Debug for Run<S, F, C, N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.inner.fmt(f)
     }
 }
 
-impl<S, F> Run<S, F> {
-    pub(crate) fn new(record: S, inner: Guarded<F>) -> Self {
+impl<S, F, C, N> Run<S, F, C, N> {
+    pub(crate) fn new(record: S, inner: Guarded<F, C, N>) -> Self {
         Run { record, inner }
     }
 }
@@ -199,10 +247,12 @@ pub(crate) trait Item {
     ) -> Poll<(Option<Self::Value>, Option<Permit>)>;
 }
 
-impl<S, F, T, E> Item for Run<S, F>
+impl<S, F, C, N, T, E> Item for Run<S, F, C, N>
 where
     S: Record<E>,
     F: Future<Output = Result<T, E>>,
+    C: Owner,
+    N: Who,
 {
     type Value = T;
 
@@ -213,17 +263,19 @@ where
         Poll::Ready(match done {
             Some((output, permit)) => {
                 let inner = inner.into_ref().get_ref();
-                complete(this.record, &inner.core, &inner.task, output, permit)
+                complete(this.record, inner.core.core(), &inner.task, output, permit)
             }
             None => (None, None),
         })
     }
 }
 
-impl<S, F, T, E> Future for Run<S, F>
+impl<S, F, C, N, T, E> Future for Run<S, F, C, N>
 where
     S: Record<E>,
     F: Future<Output = Result<T, E>>,
+    C: Owner,
+    N: Who,
 {
     type Output = Option<T>;
 
@@ -232,14 +284,14 @@ where
     }
 }
 
-impl<S, F> Stop for Run<S, F> {
+impl<S, F, C, N: Who> Stop for Run<S, F, C, N> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         AfterGrace::Drop
     }
 
     fn running(&self, census: &mut Census) {
         if !matches!(self.inner.phase, Phase::Done) {
-            census.add(&self.inner.task, None);
+            census.add(&self.inner.task.name(), None);
         }
     }
 }

@@ -76,6 +76,7 @@ pub(crate) fn check(n: usize) -> usize {
 /// How a branch created now in the group of `node` may start: refused once
 /// the group is cancelled, else at once (with a permit if one is free), else
 /// queued for a permit.
+#[inline]
 pub(crate) fn start(node: &Node, limit: Option<&Limit>) -> Start {
     if node.is_cancelled() {
         return Start::Refused;

@@ -7,7 +7,7 @@
 //! ```
 //!
 //! What loom sees: the cause slot and its flag, the hook list, the panic and
-//! error slots, the task set's lock and `SPAWNED` flag (runtime/sync.rs),
+//! error slots, the task set's lock and its flag words (runtime/sync.rs),
 //! the cancellation waiter list (`cancel::Cancellation`, under the hook
 //! lock), and the channel underneath group channels (async-channel, through
 //! the `loom` features of event-listener and concurrent-queue). What it does

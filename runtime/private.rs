@@ -23,7 +23,9 @@ pub use core::result::Result;
 #[path = "lints.rs"]
 pub mod lints;
 
-use crate::branch::{AfterGrace, Boxed, Guarded, Keep, Run, RunBlocking, Spawned, Supervise};
+use crate::branch::{
+    AfterGrace, Boxed, Guarded, ItemName, Keep, Run, RunBlocking, Spawned, Supervise,
+};
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{Ctx, IntoParent, ParentKind, with_ambient};
 use crate::engine::Leaf;
@@ -248,14 +250,16 @@ impl InTask {
         let core = &state.core;
         let launch = move |item, index, permit, ends| {
             let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
-            let task = ctx.task().clone();
             // In-task items run under the driver's ambient group (engine.rs).
-            let body = in_task_body(core, &task, body(item, ctx, ends));
+            let span = trace::branch(core.span(), ctx.task());
+            let body = trace::instrument(span, body(item, ctx, ends));
+            // The scope's core and a compact name: no reference count and a
+            // smaller future in every item.
             Keep::new(Run::new(
                 state,
                 Guarded::new(
-                    Arc::clone(core),
-                    task,
+                    core,
+                    ItemName { name, index },
                     body,
                     crate::limit::Start::Now(permit),
                 ),

@@ -16,7 +16,9 @@
 //!   every branch and task has returned.
 //! - A task is either awaited or refused: the driver's last poll closes the
 //!   task set in the critical section that finds it empty
-//!   ([`Core::poll_tasks`]).
+//!   ([`Core::poll_tasks`]), or, when no task was ever spawned or refused,
+//!   seals the task flags word with a compare-exchange that a spawn's
+//!   read-modify-write of the same word then sees.
 //! - Nothing a group may never use is allocated up front: the task set is
 //!   created by the first task, the waiter list grows with the first waiter,
 //!   and the typed error slot lives with the group's driver, not behind an
@@ -175,6 +177,23 @@ pub(crate) enum Answer {
     Now(Vec<Running>),
     Later(oneshot::Receiver<Vec<Running>>),
 }
+/// What a group keeps of its failures for [`State::finish`].
+#[derive(Default)]
+struct Slots {
+    panic: Option<Box<dyn Any + Send>>,
+    /// The first error of a task or `#[spawn]` branch, when one failed first.
+    task_error: Option<Box<dyn Any + Send>>,
+}
+
+fn error_type<E: 'static>() -> (TypeId, &'static str) {
+    (TypeId::of::<E>(), type_name::<E>())
+}
+
+/// [`Core::task_flags`]: a task was added or refused (set with
+/// [`flags::SPAWNED`], which the driver reads; this word is the task set's own).
+const SPAWNED: usize = 1;
+/// [`Core::task_flags`]: closed to tasks before any was added or refused.
+const SEALED: usize = 2;
 
 /// One group, type-erased.
 pub(crate) struct Core {
@@ -182,17 +201,24 @@ pub(crate) struct Core {
     /// The group's `tracing` span (zero-sized without the feature).
     span: trace::Span,
     limit: Option<Limit>,
-    panic: Mutex<Option<Box<dyn Any + Send>>>,
-    /// The first error of a task or `#[spawn]` branch, when one failed first.
-    task_error: Mutex<Option<Box<dyn Any + Send>>>,
-    /// The group's error type, which tasks must share.
-    error_type: (TypeId, &'static str),
+    /// The first panic and the first error of a task or `#[spawn]` branch:
+    /// one lock, as both are read together, once, by [`State::finish`].
+    slots: Mutex<Slots>,
+    /// The group's error type, which tasks must share: a function rather
+    /// than the pair it returns, a quarter of its size in every group.
+    error_type: fn() -> (TypeId, &'static str),
     tasks: Mutex<Tasks>,
     /// See [`flags`]: lets the driver skip the locks.
     flags: AtomicUsize,
     /// Made by the first task or watcher, and boxed: a group with neither
     /// pays two words for it.
     watching: OnceLock<Box<Watching>>,
+    /// [`SPAWNED`] before the first task is added or refused, [`SEALED`]
+    /// once the group closed to tasks before any was: one atomic word, so
+    /// that a group that never spawns closes without the task-set lock, and
+    /// a spawn racing with that close sees it (both are read-modify-writes
+    /// of this word, so one of them sees the other).
+    task_flags: AtomicUsize,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
 }
@@ -225,9 +251,8 @@ impl Core {
             node: Node::new(parent, settings.deadline),
             span,
             limit: settings.limit.map(Limit::new),
-            panic: Mutex::new(None),
-            task_error: Mutex::new(None),
-            error_type: (TypeId::of::<E>(), type_name::<E>()),
+            slots: Mutex::default(),
+            error_type: error_type::<E>,
             tasks: Mutex::new(Tasks {
                 set: None,
                 closed: false,
@@ -235,6 +260,7 @@ impl Core {
             }),
             flags: AtomicUsize::new(0),
             watching: OnceLock::new(),
+            task_flags: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
@@ -263,11 +289,12 @@ impl Core {
     /// [`cancel`](Core::cancel), running `first(won)` before the
     /// cancellation's own `tracing` event, so that what caused it is told first.
     fn cancel_then(&self, cause: Cause, first: impl FnOnce(bool)) -> bool {
-        let before = self.node.is_set();
+        let before = trace::ENABLED && self.node.is_set();
         let won = self.node.cancel(cause);
         first(won);
-        // Also when a passed deadline took the cause's place.
-        if !before && self.node.is_set() {
+        // Also when a passed deadline took the cause's place. The cause is
+        // read (a lock and a clone) only for a `tracing` event to tell it.
+        if trace::ENABLED && !before && self.node.is_set() {
             if let Some(cause) = self.node.cause() {
                 trace::cancelled(&self.span, &cause);
             }
@@ -309,6 +336,9 @@ impl Core {
     }
 
     /// How a branch created now may start (see `limit.rs`).
+    // `#[inline]`: asked per branch, from generic code compiled in the
+    // user's crate.
+    #[inline]
     pub(crate) fn start(&self) -> Start {
         limit::start(&self.node, self.limit.as_ref())
     }
@@ -316,7 +346,7 @@ impl Core {
     pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
         trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
-        lock(&self.panic).get_or_insert(payload);
+        lock(&self.slots).panic.get_or_insert(payload);
     }
 
     /// Records the error of a task or `#[spawn]` branch if it is the first
@@ -324,7 +354,7 @@ impl Core {
     /// group's error type was checked when the task started.
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
         if self.cancel_failed(task) {
-            *lock(&self.task_error) = Some(Box::new(error));
+            lock(&self.slots).task_error = Some(Box::new(error));
         }
     }
 
@@ -358,7 +388,7 @@ impl Core {
     ///
     /// If `E` is not the group's error type.
     pub(crate) fn check_error_type<E: 'static>(&self) {
-        let (group_error, group_error_name) = self.error_type;
+        let (group_error, group_error_name) = (self.error_type)();
         assert!(
             TypeId::of::<E>() == group_error,
             "errgroup: a task spawned into this group returns `Result<_, {}>`, but the group's error type is `{group_error_name}`",
@@ -373,6 +403,9 @@ impl Core {
         F: Future<Output = bool> + Send + 'static,
     {
         self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
+        if self.task_flags.fetch_or(SPAWNED, Ordering::AcqRel) & SEALED != 0 {
+            return Err(self.cancelled_error());
+        }
         let mut tasks = lock(&self.tasks);
         if tasks.closed {
             drop(tasks);
@@ -529,6 +562,10 @@ impl Core {
     /// A task refused because the group was cancelled when it was asked for.
     pub(crate) fn refuse_task(&self) -> Cancelled {
         self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
+        if self.task_flags.fetch_or(SPAWNED, Ordering::AcqRel) & SEALED != 0 {
+            // Closed: see below.
+            return self.cancelled_error();
+        }
         let mut tasks = lock(&self.tasks);
         // A task that never runs did not return `Ok`: without this, a group
         // born cancelled (a passed deadline, a cancelled parent) whose every
@@ -565,6 +602,18 @@ impl Core {
         if !last && flags & flags::SPAWNED == 0 {
             return Poll::Ready(true);
         }
+        // Nothing was ever spawned or refused: sealing the word closes the
+        // set, as the lock below would, and a spawn from now on is refused.
+        if last {
+            match self
+                .task_flags
+                .compare_exchange(0, SEALED, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Poll::Ready(true),
+                Err(flags) if flags & SPAWNED == 0 => return Poll::Ready(true),
+                Err(_) => {}
+            }
+        }
         let mut tasks = lock(&self.tasks);
         let mut escaped = None;
         let ready = loop {
@@ -596,6 +645,10 @@ impl Core {
     /// The first half of the shutdown rule (tasks.rs): no task starts from
     /// now on, and those still running are aborted; `poll_tasks` awaits them.
     pub(crate) fn close_tasks(&self) {
+        if self.task_flags.fetch_or(SEALED, Ordering::AcqRel) & SPAWNED == 0 {
+            // No task was added: the sealed word refuses the next ones.
+            return;
+        }
         let mut tasks = lock(&self.tasks);
         tasks.closed = true;
         if let Some(set) = tasks.set.as_mut() {
@@ -676,10 +729,13 @@ impl<E: 'static> State<E> {
             Some(value) if first && tasks_ok => return Ok(value),
             value => value,
         };
-        if let Some(payload) = lock(&self.core.panic).take() {
+        let (panic, task_error) = {
+            let mut slots = lock(&self.core.slots);
+            (slots.panic.take(), slots.task_error.take())
+        };
+        if let Some(payload) = panic {
             resume_unwind(payload);
         }
-        let task_error = lock(&self.core.task_error).take();
         // A task that failed after the cancellation (its error dropped) or
         // was refused did not return `Ok` either, as a branch would not have
         // (`tasks_ok`).

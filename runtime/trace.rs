@@ -22,6 +22,9 @@ mod on {
 
     use crate::error::{Cause, StillRunning, TaskName};
 
+    /// Whether events are told: callers skip the work of building them.
+    pub(crate) const ENABLED: bool = true;
+
     pub(crate) type Span = tracing::Span;
     pub(crate) type Traced<F> = tracing::instrument::Instrumented<F>;
     pub(crate) type Entered<'a> = tracing::span::Entered<'a>;
@@ -119,6 +122,9 @@ mod off {
     use tokio::time::Instant;
 
     use crate::error::{Cause, StillRunning, TaskName};
+
+    /// Whether events are told: callers skip the work of building them.
+    pub(crate) const ENABLED: bool = false;
 
     /// Nothing: the `tracing` feature is off.
     #[derive(Clone, Debug, Default)]
