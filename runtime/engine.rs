@@ -497,7 +497,7 @@ mod tests {
                     pending::<()>().await;
                     Ok(())
                 }),
-                Blocking.branch(&scope, scope.ctx("blocking"), move |ctx: &crate::Ctx| {
+                Blocking.branch(&scope, scope.ctx("blocking"), move |ctx: &crate::BranchCtx<_>| {
                     while !ctx.is_cancelled() {
                         std::thread::yield_now();
                     }

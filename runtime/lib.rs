@@ -97,7 +97,7 @@ pub mod __private;
 pub mod guide;
 
 pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
-pub use crate::ctx::{Ctx, IntoParent, Shutdown};
+pub use crate::ctx::{BranchCtx, Ctx, IntoParent, Shutdown};
 pub use crate::error::{AllowShutdown, Cancelled, Cause, Error, TaskName};
 pub use crate::group::Group;
 /// Runs named branches concurrently as one group: the first error cancels
