@@ -672,7 +672,12 @@ impl<E> BranchCtx<E> {
         E: Send + 'static,
     {
         let core = &self.ctx.core;
-        spawn(core, name.into(), |ctx| make(BranchCtx::from_ctx(ctx)), core.start())
+        spawn(
+            core,
+            name.into(),
+            |ctx| make(BranchCtx::from_ctx(ctx)),
+            core.start(),
+        )
     }
 
     /// An untyped [`Ctx`] of the same branch, to keep or hand on (a

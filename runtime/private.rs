@@ -190,9 +190,7 @@ where
 }
 
 /// `on_error = continue` for a `#[blocking]` body.
-pub fn supervise_blocking<F, T, E>(
-    body: F,
-) -> impl FnOnce(&BranchCtx<E>) -> Result<Result<T, E>, E>
+pub fn supervise_blocking<F, T, E>(body: F) -> impl FnOnce(&BranchCtx<E>) -> Result<Result<T, E>, E>
 where
     F: FnOnce(&BranchCtx<E>) -> Result<T, E>,
 {
