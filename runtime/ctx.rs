@@ -441,7 +441,7 @@ impl Ctx {
     ///     type Error = errgroup::Cancelled;
     ///     service => {
     ///         let stop = ctx.shutdown_handle().by("admin api");
-    ///         ctx.spawn("admin", async move { stop.shutdown(); Ok::<_, errgroup::Cancelled>(()) })?;
+    ///         ctx.spawn("admin", async move { stop.shutdown(); Ok(()) })?;
     ///         ctx.cancelled().await;
     ///         Ok(ctx.cause().unwrap())
     ///     },
@@ -491,7 +491,7 @@ impl Ctx {
     /// let result = errgroup! {
     ///     server => {
     ///         let stop = ctx.cancelled_owned(); // 'static: another task may own it
-    ///         ctx.spawn("graceful", async move { stop.await; Ok::<_, &str>(()) }).unwrap();
+    ///         ctx.spawn("graceful", async move { stop.await; Ok(()) }).unwrap();
     ///         Ok(())
     ///     },
     ///     failing => Err("boom"),
