@@ -529,7 +529,10 @@ impl Ctx {
 /// group's error type (from `type Error = ..;` or inferred). It derefs to
 /// `Ctx`: every `Ctx` method works on it, `&BranchCtx<E>` passes where a
 /// `&Ctx` is expected, [`clone`](BranchCtx::clone) gives a `Ctx`, and it is
-/// a `parent = ctx;` like a `Ctx`. `Send + Sync` whatever `E`.
+/// a `parent = ctx;` like a `Ctx`. `Send + Sync` whatever `E`. It is not
+/// `Clone` (`ctx.clone()` must stay a `Ctx`, as it was when `ctx` was a
+/// `&Ctx`, and `Clone::clone` should not disagree with it): a task that
+/// needs a typed ctx of its own gets one from [`spawn_with`](BranchCtx::spawn_with).
 ///
 /// ```
 /// use errgroup::{Ctx, errgroup};
