@@ -57,7 +57,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         #[allow(dead_code)]
                         fn ctx() {}
                         #[allow(unused_variables)]
-                        let ctx: &::errgroup::Ctx = &__errgroup_ctx0;
+                        let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
                         fetch_user(ctx, id).await
                     },
                 ),
@@ -68,7 +68,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         #[allow(dead_code)]
                         fn ctx() {}
                         #[allow(unused_variables)]
-                        let ctx: &::errgroup::Ctx = &__errgroup_ctx1;
+                        let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
                         fetch_orders(id).await
                     },
                 ),

@@ -1,7 +1,10 @@
-//! `Ctx`: the context injected into every branch, Go's `context.Context`.
+//! `Ctx`: the context injected into every branch, Go's `context.Context`;
+//! `BranchCtx<E>`, the same knowing the group's error type, as branches see it.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
+use std::marker::PhantomData;
+use std::ops::Deref;
 use std::pin::pin;
 use std::sync::{Arc, Weak};
 use std::task::Poll;
@@ -33,10 +36,13 @@ pub(crate) fn with_ambient<F: Future>(ctx: Ctx, body: F) -> TaskLocalFuture<Arc<
 /// The context of one branch of a group: cancellation, its cause, the
 /// deadline, and helpers that stop waiting when the group is cancelled.
 ///
-/// Inside an `errgroup!` branch it is in scope as `ctx: &Ctx`; the dynamic
-/// [`Group`](crate::Group) API passes it to each task by value. Cloning is
-/// cheap (a reference count), and a clone stays tied to its group: after the
-/// group returns, it reports the group as cancelled with [`Cause::Finished`].
+/// Inside an `errgroup!` branch it is in scope as `ctx: &BranchCtx<E>`,
+/// which derefs to `Ctx` (every method here works on it, and it passes as
+/// `&Ctx` to a function taking one) and adds a [`spawn`](BranchCtx::spawn)
+/// typed by the group's error type `E`. The dynamic [`Group`](crate::Group)
+/// API passes a `Ctx` to each task by value. Cloning is cheap (a reference
+/// count), and a clone stays tied to its group: after the group returns, it
+/// reports the group as cancelled with [`Cause::Finished`].
 ///
 /// | Go | errgroup |
 /// |---|---|
@@ -272,42 +278,57 @@ impl Ctx {
 
     /// Starts `task` as a tokio task of this ctx's group, which waits for it
     /// like for a branch: Go's `g.Go` from inside a goroutine. Its error
-    /// cancels the group like a branch's, and is the group's error if it
-    /// came first; it counts towards the group's `limit`.
+    /// cancels the group like a branch's; it counts towards the group's
+    /// `limit`.
+    ///
+    /// This is the untyped spawn, for a `Ctx` that does not know its
+    /// group's error type: a clone, [`Group::ctx`](crate::Group::ctx), the
+    /// ctx a [`Group::spawn`](crate::Group::spawn) task gets. In a branch,
+    /// `ctx` is a [`BranchCtx`], whose [`spawn`](BranchCtx::spawn) takes a
+    /// task of the group's error type only and infers `Ok(())` with no
+    /// turbofish.
+    ///
+    /// If `E` is the group's error type, a failure that comes first is the
+    /// group's error. If it is not, the task still runs and its failure
+    /// still cancels the group with [`Cause::Failed`] naming it, but the
+    /// error cannot be returned as the group's: the group returns
+    /// [`Error::Cancelled`](crate::Error::Cancelled) with that cause.
     ///
     /// Returns `Err(Cancelled)`, and starts nothing, once the group is
     /// cancelled or has returned.
     ///
     /// # Panics
     ///
-    /// If the task's error type is not the group's error type (a group has
-    /// one error type; say it with `type Error = ..;` if in doubt), or
-    /// outside a tokio runtime.
+    /// Outside a tokio runtime.
     ///
     /// ```
-    /// use errgroup::errgroup;
-    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-    /// use std::sync::{Arc, Weak};
+    /// use errgroup::{Ctx, Error, Group};
+    ///
+    /// async fn flush(ctx: Ctx, batch: u32) -> Result<(), String> {
+    ///     // Outlives this task; the group still waits for it.
+    ///     ctx.spawn(format!("flush{batch}"), async move {
+    ///         Err::<(), String>(format!("batch {batch}: disk full"))
+    ///     })
+    ///     .map_err(|e| e.to_string())
+    /// }
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
-    /// let flushed = Arc::new(AtomicUsize::new(0));
-    /// let counter = Arc::clone(&flushed);
-    /// errgroup! {
-    ///     type Error = anyhow::Error;
-    ///     writer => {
-    ///         for batch in 0..3 {
-    ///             let counter = Arc::clone(&counter);
-    ///             // Outlives this branch; the group still waits for it.
-    ///             ctx.spawn(format!("flush{batch}"), async move {
-    ///                 counter.fetch_add(1, SeqCst);
-    ///                 Ok::<_, anyhow::Error>(())
-    ///             })?;
-    ///         }
-    ///         Ok(())
-    ///     },
+    /// let mut group = Group::<String>::new();
+    /// group.spawn("writer", |ctx| flush(ctx, 7));
+    /// let err = group.wait().await.unwrap_err();
+    /// assert_eq!(err.to_string(), "task `flush7` failed: batch 7: disk full");
+    ///
+    /// // Another error type: the failure still stops the group, as a cause.
+    /// let mut group = Group::<std::io::Error>::new();
+    /// group.spawn("writer", |ctx| async move {
+    ///     flush(ctx, 8).await.map_err(std::io::Error::other)
+    /// });
+    /// match group.wait().await.unwrap_err() {
+    ///     Error::Cancelled(cancelled) => {
+    ///         assert_eq!(cancelled.cause().to_string(), "task `flush8` failed");
+    ///     }
+    ///     other => panic!("{other:?}"),
     /// }
-    /// .unwrap();
-    /// assert_eq!(flushed.load(SeqCst), 3);
     /// # }
     /// ```
     pub fn spawn<E, F>(&self, name: impl Into<TaskName>, task: F) -> Result<(), Cancelled>
@@ -315,7 +336,6 @@ impl Ctx {
         F: Future<Output = Result<(), E>> + Send + 'static,
         E: Send + 'static,
     {
-        self.core.check_error_type::<E>();
         spawn(&self.core, name.into(), |_| task, self.core.start())
     }
 
@@ -421,7 +441,7 @@ impl Ctx {
     ///     type Error = errgroup::Cancelled;
     ///     service => {
     ///         let stop = ctx.shutdown_handle().by("admin api");
-    ///         ctx.spawn("admin", async move { stop.shutdown(); Ok::<_, errgroup::Cancelled>(()) })?;
+    ///         ctx.spawn("admin", async move { stop.shutdown(); Ok(()) })?;
     ///         ctx.cancelled().await;
     ///         Ok(ctx.cause().unwrap())
     ///     },
@@ -500,7 +520,7 @@ impl Ctx {
     /// let result = errgroup! {
     ///     server => {
     ///         let stop = ctx.cancelled_owned(); // 'static: another task may own it
-    ///         ctx.spawn("graceful", async move { stop.await; Ok::<_, &str>(()) }).unwrap();
+    ///         ctx.spawn("graceful", async move { stop.await; Ok(()) }).unwrap();
     ///         Ok(())
     ///     },
     ///     failing => Err("boom"),
@@ -529,7 +549,224 @@ impl Ctx {
     }
 }
 
-/// What a group can be the child of: a [`Ctx`] (the group is cancelled when
+/// The `ctx` of an `errgroup!` branch: a [`Ctx`] that knows its group's
+/// error type `E`, so that [`spawn`](BranchCtx::spawn) takes only tasks
+/// whose error is the group's.
+///
+/// Every branch (plain, `#[spawn]`, `#[blocking]`, a fan-out item, under
+/// `on_error = continue` too) has `ctx: &BranchCtx<E>` in scope, `E` the
+/// group's error type (from `type Error = ..;` or inferred). It derefs to
+/// `Ctx`: every `Ctx` method works on it, `&BranchCtx<E>` passes where a
+/// `&Ctx` is expected, [`clone`](BranchCtx::clone) gives a `Ctx`, and it is
+/// a `parent = ctx;` like a `Ctx`. `Send + Sync` whatever `E`. It is not
+/// `Clone` (`ctx.clone()` must stay a `Ctx`, as it was when `ctx` was a
+/// `&Ctx`, and `Clone::clone` should not disagree with it): a task that
+/// needs a typed ctx of its own gets one from [`spawn_with`](BranchCtx::spawn_with).
+///
+/// ```
+/// use errgroup::{Ctx, errgroup};
+/// use std::time::Duration;
+///
+/// async fn fetch(ctx: &Ctx, id: u32) -> anyhow::Result<u32> {
+///     ctx.sleep(Duration::from_millis(10)).await?;
+///     Ok(id * 10)
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+/// let (value,) = errgroup! {
+///     page => {
+///         // The task's `Ok(())` is the group's `Result<(), anyhow::Error>`.
+///         ctx.spawn("audit", async { Ok(()) })?;
+///         fetch(ctx, 4).await // a `&Ctx` helper takes it as is
+///     },
+/// }
+/// .unwrap();
+/// assert_eq!(value, 40);
+/// # }
+/// ```
+///
+/// A task of another error type is a compile error: convert it in the task.
+///
+/// ```compile_fail,E0271
+/// # use errgroup::errgroup;
+/// async fn read() -> std::io::Result<()> { Ok(()) }
+/// # async fn f() {
+/// errgroup! {
+///     type Error = anyhow::Error;
+///     page => {
+///         ctx.spawn("read", read())?; // `async { Ok(read().await?) }` fits
+///         Ok(())
+///     },
+/// };
+/// # }
+/// ```
+pub struct BranchCtx<E> {
+    ctx: Ctx,
+    // `fn() -> E`: the ctx holds no `E`, so it is `Send + Sync` whatever `E` is.
+    error: PhantomData<fn() -> E>,
+}
+
+impl<E> BranchCtx<E> {
+    pub(crate) fn new(core: Arc<Core>, task: TaskName) -> Self {
+        BranchCtx {
+            ctx: Ctx::new(core, task),
+            error: PhantomData,
+        }
+    }
+
+    fn from_ctx(ctx: Ctx) -> Self {
+        BranchCtx {
+            ctx,
+            error: PhantomData,
+        }
+    }
+
+    /// Starts `task` as a tokio task of this ctx's group, which waits for it
+    /// like for a branch: Go's `g.Go` from inside a goroutine. Its error
+    /// cancels the group like a branch's, and is the group's error if it
+    /// came first; it counts towards the group's `limit`.
+    ///
+    /// The task's error type is the group's, `E`: its `Ok(())` needs no
+    /// annotation, and `?` in it converts other errors with `From` as in
+    /// the branch. A task of another error type does not compile.
+    ///
+    /// Returns `Err(Cancelled)`, and starts nothing, once the group is
+    /// cancelled or has returned.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    /// use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    /// use std::sync::Arc;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let flushed = Arc::new(AtomicUsize::new(0));
+    /// let counter = Arc::clone(&flushed);
+    /// errgroup! {
+    ///     writer => {
+    ///         for batch in 0..3 {
+    ///             let counter = Arc::clone(&counter);
+    ///             // Outlives this branch; the group still waits for it.
+    ///             ctx.spawn(format!("flush{batch}"), async move {
+    ///                 counter.fetch_add(1, SeqCst);
+    ///                 Ok(())
+    ///             })?;
+    ///         }
+    ///         Ok::<_, anyhow::Error>(())
+    ///     },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(flushed.load(SeqCst), 3);
+    /// # }
+    /// ```
+    pub fn spawn<F>(&self, name: impl Into<TaskName>, task: F) -> Result<(), Cancelled>
+    where
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Send + 'static,
+    {
+        let core = &self.ctx.core;
+        spawn(core, name.into(), |_| task, core.start())
+    }
+
+    /// [`spawn`](BranchCtx::spawn)s `make(ctx)`, `ctx` the task's own (named
+    /// `name`, typed like this one): as [`Group::spawn`](crate::Group::spawn)
+    /// does, for a task that spawns in turn, shuts the group down as itself,
+    /// or watches the cancellation. `make` runs now, in the caller.
+    ///
+    /// ```
+    /// use errgroup::{Cause, errgroup};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (cause,) = errgroup! {
+    ///     type Error = String;
+    ///     service => {
+    ///         ctx.spawn_with("admin", |ctx| async move {
+    ///             ctx.spawn("audit", async { Ok(()) }).map_err(|e| e.to_string())?;
+    ///             ctx.shutdown(); // as `admin`, not as `service`
+    ///             Ok(())
+    ///         })
+    ///         .map_err(|e| e.to_string())?;
+    ///         ctx.cancelled().await;
+    ///         Ok(ctx.cause().unwrap())
+    ///     },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(cause.to_string(), "shut down by `admin`");
+    /// # }
+    /// ```
+    pub fn spawn_with<M, F>(&self, name: impl Into<TaskName>, make: M) -> Result<(), Cancelled>
+    where
+        M: FnOnce(BranchCtx<E>) -> F,
+        F: Future<Output = Result<(), E>> + Send + 'static,
+        E: Send + 'static,
+    {
+        let core = &self.ctx.core;
+        spawn(
+            core,
+            name.into(),
+            |ctx| make(BranchCtx::from_ctx(ctx)),
+            core.start(),
+        )
+    }
+
+    /// An untyped [`Ctx`] of the same branch, to keep or hand on (a
+    /// `Ctx` stays tied to its group as a clone of it would).
+    ///
+    /// This is what `ctx.clone()` gives in a branch, as it did when `ctx`
+    /// was a `&Ctx`: a `Ctx`, not a `BranchCtx`, so that functions and
+    /// structs taking a `Ctx` take it unchanged.
+    ///
+    /// ```
+    /// use errgroup::{Ctx, errgroup};
+    ///
+    /// async fn worker(ctx: Ctx) -> Result<&'static str, ()> {
+    ///     ctx.cancelled().await;
+    ///     Ok("stopped")
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let (stopped, ()) = errgroup! {
+    ///     worker => worker(ctx.clone()).await,
+    ///     stop => { ctx.shutdown(); Ok(()) },
+    /// }
+    /// .unwrap();
+    /// assert_eq!(stopped, "stopped");
+    /// # }
+    /// ```
+    #[must_use]
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "it gives a `Ctx`, not a `Self`: `ctx.clone()` in a branch keeps the type it had"
+    )]
+    pub fn clone(&self) -> Ctx {
+        self.ctx.clone()
+    }
+}
+
+impl<E> Deref for BranchCtx<E> {
+    type Target = Ctx;
+
+    fn deref(&self) -> &Ctx {
+        &self.ctx
+    }
+}
+
+impl<E> From<BranchCtx<E>> for Ctx {
+    fn from(ctx: BranchCtx<E>) -> Ctx {
+        ctx.ctx
+    }
+}
+
+impl<E> fmt::Debug for BranchCtx<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.ctx.fmt(f)
+    }
+}
+
+/// What a group can be the child of: a [`Ctx`] or [`BranchCtx`] (the group is cancelled when
 /// that ctx's group is, with [`Cause::Parent`]) or a tokio-util
 /// [`CancellationToken`] (cancelled with `Parent(Shutdown { by: "token" })`
 /// when the token is, which counts as a shutdown, not a failure). Taken by
@@ -581,6 +818,24 @@ impl IntoParent for &&Ctx {
 impl IntoParent for Ctx {
     fn into_parent(self) -> Parent {
         Parent(ParentKind::Group(self.core))
+    }
+}
+
+impl<E> IntoParent for &BranchCtx<E> {
+    fn into_parent(self) -> Parent {
+        self.ctx.clone().into_parent()
+    }
+}
+
+impl<E> IntoParent for &&BranchCtx<E> {
+    fn into_parent(self) -> Parent {
+        (*self).into_parent()
+    }
+}
+
+impl<E> IntoParent for BranchCtx<E> {
+    fn into_parent(self) -> Parent {
+        self.ctx.into_parent()
     }
 }
 
@@ -764,7 +1019,7 @@ impl Watch {
 }
 
 /// Starts `make(ctx)` as a task of `core`'s group with `ctx` its own, as
-/// `start` allows: `ctx.spawn` and [`Group::spawn`](crate::Group::spawn).
+/// `start` allows: `ctx.spawn` and `ctx.spawn_with`.
 pub(crate) fn spawn<E, M, F>(
     core: &Arc<Core>,
     name: TaskName,

@@ -563,13 +563,17 @@ mod tests {
                     pending::<()>().await;
                     Ok(())
                 }),
-                Blocking.branch(&scope, scope.ctx("blocking"), move |ctx: &crate::Ctx| {
-                    while !ctx.is_cancelled() {
-                        std::thread::yield_now();
-                    }
-                    done.store(true, SeqCst);
-                    Ok(())
-                }),
+                Blocking.branch(
+                    &scope,
+                    scope.ctx("blocking"),
+                    move |ctx: &crate::BranchCtx<_>| {
+                        while !ctx.is_cancelled() {
+                            std::thread::yield_now();
+                        }
+                        done.store(true, SeqCst);
+                        Ok(())
+                    },
+                ),
                 InTask.branch(&scope, scope.ctx("failing"), async { Err::<(), _>("boom") }),
             ))
             .await;

@@ -273,8 +273,9 @@ pub mod from_go {
     //! - **Values come back.** A branch returns its value; the group returns
     //!   them in branch order (a `for` branch as a `Vec` in item order).
     //!   There is no slice to index into from the goroutines.
-    //! - **`ctx` is injected.** Every branch has its own `ctx: &Ctx` in
-    //!   scope; pass it down as you would pass Go's `ctx`. A group made
+    //! - **`ctx` is injected.** Every branch has its own `ctx` in scope (a
+    //!   `&BranchCtx<E>`, which passes as a `&Ctx`); pass it down as you
+    //!   would pass Go's `ctx`. A group made
     //!   inside a branch, even in a function that was not given `ctx`, is
     //!   that branch's group's child.
     //! - **No `cancel()`.** A group is cancelled by a branch returning

@@ -82,7 +82,7 @@ mod branch;
 mod fanout;
 // The loop an `errgroup!` runs.
 mod engine;
-// `Ctx`, the ambient ctx, `ctx.spawn`.
+// `Ctx`, `BranchCtx`, the ambient ctx, `ctx.spawn`.
 mod ctx;
 // `Group`, the dynamic API.
 mod group;
@@ -97,7 +97,7 @@ pub mod __private;
 pub mod guide;
 
 pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
-pub use crate::ctx::{Ctx, IntoParent, Shutdown, Watch};
+pub use crate::ctx::{BranchCtx, Ctx, IntoParent, Shutdown, Watch};
 pub use crate::error::{
     AllowShutdown, Cancelled, Cause, Error, Moment, Running, StillRunning, TaskName,
 };
@@ -131,7 +131,7 @@ pub use crate::group::Group;
 ///
 /// HEADER := timeout = EXPR ;       // Duration: ctx cancelled with cause DeadlineExceeded
 ///         | deadline = EXPR ;      // tokio::time::Instant, same
-///         | parent = EXPR ;        // &Ctx: this group is a child of it
+///         | parent = EXPR ;        // ctx, a Ctx or a CancellationToken: this group is its child
 ///         | limit = EXPR ;         // usize > 0: at most N branches/items running at once
 ///         | grace = EXPR ;         // Duration: after cancellation, drop what still runs
 ///         | type Error = TYPE ;    // fixes the error type E of every branch
@@ -146,8 +146,10 @@ pub use crate::group::Group;
 /// ```
 ///
 /// `{ }`, `( )` and `[ ]` all work as delimiters. `BODY` is the body of an
-/// async block that evaluates to `Result<T, E>`; inside it, `ctx: &Ctx` is
-/// the branch's [`Ctx`]. The macro awaits internally (like
+/// async block that evaluates to `Result<T, E>`; inside it, `ctx` is the
+/// branch's context, a `&`[`BranchCtx<E>`](BranchCtx): a [`Ctx`] (it derefs
+/// to one) whose [`spawn`](BranchCtx::spawn) takes tasks of the group's
+/// error type `E`. The macro awaits internally (like
 /// `tokio::try_join!`) and evaluates to `Result<(T1, .., Tn), Error<E>>`,
 /// values in branch order; a one-branch group gives `(T1,)`. A `for` branch
 /// gives `Vec<T>` in iteration order; its items are named `name[i]`. When

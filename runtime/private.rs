@@ -27,7 +27,7 @@ use crate::branch::{
     AfterGrace, Boxed, Guarded, ItemName, Keep, Run, RunBlocking, Spawned, Supervise,
 };
 use crate::channel::{self, Receiver, Sender};
-use crate::ctx::{Ctx, IntoParent, ParentKind, with_ambient};
+use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind, with_ambient};
 use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
@@ -114,10 +114,10 @@ impl<E: 'static> Scope<E> {
 }
 
 impl<E> Scope<E> {
-    /// The ctx of the branch `name`.
+    /// The ctx of the branch `name`, typed by the group's error type.
     #[must_use]
-    pub fn ctx(&self, name: &'static str) -> Ctx {
-        Ctx::new(Arc::clone(&self.state.core), TaskName::new(name))
+    pub fn ctx(&self, name: &'static str) -> BranchCtx<E> {
+        BranchCtx::new(Arc::clone(&self.state.core), TaskName::new(name))
     }
 
     /// A `let (tx, rx) = channel(cap);` header.
@@ -176,11 +176,11 @@ where
 pub fn never_ok_blocking<F, E, T>(
     body: F,
     value: impl FnOnce(Infallible) -> T,
-) -> impl FnOnce(&Ctx) -> Result<T, E>
+) -> impl FnOnce(&BranchCtx<E>) -> Result<T, E>
 where
-    F: FnOnce(&Ctx) -> Result<Infallible, E>,
+    F: FnOnce(&BranchCtx<E>) -> Result<Infallible, E>,
 {
-    move |ctx: &Ctx| body(ctx).map(value)
+    move |ctx: &BranchCtx<E>| body(ctx).map(value)
 }
 
 /// `on_error = continue` for a future body: its result becomes its value.
@@ -192,11 +192,11 @@ where
 }
 
 /// `on_error = continue` for a `#[blocking]` body.
-pub fn supervise_blocking<F, T, E>(body: F) -> impl FnOnce(&Ctx) -> Result<Result<T, E>, E>
+pub fn supervise_blocking<F, T, E>(body: F) -> impl FnOnce(&BranchCtx<E>) -> Result<Result<T, E>, E>
 where
-    F: FnOnce(&Ctx) -> Result<T, E>,
+    F: FnOnce(&BranchCtx<E>) -> Result<T, E>,
 {
-    move |ctx: &Ctx| Ok(body(ctx))
+    move |ctx: &BranchCtx<E>| Ok(body(ctx))
 }
 
 /// Branches polled in the calling task: they may borrow locals.
@@ -215,14 +215,14 @@ impl InTask {
     pub fn branch<'s, E, T, F>(
         self,
         scope: &'s Scope<E>,
-        ctx: Ctx,
+        ctx: impl Into<Ctx>,
         body: F,
     ) -> impl Branch<Value = T> + 's
     where
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        let (core, task) = ctx.into_parts();
+        let (core, task) = ctx.into().into_parts();
         let start = core.start();
         let body = in_task_body(&core, &task, body);
         Leaf::new(Run::new(
@@ -242,14 +242,14 @@ impl InTask {
     where
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
-        L: FnMut(I::Item, Ctx, S) -> Fut + 's,
+        L: FnMut(I::Item, BranchCtx<E>, S) -> Fut + 's,
         Fut: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
         let state = &scope.state;
         let core = &state.core;
         let launch = move |item, index, permit, ends| {
-            let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
+            let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             // In-task items run under the driver's ambient group (engine.rs).
             let span = trace::branch(core.span(), ctx.task());
             let body = trace::instrument(span, body(item, ctx, ends));
@@ -278,12 +278,18 @@ impl InTask {
 }
 
 impl Spawn {
-    pub fn branch<E, T, F>(self, scope: &Scope<E>, ctx: Ctx, body: F) -> impl Branch<Value = T>
+    pub fn branch<E, T, F>(
+        self,
+        scope: &Scope<E>,
+        ctx: impl Into<Ctx>,
+        body: F,
+    ) -> impl Branch<Value = T>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
+        let ctx = ctx.into();
         let core = Arc::clone(&scope.state.core);
         core.mark(state::flags::OFF_DRIVER);
         let task = ctx.task().clone();
@@ -305,14 +311,14 @@ impl Spawn {
     where
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
-        L: FnMut(I::Item, Ctx, S) -> Fut + 's,
+        L: FnMut(I::Item, BranchCtx<E>, S) -> Fut + 's,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
         let core = &scope.state.core;
         let launch = move |item, index, permit, ends| {
-            let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
+            let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();
             let body = body_of(core, ctx.clone(), body(item, ctx, ends));
             Keep::new(Run::new(
@@ -339,9 +345,14 @@ impl Spawn {
 }
 
 impl Blocking {
-    pub fn branch<E, T, F>(self, scope: &Scope<E>, ctx: Ctx, body: F) -> impl Branch<Value = T>
+    pub fn branch<E, T, F>(
+        self,
+        scope: &Scope<E>,
+        ctx: BranchCtx<E>,
+        body: F,
+    ) -> impl Branch<Value = T>
     where
-        F: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&BranchCtx<E>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
@@ -374,14 +385,14 @@ impl Blocking {
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
         L: FnMut(I::Item, S) -> G + 's,
-        G: FnOnce(&Ctx) -> Result<T, E> + Send + 'static,
+        G: FnOnce(&BranchCtx<E>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
         let state = &scope.state;
         let core = &state.core;
         let launch = move |item, index, permit, ends| {
-            let ctx = Ctx::new(Arc::clone(core), TaskName::indexed(name, index));
+            let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();
             let body = body(item, ends);
             let span = trace::branch(core.span(), &task);

@@ -36,7 +36,7 @@
 //! lock held only around `JoinSet::spawn`, which does not run the task, and
 //! every cancellation happens after the lock is released.
 
-use std::any::{Any, TypeId, type_name};
+use std::any::Any;
 use std::future::Future;
 use std::panic::{Location, resume_unwind};
 use std::sync::OnceLock;
@@ -185,10 +185,6 @@ struct Slots {
     task_error: Option<Box<dyn Any + Send>>,
 }
 
-fn error_type<E: 'static>() -> (TypeId, &'static str) {
-    (TypeId::of::<E>(), type_name::<E>())
-}
-
 /// [`Core::task_flags`]: a task was added or refused (set with
 /// [`flags::SPAWNED`], which the driver reads; this word is the task set's own).
 const SPAWNED: usize = 1;
@@ -202,11 +198,10 @@ pub(crate) struct Core {
     span: trace::Span,
     limit: Option<Limit>,
     /// The first panic and the first error of a task or `#[spawn]` branch:
-    /// one lock, as both are read together, once, by [`State::finish`].
+    /// one lock, as both are read together, once, by [`State::finish`]. The
+    /// error is untyped: an untyped `Ctx::spawn` task may have another error
+    /// type than the group's, and `State::finish` then returns the cause alone.
     slots: Mutex<Slots>,
-    /// The group's error type, which tasks must share: a function rather
-    /// than the pair it returns, a quarter of its size in every group.
-    error_type: fn() -> (TypeId, &'static str),
     tasks: Mutex<Tasks>,
     /// See [`flags`]: lets the driver skip the locks.
     flags: AtomicUsize,
@@ -244,7 +239,7 @@ impl OnCancel for Core {
 }
 
 impl Core {
-    pub(crate) fn new<E: 'static>(settings: Settings) -> Arc<Core> {
+    pub(crate) fn new(settings: Settings) -> Arc<Core> {
         let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
         let span = trace::group(settings.site, settings.limit, settings.deadline);
         let core = Arc::new(Core {
@@ -252,7 +247,6 @@ impl Core {
             span,
             limit: settings.limit.map(Limit::new),
             slots: Mutex::default(),
-            error_type: error_type::<E>,
             tasks: Mutex::new(Tasks {
                 set: None,
                 closed: false,
@@ -350,8 +344,8 @@ impl Core {
     }
 
     /// Records the error of a task or `#[spawn]` branch if it is the first
-    /// failure, and cancels the group: boxed, as the core is untyped; the
-    /// group's error type was checked when the task started.
+    /// failure, and cancels the group: boxed, as the core is untyped.
+    /// `State::finish` takes it back if it is of the group's error type.
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
         if self.cancel_failed(task) {
             lock(&self.slots).task_error = Some(Box::new(error));
@@ -382,18 +376,6 @@ impl Core {
                 None
             }
         }
-    }
-
-    /// # Panics
-    ///
-    /// If `E` is not the group's error type.
-    pub(crate) fn check_error_type<E: 'static>(&self) {
-        let (group_error, group_error_name) = (self.error_type)();
-        assert!(
-            TypeId::of::<E>() == group_error,
-            "errgroup: a task spawned into this group returns `Result<_, {}>`, but the group's error type is `{group_error_name}`",
-            type_name::<E>(),
-        );
     }
 
     /// Adds `job` (whose output says whether it returned `Ok`) to the
@@ -677,16 +659,14 @@ pub(crate) struct State<E> {
     error: Mutex<Option<E>>,
 }
 
-impl<E: 'static> State<E> {
+impl<E> State<E> {
     pub(crate) fn new(settings: Settings) -> Self {
         State {
-            core: Core::new::<E>(settings),
+            core: Core::new(settings),
             error: Mutex::new(None),
         }
     }
-}
 
-impl<E> State<E> {
     /// Keeps `error` as the group's error: its failure was the first
     /// ([`Core::cancel_failed`] said so).
     pub(crate) fn keep_first_error(&self, error: E) {
@@ -743,13 +723,11 @@ impl<E: 'static> State<E> {
             return Ok(value);
         }
         if let Some(Cause::Failed { task }) = self.core.cause() {
-            let error = lock(&self.error).take().or_else(|| {
-                task_error.map(|e| {
-                    *e.downcast::<E>().unwrap_or_else(|_| {
-                        unreachable!("errgroup: a task's error type is checked when it starts")
-                    })
-                })
-            });
+            // A task's error of another type than `E` (an untyped
+            // `Ctx::spawn`) cannot be the group's: the cause names its task.
+            let error = lock(&self.error)
+                .take()
+                .or_else(|| task_error.and_then(|e| e.downcast::<E>().ok().map(|e| *e)));
             if let Some(error) = error {
                 return Err(Error::Failed { task, error });
             }

@@ -144,7 +144,8 @@ struct Names<'a> {
 }
 
 impl Names<'_> {
-    /// `let ctx: &Ctx = <from>;`, with `ctx` visible to the body. The `fn
+    /// `let ctx: &BranchCtx<_> = <from>;`, with `ctx` visible to the body:
+    /// typed by the group's error type, so that `ctx.spawn`'s task is. The `fn
     /// ctx` before it shadows, in this block, any item of the user's named
     /// `ctx` (a const, a static, a unit struct, an imported enum variant):
     /// the `let` would otherwise be a pattern matching that item, or be
@@ -162,10 +163,11 @@ impl Names<'_> {
         }
     }
 
-    /// `::errgroup::Ctx`, through the crate's path.
+    /// `::errgroup::BranchCtx<_>`, through the crate's path: `_` is the
+    /// group's error type, which the runtime's constructors tie it to.
     fn ctx_type(&self) -> TokenStream {
         let root = self.krate.root(self.site);
-        quote_spanned!(self.site=> #root::Ctx)
+        quote_spanned!(self.site=> #root::BranchCtx<_>)
     }
 
     /// The mode's constructor: `InTask`, `Spawn` or `Blocking`.
