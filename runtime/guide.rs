@@ -263,7 +263,7 @@ pub mod from_go {
     //! | `select { case <-time.After(d): case <-ctx.Done(): }` | [`ctx.sleep(d).await?`](crate::Ctx::sleep) |
     //! | `select { case ch <- v: case <-ctx.Done(): }` | `tx.send(v).await?` on a group channel |
     //! | `for _, x := range xs { g.Go(..) }` | `name => for x in xs { .. }` branch |
-    //! | `g.Go(f)` from inside a goroutine | [`ctx.spawn(name, fut)`](crate::Ctx::spawn) |
+    //! | `g.Go(f)` from inside a goroutine | [`ctx.spawn(name, fut)`](crate::BranchCtx::spawn) |
     //! | `g.Go(f)` for work arriving at run time | [`Group::spawn`](crate::Group::spawn), then [`Group::wait`](crate::Group::wait) |
     //! | `g.TryGo(f)` | [`Group::try_spawn`](crate::Group::try_spawn) |
     //! | the first error from `g.Wait()` | `Err(Error::Failed { task, error })`: also says *which* task |
@@ -278,11 +278,13 @@ pub mod from_go {
     //!   would pass Go's `ctx`. A group made
     //!   inside a branch, even in a function that was not given `ctx`, is
     //!   that branch's group's child.
-    //! - **No `cancel()`.** A group is cancelled by a branch returning
-    //!   `Err`, by its `timeout`/`deadline`, by its parent, or by dropping
-    //!   it. To stop a group on an event, give it a branch that waits for
-    //!   the event and returns an error (the [`shutdown`](super::shutdown)
-    //!   recipe).
+    //! - **`cancel()` says why.** Go's `cancel()` becomes
+    //!   [`ctx.shutdown()`](crate::Ctx::shutdown), a [`Shutdown`](crate::Shutdown)
+    //!   handle, or a `shutdown_on = signal;` header: the group is stopped
+    //!   on purpose ([`Cause::Shutdown`](crate::Cause::Shutdown) names who
+    //!   asked), which is not a failure (the [`shutdown`](super::shutdown)
+    //!   recipe). A branch returning `Err`, the `timeout`/`deadline`, the
+    //!   parent, or dropping the group cancel it as in Go.
     //! - **Three kinds of goroutine.** Plain branches run concurrently in
     //!   the calling task and may borrow its locals; `#[spawn]` branches are
     //!   tokio tasks, in parallel on the runtime's workers; `#[blocking]`
