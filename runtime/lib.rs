@@ -80,6 +80,8 @@ mod channel;
 mod branch;
 // `name => for x in items { .. }`.
 mod fanout;
+// `#[spawn] for` items, run by a few worker tasks.
+mod workers;
 // The loop an `errgroup!` runs.
 mod engine;
 // `Ctx`, the ambient ctx, `ctx.spawn`.

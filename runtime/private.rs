@@ -29,10 +29,11 @@ use crate::ctx::{Ctx, IntoParent, ParentKind, with_ambient};
 use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
-use crate::fanout::{FanOut, InTask as InTaskPool, Tasks};
+use crate::fanout::{FanOut, InTask as InTaskPool};
 use crate::state::{self, Core, Settings, State};
 use crate::sync::Arc;
 use crate::trace;
+use crate::workers::Workers;
 
 /// The group's header values, evaluated in the order written.
 #[derive(Debug)]
@@ -313,7 +314,7 @@ impl Spawn {
                 ),
             ))
         };
-        let pool = Tasks::new(Arc::clone(core), name);
+        let pool = Workers::new(Arc::clone(core), name);
         Leaf::new(FanOut::new(core, items.into_iter(), pool, ends, launch))
     }
 }

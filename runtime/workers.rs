@@ -1,0 +1,314 @@
+//! The items of a `#[spawn] for` fan-out, run by a few worker tasks instead
+//! of a tokio task each.
+//!
+//! A tokio task per item costs its spawn, its schedule and its join: about
+//! twice a goroutine start, and what made a spawned fan-out slower than Go's
+//! errgroup. Here the fan-out hands its items (already `Send + 'static`
+//! futures) to a shared queue, and at most one worker task per runtime
+//! worker thread pulls them and polls them in-task, in a
+//! `FuturesUnordered`: the same parallelism, at an in-task item's cost.
+//!
+//! # Invariants
+//!
+//! - A worker pulls an item only when every item it holds is pending (or it
+//!   holds none), and polls it at once: an item busy with CPU work is never
+//!   queued behind another one on a worker while another worker idles, so
+//!   CPU-bound items spread over the workers as tasks would. An item that
+//!   has been pending on one worker stays on it.
+//! - Workers are started as items arrive, while fewer than the target are
+//!   alive, and a worker ends as soon as the queue is empty and it holds no
+//!   item. The queue and the count of live workers are changed under one
+//!   lock, so no item is ever queued with no worker alive to take it.
+//! - A finished item's result is handed to the fan-out after its future is
+//!   dropped: once the fan-out has every worker's end, no item body runs and
+//!   none is left to drop.
+//! - `grace`: the queued items are dropped by the fan-out, the workers
+//!   aborted (dropping the items they hold) and still awaited, as tasks.rs's
+//!   shutdown rule says.
+//! - Each item keeps what a spawned item had: its ctx, its span, its group
+//!   as the ambient one (set by the item's own wrapper, private.rs), its
+//!   panic caught by its own guard (branch.rs); only a panic that escapes
+//!   an item (a destructor's) ends its worker, recorded by the group as a
+//!   task's would be.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::AtomicWaker;
+
+use crate::branch::AfterGrace;
+use crate::error::TaskName;
+use crate::fanout::{Done, Indexed, Pool};
+use crate::limit::Permit;
+use crate::state::Core;
+use crate::sync::{Arc, Mutex, lock};
+use crate::tasks::TaskSet;
+use crate::trace;
+
+/// Items a worker polls in one go before it yields to the runtime, so that
+/// a long run of items that are ready at once does not hold a thread.
+const BATCH: usize = 64;
+
+/// What the fan-out and its workers share.
+struct Shared<Fut, T> {
+    queue: Mutex<Queue<Fut>>,
+    /// Finished items, handed over in batches.
+    done: Mutex<Vec<(usize, Done<T>)>>,
+    /// The fan-out's waker, for `done`.
+    driver: AtomicWaker,
+}
+
+struct Queue<Fut> {
+    items: VecDeque<(usize, Fut)>,
+    /// Workers started and not yet ended.
+    live: usize,
+    /// Workers that hold pending items only and would take another one.
+    idle: Vec<Waker>,
+}
+
+/// Items run by worker tasks (see the module's doc).
+pub(crate) struct Workers<Fut, T> {
+    shared: Arc<Shared<Fut, T>>,
+    set: TaskSet<()>,
+    /// Results taken from `shared.done`, not yet given to the fan-out.
+    ready: Vec<(usize, Done<T>)>,
+    /// How many workers at most; 0 until the first item.
+    target: usize,
+    core: Arc<Core>,
+    name: &'static str,
+}
+
+impl<Fut, T> std::fmt::Debug for Workers<Fut, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workers")
+            .field("name", &self.name)
+            .field("target", &self.target)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<Fut, T> Workers<Fut, T>
+where
+    Fut: Future<Output = Done<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    pub(crate) fn new(core: Arc<Core>, name: &'static str) -> Self {
+        Workers {
+            shared: Arc::new(Shared {
+                queue: Mutex::new(Queue {
+                    items: VecDeque::new(),
+                    live: 0,
+                    idle: Vec::new(),
+                }),
+                done: Mutex::new(Vec::new()),
+                driver: AtomicWaker::new(),
+            }),
+            set: TaskSet::new(),
+            ready: Vec::new(),
+            target: 0,
+            core,
+            name,
+        }
+    }
+
+}
+
+/// Starts a worker if items wait and fewer than `target` are alive, else
+/// returns an idle one to wake (once the lock is released).
+fn staff<Fut, T>(
+    shared: &Arc<Shared<Fut, T>>,
+    queue: &mut Queue<Fut>,
+    set: &mut TaskSet<()>,
+    target: usize,
+    name: &'static str,
+) -> Option<Waker>
+where
+    Fut: Future<Output = Done<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    if queue.items.is_empty() {
+        return None;
+    }
+    if queue.live < target {
+        queue.live += 1;
+        let worker = Worker {
+            shared: Arc::clone(shared),
+            items: FuturesUnordered::new(),
+            out: Vec::new(),
+            ended: false,
+        };
+        set.spawn(&trace::name(&TaskName::new(name)), worker);
+        return None;
+    }
+    queue.idle.pop()
+}
+
+impl<Fut, T> Pool<Fut> for Workers<Fut, T>
+where
+    Fut: Future<Output = Done<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    type Value = T;
+
+    fn push(&mut self, index: usize, task: Fut) {
+        if self.target == 0 {
+            // One worker per runtime thread: more could not run at once.
+            self.target = tokio::runtime::Handle::current()
+                .metrics()
+                .num_workers()
+                .max(1);
+        }
+        let mut queue = lock(&self.shared.queue);
+        queue.items.push_back((index, task));
+        let idle = staff(&self.shared, &mut queue, &mut self.set, self.target, self.name);
+        drop(queue);
+        if let Some(idle) = idle {
+            idle.wake();
+        }
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
+        loop {
+            if let Some((index, (value, permit))) = self.ready.pop() {
+                return Poll::Ready(Some((index, value, permit)));
+            }
+            self.shared.driver.register(cx.waker());
+            {
+                let mut done = lock(&self.shared.done);
+                if !done.is_empty() {
+                    std::mem::swap(&mut *done, &mut self.ready);
+                    continue;
+                }
+            }
+            match self.set.poll_next(cx) {
+                Poll::Ready(Some(joined)) => {
+                    // Only a panic that escaped an item, or an abort.
+                    self.core.joined(&TaskName::new(self.name), joined);
+                    let mut queue = lock(&self.shared.queue);
+                    let idle =
+                        staff(&self.shared, &mut queue, &mut self.set, self.target, self.name);
+                    drop(queue);
+                    if let Some(idle) = idle {
+                        idle.wake();
+                    }
+                }
+                Poll::Ready(None) => {
+                    // Every worker has ended; each handed over its results
+                    // before it did.
+                    if !lock(&self.shared.done).is_empty() {
+                        continue;
+                    }
+                    return Poll::Ready(None);
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    fn stop(&mut self) -> AfterGrace {
+        // Dropped here, outside the lock: an item's destructor may do anything.
+        let queued = std::mem::take(&mut lock(&self.shared.queue).items);
+        drop(queued);
+        self.set.abort_all();
+        AfterGrace::Wait
+    }
+}
+
+/// One worker task: pulls items from the queue and polls them.
+struct Worker<Fut, T> {
+    shared: Arc<Shared<Fut, T>>,
+    items: FuturesUnordered<Indexed<Fut>>,
+    /// Results of this poll, handed over at its end.
+    out: Vec<(usize, Done<T>)>,
+    /// Counted out of `live` already.
+    ended: bool,
+}
+
+// Nothing in it is pinned: the `FuturesUnordered` boxes the items, and
+// the results are only moved.
+impl<Fut, T> Unpin for Worker<Fut, T> {}
+
+impl<Fut: Future<Output = Done<T>>, T> Worker<Fut, T> {
+    fn hand_over(&mut self) {
+        if self.out.is_empty() {
+            return;
+        }
+        let mut done = lock(&self.shared.done);
+        if done.is_empty() {
+            std::mem::swap(&mut *done, &mut self.out);
+        } else {
+            done.append(&mut self.out);
+        }
+        drop(done);
+        self.shared.driver.wake();
+    }
+}
+
+impl<Fut: Future<Output = Done<T>>, T> Future for Worker<Fut, T> {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        let mut polled = 0;
+        loop {
+            // The items it holds first, then one more from the queue, polled
+            // at once by the next turn.
+            while let Poll::Ready(Some((index, done))) = this.items.poll_next_unpin(cx) {
+                this.out.push((index, done));
+                polled += 1;
+            }
+            if polled >= BATCH {
+                this.hand_over();
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            let next = {
+                let mut queue = lock(&this.shared.queue);
+                match queue.items.pop_front() {
+                    Some(item) => Some(item),
+                    None if this.items.is_empty() => {
+                        queue.live -= 1;
+                        queue.idle.retain(|w| !w.will_wake(cx.waker()));
+                        this.ended = true;
+                        None
+                    }
+                    None => {
+                        if !queue.idle.iter().any(|w| w.will_wake(cx.waker())) {
+                            queue.idle.push(cx.waker().clone());
+                        }
+                        None
+                    }
+                }
+            };
+            match next {
+                Some((index, task)) => {
+                    this.items.push(Indexed::new(index, task));
+                    polled += 1;
+                }
+                None => break,
+            }
+        }
+        this.hand_over();
+        if this.ended {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl<Fut, T> Drop for Worker<Fut, T> {
+    fn drop(&mut self) {
+        // Aborted, or unwound by a panic that escaped an item: the fan-out
+        // starts another worker for what is still queued.
+        if !self.ended {
+            lock(&self.shared.queue).live -= 1;
+        }
+    }
+}
