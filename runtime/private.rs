@@ -283,6 +283,29 @@ impl Spawn {
         ))
     }
 
+    /// The last `#[spawn]` branch of a group whose branches are all plain
+    /// `#[spawn]` ones, run in the group's own task (as rayon's `join` runs
+    /// one half inline): the group's task has nothing else to run, so no
+    /// parallelism is lost, and a 2-branch group spawns one task, not two.
+    /// The bounds are [`Spawn::branch`]'s, so which branch is last changes
+    /// nothing the user can see: the body still sets its own ambient group
+    /// and span, its panic is caught by its guard, and when `grace`
+    /// expires it is dropped where it stands, as an aborted task stops at
+    /// its next yield.
+    pub fn inline<'s, E, T, F>(
+        self,
+        scope: &'s Scope<E>,
+        ctx: Ctx,
+        body: F,
+    ) -> impl Branch<Value = T> + 's
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        Leaf::new(Run::new(&scope.state, scope.guarded(ctx, body)))
+    }
+
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
         self,
         scope: &'s Scope<E>,

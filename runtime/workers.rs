@@ -38,6 +38,7 @@ use std::task::{Context, Poll, Waker};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::task::AtomicWaker;
+use tokio::task::coop;
 
 use crate::branch::AfterGrace;
 use crate::error::TaskName;
@@ -258,15 +259,23 @@ impl<Fut: Future<Output = Done<T>>, T> Future for Worker<Fut, T> {
         let mut polled = 0;
         loop {
             // The items it holds first, then one more from the queue, polled
-            // at once by the next turn.
-            while let Poll::Ready(Some((index, done))) = this.items.poll_next_unpin(cx) {
-                this.out.push((index, done));
-                polled += 1;
-            }
-            if polled >= BATCH {
-                this.hand_over();
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
+            // at once by the next turn. It yields when its coop budget is
+            // spent, as a task would: an item polled after that would only
+            // be told to come back (tokio keeps a waker per such item until
+            // the worker's turn ends, in a list that never shrinks).
+            loop {
+                if polled >= BATCH || !coop::has_budget_remaining() {
+                    this.hand_over();
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                match this.items.poll_next_unpin(cx) {
+                    Poll::Ready(Some((index, done))) => {
+                        this.out.push((index, done));
+                        polled += 1;
+                    }
+                    _ => break,
+                }
             }
             let next = {
                 let mut queue = lock(&this.shared.queue);
@@ -310,5 +319,83 @@ impl<Fut, T> Drop for Worker<Fut, T> {
         if !self.ended {
             lock(&self.shared.queue).live -= 1;
         }
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::{Arc, Mutex};
+
+    use crate::errgroup;
+
+    /// 1,000 items on a 2-worker runtime run in at most 2 tokio tasks, not
+    /// one each, and give their values in iteration order.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_items_share_a_worker_per_runtime_thread() {
+        let tasks = Arc::new(Mutex::new(HashSet::new()));
+        let (values,) = errgroup! {
+            #[spawn(clone(tasks))] items => for i in 0..1_000u32 {
+                tasks.lock().unwrap().insert(tokio::task::id());
+                tokio::task::yield_now().await;
+                Ok::<_, ()>(i)
+            },
+        }
+        .unwrap();
+        assert_eq!(values, (0..1_000).collect::<Vec<_>>());
+        let tasks = tasks.lock().unwrap();
+        assert!(!tasks.is_empty() && tasks.len() <= 2, "{} tasks", tasks.len());
+    }
+
+    /// A worker that ended because the queue was empty is replaced when
+    /// more items come: `limit = 1` runs every item, one at a time.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn items_that_come_one_at_a_time_each_find_a_worker() {
+        let (values,) = errgroup! {
+            limit = 1;
+            #[spawn] items => for i in 0..50u32 {
+                tokio::task::yield_now().await;
+                Ok::<_, ()>(i * 2)
+            },
+        }
+        .unwrap();
+        assert_eq!(values, (0..50).map(|i| i * 2).collect::<Vec<_>>());
+    }
+
+    /// In a group of `#[spawn]` branches only, the last one runs in the
+    /// group's own task and the others in tasks of their own.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_spawn_branch_of_an_all_spawn_group_runs_in_the_groups_task() {
+        let group = tokio::spawn(async {
+            let here = tokio::task::id();
+            let (a, b) = errgroup! {
+                #[spawn] a => Ok::<_, ()>(tokio::task::id()),
+                #[spawn] b => Ok(tokio::task::id()),
+            }
+            .unwrap();
+            (here, a, b)
+        });
+        let (here, a, b) = group.await.unwrap();
+        assert_ne!(a, here);
+        assert_eq!(b, here);
+    }
+
+    /// With an in-task branch in the group, every `#[spawn]` branch is a
+    /// task of its own: the group's task may be busy with the in-task one.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spawn_branches_beside_an_in_task_one_are_all_tasks() {
+        let group = tokio::spawn(async {
+            let here = tokio::task::id();
+            let (a, b, _) = errgroup! {
+                #[spawn] a => Ok::<_, ()>(tokio::task::id()),
+                #[spawn] b => Ok(tokio::task::id()),
+                c => Ok(()),
+            }
+            .unwrap();
+            (here, a, b)
+        });
+        let (here, a, b) = group.await.unwrap();
+        assert_ne!(a, here);
+        assert_ne!(b, here);
     }
 }
