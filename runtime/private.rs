@@ -292,12 +292,7 @@ impl Spawn {
     /// and span, its panic is caught by its guard, and when `grace`
     /// expires it is dropped where it stands, as an aborted task stops at
     /// its next yield.
-    pub fn inline<'s, E, T, F>(
-        self,
-        scope: &'s Scope<E>,
-        ctx: Ctx,
-        body: F,
-    ) -> impl Branch<Value = T> + 's
+    pub fn inline<E, T, F>(self, scope: &Scope<E>, ctx: Ctx, body: F) -> impl Branch<Value = T> + '_
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,

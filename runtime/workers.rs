@@ -114,7 +114,6 @@ where
             name,
         }
     }
-
 }
 
 /// Starts a worker if items wait and fewer than `target` are alive, else
@@ -164,7 +163,13 @@ where
         }
         let mut queue = lock(&self.shared.queue);
         queue.items.push_back((index, task));
-        let idle = staff(&self.shared, &mut queue, &mut self.set, self.target, self.name);
+        let idle = staff(
+            &self.shared,
+            &mut queue,
+            &mut self.set,
+            self.target,
+            self.name,
+        );
         drop(queue);
         if let Some(idle) = idle {
             idle.wake();
@@ -192,8 +197,13 @@ where
                     // Only a panic that escaped an item, or an abort.
                     self.core.joined(&TaskName::new(self.name), joined);
                     let mut queue = lock(&self.shared.queue);
-                    let idle =
-                        staff(&self.shared, &mut queue, &mut self.set, self.target, self.name);
+                    let idle = staff(
+                        &self.shared,
+                        &mut queue,
+                        &mut self.set,
+                        self.target,
+                        self.name,
+                    );
                     drop(queue);
                     if let Some(idle) = idle {
                         idle.wake();
@@ -344,7 +354,11 @@ mod tests {
         .unwrap();
         assert_eq!(values, (0..1_000).collect::<Vec<_>>());
         let tasks = tasks.lock().unwrap();
-        assert!(!tasks.is_empty() && tasks.len() <= 2, "{} tasks", tasks.len());
+        assert!(
+            !tasks.is_empty() && tasks.len() <= 2,
+            "{} tasks",
+            tasks.len()
+        );
     }
 
     /// A worker that ended because the queue was empty is replaced when
@@ -386,7 +400,7 @@ mod tests {
     async fn spawn_branches_beside_an_in_task_one_are_all_tasks() {
         let group = tokio::spawn(async {
             let here = tokio::task::id();
-            let (a, b, _) = errgroup! {
+            let (a, b, ()) = errgroup! {
                 #[spawn] a => Ok::<_, ()>(tokio::task::id()),
                 #[spawn] b => Ok(tokio::task::id()),
                 c => Ok(()),
