@@ -222,8 +222,10 @@ pub use crate::group::Group;
 /// # Ok(()) }
 /// ```
 ///
-/// `#[spawn] for` runs each item as a tokio task (`Send + 'static`: pass owned
-/// data through the iterator, e.g. `urls.into_iter().map(|u| (u, client.clone()))`);
+/// `#[spawn] for` runs its items in parallel on the runtime's worker threads,
+/// as tokio tasks would (`Send + 'static`: pass owned data through the
+/// iterator, e.g. `urls.into_iter().map(|u| (u, client.clone()))`), driven by
+/// about one worker task per runtime thread rather than a task per item;
 /// `#[blocking] for` runs each item on the blocking pool.
 ///
 /// ```
