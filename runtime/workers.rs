@@ -194,7 +194,9 @@ where
             }
             match self.set.poll_next(cx) {
                 Poll::Ready(Some(joined)) => {
-                    // Only a panic that escaped an item, or an abort.
+                    // A worker ended. The group records a panic that
+                    // escaped an item; one that died with items still
+                    // queued is replaced here.
                     self.core.joined(&TaskName::new(self.name), joined);
                     let mut queue = lock(&self.shared.queue);
                     let idle = staff(
