@@ -1,4 +1,5 @@
-//! Fan-out branches (`name => for x in items { .. }`): one task per item.
+//! Fan-out branches (`name => for x in items { .. }`): the items' loop,
+//! whoever runs them (in-task here, `#[spawn]` ones in workers.rs).
 //!
 //! # Invariants
 //!
@@ -17,7 +18,7 @@
 //! - The channel ends the branch names are held by the fan-out, cloned for
 //!   each item, and dropped as soon as no item will start again.
 //! - When `grace` expires, in-task items are dropped; spawned items are
-//!   aborted and still awaited (tasks.rs), blocking ones awaited.
+//!   aborted and still awaited (workers.rs, tasks.rs), blocking ones awaited.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,8 +35,6 @@ use crate::error::{Census, TaskName};
 use crate::limit::{Permit, Waiting};
 use crate::state::{Core, flags};
 use crate::sync::Arc;
-use crate::tasks::TaskSet;
-use crate::trace;
 
 pin_project! {
     /// An item's future, with its index carried beside it (an `async` wrapper
@@ -45,6 +44,12 @@ pin_project! {
         index: usize,
         #[pin]
         task: F,
+    }
+}
+
+impl<F> Indexed<F> {
+    pub(crate) fn new(index: usize, task: F) -> Self {
+        Indexed { index, task }
     }
 }
 
@@ -126,90 +131,6 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
     fn live(&self, out: &mut Vec<usize>) {
         let items = Pin::new(&self.items).iter_pin_ref();
         out.extend(items.map(|item| item.get_ref().index));
-    }
-}
-
-/// Items run as tokio tasks. A task set, not join handles in a
-/// `FuturesUnordered`: under tokio's coop budget the latter re-polls handles
-/// that cannot make progress, and 100,000 items cost a hundred times 1,000.
-pub(crate) struct Tasks<T> {
-    set: TaskSet<(usize, Done<T>)>,
-    core: Arc<Core>,
-    name: &'static str,
-    /// A bit per item, set while it runs: the set cannot be asked.
-    live: Vec<u64>,
-}
-
-impl<T> std::fmt::Debug for Tasks<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tasks")
-            .field("name", &self.name)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<T: Send + 'static> Tasks<T> {
-    pub(crate) fn new(core: Arc<Core>, name: &'static str) -> Self {
-        Tasks {
-            set: TaskSet::new(),
-            core,
-            name,
-            live: Vec::new(),
-        }
-    }
-}
-
-impl<T, Fut> Pool<Fut> for Tasks<T>
-where
-    T: Send + 'static,
-    Fut: Future<Output = Done<T>> + Send + 'static,
-{
-    type Value = T;
-
-    fn push(&mut self, index: usize, task: Fut) {
-        let word = index / 64;
-        if word >= self.live.len() {
-            self.live.resize(word + 1, 0);
-        }
-        self.live[word] |= 1 << (index % 64);
-        self.set.spawn(
-            &trace::name(&TaskName::indexed(self.name, index)),
-            Indexed { index, task },
-        );
-    }
-
-    fn poll_next(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
-        self.set.poll_next(cx).map(|joined| {
-            joined.map(|joined| {
-                // Only a panic that escaped or an abort gives no index: no
-                // value either, and the group records why.
-                match self.core.joined(&TaskName::new(self.name), joined) {
-                    Some((index, (value, permit))) => {
-                        self.live[index / 64] &= !(1 << (index % 64));
-                        (index, value, permit)
-                    }
-                    None => (usize::MAX, None, None),
-                }
-            })
-        })
-    }
-
-    fn stop(&mut self) -> AfterGrace {
-        self.set.abort_all();
-        AfterGrace::Wait
-    }
-
-    fn live(&self, out: &mut Vec<usize>) {
-        for (word, bits) in self.live.iter().enumerate() {
-            let mut bits = *bits;
-            while bits != 0 {
-                out.push(word * 64 + bits.trailing_zeros() as usize);
-                bits &= bits - 1;
-            }
-        }
     }
 }
 

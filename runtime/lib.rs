@@ -80,6 +80,8 @@ mod channel;
 mod branch;
 // `name => for x in items { .. }`.
 mod fanout;
+// `#[spawn] for` items, run by a few worker tasks.
+mod workers;
 // The loop an `errgroup!` runs.
 mod engine;
 // `Ctx`, `BranchCtx`, the ambient ctx, `ctx.spawn`.
@@ -224,8 +226,10 @@ pub use crate::group::Group;
 /// # Ok(()) }
 /// ```
 ///
-/// `#[spawn] for` runs each item as a tokio task (`Send + 'static`: pass owned
-/// data through the iterator, e.g. `urls.into_iter().map(|u| (u, client.clone()))`);
+/// `#[spawn] for` runs its items in parallel on the runtime's worker threads,
+/// as tokio tasks would (`Send + 'static`: pass owned data through the
+/// iterator, e.g. `urls.into_iter().map(|u| (u, client.clone()))`), driven by
+/// about one worker task per runtime thread rather than a task per item;
 /// `#[blocking] for` runs each item on the blocking pool.
 ///
 /// ```

@@ -31,10 +31,11 @@ use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind, with_ambient};
 use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
-use crate::fanout::{FanOut, InTask as InTaskPool, Tasks};
+use crate::fanout::{FanOut, InTask as InTaskPool};
 use crate::state::{self, Core, Settings, State};
 use crate::sync::Arc;
 use crate::trace;
+use crate::workers::Workers;
 
 /// The group's header values, evaluated in the order written.
 #[derive(Debug)]
@@ -300,6 +301,24 @@ impl Spawn {
         ))
     }
 
+    /// The last `#[spawn]` branch of a group whose branches are all plain
+    /// `#[spawn]` ones, run in the group's own task (as rayon's `join` runs
+    /// one half inline): the group's task has nothing else to run, so no
+    /// parallelism is lost, and a 2-branch group spawns one task, not two.
+    /// The bounds are [`Spawn::branch`]'s, so which branch is last changes
+    /// nothing the user can see: the body still sets its own ambient group
+    /// and span, its panic is caught by its guard, and when `grace`
+    /// expires it is dropped where it stands, as an aborted task stops at
+    /// its next yield.
+    pub fn inline<E, T, F>(self, scope: &Scope<E>, ctx: Ctx, body: F) -> impl Branch<Value = T> + '_
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        Leaf::new(Run::new(&scope.state, scope.guarded(ctx, body)))
+    }
+
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
         self,
         scope: &'s Scope<E>,
@@ -332,7 +351,7 @@ impl Spawn {
             ))
         };
         core.mark(state::flags::OFF_DRIVER);
-        let pool = Tasks::new(Arc::clone(core), name);
+        let pool = Workers::new(Arc::clone(core), name);
         Leaf::new(FanOut::new(
             core,
             name,

@@ -1,5 +1,6 @@
-//! The tokio tasks a group starts: `#[spawn]` branches, `#[spawn] for` items
-//! and `ctx.spawn` tasks, with one shutdown rule for all of them.
+//! The tokio tasks a group starts: `#[spawn]` branches, the workers of
+//! `#[spawn] for` items and `ctx.spawn` tasks, with one shutdown rule for all
+//! of them.
 //!
 //! # The shutdown rule
 //!

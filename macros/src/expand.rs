@@ -34,6 +34,13 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
     let channels = channels(&input.config, &scope, &rt, site);
     let mut setup = channels.setup.clone();
     let mut branches = Vec::new();
+    // When every branch is a plain `#[spawn]` one, the last runs in the
+    // group's own task (`Spawn::inline`): the group's task would only wait.
+    let all_spawn = input.branches.len() >= 2
+        && input
+            .branches
+            .iter()
+            .all(|b| b.attrs.mode == Mode::Spawn && matches!(b.body, Body::Expr(_)));
     for (i, branch) in input.branches.iter().enumerate() {
         let mode = branch.attrs.mode;
         let names = Names {
@@ -53,7 +60,8 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
             Body::Expr(body) => {
                 let (ctx, name) = (&names.ctx, branch.name.to_string());
                 setup.extend(quote_spanned!(site=> let #ctx = #scope.ctx(#name);));
-                single(&names, body, mode)
+                let inline = all_spawn && i + 1 == input.branches.len();
+                single(&names, body, mode, inline)
             }
             Body::For(fan_out) => fan_out_branch(&names, &branch.name, fan_out, mode),
             Body::Broken => continue,
@@ -219,8 +227,9 @@ impl Names<'_> {
     }
 }
 
-/// A plain branch, given `ctx` in scope under `names.ctx`.
-fn single(names: &Names, user_body: &syn::Expr, mode: Mode) -> TokenStream {
+/// A plain branch, given `ctx` in scope under `names.ctx`; `inline`: a
+/// `#[spawn]` branch run in the group's task (`Spawn::inline`).
+fn single(names: &Names, user_body: &syn::Expr, mode: Mode, inline: bool) -> TokenStream {
     let body = user_body;
     let Names {
         site, scope, ctx, ..
@@ -256,8 +265,10 @@ fn single(names: &Names, user_body: &syn::Expr, mode: Mode) -> TokenStream {
     };
     let body = names.adapt(body, mode, never_ok::expr(user_body));
     let body = names.with_clones(body);
+    let method = if inline { "inline" } else { "branch" };
+    let method = format_ident!("{}", method, span = site);
     quote_spanned! {site=>
-        #constructor.branch(&#scope, #ctx_arg, #body)
+        #constructor.#method(&#scope, #ctx_arg, #body)
     }
 }
 
