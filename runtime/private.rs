@@ -292,7 +292,7 @@ impl Spawn {
     {
         let ctx = ctx.into();
         let core = Arc::clone(&scope.state.core);
-        core.mark(state::flags::OFF_DRIVER);
+        core.off_driver();
         let task = ctx.task().clone();
         Leaf::new(Spawned::new(
             core,
@@ -350,7 +350,7 @@ impl Spawn {
                 ),
             ))
         };
-        core.mark(state::flags::OFF_DRIVER);
+        core.off_driver();
         let pool = Workers::new(Arc::clone(core), name);
         Leaf::new(FanOut::new(
             core,
@@ -376,7 +376,7 @@ impl Blocking {
         E: Send + 'static,
     {
         let core = Arc::clone(&scope.state.core);
-        core.mark(state::flags::OFF_DRIVER);
+        core.off_driver();
         let start = core.start();
         let task = ctx.task().clone();
         let span = trace::branch(core.span(), &task);
@@ -426,7 +426,7 @@ impl Blocking {
                 crate::limit::Start::Now(permit),
             ))
         };
-        core.mark(state::flags::OFF_DRIVER);
+        core.off_driver();
         let pool = InTaskPool::new(AfterGrace::Wait);
         Leaf::new(FanOut::new(
             core,
