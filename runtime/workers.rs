@@ -373,14 +373,19 @@ mod tests {
     use crate::errgroup;
 
     /// 1,000 items on a 2-worker runtime run in at most 2 tokio tasks, not
-    /// one each, and give their values in iteration order.
+    /// one each, and give their values in iteration order. Each item waits
+    /// for all of them: a worker that has run one holds it until every item
+    /// has started, so it cannot run out of items, end, and be replaced by
+    /// a third task while the fan-out still pushes (as items that only
+    /// yielded let it, in about one run in four).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_items_share_a_worker_per_runtime_thread() {
         let tasks = Arc::new(Mutex::new(HashSet::new()));
+        let all = Arc::new(tokio::sync::Barrier::new(1_000));
         let (values,) = errgroup! {
-            #[spawn(clone(tasks))] items => for i in 0..1_000u32 {
+            #[spawn(clone(tasks, all))] items => for i in 0..1_000u32 {
                 tasks.lock().unwrap().insert(tokio::task::id());
-                tokio::task::yield_now().await;
+                all.wait().await;
                 Ok::<_, ()>(i)
             },
         }
