@@ -24,7 +24,7 @@ pub use core::result::Result;
 pub mod lints;
 
 use crate::branch::{
-    AfterGrace, Boxed, Guarded, ItemName, Keep, Run, RunBlocking, Spawned, Supervise,
+    AfterGrace, Boxed, Guarded, Inline, ItemName, Keep, Run, RunBlocking, Spawned, Supervise,
 };
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind, with_ambient};
@@ -316,7 +316,13 @@ impl Spawn {
         T: Send + 'static,
         E: Send + 'static,
     {
-        Leaf::new(Run::new(&scope.state, scope.guarded(ctx, body)))
+        let core = Arc::clone(&scope.state.core);
+        let task = ctx.task().clone();
+        Leaf::new(Inline::new(
+            core,
+            task,
+            Run::new(&scope.state, scope.guarded(ctx, body)),
+        ))
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(

@@ -455,6 +455,61 @@ mod tests {
         assert_eq!(b, here);
     }
 
+    /// A panic in the destructor of the branch run in the group's task,
+    /// dropped when `grace` expires, is the group's panic as that of an
+    /// aborted task is: resumed once the other branches have stopped, not
+    /// let out of the group's poll while one still runs.
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_dropping_the_inline_branch_waits_for_the_other_branches() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        use std::time::Duration;
+
+        use futures_util::FutureExt;
+
+        struct SetOnDrop(Arc<AtomicBool>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, SeqCst);
+            }
+        }
+        struct PanicOnDrop;
+        impl Drop for PanicOnDrop {
+            fn drop(&mut self) {
+                panic!("dropping the inline branch");
+            }
+        }
+
+        let stopped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stopped);
+        let result = std::panic::AssertUnwindSafe(async {
+            errgroup! {
+                grace = Duration::from_secs(1);
+                #[spawn] failing => Err::<(), _>("boom"),
+                #[spawn(clone(flag))] stubborn => {
+                    let _guard = SetOnDrop(flag);
+                    std::future::pending::<()>().await;
+                    Ok(())
+                },
+                #[spawn] bomb => {
+                    let _bomb = PanicOnDrop;
+                    std::future::pending::<()>().await;
+                    Ok(())
+                },
+            }
+        })
+        .catch_unwind()
+        .await;
+        let payload = result.expect_err("the group resumes the panic");
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"dropping the inline branch")
+        );
+        assert!(
+            stopped.load(SeqCst),
+            "the group panicked with `stubborn` still running"
+        );
+    }
+
     /// With an in-task branch in the group, every `#[spawn]` branch is a
     /// task of its own: the group's task may be busy with the in-task one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
