@@ -306,7 +306,8 @@ impl Spawn {
     /// one half inline): the group's task has nothing else to run, so no
     /// parallelism is lost, and a 2-branch group spawns one task, not two.
     /// The bounds are [`Spawn::branch`]'s, so which branch is last changes
-    /// nothing the user can see: the body still sets its own ambient group
+    /// nothing but the task it runs in (its `tokio::task::id()`, the
+    /// task-locals it sees; README): the body still sets its own ambient group
     /// and span, its panic is caught by its guard, and when `grace`
     /// expires it is dropped where it stands, as an aborted task stops at
     /// its next yield.
