@@ -297,6 +297,74 @@ impl<S, F, C, N: Who> Stop for Run<S, F, C, N> {
 }
 
 pin_project! {
+    /// A `#[spawn]` branch run in the group's own task (`Spawn::inline`):
+    /// dropped where it stands when `grace` expires, and a panic of its
+    /// destructors then is the group's, as that of an aborted task is
+    /// (resumed once every branch has returned), not one let out of the
+    /// group's poll while its other branches still run.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct Inline<R> {
+        #[pin]
+        run: Option<R>,
+        core: Arc<Core>,
+        task: TaskName,
+    }
+    impl<R> PinnedDrop for Inline<R> {
+        fn drop(this: Pin<&mut Self>) {
+            // The group's future is dropped: a task it aborts would panic
+            // into its join handle, dropped with it, so this panic goes
+            // nowhere either.
+            let mut run = this.project().run;
+            let _ = catch_unwind(AssertUnwindSafe(|| run.set(None)));
+        }
+    }
+}
+
+impl<R> std::fmt::Debug for Inline<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inline")
+            .field("task", &self.task)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R> Inline<R> {
+    pub(crate) fn new(core: Arc<Core>, task: TaskName, run: R) -> Self {
+        Inline {
+            run: Some(run),
+            core,
+            task,
+        }
+    }
+}
+
+impl<R: Future> Future for Inline<R> {
+    type Output = R::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R::Output> {
+        let run = self.project().run.as_pin_mut();
+        run.map_or(Poll::Pending, |run| run.poll(cx))
+    }
+}
+
+impl<R: Stop> Stop for Inline<R> {
+    fn stop(self: Pin<&mut Self>) -> AfterGrace {
+        let this = self.project();
+        let mut run = this.run;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run.set(None))) {
+            this.core.panicked(this.task.clone(), payload);
+        }
+        AfterGrace::Drop
+    }
+
+    fn running(&self, census: &mut Census) {
+        if let Some(run) = &self.run {
+            run.running(census);
+        }
+    }
+}
+
+pin_project! {
     /// An [`Item`] as a future whose output carries the permit back.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     #[derive(Debug)]

@@ -48,6 +48,8 @@ pub(crate) trait OnCancel: Send + Sync {
 /// its node inline so that a group is one allocation.
 pub(crate) trait HasNode: Send + Sync {
     fn node(&self) -> &Node;
+    /// Code nested in it runs off its driver (state.rs's `flags::OFF_DRIVER`).
+    fn off_driver(&self);
 }
 
 #[derive(Default)]
@@ -194,6 +196,11 @@ impl Node {
 
     pub(crate) fn parent(&self) -> Option<&Node> {
         self.parent.as_deref().map(HasNode::node)
+    }
+
+    /// The enclosing group itself, not only its node.
+    pub(crate) fn parent_owner(&self) -> Option<&dyn HasNode> {
+        self.parent.as_deref()
     }
 
     /// Cancels the node with `cause`; `false` if it was already cancelled,

@@ -406,7 +406,9 @@ impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
         let look = core.flags();
         if look & flags::KEEP_WAKER != 0 {
             core.keep_waker(cx.waker());
-            if look & flags::ASKED != 0 {
+            // Read again once the waker is kept: a question asked after
+            // `look` and before it was kept woke no one.
+            if core.flags() & flags::ASKED != 0 {
                 let since = timers.as_ref().map(|t| *t.since);
                 answer(core, since, &*branches);
             }

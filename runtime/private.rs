@@ -24,7 +24,7 @@ pub use core::result::Result;
 pub mod lints;
 
 use crate::branch::{
-    AfterGrace, Boxed, Guarded, ItemName, Keep, Run, RunBlocking, Spawned, Supervise,
+    AfterGrace, Boxed, Guarded, Inline, ItemName, Keep, Run, RunBlocking, Spawned, Supervise,
 };
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind, with_ambient};
@@ -292,7 +292,7 @@ impl Spawn {
     {
         let ctx = ctx.into();
         let core = Arc::clone(&scope.state.core);
-        core.mark(state::flags::OFF_DRIVER);
+        core.off_driver();
         let task = ctx.task().clone();
         Leaf::new(Spawned::new(
             core,
@@ -306,7 +306,8 @@ impl Spawn {
     /// one half inline): the group's task has nothing else to run, so no
     /// parallelism is lost, and a 2-branch group spawns one task, not two.
     /// The bounds are [`Spawn::branch`]'s, so which branch is last changes
-    /// nothing the user can see: the body still sets its own ambient group
+    /// nothing but the task it runs in (its `tokio::task::id()`, the
+    /// task-locals it sees; README): the body still sets its own ambient group
     /// and span, its panic is caught by its guard, and when `grace`
     /// expires it is dropped where it stands, as an aborted task stops at
     /// its next yield.
@@ -316,7 +317,13 @@ impl Spawn {
         T: Send + 'static,
         E: Send + 'static,
     {
-        Leaf::new(Run::new(&scope.state, scope.guarded(ctx, body)))
+        let core = Arc::clone(&scope.state.core);
+        let task = ctx.task().clone();
+        Leaf::new(Inline::new(
+            core,
+            task,
+            Run::new(&scope.state, scope.guarded(ctx, body)),
+        ))
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
@@ -350,7 +357,7 @@ impl Spawn {
                 ),
             ))
         };
-        core.mark(state::flags::OFF_DRIVER);
+        core.off_driver();
         let pool = Workers::new(Arc::clone(core), name);
         Leaf::new(FanOut::new(
             core,
@@ -376,7 +383,7 @@ impl Blocking {
         E: Send + 'static,
     {
         let core = Arc::clone(&scope.state.core);
-        core.mark(state::flags::OFF_DRIVER);
+        core.off_driver();
         let start = core.start();
         let task = ctx.task().clone();
         let span = trace::branch(core.span(), &task);
@@ -426,7 +433,7 @@ impl Blocking {
                 crate::limit::Start::Now(permit),
             ))
         };
-        core.mark(state::flags::OFF_DRIVER);
+        core.off_driver();
         let pool = InTaskPool::new(AfterGrace::Wait);
         Leaf::new(FanOut::new(
             core,

@@ -122,8 +122,9 @@ pub(crate) mod flags {
     /// where a question can wake it.
     pub(crate) const WATCHED: usize = 2;
     /// Code of the group runs off the driver (a `#[spawn]` or `#[blocking]`
-    /// branch or item) and may make a `Watch` while the driver sleeps: the
-    /// driver keeps its waker where a question can wake it.
+    /// branch or item, or such code or a task of a group nested in it) and
+    /// may make a `Watch` while the driver sleeps: the driver keeps its
+    /// waker where a question can wake it.
     pub(crate) const OFF_DRIVER: usize = 4;
     /// A question waits for the driver's answer.
     pub(crate) const ASKED: usize = 8;
@@ -229,6 +230,10 @@ impl std::fmt::Debug for Core {
 impl HasNode for Core {
     fn node(&self) -> &Node {
         &self.node
+    }
+
+    fn off_driver(&self) {
+        Core::off_driver(self);
     }
 }
 
@@ -385,6 +390,10 @@ impl Core {
         F: Future<Output = bool> + Send + 'static,
     {
         self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
+        if let Some(parent) = self.node.parent_owner() {
+            // The task runs off the enclosing groups' drivers too.
+            parent.off_driver();
+        }
         if self.task_flags.fetch_or(SPAWNED, Ordering::AcqRel) & SEALED != 0 {
             return Err(self.cancelled_error());
         }
@@ -458,6 +467,20 @@ impl Core {
     #[inline]
     pub(crate) fn mark(&self, bits: usize) -> usize {
         self.flags.fetch_or(bits, Ordering::AcqRel)
+    }
+
+    /// Code of this group runs off its driver from now on (a `#[spawn]` or
+    /// `#[blocking]` branch or item, a task): and so code of every group it
+    /// is nested in, which that code may ask (a `Watch` from a ctx of theirs
+    /// it holds) while their drivers sleep, so their drivers keep their
+    /// wakers too. Marked up the chain the first time only: an ancestor of a
+    /// group marked is marked.
+    pub(crate) fn off_driver(&self) {
+        if self.mark(flags::OFF_DRIVER) & flags::OFF_DRIVER == 0 {
+            if let Some(parent) = self.node.parent_owner() {
+                parent.off_driver();
+            }
+        }
     }
 
     /// When the group's branches started, if known (a watched group).

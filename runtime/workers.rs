@@ -46,7 +46,7 @@ use crate::fanout::{Done, Indexed, Pool};
 use crate::limit::Permit;
 use crate::state::Core;
 use crate::sync::{Arc, Mutex, lock};
-use crate::tasks::TaskSet;
+use crate::tasks::{Joined, TaskSet};
 use crate::trace;
 
 /// Items a worker polls in one go before it yields to the runtime, so that
@@ -120,34 +120,51 @@ where
     }
 }
 
-/// Starts a worker if items wait and fewer than `target` are alive, else
-/// returns an idle one to wake (once the lock is released).
-fn staff<Fut, T>(
-    shared: &Arc<Shared<Fut, T>>,
-    queue: &mut Queue<Fut>,
-    set: &mut TaskSet<()>,
-    target: usize,
-    name: &'static str,
-) -> Option<Waker>
+/// What [`staff`] decided, done once the queue's lock is released.
+enum Staffing {
+    Nothing,
+    /// A worker was counted in `live`: start it.
+    Start,
+    Wake(Waker),
+}
+
+/// Counts a worker to start if items wait and fewer than `target` are
+/// alive, else returns an idle one to wake.
+fn staff<Fut>(queue: &mut Queue<Fut>, target: usize) -> Staffing {
+    if queue.items.is_empty() {
+        return Staffing::Nothing;
+    }
+    if queue.live < target {
+        queue.live += 1;
+        return Staffing::Start;
+    }
+    queue.idle.pop().map_or(Staffing::Nothing, Staffing::Wake)
+}
+
+impl<Fut, T> Workers<Fut, T>
 where
     Fut: Future<Output = Done<T>> + Send + 'static,
     T: Send + 'static,
 {
-    if queue.items.is_empty() {
-        return None;
+    /// Does what [`staff`] decided, with the queue's lock released: a
+    /// runtime that has shut down drops the worker inside the spawn, and
+    /// its `Drop` takes that lock.
+    fn staffed(&mut self, staffing: Staffing) {
+        match staffing {
+            Staffing::Nothing => {}
+            Staffing::Start => {
+                let worker = Worker {
+                    shared: Arc::clone(&self.shared),
+                    items: FuturesUnordered::new(),
+                    out: Vec::new(),
+                    ended: false,
+                };
+                self.set
+                    .spawn(&trace::name(&TaskName::new(self.name)), worker);
+            }
+            Staffing::Wake(idle) => idle.wake(),
+        }
     }
-    if queue.live < target {
-        queue.live += 1;
-        let worker = Worker {
-            shared: Arc::clone(shared),
-            items: FuturesUnordered::new(),
-            out: Vec::new(),
-            ended: false,
-        };
-        set.spawn(&trace::name(&TaskName::new(name)), worker);
-        return None;
-    }
-    queue.idle.pop()
 }
 
 impl<Fut, T> Pool<Fut> for Workers<Fut, T>
@@ -172,17 +189,9 @@ where
         }
         let mut queue = lock(&self.shared.queue);
         queue.items.push_back((index, task));
-        let idle = staff(
-            &self.shared,
-            &mut queue,
-            &mut self.set,
-            self.target,
-            self.name,
-        );
+        let staffing = staff(&mut queue, self.target);
         drop(queue);
-        if let Some(idle) = idle {
-            idle.wake();
-        }
+        self.staffed(staffing);
     }
 
     fn poll_next(
@@ -206,20 +215,22 @@ where
                 Poll::Ready(Some(joined)) => {
                     // A worker ended. The group records a panic that
                     // escaped an item; one that died with items still
-                    // queued is replaced here.
+                    // queued is replaced here. An aborted one was not
+                    // aborted by `stop` (which empties the queue first) but
+                    // by the runtime shutting down: a new one would be
+                    // dropped as it is spawned, so the queued items are.
+                    let aborted = matches!(joined, Joined::Aborted);
                     self.core.joined(&TaskName::new(self.name), joined);
                     let mut queue = lock(&self.shared.queue);
-                    let idle = staff(
-                        &self.shared,
-                        &mut queue,
-                        &mut self.set,
-                        self.target,
-                        self.name,
-                    );
-                    drop(queue);
-                    if let Some(idle) = idle {
-                        idle.wake();
+                    if aborted {
+                        let queued = std::mem::take(&mut queue.items);
+                        drop(queue);
+                        drop(queued);
+                        continue;
                     }
+                    let staffing = staff(&mut queue, self.target);
+                    drop(queue);
+                    self.staffed(staffing);
                 }
                 Poll::Ready(None) => {
                     // Every worker has ended; each handed over its results
@@ -362,14 +373,19 @@ mod tests {
     use crate::errgroup;
 
     /// 1,000 items on a 2-worker runtime run in at most 2 tokio tasks, not
-    /// one each, and give their values in iteration order.
+    /// one each, and give their values in iteration order. Each item waits
+    /// for all of them: a worker that has run one holds it until every item
+    /// has started, so it cannot run out of items, end, and be replaced by
+    /// a third task while the fan-out still pushes (as items that only
+    /// yielded let it, in about one run in four).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn many_items_share_a_worker_per_runtime_thread() {
         let tasks = Arc::new(Mutex::new(HashSet::new()));
+        let all = Arc::new(tokio::sync::Barrier::new(1_000));
         let (values,) = errgroup! {
-            #[spawn(clone(tasks))] items => for i in 0..1_000u32 {
+            #[spawn(clone(tasks, all))] items => for i in 0..1_000u32 {
                 tasks.lock().unwrap().insert(tokio::task::id());
-                tokio::task::yield_now().await;
+                all.wait().await;
                 Ok::<_, ()>(i)
             },
         }
@@ -398,6 +414,29 @@ mod tests {
         assert_eq!(values, (0..50).map(|i| i * 2).collect::<Vec<_>>());
     }
 
+    /// On a runtime that has shut down every worker is dropped as it is
+    /// spawned (inside the spawn): the fan-out ends with the group
+    /// cancelled, as it did with a task per item, instead of deadlocking on
+    /// its own queue lock or restarting workers for ever.
+    #[test]
+    fn a_fan_out_on_a_runtime_that_has_shut_down_ends() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .build()
+            .unwrap();
+        let handle = runtime.handle().clone();
+        drop(runtime);
+        let result = handle.block_on(async {
+            errgroup! {
+                #[spawn] items => for i in 0..3u32 {
+                    Ok::<_, ()>(i)
+                },
+            }
+        });
+        let error = result.unwrap_err();
+        assert_eq!(error.cause(), crate::Cause::Dropped, "{error:?}");
+    }
+
     /// In a group of `#[spawn]` branches only, the last one runs in the
     /// group's own task and the others in tasks of their own.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -414,6 +453,61 @@ mod tests {
         let (here, a, b) = group.await.unwrap();
         assert_ne!(a, here);
         assert_eq!(b, here);
+    }
+
+    /// A panic in the destructor of the branch run in the group's task,
+    /// dropped when `grace` expires, is the group's panic as that of an
+    /// aborted task is: resumed once the other branches have stopped, not
+    /// let out of the group's poll while one still runs.
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_dropping_the_inline_branch_waits_for_the_other_branches() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        use std::time::Duration;
+
+        use futures_util::FutureExt;
+
+        struct SetOnDrop(Arc<AtomicBool>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, SeqCst);
+            }
+        }
+        struct PanicOnDrop;
+        impl Drop for PanicOnDrop {
+            fn drop(&mut self) {
+                panic!("dropping the inline branch");
+            }
+        }
+
+        let stopped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stopped);
+        let result = std::panic::AssertUnwindSafe(async {
+            errgroup! {
+                grace = Duration::from_secs(1);
+                #[spawn] failing => Err::<(), _>("boom"),
+                #[spawn(clone(flag))] stubborn => {
+                    let _guard = SetOnDrop(flag);
+                    std::future::pending::<()>().await;
+                    Ok(())
+                },
+                #[spawn] bomb => {
+                    let _bomb = PanicOnDrop;
+                    std::future::pending::<()>().await;
+                    Ok(())
+                },
+            }
+        })
+        .catch_unwind()
+        .await;
+        let payload = result.expect_err("the group resumes the panic");
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"dropping the inline branch")
+        );
+        assert!(
+            stopped.load(SeqCst),
+            "the group panicked with `stubborn` still running"
+        );
     }
 
     /// With an in-task branch in the group, every `#[spawn]` branch is a

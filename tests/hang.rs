@@ -410,3 +410,66 @@ async fn a_dropped_group_answers_nothing() {
         []
     );
 }
+
+/// A nested group's `#[spawn]` branch asks the outer group, whose only
+/// branch is in-task (so its driver has kept no waker), while the outer
+/// driver sleeps: the question must wake it and be answered at once, as it
+/// is for a `#[spawn]` branch of the outer group itself.
+#[tokio::test(start_paused = true)]
+async fn a_question_from_a_nested_groups_task_wakes_the_sleeping_outer_group() {
+    let start = Instant::now();
+    let (answered,) = errgroup! {
+        type Error = Cancelled;
+        outer => {
+            let parent = ctx.clone();
+            let (answered, ()) = errgroup! {
+                #[spawn] watchdog => {
+                    sleep(Duration::from_secs(1)).await;
+                    let running = parent.watch().running().await;
+                    Ok::<_, ()>((Instant::now(), listed(&running)))
+                },
+                #[spawn] slow => { sleep(Duration::from_secs(3)).await; Ok(()) },
+            }
+            .unwrap();
+            Ok(answered)
+        },
+    }
+    .unwrap();
+    let (at, running) = answered;
+    assert_eq!(at - start, Duration::from_secs(1), "answered late");
+    assert_eq!(running, named(&[("outer", 0.0)]));
+}
+
+/// The same from a nested group's `ctx.spawn` task: a task runs off the
+/// drivers of the groups around its own too.
+#[tokio::test(start_paused = true)]
+async fn a_question_from_a_nested_groups_ctx_spawn_task_wakes_the_outer_group() {
+    let start = Instant::now();
+    let (answered,) = errgroup! {
+        type Error = Cancelled;
+        outer => {
+            let parent = ctx.clone();
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+            let slot = std::sync::Arc::clone(&seen);
+            errgroup! {
+                inner => {
+                    ctx.spawn("asker", async move {
+                        sleep(Duration::from_secs(1)).await;
+                        let running = parent.watch().running().await;
+                        *slot.lock().unwrap() = Some((Instant::now(), listed(&running)));
+                        Ok(())
+                    })?;
+                    sleep(Duration::from_secs(3)).await;
+                    Ok::<_, Cancelled>(())
+                },
+            }
+            .unwrap();
+            let seen = seen.lock().unwrap().take().expect("the task asked");
+            Ok(seen)
+        },
+    }
+    .unwrap();
+    let (at, running) = answered;
+    assert_eq!(at - start, Duration::from_secs(1), "answered late");
+    assert_eq!(running, named(&[("outer", 0.0)]));
+}
