@@ -232,8 +232,10 @@ pub use crate::group::Group;
 /// `#[spawn] for` runs its items in parallel on the runtime's worker threads,
 /// as tokio tasks would (`Send + 'static`: pass owned data through the
 /// iterator, e.g. `urls.into_iter().map(|u| (u, client.clone()))`), driven by
-/// about one worker task per runtime thread rather than a task per item;
-/// `#[blocking] for` runs each item on the blocking pool.
+/// about one worker task per runtime thread rather than a task per item
+/// (so an item that blocks its thread delays the items sharing its worker:
+/// blocking work belongs in `#[blocking]`); `#[blocking] for` runs each item
+/// on the blocking pool.
 ///
 /// ```
 /// use errgroup::{errgroup, Cause};

@@ -238,6 +238,10 @@ where
                     if !lock(&self.shared.done).is_empty() {
                         continue;
                     }
+                    // Whatever is still marked was dropped unfinished (by
+                    // `grace`, or with a worker the runtime dropped): it no
+                    // longer runs.
+                    self.live.clear();
                     return Poll::Ready(None);
                 }
                 Poll::Pending => return Poll::Pending,
@@ -248,6 +252,9 @@ where
     fn stop(&mut self) -> AfterGrace {
         // Dropped here, outside the lock: an item's destructor may do anything.
         let queued = std::mem::take(&mut lock(&self.shared.queue).items);
+        for (index, _) in &queued {
+            self.live[index / 64] &= !(1 << (index % 64));
+        }
         drop(queued);
         self.set.abort_all();
         AfterGrace::Wait
@@ -527,5 +534,33 @@ mod tests {
         let (here, a, b) = group.await.unwrap();
         assert_ne!(a, here);
         assert_ne!(b, here);
+    }
+
+    /// Items `grace` drops from the queue no longer run: a question asked
+    /// after it must not list them (the census reads `live`).
+    #[tokio::test(flavor = "current_thread")]
+    async fn items_dropped_from_the_queue_by_grace_are_no_longer_live() {
+        use std::future::{Future, pending};
+        use std::pin::Pin;
+
+        use super::Workers;
+        use crate::fanout::{Done, Pool};
+        use crate::state::{Core, Settings};
+
+        type Item = Pin<Box<dyn Future<Output = Done<()>> + Send>>;
+        let core = Core::new(Settings::default());
+        let mut pool: Workers<Item, ()> = Workers::new(core, "items");
+        // On this thread the worker spawned for them has not run yet:
+        // both items are still queued.
+        for index in 0..2 {
+            pool.push(index, Box::pin(pending()));
+        }
+        let mut live = Vec::new();
+        pool.live(&mut live);
+        assert_eq!(live, [0, 1]);
+        pool.stop();
+        live.clear();
+        pool.live(&mut live);
+        assert_eq!(live, [], "what grace dropped is listed as running");
     }
 }
