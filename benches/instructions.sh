@@ -18,8 +18,9 @@ cd "$(dirname "$0")/.."
 
 # errgroup / try_join instructions per group, measured when it was set
 # (15.1x: 1,438 / 95 Ir on the trivial branch of 2026-11-27, down from
-# 1,758 = 18.5x at e2fb6ff), rounded up ~10%. Lower it when the fast path
-# gets cheaper, so a regression shows.
+# 1,758 = 18.5x at e2fb6ff; 16.0x, 1,522 Ir, once merged with the typed
+# ctx, the still-running census and the review's fixes), rounded up ~10%.
+# Lower it when the fast path gets cheaper, so a regression shows.
 BUDGET=${BUDGET:-17}
 ROUNDS=${ROUNDS:-10000}
 BASE=1000
