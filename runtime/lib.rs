@@ -21,10 +21,11 @@
 //! ```
 //!
 //! All branches start at once; the first to fail cancels the others through
-//! the injected [`ctx`](Ctx); the group waits for every branch, then yields
+//! the injected [`ctx`](BranchCtx); the group waits for every branch, then yields
 //! every value in branch order or the first error, named after its branch.
 //! See [`errgroup!`] for the grammar and the rules, [`Ctx`] for what a branch
-//! can do with its context, and [`Group`] for groups built at run time. The
+//! can do with its context ([`BranchCtx`] adds the spawn typed by the group's
+//! error), and [`Group`] for groups built at run time. The
 //! [`guide`] moves code over from `JoinSet`, `try_join!` and Go, and has
 //! recipes for shutdown, web handlers and tracing.
 //!
