@@ -70,7 +70,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::panic::panic_any;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Mutex, Once};
 use std::time::Duration;
 
@@ -688,6 +688,9 @@ struct Env {
     sent_ok: Mutex<BTreeSet<u32>>,
     fates: Mutex<BTreeMap<u32, Vec<Fate>>>,
     problems: Mutex<Vec<String>>,
+    /// The instant (units) at which the case's group shuts itself down on
+    /// purpose through its `shutdown_on` signal; `u64::MAX`: never.
+    stop_at: AtomicU64,
 }
 
 impl Env {
@@ -708,7 +711,19 @@ impl Env {
             sent_ok: Mutex::default(),
             fates: Mutex::default(),
             problems: Mutex::default(),
+            stop_at: AtomicU64::new(u64::MAX),
         })
+    }
+
+    /// The case's group's `shutdown_on` signal: completes at `stop_at`.
+    fn stop_signal(&'static self) -> impl Future<Output = ()> + Send + 'static {
+        let at = self.stop_at.load(SeqCst);
+        async move {
+            if at == u64::MAX {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep_until(self.start + units(at)).await;
+        }
     }
 
     fn now(&self) -> u64 {
@@ -997,7 +1012,7 @@ async fn run_group(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>> {
 }
 
 async fn dynamic(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>> {
-    let mut group = Group::<Fail>::new();
+    let mut group = Group::<Fail>::new().shutdown_on(env.stop_signal());
     if let Some(d) = plan.deadline {
         group = group.timeout(units(d));
     }
@@ -1027,6 +1042,7 @@ async fn macro_in_task(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>
     let timeout = units(plan.deadline.unwrap_or(NO_DEADLINE));
     errgroup! {
         timeout = timeout;
+        shutdown_on = env.stop_signal();
         type Error = Fail;
         let (tx, rx) = channel::<Token>(plan.capacity);
         work => for (i, kind) in plan.work.iter().cloned().enumerate() {
@@ -1046,6 +1062,7 @@ async fn macro_spawn(plan: &Plan, env: &'static Env) -> Result<(), Error<Fail>> 
     let timeout = units(plan.deadline.unwrap_or(NO_DEADLINE));
     errgroup! {
         timeout = timeout;
+        shutdown_on = env.stop_signal();
         type Error = Fail;
         let (tx, rx) = channel::<Token>(plan.capacity);
         #[spawn] work => for (i, kind) in plan.work.clone().into_iter().enumerate() {
@@ -1069,9 +1086,11 @@ async fn run_case(plan: &Plan, env: &'static Env) -> (Outcome, u64) {
 
 /// Runs `group()`, under a parent cancelled at `parent` if any. At an odd
 /// instant the parent is shut down on purpose (`ctx.shutdown()`), at an
-/// even one its `killer` fails: the case's group sees the same
-/// cancellation at the same instant either way, so the oracle is the same;
-/// only whether the result is a shutdown differs, and is checked here.
+/// even one its `killer` fails; at one that is 3 modulo 4 there is no
+/// parent, and the case's group shuts itself down through its own
+/// `shutdown_on` signal. The case's group sees the same cancellation at the
+/// same instant each way, so the oracle is the same; only whether the
+/// result is a shutdown, and whose, differs, and is checked here.
 async fn under_parent<F, Fut>(parent: Option<u64>, env: &'static Env, group: F) -> (Outcome, u64)
 where
     F: Fn() -> Fut,
@@ -1081,6 +1100,29 @@ where
         let result = catch_panic(group()).await;
         return returned(env, result);
     };
+    if parent % 4 == 3 {
+        env.stop_at.store(parent, SeqCst);
+        let result = catch_panic(group()).await;
+        let cause = match &result {
+            Ok(Err(Error::Cancelled(c))) => Some(c.cause().clone()),
+            _ => None,
+        };
+        let mut outcome = returned(env, result);
+        match cause {
+            // The oracle's prediction for a cancellation from outside at
+            // this instant is the parent's.
+            Some(Cause::Shutdown { by }) if by == "shutdown_on" => {
+                outcome.0 = Outcome::Cancelled(Source::Parent);
+            }
+            Some(cause @ (Cause::Shutdown { .. } | Cause::Parent(_))) => {
+                outcome.0 = Outcome::Unexpected(format!(
+                    "a group shut down by its own signal gave {cause:?}"
+                ));
+            }
+            _ => {}
+        }
+        return outcome;
+    }
     let shutdown = parent % 2 == 1;
     let seen = Mutex::new(None);
     // The parent group: `killer` acts at `parent`; the case's group is
@@ -1790,7 +1832,7 @@ async fn run_knobs(k: &Knobs, env: &'static Env) -> Result<(), Error<Fail>> {
 }
 
 async fn knobs_group(k: &Knobs, env: &'static Env) -> Result<(), Error<Fail>> {
-    let mut group = Group::<Fail>::new();
+    let mut group = Group::<Fail>::new().shutdown_on(env.stop_signal());
     if let Some(d) = k.deadline {
         group = group.timeout(units(d));
     }
@@ -1886,14 +1928,16 @@ async fn knobs_macro(k: &Knobs, env: &'static Env) -> Result<(), Error<Fail>> {
     // Without a limit, some groups have no header and some one that never
     // binds.
     match (k.limit, k.blocking.is_empty()) {
-        (None, false) => knob_paths!(k, env, [timeout = timeout; grace = grace;], blocking),
+        (None, false) => {
+            knob_paths!(k, env, [timeout = timeout; grace = grace; shutdown_on = env.stop_signal();], blocking)
+        }
         (limit, false) => {
             let n = limit.unwrap_or(LOTS);
-            knob_paths!(k, env, [timeout = timeout; grace = grace; limit = n;], blocking)
+            knob_paths!(k, env, [timeout = timeout; grace = grace; limit = n; shutdown_on = env.stop_signal();], blocking)
         }
         (limit, true) => {
             let n = limit.unwrap_or(LOTS);
-            knob_paths!(k, env, [timeout = timeout; grace = grace; limit = n;], no_blocking)
+            knob_paths!(k, env, [timeout = timeout; grace = grace; limit = n; shutdown_on = env.stop_signal();], no_blocking)
         }
     }
 }
