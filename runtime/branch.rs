@@ -365,6 +365,49 @@ impl<R: Stop> Stop for Inline<R> {
 }
 
 pin_project! {
+    /// A `#[spawn]` branch run where [`Spawn::inline`](crate::__private::Spawn::inline)
+    /// placed it: in the group's task, or as a task of its own.
+    #[project = PlacedProj]
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    #[derive(Debug)]
+    pub(crate) enum Placed<I, S> {
+        Inline { #[pin] run: I },
+        Spawned { #[pin] run: S },
+    }
+}
+
+impl<I, S, T> Future for Placed<I, S>
+where
+    I: Future<Output = Option<T>>,
+    S: Future<Output = Option<T>>,
+{
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        match self.project() {
+            PlacedProj::Inline { run } => run.poll(cx),
+            PlacedProj::Spawned { run } => run.poll(cx),
+        }
+    }
+}
+
+impl<I: Stop, S: Stop> Stop for Placed<I, S> {
+    fn stop(self: Pin<&mut Self>) -> AfterGrace {
+        match self.project() {
+            PlacedProj::Inline { run } => run.stop(),
+            PlacedProj::Spawned { run } => run.stop(),
+        }
+    }
+
+    fn running(&self, census: &mut Census) {
+        match self {
+            Placed::Inline { run } => run.running(census),
+            Placed::Spawned { run } => run.running(census),
+        }
+    }
+}
+
+pin_project! {
     /// An [`Item`] as a future whose output carries the permit back.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     #[derive(Debug)]
