@@ -166,8 +166,8 @@ pub use crate::group::Group;
 /// 1. **Concurrent start.** Every branch starts at once. Plain branches run
 ///    in the calling task and may borrow locals. `#[spawn]` branches run as
 ///    tokio tasks, in parallel (captures are moved; `Send + 'static`); in a
-///    group whose branches are all plain `#[spawn]` ones, the last runs in
-///    the group's own task instead, which would only wait (so it shares
+///    group whose branches are all plain `#[spawn]` ones, awaited inside a
+///    tokio task, the last runs in the group's own task instead, which would only wait (so it shares
 ///    that task's `tokio::task::id()`, task-locals and tokio-console entry).
 ///    `#[blocking]` bodies are synchronous code on tokio's blocking pool, with
 ///    `ctx` for `is_cancelled()` checks.
