@@ -279,6 +279,20 @@ impl InTask {
     }
 }
 
+/// A `#[spawn]` body as a tokio task of `scope`'s group: [`Spawn::branch`],
+/// and [`Spawn::inline`] outside a tokio task.
+fn spawned<E, T, F>(scope: &Scope<E>, ctx: Ctx, body: F) -> Spawned<T>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let core = Arc::clone(&scope.state.core);
+    core.off_driver();
+    let task = ctx.task().clone();
+    Spawned::new(core, task, Run::new(Boxed, scope.guarded(ctx, body)))
+}
+
 impl Spawn {
     pub fn branch<E, T, F>(
         self,
@@ -291,15 +305,7 @@ impl Spawn {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let ctx = ctx.into();
-        let core = Arc::clone(&scope.state.core);
-        core.off_driver();
-        let task = ctx.task().clone();
-        Leaf::new(Spawned::new(
-            core,
-            task,
-            Run::new(Boxed, scope.guarded(ctx, body)),
-        ))
+        Leaf::new(spawned(scope, ctx.into(), body))
     }
 
     /// The last `#[spawn]` branch of a group whose branches are all plain
@@ -318,23 +324,21 @@ impl Spawn {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = Arc::clone(&scope.state.core);
-        let task = ctx.task().clone();
         // Only inside a tokio task, whose thread is a runtime worker. A
         // group awaited in `block_on` (the body of `#[tokio::main]`) runs
         // on a thread that is not one: a branch there would talk to the
         // others across threads (a channel between two `#[spawn]` branches
         // ran 1.75x slower), so it is spawned like the rest.
         if tokio::task::try_id().is_some() {
+            let core = Arc::clone(&scope.state.core);
+            let task = ctx.task().clone();
             let run = Run::new(&scope.state, scope.guarded(ctx, body));
             Leaf::new(Placed::Inline {
                 run: Inline::new(core, task, run),
             })
         } else {
-            core.off_driver();
-            let run = Run::new(Boxed, scope.guarded(ctx, body));
             Leaf::new(Placed::Spawned {
-                run: Spawned::new(core, task, run),
+                run: spawned(scope, ctx, body),
             })
         }
     }
