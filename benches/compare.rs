@@ -1,6 +1,6 @@
 //! errgroup side by side with what people write without it.
 //!
-//! Every criterion group is one case of the performance issue's table and
+//! Every criterion group is one case of the table in benches/README.md and
 //! holds two functions: the errgroup side (id starting with `errgroup`) and
 //! the alternative. `benches/ratios.sh` runs this and prints the medians,
 //! the ratio errgroup / other and the target.

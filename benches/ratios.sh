@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs errgroup's side-by-side benches (compare, scaling, loopback) and
 # prints one table: case, errgroup median, alternative median, ratio
-# errgroup / other, and the target from the performance issue; then the
+# errgroup / other, and the case's target; then the
 # scaling table (1 worker vs 2). Both sides of a case run in the same
 # process (criterion's one after the other, scaling's and loopback's in
 # turn, round after round), so compare the ratios: absolute times drift

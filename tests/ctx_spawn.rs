@@ -1,4 +1,4 @@
-//! `ctx.spawn(name, fut)` (issue 4): a `'static` task the group waits for, whose error is the group's, that starts nothing after cancellation and dies with the group; on `errgroup!` and on the dynamic `Group`. In a branch, `ctx` is a `BranchCtx<E>` (issue 11): its `spawn` and `spawn_with` take tasks of the group's error type only, and it passes wherever a `&Ctx` did.
+//! `ctx.spawn(name, fut)`: a `'static` task the group waits for, whose error is the group's, that starts nothing after cancellation and dies with the group; on `errgroup!` and on the dynamic `Group`. In a branch, `ctx` is a `BranchCtx<E>`: its `spawn` and `spawn_with` take tasks of the group's error type only, and it passes wherever a `&Ctx` did.
 //!
 //! Ordering never relies on sleeping and hoping: tests run on tokio's paused
 //! clock or synchronise explicitly (oneshots released from outside the
@@ -369,7 +369,7 @@ async fn after_a_group_is_cancelled_its_ctx_spawn_starts_nothing() {
     assert!(!polled.load(SeqCst), "a refused task was polled");
 }
 
-// The typed ctx of a branch (issue 11): `ctx` is a `&BranchCtx<E>`, whose
+// The typed ctx of a branch: `ctx` is a `&BranchCtx<E>`, whose
 // `spawn` takes a task of the group's error type `E`, so that its `Ok(())`
 // needs no annotation (each test below compiled only with a turbofish
 // before), and which passes wherever the `&Ctx` it replaced did.

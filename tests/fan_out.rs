@@ -1,4 +1,4 @@
-//! Fan-out branches (`name => for x in items { .. }`, issue 4): order, names, laziness under `limit`, cancellation, borrowing, `#[spawn]`, `#[blocking]`, supervisor mode.
+//! Fan-out branches (`name => for x in items { .. }`): order, names, laziness under `limit`, cancellation, borrowing, `#[spawn]`, `#[blocking]`, supervisor mode.
 //!
 //! Ordering never relies on sleeping and hoping: tests run on tokio's paused
 //! clock (a sleep is an exact step) or synchronise explicitly (counters,

@@ -1,4 +1,4 @@
-//! `grace = d` (issue 4), on tokio's paused clock: after cancellation, what still runs `d` later is dropped (in-task) or aborted (spawned, `ctx.spawn`), blocking bodies are waited for, and without cancellation nothing changes.
+//! `grace = d`, on tokio's paused clock: after cancellation, what still runs `d` later is dropped (in-task) or aborted (spawned, `ctx.spawn`), blocking bodies are waited for, and without cancellation nothing changes.
 //!
 //! On the paused clock a sleep is an exact step, so "the group returns at
 //! cancellation + d" is asserted to the nanosecond. Stubborn branches ignore

@@ -1,4 +1,4 @@
-//! A hang that names itself (issue 12, part 4), on tokio's paused clock: a
+//! A hang that names itself, on tokio's paused clock: a
 //! group whose deadline passes or whose grace expires says which branches,
 //! fan-out items and tasks were still running and for how long
 //! ([`StillRunning`] on the `Cancelled` it returns), and a running group can

@@ -1,4 +1,4 @@
-//! Stress and leaks (issue 6, part 3): many sequential groups and many
+//! Stress and leaks: many sequential groups and many
 //! concurrent tasks in one group leave the heap as they found it, on every
 //! way a group can end: success, a branch's error, a panic, the group's
 //! future dropped midway with spawned tasks in flight, and a deadline.

@@ -1,4 +1,4 @@
-//! Randomized schedules (issue 6, part 2; issue 10): proptest builds groups
+//! Randomized schedules: proptest builds groups
 //! with random behaviours and delays on tokio's paused clock, runs each on a
 //! fresh current-thread runtime, and checks the run against an oracle
 //! computed from the plan alone. "Semantic N" is the numbered list in the
@@ -206,8 +206,8 @@ fn random_limit_grace_blocking_and_supervised_plans_match_the_oracle() {
     );
 }
 
-/// The second property on `#[spawn]` fan-outs under `grace`: issue 10's
-/// "semantic 3 is broken for `#[spawn] for` after `grace`", found again
+/// The second property on `#[spawn]` fan-outs under `grace`: the bug that
+/// semantic 3 did not hold for `#[spawn] for` after `grace`, found again
 /// (items aborted by dropping their `JoinSet` but not awaited, so their
 /// futures are still alive when the group returns).
 #[test]

@@ -1,4 +1,4 @@
-//! Shutdown under load (issue 6, part 5): 10,000 branches move messages
+//! Cancellation under load: 10,000 branches move messages
 //! through two group channels at full speed (producers -> relays ->
 //! consumers) when one consumer fails.
 //!

@@ -4,7 +4,7 @@
 //! constructor pairs are covered. Both flume majors count separately, as
 //! their endpoints are different types.
 //!
-//! `cargo test --all-features --test lint_features` (CI runs it); without
+//! `cargo test --all-features --test raw_channel_features` (CI runs it); without
 //! the features the file is empty.
 
 #![cfg(all(
