@@ -9,7 +9,7 @@
 //! `DeadlineExceeded`), the grace timer (stopping what still runs), each
 //! branch in the order written, then the group's tasks (`ctx.spawn`). The
 //! group is done when no branch and no task is running; the last poll of
-//! the tasks closes the set in the same critical section (core.rs).
+//! the tasks closes the set in the same critical section (`Core::poll_tasks`).
 //!
 //! When the group has tasks or is watched (`state::flags`), the poll keeps
 //! its waker in the core and answers the questions of `Watch` handles with

@@ -71,7 +71,7 @@ mod trace;
 mod cancel;
 // `limit = n`: permits, and when a branch may start.
 mod limit;
-// The one task container and its shutdown rule.
+// `Task` and `TaskSet`, the handles of a group's tokio tasks, and their shutdown rule.
 mod tasks;
 // One group's shared state: the node, the limit, the tasks, the first error.
 mod state;

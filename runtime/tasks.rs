@@ -1,6 +1,10 @@
-//! The tokio tasks a group starts: `#[spawn]` branches, the workers of
-//! `#[spawn] for` items and `ctx.spawn` tasks, with one shutdown rule for all
-//! of them.
+//! The two handles a group keeps its tokio tasks in, and their one shutdown
+//! rule: [`Task`], one task (a `#[spawn]` or `#[blocking]` branch, in
+//! branch.rs), and [`TaskSet`], many (the `ctx.spawn` tasks in state.rs,
+//! the branches of a `Group` in group.rs, the workers of `#[spawn] for`
+//! items in workers.rs). The watchers of a `Group`'s deadline and
+//! `shutdown_on` signals are plain tokio tasks, aborted by the group
+//! (group.rs).
 //!
 //! # The shutdown rule
 //!
