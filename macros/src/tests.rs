@@ -706,6 +706,7 @@ fn corpus() -> Vec<Case> {
     for dir in [
         "examples",
         "tests",
+        "tests/schedules",
         "tests/ui",
         "tests/fixtures/reexport/src",
         "tests/fixtures/reexport/tests",
