@@ -308,16 +308,15 @@ impl Spawn {
         Leaf::new(spawned(scope, ctx.into(), body))
     }
 
-    /// The last `#[spawn]` branch of a group whose branches are all plain
-    /// `#[spawn]` ones, run in the group's own task (as rayon's `join` runs
-    /// one half inline): the group's task has nothing else to run, so no
-    /// parallelism is lost, and a 2-branch group spawns one task, not two.
-    /// The bounds are [`Spawn::branch`]'s, so which branch is last changes
-    /// nothing but the task it runs in (its `tokio::task::id()`, the
-    /// task-locals it sees; README): the body still sets its own ambient group
-    /// and span, its panic is caught by its guard, and when `grace`
-    /// expires it is dropped where it stands, as an aborted task stops at
-    /// its next yield.
+    /// A `#[spawn]` branch run in the group's own task (as rayon's `join`
+    /// runs one half inline). Which branch is the macro's decision
+    /// (`Input::inline_branch`, macros/src/ast.rs), made once; this only
+    /// checks what the macro cannot know, below. The bounds are
+    /// [`Spawn::branch`]'s, so which branch is last changes nothing but the
+    /// task it runs in (its `tokio::task::id()`, the task-locals it sees;
+    /// README): the body still sets its own ambient group and span, its
+    /// panic is caught by its guard, and when `grace` expires it is dropped
+    /// where it stands, as an aborted task stops at its next yield.
     pub fn inline<E, T, F>(self, scope: &Scope<E>, ctx: Ctx, body: F) -> impl Branch<Value = T> + '_
     where
         F: Future<Output = Result<T, E>> + Send + 'static,

@@ -1,17 +1,13 @@
 //! The typed tree of one block: a [`Config`] from its headers and its
-//! [`Branch`]es, each with its attributes already read ([`Attrs`]).
-//!
-//! The rules that can be decided as the tree is built are kept here, where
-//! a value is set: a header given twice, after a branch, or with a value
-//! that can never work (`limit = 0`, `channel(0)`), and a branch name used
-//! twice. They are reported in source order, with the syntax errors.
+//! [`Branch`]es, each with its attributes already read ([`Attrs`]). The
+//! tree only holds what was written; the rules it must satisfy are in
+//! `valid.rs`.
 
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
-use syn::{Expr, ExprForLoop, Ident, Lit, Path, Type};
+use syn::{Expr, ExprForLoop, Ident, Path, Type};
 
-use crate::attr::Attrs;
-use crate::errors::Errors;
+use crate::mode::Mode;
 
 /// The whole block.
 #[derive(Default)]
@@ -34,27 +30,35 @@ pub(crate) enum Body {
     Broken,
 }
 
+/// What the attributes of one branch ask for.
+#[derive(Default)]
+pub(crate) struct Attrs {
+    pub(crate) mode: Mode,
+    /// The mode attribute's name (`spawn`, `blocking`): a moving branch's
+    /// `move` is spanned there, so rustc's "value moved here" points at it.
+    pub(crate) mode_span: Option<Span>,
+    /// `clone(a, b)` on `#[spawn]` or `#[blocking]`: the names cloned into
+    /// the branch before it moves them, each as written.
+    pub(crate) clones: Vec<Ident>,
+    /// `#[allow(raw_channel)]`.
+    pub(crate) allow_raw_channel: bool,
+    /// `#[allow(detached_spawn)]`.
+    pub(crate) allow_detached_spawn: bool,
+}
+
 impl Input {
-    /// Adds a branch, reporting a name an earlier branch has. Branches that
-    /// did not parse are left out of the comparison: their name may be the
-    /// very thing that is broken.
-    pub(crate) fn push_branch(&mut self, branch: Branch, errors: &mut Errors) {
-        let parsed = |b: &Branch| !matches!(b.body, Body::Broken);
-        if parsed(&branch)
-            && self
-                .branches
-                .iter()
-                .any(|b| parsed(b) && b.name == branch.name)
-        {
-            errors.at(
-                branch.name.span(),
-                format!(
-                    "the branch name `{}` is used twice\nhelp: give every branch its own name; the names identify failed tasks",
-                    branch.name
-                ),
-            );
-        }
-        self.branches.push(branch);
+    /// The branch that runs in the group's own task (`Spawn::inline`): the
+    /// last, when every branch is a plain `#[spawn]` one and there are two
+    /// or more. The group's task would only wait for the others, so no
+    /// parallelism is lost, and a 2-branch group spawns one task, not two.
+    /// Decided here once; the runtime only runs it so, when it is polled
+    /// inside a tokio task at all (what no macro can know).
+    pub(crate) fn inline_branch(&self) -> Option<usize> {
+        let all_spawn = self
+            .branches
+            .iter()
+            .all(|b| b.attrs.mode == Mode::Spawn && matches!(b.body, Body::Expr(_)));
+        (self.branches.len() >= 2 && all_spawn).then(|| self.branches.len() - 1)
     }
 }
 
@@ -212,74 +216,11 @@ pub(crate) struct Config {
 }
 
 impl Config {
-    /// Sets one header written at `key`, reporting what makes it wrong: a
-    /// place after a branch, a second setting, a value that cannot work.
-    /// The first setting of a key is the one kept.
-    pub(crate) fn set(
-        &mut self,
-        key: Span,
-        header: Header,
-        after_branch: bool,
-        errors: &mut Errors,
-    ) {
-        let name = header.key().name();
-        if after_branch {
-            errors.at(
-                key,
-                format!("the `{name}` header comes after a branch\nhelp: move every header above the first branch"),
-            );
-        }
+    /// Sets one header written at `key` (`valid::header` has checked it);
+    /// the first setting of a key is the one kept.
+    pub(crate) fn set(&mut self, key: Span, header: Header) {
         let order = self.written;
         self.written += 1;
-        let taken = match &header {
-            Header::Timeout(_) => self.timeout.is_some(),
-            Header::Deadline(_) => self.deadline.is_some(),
-            Header::Parent(_) => self.parent.is_some(),
-            Header::Limit(_) => self.limit.is_some(),
-            Header::Grace(_) => self.grace.is_some(),
-            Header::ShutdownOn(_) => self.shutdown_on.is_some(),
-            Header::OnErrorContinue => self.supervise.is_some(),
-            Header::Crate(_) => self.krate.is_some(),
-            Header::ErrorType(_) => self.error_type.is_some(),
-            Header::Channel(_) => false,
-        };
-        if taken {
-            errors.at(
-                key,
-                format!("the `{name}` header is set twice\nhelp: remove one of the two"),
-            );
-        }
-        let other_timing = match &header {
-            Header::Timeout(_) => self.deadline.is_some(),
-            Header::Deadline(_) => self.timeout.is_some(),
-            _ => false,
-        };
-        if other_timing {
-            errors.at(
-                key,
-                "`timeout` and `deadline` both set the group's deadline\nhelp: keep one of them",
-            );
-        }
-        match &header {
-            Header::Limit(limit) => {
-                if let Some(zero) = literal_zero(limit) {
-                    errors.at(
-                        zero,
-                        "`limit = 0` would never let a branch run\nhelp: use `limit = 1` or more, or leave `limit` out for no limit",
-                    );
-                }
-            }
-            Header::Channel(channel) => {
-                if let Some(zero) = channel.capacity.as_ref().and_then(literal_zero) {
-                    errors.at(
-                        zero,
-                        "a group channel needs room for at least one item (Go's unbuffered channel has no equivalent here)\n\
-                         help: use `channel(1)`",
-                    );
-                }
-            }
-            _ => {}
-        }
         let (slot, value) = match header {
             Header::Timeout(e) => (&mut self.timeout, e),
             Header::Deadline(e) => (&mut self.deadline, e),
@@ -322,17 +263,6 @@ impl Config {
     /// The path the expansion reaches the runtime by.
     pub(crate) fn krate(&self) -> Krate {
         Krate(self.krate.as_ref().map(|s| s.value.clone()))
-    }
-}
-
-/// The span of `expr` if it is the literal `0`.
-fn literal_zero(expr: &Expr) -> Option<Span> {
-    match expr {
-        Expr::Lit(lit) => match &lit.lit {
-            Lit::Int(n) if n.base10_digits() == "0" => Some(n.span()),
-            _ => None,
-        },
-        _ => None,
     }
 }
 

@@ -15,7 +15,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
 use crate::ast::{Body, Branch, Config, Input, Krate};
-use crate::attr::Mode;
+use crate::mode::Mode;
 use crate::never_ok;
 
 /// The most branches the runtime's tuples hold; more are nested.
@@ -34,13 +34,7 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
     let channels = channels(&input.config, &scope, &rt, site);
     let mut setup = channels.setup.clone();
     let mut branches = Vec::new();
-    // When every branch is a plain `#[spawn]` one, the last runs in the
-    // group's own task (`Spawn::inline`): the group's task would only wait.
-    let all_spawn = input.branches.len() >= 2
-        && input
-            .branches
-            .iter()
-            .all(|b| b.attrs.mode == Mode::Spawn && matches!(b.body, Body::Expr(_)));
+    let inline = input.inline_branch();
     for (i, branch) in input.branches.iter().enumerate() {
         let mode = branch.attrs.mode;
         let names = Names {
@@ -60,8 +54,7 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
             Body::Expr(body) => {
                 let (ctx, name) = (&names.ctx, branch.name.to_string());
                 setup.extend(quote_spanned!(site=> let #ctx = #scope.ctx(#name);));
-                let inline = all_spawn && i + 1 == input.branches.len();
-                single(&names, body, mode, inline)
+                single(&names, body, mode, inline == Some(i))
             }
             Body::For(fan_out) => fan_out_branch(&names, &branch.name, fan_out, mode),
             Body::Broken => continue,
@@ -178,18 +171,6 @@ impl Names<'_> {
         quote_spanned!(self.site=> #root::BranchCtx<_>)
     }
 
-    /// The mode's constructor: `InTask`, `Spawn` or `Blocking`.
-    fn mode(&self, mode: Mode) -> TokenStream {
-        let rt = self.rt;
-        let name = match mode {
-            Mode::InTask => "InTask",
-            Mode::Spawn => "Spawn",
-            Mode::Blocking => "Blocking",
-        };
-        let name = format_ident!("{}", name, span = self.site);
-        quote_spanned!(self.site=> #rt::#name)
-    }
-
     /// `{ let db = Clone::clone(&db); body }` for a `clone(db)` list: the
     /// clones are what the moving body captures.
     fn with_clones(&self, body: TokenStream) -> TokenStream {
@@ -205,11 +186,7 @@ impl Names<'_> {
     fn adapt(&self, body: TokenStream, mode: Mode, never_ok: bool) -> TokenStream {
         let rt = self.rt;
         let body = if never_ok {
-            let adapter = if mode == Mode::Blocking {
-                format_ident!("never_ok_blocking", span = self.site)
-            } else {
-                format_ident!("never_ok", span = self.site)
-            };
+            let adapter = mode.adapter("never_ok", self.site);
             let never = format_ident!("__errgroup_never", span = self.site);
             quote_spanned!(self.site=> #rt::#adapter(#body, |#never| match #never {}))
         } else {
@@ -218,11 +195,7 @@ impl Names<'_> {
         if !self.supervise {
             return body;
         }
-        let adapter = if mode == Mode::Blocking {
-            format_ident!("supervise_blocking", span = self.site)
-        } else {
-            format_ident!("supervise", span = self.site)
-        };
+        let adapter = mode.adapter("supervise", self.site);
         quote_spanned!(self.site=> #rt::#adapter(#body))
     }
 }
@@ -236,7 +209,7 @@ fn single(names: &Names, user_body: &syn::Expr, mode: Mode, inline: bool) -> Tok
     } = names;
     let site = *site;
     let ends = names.ends.bind(&names.ends.held);
-    let constructor = names.mode(mode);
+    let constructor = mode.constructor_path(names.rt, site);
     // A body that starts with a block (`{ .. } > x`) must not become a
     // block statement followed by a stray operator: in parentheses, which
     // are then needed (so not linted).
@@ -246,23 +219,11 @@ fn single(names: &Names, user_body: &syn::Expr, mode: Mode, inline: bool) -> Tok
         quote!(#body)
     };
     let ctx_type = names.ctx_type();
-    let (ctx_arg, body) = if mode == Mode::Blocking {
-        let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
-        let body = quote_spanned! {names.moving.unwrap_or(body.span())=>
-            move |#ctx: &#ctx_type| { #bind #ends #body }
-        };
-        (quote_spanned!(site=> #ctx), body)
-    } else if mode == Mode::Spawn {
-        let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned! {names.moving.unwrap_or(body.span())=>
-            async move { #bind #ends #body }
-        };
-        (quote_spanned!(site=> #ctx.clone()), body)
-    } else {
-        let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned!(body.span()=> async { #bind #ends #body });
-        (quote_spanned!(site=> #ctx.clone()), body)
-    };
+    let bind = names.bind_ctx(&mode.ctx_source(ctx, site));
+    // A moving body is spanned at its attribute (`Names::moving`).
+    let span = names.moving.unwrap_or(body.span());
+    let body = mode.body(span, ctx, &ctx_type, &quote!(#bind #ends #body));
+    let ctx_arg = mode.ctx_argument(ctx, site);
     let body = names.adapt(body, mode, never_ok::expr(user_body));
     let body = names.with_clones(body);
     let method = if inline { "inline" } else { "branch" };
@@ -354,58 +315,42 @@ fn fan_out_branch(
     // start again.
     let (held, lent) = (names.ends.held(), names.ends.lent_param());
     let ends = names.ends.bind(&names.ends.lent);
-    let constructor = names.mode(mode);
+    let constructor = mode.constructor_path(rt, site);
     let ctx_type = names.ctx_type();
     let never_ok = never_ok::block(block);
-    let moving = names.moving.unwrap_or(block.span());
+    // A moving body is spanned at its attribute (`Names::moving`).
+    let span = names.moving.unwrap_or(block.span());
     let clones = &names.clones;
-    let launch = if mode == Mode::Blocking {
-        let bind = names.bind_ctx(&quote_spanned!(site=> #ctx));
-        let body = quote_spanned! {moving=>
-            move |#ctx: &#ctx_type| {
-                #bind
-                #ends
-                #[allow(clippy::no_effect_underscore_binding)]
-                let #pat = #item;
-                #(#stmts)*
-            }
-        };
-        let body = names.adapt(body, mode, never_ok);
-        quote_spanned!(moving=> move |#item, #lent| { #clones #body })
-    } else if mode == Mode::Spawn {
-        let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        let body = quote_spanned! {moving=>
-            async move {
-                #bind
-                #ends
-                #[allow(clippy::no_effect_underscore_binding)]
-                let #pat = #item;
-                #(#stmts)*
-            }
-        };
-        let body = names.adapt(body, mode, never_ok);
-        quote_spanned!(moving=> move |#item, #ctx: #ctx_type, #lent| { #clones #body })
-    } else {
-        let bind = names.bind_ctx(&quote_spanned!(site=> &#ctx));
-        // The item, the ctx and the ends move into the item's future;
-        // everything else the body names is borrowed from the caller, as in
-        // a plain branch.
-        let body = quote_spanned! {block.span()=>
-            async {
-                let #ctx = #ctx;
-                #bind
-                #ends
-                let #pat = #item.into_inner();
-                #(#stmts)*
-            }
-        };
-        let body = names.adapt(body, mode, never_ok);
-        quote_spanned! {block.span()=>
-            |#item, #ctx: #ctx_type, #lent| {
-                let #item = #rt::Moved(#item);
-                #body
-            }
+    let bind = names.bind_ctx(&mode.ctx_source(ctx, site));
+    // A moving body owns what it names. An in-task one borrows from the
+    // caller, as a plain branch does, except its item, ctx and ends, which
+    // it is made to own: `ctx` rebound, the item taken out of `Moved`.
+    let stmts = if mode.moves() {
+        quote_spanned! {span=>
+            #bind
+            #ends
+            #[allow(clippy::no_effect_underscore_binding)]
+            let #pat = #item;
+            #(#stmts)*
         }
+    } else {
+        quote_spanned! {span=>
+            let #ctx = #ctx;
+            #bind
+            #ends
+            let #pat = #item.into_inner();
+            #(#stmts)*
+        }
+    };
+    let body = mode.body(span, ctx, &ctx_type, &stmts);
+    let body = names.adapt(body, mode, never_ok);
+    // Each item's launch: given the item, its ctx (a blocking body gets
+    // its ctx from the runtime, by reference) and its clones of the ends.
+    let move_kw = mode.moves().then(|| quote_spanned!(span=> move));
+    let ctx_param = (!mode.is_sync()).then(|| quote_spanned!(span=> #ctx: #ctx_type,));
+    let moved = (!mode.moves()).then(|| quote_spanned!(span=> let #item = #rt::Moved(#item);));
+    let launch = quote_spanned! {span=>
+        #move_kw |#item, #ctx_param #lent| { #clones #moved #body }
     };
     let launch = names.with_clones(launch);
     quote_spanned! {site=>

@@ -6,28 +6,31 @@
 //!
 //! - **parse** (`parse.rs`): the block into the typed tree of `ast.rs`.
 //!   Attributes are read once, by `attr.rs`, into each branch; headers are
-//!   set into a `Config` that keeps their spans and reports a header given
-//!   twice or a value that cannot work as it is set.
-//! - **check** (`check.rs`): the rules on branch bodies; and `lints.rs`,
-//!   the raw-channel and detached-spawn checks, which rewrite the bodies.
+//!   set into a `Config` that keeps their spans. Each header, branch and
+//!   attribute is held to the rules of `valid.rs` as it is read, so the
+//!   errors come out in source order.
+//! - **check**: `valid.rs`'s rules on branch bodies and on the block as a
+//!   whole; and `lints.rs`, the raw-channel and detached-spawn checks,
+//!   which rewrite the bodies.
 //! - **expand** (`expand.rs`): the tree into calls on `::errgroup::__private`
-//!   (or the `crate = ..;` header's path); on an error, `fallback.rs`
-//!   instead: the errors plus a stub value, so a user sees the mistakes,
-//!   not a cascade.
+//!   (or the `crate = ..;` header's path), each branch shaped by its mode
+//!   (`mode.rs`); on an error, `fallback.rs` instead: the errors plus a
+//!   stub value, so a user sees the mistakes, not a cascade.
 
 #![forbid(unsafe_code)]
 
 mod ast;
 mod attr;
-mod check;
 mod errors;
 mod expand;
 mod fallback;
 mod lints;
+mod mode;
 mod never_ok;
 mod parse;
 #[cfg(test)]
 mod tests;
+mod valid;
 
 use proc_macro::TokenStream;
 
@@ -41,7 +44,7 @@ pub fn errgroup(input: TokenStream) -> TokenStream {
 fn errgroup_impl(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     let mut errors = errors::Errors::default();
     let mut input = parse::parse(input, &mut errors);
-    check::check(&input, &mut errors);
+    valid::check(&input, &mut errors);
     lints::lint(&mut input, &mut errors);
     if errors.fatal() {
         return fallback::fallback(&input, &errors.to_compile_error());

@@ -17,9 +17,10 @@ use syn::buffer::Cursor;
 use syn::parse::{Parse, ParseStream, Parser};
 use syn::{Attribute, Expr, Ident, Lit, Pat, Token, Type};
 
-use crate::ast::{Body, Branch, Channel, Header, Input, Key};
-use crate::attr::Attrs;
-use crate::errors::Errors;
+use crate::ast::{Attrs, Body, Branch, Channel, Header, Input, Key};
+use crate::attr;
+use crate::errors::{Errors, closest};
+use crate::valid;
 
 /// One header (and where its key is written) or branch.
 enum Item {
@@ -49,9 +50,13 @@ pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
         match item {
             Some(Item::Header(key, header)) => {
                 let after_branch = !parsed.branches.is_empty();
-                parsed.config.set(key, header, after_branch, errors);
+                valid::header(&parsed.config, key, &header, after_branch, errors);
+                parsed.config.set(key, header);
             }
-            Some(Item::Branch(branch)) => parsed.push_branch(branch, errors),
+            Some(Item::Branch(branch)) => {
+                valid::branch_name(&parsed, &branch, errors);
+                parsed.branches.push(branch);
+            }
             None => {}
         }
         // Every item consumes a token; this only guards against a bug
@@ -473,7 +478,7 @@ fn parse_branch_into(
     errors: &mut Errors,
 ) -> syn::Result<()> {
     let attrs = Attribute::parse_outer(input)?;
-    branch.attrs = Attrs::read(&attrs, errors);
+    branch.attrs = attr::read(&attrs, errors);
     if !input.peek(Ident) {
         let help = match input.cursor().literal() {
             Some((lit, _)) => match Lit::new(lit) {
@@ -586,39 +591,4 @@ fn skip_item(input: ParseStream) {
         }
         Ok(((), rest))
     });
-}
-
-/// The candidate closest to `word`, if it is a plausible typo of it.
-pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(word, c), *c))
-        .filter(|(d, c)| *d <= 2.min(c.len() / 3).max(1))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
-}
-
-/// Optimal string alignment distance: edits, counting a swap of two
-/// neighbouring letters (`spwan`) as one.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut d = vec![vec![0; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
-    }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
-    }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            d[i][j] = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
-            }
-        }
-    }
-    d[a.len()][b.len()]
 }
