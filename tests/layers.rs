@@ -2,7 +2,8 @@
 //! declared before it in runtime/lib.rs (the lowest first), so the
 //! cancellation tree knows nothing of tasks, branches or `Ctx`, and there
 //! is no import cycle. `private.rs` (the macro's surface) and the test
-//! modules sit on top and may use anything.
+//! modules sit on top and may use anything. The macro crate's modules have
+//! no fixed order, but no import cycle either.
 
 use std::fs;
 use std::path::Path;
@@ -54,4 +55,70 @@ fn every_runtime_module_imports_only_the_layers_below_it() {
         }
     }
     assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// The modules of the macro crate, each named by its file.
+fn macro_modules(root: &Path) -> Vec<String> {
+    let mut modules: Vec<String> = fs::read_dir(root)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|ext| ext == "rs"))
+        .filter_map(|path| Some(path.file_stem()?.to_str()?.to_owned()))
+        .filter(|name| name != "lib" && name != "tests")
+        .collect();
+    modules.sort();
+    modules
+}
+
+/// The first import cycle through `at`, depth first: a path that comes
+/// back to a module on it.
+fn cycle_through(
+    at: usize,
+    modules: &[String],
+    imports: &[Vec<String>],
+    path: &mut Vec<usize>,
+) -> Option<Vec<String>> {
+    if let Some(start) = path.iter().position(|&m| m == at) {
+        let mut cycle: Vec<String> = path[start..].iter().map(|&m| modules[m].clone()).collect();
+        cycle.push(modules[at].clone());
+        return Some(cycle);
+    }
+    path.push(at);
+    for used in &imports[at] {
+        let next = modules.iter().position(|m| m == used).unwrap();
+        if let Some(cycle) = cycle_through(next, modules, imports, path) {
+            return Some(cycle);
+        }
+    }
+    path.pop();
+    None
+}
+
+/// The macro crate has no fixed order of layers, but no import cycle
+/// either: following `crate::<module>` imports from any module never
+/// leads back to it.
+#[test]
+fn no_macro_module_imports_itself_through_others() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("macros/src");
+    let modules = macro_modules(&root);
+    assert!(
+        modules.len() >= 8,
+        "macros/src holds the macro's modules: {modules:?}"
+    );
+    let imports: Vec<Vec<String>> = modules
+        .iter()
+        .map(|module| {
+            let source = fs::read_to_string(root.join(format!("{module}.rs"))).unwrap();
+            let code = source.split("#[cfg(test)]").next().unwrap();
+            uses(code, &modules)
+                .into_iter()
+                .filter(|used| used != module)
+                .collect()
+        })
+        .collect();
+    for start in 0..modules.len() {
+        if let Some(cycle) = cycle_through(start, &modules, &imports, &mut Vec::new()) {
+            panic!("an import cycle: {}", cycle.join(" -> "));
+        }
+    }
 }
