@@ -158,8 +158,6 @@ fn in_task_body<F: Future>(core: &state::Core, task: &TaskName, body: F) -> trac
     trace::instrument(trace::branch(core.span(), task), body)
 }
 
-impl<E> Scope<E> {}
-
 /// A body the macro read as never yielding `Ok` (it ends in `Err(..)`,
 /// `return Err(..)` or a `loop` no `break` leaves): its `Ok` type is
 /// `Infallible`, which its `Err(..)` and `?` infer with. Its value type as
