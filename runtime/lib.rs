@@ -63,6 +63,9 @@ extern crate self as errgroup;
 //
 // Primitives: std's or loom's locks and atomics.
 mod sync;
+// `stop_signal()`: Ctrl-C and SIGTERM.
+#[cfg(not(loom))]
+mod signal;
 // `Error`, `Cause`, `Cancelled`, `TaskName`.
 mod error;
 // What a group tells `tracing` (the `tracing` feature; nothing without it).
@@ -87,6 +90,8 @@ mod workers;
 mod engine;
 // `Ctx`, `BranchCtx`, the ambient ctx, `ctx.spawn`.
 mod ctx;
+// `Pool`: one set of a group's tasks, with its own limit and failure policy.
+mod pool;
 // `Group`, the dynamic API.
 mod group;
 
@@ -105,6 +110,9 @@ pub use crate::error::{
     AllowShutdown, Cancelled, Cause, Error, Moment, Running, StillRunning, TaskName,
 };
 pub use crate::group::Group;
+pub use crate::pool::{Failure, Pool};
+#[cfg(not(loom))]
+pub use crate::signal::stop_signal;
 /// Runs named branches concurrently as one group: the first error cancels
 /// the rest, and the group returns when every branch has returned.
 ///

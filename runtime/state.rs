@@ -647,6 +647,32 @@ impl Core {
         ready
     }
 
+    /// Frees the tasks that have ended, without waiting and without taking
+    /// the waker of whoever polls the set: a [`Group`](crate::Group) has no
+    /// driver to do it until `wait`, and a finished task otherwise stays
+    /// in the set, result and all.
+    pub(crate) fn reap_tasks(&self) {
+        if self.flags() & flags::UNDRIVEN == 0 {
+            // The driver is woken by every task's end and reaps it then.
+            return;
+        }
+        let mut tasks = lock(&self.tasks);
+        let mut escaped = None;
+        while let Some(joined) = tasks.set.as_mut().and_then(TaskSet::try_next) {
+            match joined {
+                Joined::Done(ok) => tasks.all_ok &= ok,
+                joined => {
+                    tasks.all_ok = false;
+                    escaped.get_or_insert(joined);
+                }
+            }
+        }
+        drop(tasks);
+        if let Some(joined) = escaped {
+            self.joined::<bool>(&TaskName::new("spawned task"), joined);
+        }
+    }
+
     /// The first half of the shutdown rule (tasks.rs): no task starts from
     /// now on, and those still running are aborted; `poll_tasks` awaits them.
     pub(crate) fn close_tasks(&self) {
@@ -665,6 +691,22 @@ impl Core {
 /// One running task, counted and named by its group while this lives.
 #[derive(Debug)]
 pub(crate) struct RunningTask(Arc<Core>, usize);
+
+impl RunningTask {
+    /// The task's group.
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.0
+    }
+
+    /// The task's name, read back from its group's registry: a pool's task
+    /// does not carry a copy of it for the rare moment it fails.
+    pub(crate) fn name(&self) -> TaskName {
+        match &lock(&self.0.watching().state).tasks[self.1] {
+            Slot::Running(_, task, _) => task.clone(),
+            Slot::Vacant(_) => unreachable!("errgroup: a running task's slot is vacant"),
+        }
+    }
+}
 
 impl Drop for RunningTask {
     fn drop(&mut self) {
