@@ -103,7 +103,11 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     };
 
     // Clean: stopped on purpose, and nothing abandoned when `grace` expired.
-    let abandoned = result.as_ref().err().and_then(|e| e.still_running()).is_some();
+    let abandoned = result
+        .as_ref()
+        .err()
+        .and_then(|e| e.still_running())
+        .is_some();
     let result = result.allow_shutdown();
     if let Err(e) = &result {
         eprintln!("tcp_server: {e}");
@@ -134,7 +138,9 @@ async fn serve(ctx: Ctx, socket: TcpStream, store: Store, stats: Arc<Stats>) -> 
         let reply = match Request::parse(line.trim_end_matches(['\r', '\n'])) {
             Ok(request) => store.execute(request).await,
             Err(reason) => {
-                write.write_all(format!("ERR {reason}\n").as_bytes()).await?;
+                write
+                    .write_all(format!("ERR {reason}\n").as_bytes())
+                    .await?;
                 stats.commands.fetch_add(1, SeqCst);
                 bail!("malformed request: {reason}");
             }
@@ -145,7 +151,10 @@ async fn serve(ctx: Ctx, socket: TcpStream, store: Store, stats: Arc<Stats>) -> 
 }
 
 /// Reads one line into `line`, at most [`MAX_LINE`] bytes; 0 at the end.
-async fn read_line(lines: &mut BufReader<OwnedReadHalf>, line: &mut String) -> anyhow::Result<usize> {
+async fn read_line(
+    lines: &mut BufReader<OwnedReadHalf>,
+    line: &mut String,
+) -> anyhow::Result<usize> {
     let mut bounded = lines.take(MAX_LINE as u64 + 1);
     let n = bounded.read_line(line).await.context("reading a request")?;
     if n > MAX_LINE {
@@ -218,7 +227,10 @@ impl Store {
 
     /// Drops the keys not written for `ttl`.
     fn expire(&self, ttl: Duration) {
-        self.0.lock().unwrap().retain(|_, (_, written)| written.elapsed() < ttl);
+        self.0
+            .lock()
+            .unwrap()
+            .retain(|_, (_, written)| written.elapsed() < ttl);
     }
 }
 

@@ -355,7 +355,11 @@ impl<E: Send + 'static> Pool<E> {
     /// assert!(result.is_ok());
     /// # }
     /// ```
-    pub async fn spawn_with<M, F>(&self, name: impl Into<TaskName>, make: M) -> Result<(), Cancelled>
+    pub async fn spawn_with<M, F>(
+        &self,
+        name: impl Into<TaskName>,
+        make: M,
+    ) -> Result<(), Cancelled>
     where
         M: FnOnce(Ctx) -> F,
         F: Future<Output = Result<(), E>> + Send + 'static,
@@ -402,9 +406,7 @@ impl<E: Send + 'static> Pool<E> {
 
     /// A slot once one is free; `Err` if the group is cancelled first.
     async fn admit(&self, limit: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Cancelled> {
-        admit(&self.core, limit)
-            .await
-            .ok_or_else(|| self.refused())
+        admit(&self.core, limit).await.ok_or_else(|| self.refused())
     }
 
     /// A spawn refused because the group was cancelled: under Go's rule a
