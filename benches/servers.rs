@@ -33,9 +33,21 @@ const CHURN_LIMIT: usize = 64;
 
 /// (errgroup side, tokio side, case).
 const PAIRS: [(&str, &str, &str); 3] = [
-    ("pool_blocked", "tokio_blocked", "blocked connection task, B/task"),
-    ("pool_churn", "tokio_churn", "1M short tasks, peak MB (at 10k -> at 1M)"),
-    ("group_churn", "tokio_churn", "1M short Group::spawn tasks, peak MB"),
+    (
+        "pool_blocked",
+        "tokio_blocked",
+        "blocked connection task, B/task",
+    ),
+    (
+        "pool_churn",
+        "tokio_churn",
+        "1M short tasks, peak MB (at 10k -> at 1M)",
+    ),
+    (
+        "group_churn",
+        "tokio_churn",
+        "1M short Group::spawn tasks, peak MB",
+    ),
 ];
 
 /// `VmHWM` (peak resident set) of this process, in bytes.
@@ -212,14 +224,24 @@ fn main() {
         .iter()
         .find(|a| PAIRS.iter().any(|(e, o, _)| a == e || a == o));
     if let Some(side) = side {
-        let n = n.unwrap_or(if side.ends_with("blocked") { BLOCKED } else { CHURN });
+        let n = n.unwrap_or(if side.ends_with("blocked") {
+            BLOCKED
+        } else {
+            CHURN
+        });
         println!("{side} {}", measure(side, n));
         return;
     }
-    println!("one process per side; blocked: {BLOCKED} tasks; churn: {CHURN} tasks, {CHURN_LIMIT} at a time");
+    println!(
+        "one process per side; blocked: {BLOCKED} tasks; churn: {CHURN} tasks, {CHURN_LIMIT} at a time"
+    );
     println!("{:<44} {:>16} {:>16}", "case", "errgroup", "tokio");
     for (ours, theirs, case) in PAIRS {
-        let n = n.unwrap_or(if ours.ends_with("blocked") { BLOCKED } else { CHURN });
+        let n = n.unwrap_or(if ours.ends_with("blocked") {
+            BLOCKED
+        } else {
+            CHURN
+        });
         let (a, b) = (measure_in_child(ours, n), measure_in_child(theirs, n));
         let ratio = match (a.parse::<f64>(), b.parse::<f64>()) {
             (Ok(a), Ok(b)) => format!("{:.2}x", a / b),

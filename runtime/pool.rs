@@ -26,9 +26,9 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::ctx::{BranchCtx, Ctx, with_ambient};
+use crate::ctx::{BranchCtx, Ctx};
 use crate::error::{Cancelled, TaskName};
-use crate::state::{Core, RunningTask};
+use crate::state::{Core, in_ambient};
 use crate::sync::Arc;
 use crate::trace;
 
@@ -73,11 +73,22 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 
 type Handler<E> = dyn Fn(&TaskName, Failure<E>) + Send + Sync;
 
-/// What a pool does with a task's error or panic.
-struct Policy<E> {
+/// What a pool's clones and tasks share: one reference per task.
+struct Shared<E> {
+    core: Arc<Core>,
+    limit: Option<Arc<Semaphore>>,
     /// `None`: Go's rule, an error cancels the group and a panic resumes in it.
-    supervise: Option<Box<Handler<E>>>,
+    supervise: Option<Arc<Handler<E>>>,
     catch_panics: bool,
+}
+
+impl<E> Shared<E> {
+    /// A slot of a task that ends: given back, after its failure was recorded.
+    fn release(&self) {
+        if let Some(limit) = &self.limit {
+            limit.add_permits(1);
+        }
+    }
 }
 
 /// One set of tasks of a group: what `TaskTracker` + a `Semaphore` +
@@ -145,17 +156,13 @@ struct Policy<E> {
 /// # }
 /// ```
 pub struct Pool<E> {
-    core: Arc<Core>,
-    limit: Option<Arc<Semaphore>>,
-    policy: Arc<Policy<E>>,
+    shared: Arc<Shared<E>>,
 }
 
 impl<E> Clone for Pool<E> {
     fn clone(&self) -> Self {
         Pool {
-            core: Arc::clone(&self.core),
-            limit: self.limit.clone(),
-            policy: Arc::clone(&self.policy),
+            shared: Arc::clone(&self.shared),
         }
     }
 }
@@ -163,42 +170,53 @@ impl<E> Clone for Pool<E> {
 impl<E> fmt::Debug for Pool<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field(
-                "available",
-                &self.limit.as_ref().map(|s| s.available_permits()),
-            )
-            .field("supervised", &self.policy.supervise.is_some())
-            .field("catch_panics", &self.policy.catch_panics)
+            .field("available", &self.available())
+            .field("supervised", &self.shared.supervise.is_some())
+            .field("catch_panics", &self.shared.catch_panics)
             .finish_non_exhaustive()
+    }
+}
+
+impl<E> Pool<E> {
+    /// Free slots under the [`limit`](Pool::limit); `None` without one.
+    ///
+    /// ```
+    /// let group = errgroup::Group::<()>::new();
+    /// assert_eq!(group.pool().limit(8).available(), Some(8));
+    /// assert_eq!(group.pool().available(), None);
+    /// ```
+    #[must_use]
+    pub fn available(&self) -> Option<usize> {
+        self.shared.limit.as_ref().map(|s| s.available_permits())
     }
 }
 
 impl<E: Send + 'static> Pool<E> {
     pub(crate) fn new(core: Arc<Core>) -> Self {
         Pool {
-            core,
-            limit: None,
-            policy: Arc::new(Policy {
+            shared: Arc::new(Shared {
+                core,
+                limit: None,
                 supervise: None,
                 catch_panics: false,
             }),
         }
     }
 
-    /// Changes the policy of a pool whose clones, if any, keep the old one.
-    fn with_policy(mut self, change: impl FnOnce(&mut Policy<E>)) -> Self {
-        let old = &*self.policy;
-        let mut policy = Policy {
-            supervise: None,
+    /// A pool configured as this one, changed by `change`; clones made
+    /// before keep the old configuration.
+    fn configure(self, change: impl FnOnce(&mut Shared<E>)) -> Self {
+        let old = &*self.shared;
+        let mut shared = Shared {
+            core: Arc::clone(&old.core),
+            limit: old.limit.clone(),
+            supervise: old.supervise.clone(),
             catch_panics: old.catch_panics,
         };
-        // A pool is configured before it is shared: take the handler back.
-        if let Some(own) = Arc::get_mut(&mut self.policy) {
-            policy.supervise = own.supervise.take();
+        change(&mut shared);
+        Pool {
+            shared: Arc::new(shared),
         }
-        change(&mut policy);
-        self.policy = Arc::new(policy);
-        self
     }
 
     /// At most `n` of this pool's tasks run at once: [`spawn`](Pool::spawn)
@@ -221,9 +239,9 @@ impl<E: Send + 'static> Pool<E> {
     /// # }
     /// ```
     #[must_use]
-    pub fn limit(mut self, n: usize) -> Self {
-        self.limit = Some(Arc::new(Semaphore::new(crate::limit::check(n))));
-        self
+    pub fn limit(self, n: usize) -> Self {
+        let n = crate::limit::check(n);
+        self.configure(|shared| shared.limit = Some(Arc::new(Semaphore::new(n))))
     }
 
     /// Supervises the pool's tasks: a task's error goes to `handler`, with
@@ -257,7 +275,7 @@ impl<E: Send + 'static> Pool<E> {
             trace::supervised(task, &failure);
             handler(task, failure);
         };
-        self.with_policy(|policy| policy.supervise = Some(Box::new(report)))
+        self.configure(|shared| shared.supervise = Some(Arc::new(report)))
     }
 
     /// A panicking task of a [`supervise`](Pool::supervise)d pool is
@@ -279,19 +297,7 @@ impl<E: Send + 'static> Pool<E> {
     /// ```
     #[must_use]
     pub fn catch_panics(self) -> Self {
-        self.with_policy(|policy| policy.catch_panics = true)
-    }
-
-    /// Free slots under the [`limit`](Pool::limit); `None` without one.
-    ///
-    /// ```
-    /// let group = errgroup::Group::<()>::new();
-    /// assert_eq!(group.pool().limit(8).available(), Some(8));
-    /// assert_eq!(group.pool().available(), None);
-    /// ```
-    #[must_use]
-    pub fn available(&self) -> Option<usize> {
-        self.limit.as_ref().map(|s| s.available_permits())
+        self.configure(|shared| shared.catch_panics = true)
     }
 
     /// Starts `task` as a task of the pool's group once a slot is free
@@ -365,11 +371,16 @@ impl<E: Send + 'static> Pool<E> {
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         let name = name.into();
-        let permit = match &self.limit {
-            None => None,
-            Some(limit) => Some(self.admit(limit).await?),
+        let slot = match &self.shared.limit {
+            None => false,
+            Some(limit) => {
+                let permit = admit(&self.shared.core, limit).await;
+                // Given back by the task as it ends (`Shared::release`).
+                permit.ok_or_else(|| self.refused())?.forget();
+                true
+            }
         };
-        self.start(name, make, permit)
+        self.start(name, make, slot)
     }
 
     /// [`spawn`](Pool::spawn) without waiting: starts `task` now, and it
@@ -391,70 +402,71 @@ impl<E: Send + 'static> Pool<E> {
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         let name = name.into();
-        let permit = match &self.limit {
-            None => Waiting::No(None),
-            Some(limit) => match Arc::clone(limit).try_acquire_owned() {
-                Ok(permit) => Waiting::No(Some(permit)),
-                Err(_) => {
-                    let (core, limit) = (Arc::clone(&self.core), Arc::clone(limit));
-                    Waiting::Queued(Box::pin(async move { admit(&core, &limit).await }))
-                }
-            },
+        let Some(limit) = &self.shared.limit else {
+            return self.start(name, |_| task, false);
         };
-        self.start_as(name, |_| task, permit)
-    }
-
-    /// A slot once one is free; `Err` if the group is cancelled first.
-    async fn admit(&self, limit: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, Cancelled> {
-        admit(&self.core, limit).await.ok_or_else(|| self.refused())
+        if let Ok(permit) = Arc::clone(limit).try_acquire_owned() {
+            permit.forget();
+            return self.start(name, |_| task, true);
+        }
+        let (core, limit) = (Arc::clone(&self.shared.core), Arc::clone(limit));
+        let supervised = self.shared.supervise.is_some();
+        let queued = async move {
+            let Some(permit) = admit(&core, &limit).await else {
+                // The group stopped first: the task never runs, and under
+                // Go's rule a task that never ran did not return `Ok`.
+                if !supervised {
+                    core.refuse_task();
+                }
+                return Ok(());
+            };
+            let output = task.await;
+            drop(permit);
+            output
+        };
+        self.start(name, |_| queued, false)
     }
 
     /// A spawn refused because the group was cancelled: under Go's rule a
     /// task that never ran did not return `Ok`; a supervised pool's tasks
     /// do not decide the group's result either way.
     fn refused(&self) -> Cancelled {
-        if self.policy.supervise.is_some() {
-            self.core.cancelled_error()
+        if self.shared.supervise.is_some() {
+            self.shared.core.cancelled_error()
         } else {
-            self.core.refuse_task()
+            self.shared.core.refuse_task()
         }
     }
 
-    fn start<M, F>(
-        &self,
-        name: TaskName,
-        make: M,
-        permit: Option<OwnedSemaphorePermit>,
-    ) -> Result<(), Cancelled>
+    /// Starts `make(ctx)` as a task of the group; `slot`: it holds one of
+    /// the pool's slots, to give back as it ends.
+    fn start<M, F>(&self, name: TaskName, make: M, slot: bool) -> Result<(), Cancelled>
     where
         M: FnOnce(Ctx) -> F,
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
-        self.start_as(name, make, Waiting::No(permit))
-    }
-
-    fn start_as<M, F>(&self, name: TaskName, make: M, permit: Waiting) -> Result<(), Cancelled>
-    where
-        M: FnOnce(Ctx) -> F,
-        F: Future<Output = Result<(), E>> + Send + 'static,
-    {
-        if self.core.is_cancelled() {
+        let core = &self.shared.core;
+        if core.is_cancelled() {
+            if slot {
+                self.shared.release();
+            }
             return Err(self.refused());
         }
         // A `Group`'s finished tasks are reaped here, as nobody else does
         // until `wait`: its memory stays what still runs.
-        self.core.reap_tasks();
-        let ctx = Ctx::new(Arc::clone(&self.core), name.clone());
-        let span = trace::branch(self.core.span(), &name);
-        let body = trace::instrument(span, with_ambient(ctx.clone(), make(ctx)));
-        let running = self.core.running_guard(&name);
+        core.reap_tasks();
+        let ctx = Ctx::new(Arc::clone(core), name.clone());
+        let span = trace::branch(core.span(), &name);
+        let body = trace::instrument(span, make(ctx));
+        core.count_task();
         let task = PoolTask {
             body,
-            policy: Arc::clone(&self.policy),
-            running,
-            permit,
+            shared: Arc::clone(&self.shared),
+            name,
+            slot,
         };
-        self.core.spawn_task(&trace::name(&name), task)
+        let name = trace::name(&task.name);
+        core.spawn_task(&name, task)
     }
 }
 
@@ -473,26 +485,28 @@ async fn admit(core: &Core, limit: &Arc<Semaphore>) -> Option<OwnedSemaphorePerm
     permit.filter(|_| !core.is_cancelled())
 }
 
-/// A pool task's slot: held (or none needed), or still to wait for.
-enum Waiting {
-    No(
-        #[allow(dead_code, reason = "held for its drop, which gives the slot back")]
-        Option<OwnedSemaphorePermit>,
-    ),
-    Queued(Pin<Box<dyn Future<Output = Option<OwnedSemaphorePermit>> + Send>>),
-}
-
 pin_project! {
-    /// One task of a pool: its body, then its policy applied to how it ended.
-    /// Its output says whether the group may still return `Ok`.
+    /// One task of a pool: its body, then its policy applied to how it
+    /// ended. Its output says whether the group may still return `Ok`.
+    /// Kept small: tokio allocates a task in steps of 128 bytes, and this
+    /// is what a connection costs beyond its own future.
     struct PoolTask<F, E> {
         #[pin]
         body: F,
-        policy: Arc<Policy<E>>,
-        // Counted and named by the group while the task lives.
-        running: RunningTask,
-        // The pool's slot, given back as the task ends.
-        permit: Waiting,
+        shared: Arc<Shared<E>>,
+        name: TaskName,
+        // Holds a slot of the pool's `limit` (its permit forgotten).
+        slot: bool,
+    }
+    impl<F, E> PinnedDrop for PoolTask<F, E> {
+        fn drop(this: Pin<&mut Self>) {
+            // Ended, aborted, or dropped unstarted by a closing group.
+            let this = this.project();
+            if std::mem::take(this.slot) {
+                this.shared.release();
+            }
+            this.shared.core.uncount_task();
+        }
     }
 }
 
@@ -505,47 +519,40 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = self.project();
-        if let Waiting::Queued(admit) = this.permit {
-            match admit.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Some(permit)) => *this.permit = Waiting::No(Some(permit)),
-                // The group stopped first: the body never runs, and under
-                // Go's rule a task that never ran did not return `Ok`.
-                Poll::Ready(None) => return Poll::Ready(this.policy.supervise.is_some()),
-            }
-        }
-        let body = this.body;
-        let failure = match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
+        let (body, shared) = (this.body, &**this.shared);
+        // The ambient group, for a group created in the task (semantic 6):
+        // set around each poll rather than stored in the task.
+        let core = Arc::clone(&shared.core);
+        let polled = in_ambient(core, || catch_unwind(AssertUnwindSafe(|| body.poll(cx))));
+        let failure = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(()))) => {
-                *this.permit = Waiting::No(None);
-                return Poll::Ready(true);
-            }
-            Ok(Poll::Ready(Err(error))) => Err(error),
-            Err(payload) => Ok(payload),
+            Ok(Poll::Ready(Ok(()))) => Ok(()),
+            Ok(Poll::Ready(Err(error))) => Err(Ok(error)),
+            Err(payload) => Err(Err(payload)),
         };
-        let core = this.running.core();
-        let task = this.running.name();
-        let ok = match (&this.policy.supervise, failure) {
-            (Some(handler), Err(error)) => {
-                handler(&task, Failure::Error(error));
+        let ok = match (&shared.supervise, failure) {
+            (_, Ok(())) => true,
+            (Some(handler), Err(Ok(error))) => {
+                handler(this.name, Failure::Error(error));
                 true
             }
-            (Some(handler), Ok(payload)) if this.policy.catch_panics => {
-                handler(&task, Failure::Panic(panic_message(&*payload)));
+            (Some(handler), Err(Err(payload))) if shared.catch_panics => {
+                handler(this.name, Failure::Panic(panic_message(&*payload)));
                 true
             }
-            (None, Err(error)) => {
-                // Recorded before the slot is given back, as a branch's.
-                core.fail_boxed(task, error);
+            (None, Err(Ok(error))) => {
+                shared.core.fail_boxed(this.name.clone(), error);
                 false
             }
-            (_, Ok(payload)) => {
-                core.panicked(task, payload);
+            (_, Err(Err(payload))) => {
+                shared.core.panicked(this.name.clone(), payload);
                 false
             }
         };
-        *this.permit = Waiting::No(None);
+        // Given back once the failure is recorded, as a branch's permit.
+        if std::mem::take(this.slot) {
+            shared.release();
+        }
         Poll::Ready(ok)
     }
 }

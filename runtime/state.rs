@@ -217,6 +217,8 @@ pub(crate) struct Core {
     task_flags: AtomicUsize,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
+    /// Of those, a pool's tasks, counted but not named (`count_task`).
+    pooled: AtomicUsize,
 }
 
 impl std::fmt::Debug for Core {
@@ -261,6 +263,7 @@ impl Core {
             watching: OnceLock::new(),
             task_flags: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
+            pooled: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -429,6 +432,20 @@ impl Core {
         RunningTask(Arc::clone(self), key)
     }
 
+    /// Counts a task as running, without registering its name: a pool's
+    /// task, of which a server has thousands, each paying for a slot
+    /// otherwise. [`Core::uncount_task`] when it ends.
+    pub(crate) fn count_task(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        self.pooled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A task counted by [`Core::count_task`] has ended.
+    pub(crate) fn uncount_task(&self) {
+        self.pooled.fetch_sub(1, Ordering::Relaxed);
+        self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Adds the running tasks to `census`, in the order they were spawned.
     pub(crate) fn census_tasks(&self, census: &mut Census) {
         let watch = lock(&self.watching().state);
@@ -441,8 +458,13 @@ impl Core {
             })
             .collect();
         running.sort_unstable_by_key(|&(rank, ..)| rank);
+        let pooled = self.pooled.load(Ordering::Relaxed);
         for (_, task, since) in running {
             census.add(task, Some(since));
+        }
+        // A pool's tasks are counted, not named (`count_task`): one line for all.
+        if pooled > 0 {
+            census.add(&TaskName::new(format!("{pooled} pool tasks")), None);
         }
     }
 
@@ -691,22 +713,6 @@ impl Core {
 /// One running task, counted and named by its group while this lives.
 #[derive(Debug)]
 pub(crate) struct RunningTask(Arc<Core>, usize);
-
-impl RunningTask {
-    /// The task's group.
-    pub(crate) fn core(&self) -> &Arc<Core> {
-        &self.0
-    }
-
-    /// The task's name, read back from its group's registry: a pool's task
-    /// does not carry a copy of it for the rare moment it fails.
-    pub(crate) fn name(&self) -> TaskName {
-        match &lock(&self.0.watching().state).tasks[self.1] {
-            Slot::Running(_, task, _) => task.clone(),
-            Slot::Vacant(_) => unreachable!("errgroup: a running task's slot is vacant"),
-        }
-    }
-}
 
 impl Drop for RunningTask {
     fn drop(&mut self) {

@@ -19,7 +19,10 @@ fn pending<F: Future>(fut: std::pin::Pin<&mut F>) -> bool {
 
 type Log = Arc<Mutex<Vec<String>>>;
 
-fn log() -> (Log, impl Fn(&TaskName, Failure<String>) + Send + Sync + 'static) {
+fn log() -> (
+    Log,
+    impl Fn(&TaskName, Failure<String>) + Send + Sync + 'static,
+) {
     let log = Log::default();
     let seen = Arc::clone(&log);
     (log, move |task: &TaskName, failure: Failure<String>| {
@@ -246,10 +249,7 @@ async fn spawn_queued_queues_under_the_limit() {
     })
     .unwrap();
     group.shutdown();
-    let err = group
-        .wait()
-        .await
-        .expect_err("the busy task was aborted");
+    let err = group.wait().await.expect_err("the busy task was aborted");
     assert!(err.is_shutdown(), "{err:?}");
     assert!(!ran.load(SeqCst));
 }
@@ -352,7 +352,10 @@ async fn a_group_reports_failures_and_keeps_no_ok() {
     tokio::task::yield_now().await;
     group.spawn("bad", |_| async { Err("no") });
     let results = group.wait_results().await.unwrap();
-    let results: Vec<_> = results.into_iter().map(|(t, r)| (t.to_string(), r)).collect();
+    let results: Vec<_> = results
+        .into_iter()
+        .map(|(t, r)| (t.to_string(), r))
+        .collect();
     assert_eq!(results, [("bad".to_owned(), Err("no"))]);
 
     let mut group = Group::<&str>::new();
@@ -363,4 +366,29 @@ async fn a_group_reports_failures_and_keeps_no_ok() {
         Error::Failed { task, error } => assert_eq!((task.name(), error), ("bad", "no")),
         other => panic!("{other:?}"),
     }
+}
+
+/// A `Watch` counts a pool's tasks in one line rather than naming each
+/// (a server has thousands), and `Group::len` counts them.
+#[tokio::test]
+async fn a_pools_tasks_are_counted_not_named() {
+    let group = Group::<()>::new();
+    let pool = group.pool();
+    for _ in 0..3 {
+        pool.spawn_with("conn", |ctx| async move {
+            ctx.cancelled().await;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    }
+    assert_eq!(group.len(), 3);
+    let running: Vec<String> = group
+        .running()
+        .iter()
+        .map(|r| r.task().to_string())
+        .collect();
+    assert_eq!(running, ["3 pool tasks"]);
+    group.shutdown();
+    group.wait().await.unwrap();
 }
