@@ -198,6 +198,12 @@ impl<E: Send + 'static> Group<E> {
     /// [`wait_all`](Group::wait_all) or [`wait_results`](Group::wait_results).
     /// Call it before the first `spawn`.
     ///
+    /// Without it, nothing is kept of a task that returned `Ok(())`: it is
+    /// freed at the next `spawn`, so that a group spawned from for ever (an
+    /// accept loop) holds only what still runs, and `join_next`,
+    /// `wait_all` and `wait_results` give only the failures.
+    /// `returning::<()>()` keeps every result.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let mut group = errgroup::Group::<()>::new().returning::<String>();
