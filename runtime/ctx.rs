@@ -389,7 +389,8 @@ impl Ctx {
     pub fn spawn<E, F>(&self, name: impl Into<TaskName>, task: F) -> Result<(), Cancelled>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
-        E: Send + 'static,
+        // The trailing comment is shown by rustc's E0283 note on this line.
+        E: Send + 'static, // no error type for the task? take a `&BranchCtx<YourError>`, or write `Ok::<(), YourError>(())`
     {
         spawn(&self.core, name.into(), |_| task, self.core.start())
     }

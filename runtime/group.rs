@@ -691,7 +691,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// A task's error is its own result, taken with
     /// [`join_next`](Group::join_next) or [`wait_results`](Group::wait_results):
     /// it cancels nothing, as the macro's `on_error = continue;`. Call it
-    /// before the first `spawn`.
+    /// before the first `spawn`. It covers the tasks of
+    /// [`spawn`](Group::spawn); a task started with `ctx.spawn` still
+    /// cancels the group when it fails, and a [`Pool`] has its own policy
+    /// ([`Pool::supervise`]).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {

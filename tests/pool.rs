@@ -392,3 +392,28 @@ async fn a_pools_tasks_are_counted_not_named() {
     group.shutdown();
     group.wait().await.unwrap();
 }
+
+/// The check against the branch's `ctx` moved into a `ctx.spawn` task
+/// leaves alone a task with its own ctx and a closure binding `ctx`.
+#[tokio::test]
+async fn a_task_with_its_own_ctx_is_not_taken_for_a_moved_one() {
+    let (cause,) = errgroup! {
+        type Error = String;
+        worker => {
+            let stop = ctx.shutdown_handle();
+            ctx.spawn("own", async move {
+                let check = |ctx: &errgroup::Ctx| ctx.is_cancelled();
+                let _ = check;
+                stop.shutdown();
+                Ok(())
+            })
+            .map_err(|e| e.to_string())?;
+            ctx.spawn_with("with", |ctx| async move { ctx.cancelled().await; Ok(()) })
+                .map_err(|e| e.to_string())?;
+            ctx.cancelled().await;
+            Ok(ctx.cause())
+        },
+    }
+    .unwrap();
+    assert_eq!(cause.unwrap().to_string(), "shut down by `worker`");
+}

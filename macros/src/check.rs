@@ -46,6 +46,12 @@ fn check_body(body: &Expr, pattern_rebinds: &[Span], blocking: bool, errors: &mu
             "this rebinds `ctx`, the group's injected context, inside a branch\nhelp: give the new binding another name; `ctx` must stay this branch's context",
         );
     }
+    for span in scan.ctx_in_spawn {
+        errors.at(
+            span,
+            "`ctx` cannot move into a task started with `ctx.spawn`: it is this branch's context, borrowed for the branch, and the task may outlive it\nhelp: use `ctx.spawn_with(name, |ctx| async move { .. })`: the task gets a ctx of its own",
+        );
+    }
     if blocking {
         for span in scan.awaits {
             errors.push(syn::Error::new_spanned(
@@ -71,6 +77,8 @@ struct Scan {
     ctx_rebinds: Vec<Span>,
     /// `.await`s outside nested async blocks and closures, as `.await`.
     awaits: Vec<TokenStream>,
+    /// `ctx` used in the future given to `ctx.spawn`: the first use in each.
+    ctx_in_spawn: Vec<Span>,
 }
 
 impl<'ast> Visit<'ast> for Scan {
@@ -85,6 +93,19 @@ impl<'ast> Visit<'ast> for Scan {
         let (dot, kw) = (node.dot_token, node.await_token);
         self.awaits.push(quote::quote!(#dot #kw));
         visit::visit_expr_await(self, node);
+    }
+
+    fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
+        if node.method == "spawn" && is_ctx(&node.receiver) {
+            for arg in &node.args {
+                if let Expr::Async(task) = arg {
+                    let mut uses = CtxUses::default();
+                    uses.visit_expr_async(task);
+                    self.ctx_in_spawn.extend(uses.first);
+                }
+            }
+        }
+        visit::visit_expr_method_call(self, node);
     }
 
     fn visit_expr_async(&mut self, node: &'ast syn::ExprAsync) {
@@ -112,5 +133,37 @@ impl<'ast> Visit<'ast> for Bindings {
             self.ctx.push(node.ident.span());
         }
         visit::visit_pat_ident(self, node);
+    }
+}
+
+/// Whether `expr` is the path `ctx`.
+fn is_ctx(expr: &Expr) -> bool {
+    matches!(expr, Expr::Path(path) if path.qself.is_none() && path.path.is_ident("ctx"))
+}
+
+/// The first use of the branch's `ctx` in a future; a closure whose
+/// parameters bind `ctx` has its own (`spawn_with`'s), and a macro's
+/// tokens (a nested `errgroup!`) are its own business.
+#[derive(Default)]
+struct CtxUses {
+    first: Option<Span>,
+}
+
+impl<'ast> Visit<'ast> for CtxUses {
+    fn visit_expr_path(&mut self, node: &'ast syn::ExprPath) {
+        if node.qself.is_none() && node.path.is_ident("ctx") && self.first.is_none() {
+            self.first = Some(node.path.segments[0].ident.span());
+        }
+        visit::visit_expr_path(self, node);
+    }
+
+    fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
+        let mut bindings = Bindings::default();
+        for input in &node.inputs {
+            bindings.visit_pat(input);
+        }
+        if bindings.ctx.is_empty() {
+            visit::visit_expr_closure(self, node);
+        }
     }
 }
