@@ -74,18 +74,25 @@ pub struct Group<E, T = ()> {
     /// The tasks `spawn` started, with their results until taken.
     own: TaskSet<Done<T, E>>,
     /// Results taken from `own` by a spawn, which frees the tasks that
-    /// ended: only those someone will collect (see `collect`).
+    /// ended: only those someone will collect (see `keep`).
     reaped: std::collections::VecDeque<Done<T, E>>,
-    /// `returning` was called: the tasks' `Ok` values are wanted. Without
-    /// it, a task's `Ok(())` is dropped as it is reaped, so that a group
-    /// spawned from for ever holds only what still runs.
-    collect: bool,
+    /// What is kept of a task's result: everything once `returning` was
+    /// called; else its failures only, so that a group spawned from for
+    /// ever holds only what still runs.
+    keep: Keep,
     /// How many tasks `spawn` was asked for: the next one's index.
     spawned: usize,
     /// `join_next` took a failure, or skipped a task that never ran: the
     /// group's result cannot be `Ok`.
     taken_not_ok: bool,
     finished: bool,
+}
+
+/// What a group keeps of its tasks' results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Everything,
+    Failures,
 }
 
 /// How one task of the group's own ended.
@@ -226,7 +233,7 @@ impl<E: Send + 'static> Group<E> {
             supervise: self.supervise,
             own: TaskSet::new(),
             reaped: std::collections::VecDeque::new(),
-            collect: true,
+            keep: Keep::Everything,
             spawned: 0,
             taken_not_ok: false,
             finished: false,
@@ -249,7 +256,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             supervise: false,
             own: TaskSet::new(),
             reaped: std::collections::VecDeque::new(),
-            collect: false,
+            keep: Keep::Failures,
             spawned: 0,
             taken_not_ok: false,
             finished: false,
@@ -576,7 +583,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             let Some(done) = core.joined(&TaskName::new("task"), joined) else {
                 continue;
             };
-            if self.collect || !matches!(done.outcome, Outcome::Value(_)) {
+            if self.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
                 self.reaped.push_back(done);
             }
         }
@@ -677,7 +684,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 done
             };
             match done.outcome {
-                Outcome::Value(_) if !self.collect => {}
+                Outcome::Value(_) if self.keep == Keep::Failures => {}
                 Outcome::Value(value) => return Some((done.task, Ok(value))),
                 Outcome::Failed { error, .. } => {
                     self.taken_not_ok |= !self.supervise;
@@ -763,7 +770,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         done.sort_by_key(|d| d.index);
         for d in done {
             match d.outcome {
-                Outcome::Value(_) if !self.collect => {}
+                Outcome::Value(_) if self.keep == Keep::Failures => {}
                 Outcome::Value(value) => results.push((d.task, Ok(value))),
                 Outcome::Failed { error, first } => {
                     all_ok &= self.supervise;

@@ -71,7 +71,8 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     }
 }
 
-type Handler<E> = dyn Fn(&TaskName, Failure<E>) + Send + Sync;
+/// The user's handler, after the `tracing` event (in the group's span).
+type Handler<E> = dyn Fn(&trace::Span, &TaskName, Failure<E>) + Send + Sync;
 
 /// What a pool's clones and tasks share: one reference per task.
 struct Shared<E> {
@@ -271,8 +272,8 @@ impl<E: Send + 'static> Pool<E> {
     where
         E: fmt::Display,
     {
-        let report = move |task: &TaskName, failure: Failure<E>| {
-            trace::supervised(task, &failure);
+        let report = move |group: &trace::Span, task: &TaskName, failure: Failure<E>| {
+            trace::supervised(group, task, &failure);
             handler(task, failure);
         };
         self.configure(|shared| shared.supervise = Some(Arc::new(report)))
@@ -533,11 +534,15 @@ where
         let ok = match (&shared.supervise, failure) {
             (_, Ok(())) => true,
             (Some(handler), Err(Ok(error))) => {
-                handler(this.name, Failure::Error(error));
+                handler(shared.core.span(), this.name, Failure::Error(error));
                 true
             }
             (Some(handler), Err(Err(payload))) if shared.catch_panics => {
-                handler(this.name, Failure::Panic(panic_message(&*payload)));
+                handler(
+                    shared.core.span(),
+                    this.name,
+                    Failure::Panic(panic_message(&*payload)),
+                );
                 true
             }
             (None, Err(Ok(error))) => {

@@ -99,8 +99,8 @@ mod on {
         tracing::error!(parent: group, task = %task, "branch panicked; resumed once the others return");
     }
 
-    pub(crate) fn supervised(task: &TaskName, failure: &dyn std::fmt::Display) {
-        tracing::warn!(task = %task, "supervised task {failure}");
+    pub(crate) fn supervised(group: &Span, task: &TaskName, failure: &dyn std::fmt::Display) {
+        tracing::warn!(parent: group, task = %task, "supervised task {failure}");
     }
 
     pub(crate) fn grace_expired(group: &Span, grace: Duration, report: &StillRunning) {
@@ -182,7 +182,7 @@ mod off {
     pub(crate) fn panicked(_: &Span, _: &TaskName) {}
 
     #[inline]
-    pub(crate) fn supervised(_: &TaskName, _: &dyn std::fmt::Display) {}
+    pub(crate) fn supervised(_: &Span, _: &TaskName, _: &dyn std::fmt::Display) {}
 
     #[inline]
     pub(crate) fn grace_expired(_: &Span, _: Duration, _: &StillRunning) {}
@@ -201,5 +201,5 @@ fn _same_shape(site: &'static Location<'static>, task: &TaskName, cause: &Cause)
     failed(&span, &name(task), true);
     cancelled(&span, cause);
     panicked(&span, task);
-    supervised(task, &"failed");
+    supervised(&span, task, &"failed");
 }

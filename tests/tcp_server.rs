@@ -370,17 +370,17 @@ async fn at_most_max_conns_are_served_at_once_and_all_are_served() {
         });
     }
     drop(count);
-    let served = timeout(FAILSAFE, async {
-        let mut served = 0;
+    let finished = timeout(FAILSAFE, async {
+        let mut done_clients = 0;
         while let Some(done) = clients.join_next().await {
             done.expect("a client was served");
-            served += 1;
+            done_clients += 1;
         }
-        served
+        done_clients
     })
     .await
     .expect("every client served within the failsafe");
-    assert_eq!(served, CLIENTS);
+    assert_eq!(finished, CLIENTS);
 
     server.signal("INT");
     let (status, summary) = server.stopped().await;
