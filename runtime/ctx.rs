@@ -280,6 +280,7 @@ impl Ctx {
     /// server.write_all(b"hello").await?;
     /// drop(server); // the server hangs up: that direction finishes
     /// errgroup! {
+    ///     type Error = std::io::Error;
     ///     up   => { ctx.race(tokio::io::copy(&mut client_read, &mut server_write)).await?; Ok(()) },
     ///     down => { ctx.race(tokio::io::copy(&mut server_read, &mut client_write)).await?; Ok(()) },
     /// }?; // `down` finished, `up` was stopped: the group is `Ok`
