@@ -1043,7 +1043,9 @@ impl Watch {
 
     /// What is still running: branches in the order written (a fan-out's
     /// running items by index), then the tasks (`ctx.spawn`,
-    /// [`Group::spawn`](crate::Group::spawn)). Empty once the group has returned.
+    /// [`Group::spawn`](crate::Group::spawn)), then a [`Pool`](crate::Pool)'s
+    /// tasks, counted in one line (`"12 pool tasks"`) rather than named.
+    /// Empty once the group has returned.
     ///
     /// # Cancellation safety
     ///
