@@ -46,10 +46,10 @@ fn check_body(body: &Expr, pattern_rebinds: &[Span], blocking: bool, errors: &mu
             "this rebinds `ctx`, the group's injected context, inside a branch\nhelp: give the new binding another name; `ctx` must stay this branch's context",
         );
     }
-    for span in scan.ctx_in_spawn {
+    for (span, spawner, method) in scan.ctx_in_spawn {
         errors.at(
             span,
-            "`ctx` cannot move into a task started with `ctx.spawn`: it is this branch's context, borrowed for the branch, and the task may outlive it\nhelp: use `ctx.spawn_with(name, |ctx| async move { .. })`: the task gets a ctx of its own",
+            format!("`ctx` cannot move into a task started with `{spawner}.{method}`: it is this branch's context, borrowed for the branch, and the task may outlive it\nhelp: use `{spawner}.spawn_with(name, |ctx| async move {{ .. }})`: the task gets a ctx of its own"),
         );
     }
     if blocking {
@@ -77,8 +77,12 @@ struct Scan {
     ctx_rebinds: Vec<Span>,
     /// `.await`s outside nested async blocks and closures, as `.await`.
     awaits: Vec<TokenStream>,
-    /// `ctx` used in the future given to `ctx.spawn`: the first use in each.
-    ctx_in_spawn: Vec<Span>,
+    /// `ctx` used in the future given to `ctx.spawn` or a pool's `spawn`:
+    /// the first use in each, the spawner's name and the method.
+    ctx_in_spawn: Vec<(Span, String, String)>,
+    /// Names bound to `ctx.pool()..` in this body: `Pool`s, whose tasks
+    /// are `'static` too.
+    pools: Vec<syn::Ident>,
 }
 
 impl<'ast> Visit<'ast> for Scan {
@@ -86,6 +90,11 @@ impl<'ast> Visit<'ast> for Scan {
         let mut bindings = Bindings::default();
         bindings.visit_pat(&local.pat);
         self.ctx_rebinds.extend(bindings.ctx);
+        if let (syn::Pat::Ident(name), Some(init)) = (&local.pat, &local.init) {
+            if is_ctx_pool(&init.expr) {
+                self.pools.push(name.ident.clone());
+            }
+        }
         visit::visit_local(self, local);
     }
 
@@ -96,12 +105,25 @@ impl<'ast> Visit<'ast> for Scan {
     }
 
     fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
-        if node.method == "spawn" && is_ctx(&node.receiver) {
+        let spawner = match &*node.receiver {
+            Expr::Path(path) if path.qself.is_none() => path.path.get_ident(),
+            _ => None,
+        };
+        let spawner = spawner.filter(|name| {
+            (*name == "ctx" && node.method == "spawn")
+                || (self.pools.contains(name)
+                    && (node.method == "spawn" || node.method == "spawn_queued"))
+        });
+        if let Some(spawner) = spawner {
             for arg in &node.args {
                 if let Expr::Async(task) = arg {
                     let mut uses = CtxUses::default();
                     uses.visit_expr_async(task);
-                    self.ctx_in_spawn.extend(uses.first);
+                    let (spawner, method) = (spawner.to_string(), node.method.to_string());
+                    self.ctx_in_spawn.extend(
+                        uses.first
+                            .map(|span| (span, spawner.clone(), method.clone())),
+                    );
                 }
             }
         }
@@ -136,9 +158,16 @@ impl<'ast> Visit<'ast> for Bindings {
     }
 }
 
-/// Whether `expr` is the path `ctx`.
-fn is_ctx(expr: &Expr) -> bool {
-    matches!(expr, Expr::Path(path) if path.qself.is_none() && path.path.is_ident("ctx"))
+/// Whether `expr` is `ctx.pool()`, maybe followed by more method calls
+/// (`.limit(8).supervise(..)`).
+fn is_ctx_pool(expr: &Expr) -> bool {
+    let mut expr = expr;
+    let mut pool = false;
+    while let Expr::MethodCall(call) = expr {
+        pool = call.method == "pool";
+        expr = &call.receiver;
+    }
+    pool && matches!(expr, Expr::Path(path) if path.qself.is_none() && path.path.is_ident("ctx"))
 }
 
 /// The first use of the branch's `ctx` in a future; a closure whose
