@@ -164,6 +164,9 @@ struct Watch {
 #[derive(Default)]
 struct Watching {
     state: Mutex<Watch>,
+    /// A pool's tasks running, counted but not named (`count_task`): here,
+    /// made by the first task, rather than a word in every group's core.
+    pooled: AtomicUsize,
     /// The driver's waker, kept while a question may come (`flags::KEEP_WAKER`).
     driver: AtomicWaker,
 }
@@ -217,8 +220,6 @@ pub(crate) struct Core {
     task_flags: AtomicUsize,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
-    /// Of those, a pool's tasks, counted but not named (`count_task`).
-    pooled: AtomicUsize,
 }
 
 impl std::fmt::Debug for Core {
@@ -263,7 +264,6 @@ impl Core {
             watching: OnceLock::new(),
             task_flags: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
-            pooled: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -437,12 +437,12 @@ impl Core {
     /// otherwise. [`Core::uncount_task`] when it ends.
     pub(crate) fn count_task(&self) {
         self.running.fetch_add(1, Ordering::Relaxed);
-        self.pooled.fetch_add(1, Ordering::Relaxed);
+        self.watching().pooled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A task counted by [`Core::count_task`] has ended.
     pub(crate) fn uncount_task(&self) {
-        self.pooled.fetch_sub(1, Ordering::Relaxed);
+        self.watching().pooled.fetch_sub(1, Ordering::Relaxed);
         self.running.fetch_sub(1, Ordering::Relaxed);
     }
 
@@ -458,7 +458,7 @@ impl Core {
             })
             .collect();
         running.sort_unstable_by_key(|&(rank, ..)| rank);
-        let pooled = self.pooled.load(Ordering::Relaxed);
+        let pooled = self.watching().pooled.load(Ordering::Relaxed);
         for (_, task, since) in running {
             census.add(task, Some(since));
         }
