@@ -124,18 +124,18 @@ async fn serve(ctx: Ctx, socket: TcpStream, store: Store, stats: Arc<Stats>) -> 
     let _serving = stats.serving();
     let (read, mut write) = socket.into_split();
     let mut lines = BufReader::new(read);
-    let mut line = String::new();
+    let mut line = Vec::new();
     loop {
         line.clear();
         // Idle on a read when the server stops: close at once.
         let Ok(read) = ctx.run(read_line(&mut lines, &mut line)).await else {
             return Ok(());
         };
-        if read? == 0 {
+        if read.context("reading a request")? == 0 {
             return Ok(()); // the client closed
         }
         // A command in flight finishes and is answered, stop or not.
-        let reply = match Request::parse(line.trim_end_matches(['\r', '\n'])) {
+        let reply = match Request::parse(&line) {
             Ok(request) => store.execute(request).await,
             Err(reason) => {
                 write
@@ -150,17 +150,16 @@ async fn serve(ctx: Ctx, socket: TcpStream, store: Store, stats: Arc<Stats>) -> 
     }
 }
 
-/// Reads one line into `line`, at most [`MAX_LINE`] bytes; 0 at the end.
+/// Reads one line into `line`, at most [`MAX_LINE`] bytes and one more (a
+/// longer line is malformed); 0 at the end.
 async fn read_line(
     lines: &mut BufReader<OwnedReadHalf>,
-    line: &mut String,
-) -> anyhow::Result<usize> {
-    let mut bounded = lines.take(MAX_LINE as u64 + 1);
-    let n = bounded.read_line(line).await.context("reading a request")?;
-    if n > MAX_LINE {
-        bail!("request longer than {MAX_LINE} bytes");
-    }
-    Ok(n)
+    line: &mut Vec<u8>,
+) -> std::io::Result<usize> {
+    lines
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', line)
+        .await
 }
 
 /// A well-formed request.
@@ -173,7 +172,12 @@ enum Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    fn parse(line: &'a str) -> Result<Self, String> {
+    /// `line` as a request, its line end included.
+    fn parse(line: &'a [u8]) -> Result<Self, String> {
+        if line.len() > MAX_LINE {
+            return Err(format!("request longer than {MAX_LINE} bytes"));
+        }
+        let line = std::str::from_utf8(line).map_err(|_| "request is not UTF-8".to_owned())?;
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["SET", key, value] => Ok(Request::Set(key, value)),

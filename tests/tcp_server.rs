@@ -294,7 +294,15 @@ async fn bad_clients_lose_only_their_own_connection() {
     for i in 0..MALFORMED {
         clients.spawn(async move {
             let mut client = Client::connect(addr).await;
-            let request = ["FROB x", "SET only-key", "GET a b", "SLEEP soon"][i % 4];
+            if i % 5 == 4 {
+                // Not UTF-8: a malformed request like any other.
+                client.writer.write_all(b"GET \xff\xfe\n").await.unwrap();
+                let answer = client.answer().await;
+                assert_eq!(answer, Answer::Line("ERR request is not UTF-8".into()));
+                assert_eq!(client.answer().await, Answer::Closed);
+                return;
+            }
+            let request = ["FROB x", "SET only-key", "GET a b", "SLEEP soon"][i % 5];
             match client.ask(request).await {
                 Answer::Line(line) => assert!(line.starts_with("ERR "), "{request}: {line}"),
                 Answer::Closed => panic!("{request}: no ERR"),
