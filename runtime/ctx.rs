@@ -79,6 +79,11 @@ impl Ctx {
         Ctx { core, task }
     }
 
+    /// The ctx's group.
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.core
+    }
+
     /// What a branch that does not hand its ctx to the body keeps of it,
     /// without a reference count or a name copied.
     pub(crate) fn into_parts(self) -> (Arc<Core>, TaskName) {
@@ -247,6 +252,57 @@ impl Ctx {
         .await
     }
 
+    /// Runs `fut` as one of the group's first-to-finish work: if it returns
+    /// `Ok` before the group is cancelled, it shuts the group down
+    /// ([`Cause::Shutdown`] naming this ctx's branch or task) and gives
+    /// `Ok(Some(value))`; if the group is cancelled first (another finished
+    /// first, or it was stopped), `fut` is dropped and it gives `Ok(None)`.
+    /// An `Err` is returned as it is and stops nothing by itself: `?` makes
+    /// it the branch's failure, as always.
+    ///
+    /// A branch that returns `Ok(..)` after it makes the group return `Ok`
+    /// when the others do too: a proxy's two copy directions, where either
+    /// one finishing must stop the other, or "serve until this completes".
+    ///
+    /// # Cancellation safety
+    ///
+    /// As cancellation safe as `fut`: dropping the returned future drops `fut`.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> anyhow::Result<()> {
+    /// let (mut client, proxy_end) = tokio::io::duplex(64);
+    /// let (mut server, upstream_end) = tokio::io::duplex(64);
+    /// let (mut client_read, mut client_write) = tokio::io::split(proxy_end);
+    /// let (mut server_read, mut server_write) = tokio::io::split(upstream_end);
+    /// server.write_all(b"hello").await?;
+    /// drop(server); // the server hangs up: that direction finishes
+    /// errgroup! {
+    ///     type Error = std::io::Error;
+    ///     up   => { ctx.race(tokio::io::copy(&mut client_read, &mut server_write)).await?; Ok(()) },
+    ///     down => { ctx.race(tokio::io::copy(&mut server_read, &mut client_write)).await?; Ok(()) },
+    /// }?; // `down` finished, `up` was stopped: the group is `Ok`
+    /// let mut got = [0; 5];
+    /// client.read_exact(&mut got).await?;
+    /// assert_eq!(&got, b"hello");
+    /// # Ok(()) }
+    /// ```
+    pub async fn race<T, E, F>(&self, fut: F) -> Result<Option<T>, E>
+    where
+        F: Future<Output = Result<T, E>>,
+    {
+        match self.run(fut).await {
+            Ok(Ok(value)) => {
+                self.shutdown();
+                Ok(Some(value))
+            }
+            Ok(Err(error)) => Err(error),
+            Err(_cancelled) => Ok(None),
+        }
+    }
+
     /// Sleeps for `duration` unless the group is cancelled first: Go's
     /// `select` on `time.After(d)` and `ctx.Done()`.
     ///
@@ -334,7 +390,8 @@ impl Ctx {
     pub fn spawn<E, F>(&self, name: impl Into<TaskName>, task: F) -> Result<(), Cancelled>
     where
         F: Future<Output = Result<(), E>> + Send + 'static,
-        E: Send + 'static,
+        // The trailing comment is shown by rustc's E0283 note on this line.
+        E: Send + 'static, // no error type for the task? take a `&BranchCtx<YourError>`, or write `Ok::<(), YourError>(())`
     {
         spawn(&self.core, name.into(), |_| task, self.core.start())
     }
@@ -986,7 +1043,9 @@ impl Watch {
 
     /// What is still running: branches in the order written (a fan-out's
     /// running items by index), then the tasks (`ctx.spawn`,
-    /// [`Group::spawn`](crate::Group::spawn)). Empty once the group has returned.
+    /// [`Group::spawn`](crate::Group::spawn)), then a [`Pool`](crate::Pool)'s
+    /// tasks, counted in one line (`"12 pool tasks"`) rather than named.
+    /// Empty once the group has returned.
     ///
     /// # Cancellation safety
     ///

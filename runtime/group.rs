@@ -13,6 +13,7 @@ use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown, Watch};
 use crate::engine::Grace;
 use crate::error::{Cause, Error, Moment, Running, TaskName};
 use crate::limit::Start;
+use crate::pool::Pool;
 use crate::state::{Settings, State, flags, token_cause};
 use crate::sync::{Arc, Mutex, lock};
 use crate::tasks::TaskSet;
@@ -72,12 +73,26 @@ pub struct Group<E, T = ()> {
     supervise: bool,
     /// The tasks `spawn` started, with their results until taken.
     own: TaskSet<Done<T, E>>,
+    /// Results taken from `own` by a spawn, which frees the tasks that
+    /// ended: only those someone will collect (see `keep`).
+    reaped: std::collections::VecDeque<Done<T, E>>,
+    /// What is kept of a task's result: everything once `returning` was
+    /// called; else its failures only, so that a group spawned from for
+    /// ever holds only what still runs.
+    keep: Keep,
     /// How many tasks `spawn` was asked for: the next one's index.
     spawned: usize,
     /// `join_next` took a failure, or skipped a task that never ran: the
     /// group's result cannot be `Ok`.
     taken_not_ok: bool,
     finished: bool,
+}
+
+/// What a group keeps of its tasks' results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Everything,
+    Failures,
 }
 
 /// How one task of the group's own ended.
@@ -190,6 +205,12 @@ impl<E: Send + 'static> Group<E> {
     /// [`wait_all`](Group::wait_all) or [`wait_results`](Group::wait_results).
     /// Call it before the first `spawn`.
     ///
+    /// Without it, nothing is kept of a task that returned `Ok(())`: it is
+    /// freed at the next `spawn`, so that a group spawned from for ever (an
+    /// accept loop) holds only what still runs, and `join_next`,
+    /// `wait_all` and `wait_results` give only the failures.
+    /// `returning::<()>()` keeps every result.
+    ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let mut group = errgroup::Group::<()>::new().returning::<String>();
@@ -211,6 +232,8 @@ impl<E: Send + 'static> Group<E> {
             grace: self.grace,
             supervise: self.supervise,
             own: TaskSet::new(),
+            reaped: std::collections::VecDeque::new(),
+            keep: Keep::Everything,
             spawned: 0,
             taken_not_ok: false,
             finished: false,
@@ -232,6 +255,8 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             grace: None,
             supervise: false,
             own: TaskSet::new(),
+            reaped: std::collections::VecDeque::new(),
+            keep: Keep::Failures,
             spawned: 0,
             taken_not_ok: false,
             finished: false,
@@ -461,6 +486,26 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         self.start(name.into(), task, start);
     }
 
+    /// A new [`Pool`] of this group's tasks: its own limit with a spawn that
+    /// waits for a slot, and a failure policy
+    /// ([`supervise`](Pool::supervise)). Nothing is kept of a pool's
+    /// finished task.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let group = errgroup::Group::<String>::new();
+    /// let conns = group.pool().limit(64).supervise(|task, failure| eprintln!("{task} {failure}"));
+    /// for id in 0..1000 {
+    ///     conns.spawn(format!("conn{id}"), async { Ok(()) }).await.unwrap();
+    /// }
+    /// group.wait().await.unwrap();
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn pool(&self) -> Pool<E> {
+        Pool::new(Arc::clone(&self.built().state.core))
+    }
+
     /// Starts `task(ctx)` only if a slot is free under the [`limit`](Group::limit):
     /// Go's `g.TryGo`. Returns `false`, without calling `task`, when `limit`
     /// tasks are running.
@@ -498,6 +543,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         let core = Arc::clone(&self.built().state.core);
+        self.reap(&core);
         let index = self.spawned;
         self.spawned += 1;
         if matches!(start, Start::Refused) {
@@ -528,6 +574,19 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 outcome,
             }
         });
+    }
+
+    /// Frees the tasks that have ended, keeping what someone will collect.
+    fn reap(&mut self, core: &crate::state::Core) {
+        core.reap_tasks();
+        while let Some(joined) = self.own.try_next() {
+            let Some(done) = core.joined(&TaskName::new("task"), joined) else {
+                continue;
+            };
+            if self.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
+                self.reaped.push_back(done);
+            }
+        }
     }
 
     /// Waits for every task, then returns the first error (by time), or
@@ -615,11 +674,17 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     pub async fn join_next(&mut self) -> Option<(TaskName, Result<T, E>)> {
         let core = Arc::clone(&self.built().state.core);
         loop {
-            let joined = poll_fn(|cx| self.own.poll_next(cx)).await?;
-            let Some(done) = core.joined(&TaskName::new("task"), joined) else {
-                continue;
+            let done = if let Some(done) = self.reaped.pop_front() {
+                done
+            } else {
+                let joined = poll_fn(|cx| self.own.poll_next(cx)).await?;
+                let Some(done) = core.joined(&TaskName::new("task"), joined) else {
+                    continue;
+                };
+                done
             };
             match done.outcome {
+                Outcome::Value(_) if self.keep == Keep::Failures => {}
                 Outcome::Value(value) => return Some((done.task, Ok(value))),
                 Outcome::Failed { error, .. } => {
                     self.taken_not_ok |= !self.supervise;
@@ -633,7 +698,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// A task's error is its own result, taken with
     /// [`join_next`](Group::join_next) or [`wait_results`](Group::wait_results):
     /// it cancels nothing, as the macro's `on_error = continue;`. Call it
-    /// before the first `spawn`.
+    /// before the first `spawn`. It covers the tasks of
+    /// [`spawn`](Group::spawn); a task started with `ctx.spawn` still
+    /// cancels the group when it fails, and a [`Pool`] has its own policy
+    /// ([`Pool::supervise`]).
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -665,7 +733,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             self.grace
                 .map(|period| Grace::new(core.cancellation(), period))
         );
-        let mut done = Vec::new();
+        let mut done: Vec<_> = std::mem::take(&mut self.reaped).into();
         let own = &mut self.own;
         let all_ok = poll_fn(|cx| {
             if let Some(expired) = grace.as_mut().as_pin_mut() {
@@ -702,6 +770,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         done.sort_by_key(|d| d.index);
         for d in done {
             match d.outcome {
+                Outcome::Value(_) if self.keep == Keep::Failures => {}
                 Outcome::Value(value) => results.push((d.task, Ok(value))),
                 Outcome::Failed { error, first } => {
                     all_ok &= self.supervise;

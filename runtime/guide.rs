@@ -13,6 +13,8 @@
 //!
 //! - stop a service on Ctrl-C or SIGTERM with a grace period, and give
 //!   request groups the service's lifetime as their parent: [`shutdown`];
+//! - a server's accept loop: a task per connection, isolated, limited with
+//!   backpressure and drained at shutdown: [`accept_loop`];
 //! - an axum handler that fans out to several backends: [`axum`];
 //! - spans for branches: [`tracing`].
 
@@ -112,6 +114,8 @@ pub mod from_joinset {
     //! | `token.child_token()` for nested work | automatic: a group made inside a branch is a child |
     //! | dropping the `JoinSet` aborts its tasks | the same: dropping the group's future drops or aborts every branch |
     //! | tasks added while running | [`Group`](crate::Group), or [`ctx.spawn`](crate::Ctx::spawn) inside a branch |
+    //! | tokio-util's `TaskTracker` (tasks that must not stop each other, awaited at shutdown, freed as they end) | a [`Pool`](crate::Pool), [`supervise`](crate::Pool::supervise)d: see [`accept_loop`](super::accept_loop) |
+    //! | a `Semaphore` acquired before each `spawn` | [`Pool::limit`](crate::Pool::limit): [`spawn`](crate::Pool::spawn) waits for a slot |
     //!
     //! For tasks whose number is known only at run time, [`Group`](crate::Group)
     //! is the closest to a `JoinSet`:
@@ -251,7 +255,8 @@ pub mod from_go {
     //! | Go | errgroup |
     //! |---|---|
     //! | `g, ctx := errgroup.WithContext(ctx)`; `g.Go(f)` ×n; `g.Wait()` | `errgroup! { a => .., b => .. }` |
-    //! | `g.SetLimit(n)` | `limit = n;` header, or [`Group::limit`](crate::Group::limit) |
+    //! | `g.SetLimit(n)`, then `g.Go(f)`, which waits for a free slot | [`ctx.pool().limit(n)`](crate::Pool::limit), then [`pool.spawn(name, f).await?`](crate::Pool::spawn), which waits for a slot (and returns `Err(Cancelled)` if the group stops meanwhile); the limit counts that pool's tasks only |
+    //! | `g.SetLimit(n)` over a known set of goroutines | `limit = n;` header, or [`Group::limit`](crate::Group::limit): counts every branch, item and task of the group, and a spawn over it is queued, never waits ([`ctx.spawn`](crate::BranchCtx::spawn), [`Group::spawn`](crate::Group::spawn)) |
     //! | `context.WithTimeout(ctx, d)` | `timeout = d;` header |
     //! | `context.WithDeadline(ctx, t)` | `deadline = t;` header |
     //! | `errgroup.WithContext(parent)` | automatic inside a branch; `parent = &ctx;` to choose |
@@ -404,6 +409,226 @@ pub mod shutdown {
     //! assert!(err.is_shutdown(), "stopped by the service's shutdown: {err}");
     //! service.wait().await.unwrap();
     //! # }
+    //! ```
+}
+
+pub mod accept_loop {
+    //! Recipe: a server's accept loop.
+    //!
+    //! A server is the other shape of concurrency: not a request fanning
+    //! out, where the first error stops the rest, but a long-running accept
+    //! loop whose connection tasks must not take each other down, must be
+    //! limited with backpressure, and must all be drained when the service
+    //! stops. `examples/tcp_server.rs` is a complete one (a key-value store
+    //! with a test suite that drives the real binary); this page gets there
+    //! step by step from the hand-written tokio version.
+    //!
+    //! # Before: `tokio::spawn` + `Semaphore` + a broadcast channel
+    //!
+    //! The usual plumbing, as in tokio's mini-redis: a semaphore bounds the
+    //! connections (acquired *before* accepting, so the loop waits), a
+    //! broadcast channel tells every connection to stop, a tracker waits
+    //! for them, and each connection logs its own error and returns, so
+    //! that one bad client does not stop the server. `tokio::spawn` isolates
+    //! a panic.
+    //!
+    //! ```
+    //! use std::future::Future;
+    //! use std::pin::pin;
+    //! use std::sync::Arc;
+    //! use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    //! use tokio::net::{TcpListener, TcpStream};
+    //! use tokio::sync::{Semaphore, broadcast};
+    //! use tokio_util::task::TaskTracker;
+    //!
+    //! async fn serve(
+    //!     listener: TcpListener,
+    //!     max_conns: usize,
+    //!     shutdown: impl Future<Output = ()>,
+    //! ) -> std::io::Result<()> {
+    //!     let slots = Arc::new(Semaphore::new(max_conns));
+    //!     let (stop, _) = broadcast::channel::<()>(1);
+    //!     let tracker = TaskTracker::new();
+    //!     let mut shutdown = pin!(shutdown);
+    //!     loop {
+    //!         let slot = tokio::select! {
+    //!             slot = Arc::clone(&slots).acquire_owned() => slot.expect("never closed"),
+    //!             () = &mut shutdown => break,
+    //!         };
+    //!         let (socket, peer) = tokio::select! {
+    //!             accepted = listener.accept() => accepted?,
+    //!             () = &mut shutdown => break,
+    //!         };
+    //!         let mut stop = stop.subscribe();
+    //!         tracker.spawn(async move {
+    //!             if let Err(e) = handle(socket, &mut stop).await {
+    //!                 eprintln!("conn {peer}: {e}");
+    //!             }
+    //!             drop(slot);
+    //!         });
+    //!     }
+    //!     drop(stop); // every connection's `recv` returns
+    //!     tracker.close();
+    //!     tracker.wait().await;
+    //!     Ok(())
+    //! }
+    //!
+    //! /// Echoes lines until the client closes or the server stops.
+    //! async fn handle(socket: TcpStream, stop: &mut broadcast::Receiver<()>) -> std::io::Result<()> {
+    //!     let (read, mut write) = socket.into_split();
+    //!     let mut lines = BufReader::new(read).lines();
+    //!     loop {
+    //!         let line = tokio::select! {
+    //!             line = lines.next_line() => line?,
+    //!             _ = stop.recv() => return Ok(()),
+    //!         };
+    //!         let Some(line) = line else { return Ok(()) };
+    //!         write.write_all(format!("{line}\n").as_bytes()).await?;
+    //!     }
+    //! }
+    //! # #[tokio::main(flavor = "current_thread")] async fn main() {
+    //! # let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    //! # let addr = listener.local_addr().unwrap();
+    //! # let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    //! # let server = tokio::spawn(serve(listener, 8, async { stopped.await.ok(); }));
+    //! # let mut client = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    //! # client.get_mut().write_all(b"hello\n").await.unwrap();
+    //! # let mut echo = String::new();
+    //! # client.read_line(&mut echo).await.unwrap();
+    //! # assert_eq!(echo, "hello\n");
+    //! # stop.send(()).unwrap();
+    //! # server.await.unwrap().unwrap();
+    //! # }
+    //! ```
+    //!
+    //! Still missing: a grace period (a `TaskTracker` cannot abort its
+    //! tasks), Ctrl-C *and* SIGTERM, and knowing whether anything was
+    //! abandoned.
+    //!
+    //! # After: one `errgroup!`
+    //!
+    //! ```
+    //! use std::time::Duration;
+    //! use errgroup::{AllowShutdown, Ctx, errgroup};
+    //! use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    //! use tokio::net::{TcpListener, TcpStream};
+    //!
+    //! async fn serve(
+    //!     listener: TcpListener,
+    //!     max_conns: usize,
+    //!     shutdown: impl Future<Output = ()> + Send + 'static,
+    //! ) -> anyhow::Result<()> {
+    //!     errgroup! {
+    //!         type Error = anyhow::Error;
+    //!         shutdown_on = shutdown;              // 1. the stop signal
+    //!         grace = Duration::from_secs(5);      // 4. then abort what still runs
+    //!         accept => {
+    //!             let conns = ctx.pool().limit(max_conns) // 2. the semaphore and the tracker
+    //!                 .catch_panics()                     // 3. isolation
+    //!                 .supervise(|conn, failure| eprintln!("{conn} {failure}"));
+    //!             while let Ok(accepted) = ctx.run(listener.accept()).await {
+    //!                 let (socket, peer) = accepted?;
+    //!                 conns.spawn_with(format!("conn {peer}"), |ctx| handle(ctx, socket)).await?;
+    //!             }
+    //!             Ok(())
+    //!         },
+    //!     }
+    //!     .allow_shutdown()?;
+    //!     Ok(())
+    //! }
+    //!
+    //! /// Echoes lines until the client closes or the server stops.
+    //! async fn handle(ctx: Ctx, socket: TcpStream) -> anyhow::Result<()> {
+    //!     let (read, mut write) = socket.into_split();
+    //!     let mut lines = BufReader::new(read).lines();
+    //!     while let Ok(line) = ctx.run(lines.next_line()).await {
+    //!         let Some(line) = line? else { break };
+    //!         write.write_all(format!("{line}\n").as_bytes()).await?;
+    //!     }
+    //!     Ok(())
+    //! }
+    //! # #[tokio::main(flavor = "current_thread")] async fn main() {
+    //! # let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    //! # let addr = listener.local_addr().unwrap();
+    //! # let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    //! # let server = tokio::spawn(serve(listener, 8, async { stopped.await.ok(); }));
+    //! # let mut client = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    //! # client.get_mut().write_all(b"hello\n").await.unwrap();
+    //! # let mut echo = String::new();
+    //! # client.read_line(&mut echo).await.unwrap();
+    //! # assert_eq!(echo, "hello\n");
+    //! # stop.send(()).unwrap();
+    //! # server.await.unwrap().unwrap();
+    //! # }
+    //! ```
+    //!
+    //! Step by step:
+    //!
+    //! 1. **The stop signal.** `shutdown_on = errgroup::stop_signal();` in a
+    //!    real server: Ctrl-C and SIGTERM (what `docker stop` and systemd
+    //!    send), in one line. It cancels every `ctx`, which replaces the
+    //!    broadcast channel and both `select!`s: [`ctx.run`](crate::Ctx::run)
+    //!    around `accept` ends the loop, and around a connection's read
+    //!    closes a connection that waits for its next request, while a
+    //!    request in flight finishes and is answered.
+    //! 2. **The connections.** [`ctx.pool()`](crate::BranchCtx::pool) is one
+    //!    set of the group's tasks. Its [`limit`](crate::Pool::limit) counts
+    //!    the connections only, not the accept branch or a background one,
+    //!    and [`spawn`](crate::Pool::spawn) *waits* for a slot (it resolves
+    //!    once the task has started, `Err(Cancelled)` if the server stops
+    //!    meanwhile): the loop accepts no faster than connections end, as
+    //!    Go's `g.Go` under `SetLimit`. The group awaits every connection
+    //!    before it returns, as `TaskTracker::wait` did, and keeps nothing of
+    //!    one that ended: memory is what still runs, for ever.
+    //! 3. **Isolation.** By default a task's error stops the group, Go's
+    //!    rule, right for a request's fan-out and wrong for a server: one
+    //!    malformed frame would stop it for everybody.
+    //!    [`supervise`](crate::Pool::supervise) hands each failure to your
+    //!    handler with the task's name (and, with the `tracing` feature, as
+    //!    an event), and [`catch_panics`](crate::Pool::catch_panics) does the
+    //!    same for a panic, with its message.
+    //! 4. **Grace, and a clean exit.** `grace` aborts what still runs that
+    //!    long after the stop. The group's result says how it went:
+    //!    `allow_shutdown()` turns a stop on purpose into `Ok`, and
+    //!    [`Error::still_running`](crate::Error::still_running) is `Some`
+    //!    when grace expired with work abandoned, which a server reports with
+    //!    its exit code (`examples/tcp_server.rs` exits 1 then).
+    //!
+    //! | hand-written | errgroup |
+    //! |---|---|
+    //! | `Semaphore::new(n)`, `acquire_owned()` before `accept` | `ctx.pool().limit(n)`, `conns.spawn(..).await` |
+    //! | `TaskTracker` (or an mpsc "all done" channel), `close` + `wait` | automatic: the group awaits its pool's tasks |
+    //! | a broadcast channel, a `select!` on it in every connection | `ctx.run(read).await` in the connection |
+    //! | `select!` on the shutdown future around `accept` | `ctx.run(listener.accept()).await` |
+    //! | `tokio::signal::ctrl_c()` (SIGTERM by hand) | `shutdown_on = errgroup::stop_signal();` |
+    //! | log the error and return `Ok(())` in each handler | [`supervise`](crate::Pool::supervise) |
+    //! | `tokio::spawn` isolating a panic | [`catch_panics`](crate::Pool::catch_panics) |
+    //! | a timeout around the wait, and leaked tasks | `grace = d;`, and [`Error::still_running`](crate::Error::still_running) |
+    //!
+    //! # First to finish
+    //!
+    //! A proxy copies both ways, and either direction finishing must stop
+    //! the other; "serve until this completes" is the same shape.
+    //! [`ctx.race(fut)`](crate::Ctx::race) shuts the group down when `fut`
+    //! returns `Ok`, and the group returns `Ok`; an error keeps its usual
+    //! meaning.
+    //!
+    //! ```
+    //! use errgroup::{Ctx, errgroup};
+    //! use tokio::net::TcpStream;
+    //!
+    //! async fn proxy(ctx: Ctx, mut client: TcpStream, mut upstream: TcpStream) -> std::io::Result<()> {
+    //!     let (mut client_read, mut client_write) = client.split();
+    //!     let (mut upstream_read, mut upstream_write) = upstream.split();
+    //!     errgroup! {
+    //!         type Error = std::io::Error;
+    //!         parent = &ctx;
+    //!         up   => { ctx.race(tokio::io::copy(&mut client_read, &mut upstream_write)).await?; Ok(()) },
+    //!         down => { ctx.race(tokio::io::copy(&mut upstream_read, &mut client_write)).await?; Ok(()) },
+    //!     }
+    //!     .map_err(std::io::Error::other)?;
+    //!     Ok(())
+    //! }
     //! ```
 }
 

@@ -25,7 +25,9 @@
 //! every value in branch order or the first error, named after its branch.
 //! See [`errgroup!`] for the grammar and the rules, [`Ctx`] for what a branch
 //! can do with its context ([`BranchCtx`] adds the spawn typed by the group's
-//! error), and [`Group`] for groups built at run time. The
+//! error), [`Group`] for groups built at run time, and [`Pool`] for a
+//! server's connections (isolated, limited with backpressure, drained at
+//! shutdown). The
 //! [`guide`] moves code over from `JoinSet`, `try_join!` and Go, and has
 //! recipes for shutdown, web handlers and tracing.
 //!
@@ -63,6 +65,9 @@ extern crate self as errgroup;
 //
 // Primitives: std's or loom's locks and atomics.
 mod sync;
+// `stop_signal()`: Ctrl-C and SIGTERM.
+#[cfg(not(loom))]
+mod signal;
 // `Error`, `Cause`, `Cancelled`, `TaskName`.
 mod error;
 // What a group tells `tracing` (the `tracing` feature; nothing without it).
@@ -87,6 +92,8 @@ mod workers;
 mod engine;
 // `Ctx`, `BranchCtx`, the ambient ctx, `ctx.spawn`.
 mod ctx;
+// `Pool`: one set of a group's tasks, with its own limit and failure policy.
+mod pool;
 // `Group`, the dynamic API.
 mod group;
 
@@ -105,6 +112,9 @@ pub use crate::error::{
     AllowShutdown, Cancelled, Cause, Error, Moment, Running, StillRunning, TaskName,
 };
 pub use crate::group::Group;
+pub use crate::pool::{Failure, Pool};
+#[cfg(not(loom))]
+pub use crate::signal::stop_signal;
 /// Runs named branches concurrently as one group: the first error cancels
 /// the rest, and the group returns when every branch has returned.
 ///
@@ -140,6 +150,7 @@ pub use crate::group::Group;
 ///         | type Error = TYPE ;    // fixes the error type E of every branch
 ///         | on_error = continue ;  // supervisor mode: no cancel on error
 ///         | shutdown_on = EXPR ;   // IntoFuture: when it completes, the group is shut down
+///                                  //   (`errgroup::stop_signal()`: Ctrl-C or SIGTERM)
 ///         | crate = PATH ;         // where errgroup is, when not at ::errgroup (see below)
 ///
 /// BRANCH := ATTR* NAME => BODY                   // one task
@@ -195,8 +206,11 @@ pub use crate::group::Group;
 ///    ([`Cause::Panicked`]); once the others have returned, the panic resumes
 ///    in the caller with its original payload.
 /// 8. **Limits.** `limit = n` bounds how many branches, items and
-///    `ctx.spawn` tasks run at once; the others wait. A `for` branch pulls
+///    `ctx.spawn` tasks run at once; the others wait (a spawn over the
+///    limit is queued: the caller goes on). A `for` branch pulls
 ///    items lazily: 1,000,000 items with `limit = 8` hold memory for 8.
+///    A [`Pool`]'s tasks count towards the pool's own limit instead, under
+///    which [`Pool::spawn`] makes the caller wait for a slot: an accept loop.
 /// 9. **Nothing new starts after cancellation.** Items not yet pulled,
 ///    branches waiting for a slot and `ctx.spawn` calls made after the
 ///    cancellation never run.
@@ -205,7 +219,10 @@ pub use crate::group::Group;
 ///     `Result<(Result<T1, E>, .., Result<Tn, E>), Error<E>>` (a `for`
 ///     branch gives `Vec<Result<T, E>>`). A branch that returns `Err` after a
 ///     deadline or parent cancellation comes back as its own `Err`; the
-///     outer error is for branches that never ran.
+///     outer error is for branches that never ran. It is about branches:
+///     a task started with `ctx.spawn` still cancels the group when it
+///     fails; a [`Pool`] [`supervise`](Pool::supervise)d by a handler is
+///     the supervisor for tasks.
 /// 11. **The nearest `ctx` wins.** In a nested group, `ctx` is the inner
 ///     group's.
 ///
@@ -392,7 +409,8 @@ pub use crate::group::Group;
 /// `channel(0)`, an
 /// unknown attribute, `#[spawn]` with `#[blocking]`, a `clone(..)` that is
 /// not a list of names, `.await` in a
-/// `#[blocking]` body, `ctx` rebound with `let`, and a group whose error
+/// `#[blocking]` body, `ctx` rebound with `let`, the branch's `ctx` moved
+/// into a `ctx.spawn` task (use `ctx.spawn_with`), and a group whose error
 /// type nothing fixes (add `type Error = ..;`). All of them are reported in
 /// one build.
 ///

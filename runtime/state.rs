@@ -164,6 +164,9 @@ struct Watch {
 #[derive(Default)]
 struct Watching {
     state: Mutex<Watch>,
+    /// A pool's tasks running, counted but not named (`count_task`): here,
+    /// made by the first task, rather than a word in every group's core.
+    pooled: AtomicUsize,
     /// The driver's waker, kept while a question may come (`flags::KEEP_WAKER`).
     driver: AtomicWaker,
 }
@@ -429,6 +432,20 @@ impl Core {
         RunningTask(Arc::clone(self), key)
     }
 
+    /// Counts a task as running, without registering its name: a pool's
+    /// task, of which a server has thousands, each paying for a slot
+    /// otherwise. [`Core::uncount_task`] when it ends.
+    pub(crate) fn count_task(&self) {
+        self.running.fetch_add(1, Ordering::Relaxed);
+        self.watching().pooled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A task counted by [`Core::count_task`] has ended.
+    pub(crate) fn uncount_task(&self) {
+        self.watching().pooled.fetch_sub(1, Ordering::Relaxed);
+        self.running.fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// Adds the running tasks to `census`, in the order they were spawned.
     pub(crate) fn census_tasks(&self, census: &mut Census) {
         let watch = lock(&self.watching().state);
@@ -441,8 +458,13 @@ impl Core {
             })
             .collect();
         running.sort_unstable_by_key(|&(rank, ..)| rank);
+        let pooled = self.watching().pooled.load(Ordering::Relaxed);
         for (_, task, since) in running {
             census.add(task, Some(since));
+        }
+        // A pool's tasks are counted, not named (`count_task`): one line for all.
+        if pooled > 0 {
+            census.add(&TaskName::new(format!("{pooled} pool tasks")), None);
         }
     }
 
@@ -645,6 +667,32 @@ impl Core {
             self.joined::<bool>(&TaskName::new("spawned task"), joined);
         }
         ready
+    }
+
+    /// Frees the tasks that have ended, without waiting and without taking
+    /// the waker of whoever polls the set: a [`Group`](crate::Group) has no
+    /// driver to do it until `wait`, and a finished task otherwise stays
+    /// in the set, result and all.
+    pub(crate) fn reap_tasks(&self) {
+        if self.flags() & flags::UNDRIVEN == 0 {
+            // The driver is woken by every task's end and reaps it then.
+            return;
+        }
+        let mut tasks = lock(&self.tasks);
+        let mut escaped = None;
+        while let Some(joined) = tasks.set.as_mut().and_then(TaskSet::try_next) {
+            match joined {
+                Joined::Done(ok) => tasks.all_ok &= ok,
+                joined => {
+                    tasks.all_ok = false;
+                    escaped.get_or_insert(joined);
+                }
+            }
+        }
+        drop(tasks);
+        if let Some(joined) = escaped {
+            self.joined::<bool>(&TaskName::new("spawned task"), joined);
+        }
     }
 
     /// The first half of the shutdown rule (tasks.rs): no task starts from

@@ -104,6 +104,15 @@ impl<T: Send + 'static> TaskSet<T> {
         });
     }
 
+    /// A task that has ended, if any, without waiting or keeping a waker.
+    pub(crate) fn try_next(&mut self) -> Option<Joined<T>> {
+        #[cfg(not(loom))]
+        return self.set.try_join_next().map(Joined::from);
+        // Under loom the set's tasks run only when the driver polls it.
+        #[cfg(loom)]
+        return None;
+    }
+
     /// The first half of the shutdown rule; poll until empty for the second.
     pub(crate) fn abort_all(&mut self) {
         self.set.abort_all();

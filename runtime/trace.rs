@@ -99,6 +99,10 @@ mod on {
         tracing::error!(parent: group, task = %task, "branch panicked; resumed once the others return");
     }
 
+    pub(crate) fn supervised(group: &Span, task: &TaskName, failure: &dyn std::fmt::Display) {
+        tracing::warn!(parent: group, task = %task, "supervised task {failure}");
+    }
+
     pub(crate) fn grace_expired(group: &Span, grace: Duration, report: &StillRunning) {
         let still_running = report
             .tasks()
@@ -178,6 +182,9 @@ mod off {
     pub(crate) fn panicked(_: &Span, _: &TaskName) {}
 
     #[inline]
+    pub(crate) fn supervised(_: &Span, _: &TaskName, _: &dyn std::fmt::Display) {}
+
+    #[inline]
     pub(crate) fn grace_expired(_: &Span, _: Duration, _: &StillRunning) {}
 }
 
@@ -194,4 +201,5 @@ fn _same_shape(site: &'static Location<'static>, task: &TaskName, cause: &Cause)
     failed(&span, &name(task), true);
     cancelled(&span, cause);
     panicked(&span, task);
+    supervised(&span, task, &"failed");
 }

@@ -320,3 +320,31 @@ async fn the_grace_expired_event_lists_what_still_ran() {
         "{expired:?}"
     );
 }
+
+/// A supervised pool's failure is a `warn` event of the group naming the
+/// task; the group goes on.
+#[tokio::test]
+async fn a_supervised_failure_is_an_event_naming_the_task() {
+    let (capture, _guard) = capture();
+    let (n,) = errgroup! {
+        type Error = String;
+        accept => {
+            let conns = ctx.pool().catch_panics().supervise(|_, _| {});
+            conns.spawn("conn1", async { Err("bad frame".to_string()) }).await.map_err(|e| e.to_string())?;
+            Ok(1)
+        },
+    }
+    .unwrap();
+    assert_eq!(n, 1);
+    let events = capture.events();
+    let failure = events
+        .iter()
+        .find(|e| e.what.starts_with("supervised task"))
+        .unwrap_or_else(|| panic!("no supervised event: {events:#?}"));
+    assert_eq!(failure.what, "supervised task failed: bad frame");
+    assert!(
+        failure.fields.contains(&"task=conn1".to_owned()),
+        "{failure:?}"
+    );
+    assert_eq!(failure.path, ["errgroup"]);
+}

@@ -3,7 +3,8 @@
 //! work), its branches (one name each, at least one branch), their
 //! attributes (one mode, each flag and `clone(..)` once, each name cloned
 //! once, never `ctx`) and their bodies (no rebinding of `ctx`, no `.await`
-//! in a synchronous body). Every violation is collected, so one build
+//! in a synchronous body, no branch `ctx` moved into a `ctx.spawn` or pool
+//! task). Every violation is collected, so one build
 //! reports all of them.
 //!
 //! The parser and the attribute reader call the rules on a header, a
@@ -251,6 +252,12 @@ fn check_body(body: &Expr, pattern_rebinds: &[Span], blocking: bool, errors: &mu
             "this rebinds `ctx`, the group's injected context, inside a branch\nhelp: give the new binding another name; `ctx` must stay this branch's context",
         );
     }
+    for (span, spawner, method) in scan.ctx_in_spawn {
+        errors.at(
+            span,
+            format!("`ctx` cannot move into a task started with `{spawner}.{method}`: it is this branch's context, borrowed for the branch, and the task may outlive it\nhelp: use `{spawner}.spawn_with(name, |ctx| async move {{ .. }})`: the task gets a ctx of its own"),
+        );
+    }
     if blocking {
         for span in scan.awaits {
             errors.push(syn::Error::new_spanned(
@@ -276,6 +283,12 @@ struct Scan {
     ctx_rebinds: Vec<Span>,
     /// `.await`s outside nested async blocks and closures, as `.await`.
     awaits: Vec<TokenStream>,
+    /// `ctx` used in the future given to `ctx.spawn` or a pool's `spawn`:
+    /// the first use in each, the spawner's name and the method.
+    ctx_in_spawn: Vec<(Span, String, String)>,
+    /// Names bound to `ctx.pool()..` in this body: `Pool`s, whose tasks
+    /// are `'static` too.
+    pools: Vec<syn::Ident>,
 }
 
 impl<'ast> Visit<'ast> for Scan {
@@ -283,6 +296,11 @@ impl<'ast> Visit<'ast> for Scan {
         let mut bindings = Bindings::default();
         bindings.visit_pat(&local.pat);
         self.ctx_rebinds.extend(bindings.ctx);
+        if let (syn::Pat::Ident(name), Some(init)) = (&local.pat, &local.init) {
+            if is_ctx_pool(&init.expr) {
+                self.pools.push(name.ident.clone());
+            }
+        }
         visit::visit_local(self, local);
     }
 
@@ -290,6 +308,32 @@ impl<'ast> Visit<'ast> for Scan {
         let (dot, kw) = (node.dot_token, node.await_token);
         self.awaits.push(quote::quote!(#dot #kw));
         visit::visit_expr_await(self, node);
+    }
+
+    fn visit_expr_method_call(&mut self, node: &'ast syn::ExprMethodCall) {
+        let spawner = match &*node.receiver {
+            Expr::Path(path) if path.qself.is_none() => path.path.get_ident(),
+            _ => None,
+        };
+        let spawner = spawner.filter(|name| {
+            (*name == "ctx" && node.method == "spawn")
+                || (self.pools.contains(name)
+                    && (node.method == "spawn" || node.method == "spawn_queued"))
+        });
+        if let Some(spawner) = spawner {
+            for arg in &node.args {
+                if let Expr::Async(task) = arg {
+                    let mut uses = CtxUses::default();
+                    uses.visit_expr_async(task);
+                    let (spawner, method) = (spawner.to_string(), node.method.to_string());
+                    self.ctx_in_spawn.extend(
+                        uses.first
+                            .map(|span| (span, spawner.clone(), method.clone())),
+                    );
+                }
+            }
+        }
+        visit::visit_expr_method_call(self, node);
     }
 
     fn visit_expr_async(&mut self, node: &'ast syn::ExprAsync) {
@@ -317,5 +361,44 @@ impl<'ast> Visit<'ast> for Bindings {
             self.ctx.push(node.ident.span());
         }
         visit::visit_pat_ident(self, node);
+    }
+}
+
+/// Whether `expr` is `ctx.pool()`, maybe followed by more method calls
+/// (`.limit(8).supervise(..)`).
+fn is_ctx_pool(expr: &Expr) -> bool {
+    let mut expr = expr;
+    let mut pool = false;
+    while let Expr::MethodCall(call) = expr {
+        pool = call.method == "pool";
+        expr = &call.receiver;
+    }
+    pool && matches!(expr, Expr::Path(path) if path.qself.is_none() && path.path.is_ident("ctx"))
+}
+
+/// The first use of the branch's `ctx` in a future; a closure whose
+/// parameters bind `ctx` has its own (`spawn_with`'s), and a macro's
+/// tokens (a nested `errgroup!`) are its own business.
+#[derive(Default)]
+struct CtxUses {
+    first: Option<Span>,
+}
+
+impl<'ast> Visit<'ast> for CtxUses {
+    fn visit_expr_path(&mut self, node: &'ast syn::ExprPath) {
+        if node.qself.is_none() && node.path.is_ident("ctx") && self.first.is_none() {
+            self.first = Some(node.path.segments[0].ident.span());
+        }
+        visit::visit_expr_path(self, node);
+    }
+
+    fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
+        let mut bindings = Bindings::default();
+        for input in &node.inputs {
+            bindings.visit_pat(input);
+        }
+        if bindings.ctx.is_empty() {
+            visit::visit_expr_closure(self, node);
+        }
     }
 }
