@@ -202,20 +202,34 @@ impl<K, M, T: ?Sized + Raw<K, M>> ViaRaw<K, M> for &&&Probe<T> {
 
 /// A function's result as the checks see it: a tuple whose first element
 /// is raw (`Tuple` = `true`), or any raw type.
-macro_rules! via_fn {
-    ($($trait:ident $level:ty, $bound:ident: [$($arg:ident),*];)*) => {$(
-        /// Chosen next: a function (or closure) of this many arguments
-        /// whose result is raw; see the module docs.
-        pub trait $trait<$($arg,)* R, K, M> {
-            /// The kind, crate and type found.
-            type Answer;
-            /// Never called.
-            fn errgroup_verdict(&self) -> Self::Answer {
-                unreachable!("errgroup's lint checks never run")
-            }
-        }
+/// Chosen next: a function (or closure) of up to three arguments, `Args`
+/// their tuple, whose result is a tuple with a raw first element.
+pub trait ViaTupleFn<Args, R, K, M> {
+    /// The kind, crate and type found.
+    type Answer;
+    /// Never called.
+    fn errgroup_verdict(&self) -> Self::Answer {
+        unreachable!("errgroup's lint checks never run")
+    }
+}
 
-        impl<$($arg,)* R: $bound<K, M>, K, M, T: FnOnce($($arg),*) -> R> $trait<$($arg,)* R, K, M> for $level {
+/// Chosen next: a function (or closure) of up to three arguments, `Args`
+/// their tuple, whose result is raw.
+pub trait ViaFn<Args, R, K, M> {
+    /// The kind, crate and type found.
+    type Answer;
+    /// Never called.
+    fn errgroup_verdict(&self) -> Self::Answer {
+        unreachable!("errgroup's lint checks never run")
+    }
+}
+
+// One impl per arity: their `Args` differ, so they do not overlap.
+macro_rules! via_fn {
+    ($($trait:ident $level:ty, $bound:ident<K, $m:ty>, [$($generic:ident),*]: [$($arg:ident),*];)*) => {$(
+        impl<$($arg,)* R: $bound<K, $m>, K, $($generic,)* T: FnOnce($($arg),*) -> R>
+            $trait<($($arg,)*), R, K, $m> for $level
+        {
             type Answer = Flagged<K, R::Crate, R::Found>;
         }
     )*};
@@ -241,14 +255,26 @@ raw_first!(B);
 raw_first!(B, C);
 
 via_fn! {
-    ViaTupleFn0 &&Probe<T>, RawFirst: [];
-    ViaTupleFn1 &&Probe<T>, RawFirst: [A];
-    ViaTupleFn2 &&Probe<T>, RawFirst: [A, B];
-    ViaTupleFn3 &&Probe<T>, RawFirst: [A, B, C];
-    ViaFn0 &Probe<T>, Raw: [];
-    ViaFn1 &Probe<T>, Raw: [A];
-    ViaFn2 &Probe<T>, Raw: [A, B];
-    ViaFn3 &Probe<T>, Raw: [A, B, C];
+    ViaTupleFn &&Probe<T>, RawFirst<K, M>, [M]: [];
+    ViaTupleFn &&Probe<T>, RawFirst<K, M>, [M]: [A];
+    ViaTupleFn &&Probe<T>, RawFirst<K, M>, [M]: [A, B];
+    ViaTupleFn &&Probe<T>, RawFirst<K, M>, [M]: [A, B, C];
+    ViaFn &Probe<T>, Raw<K, M>, [M]: [];
+    ViaFn &Probe<T>, Raw<K, M>, [M]: [A];
+    ViaFn &Probe<T>, Raw<K, M>, [M]: [A, B];
+    ViaFn &Probe<T>, Raw<K, M>, [M]: [A, B, C];
+    ViaFn &Probe<T, Shallow>, Head<K, Here>, []: [];
+    ViaFn &Probe<T, Shallow>, Head<K, Here>, []: [A];
+    ViaFn &Probe<T, Shallow>, Head<K, Here>, []: [A, B];
+    ViaFn &Probe<T, Shallow>, Head<K, Here>, []: [A, B, C];
+}
+
+/// The traits the checks call, in scope through `use via::*`.
+pub mod via {
+    pub use super::{
+        IndexProbe as _, ViaFn as _, ViaOther as _, ViaRaw as _, ViaTuple as _,
+        ViaTupleFn as _,
+    };
 }
 
 /// Chosen last: every other type.
@@ -275,26 +301,11 @@ impl<K, A: Head<K>, B> Head<K> for (A, B) {
     type Found = A::Found;
 }
 
-macro_rules! via_fn_shallow {
-    ($($trait:ident $level:ty: [$($arg:ident),*];)*) => {$(
-        impl<$($arg,)* R: Head<K>, K, T: FnOnce($($arg),*) -> R> $trait<$($arg,)* R, K, Here> for $level {
-            type Answer = Flagged<K, R::Crate, R::Found>;
-        }
-    )*};
-}
-
-via_fn_shallow! {
-    ViaFn0 &Probe<T, Shallow>: [];
-    ViaFn1 &Probe<T, Shallow>: [A];
-    ViaFn2 &Probe<T, Shallow>: [A, B];
-    ViaFn3 &Probe<T, Shallow>: [A, B, C];
-}
-
 /// Types that are a raw endpoint or task handle at their head: directly,
 /// or through a pointer or a guard (`&`, `Box`, `Arc`, a `MutexGuard`), or
 /// first in a pair. What a shallow probe flags: none of these hides an
 /// unknown type behind a known one the way `Result<?, E>` does.
-pub trait Head<K> {
+pub trait Head<K, M = Here> {
     /// The crate the endpoint or task comes from.
     type Crate;
     /// The endpoint or handle itself.

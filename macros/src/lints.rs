@@ -118,6 +118,7 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             captures: Vec::new(),
             bound: std::collections::BTreeSet::new(),
             structural: false,
+            quiet: false,
             errors: &mut *errors,
             krate: &krate,
         };
@@ -281,6 +282,11 @@ struct Linter<'a> {
     /// rustc resolves before going on (a method receiver, an `.await` or
     /// `?` operand, a scrutinee, a `for` loop's items).
     structural: bool,
+    /// Whether the value of the expression being visited is an operand no
+    /// raw endpoint or task handle can be (of `+`, `==`, `!`, `as`, a
+    /// range, an index, a condition): only what it is computed from is
+    /// checked.
+    quiet: bool,
     errors: &'a mut Errors,
     krate: &'a Krate,
 }
@@ -406,6 +412,10 @@ impl Linter<'_> {
         if !structural && place.names.first().is_some_and(|n| self.bound.contains(n)) {
             return;
         }
+        // The group's own `ctx`, unless the branch binds the name itself.
+        if place.names.first().is_some_and(|n| n == "ctx" && !self.bound.contains(n)) {
+            return;
+        }
         // Recorded outside the closures that capture it.
         let (mut frames, mut targets) = (self.frames.len(), self.targets.len());
         for capture in self.captures.iter().rev() {
@@ -523,7 +533,7 @@ impl Linter<'_> {
                 match name_kind(&path.path) {
                     NameKind::Local | NameKind::Function => {
                         let name = path.path.segments[0].ident.to_string();
-                        if !self.bound.contains(&name) {
+                        if !self.bound.contains(&name) && name != "ctx" {
                             let span = ends(expr.to_token_stream());
                             self.value_at(expr, &[], false, span, true);
                         }
@@ -565,7 +575,7 @@ impl Linter<'_> {
                 self.projected_value(&mut field.base, projections, true);
             }
             Expr::Index(index) => {
-                self.visit_expr_mut(&mut index.index);
+                self.visit_quiet(&mut index.index);
                 projections.push(Projection::Index((*index.index).clone()));
                 self.projected_value(&mut index.expr, projections, true);
             }
@@ -647,6 +657,13 @@ impl Linter<'_> {
         });
     }
 
+    /// Visits an operand whose own value needs no check.
+    fn visit_quiet(&mut self, expr: &mut Expr) {
+        self.quiet = true;
+        self.visit_expr_mut(expr);
+        self.quiet = false;
+    }
+
     /// Visits an expression whose type rustc resolves where it is.
     fn visit_structural(&mut self, expr: &mut Expr) {
         self.structural = true;
@@ -659,7 +676,7 @@ impl Linter<'_> {
         match expr {
             Expr::Field(field) => self.indexes(&mut field.base),
             Expr::Index(index) => {
-                self.visit_expr_mut(&mut index.index);
+                self.visit_quiet(&mut index.index);
                 self.indexes(&mut index.expr);
             }
             Expr::Unary(unary) => self.indexes(&mut unary.expr),
@@ -843,11 +860,7 @@ fn imports(krate: &Krate) -> TokenStream {
     let private = krate.private(Span::mixed_site());
     quote_spanned! {Span::mixed_site()=>
         #[allow(unused_imports)]
-        use #private::lints::{
-            IndexProbe as _, ViaFn0 as _, ViaFn1 as _, ViaFn2 as _, ViaFn3 as _, ViaOther as _,
-            ViaRaw as _, ViaTuple as _, ViaTupleFn0 as _, ViaTupleFn1 as _, ViaTupleFn2 as _,
-            ViaTupleFn3 as _,
-        };
+        use #private::lints::via::*;
     }
 }
 
@@ -1117,7 +1130,38 @@ impl VisitMut for Linter<'_> {
 
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
         let structural = std::mem::replace(&mut self.structural, false);
+        let quiet = std::mem::replace(&mut self.quiet, false);
+        if quiet {
+            match expr {
+                Expr::Path(_) => return,
+                Expr::Field(_) | Expr::Index(_) => {
+                    self.indexes(expr);
+                    return;
+                }
+                Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_) => {
+                    self.operands(expr);
+                    return;
+                }
+                _ => {}
+            }
+        }
         match expr {
+            Expr::Binary(binary) => {
+                self.visit_quiet(&mut binary.left);
+                self.visit_quiet(&mut binary.right);
+            }
+            Expr::Unary(unary) if !matches!(unary.op, syn::UnOp::Deref(_)) => {
+                self.visit_quiet(&mut unary.expr);
+            }
+            Expr::Cast(cast) => self.visit_quiet(&mut cast.expr),
+            Expr::Range(range) => {
+                if let Some(start) = &mut range.start {
+                    self.visit_quiet(start);
+                }
+                if let Some(end) = &mut range.end {
+                    self.visit_quiet(end);
+                }
+            }
             Expr::Path(path) => match name_kind(&path.path) {
                 NameKind::Local | NameKind::Static if path.qself.is_none() => {
                     self.projected(expr, structural);
@@ -1251,7 +1295,7 @@ impl Linter<'_> {
         let frame = self.frame();
         let bound = frame.bound.len();
         let outer = std::mem::take(&mut frame.deferred);
-        self.visit_expr_mut(cond);
+        self.visit_quiet(cond);
         let frame = self.frame();
         let deferred = std::mem::replace(&mut frame.deferred, outer);
         frame.bound.truncate(bound);

@@ -1230,3 +1230,9 @@ fn a_clone_list_clones_outside_the_moving_body() {
     let output = expand(&tokens("#[spawn] a => Ok(db.len()),"));
     assert!(!output.contains("clone (& db)"), "{output}");
 }
+
+#[test]
+fn zz_print() {
+    let src = r#"user => fetch_user(ctx, id).await, #[spawn] orders => fetch_orders(id).await,"#;
+    println!("{}", expand(&tokens(src)));
+}
