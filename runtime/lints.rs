@@ -74,6 +74,12 @@ impl<T: ?Sized> Witness<T> {
         Probe(PhantomData)
     }
 
+    /// The function probe the check asks.
+    #[must_use]
+    pub fn function(&self) -> Probe<T, Fun> {
+        Probe(PhantomData)
+    }
+
     /// The shallow probe the check asks.
     #[must_use]
     pub fn shallow(&self) -> Probe<T, Shallow> {
@@ -118,6 +124,20 @@ pub struct Deep;
 /// would take the unknown for a raw endpoint).
 #[derive(Debug)]
 pub struct Shallow;
+
+/// A deep probe that also takes a function (or closure) that returns a
+/// raw endpoint, pair or task handle for one (`tokio::spawn`,
+/// `mpsc::channel::<u8>` used as values): for names, whose value may be a
+/// function item.
+#[derive(Debug)]
+pub struct Fun;
+
+/// The function probe of a name's value.
+#[must_use]
+pub fn function<T: ?Sized>(value: &T) -> Probe<T, Fun> {
+    let _ = value;
+    Probe(PhantomData)
+}
 
 /// The shallow probe of a place's or a value's type, checked where it is.
 #[must_use]
@@ -180,6 +200,10 @@ macro_rules! via_tuple {
         impl<K, M, A: Raw<K, M>, $($rest),*> ViaTuple<K, M> for &&&&Probe<(A, $($rest),*)> {
             type Answer = Flagged<K, A::Crate, A::Found>;
         }
+
+        impl<K, M, A: Raw<K, M>, $($rest),*> ViaTuple<K, M> for &&&&Probe<(A, $($rest),*), Fun> {
+            type Answer = Flagged<K, A::Crate, A::Found>;
+        }
     };
 }
 via_tuple!(B);
@@ -200,19 +224,12 @@ impl<K, M, T: ?Sized + Raw<K, M>> ViaRaw<K, M> for &&&Probe<T> {
     type Answer = Flagged<K, T::Crate, T::Found>;
 }
 
-/// A function's result as the checks see it: a tuple whose first element
-/// is raw (`Tuple` = `true`), or any raw type.
-/// Chosen next: a function (or closure) of up to three arguments, `Args`
-/// their tuple, whose result is a tuple with a raw first element.
-pub trait ViaTupleFn<Args, R, K, M> {
-    /// The kind, crate and type found.
-    type Answer;
-    /// Never called.
-    fn errgroup_verdict(&self) -> Self::Answer {
-        unreachable!("errgroup's lint checks never run")
-    }
+impl<K, M, T: ?Sized + Raw<K, M>> ViaRaw<K, M> for &&&Probe<T, Fun> {
+    type Answer = Flagged<K, T::Crate, T::Found>;
 }
 
+/// A function's result as the checks see it: a tuple whose first element
+/// is raw (`Tuple` = `true`), or any raw type.
 /// Chosen next: a function (or closure) of up to three arguments, `Args`
 /// their tuple, whose result is raw.
 pub trait ViaFn<Args, R, K, M> {
@@ -235,45 +252,18 @@ macro_rules! via_fn {
     )*};
 }
 
-/// A tuple whose first element is raw, for the functions that return one.
-pub trait RawFirst<K, M> {
-    /// The first element's crate.
-    type Crate;
-    /// The first element's raw type.
-    type Found: ?Sized;
-}
-
-macro_rules! raw_first {
-    ($($rest:ident),*) => {
-        impl<K, M, A: Raw<K, M>, $($rest),*> RawFirst<K, M> for (A, $($rest),*) {
-            type Crate = A::Crate;
-            type Found = A::Found;
-        }
-    };
-}
-raw_first!(B);
-raw_first!(B, C);
 
 via_fn! {
-    ViaTupleFn &&Probe<T>, RawFirst<K, M>, [M]: [];
-    ViaTupleFn &&Probe<T>, RawFirst<K, M>, [M]: [A];
-    ViaTupleFn &&Probe<T>, RawFirst<K, M>, [M]: [A, B];
-    ViaTupleFn &&Probe<T>, RawFirst<K, M>, [M]: [A, B, C];
-    ViaFn &Probe<T>, Raw<K, M>, [M]: [];
-    ViaFn &Probe<T>, Raw<K, M>, [M]: [A];
-    ViaFn &Probe<T>, Raw<K, M>, [M]: [A, B];
-    ViaFn &Probe<T>, Raw<K, M>, [M]: [A, B, C];
-    ViaFn &Probe<T, Shallow>, Head<K, Here>, []: [];
-    ViaFn &Probe<T, Shallow>, Head<K, Here>, []: [A];
-    ViaFn &Probe<T, Shallow>, Head<K, Here>, []: [A, B];
-    ViaFn &Probe<T, Shallow>, Head<K, Here>, []: [A, B, C];
+    ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [];
+    ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [A];
+    ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [A, B];
+    ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [A, B, C];
 }
 
 /// The traits the checks call, in scope through `use via::*`.
 pub mod via {
     pub use super::{
         IndexProbe as _, ViaFn as _, ViaOther as _, ViaRaw as _, ViaTuple as _,
-        ViaTupleFn as _,
     };
 }
 
@@ -287,16 +277,29 @@ pub trait ViaOther {
 
 impl<T: ?Sized, D> ViaOther for Probe<T, D> {}
 
-// The shallow probes, at the same levels.
-impl<K, A: Head<K>, B> ViaTuple<K, Here> for &&&&Probe<(A, B), Shallow> {
-    type Answer = Flagged<K, A::Crate, A::Found>;
-}
+// The shallow probe, at the level of the deep one.
 
 impl<K, T: ?Sized + Head<K>> ViaRaw<K, Here> for &&&Probe<T, Shallow> {
     type Answer = Flagged<K, T::Crate, T::Found>;
 }
 
 impl<K, A: Head<K>, B> Head<K> for (A, B) {
+    type Crate = A::Crate;
+    type Found = A::Found;
+}
+
+/// A raw endpoint or task handle itself, or a pair whose first element is
+/// one: what a function used as a value is flagged for returning (its
+/// result type may still hold unknown parameters, which a deeper look
+/// would take for raw ones).
+pub trait Leaf<K, M = Here> {
+    /// The crate the endpoint or task comes from.
+    type Crate;
+    /// The endpoint or handle itself.
+    type Found: ?Sized;
+}
+
+impl<K, A: Leaf<K>, B> Leaf<K> for (A, B) {
     type Crate = A::Crate;
     type Found = A::Found;
 }
@@ -520,6 +523,12 @@ macro_rules! raw {
 
         $(#[cfg(feature = $feature)] #[cfg_attr(docsrs, doc(cfg(feature = $feature)))])?
         impl<T> Head<$kind> for $($ty)::+<T> {
+            type Crate = from::$from;
+            type Found = Self;
+        }
+
+        $(#[cfg(feature = $feature)] #[cfg_attr(docsrs, doc(cfg(feature = $feature)))])?
+        impl<T> Leaf<$kind> for $($ty)::+<T> {
             type Crate = from::$from;
             type Found = Self;
         }

@@ -1,6 +1,100 @@
 //! Lints: raw channels and detached spawns inside branch bodies.
 //!
-//! (module doc: written below, once the design settled)
+//! **The rule: a branch may not name a raw channel endpoint or a detached
+//! task at all.** Every place and every value the branch's own tokens name
+//! is checked by its *type* (`runtime/lints.rs` holds the type side): a
+//! variable, a field, an index, a static, a call's result, an `.await`'s
+//! output, a function item used as a value; as a method receiver, an
+//! argument, an `.await` operand, a `select!` future, a scrutinee, a
+//! closure's capture, a fan-out's items expression, or inside an item (an
+//! `async fn`, an `impl`) declared in the branch. No method or function
+//! name decides anything: `rx.await`, `rx.iter()`, `Sender::send(&tx, 1)`,
+//! `.map(tokio::spawn)`, `Handle::current().spawn(..)` and
+//! `thread::Builder::new().spawn(..)` are all a mention of a raw type. A
+//! spawn the group neither waits for nor cancels is a value of a task type
+//! (tokio's `JoinHandle` and `JoinSet`, std's `JoinHandle`), however it was
+//! started. Each branch marked `#[allow(raw_channel)]` /
+//! `#[allow(detached_spawn)]` skips that half.
+//!
+//! # How a mention is checked, and why that way
+//!
+//! Nothing the user wrote is evaluated, moved or borrowed differently:
+//!
+//! - **A place** (`tx`, `self.txs[i]`, `(*p).f`, `BUS`) is recorded in an
+//!   `if false { never(); w = witness(&place); }` statement before the
+//!   statement that names it. Code after `never()` is type-checked by rustc
+//!   but never reached by the borrow checker, so the probe neither moves
+//!   nor borrows: it works after a move, before an assignment, beside a
+//!   live `&mut`. An index is not evaluated again: a name or `&place` index
+//!   is replayed by its type only (`errgroup_index(probe(&i))`); another
+//!   index makes the probe stop at the collection. A place captured by a
+//!   closure or an async block is recorded outside it, where the name
+//!   means the same: a mention inside would change what it captures.
+//! - **A value** (a call's, a method call's, an `.await`'s, a `?`'s) is
+//!   rewritten in place into `(match value { v => { if false { never(); w
+//!   = witness(&v); } v } })`: evaluated once, where it was, moved into `v`
+//!   and out again, its temporaries living as long as before. The fields,
+//!   indexes and derefs written above it (`state.lock().await.tx`) are
+//!   replayed on its type. A call of a function named by a path
+//!   (`tokio::spawn(..)`) is checked by the function item's type instead
+//!   (`FnOnce(A) -> JoinHandle<T>`), which is also how a function used as
+//!   a value (`.map(tokio::spawn)`) is caught. A bare name in a value
+//!   position (an argument) goes through `pass_check(x, |v| ..)`, a
+//!   generic identity, so that `.map(drop)` keeps its inferred type
+//!   parameters and an `&mut` passed where one is expected is reborrowed.
+//! - **Where the check runs.** A witness `w` is declared (untyped) at the
+//!   top of the block whose statement named the value, and checked by a
+//!   statement before the block's last one: by then the block's code has
+//!   fixed its type (`let mut v = Vec::new();` is a `Vec<u32>` only after
+//!   `v.push(1u32)`). The check picks its answer by autoderef
+//!   specialisation, which must see a known type: on a type still unknown
+//!   it would answer "raw". Mentions in a body's last statement (a
+//!   branch's value, a closure's) are checked where they are, *shallowly*:
+//!   only an endpoint or handle at the type's head, through pointers and
+//!   guards (`&`, `Box`, `Arc`, `MutexGuard`) counts, so a `Result<?, E>`
+//!   whose `?` later code fixes is never taken for a raw one.
+//! - **Left unchecked, because no raw value can be there or the type is
+//!   not known yet**: the operands of `+`, `==`, `!`, `as`, ranges, indexes
+//!   and conditions (only what they are computed from is checked); a name
+//!   the branch binds, outside a method receiver, an `.await`, a `?` or a
+//!   scrutinee (its value was checked where it was made; `let n =
+//!   s.parse()?; Ok(n)` may get its type from after the group); a `?`'s
+//!   output and `into`, `collect`, `parse`, `default`, .. results outside
+//!   those positions; a constructor of the user's (`Ok(..)`, `Some(..)`);
+//!   the group's own `ctx`.
+//!
+//! A path call written from the crate root (`::flume::bounded(..)`,
+//! `::tokio::spawn(..)`) can only be that crate's, whose types the check
+//! may not know (its cargo feature off): it is reported by path.
+//!
+//! Each check is a path call `GroupChannel::errgroup_bound(crate, value)`
+//! whose `value` argument is spanned from the first to the last token the
+//! user wrote, so the error covers them.
+//!
+//! Code inside macro invocations is linted when its tokens parse as Rust: a
+//! `select!`'s arms (`pat = future, if guard => handler`, `else =>`), a
+//! comma-separated list of expressions (`join!`, `vec!`, `assert!`,
+//! `format!`), `vec![x; n]`, or statements. Anything else is left as it is,
+//! and so are `stringify!`-like macros, whose arguments never run. The
+//! tokens are only replaced when a check had to be written inline.
+//!
+//! # Out of reach
+//!
+//! The check reads the branch's own tokens. A raw endpoint hidden inside a
+//! user type with methods of its own (`self.client.notify()` where the
+//! client holds a sender), a closure or a macro defined outside the block,
+//! a `dyn` trait object, or code in a function the branch calls is not
+//! seen. Nor is a macro body that does not parse as Rust, a generic
+//! function of the user's that never returns called by a bare name as a
+//! block's value, or, in a body's last statement, an endpoint wrapped in
+//! `Option`, `Result`, a collection or a lock (checked shallowly there).
+//!
+//! Rejected although valid: a call whose result type is a bare type
+//! parameter that only *later* code fixes, in a body's last statement
+//! (`Ok(make())` with a user's `fn make<T: Default>() -> T`): the check
+//! meets an unknown type and takes it for a raw one; fixing the type at
+//! the call compiles. And an argument of a user's macro that matches it
+//! token by token rather than as an expression, when the check rewrote it.
 
 use std::collections::BTreeMap;
 
@@ -302,6 +396,18 @@ struct Capture {
     targets: usize,
 }
 
+/// What a checked value is.
+#[derive(Clone, Copy)]
+enum Value {
+    /// A call's, a method call's, an `.await`'s, a `?`'s: looked at
+    /// shallowly, where it is (its head is known there).
+    Computed,
+    /// A function item named by a path (`tokio::spawn` as a value).
+    Function,
+    /// A bare name in a value position: a local or a function item.
+    Name,
+}
+
 /// How a mention is checked.
 enum Mode {
     /// By a witness, checked at the end of block `usize`.
@@ -452,10 +558,6 @@ impl Linter<'_> {
     /// (checked where it is). `projections` are the fields, indexes and
     /// derefs the user wrote above it (`state.lock().await.tx`), replayed
     /// on its type.
-    fn value(&mut self, expr: &mut Expr, projections: &[Projection], local: bool) {
-        let span = ends(expr.to_token_stream());
-        self.value_at(expr, projections, local, span, false);
-    }
 
     fn value_at(
         &mut self,
@@ -463,61 +565,49 @@ impl Linter<'_> {
         projections: &[Projection],
         local: bool,
         span: (Span, Span),
-        now: bool,
+        kind: Value,
     ) {
         let site = Span::mixed_site();
         let private = self.krate.private(site);
-        let imports = imports(self.krate);
-        let replayed = |this: &Self, base: TokenStream| -> Option<TokenStream> {
-            if projections.is_empty() {
-                return None;
-            }
-            let mut tokens = base;
+        let v = Ident::new("errgroup_value", site);
+        let probe = match kind {
+            Value::Computed => quote!(shallow),
+            Value::Function | Value::Name => quote!(function),
+        };
+        let mut check = self.checks(&quote_spanned!(site=> #private::lints::#probe(&#v)), span, local);
+        if !projections.is_empty() {
+            let mut tokens = quote!(#v);
             for projection in projections.iter().rev() {
                 tokens = match projection {
                     Projection::Field(member) => quote!((#tokens).#member),
                     Projection::Deref => quote!((*#tokens)),
-                    Projection::Index(index) => match index_tokens(index, this.krate) {
+                    Projection::Index(index) => match index_tokens(index, self.krate) {
                         Some((replayed, _)) => replayed(tokens),
                         None => break,
                     },
                 };
             }
-            Some(this.checks(&quote_spanned!(site=> #private::lints::probe(&#tokens)), span, false))
-        };
+            check.extend(self.checks(&quote_spanned!(site=> #private::lints::probe(&#tokens)), span, false));
+        }
         let value = &*expr;
-        let mode = if now { Mode::Now } else { self.mode() };
-        *expr = Expr::Verbatim(match mode {
-            Mode::Late(block, witness) => {
-                let mut check = self.checks(&quote_spanned!(site=> #witness.shallow()), span, local);
-                if let Some(more) = replayed(self, quote_spanned!(site=> #witness.value())) {
-                    check.extend(more);
-                }
-                self.blocks[block].checks.push(check);
-                let v = Ident::new("errgroup_value", site);
+        *expr = Expr::Verbatim(match kind {
+            // A name is handed on by a generic identity: `.map(drop)` keeps
+            // the type parameters its use fixes, and an `&mut` passed where
+            // one is expected is reborrowed, not moved.
+            Value::Name => {
+                let imports = imports(self.krate);
+                quote_spanned!(site=> #private::lints::pass_check(#value, |#v| { #imports #check }))
+            }
+            Value::Computed | Value::Function => {
+                let check = unreachable(&check, self.krate);
                 quote_spanned! {site=>
                     (match #value {
                         #v => {
-                            #[allow(unreachable_code, unused)]
-                            if false {
-                                #private::lints::never();
-                                #witness = #private::lints::witness(&#v);
-                            }
+                            #check
                             #v
                         }
                     })
                 }
-            }
-            Mode::Now => {
-                let v = Ident::new("errgroup_value", site);
-                // A name from outside the branch has the type it had
-                // there: looked into deeply.
-                let probe = if now { quote!(probe) } else { quote!(shallow) };
-                let mut check = self.checks(&quote_spanned!(site=> #private::lints::#probe(#v)), span, local);
-                if let Some(more) = replayed(self, quote!(#v)) {
-                    check.extend(more);
-                }
-                quote_spanned!(site=> #private::lints::pass_check(#value, |#v| { #imports #check }))
             }
         });
     }
@@ -535,7 +625,7 @@ impl Linter<'_> {
                         let name = path.path.segments[0].ident.to_string();
                         if !self.bound.contains(&name) && name != "ctx" {
                             let span = ends(expr.to_token_stream());
-                            self.value_at(expr, &[], false, span, true);
+                            self.value_at(expr, &[], false, span, Value::Name);
                         }
                     }
                     NameKind::Static => self.visit_expr_mut(expr),
@@ -595,11 +685,7 @@ impl Linter<'_> {
     }
 
     /// A call's, a method call's, an `.await`'s or a `?`'s value, after
-    /// what it is computed from. A call of a function named by a path
-    /// (`tokio::spawn(..)`, `mpsc::channel(8)`) is checked by the
-    /// function's type, `pass(tokio::spawn, &w)(..)`: a function item never
-    /// diverges, where its result may (`std::process::exit(1)`), and code
-    /// after a diverging value would be unreachable.
+    /// what it is computed from.
     fn computed(&mut self, expr: &mut Expr, projections: &[Projection], structural: bool) {
         self.operands(expr);
         if self.skipped(expr) || (!structural && generic_result(expr)) {
@@ -607,20 +693,7 @@ impl Linter<'_> {
         }
         let local = is_local_spawn(expr);
         let span = ends(expr.to_token_stream());
-        // Checked where it is, a function's generic parameters are not
-        // yet fixed by its arguments (`Arc::clone(x)`): its result is.
-        let late = self.targets.last().copied().flatten().is_some();
-        if let Expr::Call(call) = expr
-            && let Expr::Path(path) = &*call.func
-            && late
-            && projections.is_empty()
-            && call.args.len() <= 3
-            && (path.qself.is_some() || path.path.segments.len() > 1)
-        {
-            self.value_at(&mut call.func, &[], local, span, false);
-            return;
-        }
-        self.value_at(expr, projections, local, span, false);
+        self.value_at(expr, projections, local, span, Value::Computed);
     }
 
     /// `f(..);` as `match f(..) { v => { if false { never(); check(&v) } } }`,
@@ -1095,6 +1168,11 @@ impl VisitMut for Linter<'_> {
                 // statement of its own kind, whose warnings about what
                 // follows a `!` are allowed; as a block's value, it is not
                 // checked (see the module docs).
+                // An `.await` whose output is dropped: the future is
+                // checked, its output (dropped at once) is not.
+                Stmt::Expr(Expr::Await(inner), Some(_)) => {
+                    self.visit_structural(&mut inner.base);
+                }
                 Stmt::Expr(expr, semi) if bare_call(expr) => {
                     self.operands(expr);
                     if semi.is_some() && !self.skipped(expr) {
@@ -1167,7 +1245,13 @@ impl VisitMut for Linter<'_> {
                     self.projected(expr, structural);
                 }
                 NameKind::Other => {}
-                _ => self.value(expr, &[], false),
+                _ => {
+                    let name = path.path.segments.last().map(|s| s.ident.to_string());
+                    if !name.is_some_and(|n| GENERIC_RESULTS.contains(&n.as_str())) {
+                        let span = ends(expr.to_token_stream());
+                        self.value_at(expr, &[], false, span, Value::Function);
+                    }
+                }
             },
             Expr::Field(_) | Expr::Index(_) => self.projected(expr, structural),
             Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
