@@ -169,6 +169,12 @@ pub struct Elem<M, const I: usize>(PhantomData<M>);
 /// Types that are, or hold through a standard wrapper, a raw channel
 /// endpoint (`K` = [`Channel`]) or a detached task's handle ([`Task`]).
 /// `M` says where, so that the impls for a tuple's elements do not overlap.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
+    label = "its type is fixed only by later code",
+    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
+)]
 pub trait Raw<K, M> {
     /// The crate the endpoint or task comes from, named in the error.
     type Crate;
@@ -292,6 +298,12 @@ impl<K, A: Head<K>, B> Head<K> for (A, B) {
 /// one: what a function used as a value is flagged for returning (its
 /// result type may still hold unknown parameters, which a deeper look
 /// would take for raw ones).
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
+    label = "its type is fixed only by later code",
+    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
+)]
 pub trait Leaf<K, M = Here> {
     /// The crate the endpoint or task comes from.
     type Crate;
@@ -308,6 +320,12 @@ impl<K, A: Leaf<K>, B> Leaf<K> for (A, B) {
 /// or through a pointer or a guard (`&`, `Box`, `Arc`, a `MutexGuard`), or
 /// first in a pair. What a shallow probe flags: none of these hides an
 /// unknown type behind a known one the way `Result<?, E>` does.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
+    label = "its type is fixed only by later code",
+    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
+)]
 pub trait Head<K, M = Here> {
     /// The crate the endpoint or task comes from.
     type Crate;
@@ -480,9 +498,10 @@ pub mod from {
     /// tokio (`tokio::sync::{mpsc, oneshot, broadcast, watch}`, `tokio::task`).
     #[derive(Debug)]
     pub struct tokio;
-    /// std (`std::sync::mpsc`, `std::thread`).
+    /// std (`std::sync::mpsc`, `std::thread`); not `std`, a name rustc
+    /// would print with its whole path.
     #[derive(Debug)]
-    pub struct std;
+    pub struct stdlib;
     /// async-channel.
     #[derive(Debug)]
     pub struct async_channel;
@@ -550,10 +569,10 @@ raw! { Channel:
     tokio::sync::broadcast::Receiver => tokio;
     tokio::sync::watch::Sender => tokio;
     tokio::sync::watch::Receiver => tokio;
-    std::sync::mpsc::Sender => std;
-    std::sync::mpsc::SyncSender => std;
-    std::sync::mpsc::Receiver => std;
-    std::sync::mpsc::IntoIter => std;
+    std::sync::mpsc::Sender => stdlib;
+    std::sync::mpsc::SyncSender => stdlib;
+    std::sync::mpsc::Receiver => stdlib;
+    std::sync::mpsc::IntoIter => stdlib;
     async_channel::Sender => async_channel;
     async_channel::Receiver => async_channel;
     async_channel::WeakSender => async_channel;
@@ -581,7 +600,7 @@ raw! { Channel:
 raw! { Task:
     tokio::task::JoinHandle => tokio;
     tokio::task::JoinSet => tokio;
-    std::thread::JoinHandle => std;
+    std::thread::JoinHandle => stdlib;
 }
 
 /// Wrappers a raw endpoint or task is reached through: `$ty<.., T>` holds

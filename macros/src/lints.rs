@@ -213,6 +213,7 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             bound: std::collections::BTreeSet::new(),
             structural: false,
             quiet: false,
+            bound_value: false,
             errors: &mut *errors,
             krate: &krate,
         };
@@ -381,6 +382,8 @@ struct Linter<'a> {
     /// range, an index, a condition): only what it is computed from is
     /// checked.
     quiet: bool,
+    /// Whether the computed value being visited is a `let`'s whole value.
+    bound_value: bool,
     errors: &'a mut Errors,
     krate: &'a Krate,
 }
@@ -406,6 +409,10 @@ enum Value {
     Function,
     /// A bare name in a value position: a local or a function item.
     Name,
+    /// A `let`'s value, computed: checked at the block's end, where the
+    /// code after the `let` has fixed its type (`let v = make(); let n:
+    /// u32 = v;`).
+    Bound,
 }
 
 /// How a mention is checked.
@@ -570,8 +577,28 @@ impl Linter<'_> {
         let site = Span::mixed_site();
         let private = self.krate.private(site);
         let v = Ident::new("errgroup_value", site);
+        if let Value::Bound = kind
+            && let Mode::Late(block, witness) = self.mode()
+        {
+            let check = self.checks(&quote_spanned!(site=> #witness.shallow()), span, local);
+            self.blocks[block].checks.push(check);
+            let record = unreachable(
+                &quote_spanned!(site=> #witness = #private::lints::witness(&#v);),
+                self.krate,
+            );
+            let value = &*expr;
+            *expr = Expr::Verbatim(quote_spanned! {site=>
+                (match #value {
+                    #v => {
+                        #record
+                        #v
+                    }
+                })
+            });
+            return;
+        }
         let probe = match kind {
-            Value::Computed => quote!(shallow),
+            Value::Computed | Value::Bound => quote!(shallow),
             Value::Function | Value::Name => quote!(function),
         };
         let mut check = self.checks(&quote_spanned!(site=> #private::lints::#probe(&#v)), span, local);
@@ -598,7 +625,7 @@ impl Linter<'_> {
                 let imports = imports(self.krate);
                 quote_spanned!(site=> #private::lints::pass_check(#value, |#v| { #imports #check }))
             }
-            Value::Computed | Value::Function => {
+            Value::Computed | Value::Function | Value::Bound => {
                 let check = unreachable(&check, self.krate);
                 quote_spanned! {site=>
                     (match #value {
@@ -687,22 +714,26 @@ impl Linter<'_> {
     /// A call's, a method call's, an `.await`'s or a `?`'s value, after
     /// what it is computed from.
     fn computed(&mut self, expr: &mut Expr, projections: &[Projection], structural: bool) {
+        // Spanned over the user's tokens, before its parts are rewritten.
+        let span = ends(expr.to_token_stream());
+        let bound = std::mem::take(&mut self.bound_value);
+        // Read from the user's syntax, before its parts are rewritten.
+        let generic = !structural && generic_result(expr);
+        let local = is_local_spawn(expr);
         self.operands(expr);
-        if self.skipped(expr) || (!structural && generic_result(expr)) {
+        if self.skipped(expr) || generic {
             return;
         }
-        let local = is_local_spawn(expr);
-        let span = ends(expr.to_token_stream());
-        self.value_at(expr, projections, local, span, Value::Computed);
+        let kind = if bound && projections.is_empty() { Value::Bound } else { Value::Computed };
+        self.value_at(expr, projections, local, span, kind);
     }
 
     /// `f(..);` as `match f(..) { v => { if false { never(); check(&v) } } }`,
     /// with the warnings about code after a `!` allowed on it: the value
     /// is dropped at the end of the statement, as before.
-    fn discarded(&mut self, call: Expr) -> TokenStream {
+    fn discarded(&mut self, call: Expr, span: (Span, Span)) -> TokenStream {
         let site = Span::mixed_site();
         let private = self.krate.private(site);
-        let span = ends(call.to_token_stream());
         let local = is_local_spawn(&call);
         let v = Ident::new("errgroup_value", site);
         let code = match self.mode() {
@@ -892,23 +923,43 @@ fn name_kind(path: &syn::Path) -> NameKind {
 }
 
 /// Whether a value's type may be a bare type parameter that only later
-/// code fixes: a `?`'s output (`s.parse()?`), or a call of a function or
-/// method whose result is one (`x.into()`, `iter.collect()`,
-/// `Default::default()`). Checked only where rustc needs the type too.
+/// code fixes: a call of a function or method whose result is one
+/// (`x.into()`, `iter.collect()`, `Default::default()`), or a `?` on such
+/// a call's result (`s.parse()?`). Checked only where rustc needs the
+/// type too.
 fn generic_result(expr: &Expr) -> bool {
-    let name = match expr {
-        Expr::Try(_) => return true,
-        Expr::MethodCall(call) => call.method.to_string(),
-        Expr::Call(call) => match &*call.func {
-            Expr::Path(path) => match path.path.segments.last() {
-                Some(last) => last.ident.to_string(),
-                None => return false,
-            },
-            _ => return false,
-        },
-        _ => return false,
-    };
-    GENERIC_RESULTS.contains(&name.as_str())
+    match expr {
+        Expr::Try(inner) => generic_chain(&inner.expr),
+        Expr::MethodCall(call) => GENERIC_RESULTS.contains(&call.method.to_string().as_str()),
+        Expr::Call(call) => generic_callee(call),
+        _ => false,
+    }
+}
+
+/// Whether a call in `expr`'s chain of method calls, `.await`s and `?`s
+/// returns a type parameter (`s.parse().map_err(f)?` is a `?` on one).
+fn generic_chain(expr: &Expr) -> bool {
+    match expr {
+        Expr::MethodCall(call) => {
+            GENERIC_RESULTS.contains(&call.method.to_string().as_str()) || generic_chain(&call.receiver)
+        }
+        Expr::Call(call) => generic_callee(call),
+        Expr::Await(inner) => generic_chain(&inner.base),
+        Expr::Try(inner) => generic_chain(&inner.expr),
+        Expr::Paren(inner) => generic_chain(&inner.expr),
+        _ => false,
+    }
+}
+
+fn generic_callee(call: &syn::ExprCall) -> bool {
+    match &*call.func {
+        Expr::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| GENERIC_RESULTS.contains(&last.ident.to_string().as_str())),
+        _ => false,
+    }
 }
 
 /// `f(..)` with `f` a bare name.
@@ -1156,7 +1207,12 @@ impl VisitMut for Linter<'_> {
                 // A `let`'s own bindings are not in scope in its initializer.
                 Stmt::Local(local) => {
                     if let Some(init) = &mut local.init {
+                        self.bound_value = matches!(
+                            &*init.expr,
+                            Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_)
+                        );
                         self.visit_value_mut(&mut init.expr);
+                        self.bound_value = false;
                         if let Some((_, diverge)) = &mut init.diverge {
                             self.visit_expr_mut(diverge);
                         }
@@ -1174,10 +1230,11 @@ impl VisitMut for Linter<'_> {
                     self.visit_structural(&mut inner.base);
                 }
                 Stmt::Expr(expr, semi) if bare_call(expr) => {
+                    let span = ends(expr.to_token_stream());
                     self.operands(expr);
                     if semi.is_some() && !self.skipped(expr) {
                         let replaced = std::mem::replace(expr, Expr::Verbatim(TokenStream::new()));
-                        *expr = Expr::Verbatim(self.discarded(replaced));
+                        *expr = Expr::Verbatim(self.discarded(replaced, span));
                         *semi = None;
                     }
                 }
