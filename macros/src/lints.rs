@@ -488,7 +488,7 @@ impl Linter<'_> {
         let private = self.krate.private(first);
         let lints = quote_spanned!(first=> #private::lints);
         let mut out = quote_spanned! {site=>
-            let #verdict = (&&&&&#source).errgroup_verdict();
+            let #verdict = (& & & & & #source).errgroup_verdict();
         };
         let kinds = [
             (self.channels, "GroupChannel", "channel"),

@@ -1226,13 +1226,3 @@ fn a_clone_list_clones_outside_the_moving_body() {
     let output = expand(&tokens("#[spawn] a => Ok(db.len()),"));
     assert!(!output.contains("clone (& db)"), "{output}");
 }
-
-#[test]
-fn zz_print() {
-    let path = repo_root().join("examples/expanded.rs");
-    let source = std::fs::read_to_string(&path).expect("examples/expanded.rs");
-    let file = syn::parse_file(&source).expect("examples/expanded.rs parses");
-    let written = syn::parse2::<syn::Macro>(tail_of(&file, "written")).expect("an errgroup! call");
-    std::fs::write("/tmp/expanded_tokens.rs", format!("fn f() {{ {} }}", expand(&written.tokens))).unwrap();
-    println!("{}", expand(&tokens("type Error = anyhow::Error; parsed => { let n = \"7\".parse()?; Ok(n) },")));
-}
