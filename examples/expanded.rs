@@ -44,8 +44,10 @@ async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
 
 /// The same block, expanded.
 #[allow(
-    clippy::let_and_return,
-    reason = "the expansion as the macro writes it"
+    unused_parens,
+    clippy::all,
+    clippy::pedantic,
+    reason = "the expansion as the macro writes it: its lint checks are code rustc's and clippy's lints see in a macro's output only"
 )]
 async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     {

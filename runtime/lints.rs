@@ -1,49 +1,53 @@
 //! Type-based halves of the `raw_channel` and `detached_spawn` checks: what
 //! `errgroup!` emits, in code that never runs, to ask the compiler whether a
 //! value a branch names is, or holds, a raw channel endpoint or a detached
-//! task (see `macros/src/lints.rs` for where the macro asks).
+//! task (`macros/src/lints.rs` says where the macro asks, and why there).
 //!
 //! # Recording a type, checking it later
 //!
-//! The macro records the type of each place or value a branch names in a
-//! [`Witness`]: `witness.same(witness(&place))` in an `if false { .. }`
-//! statement before the statement that names the place, or
-//! `pass(value, &witness)` around a value, which hands the value on
-//! unchanged (a generic identity: an `&mut` passed where one is expected is
-//! reborrowed as before). The check of a witness is written later, at the
-//! end of the block, where inference has fixed the type (`let mut v =
-//! Vec::new();` is a `Vec<u32>` only once `v.push(1u32)` was read). A
-//! `Witness<T>` is a zero-sized `PhantomData<fn(&T)>`: `Copy`, `Send`, and
-//! *contravariant*, so keeping it alive until the check does not keep
-//! alive a borrow its type names (`Witness<&'a mut Vec<u8>>` does not
-//! extend `'a`).
+//! A place is recorded as `w = witness(&place)` and a `let`'s value as
+//! `match value { v => { w = witness(&v); v } }`, in `if false { never();
+//! .. }` code: type-checked, but never reached by the borrow checker, so a
+//! recording moves and borrows nothing and keeps no borrow alive. `w` is a
+//! [`Witness`], declared untyped at the top of the block; its check is
+//! written before the block's last statement, where inference has fixed the
+//! type (`let mut v = Vec::new();` is a `Vec<u32>` only once `v.push(1u32)`
+//! was read). Other values are checked where they are ([`shallow`],
+//! [`function`], [`pass_check`]).
 //!
 //! # Picking the answer by type
 //!
-//! The check calls `(&&&probe).errgroup_verdict()`; method resolution tries
-//! the receiver types in autoderef order, each a trait of its own:
+//! The check calls `(&&&&&probe).errgroup_verdict()`; method resolution
+//! tries the receiver types in autoderef order, one trait per level:
 //!
-//! 1. `&&&Probe<(A, ..)>`, [`ViaTuple`]: a tuple whose first element holds
-//!    a raw endpoint or task (a constructor's `(Sender, Receiver)`);
-//! 2. `&&Probe<T>`, [`ViaRaw`]: `T` holds one ([`Raw`]), directly or
+//! 1. `&&&&Probe<(A, ..)>`, [`ViaTuple`]: a tuple whose first element holds
+//!    a raw endpoint or task (a constructor's `(Sender, Receiver)`, which
+//!    the positional [`Raw`] impls of tuples would find twice);
+//! 2. `&&&Probe<T>`, [`ViaRaw`]: `T` holds one ([`Raw`]), directly or
 //!    through `&`, `&mut`, `Box`, `Arc`, `Rc`, `Weak`, `Pin`, `Option`,
 //!    `Result`, `Cell`, `RefCell` and its guards, the std and tokio
 //!    `Mutex`/`RwLock` and their guards, `LazyLock`, `OnceLock`,
 //!    `OnceCell`, `ManuallyDrop`, arrays, slices, `Vec`, `VecDeque`,
-//!    `HashMap`/`BTreeMap` values, and any element of a tuple;
-//! 3. `&Probe<T>`, [`ViaFn0`], [`ViaFn1`], [`ViaFn2`]: `T` is a function or
-//!    closure of up to two arguments that returns one (`tokio::spawn` or
+//!    `HashMap`/`BTreeMap` values, and any element of a tuple. A
+//!    [`Shallow`] probe goes through pointers and guards only ([`Head`]);
+//! 3. `&Probe<T, Fun>`, [`ViaFn`]: `T` is a function or closure of up to
+//!    three arguments that returns one ([`Leaf`]: `tokio::spawn` or
 //!    `mpsc::channel::<u32>` used as a value);
 //! 4. `Probe<T>`, [`ViaOther`]: every other type.
 //!
 //! The first three answer [`Flagged`], the last [`NotRaw`]. The emitted code
 //! then asks `channel()` / `task()` / `local_task()` of the answer and
 //! passes its two parts to [`GroupChannel`] / [`GroupTask`] /
-//! [`GroupLocalTask`], written as a path call
+//! [`GroupLocalTask`] (public as `errgroup::lint`), written as a path call
 //! (`GroupChannel::errgroup_bound(from, value)`). Only `NotRaw` implements
 //! those traits, so a raw value fails there, with the trait's
 //! `#[diagnostic::on_unimplemented]` message naming its crate (`from`, a
 //! [`from`] marker) and its type.
+//!
+//! A type still unknown when its check runs is taken for a raw one (every
+//! level "may" apply); when inference later fixes it to something else,
+//! [`Raw`], [`Head`] or [`Leaf`] is what fails, and their message says the
+//! value was checked too early and how to give it its type.
 //!
 //! # Invariants
 //!
@@ -53,6 +57,9 @@
 //! into: what it holds is its own business (the README says so).
 
 use core::marker::PhantomData;
+
+/// A type named without being held: contravariant, `Send`, `Sync`.
+type Of<T> = fn(&T);
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// The type of one place or value a branch names; zero-sized, and built
@@ -111,7 +118,7 @@ pub fn pass_check<T>(value: T, check: impl FnOnce(&T)) -> T {
 
 /// A type as seen by the checks.
 #[derive(Debug)]
-pub struct Probe<T: ?Sized, D = Deep>(PhantomData<(D, fn(&T))>);
+pub struct Probe<T: ?Sized, D = Deep>(PhantomData<(D, Of<T>)>);
 
 /// A probe that looks through every wrapper ([`Raw`]): for a type that
 /// inference has fixed, at a block's late checks.
@@ -184,7 +191,7 @@ pub trait Raw<K, M> {
 
 /// The answer for a raw value: its kind, crate, and type.
 #[derive(Debug)]
-pub struct Flagged<K, F, T: ?Sized>(PhantomData<(K, F, fn(&T))>);
+pub struct Flagged<K, F, T: ?Sized>(PhantomData<(K, F, Of<T>)>);
 
 /// The answer for every other value.
 #[derive(Debug)]
@@ -258,7 +265,6 @@ macro_rules! via_fn {
     )*};
 }
 
-
 via_fn! {
     ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [];
     ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [A];
@@ -268,9 +274,7 @@ via_fn! {
 
 /// The traits the checks call, in scope through `use via::*`.
 pub mod via {
-    pub use super::{
-        IndexProbe as _, ViaFn as _, ViaOther as _, ViaRaw as _, ViaTuple as _,
-    };
+    pub use super::{IndexProbe as _, ViaFn as _, ViaOther as _, ViaRaw as _, ViaTuple as _};
 }
 
 /// Chosen last: every other type.
@@ -396,14 +400,17 @@ impl Kind for Task {
 
 impl<K: Kind, F, T: ?Sized> Flagged<K, F, T> {
     /// For [`GroupChannel`].
+    #[must_use]
     pub fn channel(&self) -> (K::Channel<F>, &'static K::ChannelValue<T>) {
         unreachable!("errgroup's lint checks never run")
     }
     /// For [`GroupTask`].
+    #[must_use]
     pub fn task(&self) -> (K::Task<F>, &'static K::TaskValue<T>) {
         unreachable!("errgroup's lint checks never run")
     }
     /// For [`GroupLocalTask`].
+    #[must_use]
     pub fn local_task(&self) -> (K::Task<F>, &'static K::TaskValue<T>) {
         unreachable!("errgroup's lint checks never run")
     }
@@ -411,14 +418,17 @@ impl<K: Kind, F, T: ?Sized> Flagged<K, F, T> {
 
 impl NotRaw {
     /// Passes.
+    #[must_use]
     pub fn channel(&self) -> (NotRaw, &'static NotRaw) {
         (NotRaw, &NotRaw)
     }
     /// Passes.
+    #[must_use]
     pub fn task(&self) -> (NotRaw, &'static NotRaw) {
         (NotRaw, &NotRaw)
     }
     /// Passes.
+    #[must_use]
     pub fn local_task(&self) -> (NotRaw, &'static NotRaw) {
         (NotRaw, &NotRaw)
     }

@@ -96,15 +96,13 @@
 //! the call compiles. And an argument of a user's macro that matches it
 //! token by token rather than as an expression, when the check rewrote it.
 
-use std::collections::BTreeMap;
-
 use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Expr, Pat, Stmt, Token, UseTree};
+use syn::{Block, Expr, Pat, Stmt, Token};
 
 use crate::ast::{Body, Input, Krate};
 use crate::errors::Errors;
@@ -202,7 +200,6 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             continue;
         }
         let mut linter = Linter {
-            uses: Uses::default(),
             channels: !attrs.allow_raw_channel,
             spawns: !attrs.allow_detached_spawn,
             frames: Vec::new(),
@@ -220,15 +217,12 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
         match &mut branch.body {
             Body::Broken => {}
             Body::Expr(body) => {
-                linter.uses.visit_expr(body);
                 let mut names = Names::default();
                 names.visit_expr(body);
                 linter.bound.extend(names.0);
                 linter.body(body);
             }
             Body::For(fan_out) => {
-                linter.uses.visit_expr(&fan_out.expr);
-                linter.uses.visit_block(&fan_out.body);
                 let mut names = Names::default();
                 names.visit_pat(&fan_out.pat);
                 names.visit_block(&fan_out.body);
@@ -242,58 +236,12 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
                     let items = &fan_out.expr;
                     let site = Span::mixed_site();
                     let one = Literal::usize_unsuffixed(1);
-                    *fan_out.expr = Expr::Verbatim(quote_spanned!(site=> ({ #probe }, #items).#one));
+                    *fan_out.expr =
+                        Expr::Verbatim(quote_spanned!(site=> ({ #probe }, #items).#one));
                 }
                 linter.visit_block_mut(&mut fan_out.body);
             }
         }
-    }
-}
-
-/// `use` items inside a body: local names resolved to full paths. Scoping
-/// is ignored (a `use` anywhere in the body counts).
-#[derive(Default)]
-struct Uses {
-    names: BTreeMap<String, Vec<String>>,
-}
-
-impl Uses {
-    fn tree(&mut self, prefix: &mut Vec<String>, tree: &UseTree) {
-        match tree {
-            UseTree::Path(path) => {
-                prefix.push(path.ident.to_string());
-                self.tree(prefix, &path.tree);
-                prefix.pop();
-            }
-            UseTree::Name(name) => {
-                let mut full = prefix.clone();
-                if name.ident != "self" {
-                    full.push(name.ident.to_string());
-                }
-                if let Some(last) = full.last().cloned() {
-                    self.names.insert(last, full);
-                }
-            }
-            UseTree::Rename(rename) => {
-                let mut full = prefix.clone();
-                if rename.ident != "self" {
-                    full.push(rename.ident.to_string());
-                }
-                self.names.insert(rename.rename.to_string(), full);
-            }
-            UseTree::Glob(_) => {}
-            UseTree::Group(group) => {
-                for tree in &group.items {
-                    self.tree(prefix, tree);
-                }
-            }
-        }
-    }
-}
-
-impl<'ast> Visit<'ast> for Uses {
-    fn visit_item_use(&mut self, node: &'ast syn::ItemUse) {
-        self.tree(&mut Vec::new(), &node.tree);
     }
 }
 
@@ -306,20 +254,19 @@ enum Callee {
     Other,
 }
 
-impl Uses {
-    fn classify(&self, path: &syn::Path) -> Callee {
-        if path.leading_colon.is_none() {
-            return Callee::Other;
-        }
-        let full: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-        if let Some(display) = constructor(&full) {
-            return Callee::Constructor(display);
-        }
-        if SPAWNS.iter().any(|s| eq(s, &full)) {
-            return Callee::Spawn(full.join("::"));
-        }
-        Callee::Other
+/// What a path written from the crate root names.
+fn classify(path: &syn::Path) -> Callee {
+    if path.leading_colon.is_none() {
+        return Callee::Other;
     }
+    let full: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    if let Some(display) = constructor(&full) {
+        return Callee::Constructor(display);
+    }
+    if SPAWNS.iter().any(|s| eq(s, &full)) {
+        return Callee::Spawn(full.join("::"));
+    }
+    Callee::Other
 }
 
 fn eq(known: &[&str], path: &[String]) -> bool {
@@ -355,8 +302,11 @@ struct Late {
     checks: Vec<TokenStream>,
 }
 
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of one visitor's state"
+)]
 struct Linter<'a> {
-    uses: Uses,
     channels: bool,
     spawns: bool,
     frames: Vec<Frame>,
@@ -462,18 +412,27 @@ impl Linter<'_> {
 
     /// The mode at a depth of the target stack.
     fn mode_at(&mut self, depth: usize) -> Mode {
-        let target = depth.checked_sub(1).and_then(|i| self.targets.get(i)).copied().flatten();
+        let target = depth
+            .checked_sub(1)
+            .and_then(|i| self.targets.get(i))
+            .copied()
+            .flatten();
         match target {
             Some(block) => {
-                let witness = Ident::new(&format!("errgroup_witness_{}", self.witnesses), Span::mixed_site());
+                let witness = Ident::new(
+                    &format!("errgroup_witness_{}", self.witnesses),
+                    Span::mixed_site(),
+                );
                 self.witnesses += 1;
                 let private = self.krate.private(Span::mixed_site());
                 let _ = private;
                 // Typed by its one assignment, in code that never runs.
-                self.blocks[block].decls.push(quote_spanned! {Span::mixed_site()=>
-                    #[allow(unused)]
-                    let #witness;
-                });
+                self.blocks[block]
+                    .decls
+                    .push(quote_spanned! {Span::mixed_site()=>
+                        #[allow(unused)]
+                        let #witness;
+                    });
                 Mode::Late(block, witness)
             }
             None => Mode::Now,
@@ -482,7 +441,12 @@ impl Linter<'_> {
 
     /// The checks of one probe (`source` evaluates to a `Probe`), spanned
     /// over `first..=last` of the user's tokens.
-    fn checks(&self, source: &TokenStream, (first, last): (Span, Span), local: bool) -> TokenStream {
+    fn checks(
+        &self,
+        source: &TokenStream,
+        (first, last): (Span, Span),
+        local: bool,
+    ) -> TokenStream {
         let site = Span::mixed_site();
         let verdict = Ident::new("errgroup_verdict", site);
         let private = self.krate.private(first);
@@ -526,7 +490,11 @@ impl Linter<'_> {
             return;
         }
         // The group's own `ctx`, unless the branch binds the name itself.
-        if place.names.first().is_some_and(|n| n == "ctx" && !self.bound.contains(n)) {
+        if place
+            .names
+            .first()
+            .is_some_and(|n| n == "ctx" && !self.bound.contains(n))
+        {
             return;
         }
         // Recorded outside the closures that capture it.
@@ -541,11 +509,19 @@ impl Linter<'_> {
         let tokens = &place.tokens;
         let stmt = match self.mode_at(targets) {
             Mode::Late(block, witness) => {
-                let check = self.checks(&quote_spanned!(Span::mixed_site()=> #witness.probe()), span, false);
+                let check = self.checks(
+                    &quote_spanned!(Span::mixed_site()=> #witness.probe()),
+                    span,
+                    false,
+                );
                 self.blocks[block].checks.push(check);
                 quote_spanned!(Span::mixed_site()=> #witness = #private::lints::witness(&#tokens);)
             }
-            Mode::Now => self.checks(&quote_spanned!(Span::mixed_site()=> #private::lints::shallow(&#tokens)), span, false),
+            Mode::Now => self.checks(
+                &quote_spanned!(Span::mixed_site()=> #private::lints::shallow(&#tokens)),
+                span,
+                false,
+            ),
         };
         let frame = match frames.checked_sub(1) {
             Some(i) => &mut self.frames[i],
@@ -565,7 +541,6 @@ impl Linter<'_> {
     /// (checked where it is). `projections` are the fields, indexes and
     /// derefs the user wrote above it (`state.lock().await.tx`), replayed
     /// on its type.
-
     fn value_at(
         &mut self,
         expr: &mut Expr,
@@ -601,7 +576,11 @@ impl Linter<'_> {
             Value::Computed | Value::Bound => quote!(shallow),
             Value::Function | Value::Name => quote!(function),
         };
-        let mut check = self.checks(&quote_spanned!(site=> #private::lints::#probe(&#v)), span, local);
+        let mut check = self.checks(
+            &quote_spanned!(site=> #private::lints::#probe(&#v)),
+            span,
+            local,
+        );
         if !projections.is_empty() {
             let mut tokens = quote!(#v);
             for projection in projections.iter().rev() {
@@ -614,7 +593,11 @@ impl Linter<'_> {
                     },
                 };
             }
-            check.extend(self.checks(&quote_spanned!(site=> #private::lints::probe(&#tokens)), span, false));
+            check.extend(self.checks(
+                &quote_spanned!(site=> #private::lints::shallow(&#tokens)),
+                span,
+                false,
+            ));
         }
         let value = &*expr;
         *expr = Expr::Verbatim(match kind {
@@ -718,23 +701,32 @@ impl Linter<'_> {
         let span = ends(expr.to_token_stream());
         let bound = std::mem::take(&mut self.bound_value);
         // Read from the user's syntax, before its parts are rewritten.
-        let generic = !structural && generic_result(expr);
+        let generic = !structural
+            && if bound {
+                generic_bound(expr)
+            } else {
+                generic_result(expr)
+            };
         let local = is_local_spawn(expr);
         self.operands(expr);
-        if self.skipped(expr) || generic {
+        if Self::skipped(expr) || generic {
             return;
         }
-        let kind = if bound && projections.is_empty() { Value::Bound } else { Value::Computed };
+        let kind = if bound && projections.is_empty() {
+            Value::Bound
+        } else {
+            Value::Computed
+        };
         self.value_at(expr, projections, local, span, kind);
     }
 
     /// `f(..);` as `match f(..) { v => { if false { never(); check(&v) } } }`,
     /// with the warnings about code after a `!` allowed on it: the value
     /// is dropped at the end of the statement, as before.
-    fn discarded(&mut self, call: Expr, span: (Span, Span)) -> TokenStream {
+    fn discarded(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
         let site = Span::mixed_site();
         let private = self.krate.private(site);
-        let local = is_local_spawn(&call);
+        let local = is_local_spawn(call);
         let v = Ident::new("errgroup_value", site);
         let code = match self.mode() {
             Mode::Late(block, witness) => {
@@ -742,7 +734,11 @@ impl Linter<'_> {
                 self.blocks[block].checks.push(check);
                 quote_spanned!(site=> #witness = #private::lints::witness(&#v);)
             }
-            Mode::Now => self.checks(&quote_spanned!(site=> #private::lints::shallow(&#v)), span, local),
+            Mode::Now => self.checks(
+                &quote_spanned!(site=> #private::lints::shallow(&#v)),
+                span,
+                local,
+            ),
         };
         let code = unreachable(&code, self.krate);
         quote_spanned! {site=>
@@ -759,6 +755,36 @@ impl Linter<'_> {
             frames: self.frames.len(),
             targets: self.targets.len(),
         });
+    }
+
+    /// Visits what a quiet operand is computed from; false when it is of
+    /// a kind visited as usual.
+    fn quietly(&mut self, expr: &mut Expr) -> bool {
+        match expr {
+            Expr::Path(_) => {}
+            Expr::Field(_) | Expr::Index(_) => self.indexes(expr),
+            Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_) => {
+                self.operands(expr);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The elements of an array or a tuple, and the value of a `return` or
+    /// a `break`: values handed on as they are.
+    fn elements(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Array(array) => array.elems.iter_mut().for_each(|e| self.visit_value_mut(e)),
+            Expr::Tuple(tuple) => tuple.elems.iter_mut().for_each(|e| self.visit_value_mut(e)),
+            Expr::Return(syn::ExprReturn {
+                expr: Some(value), ..
+            })
+            | Expr::Break(syn::ExprBreak {
+                expr: Some(value), ..
+            }) => self.visit_value_mut(value),
+            _ => {}
+        }
     }
 
     /// Visits an operand whose own value needs no check.
@@ -821,20 +847,19 @@ impl Linter<'_> {
     /// user's (`Ok(..)`, `Some(..)`, `Wrapper(..)`) only holds values that
     /// are checked themselves, and a call reported by path already has its
     /// error.
-    fn skipped(&self, expr: &Expr) -> bool {
+    fn skipped(expr: &Expr) -> bool {
         let Expr::Call(call) = expr else { return false };
         let Expr::Path(path) = &*call.func else {
             return false;
         };
-        if path.qself.is_none() && !matches!(self.uses.classify(&path.path), Callee::Other) {
+        if path.qself.is_none() && !matches!(classify(&path.path), Callee::Other) {
             return true;
         }
         let Some(last) = path.path.segments.last() else {
             return false;
         };
         let name = last.ident.to_string();
-        name.starts_with(|c: char| c.is_ascii_uppercase())
-            || DIVERGING.contains(&name.as_str())
+        name.starts_with(|c: char| c.is_ascii_uppercase()) || DIVERGING.contains(&name.as_str())
     }
 
     /// Reports a constructor or spawn written from the crate root.
@@ -842,7 +867,7 @@ impl Linter<'_> {
         if path.qself.is_some() {
             return;
         }
-        match self.uses.classify(&path.path) {
+        match classify(&path.path) {
             Callee::Constructor(full) if self.channels => {
                 self.errors.lint(syn::Error::new_spanned(
                     call,
@@ -924,24 +949,37 @@ fn name_kind(path: &syn::Path) -> NameKind {
 
 /// Whether a value's type may be a bare type parameter that only later
 /// code fixes: a call of a function or method whose result is one
-/// (`x.into()`, `iter.collect()`, `Default::default()`), or a `?` on such
-/// a call's result (`s.parse()?`). Checked only where rustc needs the
-/// type too.
+/// (`x.into()`, `iter.collect()`, `Default::default()`), or a `?`'s output
+/// (`s.parse()?`; its operand is checked, through the `Result`). Checked
+/// only where rustc needs the type too.
 fn generic_result(expr: &Expr) -> bool {
     match expr {
-        Expr::Try(inner) => generic_chain(&inner.expr),
+        // Its operand is checked, through the `Result` or `Option`.
+        Expr::Try(_) => true,
         Expr::MethodCall(call) => GENERIC_RESULTS.contains(&call.method.to_string().as_str()),
         Expr::Call(call) => generic_callee(call),
         _ => false,
     }
 }
 
+/// The same for a `let`'s whole value, checked at the block's end: a
+/// `?`'s output counts only when a call in its operand's chain returns a
+/// type parameter (`let link = connect()?;` is checked, `let n =
+/// s.parse()?;` is not).
+fn generic_bound(expr: &Expr) -> bool {
+    match expr {
+        Expr::Try(inner) => generic_chain(&inner.expr),
+        expr => generic_result(expr),
+    }
+}
+
 /// Whether a call in `expr`'s chain of method calls, `.await`s and `?`s
-/// returns a type parameter (`s.parse().map_err(f)?` is a `?` on one).
+/// returns a type parameter (`s.parse().map_err(f)` does).
 fn generic_chain(expr: &Expr) -> bool {
     match expr {
         Expr::MethodCall(call) => {
-            GENERIC_RESULTS.contains(&call.method.to_string().as_str()) || generic_chain(&call.receiver)
+            GENERIC_RESULTS.contains(&call.method.to_string().as_str())
+                || generic_chain(&call.receiver)
         }
         Expr::Call(call) => generic_callee(call),
         Expr::Await(inner) => generic_chain(&inner.base),
@@ -1232,9 +1270,8 @@ impl VisitMut for Linter<'_> {
                 Stmt::Expr(expr, semi) if bare_call(expr) => {
                     let span = ends(expr.to_token_stream());
                     self.operands(expr);
-                    if semi.is_some() && !self.skipped(expr) {
-                        let replaced = std::mem::replace(expr, Expr::Verbatim(TokenStream::new()));
-                        *expr = Expr::Verbatim(self.discarded(replaced, span));
+                    if semi.is_some() && !Self::skipped(expr) {
+                        *expr = Expr::Verbatim(self.discarded(expr, span));
                         *semi = None;
                     }
                 }
@@ -1265,20 +1302,8 @@ impl VisitMut for Linter<'_> {
 
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
         let structural = std::mem::replace(&mut self.structural, false);
-        let quiet = std::mem::replace(&mut self.quiet, false);
-        if quiet {
-            match expr {
-                Expr::Path(_) => return,
-                Expr::Field(_) | Expr::Index(_) => {
-                    self.indexes(expr);
-                    return;
-                }
-                Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_) => {
-                    self.operands(expr);
-                    return;
-                }
-                _ => {}
-            }
+        if std::mem::replace(&mut self.quiet, false) && self.quietly(expr) {
+            return;
         }
         match expr {
             Expr::Binary(binary) => {
@@ -1345,25 +1370,8 @@ impl VisitMut for Linter<'_> {
                 }
                 self.visit_expr_mut(&mut assign.right);
             }
-            Expr::Array(array) => {
-                for elem in &mut array.elems {
-                    self.visit_value_mut(elem);
-                }
-            }
-            Expr::Tuple(tuple) => {
-                for elem in &mut tuple.elems {
-                    self.visit_value_mut(elem);
-                }
-            }
-            Expr::Return(ret) => {
-                if let Some(value) = &mut ret.expr {
-                    self.visit_value_mut(value);
-                }
-            }
-            Expr::Break(brk) => {
-                if let Some(value) = &mut brk.expr {
-                    self.visit_value_mut(value);
-                }
+            Expr::Array(_) | Expr::Tuple(_) | Expr::Return(_) | Expr::Break(_) => {
+                self.elements(expr);
             }
             Expr::Async(node) => {
                 let mut names = Names::default();

@@ -449,7 +449,10 @@ fn operands_that_cannot_be_raw_and_the_groups_ctx_are_not_checked() {
         "type Error = E; a => { let n = x + y * 2; if n > 3 && !flag { log(n as u64); } Ok(ctx.task().to_string()) },",
     ));
     for name in ["x", "y", "flag", "n", "ctx"] {
-        assert!(!output.contains(&format!("(& {name})")), "{name} checked: {output}");
+        assert!(
+            !output.contains(&format!("(& {name})")),
+            "{name} checked: {output}"
+        );
     }
     // `log(..)`'s value is: a call's result may be anything.
     assert!(output.contains("match log (n as u64)"), "{output}");
