@@ -561,7 +561,7 @@ impl Linter<'_> {
                 &quote_spanned!(site=> #witness = #private::lints::witness(&#v);),
                 self.krate,
             );
-            let value = &*expr;
+            let value = scrutinee(expr);
             *expr = Expr::Verbatim(quote_spanned! {site=>
                 (match #value {
                     #v => {
@@ -599,7 +599,7 @@ impl Linter<'_> {
                 false,
             ));
         }
-        let value = &*expr;
+        let value = scrutinee(expr);
         *expr = Expr::Verbatim(match kind {
             // A name is handed on by a generic identity: `.map(drop)` keeps
             // the type parameters its use fixes, and an `&mut` passed where
@@ -741,6 +741,7 @@ impl Linter<'_> {
             ),
         };
         let code = unreachable(&code, self.krate);
+        let call = scrutinee(call);
         quote_spanned! {site=>
             #[allow(unreachable_code, unreachable_patterns)]
             match #call {
@@ -1004,6 +1005,30 @@ fn generic_callee(call: &syn::ExprCall) -> bool {
 fn bare_call(expr: &Expr) -> bool {
     matches!(expr, Expr::Call(call) if matches!(&*call.func, Expr::Path(p)
         if p.qself.is_none() && p.path.segments.len() == 1))
+}
+
+/// `expr` as a `match` scrutinee: in parentheses when it starts with a
+/// struct literal (`Ok {} (())`), which a scrutinee may not.
+fn scrutinee(expr: &Expr) -> TokenStream {
+    fn struct_first(expr: &Expr) -> bool {
+        match expr {
+            Expr::Struct(_) => true,
+            Expr::Call(e) => struct_first(&e.func),
+            Expr::MethodCall(e) => struct_first(&e.receiver),
+            Expr::Field(e) => struct_first(&e.base),
+            Expr::Index(e) => struct_first(&e.expr),
+            Expr::Await(e) => struct_first(&e.base),
+            Expr::Try(e) => struct_first(&e.expr),
+            Expr::Cast(e) => struct_first(&e.expr),
+            Expr::Binary(e) => struct_first(&e.left),
+            _ => false,
+        }
+    }
+    if struct_first(expr) {
+        quote!((#expr))
+    } else {
+        quote!(#expr)
+    }
 }
 
 /// Whether a call starts a local task (`spawn_local`): its future need not
