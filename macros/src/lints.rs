@@ -31,28 +31,34 @@
 //!   closure or an async block is recorded outside it, where the name
 //!   means the same: a mention inside would change what it captures.
 //! - **A value** (a call's, a method call's, an `.await`'s, a `?`'s) is
-//!   rewritten in place into `(match value { v => { if false { never(); w
-//!   = witness(&v); } v } })`: evaluated once, where it was, moved into `v`
-//!   and out again, its temporaries living as long as before. The fields,
-//!   indexes and derefs written above it (`state.lock().await.tx`) are
-//!   replayed on its type. A call of a function named by a path
-//!   (`tokio::spawn(..)`) is checked by the function item's type instead
-//!   (`FnOnce(A) -> JoinHandle<T>`), which is also how a function used as
-//!   a value (`.map(tokio::spawn)`) is caught. A bare name in a value
-//!   position (an argument) goes through `pass_check(x, |v| ..)`, a
-//!   generic identity, so that `.map(drop)` keeps its inferred type
+//!   rewritten in place into `(match value { v => { if false { never();
+//!   check(&v) } v } })`: evaluated once, where it was, moved into `v` and
+//!   out again, its temporaries living as long as before. It is checked
+//!   *shallowly*, where it is: only an endpoint or handle at the type's
+//!   head, through pointers and guards (`&`, `Box`, `Arc`, `MutexGuard`)
+//!   or first in a pair, counts, so a `Result<?, E>` whose `?` later code
+//!   fixes (`x.try_into().map_err(f)`) is never taken for a raw one. The
+//!   fields, indexes and derefs written above it (`state.lock().await.tx`)
+//!   are replayed on its type. A `let`'s whole value is recorded instead
+//!   (`w = witness(&v)`) and checked at the block's end, where the code
+//!   after the `let` has fixed its type (`let v = make(); let n: u32 =
+//!   v;`). A function used as a value (`.map(tokio::spawn)`, `let go =
+//!   mpsc::channel::<u8>;`) is checked for what it returns. A bare name in
+//!   a value position (an argument) goes through `pass_check(x, |v| ..)`,
+//!   a generic identity, so that `.map(drop)` keeps its inferred type
 //!   parameters and an `&mut` passed where one is expected is reborrowed.
-//! - **Where the check runs.** A witness `w` is declared (untyped) at the
-//!   top of the block whose statement named the value, and checked by a
-//!   statement before the block's last one: by then the block's code has
-//!   fixed its type (`let mut v = Vec::new();` is a `Vec<u32>` only after
-//!   `v.push(1u32)`). The check picks its answer by autoderef
-//!   specialisation, which must see a known type: on a type still unknown
-//!   it would answer "raw". Mentions in a body's last statement (a
-//!   branch's value, a closure's) are checked where they are, *shallowly*:
-//!   only an endpoint or handle at the type's head, through pointers and
-//!   guards (`&`, `Box`, `Arc`, `MutexGuard`) counts, so a `Result<?, E>`
-//!   whose `?` later code fixes is never taken for a raw one.
+//!   A bare-named function called as a statement (`fatal(..);`) is
+//!   checked in a `match` statement that allows the warnings about code
+//!   after a `!`.
+//! - **Where a place's check runs.** A place's witness `w` is declared
+//!   (untyped) at the top of the block whose statement named it, and
+//!   checked *deeply* (through every wrapper) by a statement before the
+//!   block's last one: by then the block's code has fixed its type (`let
+//!   mut v = Vec::new();` is a `Vec<u32>` only after `v.push(1u32)`). The
+//!   check picks its answer by autoderef specialisation, which must see a
+//!   known type: on a type still unknown it would answer "raw". A place in
+//!   a body's last statement (a branch's value, a closure's) is checked
+//!   where it is, shallowly.
 //! - **Left unchecked, because no raw value can be there or the type is
 //!   not known yet**: the operands of `+`, `==`, `!`, `as`, ranges, indexes
 //!   and conditions (only what they are computed from is checked); a name
@@ -84,16 +90,18 @@
 //! user type with methods of its own (`self.client.notify()` where the
 //! client holds a sender), a closure or a macro defined outside the block,
 //! a `dyn` trait object, or code in a function the branch calls is not
-//! seen. Nor is a macro body that does not parse as Rust, a generic
-//! function of the user's that never returns called by a bare name as a
-//! block's value, or, in a body's last statement, an endpoint wrapped in
-//! `Option`, `Result`, a collection or a lock (checked shallowly there).
+//! seen. Nor is a macro body that does not parse as Rust, a function
+//! called by a bare name as a block's value (it may never return), a
+//! computed value that holds an endpoint in an `Option`, a `Result`, a
+//! collection or a lock without being bound by a `let` (checked
+//! shallowly), or such a place in a body's last statement.
 //!
 //! Rejected although valid: a call whose result type is a bare type
-//! parameter that only *later* code fixes, in a body's last statement
-//! (`Ok(make())` with a user's `fn make<T: Default>() -> T`): the check
-//! meets an unknown type and takes it for a raw one; fixing the type at
-//! the call compiles. And an argument of a user's macro that matches it
+//! parameter that only code *after the statement* fixes, other than a
+//! `let`'s whole value (`Ok(make())` with a user's `fn make<T: Default>()
+//! -> T`, the type coming from outside the group): the check meets an
+//! unknown type and takes it for a raw one, and its error says so; fixing
+//! the type at the call compiles. And an argument of a user's macro that matches it
 //! token by token rather than as an expression, when the check rewrote it.
 
 use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
