@@ -13,7 +13,12 @@
 //! names are invisible to it (mixed-site hygiene). The empty `fn ctx` before
 //! each `let ctx` shadows any item of yours named `ctx` (a const, a unit
 //! struct), which would otherwise turn the `let` into a pattern match. Everything is reached
-//! through `::errgroup::__private`, which is not public API.
+//! through `::errgroup::__private`, which is not public API. Each value and
+//! name a branch mentions (`id`, `fetch_user(..)`, the `.await`'s output)
+//! passes through a check of its type in code that never runs
+//! (`pass_check(x, |v| ..)`, `match x { v => { if false { never(); .. } v } }`):
+//! the raw-channel and detached-spawn check (README, "Raw channels and
+//! detached spawns"); it costs nothing at run time.
 
 use std::time::Duration;
 
@@ -39,8 +44,10 @@ async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
 
 /// The same block, expanded.
 #[allow(
-    clippy::let_and_return,
-    reason = "the expansion as the macro writes it"
+    unused_parens,
+    clippy::all,
+    clippy::pedantic,
+    reason = "the expansion as the macro writes it: its lint checks are code rustc's and clippy's lints see in a macro's output only"
 )]
 async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     {
@@ -58,7 +65,86 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         fn ctx() {}
                         #[allow(unused_variables)]
                         let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
-                        fetch_user(ctx, id).await
+                        (match (match fetch_user(
+                            ctx,
+                            ::errgroup::__private::lints::pass_check(id, |errgroup_value| {
+                                #[allow(unused_imports)]
+                                use ::errgroup::__private::lints::via::*;
+                                {
+                                    let errgroup_verdict =
+                                        (&&&&&::errgroup::__private::lints::function(
+                                            &errgroup_value,
+                                        ))
+                                            .errgroup_verdict();
+                                    #[allow(clippy::all, clippy::pedantic)]
+                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                        errgroup_verdict.channel().0,
+                                        (errgroup_verdict).channel().1,
+                                    );
+                                    #[allow(clippy::all, clippy::pedantic)]
+                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                        errgroup_verdict.task().0,
+                                        (errgroup_verdict).task().1,
+                                    );
+                                }
+                            }),
+                        ) {
+                            errgroup_value => {
+                                #[allow(unreachable_code, unused)]
+                                if false {
+                                    ::errgroup::__private::lints::never();
+                                    #[allow(unused_imports)]
+                                    use ::errgroup::__private::lints::via::*;
+                                    {
+                                        let errgroup_verdict =
+                                            (&&&&&::errgroup::__private::lints::shallow(
+                                                &errgroup_value,
+                                            ))
+                                                .errgroup_verdict();
+                                        #[allow(clippy::all, clippy::pedantic)]
+                                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                            errgroup_verdict.channel().0,
+                                            (errgroup_verdict).channel().1,
+                                        );
+                                        #[allow(clippy::all, clippy::pedantic)]
+                                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                            errgroup_verdict.task().0,
+                                            (errgroup_verdict).task().1,
+                                        );
+                                    }
+                                }
+                                errgroup_value
+                            }
+                        })
+                        .await
+                        {
+                            errgroup_value => {
+                                #[allow(unreachable_code, unused)]
+                                if false {
+                                    ::errgroup::__private::lints::never();
+                                    #[allow(unused_imports)]
+                                    use ::errgroup::__private::lints::via::*;
+                                    {
+                                        let errgroup_verdict =
+                                            (&&&&&::errgroup::__private::lints::shallow(
+                                                &errgroup_value,
+                                            ))
+                                                .errgroup_verdict();
+                                        #[allow(clippy::all, clippy::pedantic)]
+                                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                            errgroup_verdict.channel().0,
+                                            (errgroup_verdict).channel().1,
+                                        );
+                                        #[allow(clippy::all, clippy::pedantic)]
+                                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                            errgroup_verdict.task().0,
+                                            (errgroup_verdict).task().1,
+                                        );
+                                    }
+                                }
+                                errgroup_value
+                            }
+                        })
                     },
                 ),
                 ::errgroup::__private::Spawn.branch(
@@ -69,7 +155,86 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         fn ctx() {}
                         #[allow(unused_variables)]
                         let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
-                        fetch_orders(id).await
+                        (match (match fetch_orders(::errgroup::__private::lints::pass_check(
+                            id,
+                            |errgroup_value| {
+                                #[allow(unused_imports)]
+                                use ::errgroup::__private::lints::via::*;
+                                {
+                                    let errgroup_verdict =
+                                        (&&&&&::errgroup::__private::lints::function(
+                                            &errgroup_value,
+                                        ))
+                                            .errgroup_verdict();
+                                    #[allow(clippy::all, clippy::pedantic)]
+                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                        errgroup_verdict.channel().0,
+                                        (errgroup_verdict).channel().1,
+                                    );
+                                    #[allow(clippy::all, clippy::pedantic)]
+                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                        errgroup_verdict.task().0,
+                                        (errgroup_verdict).task().1,
+                                    );
+                                }
+                            },
+                        )) {
+                            errgroup_value => {
+                                #[allow(unreachable_code, unused)]
+                                if false {
+                                    ::errgroup::__private::lints::never();
+                                    #[allow(unused_imports)]
+                                    use ::errgroup::__private::lints::via::*;
+                                    {
+                                        let errgroup_verdict =
+                                            (&&&&&::errgroup::__private::lints::shallow(
+                                                &errgroup_value,
+                                            ))
+                                                .errgroup_verdict();
+                                        #[allow(clippy::all, clippy::pedantic)]
+                                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                            errgroup_verdict.channel().0,
+                                            (errgroup_verdict).channel().1,
+                                        );
+                                        #[allow(clippy::all, clippy::pedantic)]
+                                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                            errgroup_verdict.task().0,
+                                            (errgroup_verdict).task().1,
+                                        );
+                                    }
+                                }
+                                errgroup_value
+                            }
+                        })
+                        .await
+                        {
+                            errgroup_value => {
+                                #[allow(unreachable_code, unused)]
+                                if false {
+                                    ::errgroup::__private::lints::never();
+                                    #[allow(unused_imports)]
+                                    use ::errgroup::__private::lints::via::*;
+                                    {
+                                        let errgroup_verdict =
+                                            (&&&&&::errgroup::__private::lints::shallow(
+                                                &errgroup_value,
+                                            ))
+                                                .errgroup_verdict();
+                                        #[allow(clippy::all, clippy::pedantic)]
+                                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                            errgroup_verdict.channel().0,
+                                            (errgroup_verdict).channel().1,
+                                        );
+                                        #[allow(clippy::all, clippy::pedantic)]
+                                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                            errgroup_verdict.task().0,
+                                            (errgroup_verdict).task().1,
+                                        );
+                                    }
+                                }
+                                errgroup_value
+                            }
+                        })
                     },
                 ),
             ))

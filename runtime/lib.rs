@@ -106,6 +106,34 @@ pub mod __private;
 
 pub mod guide;
 
+/// What the compile-time check of [`errgroup!`] names in its errors.
+///
+/// Inside a branch, a raw channel endpoint or a detached task is a compile
+/// error (README, "Raw channels and detached spawns"). rustc words that
+/// error as a trait these types do not implement: [`GroupChannel`] for a
+/// channel endpoint, [`GroupTask`] and [`GroupLocalTask`] for a task, with
+/// the crate it comes from as a [`from`] marker. Only the check itself
+/// implements or calls them.
+///
+/// ```compile_fail
+/// # async fn run() -> Result<(), errgroup::Error<std::io::Error>> {
+/// let (tx, _rx) = tokio::sync::mpsc::channel::<u32>(1);
+/// errgroup::errgroup! {
+///     // error: an `errgroup!` branch names a raw tokio channel endpoint
+///     send => { let _ = tx.send(1).await; Ok(()) },
+/// }?;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`GroupChannel`]: lint::GroupChannel
+/// [`GroupTask`]: lint::GroupTask
+/// [`GroupLocalTask`]: lint::GroupLocalTask
+/// [`from`]: lint::from
+pub mod lint {
+    pub use crate::__private::lints::{GroupChannel, GroupLocalTask, GroupTask, from};
+}
+
 pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
 pub use crate::ctx::{BranchCtx, Ctx, IntoParent, Shutdown, Watch};
 pub use crate::error::{

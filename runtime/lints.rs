@@ -1,213 +1,490 @@
 //! Type-based halves of the `raw_channel` and `detached_spawn` checks: what
 //! `errgroup!` emits, in code that never runs, to ask the compiler whether a
-//! value is a raw channel endpoint, a raw channel pair, or the handle of a
-//! detached task.
+//! value a branch names is, or holds, a raw channel endpoint or a detached
+//! task (`macros/src/lints.rs` says where the macro asks, and why there).
 //!
-//! Each probe is selected by autoref specialisation: [`probe`] wraps a
-//! reference to the value, the emitted code calls `(&probe(&v)).errgroup_*()`,
-//! and method resolution tries `Probe<T>` (the `Raw*` traits, implemented only
-//! when `T` is raw) before `&Probe<T>` (the `Other*` traits, implemented for
-//! every `T`). The raw method hands back `&T`, the other one `&NotRaw`; the
-//! emitted code then passes that to a `GroupBound*` trait's method, written
-//! as a path call (`GroupBound::errgroup_bound(..)`). Only `NotRaw`
-//! implements those traits, so a raw `T` fails there, with the trait's
-//! `#[diagnostic::on_unimplemented]` message. A path call adds no "required
-//! by a bound in .." note, and `#[diagnostic::do_not_recommend]` on the one
-//! impl keeps rustc from listing `NotRaw` as a type that would do: the
-//! error ends with the fix.
+//! # Recording a type, checking it later
+//!
+//! A place is recorded as `w = witness(&place)` and a `let`'s value as
+//! `match value { v => { w = witness(&v); v } }`, in `if false { never();
+//! .. }` code: type-checked, but never reached by the borrow checker, so a
+//! recording moves and borrows nothing and keeps no borrow alive. `w` is a
+//! [`Witness`], declared untyped at the top of the block; its check is
+//! written before the block's last statement, where inference has fixed the
+//! type (`let mut v = Vec::new();` is a `Vec<u32>` only once `v.push(1u32)`
+//! was read). Other values are checked where they are ([`shallow`],
+//! [`function`], [`pass_check`]).
+//!
+//! # Picking the answer by type
+//!
+//! The check calls `(&&&&&probe).errgroup_verdict()`; method resolution
+//! tries the receiver types in autoderef order, one trait per level:
+//!
+//! 1. `&&&&Probe<(A, ..)>`, [`ViaTuple`]: a tuple whose first element holds
+//!    a raw endpoint or task (a constructor's `(Sender, Receiver)`, which
+//!    the positional [`Raw`] impls of tuples would find twice);
+//! 2. `&&&Probe<T>`, [`ViaRaw`]: `T` holds one ([`Raw`]), directly or
+//!    through `&`, `&mut`, `Box`, `Arc`, `Rc`, `Weak`, `Pin`, `Option`,
+//!    `Result`, `Cell`, `RefCell` and its guards, the std and tokio
+//!    `Mutex`/`RwLock` and their guards, `LazyLock`, `OnceLock`,
+//!    `OnceCell`, `ManuallyDrop`, arrays, slices, `Vec`, `VecDeque`,
+//!    `HashMap`/`BTreeMap` values, and any element of a tuple. A
+//!    [`Shallow`] probe goes through pointers and guards only ([`Head`]);
+//! 3. `&Probe<T, Fun>`, [`ViaFn`]: `T` is a function or closure of up to
+//!    three arguments that returns one ([`Leaf`]: `tokio::spawn` or
+//!    `mpsc::channel::<u32>` used as a value);
+//! 4. `Probe<T>`, [`ViaOther`]: every other type.
+//!
+//! The first three answer [`Flagged`], the last [`NotRaw`]. The emitted code
+//! then asks `channel()` / `task()` / `local_task()` of the answer and
+//! passes its two parts to [`GroupChannel`] / [`GroupTask`] /
+//! [`GroupLocalTask`] (public as `errgroup::lint`), written as a path call
+//! (`GroupChannel::errgroup_bound(from, value)`). Only `NotRaw` implements
+//! those traits, so a raw value fails there, with the trait's
+//! `#[diagnostic::on_unimplemented]` message naming its crate (`from`, a
+//! [`from`] marker) and its type.
+//!
+//! A type still unknown when its check runs is taken for a raw one (every
+//! level "may" apply); when inference later fixes it to something else,
+//! [`Raw`], [`Head`] or [`Leaf`] is what fails, and their message says the
+//! value was checked too early and how to give it its type.
 //!
 //! # Invariants
 //!
-//! A type that is not a raw endpoint (or a raw endpoint behind `&`, `&mut`,
-//! `Box`, `Arc`, `Rc`, `Option`, a mutex, a lock, a `RefCell` or a standard
-//! collection), not a raw pair and not a detached task's handle never fails
-//! a probe: the `Other*` methods are implemented for every type.
+//! A type that holds no raw endpoint or task handle through the wrappers
+//! above, and is no function returning one, never fails a check: the
+//! `ViaOther` answer exists for every type. A user type is never looked
+//! into: what it holds is its own business (the README says so).
 
+use core::marker::PhantomData;
+
+/// A type named without being held: contravariant, `Send`, `Sync`.
+type Of<T> = fn(&T);
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-/// A value of type `T` as seen by the probes; built only in code that never
-/// runs.
+/// The type of one place or value a branch names; zero-sized, and built
+/// only to be checked in code that never runs.
 #[derive(Debug)]
-pub struct Probe<'a, T: ?Sized>(&'a T);
+pub struct Witness<T: ?Sized>(PhantomData<fn(&T)>);
 
-/// The probe of `value`'s type.
+impl<T: ?Sized> Witness<T> {
+    /// A value of the witnessed type, to replay the fields and indexes the
+    /// user wrote above it; called only inside `if false { .. }`.
+    #[must_use]
+    pub fn value(&self) -> &'static T {
+        unreachable!("errgroup's lint checks never run")
+    }
+
+    /// The deep probe the check asks.
+    #[must_use]
+    pub fn probe(&self) -> Probe<T> {
+        Probe(PhantomData)
+    }
+
+    /// The function probe the check asks.
+    #[must_use]
+    pub fn function(&self) -> Probe<T, Fun> {
+        Probe(PhantomData)
+    }
+
+    /// The shallow probe the check asks.
+    #[must_use]
+    pub fn shallow(&self) -> Probe<T, Shallow> {
+        Probe(PhantomData)
+    }
+}
+
+/// Ends what follows it: the checks sit after it, so that the borrow
+/// checker, which skips code nothing reaches, ignores them.
+pub fn never() -> ! {
+    unreachable!("errgroup's lint checks never run")
+}
+
+/// The witness of `value`'s type; called only inside `if false { .. }`.
 #[must_use]
-pub fn probe<T: ?Sized>(value: &T) -> Probe<'_, T> {
-    Probe(value)
+pub fn witness<T: ?Sized>(value: &T) -> Witness<T> {
+    let _ = value;
+    Witness(PhantomData)
 }
 
-/// What every probe of a type that is not raw answers with.
-#[derive(Debug)]
-pub struct NotRaw;
-
-/// Raw channel endpoints, and the wrappers they are reached through.
-pub trait RawEndpoint {}
-
-/// What a raw endpoint inside a branch fails on.
-#[diagnostic::on_unimplemented(
-    message = "this operates on a raw channel endpoint (`{Self}`) inside an `errgroup!` branch",
-    label = "a raw channel, not bound to the group",
-    note = "a raw channel is not closed when the group is cancelled, so a branch blocked on it can hang the group",
-    note = "use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)`; or mark the branch `#[allow(raw_channel)]`"
-)]
-pub trait GroupBound {
-    /// Compiles only for [`NotRaw`].
-    fn errgroup_bound(&self) {}
-}
-
-#[diagnostic::do_not_recommend]
-impl GroupBound for NotRaw {}
-
-/// Chosen when the probed type is a raw endpoint: hands it on to
-/// [`GroupBound`], which it does not implement.
-pub trait RawOperation<'a, T: ?Sized> {
-    /// The probed value.
-    fn errgroup_check(&self) -> &'a T;
-}
-
-impl<'a, T: ?Sized + RawEndpoint> RawOperation<'a, T> for Probe<'a, T> {
-    fn errgroup_check(&self) -> &'a T {
-        self.0
-    }
-}
-
-/// Chosen for every other type, one autoref later.
-pub trait OtherOperation {
-    /// [`NotRaw`].
-    fn errgroup_check(&self) -> &'static NotRaw {
-        &NotRaw
-    }
-}
-
-impl<T: ?Sized> OtherOperation for &Probe<'_, T> {}
-
-/// `value`, unchanged; `check` is only type-checked, never called. A call
-/// named like a raw channel constructor or a detached spawn is passed
-/// through here: as an argument, it is checked against the type the
-/// caller expects (`let n: u32 = unbounded();` fixes `n`'s type before
-/// `check`, a closure, is checked), and its temporaries live as long as
-/// before.
+/// `value`, unchanged; `check` is only type-checked, never called (the
+/// check of a value in a block's last statement, which nothing after it
+/// could fix the type of).
 #[inline]
-pub fn pass<T>(value: T, check: impl FnOnce(&T)) -> T {
+pub fn pass_check<T>(value: T, check: impl FnOnce(&T)) -> T {
     let _ = check;
     value
 }
 
-/// The pair a raw channel constructor returns.
-pub trait RawPair {
-    /// `Self`: a type the error can name only when `Self` is a raw pair, so
-    /// a wrong guess (see [`RawConstructor`]) is reported once.
-    type Pair: ?Sized;
+/// A type as seen by the checks.
+#[derive(Debug)]
+pub struct Probe<T: ?Sized, D = Deep>(PhantomData<(D, Of<T>)>);
+
+/// A probe that looks through every wrapper ([`Raw`]): for a type that
+/// inference has fixed, at a block's late checks.
+#[derive(Debug)]
+pub struct Deep;
+
+/// A probe that looks only through pointers and guards ([`Head`]): for a
+/// type that inference may not have fixed yet (`x.try_into().map_err(f)`
+/// is a `Result<?, E>` until later code says what `?` is, and a deep probe
+/// would take the unknown for a raw endpoint).
+#[derive(Debug)]
+pub struct Shallow;
+
+/// A deep probe that also takes a function (or closure) that returns a
+/// raw endpoint, pair or task handle for one (`tokio::spawn`,
+/// `mpsc::channel::<u8>` used as values): for names, whose value may be a
+/// function item.
+#[derive(Debug)]
+pub struct Fun;
+
+/// The function probe of a name's value.
+#[must_use]
+pub fn function<T: ?Sized>(value: &T) -> Probe<T, Fun> {
+    let _ = value;
+    Probe(PhantomData)
 }
 
-/// What a raw channel constructor inside a branch fails on.
+/// The shallow probe of a place's or a value's type, checked where it is.
+#[must_use]
+pub fn shallow<T: ?Sized>(value: &T) -> Probe<T, Shallow> {
+    let _ = value;
+    Probe(PhantomData)
+}
+
+/// The probe of a place's type, checked where it is (see [`pass_check`]).
+#[must_use]
+pub fn probe<T: ?Sized>(value: &T) -> Probe<T> {
+    let _ = value;
+    Probe(PhantomData)
+}
+
+/// The kind of a raw endpoint.
+#[derive(Debug)]
+pub struct Channel;
+/// The kind of a detached task's handle.
+#[derive(Debug)]
+pub struct Task;
+/// Where [`Raw`] found the value: here.
+#[derive(Debug)]
+pub struct Here;
+/// ... or in element `I` of a tuple, at `M` inside it.
+#[derive(Debug)]
+pub struct Elem<M, const I: usize>(PhantomData<M>);
+
+/// Types that are, or hold through a standard wrapper, a raw channel
+/// endpoint (`K` = [`Channel`]) or a detached task's handle ([`Task`]).
+/// `M` says where, so that the impls for a tuple's elements do not overlap.
 #[diagnostic::on_unimplemented(
-    message = "this creates a raw channel (`{Self}`) inside an `errgroup!` branch",
-    label = "a raw channel constructor",
+    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
+    label = "its type is fixed only by later code",
+    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
+)]
+pub trait Raw<K, M> {
+    /// The crate the endpoint or task comes from, named in the error.
+    type Crate;
+    /// The endpoint or handle itself, named in the error.
+    type Found: ?Sized;
+}
+
+/// The answer for a raw value: its kind, crate, and type.
+#[derive(Debug)]
+pub struct Flagged<K, F, T: ?Sized>(PhantomData<(K, F, Of<T>)>);
+
+/// The answer for every other value.
+#[derive(Debug)]
+pub struct NotRaw;
+
+/// Chosen first: a tuple whose first element is raw (what a channel
+/// constructor returns).
+pub trait ViaTuple<K, M> {
+    /// The kind, crate and type found.
+    type Answer;
+    /// Never called.
+    fn errgroup_verdict(&self) -> Self::Answer {
+        unreachable!("errgroup's lint checks never run")
+    }
+}
+
+macro_rules! via_tuple {
+    ($($rest:ident),*) => {
+        impl<K, M, A: Raw<K, M>, $($rest),*> ViaTuple<K, M> for &&&&Probe<(A, $($rest),*)> {
+            type Answer = Flagged<K, A::Crate, A::Found>;
+        }
+
+        impl<K, M, A: Raw<K, M>, $($rest),*> ViaTuple<K, M> for &&&&Probe<(A, $($rest),*), Fun> {
+            type Answer = Flagged<K, A::Crate, A::Found>;
+        }
+    };
+}
+via_tuple!(B);
+via_tuple!(B, C);
+via_tuple!(B, C, D);
+
+/// Chosen next: a type that holds a raw endpoint or task.
+pub trait ViaRaw<K, M> {
+    /// The kind, crate and type found.
+    type Answer;
+    /// Never called.
+    fn errgroup_verdict(&self) -> Self::Answer {
+        unreachable!("errgroup's lint checks never run")
+    }
+}
+
+impl<K, M, T: ?Sized + Raw<K, M>> ViaRaw<K, M> for &&&Probe<T> {
+    type Answer = Flagged<K, T::Crate, T::Found>;
+}
+
+impl<K, M, T: ?Sized + Raw<K, M>> ViaRaw<K, M> for &&&Probe<T, Fun> {
+    type Answer = Flagged<K, T::Crate, T::Found>;
+}
+
+/// A function's result as the checks see it: a tuple whose first element
+/// is raw (`Tuple` = `true`), or any raw type.
+/// Chosen next: a function (or closure) of up to three arguments, `Args`
+/// their tuple, whose result is raw.
+pub trait ViaFn<Args, R, K, M> {
+    /// The kind, crate and type found.
+    type Answer;
+    /// Never called.
+    fn errgroup_verdict(&self) -> Self::Answer {
+        unreachable!("errgroup's lint checks never run")
+    }
+}
+
+// One impl per arity: their `Args` differ, so they do not overlap.
+macro_rules! via_fn {
+    ($($trait:ident $level:ty, $bound:ident<K, $m:ty>, [$($generic:ident),*]: [$($arg:ident),*];)*) => {$(
+        impl<$($arg,)* R: $bound<K, $m>, K, $($generic,)* T: FnOnce($($arg),*) -> R>
+            $trait<($($arg,)*), R, K, $m> for $level
+        {
+            type Answer = Flagged<K, R::Crate, R::Found>;
+        }
+    )*};
+}
+
+via_fn! {
+    ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [];
+    ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [A];
+    ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [A, B];
+    ViaFn &Probe<T, Fun>, Leaf<K, Here>, []: [A, B, C];
+}
+
+/// The traits the checks call, in scope through `use via::*`.
+pub mod via {
+    pub use super::{IndexProbe as _, ViaFn as _, ViaOther as _, ViaRaw as _, ViaTuple as _};
+}
+
+/// Chosen last: every other type.
+pub trait ViaOther {
+    /// Never called.
+    fn errgroup_verdict(&self) -> NotRaw {
+        NotRaw
+    }
+}
+
+impl<T: ?Sized, D> ViaOther for Probe<T, D> {}
+
+// The shallow probe, at the level of the deep one.
+
+impl<K, T: ?Sized + Head<K>> ViaRaw<K, Here> for &&&Probe<T, Shallow> {
+    type Answer = Flagged<K, T::Crate, T::Found>;
+}
+
+impl<K, A: Head<K>, B> Head<K> for (A, B) {
+    type Crate = A::Crate;
+    type Found = A::Found;
+}
+
+/// A raw endpoint or task handle itself, or a pair whose first element is
+/// one: what a function used as a value is flagged for returning (its
+/// result type may still hold unknown parameters, which a deeper look
+/// would take for raw ones).
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
+    label = "its type is fixed only by later code",
+    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
+)]
+pub trait Leaf<K, M = Here> {
+    /// The crate the endpoint or task comes from.
+    type Crate;
+    /// The endpoint or handle itself.
+    type Found: ?Sized;
+}
+
+impl<K, A: Leaf<K>, B> Leaf<K> for (A, B) {
+    type Crate = A::Crate;
+    type Found = A::Found;
+}
+
+/// Types that are a raw endpoint or task handle at their head: directly,
+/// or through a pointer or a guard (`&`, `Box`, `Arc`, a `MutexGuard`), or
+/// first in a pair. What a shallow probe flags: none of these hides an
+/// unknown type behind a known one the way `Result<?, E>` does.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
+    label = "its type is fixed only by later code",
+    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
+)]
+pub trait Head<K, M = Here> {
+    /// The crate the endpoint or task comes from.
+    type Crate;
+    /// The endpoint or handle itself.
+    type Found: ?Sized;
+}
+
+macro_rules! head_through {
+    ($(<$($lt:lifetime,)? $($param:ident),*> $ty:ty => $inner:ident;)*) => {$(
+        impl<$($lt,)? K, $($param: ?Sized),*> Head<K> for $ty
+        where
+            $inner: Head<K>,
+        {
+            type Crate = <$inner as Head<K>>::Crate;
+            type Found = <$inner as Head<K>>::Found;
+        }
+    )*};
+}
+
+head_through! {
+    <'a, T> &'a T => T;
+    <'a, T> &'a mut T => T;
+    <T> std::boxed::Box<T> => T;
+    <T> std::sync::Arc<T> => T;
+    <T> std::rc::Rc<T> => T;
+    <'a, T> core::cell::Ref<'a, T> => T;
+    <'a, T> core::cell::RefMut<'a, T> => T;
+    <'a, T> std::sync::MutexGuard<'a, T> => T;
+    <'a, T> std::sync::RwLockReadGuard<'a, T> => T;
+    <'a, T> std::sync::RwLockWriteGuard<'a, T> => T;
+    <'a, T> tokio::sync::MutexGuard<'a, T> => T;
+    <'a, T> tokio::sync::MappedMutexGuard<'a, T> => T;
+    <T> tokio::sync::OwnedMutexGuard<T> => T;
+    <'a, T> tokio::sync::RwLockReadGuard<'a, T> => T;
+    <'a, T> tokio::sync::RwLockWriteGuard<'a, T> => T;
+    <T> tokio::sync::OwnedRwLockReadGuard<T> => T;
+    <T> tokio::sync::OwnedRwLockWriteGuard<T> => T;
+}
+
+/// What each check of a [`Flagged`] answer hands on: the crate and the
+/// value for the check of its own kind, [`NotRaw`] for the others. An
+/// associated type, so the kind may still be unknown when the check is
+/// type-checked (rustc fixes it with the rest of the obligations).
+pub trait Kind {
+    /// The crate a channel check names.
+    type Channel<F>;
+    /// The value a channel check names.
+    type ChannelValue<T: ?Sized>: ?Sized;
+    /// The crate a task check names.
+    type Task<F>;
+    /// The value a task check names.
+    type TaskValue<T: ?Sized>: ?Sized;
+}
+
+impl Kind for Channel {
+    type Channel<F> = F;
+    type ChannelValue<T: ?Sized> = T;
+    type Task<F> = NotRaw;
+    type TaskValue<T: ?Sized> = NotRaw;
+}
+
+impl Kind for Task {
+    type Channel<F> = NotRaw;
+    type ChannelValue<T: ?Sized> = NotRaw;
+    type Task<F> = F;
+    type TaskValue<T: ?Sized> = T;
+}
+
+impl<K: Kind, F, T: ?Sized> Flagged<K, F, T> {
+    /// For [`GroupChannel`].
+    #[must_use]
+    pub fn channel(&self) -> (K::Channel<F>, &'static K::ChannelValue<T>) {
+        unreachable!("errgroup's lint checks never run")
+    }
+    /// For [`GroupTask`].
+    #[must_use]
+    pub fn task(&self) -> (K::Task<F>, &'static K::TaskValue<T>) {
+        unreachable!("errgroup's lint checks never run")
+    }
+    /// For [`GroupLocalTask`].
+    #[must_use]
+    pub fn local_task(&self) -> (K::Task<F>, &'static K::TaskValue<T>) {
+        unreachable!("errgroup's lint checks never run")
+    }
+}
+
+impl NotRaw {
+    /// Passes.
+    #[must_use]
+    pub fn channel(&self) -> (NotRaw, &'static NotRaw) {
+        (NotRaw, &NotRaw)
+    }
+    /// Passes.
+    #[must_use]
+    pub fn task(&self) -> (NotRaw, &'static NotRaw) {
+        (NotRaw, &NotRaw)
+    }
+    /// Passes.
+    #[must_use]
+    pub fn local_task(&self) -> (NotRaw, &'static NotRaw) {
+        (NotRaw, &NotRaw)
+    }
+}
+
+/// What a raw channel endpoint inside a branch fails on.
+#[diagnostic::on_unimplemented(
+    message = "an `errgroup!` branch names a raw {Crate} channel endpoint (`{Self}`)",
+    label = "a raw channel, not bound to the group",
     note = "a raw channel is not closed when the group is cancelled, so a branch blocked on it can hang the group",
     note = "use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)`; or mark the branch `#[allow(raw_channel)]`"
 )]
-pub trait GroupBoundConstructor {
+pub trait GroupChannel<Crate> {
     /// Compiles only for [`NotRaw`].
-    fn errgroup_bound(&self) {}
-}
-
-#[diagnostic::do_not_recommend]
-impl GroupBoundConstructor for NotRaw {}
-
-/// Chosen when the value a call returned is a raw pair. Unimplemented, so
-/// its message shows, only when it was chosen before the call's type was
-/// known (a generic result that later code fixes) and the guess was wrong.
-#[diagnostic::on_unimplemented(
-    message = "`errgroup!` checked this call before its type (`{T}`) was known",
-    label = "its type is fixed only by later code",
-    note = "a call named like a raw channel constructor is checked for returning a raw channel",
-    note = "give it its type where it is called, e.g. `let v: {T} = ..;`"
-)]
-pub trait RawConstructor<'a, T: ?Sized + RawPair> {
-    /// The probed value.
-    fn errgroup_pair(&self) -> &'a T::Pair;
-}
-
-#[diagnostic::do_not_recommend]
-impl<'a, T: ?Sized + RawPair<Pair = T>> RawConstructor<'a, T> for Probe<'a, T> {
-    fn errgroup_pair(&self) -> &'a T {
-        self.0
+    fn errgroup_bound(from: Crate, value: &Self) {
+        let _ = (from, value);
     }
 }
 
-/// Chosen for every other value.
-pub trait OtherConstructor {
-    /// [`NotRaw`].
-    fn errgroup_pair(&self) -> &'static NotRaw {
-        &NotRaw
-    }
-}
+#[diagnostic::do_not_recommend]
+impl GroupChannel<NotRaw> for NotRaw {}
 
-impl<T: ?Sized> OtherConstructor for &Probe<'_, T> {}
-
-/// The handle a detached spawn returns.
-pub trait RawTask {
-    /// `Self`: a type the error can name only when `Self` is a task handle,
-    /// so a wrong guess (see [`RawSpawn`]) is reported once.
-    type Task: ?Sized;
-}
-
-/// What a detached spawn inside a branch fails on.
+/// What a detached task inside a branch fails on.
 #[diagnostic::on_unimplemented(
-    message = "this starts a detached task (`{Self}`) inside an `errgroup!` branch",
-    label = "a detached spawn",
+    message = "an `errgroup!` branch starts or holds a detached {Crate} task (`{Self}`)",
+    label = "a detached task",
     note = "the group neither waits for nor cancels a detached task",
     note = "run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`; or mark the branch `#[allow(detached_spawn)]`"
 )]
-pub trait GroupTask {
+pub trait GroupTask<Crate> {
     /// Compiles only for [`NotRaw`].
-    fn errgroup_bound(&self) {}
+    fn errgroup_bound(from: Crate, value: &Self) {
+        let _ = (from, value);
+    }
 }
 
 #[diagnostic::do_not_recommend]
-impl GroupTask for NotRaw {}
+impl GroupTask<NotRaw> for NotRaw {}
 
-/// Chosen when the value a call returned is a detached task's handle.
-/// Unimplemented, so its message shows, only when it was chosen before the
-/// call's type was known and the guess was wrong.
+/// What a `spawn_local` inside a branch fails on: its future need not be
+/// `Send`, which `#[spawn]` and `ctx.spawn` require.
 #[diagnostic::on_unimplemented(
-    message = "`errgroup!` checked this call before its type (`{T}`) was known",
-    label = "its type is fixed only by later code",
-    note = "a call named like a detached spawn is checked for returning a task handle",
-    note = "give it its type where it is called, e.g. `let v: {T} = ..;`"
+    message = "an `errgroup!` branch starts a detached {Crate} local task (`{Self}`)",
+    label = "a detached local task",
+    note = "the group neither waits for nor cancels a detached task",
+    note = "run the future in the branch's own task with a nested `errgroup! {{ .. }}` inside the branch (its branches need not be `Send`); or mark the branch `#[allow(detached_spawn)]`"
 )]
-pub trait RawSpawn<'a, T: ?Sized + RawTask> {
-    /// The probed value.
-    fn errgroup_task(&self) -> &'a T::Task;
-}
-
-#[diagnostic::do_not_recommend]
-impl<'a, T: ?Sized + RawTask<Task = T>> RawSpawn<'a, T> for Probe<'a, T> {
-    fn errgroup_task(&self) -> &'a T {
-        self.0
+pub trait GroupLocalTask<Crate> {
+    /// Compiles only for [`NotRaw`].
+    fn errgroup_bound(from: Crate, value: &Self) {
+        let _ = (from, value);
     }
 }
 
-/// Chosen for every other value.
-pub trait OtherSpawn {
-    /// [`NotRaw`].
-    fn errgroup_task(&self) -> &'static NotRaw {
-        &NotRaw
-    }
-}
-
-impl<T: ?Sized> OtherSpawn for &Probe<'_, T> {}
-
 #[diagnostic::do_not_recommend]
-impl<T> RawTask for tokio::task::JoinHandle<T> {
-    type Task = Self;
-}
-
-#[diagnostic::do_not_recommend]
-impl<T> RawTask for std::thread::JoinHandle<T> {
-    type Task = Self;
-}
+impl GroupLocalTask<NotRaw> for NotRaw {}
 
 /// A place `container[index]` as seen by the probes, without evaluating or
 /// moving `index` a second time: only its type is taken, from `&index`.
@@ -215,117 +492,223 @@ pub trait IndexProbe<I> {
     /// The element's type, in code that never runs.
     type Output: ?Sized;
     /// Never returns; called only inside `if false { .. }`.
-    fn errgroup_index(&self, index: Probe<'_, I>) -> &Self::Output;
+    fn errgroup_index(&self, index: Probe<I>) -> &Self::Output;
 }
 
 impl<C: ?Sized + core::ops::Index<I>, I> IndexProbe<I> for C {
     type Output = C::Output;
-    fn errgroup_index(&self, _index: Probe<'_, I>) -> &C::Output {
+    fn errgroup_index(&self, _index: Probe<I>) -> &C::Output {
         unreachable!("errgroup's lint probes never run")
     }
 }
 
+/// The crates a raw endpoint or task comes from, as the errors name them.
+#[allow(non_camel_case_types)]
+pub mod from {
+    /// tokio (`tokio::sync::{mpsc, oneshot, broadcast, watch}`, `tokio::task`).
+    #[derive(Debug)]
+    pub struct tokio;
+    /// std (`std::sync::mpsc`, `std::thread`); not `std`, a name rustc
+    /// would print with its whole path.
+    #[derive(Debug)]
+    pub struct stdlib;
+    /// async-channel.
+    #[derive(Debug)]
+    pub struct async_channel;
+    /// crossbeam-channel.
+    #[derive(Debug)]
+    pub struct crossbeam_channel;
+    /// flume.
+    #[derive(Debug)]
+    pub struct flume;
+    /// kanal.
+    #[derive(Debug)]
+    pub struct kanal;
+    /// futures-channel.
+    #[derive(Debug)]
+    pub struct futures_channel;
+}
+
+/// A raw channel endpoint, as the lint features' test names it: `T` holds
+/// one, directly (`M` = [`Here`]) or through the wrappers.
+pub trait RawEndpoint<M = Here> {}
+
+impl<M, T: ?Sized + Raw<Channel, M>> RawEndpoint<M> for T {}
+
+/// A raw channel pair, as a constructor returns it.
+pub trait RawPair {}
+
+impl<A: RawEndpoint, B: RawEndpoint> RawPair for (A, B) {}
+
 // An optional crate's impls carry its feature twice: to compile them only
 // with it, and (on docs.rs, `--cfg docsrs`) to label them with it.
 macro_rules! raw {
-    ($($(#[cfg(feature = $feature:literal)])? $($ty:ident)::+ ;)*) => {$(
+    ($kind:ident: $($(#[cfg(feature = $feature:literal)])? $($ty:ident)::+ => $from:ident;)*) => {$(
         $(#[cfg(feature = $feature)] #[cfg_attr(docsrs, doc(cfg(feature = $feature)))])?
-        impl<T> RawEndpoint for $($ty)::+<T> {}
-    )*};
-}
+        impl<T> Raw<$kind, Here> for $($ty)::+<T> {
+            type Crate = from::$from;
+            type Found = Self;
+        }
 
-macro_rules! pair {
-    ($($(#[cfg(feature = $feature:literal)])? $($tx:ident)::+, $($rx:ident)::+ ;)*) => {$(
         $(#[cfg(feature = $feature)] #[cfg_attr(docsrs, doc(cfg(feature = $feature)))])?
-        #[diagnostic::do_not_recommend]
-        impl<T> RawPair for ($($tx)::+<T>, $($rx)::+<T>) {
-            type Pair = Self;
+        impl<T> Head<$kind> for $($ty)::+<T> {
+            type Crate = from::$from;
+            type Found = Self;
+        }
+
+        $(#[cfg(feature = $feature)] #[cfg_attr(docsrs, doc(cfg(feature = $feature)))])?
+        impl<T> Leaf<$kind> for $($ty)::+<T> {
+            type Crate = from::$from;
+            type Found = Self;
         }
     )*};
 }
 
-raw! {
-    tokio::sync::mpsc::Sender;
-    tokio::sync::mpsc::Receiver;
-    tokio::sync::mpsc::UnboundedSender;
-    tokio::sync::mpsc::UnboundedReceiver;
-    tokio::sync::mpsc::WeakSender;
-    tokio::sync::mpsc::WeakUnboundedSender;
-    tokio::sync::oneshot::Sender;
-    tokio::sync::oneshot::Receiver;
-    tokio::sync::broadcast::Sender;
-    tokio::sync::broadcast::Receiver;
-    tokio::sync::watch::Sender;
-    tokio::sync::watch::Receiver;
-    std::sync::mpsc::Sender;
-    std::sync::mpsc::SyncSender;
-    std::sync::mpsc::Receiver;
-    #[cfg(feature = "crossbeam-channel")] crossbeam_channel::Sender;
-    #[cfg(feature = "crossbeam-channel")] crossbeam_channel::Receiver;
-    #[cfg(feature = "flume")] flume::Sender;
-    #[cfg(feature = "flume")] flume::Receiver;
-    #[cfg(feature = "flume-0_11")] flume_0_11::Sender;
-    #[cfg(feature = "flume-0_11")] flume_0_11::Receiver;
-    async_channel::Sender;
-    async_channel::Receiver;
-    #[cfg(feature = "kanal")] kanal::Sender;
-    #[cfg(feature = "kanal")] kanal::Receiver;
-    #[cfg(feature = "kanal")] kanal::AsyncSender;
-    #[cfg(feature = "kanal")] kanal::AsyncReceiver;
-    #[cfg(feature = "futures-channel")] futures_channel::mpsc::Sender;
-    #[cfg(feature = "futures-channel")] futures_channel::mpsc::Receiver;
-    #[cfg(feature = "futures-channel")] futures_channel::mpsc::UnboundedSender;
-    #[cfg(feature = "futures-channel")] futures_channel::mpsc::UnboundedReceiver;
-    #[cfg(feature = "futures-channel")] futures_channel::oneshot::Sender;
-    #[cfg(feature = "futures-channel")] futures_channel::oneshot::Receiver;
+raw! { Channel:
+    tokio::sync::mpsc::Sender => tokio;
+    tokio::sync::mpsc::Receiver => tokio;
+    tokio::sync::mpsc::UnboundedSender => tokio;
+    tokio::sync::mpsc::UnboundedReceiver => tokio;
+    tokio::sync::mpsc::WeakSender => tokio;
+    tokio::sync::mpsc::WeakUnboundedSender => tokio;
+    tokio::sync::mpsc::OwnedPermit => tokio;
+    tokio::sync::oneshot::Sender => tokio;
+    tokio::sync::oneshot::Receiver => tokio;
+    tokio::sync::broadcast::Sender => tokio;
+    tokio::sync::broadcast::WeakSender => tokio;
+    tokio::sync::broadcast::Receiver => tokio;
+    tokio::sync::watch::Sender => tokio;
+    tokio::sync::watch::Receiver => tokio;
+    std::sync::mpsc::Sender => stdlib;
+    std::sync::mpsc::SyncSender => stdlib;
+    std::sync::mpsc::Receiver => stdlib;
+    std::sync::mpsc::IntoIter => stdlib;
+    async_channel::Sender => async_channel;
+    async_channel::Receiver => async_channel;
+    async_channel::WeakSender => async_channel;
+    async_channel::WeakReceiver => async_channel;
+    #[cfg(feature = "crossbeam-channel")] crossbeam_channel::Sender => crossbeam_channel;
+    #[cfg(feature = "crossbeam-channel")] crossbeam_channel::Receiver => crossbeam_channel;
+    #[cfg(feature = "flume")] flume::Sender => flume;
+    #[cfg(feature = "flume")] flume::Receiver => flume;
+    #[cfg(feature = "flume")] flume::WeakSender => flume;
+    #[cfg(feature = "flume-0_11")] flume_0_11::Sender => flume;
+    #[cfg(feature = "flume-0_11")] flume_0_11::Receiver => flume;
+    #[cfg(feature = "flume-0_11")] flume_0_11::WeakSender => flume;
+    #[cfg(feature = "kanal")] kanal::Sender => kanal;
+    #[cfg(feature = "kanal")] kanal::Receiver => kanal;
+    #[cfg(feature = "kanal")] kanal::AsyncSender => kanal;
+    #[cfg(feature = "kanal")] kanal::AsyncReceiver => kanal;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::Sender => futures_channel;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::Receiver => futures_channel;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::UnboundedSender => futures_channel;
+    #[cfg(feature = "futures-channel")] futures_channel::mpsc::UnboundedReceiver => futures_channel;
+    #[cfg(feature = "futures-channel")] futures_channel::oneshot::Sender => futures_channel;
+    #[cfg(feature = "futures-channel")] futures_channel::oneshot::Receiver => futures_channel;
 }
 
-pair! {
-    tokio::sync::mpsc::Sender, tokio::sync::mpsc::Receiver;
-    tokio::sync::mpsc::UnboundedSender, tokio::sync::mpsc::UnboundedReceiver;
-    tokio::sync::oneshot::Sender, tokio::sync::oneshot::Receiver;
-    tokio::sync::broadcast::Sender, tokio::sync::broadcast::Receiver;
-    tokio::sync::watch::Sender, tokio::sync::watch::Receiver;
-    std::sync::mpsc::Sender, std::sync::mpsc::Receiver;
-    std::sync::mpsc::SyncSender, std::sync::mpsc::Receiver;
-    #[cfg(feature = "crossbeam-channel")] crossbeam_channel::Sender, crossbeam_channel::Receiver;
-    #[cfg(feature = "flume")] flume::Sender, flume::Receiver;
-    #[cfg(feature = "flume-0_11")] flume_0_11::Sender, flume_0_11::Receiver;
-    async_channel::Sender, async_channel::Receiver;
-    #[cfg(feature = "kanal")] kanal::Sender, kanal::Receiver;
-    #[cfg(feature = "kanal")] kanal::AsyncSender, kanal::AsyncReceiver;
-    #[cfg(feature = "futures-channel")] futures_channel::mpsc::Sender, futures_channel::mpsc::Receiver;
-    #[cfg(feature = "futures-channel")] futures_channel::mpsc::UnboundedSender, futures_channel::mpsc::UnboundedReceiver;
-    #[cfg(feature = "futures-channel")] futures_channel::oneshot::Sender, futures_channel::oneshot::Receiver;
+raw! { Task:
+    tokio::task::JoinHandle => tokio;
+    tokio::task::JoinSet => tokio;
+    std::thread::JoinHandle => stdlib;
 }
 
-/// Wrappers a raw endpoint is reached through.
+/// Wrappers a raw endpoint or task is reached through: `$ty<.., T>` holds
+/// what `T` holds.
 macro_rules! through {
-    ($($($ty:ident)::+ $(<$lt:lifetime>)?;)*) => {$(
-        impl<$($lt,)? T: ?Sized + RawEndpoint> RawEndpoint for $($ty)::+<$($lt,)? T> {}
+    ($(<$($lt:lifetime,)? $($param:ident),*> $ty:ty => $inner:ident;)*) => {$(
+        impl<$($lt,)? K, M, $($param: ?Sized),*> Raw<K, M> for $ty
+        where
+            $inner: Raw<K, M>,
+        {
+            type Crate = <$inner as Raw<K, M>>::Crate;
+            type Found = <$inner as Raw<K, M>>::Found;
+        }
     )*};
 }
 
-impl<T: ?Sized + RawEndpoint> RawEndpoint for &T {}
-impl<T: ?Sized + RawEndpoint> RawEndpoint for &mut T {}
-impl<T: RawEndpoint> RawEndpoint for Option<T> {}
-impl<T: RawEndpoint> RawEndpoint for [T] {}
-impl<T: RawEndpoint, const N: usize> RawEndpoint for [T; N] {}
-impl<T: RawEndpoint> RawEndpoint for Vec<T> {}
-impl<T: RawEndpoint> RawEndpoint for VecDeque<T> {}
-impl<K, T: RawEndpoint, S> RawEndpoint for HashMap<K, T, S> {}
-impl<K, T: RawEndpoint> RawEndpoint for BTreeMap<K, T> {}
-
 through! {
-    std::boxed::Box;
-    std::sync::Arc;
-    std::rc::Rc;
-    std::cell::RefCell;
-    std::sync::Mutex;
-    std::sync::RwLock;
-    std::sync::MutexGuard<'a>;
-    tokio::sync::Mutex;
-    tokio::sync::RwLock;
-    tokio::sync::MutexGuard<'a>;
-    tokio::sync::OwnedMutexGuard;
+    <'a, T> &'a T => T;
+    <'a, T> &'a mut T => T;
+    <T> std::boxed::Box<T> => T;
+    <T> std::sync::Arc<T> => T;
+    <T> std::sync::Weak<T> => T;
+    <T> std::rc::Rc<T> => T;
+    <T> std::rc::Weak<T> => T;
+    <T> core::cell::RefCell<T> => T;
+    <'a, T> core::cell::Ref<'a, T> => T;
+    <'a, T> core::cell::RefMut<'a, T> => T;
+    <T> std::sync::Mutex<T> => T;
+    <T> std::sync::RwLock<T> => T;
+    <'a, T> std::sync::MutexGuard<'a, T> => T;
+    <'a, T> std::sync::RwLockReadGuard<'a, T> => T;
+    <'a, T> std::sync::RwLockWriteGuard<'a, T> => T;
+    <T> tokio::sync::Mutex<T> => T;
+    <T> tokio::sync::RwLock<T> => T;
+    <'a, T> tokio::sync::MutexGuard<'a, T> => T;
+    <'a, T> tokio::sync::MappedMutexGuard<'a, T> => T;
+    <T> tokio::sync::OwnedMutexGuard<T> => T;
+    <'a, T> tokio::sync::RwLockReadGuard<'a, T> => T;
+    <'a, T> tokio::sync::RwLockWriteGuard<'a, T> => T;
+    <'a, T> tokio::sync::RwLockMappedWriteGuard<'a, T> => T;
+    <T> tokio::sync::OwnedRwLockReadGuard<T> => T;
+    <T> tokio::sync::OwnedRwLockWriteGuard<T> => T;
 }
+
+/// Wrappers whose content must be sized.
+macro_rules! through_sized {
+    ($(<$($param:ident),*> $ty:ty => $inner:ident;)*) => {$(
+        impl<K, M, $($param),*> Raw<K, M> for $ty
+        where
+            $inner: Raw<K, M>,
+        {
+            type Crate = <$inner as Raw<K, M>>::Crate;
+            type Found = <$inner as Raw<K, M>>::Found;
+        }
+    )*};
+}
+
+through_sized! {
+    <T> [T] => T;
+    <T> Option<T> => T;
+    <T, E> Result<T, E> => T;
+    <T> core::cell::Cell<T> => T;
+    <T> core::cell::OnceCell<T> => T;
+    <T> core::mem::ManuallyDrop<T> => T;
+    <T> core::pin::Pin<T> => T;
+    <T> std::sync::OnceLock<T> => T;
+    <T, F> std::sync::LazyLock<T, F> => T;
+    <T> tokio::sync::OnceCell<T> => T;
+    <T> Vec<T> => T;
+    <T> VecDeque<T> => T;
+    <Key, T, S> HashMap<Key, T, S> => T;
+    <Key, T> BTreeMap<Key, T> => T;
+}
+
+impl<K, M, T: Raw<K, M>, const N: usize> Raw<K, M> for [T; N] {
+    type Crate = T::Crate;
+    type Found = T::Found;
+}
+
+/// Each element of a tuple, at its own `Elem<M, I>`: the impls do not
+/// overlap, and a tuple with one raw element is found by it.
+macro_rules! tuple {
+    ($i:literal: $($before:ident,)* [$t:ident] $(,$after:ident)*) => {
+        impl<K, M, $($before,)* $t: Raw<K, M>, $($after),*> Raw<K, Elem<M, $i>>
+            for ($($before,)* $t, $($after,)*)
+        {
+            type Crate = $t::Crate;
+            type Found = $t::Found;
+        }
+    };
+}
+
+tuple!(0: [A], B);
+tuple!(1: A, [B]);
+tuple!(0: [A], B, C);
+tuple!(1: A, [B], C);
+tuple!(2: A, B, [C]);
+tuple!(0: [A], B, C, D);
+tuple!(1: A, [B], C, D);
+tuple!(2: A, B, [C], D);
+tuple!(3: A, B, C, [D]);

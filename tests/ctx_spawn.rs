@@ -54,7 +54,8 @@ async fn the_group_waits_for_a_spawned_task_that_outlives_its_branch() {
     let group = async {
         let result = errgroup! {
             type Error = String;
-            writer => {
+            // The test's own release, a raw oneshot, named in the branch.
+            #[allow(raw_channel)] writer => {
                 ctx.spawn("flush", async move {
                     released.await.expect("the test dropped the release");
                     task_done.store(true, SeqCst);
@@ -89,7 +90,8 @@ async fn a_task_spawned_from_a_spawned_task_is_also_waited_for() {
     let group = async {
         let result = errgroup! {
             type Error = Cancelled;
-            root => {
+            // The test's own release, a raw oneshot, named in the branch.
+            #[allow(raw_channel)] root => {
                 let outer = ctx.clone();
                 ctx.spawn("child", async move {
                     yield_now().await;

@@ -343,3 +343,54 @@ async fn the_groups_own_channels_are_not_raw_channels() {
     .expect("no branch fails");
     assert_eq!(got, (1, 5));
 }
+
+/// Generic results named like a constructor and a spawn; only later code
+/// fixes their types.
+fn unbounded<T: Default>() -> T {
+    T::default()
+}
+
+fn spawn_named<T: Default>(_job: &str) -> T {
+    T::default()
+}
+
+fn fill(buf: &mut Vec<u8>) {
+    buf.push(1);
+}
+
+#[tokio::test]
+async fn values_whose_types_later_code_fixes_compile() {
+    let mut bytes = Vec::new();
+    let buf = &mut bytes;
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        // Fixed by the next statement.
+        later => {
+            let v = unbounded();
+            let n: u32 = v;
+            let w = spawn_named("job");
+            let s: String = w;
+            Ok((n, s))
+        },
+        // Fixed only by the caller's annotation, after the group.
+        parsed => {
+            let n = "7".parse()?;
+            Ok(n)
+        },
+        converted => {
+            let len = 3_usize;
+            len.try_into().map_err(|_| anyhow::anyhow!("too long"))
+        },
+        // A generic function passed as a value, an `&mut` passed twice.
+        values => {
+            vec![1_u8, 2].into_iter().for_each(drop);
+            fill(buf);
+            fill(buf);
+            Ok(())
+        },
+    }
+    .expect("no branch fails");
+    let ((n, s), parsed, converted, ()): ((u32, String), u64, u32, ()) = got;
+    assert_eq!((n, s.as_str(), parsed, converted), (0, "", 7, 3));
+    assert_eq!(bytes, [1, 1]);
+}

@@ -258,7 +258,7 @@ async fn a_borrowed_signal_or_one_with_an_output_shuts_the_group_down() {
     let (cause, ()) = errgroup! {
         shutdown_on = rx;
         server => { ctx.cancelled().await; Ok::<_, ()>(ctx.cause()) },
-        admin => { drop(tx); Ok(()) },
+        #[allow(raw_channel)] admin => { drop(tx); Ok(()) },
     }
     .unwrap();
     assert_eq!(cause, Some(shutdown_by("shutdown_on")));

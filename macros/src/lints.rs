@@ -1,102 +1,123 @@
 //! Lints: raw channels and detached spawns inside branch bodies.
 //!
-//! Three rules, each off for a branch marked `#[allow(raw_channel)]` or
-//! `#[allow(detached_spawn)]`. All three are decided by *type* wherever the
-//! name alone could mean something else (a user's `mod flume`, a local
-//! `mpsc` module, a closure called `channel`):
+//! **The rule: a branch may not name a raw channel endpoint or a detached
+//! task at all.** Every place and every value the branch's own tokens name
+//! is checked by its *type* (`runtime/lints.rs` holds the type side): a
+//! variable, a field, an index, a static, a call's result, an `.await`'s
+//! output, a function item used as a value; as a method receiver, an
+//! argument, an `.await` operand, a `select!` future, a scrutinee, a
+//! closure's capture, a fan-out's items expression, or inside an item (an
+//! `async fn`, an `impl`) declared in the branch. No method or function
+//! name decides anything: `rx.await`, `rx.iter()`, `Sender::send(&tx, 1)`,
+//! `.map(tokio::spawn)`, `Handle::current().spawn(..)` and
+//! `thread::Builder::new().spawn(..)` are all a mention of a raw type. A
+//! spawn the group neither waits for nor cancels is a value of a task type
+//! (tokio's `JoinHandle` and `JoinSet`, std's `JoinHandle`), however it was
+//! started. Each branch marked `#[allow(raw_channel)]` /
+//! `#[allow(detached_spawn)]` skips that half.
 //!
-//! - **Raw channel constructors.** A call of a path ending in a
-//!   constructor's name (`channel`, `bounded`, .., written in full, through
-//!   a module, imported anywhere, renamed by a `use` in the body) is passed
-//!   through `pass(CALL, |v| check(v))`: evaluated once, where it was, its
-//!   temporaries living as long as before; the closure is never called,
-//!   only type-checked, after `CALL` was coerced to the type its context
-//!   expects. The check fails only when `v` is a raw `(Sender, Receiver)`
-//!   pair. A path written with a leading `::` (`::flume::bounded`) can only
-//!   be the crate, and is reported here, without a type.
-//! - **Raw channel operations.** For `recv.send(..)`, `.recv()`,
-//!   `.try_send(..)`, .., the type of the receiver is checked, with no part
-//!   of it evaluated, moved or borrowed twice. Two techniques:
-//!   - a receiver that is (or is reached through `.lock()`, `.await`, `?`,
-//!     `.unwrap()`, .. from) a *place* (`x`, `self.txs[i]`, `(*p).f`) is
-//!     probed in an `if false { .. }` statement inserted before the
-//!     statement that holds the call: it never runs, moves nothing, and
-//!     takes a shared borrow of a place that statement uses anyway. An index
-//!     is not evaluated again: only the type of `&i` is taken
-//!     (`errgroup_index(probe(&i))` returns the element's type). A place
-//!     named by a binding of the same statement's `if let` / `while let`
-//!     condition is probed at the top of that body instead, and one named
-//!     by a match arm's pattern (in its guard or body) at the top of the
-//!     arm's body: where the name means the same.
-//!   - any other receiver is a *value* computed from a call, a method call,
-//!     an `.await` or a `?` (`make_tx()`, `get_rx().await`,
-//!     `state.lock().await` under `.tx`). That base value is rewritten in
-//!     place into `(match BASE { v => { if false { check(&v.tx) } v } })`:
-//!     evaluated once, where it was, and moved into `v` and out again, which
-//!     a value (unlike a place) allows. A method call then autorefs the
-//!     match's result exactly as it did the original value (`&`, `&mut` or
-//!     by value: the method decides, as before), and the temporaries of
-//!     `BASE` live as long as before (a `match` scrutinee's temporaries
-//!     live to the end of the enclosing statement). The projections above
-//!     the base (`.tx`, `[i]`, `*`) are replayed on `&v` inside the check.
-//! - **Detached spawns.** A call of a path ending in `spawn`,
-//!   `spawn_blocking` or `spawn_local` is passed through `pass` as
-//!   constructors are: the check fails only for tokio's or std's
-//!   `JoinHandle`. `::tokio::spawn(..)` is reported by path.
+//! # How a mention is checked, and why that way
 //!
-//! Each check is a path call `GroupBound::errgroup_bound(..)` whose argument
-//! is spanned from the first to the last token the user wrote, so the error
-//! covers them (see `runtime/lints.rs` for how the check picks its answer).
+//! Nothing the user wrote is evaluated, moved or borrowed differently:
+//!
+//! - **A place** (`tx`, `self.txs[i]`, `(*p).f`, `BUS`) is recorded in an
+//!   `if false { never(); w = witness(&place); }` statement before the
+//!   statement that names it. Code after `never()` is type-checked by rustc
+//!   but never reached by the borrow checker, so the probe neither moves
+//!   nor borrows: it works after a move, before an assignment, beside a
+//!   live `&mut`. An index is not evaluated again: a name or `&place` index
+//!   is replayed by its type only (`errgroup_index(probe(&i))`); another
+//!   index makes the probe stop at the collection. A place captured by a
+//!   closure or an async block is recorded outside it, where the name
+//!   means the same: a mention inside would change what it captures.
+//! - **A value** (a call's, a method call's, an `.await`'s, a `?`'s) is
+//!   rewritten in place into `(match value { v => { if false { never();
+//!   check(&v) } v } })`: evaluated once, where it was, moved into `v` and
+//!   out again, its temporaries living as long as before. It is checked
+//!   *shallowly*, where it is: only an endpoint or handle at the type's
+//!   head, through pointers and guards (`&`, `Box`, `Arc`, `MutexGuard`)
+//!   or first in a pair, counts, so a `Result<?, E>` whose `?` later code
+//!   fixes (`x.try_into().map_err(f)`) is never taken for a raw one. The
+//!   fields, indexes and derefs written above it (`state.lock().await.tx`)
+//!   are replayed on its type. A `let`'s whole value is recorded instead
+//!   (`w = witness(&v)`) and checked at the block's end, where the code
+//!   after the `let` has fixed its type (`let v = make(); let n: u32 =
+//!   v;`). A function used as a value (`.map(tokio::spawn)`, `let go =
+//!   mpsc::channel::<u8>;`) is checked for what it returns. A bare name in
+//!   a value position (an argument) goes through `pass_check(x, |v| ..)`,
+//!   a generic identity, so that `.map(drop)` keeps its inferred type
+//!   parameters and an `&mut` passed where one is expected is reborrowed.
+//!   A bare-named function called as a statement (`fatal(..);`) is
+//!   checked in a `match` statement that allows the warnings about code
+//!   after a `!`.
+//! - **Where a place's check runs.** A place's witness `w` is declared
+//!   (untyped) at the top of the block whose statement named it, and
+//!   checked *deeply* (through every wrapper) by a statement before the
+//!   block's last one: by then the block's code has fixed its type (`let
+//!   mut v = Vec::new();` is a `Vec<u32>` only after `v.push(1u32)`). The
+//!   check picks its answer by autoderef specialisation, which must see a
+//!   known type: on a type still unknown it would answer "raw". A place in
+//!   a body's last statement (a branch's value, a closure's) is checked
+//!   where it is, shallowly.
+//! - **Left unchecked, because no raw value can be there or the type is
+//!   not known yet**: the operands of `+`, `==`, `!`, `as`, ranges, indexes
+//!   and conditions (only what they are computed from is checked); a name
+//!   the branch binds, outside a method receiver, an `.await`, a `?` or a
+//!   scrutinee (its value was checked where it was made; `let n =
+//!   s.parse()?; Ok(n)` may get its type from after the group); a `?`'s
+//!   output and `into`, `collect`, `parse`, `default`, .. results outside
+//!   those positions; a constructor of the user's (`Ok(..)`, `Some(..)`);
+//!   the group's own `ctx`.
+//!
+//! A path call written from the crate root (`::flume::bounded(..)`,
+//! `::tokio::spawn(..)`) can only be that crate's, whose types the check
+//! may not know (its cargo feature off): it is reported by path.
+//!
+//! Each check is a path call `GroupChannel::errgroup_bound(crate, value)`
+//! whose `value` argument is spanned from the first to the last token the
+//! user wrote, so the error covers them.
 //!
 //! Code inside macro invocations is linted when its tokens parse as Rust: a
 //! `select!`'s arms (`pat = future, if guard => handler`, `else =>`), a
 //! comma-separated list of expressions (`join!`, `vec!`, `assert!`,
 //! `format!`), `vec![x; n]`, or statements. Anything else is left as it is,
 //! and so are `stringify!`-like macros, whose arguments never run. The
-//! place probes of an argument go before the statement that holds the
-//! macro (as for any expression); a `select!` handler gets its own at its
-//! top, where the arm's bindings are in scope; no statement is added among
-//! a statement-list macro's own. The tokens are only replaced when a check
-//! had to be written inline.
+//! tokens are only replaced when a check had to be written inline.
 //!
-//! Not covered (and why): a macro body that does not parse as one of those
-//! (there is no syntax to rewrite); a place named by a `let` inside a
-//! statement-list macro (no statement can be added there); a receiver that is a macro call
-//! (`my_tx!().send(..)`: it may expand to a place, which the rewrite would
-//! move); an index other than a literal, a name or `&place` under a field
-//! (`pairs[i + 1].tx.send(..)`: the index cannot be replayed without
-//! evaluating it again, so the collection is probed, which catches
-//! `txs[i + 1].send(..)` only); a constructor or spawn renamed by a `use`
-//! outside the branch (`use tokio::spawn as go;`: the name is all the macro
-//! sees); the endpoints and constructors of `crossbeam-channel`, `flume`,
-//! `kanal` and `futures` without the cargo feature that names their types
-//! (a constructor written from the crate root, `::flume::bounded`, is
-//! reported by path).
+//! # Out of reach
 //!
-//! Rejected although valid: a call named like a constructor or a spawn
-//! whose result type is a bare type parameter that only *later* code fixes
-//! (`let v = unbounded(); let n: u32 = v;` with a user's
-//! `fn unbounded<T: Default>() -> T`): the check meets an unknown type and
-//! takes it for a raw one; the error says so, and fixing the type at the
-//! call compiles; and an
-//! argument of a user's macro that matches it token by token rather than
-//! as an expression, when the check rewrote it.
+//! The check reads the branch's own tokens. A raw endpoint hidden inside a
+//! user type with methods of its own (`self.client.notify()` where the
+//! client holds a sender), a closure or a macro defined outside the block,
+//! a `dyn` trait object, or code in a function the branch calls is not
+//! seen. Nor is a macro body that does not parse as Rust, a function
+//! called by a bare name as a block's value (it may never return), a
+//! computed value that holds an endpoint in an `Option`, a `Result`, a
+//! collection or a lock without being bound by a `let` (checked
+//! shallowly), or such a place in a body's last statement.
+//!
+//! Rejected although valid: a call whose result type is a bare type
+//! parameter that only code *after the statement* fixes, other than a
+//! `let`'s whole value (`Ok(make())` with a user's `fn make<T: Default>()
+//! -> T`, the type coming from outside the group): the check meets an
+//! unknown type and takes it for a raw one, and its error says so; fixing
+//! the type at the call compiles. And an argument of a user's macro that matches it
+//! token by token rather than as an expression, when the check rewrote it.
 
-use std::collections::BTreeMap;
-
-use proc_macro2::{Delimiter, Group, Ident, Span, TokenStream, TokenTree};
+use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 use syn::parse::{ParseStream, Parser};
 use syn::punctuated::Punctuated;
 use syn::visit::{self, Visit};
 use syn::visit_mut::{self, VisitMut};
-use syn::{Block, Expr, Pat, Stmt, Token, UseTree};
+use syn::{Block, Expr, Pat, Stmt, Token};
 
 use crate::ast::{Body, Input, Krate};
 use crate::errors::Errors;
 
-/// Constructors of raw channels: a module path and its constructor fns
-/// (certain when written with a leading `::`).
+/// Constructors of raw channels, reported by path when written from the
+/// crate root (`::flume::bounded`): then they can only be the crate's, whose
+/// types the check may not know (its cargo feature off).
 const CONSTRUCTORS: &[(&[&str], &[&str])] = &[
     (
         &["tokio", "sync", "mpsc"],
@@ -120,7 +141,7 @@ const CONSTRUCTORS: &[(&[&str], &[&str])] = &[
     (&["futures_channel", "oneshot"], &["channel"]),
 ];
 
-/// Detached spawns, in full (certain when written `::tokio::spawn`).
+/// Detached spawns, reported by path when written from the crate root.
 const SPAWNS: &[&[&str]] = &[
     &["tokio", "spawn"],
     &["tokio", "task", "spawn"],
@@ -129,76 +150,6 @@ const SPAWNS: &[&[&str]] = &[
     &["std", "thread", "spawn"],
 ];
 
-/// Methods of raw endpoints whose receivers are probed by type.
-const OPERATIONS: &[&str] = &[
-    "send",
-    "recv",
-    "try_send",
-    "try_recv",
-    "recv_many",
-    "try_recv_many",
-    "blocking_send",
-    "blocking_recv",
-    "blocking_recv_many",
-    "send_timeout",
-    "recv_timeout",
-    "send_deadline",
-    "recv_deadline",
-    "send_async",
-    "recv_async",
-    "send_blocking",
-    "recv_blocking",
-    "reserve",
-    "try_reserve",
-    "reserve_many",
-    "try_reserve_many",
-    "unbounded_send",
-    "try_next",
-    "try_iter",
-    "changed",
-    "wait_for",
-    "borrow_and_update",
-    "send_replace",
-    "send_modify",
-    "send_if_modified",
-];
-
-/// Steps from a receiver down to the place it is reached from
-/// (`rx.lock().await.recv()` probes `rx`).
-const THROUGH: &[&str] = &[
-    "lock",
-    "read",
-    "write",
-    "borrow",
-    "borrow_mut",
-    "as_ref",
-    "as_mut",
-    "as_deref",
-    "as_deref_mut",
-    "clone",
-    "unwrap",
-    "expect",
-    "get_mut",
-    "blocking_lock",
-];
-
-/// Names of raw channel constructors: a call of a path ending in one of
-/// these has the value it returns checked by type.
-const CONSTRUCTOR_NAMES: &[&str] = &[
-    "channel",
-    "unbounded_channel",
-    "sync_channel",
-    "bounded",
-    "unbounded",
-    "bounded_async",
-    "unbounded_async",
-];
-
-/// Names of detached spawns: a call of a path ending in one of these has
-/// the value it returns checked by type.
-const SPAWN_NAMES: &[&str] = &["spawn", "spawn_blocking", "spawn_local"];
-
-/// Macros whose arguments are not code that runs: never rewritten.
 const NOT_CODE: &[&str] = &[
     "stringify",
     "concat",
@@ -218,6 +169,31 @@ const NOT_CODE: &[&str] = &[
     "errgroup",
 ];
 
+/// Functions of std that never return: their value, `!`, is not checked
+/// where it is (code after it would be unreachable).
+const DIVERGING: &[&str] = &["panic_any", "resume_unwind", "exit", "abort"];
+
+/// Functions and methods of std whose result is a type parameter the
+/// caller's later code may fix.
+const GENERIC_RESULTS: &[&str] = &[
+    "into",
+    "try_into",
+    "from",
+    "try_from",
+    "collect",
+    "parse",
+    "default",
+    "unwrap_or_default",
+    "sum",
+    "product",
+    "as_ref",
+    "as_mut",
+    "borrow",
+    "borrow_mut",
+    "into_inner",
+    "downcast",
+];
+
 const CHANNEL_HELP: &str = "help: use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)` in the body";
 
 const SPAWN_HELP: &str = "help: run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`";
@@ -232,121 +208,73 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             continue;
         }
         let mut linter = Linter {
-            uses: Uses::default(),
             channels: !attrs.allow_raw_channel,
             spawns: !attrs.allow_detached_spawn,
             frames: Vec::new(),
+            blocks: Vec::new(),
+            targets: vec![None],
+            witnesses: 0,
+            captures: Vec::new(),
+            bound: std::collections::BTreeSet::new(),
+            structural: false,
+            quiet: false,
+            bound_value: false,
             errors: &mut *errors,
             krate: &krate,
         };
         match &mut branch.body {
             Body::Broken => {}
             Body::Expr(body) => {
-                linter.uses.visit_expr(body);
-                linter.frames.push(Frame::default());
-                linter.visit_expr_mut(body);
-                let frame = linter.frames.pop().unwrap_or_default();
-                wrap(body, frame, &krate);
+                let mut names = Names::default();
+                names.visit_expr(body);
+                linter.bound.extend(names.0);
+                linter.body(body);
             }
             Body::For(fan_out) => {
-                linter.uses.visit_block(&fan_out.body);
+                let mut names = Names::default();
+                names.visit_pat(&fan_out.pat);
+                names.visit_block(&fan_out.body);
+                linter.bound.extend(names.0);
+                // The items expression is evaluated once, before any item:
+                // its checks go in front of it, `({ if false { .. } }, items).1`.
+                linter.frames.push(Frame::default());
+                linter.visit_expr_mut(&mut fan_out.expr);
+                let frame = linter.frames.pop().unwrap_or_default();
+                if let Some(probe) = probe_stmt(frame, &krate) {
+                    let items = &fan_out.expr;
+                    let site = Span::mixed_site();
+                    let one = Literal::usize_unsuffixed(1);
+                    *fan_out.expr =
+                        Expr::Verbatim(quote_spanned!(site=> ({ #probe }, #items).#one));
+                }
                 linter.visit_block_mut(&mut fan_out.body);
             }
         }
     }
 }
 
-/// `use` items inside a body: local names resolved to full paths. Scoping
-/// is ignored (a `use` anywhere in the body counts).
-#[derive(Default)]
-struct Uses {
-    names: BTreeMap<String, Vec<String>>,
-}
-
-impl Uses {
-    fn tree(&mut self, prefix: &mut Vec<String>, tree: &UseTree) {
-        match tree {
-            UseTree::Path(path) => {
-                prefix.push(path.ident.to_string());
-                self.tree(prefix, &path.tree);
-                prefix.pop();
-            }
-            UseTree::Name(name) => {
-                let mut full = prefix.clone();
-                if name.ident != "self" {
-                    full.push(name.ident.to_string());
-                }
-                if let Some(last) = full.last().cloned() {
-                    self.names.insert(last, full);
-                }
-            }
-            UseTree::Rename(rename) => {
-                let mut full = prefix.clone();
-                if rename.ident != "self" {
-                    full.push(rename.ident.to_string());
-                }
-                self.names.insert(rename.rename.to_string(), full);
-            }
-            UseTree::Glob(_) => {}
-            UseTree::Group(group) => {
-                for tree in &group.items {
-                    self.tree(prefix, tree);
-                }
-            }
-        }
-    }
-}
-
-impl<'ast> Visit<'ast> for Uses {
-    fn visit_item_use(&mut self, node: &'ast syn::ItemUse) {
-        self.tree(&mut Vec::new(), &node.tree);
-    }
-}
-
-/// What a call's path names.
+/// What a call's path names, when written from the crate root.
 enum Callee {
-    /// A known constructor, written from the crate root (`::flume::bounded`).
+    /// A known constructor (`::flume::bounded`).
     Constructor(String),
-    /// A known spawn, written from the crate root (`::tokio::spawn`).
+    /// A known spawn (`::tokio::spawn`).
     Spawn(String),
-    /// Named like a constructor or a spawn (the name, after a `use` in
-    /// the body): compared by type with the known functions of that name.
-    Named(String),
     Other,
 }
 
-impl Uses {
-    fn classify(&self, path: &syn::Path) -> Callee {
-        let written: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
-        let Some(first) = written.first() else {
-            return Callee::Other;
-        };
-        let full = match self.names.get(first) {
-            Some(full) if path.leading_colon.is_none() => {
-                let mut path = full.clone();
-                path.extend(written.iter().skip(1).cloned());
-                path
-            }
-            _ => written.clone(),
-        };
-        if path.leading_colon.is_some() {
-            if let Some(display) = constructor(&full) {
-                return Callee::Constructor(display);
-            }
-            if SPAWNS.iter().any(|s| eq(s, &full)) {
-                return Callee::Spawn(full.join("::"));
-            }
-        }
-        match full.last() {
-            Some(last)
-                if CONSTRUCTOR_NAMES.contains(&last.as_str())
-                    || SPAWN_NAMES.contains(&last.as_str()) =>
-            {
-                Callee::Named(last.clone())
-            }
-            _ => Callee::Other,
-        }
+/// What a path written from the crate root names.
+fn classify(path: &syn::Path) -> Callee {
+    if path.leading_colon.is_none() {
+        return Callee::Other;
     }
+    let full: Vec<String> = path.segments.iter().map(|s| s.ident.to_string()).collect();
+    if let Some(display) = constructor(&full) {
+        return Callee::Constructor(display);
+    }
+    if SPAWNS.iter().any(|s| eq(s, &full)) {
+        return Callee::Spawn(full.join("::"));
+    }
+    Callee::Other
 }
 
 fn eq(known: &[&str], path: &[String]) -> bool {
@@ -362,77 +290,763 @@ fn constructor(full: &[String]) -> Option<String> {
         .then(|| full.join("::"))
 }
 
-/// The checks for one statement (or one closure or match-arm body), and
-/// the names bound inside it so far (not yet in scope before it).
+/// The recordings for one statement (or one closure or match-arm body),
+/// and the names bound inside it so far (not yet in scope before it).
 #[derive(Default)]
 struct Frame {
     probes: Vec<TokenStream>,
     bound: Vec<String>,
-    /// Checks of places named by an `if let` / `while let` binding of this
-    /// statement: emitted at the top of that `if`'s or `while`'s body,
+    /// Recordings of places named by an `if let` / `while let` binding of
+    /// this statement: emitted at the top of that `if`'s or `while`'s body,
     /// where the names mean what they mean in the condition.
     deferred: Vec<TokenStream>,
 }
 
+/// The late checks of one block: its witnesses, declared at its top, and
+/// their checks, before its last statement.
+#[derive(Default)]
+struct Late {
+    decls: Vec<TokenStream>,
+    checks: Vec<TokenStream>,
+}
+
+#[allow(
+    clippy::struct_excessive_bools,
+    reason = "independent switches of one visitor's state"
+)]
 struct Linter<'a> {
-    uses: Uses,
     channels: bool,
     spawns: bool,
     frames: Vec<Frame>,
+    /// The blocks being visited, innermost last.
+    blocks: Vec<Late>,
+    /// Where the check of a mention goes: the block (an index into
+    /// `blocks`) whose late checks follow it, or `None`: right where it is.
+    targets: Vec<Option<usize>>,
+    witnesses: usize,
+    /// The closures and async blocks being visited, innermost last.
+    captures: Vec<Capture>,
+    /// Names the branch binds (`let`, patterns, parameters): their values
+    /// come from expressions checked where they are, and their types may
+    /// be fixed only by code after the branch (`let n = s.parse()?;
+    /// Ok(n)`), so they are checked only where rustc needs their type too.
+    bound: std::collections::BTreeSet<String>,
+    /// Whether the expression being visited is in a position whose type
+    /// rustc resolves before going on (a method receiver, an `.await` or
+    /// `?` operand, a scrutinee, a `for` loop's items).
+    structural: bool,
+    /// Whether the value of the expression being visited is an operand no
+    /// raw endpoint or task handle can be (of `+`, `==`, `!`, `as`, a
+    /// range, an index, a condition): only what it is computed from is
+    /// checked.
+    quiet: bool,
+    /// Whether the computed value being visited is a `let`'s whole value.
+    bound_value: bool,
     errors: &'a mut Errors,
     krate: &'a Krate,
 }
 
-/// The three type checks, each a `GroupBound*` trait whose message the
-/// error shows (see `runtime/lints.rs`).
-#[derive(Clone, Copy)]
-enum Check {
-    Operation,
-    Constructor,
-    Spawn,
+/// A closure or an async block: the names it binds, and the depth of the
+/// frame and target stacks outside it. A place it captures is recorded
+/// outside it, where the name means the same: a mention inside would make
+/// it capture the whole variable (`&polled`) where the user's code
+/// captures less (`*polled`, through `polled.store(..)`).
+struct Capture {
+    names: std::collections::BTreeSet<String>,
+    frames: usize,
+    targets: usize,
 }
 
-impl Check {
-    /// The `GroupBound*` trait and the method that picks its argument.
-    fn names(self) -> (&'static str, &'static str) {
-        match self {
-            Check::Operation => ("GroupBound", "errgroup_check"),
-            Check::Constructor => ("GroupBoundConstructor", "errgroup_pair"),
-            Check::Spawn => ("GroupTask", "errgroup_task"),
+/// What a checked value is.
+#[derive(Clone, Copy)]
+enum Value {
+    /// A call's, a method call's, an `.await`'s, a `?`'s: looked at
+    /// shallowly, where it is (its head is known there).
+    Computed,
+    /// A function item named by a path (`tokio::spawn` as a value).
+    Function,
+    /// A bare name in a value position: a local or a function item.
+    Name,
+    /// A `let`'s value, computed: checked at the block's end, where the
+    /// code after the `let` has fixed its type (`let v = make(); let n:
+    /// u32 = v;`).
+    Bound,
+}
+
+/// How a mention is checked.
+enum Mode {
+    /// By a witness, checked at the end of block `usize`.
+    Late(usize, Ident),
+    /// Where it is.
+    Now,
+}
+
+impl Linter<'_> {
+    fn frame(&mut self) -> &mut Frame {
+        if self.frames.is_empty() {
+            self.frames.push(Frame::default());
+        }
+        let last = self.frames.len() - 1;
+        &mut self.frames[last]
+    }
+
+    fn bind(&mut self, pat: &Pat) {
+        let mut names = Names::default();
+        names.visit_pat(pat);
+        self.frame().bound.extend(names.0);
+    }
+
+    /// A branch's body, or a closure's: a block is visited as one (its
+    /// last statement checked where it is); an expression gets its place
+    /// checks in a block around it, `{ if false { .. } expr }`.
+    fn body(&mut self, body: &mut Expr) {
+        self.targets.push(None);
+        if let Expr::Block(block) = body {
+            self.visit_block_mut(&mut block.block);
+        } else {
+            self.frames.push(Frame::default());
+            self.visit_expr_mut(body);
+            let frame = self.frames.pop().unwrap_or_default();
+            wrap(body, frame, self.krate);
+        }
+        self.targets.pop();
+    }
+
+    /// A new mention's mode: a fresh witness of the innermost block that
+    /// checks late, if any.
+    fn mode(&mut self) -> Mode {
+        self.mode_at(self.targets.len())
+    }
+
+    /// The mode at a depth of the target stack.
+    fn mode_at(&mut self, depth: usize) -> Mode {
+        let target = depth
+            .checked_sub(1)
+            .and_then(|i| self.targets.get(i))
+            .copied()
+            .flatten();
+        match target {
+            Some(block) => {
+                let witness = Ident::new(
+                    &format!("errgroup_witness_{}", self.witnesses),
+                    Span::mixed_site(),
+                );
+                self.witnesses += 1;
+                let private = self.krate.private(Span::mixed_site());
+                let _ = private;
+                // Typed by its one assignment, in code that never runs.
+                self.blocks[block]
+                    .decls
+                    .push(quote_spanned! {Span::mixed_site()=>
+                        #[allow(unused)]
+                        let #witness;
+                    });
+                Mode::Late(block, witness)
+            }
+            None => Mode::Now,
         }
     }
 
-    /// `GroupBound::errgroup_bound((&probe).errgroup_check());`, whose
-    /// argument spans `first..=last`: the error covers the tokens the user
-    /// wrote, not only the first one, and the callee shares the span, so
-    /// rustc adds no second label. The spans are the user's own, hygiene
-    /// included (the names here are absolute paths and trait methods), so
-    /// rustc does not end the error with a note that it comes from a macro.
-    fn call(self, probe: &TokenStream, (first, last): (Span, Span), krate: &Krate) -> TokenStream {
-        let (bound, method) = self.names();
-        let private = krate.private(first);
+    /// The checks of one probe (`source` evaluates to a `Probe`), spanned
+    /// over `first..=last` of the user's tokens.
+    fn checks(
+        &self,
+        source: &TokenStream,
+        (first, last): (Span, Span),
+        local: bool,
+    ) -> TokenStream {
+        let site = Span::mixed_site();
+        let verdict = Ident::new("errgroup_verdict", site);
+        let private = self.krate.private(first);
         let lints = quote_spanned!(first=> #private::lints);
-        let bound = Ident::new(bound, first);
-        let method = Ident::new(method, first);
-        let mut receiver = Group::new(Delimiter::Parenthesis, quote_spanned!(first=> & #probe));
-        receiver.set_span(first);
-        let mut args = Group::new(Delimiter::Parenthesis, TokenStream::new());
-        args.set_span(last);
-        let callee = Ident::new("errgroup_bound", last);
-        quote_spanned! {first=>
-            #[allow(clippy::all, clippy::pedantic)]
-            #lints::#bound::#callee(#receiver.#method #args);
+        let mut out = quote_spanned! {site=>
+            let #verdict = (& & & & & #source).errgroup_verdict();
+        };
+        let kinds = [
+            (self.channels, "GroupChannel", "channel"),
+            (
+                self.spawns,
+                if local { "GroupLocalTask" } else { "GroupTask" },
+                if local { "local_task" } else { "task" },
+            ),
+        ];
+        for (on, bound, method) in kinds {
+            if !on {
+                continue;
+            }
+            let bound = Ident::new(bound, first);
+            let method = Ident::new(method, first);
+            let mut receiver = Group::new(Delimiter::Parenthesis, quote!(#verdict));
+            receiver.set_span(first);
+            let mut one = Literal::usize_unsuffixed(1);
+            one.set_span(last);
+            let callee = Ident::new("errgroup_bound", last);
+            out.extend(quote_spanned! {first=>
+                #[allow(clippy::all, clippy::pedantic)]
+                #lints::#bound::#callee(#verdict.#method().0, #receiver.#method().#one);
+            });
+        }
+        quote_spanned!(site=> { #out })
+    }
+
+    /// Checks a place by type: recorded (or checked) in the statement
+    /// before the one that names it, in code that never runs and that the
+    /// borrow checker never reaches (`if false { never(); .. }`): no part of
+    /// it is evaluated, moved or borrowed.
+    fn place(&mut self, place: &Place, span: (Span, Span), structural: bool) {
+        if !structural && place.names.first().is_some_and(|n| self.bound.contains(n)) {
+            return;
+        }
+        // The group's own `ctx`, unless the branch binds the name itself.
+        if place
+            .names
+            .first()
+            .is_some_and(|n| n == "ctx" && !self.bound.contains(n))
+        {
+            return;
+        }
+        // Recorded outside the closures that capture it.
+        let (mut frames, mut targets) = (self.frames.len(), self.targets.len());
+        for capture in self.captures.iter().rev() {
+            if place.names.is_empty() || place.names.iter().any(|n| capture.names.contains(n)) {
+                break;
+            }
+            (frames, targets) = (capture.frames, capture.targets);
+        }
+        let private = self.krate.private(Span::mixed_site());
+        let tokens = &place.tokens;
+        let stmt = match self.mode_at(targets) {
+            Mode::Late(block, witness) => {
+                let check = self.checks(
+                    &quote_spanned!(Span::mixed_site()=> #witness.probe()),
+                    span,
+                    false,
+                );
+                self.blocks[block].checks.push(check);
+                quote_spanned!(Span::mixed_site()=> #witness = #private::lints::witness(&#tokens);)
+            }
+            Mode::Now => self.checks(
+                &quote_spanned!(Span::mixed_site()=> #private::lints::shallow(&#tokens)),
+                span,
+                false,
+            ),
+        };
+        let frame = match frames.checked_sub(1) {
+            Some(i) => &mut self.frames[i],
+            None => self.frame(),
+        };
+        if place.names.iter().any(|n| frame.bound.contains(n)) {
+            frame.deferred.push(stmt);
+        } else {
+            frame.probes.push(stmt);
         }
     }
 
-    /// The check of an operation's receiver, `value` a place or a binding.
-    fn operation(value: &TokenStream, span: (Span, Span), krate: &Krate) -> TokenStream {
-        let private = krate.private(span.0);
-        Check::Operation.call(
-            &quote_spanned!(span.0=> #private::lints::probe(&#value)),
+    /// Checks a value by type where it is computed: evaluated once, where
+    /// it was, and handed on unchanged, either through `(match value { v =>
+    /// { if false { never(); w = witness(&v); } v } })` (recorded for the
+    /// block's late checks) or through `pass_check(value, |v| check(v))`
+    /// (checked where it is). `projections` are the fields, indexes and
+    /// derefs the user wrote above it (`state.lock().await.tx`), replayed
+    /// on its type.
+    fn value_at(
+        &mut self,
+        expr: &mut Expr,
+        projections: &[Projection],
+        local: bool,
+        span: (Span, Span),
+        kind: Value,
+    ) {
+        let site = Span::mixed_site();
+        let private = self.krate.private(site);
+        let v = Ident::new("errgroup_value", site);
+        if let Value::Bound = kind
+            && let Mode::Late(block, witness) = self.mode()
+        {
+            let check = self.checks(&quote_spanned!(site=> #witness.shallow()), span, local);
+            self.blocks[block].checks.push(check);
+            let record = unreachable(
+                &quote_spanned!(site=> #witness = #private::lints::witness(&#v);),
+                self.krate,
+            );
+            let value = scrutinee(expr);
+            *expr = Expr::Verbatim(quote_spanned! {site=>
+                (match #value {
+                    #v => {
+                        #record
+                        #v
+                    }
+                })
+            });
+            return;
+        }
+        let probe = match kind {
+            Value::Computed | Value::Bound => quote!(shallow),
+            Value::Function | Value::Name => quote!(function),
+        };
+        let mut check = self.checks(
+            &quote_spanned!(site=> #private::lints::#probe(&#v)),
             span,
-            krate,
-        )
+            local,
+        );
+        if !projections.is_empty() {
+            let mut tokens = quote!(#v);
+            for projection in projections.iter().rev() {
+                tokens = match projection {
+                    Projection::Field(member) => quote!((#tokens).#member),
+                    Projection::Deref => quote!((*#tokens)),
+                    Projection::Index(index) => match index_tokens(index, self.krate) {
+                        Some((replayed, _)) => replayed(tokens),
+                        None => break,
+                    },
+                };
+            }
+            check.extend(self.checks(
+                &quote_spanned!(site=> #private::lints::shallow(&#tokens)),
+                span,
+                false,
+            ));
+        }
+        let value = scrutinee(expr);
+        *expr = Expr::Verbatim(match kind {
+            // A name is handed on by a generic identity: `.map(drop)` keeps
+            // the type parameters its use fixes, and an `&mut` passed where
+            // one is expected is reborrowed, not moved.
+            Value::Name => {
+                let imports = imports(self.krate);
+                quote_spanned!(site=> #private::lints::pass_check(#value, |#v| { #imports #check }))
+            }
+            Value::Computed | Value::Function | Value::Bound => {
+                let check = unreachable(&check, self.krate);
+                quote_spanned! {site=>
+                    (match #value {
+                        #v => {
+                            #check
+                            #v
+                        }
+                    })
+                }
+            }
+        });
+    }
+
+    /// Visits a mention in a value position (an argument, a `let`'s value,
+    /// an element): a bare name there may be a function item used as a
+    /// value (`.map(drop)`), whose type parameters only the user's use
+    /// fixes, so it is handed on with `pass_check`, a generic identity
+    /// (an `&mut` passed where one is expected is reborrowed as before).
+    fn visit_value_mut(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Path(path) if path.qself.is_none() && path.path.get_ident().is_some() => {
+                match name_kind(&path.path) {
+                    NameKind::Local | NameKind::Function => {
+                        let name = path.path.segments[0].ident.to_string();
+                        if !self.bound.contains(&name) && name != "ctx" {
+                            let span = ends(expr.to_token_stream());
+                            self.value_at(expr, &[], false, span, Value::Name);
+                        }
+                    }
+                    NameKind::Static => self.visit_expr_mut(expr),
+                    NameKind::Other => {}
+                }
+            }
+            _ => self.visit_expr_mut(expr),
+        }
+    }
+
+    /// A place chain (`a.b[i].c`, `*p`) or a value under projections
+    /// (`make().tx`): the place is checked whole; the value is checked, and
+    /// the projections replayed on its type.
+    fn projected(&mut self, expr: &mut Expr, structural: bool) {
+        if let Some(place) = place_tokens(expr, self.krate) {
+            let span = ends(expr.to_token_stream());
+            // Index expressions are values the statement evaluates.
+            self.indexes(expr);
+            self.place(&place, span, structural);
+            return;
+        }
+        self.projected_value(expr, &mut Vec::new(), structural);
+    }
+
+    /// The value under projections, checked with them replayed.
+    fn projected_value(
+        &mut self,
+        expr: &mut Expr,
+        projections: &mut Vec<Projection>,
+        structural: bool,
+    ) {
+        // A field, an index or a deref needs its base's type.
+        let base = structural || !projections.is_empty();
+        match expr {
+            Expr::Field(field) => {
+                projections.push(Projection::Field(field.member.clone()));
+                self.projected_value(&mut field.base, projections, true);
+            }
+            Expr::Index(index) => {
+                self.visit_quiet(&mut index.index);
+                projections.push(Projection::Index((*index.index).clone()));
+                self.projected_value(&mut index.expr, projections, true);
+            }
+            Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
+                projections.push(Projection::Deref);
+                self.projected_value(&mut unary.expr, projections, true);
+            }
+            Expr::Paren(inner) => self.projected_value(&mut inner.expr, projections, base),
+            Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_) => {
+                self.computed(expr, projections, base);
+            }
+            other => {
+                self.structural = base;
+                self.visit_expr_mut(other);
+            }
+        }
+    }
+
+    /// A call's, a method call's, an `.await`'s or a `?`'s value, after
+    /// what it is computed from.
+    fn computed(&mut self, expr: &mut Expr, projections: &[Projection], structural: bool) {
+        // Spanned over the user's tokens, before its parts are rewritten.
+        let span = ends(expr.to_token_stream());
+        let bound = std::mem::take(&mut self.bound_value);
+        // Read from the user's syntax, before its parts are rewritten.
+        let generic = !structural
+            && if bound {
+                generic_bound(expr)
+            } else {
+                generic_result(expr)
+            };
+        let local = is_local_spawn(expr);
+        self.operands(expr);
+        if Self::skipped(expr) || generic {
+            return;
+        }
+        let kind = if bound && projections.is_empty() {
+            Value::Bound
+        } else {
+            Value::Computed
+        };
+        self.value_at(expr, projections, local, span, kind);
+    }
+
+    /// `f(..);` as `match f(..) { v => { if false { never(); check(&v) } } }`,
+    /// with the warnings about code after a `!` allowed on it: the value
+    /// is dropped at the end of the statement, as before.
+    fn discarded(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
+        let site = Span::mixed_site();
+        let private = self.krate.private(site);
+        let local = is_local_spawn(call);
+        let v = Ident::new("errgroup_value", site);
+        let code = match self.mode() {
+            Mode::Late(block, witness) => {
+                let check = self.checks(&quote_spanned!(site=> #witness.shallow()), span, local);
+                self.blocks[block].checks.push(check);
+                quote_spanned!(site=> #witness = #private::lints::witness(&#v);)
+            }
+            Mode::Now => self.checks(
+                &quote_spanned!(site=> #private::lints::shallow(&#v)),
+                span,
+                local,
+            ),
+        };
+        let code = unreachable(&code, self.krate);
+        let call = scrutinee(call);
+        quote_spanned! {site=>
+            #[allow(unreachable_code, unreachable_patterns)]
+            match #call {
+                #v => { #code }
+            }
+        }
+    }
+
+    fn enter(&mut self, names: Names) {
+        self.captures.push(Capture {
+            names: names.0.into_iter().collect(),
+            frames: self.frames.len(),
+            targets: self.targets.len(),
+        });
+    }
+
+    /// Visits what a quiet operand is computed from; false when it is of
+    /// a kind visited as usual.
+    fn quietly(&mut self, expr: &mut Expr) -> bool {
+        match expr {
+            Expr::Path(_) => {}
+            Expr::Field(_) | Expr::Index(_) => self.indexes(expr),
+            Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_) => {
+                self.operands(expr);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// The elements of an array or a tuple, and the value of a `return` or
+    /// a `break`: values handed on as they are.
+    fn elements(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Array(array) => array.elems.iter_mut().for_each(|e| self.visit_value_mut(e)),
+            Expr::Tuple(tuple) => tuple.elems.iter_mut().for_each(|e| self.visit_value_mut(e)),
+            Expr::Return(syn::ExprReturn {
+                expr: Some(value), ..
+            })
+            | Expr::Break(syn::ExprBreak {
+                expr: Some(value), ..
+            }) => self.visit_value_mut(value),
+            _ => {}
+        }
+    }
+
+    /// Visits an operand whose own value needs no check.
+    fn visit_quiet(&mut self, expr: &mut Expr) {
+        self.quiet = true;
+        self.visit_expr_mut(expr);
+        self.quiet = false;
+    }
+
+    /// Visits an expression whose type rustc resolves where it is.
+    fn visit_structural(&mut self, expr: &mut Expr) {
+        self.structural = true;
+        self.visit_expr_mut(expr);
+        self.structural = false;
+    }
+
+    /// Visits the index expressions inside a place chain.
+    fn indexes(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Field(field) => self.indexes(&mut field.base),
+            Expr::Index(index) => {
+                self.visit_quiet(&mut index.index);
+                self.indexes(&mut index.expr);
+            }
+            Expr::Unary(unary) => self.indexes(&mut unary.expr),
+            Expr::Paren(inner) => self.indexes(&mut inner.expr),
+            Expr::Group(inner) => self.indexes(&mut inner.expr),
+            _ => {}
+        }
+    }
+
+    /// Visits what a call, a method call, an `.await` or a `?` is computed
+    /// from, without checking its own value.
+    fn operands(&mut self, expr: &mut Expr) {
+        match expr {
+            Expr::Call(call) => {
+                if !matches!(&*call.func, Expr::Path(_)) {
+                    self.visit_expr_mut(&mut call.func);
+                }
+                for arg in &mut call.args {
+                    self.visit_value_mut(arg);
+                }
+                if let Expr::Path(path) = &*call.func {
+                    self.crate_root_call(path, &*call);
+                }
+            }
+            Expr::MethodCall(call) => {
+                self.visit_structural(&mut call.receiver);
+                for arg in &mut call.args {
+                    self.visit_value_mut(arg);
+                }
+            }
+            Expr::Await(inner) => self.visit_structural(&mut inner.base),
+            Expr::Try(inner) => self.visit_structural(&mut inner.expr),
+            _ => {}
+        }
+    }
+
+    /// Whether a computed value is left unchecked: a constructor of the
+    /// user's (`Ok(..)`, `Some(..)`, `Wrapper(..)`) only holds values that
+    /// are checked themselves, and a call reported by path already has its
+    /// error.
+    fn skipped(expr: &Expr) -> bool {
+        let Expr::Call(call) = expr else { return false };
+        let Expr::Path(path) = &*call.func else {
+            return false;
+        };
+        if path.qself.is_none() && !matches!(classify(&path.path), Callee::Other) {
+            return true;
+        }
+        let Some(last) = path.path.segments.last() else {
+            return false;
+        };
+        let name = last.ident.to_string();
+        name.starts_with(|c: char| c.is_ascii_uppercase()) || DIVERGING.contains(&name.as_str())
+    }
+
+    /// Reports a constructor or spawn written from the crate root.
+    fn crate_root_call(&mut self, path: &syn::ExprPath, call: &syn::ExprCall) {
+        if path.qself.is_some() {
+            return;
+        }
+        match classify(&path.path) {
+            Callee::Constructor(full) if self.channels => {
+                self.errors.lint(syn::Error::new_spanned(
+                    call,
+                    format!(
+                        "`{full}` creates a raw channel, which the group does not close when it is cancelled\n{CHANNEL_HELP}"
+                    ),
+                ));
+            }
+            Callee::Spawn(full) if self.spawns => {
+                self.errors.lint(syn::Error::new_spanned(
+                    call,
+                    format!(
+                        "`{full}` starts a detached task that the group neither waits for nor cancels\n{SPAWN_HELP}"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+
+    /// An item declared in the branch (`async fn`, an `impl`'s methods): its
+    /// body runs as part of the branch, and is checked as one of its own.
+    fn item(&mut self, item: &mut syn::Item) {
+        let mut outer = (
+            std::mem::take(&mut self.frames),
+            std::mem::take(&mut self.blocks),
+            std::mem::replace(&mut self.targets, vec![None]),
+            std::mem::take(&mut self.captures),
+        );
+        match item {
+            syn::Item::Fn(f) => self.visit_block_mut(&mut f.block),
+            syn::Item::Impl(i) => {
+                for impl_item in &mut i.items {
+                    if let syn::ImplItem::Fn(f) = impl_item {
+                        self.visit_block_mut(&mut f.block);
+                    }
+                }
+            }
+            _ => {}
+        }
+        std::mem::swap(&mut self.frames, &mut outer.0);
+        std::mem::swap(&mut self.blocks, &mut outer.1);
+        std::mem::swap(&mut self.targets, &mut outer.2);
+        std::mem::swap(&mut self.captures, &mut outer.3);
+    }
+}
+
+/// What a bare name in an expression is, read from Rust's naming
+/// conventions (the macro cannot resolve names).
+enum NameKind {
+    /// `tx`, `self`: a local, or a function (told apart by type).
+    Local,
+    /// `tokio::spawn`, `Vec::new`: a function item.
+    Function,
+    /// `TX`, `config::SENDER`: a static or a constant.
+    Static,
+    /// `None`, `Unit`, `Self`: a variant, a unit struct, a type.
+    Other,
+}
+
+fn name_kind(path: &syn::Path) -> NameKind {
+    let Some(last) = path.segments.last() else {
+        return NameKind::Other;
+    };
+    let name = last.ident.to_string();
+    let name = name.trim_start_matches("r#");
+    let upper = name.chars().any(|c| c.is_ascii_uppercase());
+    let lower = name.chars().any(|c| c.is_ascii_lowercase());
+    if name == "self" || (path.segments.len() == 1 && !upper) {
+        NameKind::Local
+    } else if name == "Self" || (upper && lower) {
+        NameKind::Other
+    } else if upper {
+        NameKind::Static
+    } else {
+        NameKind::Function
+    }
+}
+
+/// Whether a value's type may be a bare type parameter that only later
+/// code fixes: a call of a function or method whose result is one
+/// (`x.into()`, `iter.collect()`, `Default::default()`), or a `?`'s output
+/// (`s.parse()?`; its operand is checked, through the `Result`). Checked
+/// only where rustc needs the type too.
+fn generic_result(expr: &Expr) -> bool {
+    match expr {
+        // Its operand is checked, through the `Result` or `Option`.
+        Expr::Try(_) => true,
+        Expr::MethodCall(call) => GENERIC_RESULTS.contains(&call.method.to_string().as_str()),
+        Expr::Call(call) => generic_callee(call),
+        _ => false,
+    }
+}
+
+/// The same for a `let`'s whole value, checked at the block's end: a
+/// `?`'s output counts only when a call in its operand's chain returns a
+/// type parameter (`let link = connect()?;` is checked, `let n =
+/// s.parse()?;` is not).
+fn generic_bound(expr: &Expr) -> bool {
+    match expr {
+        Expr::Try(inner) => generic_chain(&inner.expr),
+        expr => generic_result(expr),
+    }
+}
+
+/// Whether a call in `expr`'s chain of method calls, `.await`s and `?`s
+/// returns a type parameter (`s.parse().map_err(f)` does).
+fn generic_chain(expr: &Expr) -> bool {
+    match expr {
+        Expr::MethodCall(call) => {
+            GENERIC_RESULTS.contains(&call.method.to_string().as_str())
+                || generic_chain(&call.receiver)
+        }
+        Expr::Call(call) => generic_callee(call),
+        Expr::Await(inner) => generic_chain(&inner.base),
+        Expr::Try(inner) => generic_chain(&inner.expr),
+        Expr::Paren(inner) => generic_chain(&inner.expr),
+        _ => false,
+    }
+}
+
+fn generic_callee(call: &syn::ExprCall) -> bool {
+    match &*call.func {
+        Expr::Path(path) => path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| GENERIC_RESULTS.contains(&last.ident.to_string().as_str())),
+        _ => false,
+    }
+}
+
+/// `f(..)` with `f` a bare name.
+fn bare_call(expr: &Expr) -> bool {
+    matches!(expr, Expr::Call(call) if matches!(&*call.func, Expr::Path(p)
+        if p.qself.is_none() && p.path.segments.len() == 1))
+}
+
+/// `expr` as a `match` scrutinee: in parentheses when it starts with a
+/// struct literal (`Ok {} (())`), which a scrutinee may not.
+fn scrutinee(expr: &Expr) -> TokenStream {
+    fn struct_first(expr: &Expr) -> bool {
+        match expr {
+            Expr::Struct(_) => true,
+            Expr::Call(e) => struct_first(&e.func),
+            Expr::MethodCall(e) => struct_first(&e.receiver),
+            Expr::Field(e) => struct_first(&e.base),
+            Expr::Index(e) => struct_first(&e.expr),
+            Expr::Await(e) => struct_first(&e.base),
+            Expr::Try(e) => struct_first(&e.expr),
+            Expr::Cast(e) => struct_first(&e.expr),
+            Expr::Binary(e) => struct_first(&e.left),
+            _ => false,
+        }
+    }
+    if struct_first(expr) {
+        quote!((#expr))
+    } else {
+        quote!(#expr)
+    }
+}
+
+/// Whether a call starts a local task (`spawn_local`): its future need not
+/// be `Send`, and the error suggests what takes one.
+fn is_local_spawn(expr: &Expr) -> bool {
+    match expr {
+        Expr::Call(call) => matches!(&*call.func, Expr::Path(p)
+            if p.path.segments.last().is_some_and(|s| s.ident == "spawn_local")),
+        Expr::MethodCall(call) => call.method == "spawn_local",
+        _ => false,
     }
 }
 
@@ -441,10 +1055,7 @@ fn imports(krate: &Krate) -> TokenStream {
     let private = krate.private(Span::mixed_site());
     quote_spanned! {Span::mixed_site()=>
         #[allow(unused_imports)]
-        use #private::lints::{
-            IndexProbe as _, OtherConstructor as _, OtherOperation as _, OtherSpawn as _,
-            RawConstructor as _, RawOperation as _, RawSpawn as _,
-        };
+        use #private::lints::via::*;
     }
 }
 
@@ -467,32 +1078,6 @@ fn ends(tokens: TokenStream) -> (Span, Span) {
     (first, last.unwrap_or(first))
 }
 
-/// `(match EXPR { v => { if false { check(&replay(v)) } v } })`: `EXPR`
-/// evaluated once, where it was, its type checked on the way.
-fn checked_value(
-    expr: &Expr,
-    replay: &dyn Fn(TokenStream) -> TokenStream,
-    span: (Span, Span),
-    krate: &Krate,
-) -> Expr {
-    let site = Span::mixed_site();
-    let value = Ident::new("__errgroup_value", site);
-    let checked = replay(quote!(#value));
-    let call = Check::operation(&checked, span, krate);
-    let imports = imports(krate);
-    Expr::Verbatim(quote_spanned! {site=>
-        (match #expr {
-            #value => {
-                if false {
-                    #imports
-                    #call
-                }
-                #value
-            }
-        })
-    })
-}
-
 /// A place expression rebuilt for a probe, and the names it reads.
 struct Place {
     tokens: TokenStream,
@@ -502,27 +1087,15 @@ struct Place {
     exact: bool,
 }
 
-/// The place an operation's receiver is reached from, if any.
-fn place_of<'e>(receiver: &'e Expr, krate: &Krate) -> Option<(Place, &'e Expr)> {
-    match receiver {
-        Expr::Paren(inner) => place_of(&inner.expr, krate),
-        Expr::Group(inner) => place_of(&inner.expr, krate),
-        Expr::Reference(reference) => place_of(&reference.expr, krate),
-        Expr::Await(inner) => place_of(&inner.base, krate),
-        Expr::Try(inner) => place_of(&inner.expr, krate),
-        Expr::MethodCall(call) if THROUGH.contains(&call.method.to_string().as_str()) => {
-            place_of(&call.receiver, krate)
-        }
-        place => place_tokens(place, krate).map(|p| (p, place)),
-    }
-}
-
 /// A place expression that can be borrowed without evaluating anything
-/// but `Deref` and `Index`: `x`, `self`, `x.field`, `(*x).field`, `x[0]`,
-/// `x[i]`, `x[&key]`.
+/// but `Deref` and `Index`: `x`, `self`, `TX`, `x.field`, `(*x).field`,
+/// `x[0]`, `x[i]`, `x[&key]`.
 fn place_tokens(expr: &Expr, krate: &Krate) -> Option<Place> {
     match expr {
         Expr::Path(path) if path.qself.is_none() => {
+            if !matches!(name_kind(&path.path), NameKind::Local | NameKind::Static) {
+                return None;
+            }
             let names = match path.path.get_ident() {
                 Some(ident) => vec![ident.to_string()],
                 None => Vec::new(),
@@ -620,119 +1193,11 @@ fn index_tokens(index: &Expr, krate: &Krate) -> Option<(Replay, Vec<String>)> {
     }
 }
 
-impl Linter<'_> {
-    fn frame(&mut self) -> &mut Frame {
-        if self.frames.is_empty() {
-            self.frames.push(Frame::default());
-        }
-        let last = self.frames.len() - 1;
-        &mut self.frames[last]
-    }
-
-    fn bind(&mut self, pat: &Pat) {
-        let mut names = Names::default();
-        names.visit_pat(pat);
-        self.frame().bound.extend(names.0);
-    }
-
-    /// Checks the type of an operation's receiver: by its place, in the
-    /// statement before, or else by the value it is computed from, inline.
-    fn operation(&mut self, receiver: &mut Expr) {
-        if let Some((place, expr)) = place_of(receiver, self.krate) {
-            let call = Check::operation(&place.tokens, ends(expr.to_token_stream()), self.krate);
-            let frame = self.frame();
-            if place.names.iter().any(|n| frame.bound.contains(n)) {
-                frame.deferred.push(call);
-            } else {
-                frame.probes.push(call);
-            }
-            return;
-        }
-        let span = ends(receiver.to_token_stream());
-        let mut projections = Vec::new();
-        wrap_base(receiver, &mut projections, span, self.krate);
-    }
-
-    /// Visits the condition of an `if` or a `while`, then its body; the
-    /// checks of names the condition binds go at the top of the body.
-    fn condition(&mut self, cond: &mut Expr, body: &mut Block) {
-        let frame = self.frame();
-        let bound = frame.bound.len();
-        let outer = std::mem::take(&mut frame.deferred);
-        self.visit_expr_mut(cond);
-        let frame = self.frame();
-        let deferred = std::mem::replace(&mut frame.deferred, outer);
-        frame.bound.truncate(bound);
-        self.visit_block_mut(body);
-        let deferred = Frame {
-            probes: deferred,
-            ..Frame::default()
-        };
-        if let Some(probe) = probe_stmt(deferred, self.krate) {
-            body.stmts
-                .insert(0, Stmt::Expr(Expr::Verbatim(probe), None));
-        }
-    }
-}
-
 /// One step from a receiver down to the value it is computed from.
 enum Projection {
     Field(syn::Member),
     Deref,
     Index(Expr),
-}
-
-/// Finds the value under `expr`'s fields, indexes and derefs and rewrites
-/// it into a checked value (see the module docs).
-fn wrap_base(
-    expr: &mut Expr,
-    projections: &mut Vec<Projection>,
-    span: (Span, Span),
-    krate: &Krate,
-) {
-    match expr {
-        Expr::Field(field) => {
-            projections.push(Projection::Field(field.member.clone()));
-            wrap_base(&mut field.base, projections, span, krate);
-        }
-        Expr::Index(index) => {
-            projections.push(Projection::Index((*index.index).clone()));
-            wrap_base(&mut index.expr, projections, span, krate);
-        }
-        Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
-            projections.push(Projection::Deref);
-            wrap_base(&mut unary.expr, projections, span, krate);
-        }
-        Expr::Paren(inner) => wrap_base(&mut inner.expr, projections, span, krate),
-        Expr::Group(inner) => wrap_base(&mut inner.expr, projections, span, krate),
-        // Value expressions only: moving one into the `match` is what
-        // evaluating it did already. (A macro call may expand to a place.)
-        Expr::Call(_)
-        | Expr::MethodCall(_)
-        | Expr::Await(_)
-        | Expr::Try(_)
-        | Expr::Block(_)
-        | Expr::Unsafe(_)
-        | Expr::If(_)
-        | Expr::Match(_) => {
-            let replay = |value: TokenStream| {
-                let mut tokens = value;
-                for projection in projections.iter().rev() {
-                    tokens = match projection {
-                        Projection::Field(member) => quote!((#tokens).#member),
-                        Projection::Deref => quote!((*#tokens)),
-                        Projection::Index(index) => match index_tokens(index, krate) {
-                            Some((replayed, _)) => replayed(tokens),
-                            None => break,
-                        },
-                    };
-                }
-                tokens
-            };
-            *expr = checked_value(expr, &replay, span, krate);
-        }
-        _ => {}
-    }
 }
 
 /// The names a pattern binds.
@@ -746,11 +1211,39 @@ impl<'ast> Visit<'ast> for Names {
     }
 }
 
-/// `{ if false { probes } body }` when the frame has probes.
+/// `{ if false { probes } body }` when the frame has probes: a block, so
+/// that what reads the body's syntax (`never_ok.rs`) still sees its tail.
 fn wrap(body: &mut Expr, frame: Frame, krate: &Krate) {
     if let Some(probe) = probe_stmt(frame, krate) {
         let inner = std::mem::replace(body, Expr::Verbatim(TokenStream::new()));
-        *body = Expr::Verbatim(quote!({ #probe #inner }));
+        *body = Expr::Block(syn::ExprBlock {
+            attrs: Vec::new(),
+            label: None,
+            block: Block {
+                brace_token: syn::token::Brace::default(),
+                stmts: vec![
+                    Stmt::Expr(Expr::Verbatim(probe), None),
+                    Stmt::Expr(inner, None),
+                ],
+            },
+        });
+    }
+}
+
+/// `if false { never(); code }`: code that never runs, which rustc
+/// type-checks (the checks' errors come from there) but the borrow checker
+/// never reaches, as nothing runs after `never()`.
+fn unreachable(code: &TokenStream, krate: &Krate) -> TokenStream {
+    let site = Span::mixed_site();
+    let private = krate.private(site);
+    let imports = imports(krate);
+    quote_spanned! {site=>
+        #[allow(unreachable_code, unused)]
+        if false {
+            #private::lints::never();
+            #imports
+            #code
+        }
     }
 }
 
@@ -758,96 +1251,194 @@ fn probe_stmt(frame: Frame, krate: &Krate) -> Option<TokenStream> {
     if frame.probes.is_empty() {
         return None;
     }
-    let site = Span::mixed_site();
     let probes = frame.probes;
-    let imports = imports(krate);
-    Some(quote_spanned! {site=>
-        if false {
-            #imports
-            #(#probes)*
-        }
-    })
+    Some(unreachable(&quote!(#(#probes)*), krate))
 }
 
 impl VisitMut for Linter<'_> {
     fn visit_block_mut(&mut self, block: &mut Block) {
-        let mut stmts = Vec::with_capacity(block.stmts.len());
-        for mut stmt in std::mem::take(&mut block.stmts) {
+        let index = self.blocks.len();
+        self.blocks.push(Late::default());
+        let count = block.stmts.len();
+        let mut stmts = Vec::with_capacity(count + 2);
+        let mut checks_at = 0;
+        for (i, mut stmt) in std::mem::take(&mut block.stmts).into_iter().enumerate() {
+            let last = i + 1 == count;
+            let target = if last {
+                self.targets.last().copied().flatten()
+            } else {
+                Some(index)
+            };
+            if last {
+                checks_at = stmts.len();
+            }
+            self.targets.push(target);
             self.frames.push(Frame::default());
             match &mut stmt {
                 // A `let`'s own bindings are not in scope in its initializer.
                 Stmt::Local(local) => {
                     if let Some(init) = &mut local.init {
-                        self.visit_expr_mut(&mut init.expr);
+                        self.bound_value = matches!(
+                            &*init.expr,
+                            Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_)
+                        );
+                        self.visit_value_mut(&mut init.expr);
+                        self.bound_value = false;
                         if let Some((_, diverge)) = &mut init.diverge {
                             self.visit_expr_mut(diverge);
                         }
                     }
                 }
-                // Nested items are not part of the branch's run.
-                Stmt::Item(_) => {}
+                Stmt::Item(item) => self.item(item),
+                // A bare-named function called for its effect may never
+                // return (`fatal("..");`): its value is checked in a
+                // statement of its own kind, whose warnings about what
+                // follows a `!` are allowed; as a block's value, it is not
+                // checked (see the module docs).
+                // An `.await` whose output is dropped: the future is
+                // checked, its output (dropped at once) is not.
+                Stmt::Expr(Expr::Await(inner), Some(_)) => {
+                    self.visit_structural(&mut inner.base);
+                }
+                Stmt::Expr(expr, semi) if bare_call(expr) => {
+                    let span = ends(expr.to_token_stream());
+                    self.operands(expr);
+                    if semi.is_some() && !Self::skipped(expr) {
+                        *expr = Expr::Verbatim(self.discarded(expr, span));
+                        *semi = None;
+                    }
+                }
                 stmt => visit_mut::visit_stmt_mut(self, stmt),
             }
             let frame = self.frames.pop().unwrap_or_default();
+            self.targets.pop();
             if let Some(probe) = probe_stmt(frame, self.krate) {
                 stmts.push(Stmt::Expr(Expr::Verbatim(probe), None));
             }
             stmts.push(stmt);
         }
+        let late = self.blocks.pop().unwrap_or_default();
+        if !late.checks.is_empty() {
+            let checks = late.checks;
+            stmts.insert(
+                checks_at,
+                Stmt::Expr(
+                    Expr::Verbatim(unreachable(&quote!(#(#checks)*), self.krate)),
+                    None,
+                ),
+            );
+            let decls = late.decls;
+            stmts.insert(0, Stmt::Expr(Expr::Verbatim(quote!(#(#decls)*)), None));
+        }
         block.stmts = stmts;
     }
 
     fn visit_expr_mut(&mut self, expr: &mut Expr) {
-        visit_mut::visit_expr_mut(self, expr);
-        let Expr::Call(call) = expr else { return };
-        let Expr::Path(path) = &*call.func else {
-            return;
-        };
-        if path.qself.is_some() {
+        let structural = std::mem::replace(&mut self.structural, false);
+        if std::mem::replace(&mut self.quiet, false) && self.quietly(expr) {
             return;
         }
-        let check = match self.uses.classify(&path.path) {
-            Callee::Named(name) if self.channels && CONSTRUCTOR_NAMES.contains(&name.as_str()) => {
-                Check::Constructor
+        match expr {
+            Expr::Binary(binary) => {
+                self.visit_quiet(&mut binary.left);
+                self.visit_quiet(&mut binary.right);
             }
-            Callee::Named(name) if self.spawns && SPAWN_NAMES.contains(&name.as_str()) => {
-                Check::Spawn
+            Expr::Unary(unary) if !matches!(unary.op, syn::UnOp::Deref(_)) => {
+                self.visit_quiet(&mut unary.expr);
             }
-            _ => return,
-        };
-        let span = ends(expr.to_token_stream());
-        let site = Span::mixed_site();
-        let value = Ident::new("__errgroup_value", site);
-        let private = self.krate.private(span.0);
-        let call = check.call(
-            &quote_spanned!(span.0=> #private::lints::probe(#value)),
-            span,
-            self.krate,
-        );
-        let imports = imports(self.krate);
-        let private = self.krate.private(site);
-        *expr = Expr::Verbatim(quote_spanned! {site=>
-            #private::lints::pass(#expr, |#value| {
-                #imports
-                #call
-            })
-        });
-    }
-
-    fn visit_expr_closure_mut(&mut self, closure: &mut syn::ExprClosure) {
-        self.frames.push(Frame::default());
-        self.visit_expr_mut(&mut closure.body);
-        let frame = self.frames.pop().unwrap_or_default();
-        wrap(&mut closure.body, frame, self.krate);
+            Expr::Cast(cast) => self.visit_quiet(&mut cast.expr),
+            Expr::Range(range) => {
+                if let Some(start) = &mut range.start {
+                    self.visit_quiet(start);
+                }
+                if let Some(end) = &mut range.end {
+                    self.visit_quiet(end);
+                }
+            }
+            Expr::Path(path) => match name_kind(&path.path) {
+                NameKind::Local | NameKind::Static if path.qself.is_none() => {
+                    self.projected(expr, structural);
+                }
+                NameKind::Other => {}
+                _ => {
+                    let name = path.path.segments.last().map(|s| s.ident.to_string());
+                    if !name.is_some_and(|n| GENERIC_RESULTS.contains(&n.as_str())) {
+                        let span = ends(expr.to_token_stream());
+                        self.value_at(expr, &[], false, span, Value::Function);
+                    }
+                }
+            },
+            Expr::Field(_) | Expr::Index(_) => self.projected(expr, structural),
+            Expr::Unary(unary) if matches!(unary.op, syn::UnOp::Deref(_)) => {
+                self.projected(expr, true);
+            }
+            Expr::Paren(inner) => {
+                self.structural = structural;
+                self.visit_expr_mut(&mut inner.expr);
+            }
+            Expr::Reference(reference) => {
+                self.structural = structural;
+                self.visit_expr_mut(&mut reference.expr);
+            }
+            Expr::Call(_) | Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_) => {
+                self.computed(expr, &[], structural);
+            }
+            Expr::ForLoop(node) => {
+                self.visit_structural(&mut node.expr);
+                self.visit_block_mut(&mut node.body);
+            }
+            Expr::Match(node) => {
+                self.visit_structural(&mut node.expr);
+                for arm in &mut node.arms {
+                    self.visit_arm_mut(arm);
+                }
+            }
+            Expr::Assign(assign) => {
+                // The place assigned to is not read (it may not be
+                // initialized yet): only what its indexes evaluate is.
+                if place_tokens(&assign.left, self.krate).is_some() {
+                    self.indexes(&mut assign.left);
+                } else {
+                    self.visit_expr_mut(&mut assign.left);
+                }
+                self.visit_expr_mut(&mut assign.right);
+            }
+            Expr::Array(_) | Expr::Tuple(_) | Expr::Return(_) | Expr::Break(_) => {
+                self.elements(expr);
+            }
+            Expr::Async(node) => {
+                let mut names = Names::default();
+                names.visit_block(&node.block);
+                self.enter(names);
+                self.targets.push(None);
+                self.visit_block_mut(&mut node.block);
+                self.targets.pop();
+                self.captures.pop();
+            }
+            Expr::Closure(closure) => {
+                let mut names = Names::default();
+                for input in &closure.inputs {
+                    names.visit_pat(input);
+                }
+                names.visit_expr(&closure.body);
+                self.enter(names);
+                self.body(&mut closure.body);
+                self.captures.pop();
+            }
+            Expr::Macro(node) => self.lint_macro(&mut node.mac),
+            _ => visit_mut::visit_expr_mut(self, expr),
+        }
     }
 
     // The guard (part of the pattern) and the body see the pattern's
     // bindings: the checks of both go at the top of the body.
     fn visit_arm_mut(&mut self, arm: &mut syn::Arm) {
         self.frames.push(Frame::default());
+        self.bind(&arm.pat);
         self.visit_pat_mut(&mut arm.pat);
         self.visit_expr_mut(&mut arm.body);
-        let frame = self.frames.pop().unwrap_or_default();
+        let mut frame = self.frames.pop().unwrap_or_default();
+        frame.probes.append(&mut frame.deferred);
         wrap(&mut arm.body, frame, self.krate);
     }
 
@@ -863,50 +1454,12 @@ impl VisitMut for Linter<'_> {
     }
 
     fn visit_expr_let_mut(&mut self, node: &mut syn::ExprLet) {
-        self.visit_expr_mut(&mut node.expr);
+        self.visit_structural(&mut node.expr);
         self.bind(&node.pat);
     }
 
-    fn visit_expr_call_mut(&mut self, call: &mut syn::ExprCall) {
-        visit_mut::visit_expr_call_mut(self, call);
-        let Expr::Path(path) = &*call.func else {
-            return;
-        };
-        if path.qself.is_some() {
-            return;
-        }
-        match self.uses.classify(&path.path) {
-            Callee::Constructor(full) if self.channels => {
-                self.errors.lint(syn::Error::new_spanned(
-                    &*call,
-                    format!(
-                        "`{full}` creates a raw channel, which the group does not close when it is cancelled\n{CHANNEL_HELP}"
-                    ),
-                ));
-            }
-            Callee::Spawn(full) if self.spawns => {
-                self.errors.lint(syn::Error::new_spanned(
-                    &*call,
-                    format!(
-                        "`{full}` starts a detached task that the group neither waits for nor cancels\n{SPAWN_HELP}"
-                    ),
-                ));
-            }
-            _ => {}
-        }
-    }
-
-    fn visit_expr_method_call_mut(&mut self, call: &mut syn::ExprMethodCall) {
-        visit_mut::visit_expr_method_call_mut(self, call);
-        if self.channels && OPERATIONS.contains(&call.method.to_string().as_str()) {
-            self.operation(&mut call.receiver);
-        }
-    }
-
-    fn visit_item_mut(&mut self, _: &mut syn::Item) {}
-
-    fn visit_expr_macro_mut(&mut self, node: &mut syn::ExprMacro) {
-        self.lint_macro(&mut node.mac);
+    fn visit_item_mut(&mut self, item: &mut syn::Item) {
+        self.item(item);
     }
 
     fn visit_stmt_macro_mut(&mut self, node: &mut syn::StmtMacro) {
@@ -915,6 +1468,29 @@ impl VisitMut for Linter<'_> {
 
     // Macros in patterns and types hold no code that runs.
     fn visit_macro_mut(&mut self, _: &mut syn::Macro) {}
+}
+
+impl Linter<'_> {
+    /// Visits the condition of an `if` or a `while`, then its body; the
+    /// recordings of names the condition binds go at the top of the body.
+    fn condition(&mut self, cond: &mut Expr, body: &mut Block) {
+        let frame = self.frame();
+        let bound = frame.bound.len();
+        let outer = std::mem::take(&mut frame.deferred);
+        self.visit_quiet(cond);
+        let frame = self.frame();
+        let deferred = std::mem::replace(&mut frame.deferred, outer);
+        frame.bound.truncate(bound);
+        self.visit_block_mut(body);
+        let deferred = Frame {
+            probes: deferred,
+            ..Frame::default()
+        };
+        if let Some(probe) = probe_stmt(deferred, self.krate) {
+            body.stmts
+                .insert(0, Stmt::Expr(Expr::Verbatim(probe), None));
+        }
+    }
 }
 
 /// A macro body, split into what is linted and what is kept as written.
