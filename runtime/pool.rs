@@ -11,8 +11,9 @@
 //! - Nothing is kept for a finished task: its result goes to the group
 //!   (default policy) or to the handler (supervised), and the task is freed
 //!   as soon as its group reaps it: at once for an `errgroup!` group, whose
-//!   driver is woken by every task's end, and at the next spawn for a
-//!   [`Group`](crate::Group), which has no driver until `wait`.
+//!   driver is woken by every task's end, and, for a [`Group`](crate::Group),
+//!   which has no driver until `wait`, by the next pool task to end or the
+//!   next spawn.
 //! - The pool's `limit` counts the pool's tasks only, never the group's
 //!   branches; and the group's `limit` does not count a pool's tasks.
 
@@ -558,6 +559,10 @@ where
         if std::mem::take(this.slot) {
             shared.release();
         }
+        // The tasks that ended before this one are freed now, not at the
+        // next spawn: a `Group` that stops spawning (a server between
+        // bursts) keeps at most the last to end, not the whole burst.
+        shared.core.reap_tasks();
         Poll::Ready(ok)
     }
 }
