@@ -115,7 +115,8 @@ fn a_groups_finished_tasks_are_freed_at_the_next_spawn() {
 
 /// A burst of tasks, then no spawn while the group lives on (a server
 /// between bursts of clients): once the burst has ended, the group holds
-/// none of it, whether its tasks came from `Group::spawn` or from a pool.
+/// none of it, whether its tasks came from `Group::spawn`, from a pool or
+/// from the group's `ctx.spawn`.
 /// Measured as what one more spawn (which frees whatever has ended) would
 /// still free: nothing.
 #[test]
@@ -124,10 +125,11 @@ fn a_burst_is_freed_when_it_ends_without_another_spawn() {
     let _serial = SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    for pooled in [true, false] {
+    for mode in ["pool", "Group::spawn", "ctx.spawn"] {
         let (ended_burst, after_spawn) = current_thread().block_on(async {
             let mut group = Group::<String>::new();
             let pool = group.pool().supervise(|_, _| {});
+            let ctx = group.ctx();
             let gate = Arc::new(Semaphore::new(0));
             let ended = Arc::new(Semaphore::new(0));
             for _ in 0..BURST {
@@ -140,10 +142,10 @@ fn a_burst_is_freed_when_it_ends_without_another_spawn() {
                     ended.add_permits(1);
                     Ok(())
                 };
-                if pooled {
-                    pool.spawn("conn", task).await.unwrap();
-                } else {
-                    group.spawn("conn", |_| task);
+                match mode {
+                    "pool" => pool.spawn("conn", task).await.unwrap(),
+                    "Group::spawn" => group.spawn("conn", |_| task),
+                    _ => ctx.spawn("conn", task).unwrap(),
                 }
             }
             gate.add_permits(BURST);
@@ -158,10 +160,9 @@ fn a_burst_is_freed_when_it_ends_without_another_spawn() {
             }
             let ended_burst = live_bytes();
             // One more spawn frees whatever had ended and was still kept.
-            if pooled {
-                pool.spawn("next", async { Ok(()) }).await.unwrap();
-            } else {
-                group.spawn("next", |_| async { Ok(()) });
+            match mode {
+                "pool" => pool.spawn("next", async { Ok(()) }).await.unwrap(),
+                _ => group.spawn("next", |_| async { Ok(()) }),
             }
             let after_spawn = live_bytes();
             drop(pool);
@@ -170,7 +171,7 @@ fn a_burst_is_freed_when_it_ends_without_another_spawn() {
         });
         assert!(
             ended_burst - after_spawn < MAX_GROWTH,
-            "pooled={pooled}: the next spawn freed {} bytes of tasks that had ended",
+            "{mode}: the next spawn freed {} bytes of tasks that had ended",
             ended_burst - after_spawn
         );
     }
