@@ -236,8 +236,9 @@ impl<E: Send + 'static> Group<E> {
     /// Call it before the first `spawn`.
     ///
     /// Without it, nothing is kept of a task that returned `Ok(())`: it is
-    /// freed at the next `spawn`, so that a group spawned from for ever (an
-    /// accept loop) holds only what still runs, and `join_next`,
+    /// freed as the next task ends (or at the next `spawn`), so that a
+    /// group spawned from for ever (an accept loop), idle between bursts
+    /// or not, holds only what still runs, and `join_next`,
     /// `wait_all` and `wait_results` give only the failures.
     /// `returning::<()>()` keeps every result.
     ///
