@@ -641,14 +641,13 @@ where
     E: Send + 'static,
 {
     let running = core.running_guard(&task);
-    let reaper = Arc::clone(&core);
     let run = Run::new(Boxed, Guarded::new(core, task, body, start));
     async move {
         let ok = run.await.is_some();
-        drop(running);
         // A `Group`, which has no driver until `wait`, frees the tasks that
         // ended before this one now, not at a next spawn that may not come.
-        reaper.reap_tasks();
+        running.core().reap_tasks();
+        drop(running);
         ok
     }
 }
