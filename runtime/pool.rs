@@ -448,10 +448,13 @@ impl<E: Send + 'static> Pool<E> {
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         let core = &self.shared.core;
+        // The slot is given back if nothing takes it: refused here, or
+        // `make` panicked in the caller.
+        let mut held = Held {
+            shared: &self.shared,
+            slot,
+        };
         if core.is_cancelled() {
-            if slot {
-                self.shared.release();
-            }
             return Err(self.refused());
         }
         // A `Group`'s finished tasks are reaped here, as nobody else does
@@ -465,10 +468,24 @@ impl<E: Send + 'static> Pool<E> {
             body,
             shared: Arc::clone(&self.shared),
             name,
-            slot,
+            slot: std::mem::take(&mut held.slot),
         };
         let name = trace::name(&task.name);
         core.spawn_task(&name, task)
+    }
+}
+
+/// A slot of the pool's `limit` not yet handed to its task.
+struct Held<'a, E> {
+    shared: &'a Shared<E>,
+    slot: bool,
+}
+
+impl<E> Drop for Held<'_, E> {
+    fn drop(&mut self) {
+        if self.slot {
+            self.shared.release();
+        }
     }
 }
 

@@ -397,3 +397,22 @@ async fn race_in_a_task_ok_stops_the_group_and_err_fails_it() {
         .expect("race did not stop the group")
         .unwrap();
 }
+
+/// A `spawn_with` whose `make` panics (in the caller, once a slot was
+/// found) gives its slot back: the pool is not a slot short for ever.
+#[tokio::test]
+async fn a_panicking_make_gives_its_slot_back() {
+    let group = Group::<String>::new();
+    let pool = group.pool().limit(1);
+    let mut spawn = pin!(
+        pool.spawn_with("conn", |_ctx| -> std::future::Ready<Result<(), String>> {
+            panic!("bad socket option")
+        })
+    );
+    let panicked =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pending(spawn.as_mut())));
+    assert!(panicked.is_err());
+    assert_eq!(pool.available(), Some(1), "the slot was lost");
+    pool.spawn("next", async { Ok(()) }).await.unwrap();
+    group.wait().await.unwrap();
+}
