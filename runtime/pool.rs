@@ -579,6 +579,8 @@ where
         // The tasks that ended before this one are freed now, not at the
         // next spawn: a `Group` that stops spawning (a server between
         // bursts) keeps at most the last to end, not the whole burst.
+        // (Not under loom: there the set polls its tasks under its lock.)
+        #[cfg(not(loom))]
         shared.core.reap_tasks();
         Poll::Ready(ok)
     }
