@@ -644,6 +644,12 @@ where
     let run = Run::new(Boxed, Guarded::new(core, task, body, start));
     async move {
         let ok = run.await.is_some();
+        // A `Group`, which has no driver until `wait`, frees the tasks that
+        // ended before this one now, not at a next spawn that may not come.
+        // (Under loom the set polls its tasks under its lock, and frees
+        // nothing before the driver polls it.)
+        #[cfg(not(loom))]
+        running.core().reap_tasks();
         drop(running);
         ok
     }

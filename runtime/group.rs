@@ -71,21 +71,51 @@ pub struct Group<E, T = ()> {
     grace: Option<Duration>,
     /// `on_error = continue`: a task's error is its result, not the group's.
     supervise: bool,
-    /// The tasks `spawn` started, with their results until taken.
-    own: TaskSet<Done<T, E>>,
-    /// Results taken from `own` by a spawn, which frees the tasks that
-    /// ended: only those someone will collect (see `keep`).
-    reaped: std::collections::VecDeque<Done<T, E>>,
-    /// What is kept of a task's result: everything once `returning` was
-    /// called; else its failures only, so that a group spawned from for
-    /// ever holds only what still runs.
-    keep: Keep,
+    /// The tasks `spawn` started, with their results until taken: shared
+    /// with the tasks (weakly), each of which frees those that ended before
+    /// it, so that a group nobody spawns from or joins for a while still
+    /// holds only what runs.
+    own: Arc<Mutex<Own<T, E>>>,
     /// How many tasks `spawn` was asked for: the next one's index.
     spawned: usize,
     /// `join_next` took a failure, or skipped a task that never ran: the
     /// group's result cannot be `Ok`.
     taken_not_ok: bool,
     finished: bool,
+}
+
+/// The tasks of a group's own, and what is kept of those that ended.
+struct Own<T, E> {
+    set: TaskSet<Done<T, E>>,
+    /// Results taken from `set` by a spawn or a task's end, which frees the
+    /// tasks that ended: only those someone will collect (see `keep`).
+    reaped: std::collections::VecDeque<Done<T, E>>,
+    /// What is kept of a task's result: everything once `returning` was
+    /// called; else its failures only, so that a group spawned from for
+    /// ever holds only what still runs.
+    keep: Keep,
+}
+
+impl<T: Send + 'static, E: Send + 'static> Own<T, E> {
+    fn new(keep: Keep) -> Arc<Mutex<Self>> {
+        Arc::new(Mutex::new(Own {
+            set: TaskSet::new(),
+            reaped: std::collections::VecDeque::new(),
+            keep,
+        }))
+    }
+
+    /// Frees the tasks that have ended, keeping what someone will collect.
+    fn reap(&mut self, core: &crate::state::Core) {
+        while let Some(joined) = self.set.try_next() {
+            let Some(done) = core.joined(&TaskName::new("task"), joined) else {
+                continue;
+            };
+            if self.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
+                self.reaped.push_back(done);
+            }
+        }
+    }
 }
 
 /// What a group keeps of its tasks' results.
@@ -206,8 +236,9 @@ impl<E: Send + 'static> Group<E> {
     /// Call it before the first `spawn`.
     ///
     /// Without it, nothing is kept of a task that returned `Ok(())`: it is
-    /// freed at the next `spawn`, so that a group spawned from for ever (an
-    /// accept loop) holds only what still runs, and `join_next`,
+    /// freed as the next task ends (or at the next `spawn`), so that a
+    /// group spawned from for ever (an accept loop), idle between bursts
+    /// or not, holds only what still runs, and `join_next`,
     /// `wait_all` and `wait_results` give only the failures.
     /// `returning::<()>()` keeps every result.
     ///
@@ -231,9 +262,7 @@ impl<E: Send + 'static> Group<E> {
             signals: Mutex::new(std::mem::take(&mut *lock(&self.signals))),
             grace: self.grace,
             supervise: self.supervise,
-            own: TaskSet::new(),
-            reaped: std::collections::VecDeque::new(),
-            keep: Keep::Everything,
+            own: Own::new(Keep::Everything),
             spawned: 0,
             taken_not_ok: false,
             finished: false,
@@ -254,9 +283,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             signals: Mutex::new(Vec::new()),
             grace: None,
             supervise: false,
-            own: TaskSet::new(),
-            reaped: std::collections::VecDeque::new(),
-            keep: Keep::Failures,
+            own: Own::new(Keep::Failures),
             spawned: 0,
             taken_not_ok: false,
             finished: false,
@@ -543,7 +570,8 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
         let core = Arc::clone(&self.built().state.core);
-        self.reap(&core);
+        core.reap_tasks();
+        lock(&self.own).reap(&core);
         let index = self.spawned;
         self.spawned += 1;
         if matches!(start, Start::Refused) {
@@ -556,7 +584,8 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let running = core.running_guard(&task);
         let guarded = Guarded::new(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
-        self.own.spawn(&trace::name(&task), async move {
+        let own = Arc::downgrade(&self.own);
+        lock(&self.own).set.spawn(&trace::name(&task), async move {
             let outcome = match guarded.await {
                 Some((Ok(value), _permit)) => Outcome::Value(value),
                 Some((Err(error), permit)) => {
@@ -568,25 +597,21 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 None => Outcome::NoValue,
             };
             drop(running);
+            // Those that ended before this one are freed now, not at the
+            // next spawn, which may not come for a long time. (Not under
+            // loom: there the set polls its tasks under the lock.)
+            #[cfg(not(loom))]
+            if let Some(own) = own.upgrade() {
+                lock(&own).reap(&core);
+            }
+            #[cfg(loom)]
+            drop(own);
             Done {
                 index,
                 task,
                 outcome,
             }
         });
-    }
-
-    /// Frees the tasks that have ended, keeping what someone will collect.
-    fn reap(&mut self, core: &crate::state::Core) {
-        core.reap_tasks();
-        while let Some(joined) = self.own.try_next() {
-            let Some(done) = core.joined(&TaskName::new("task"), joined) else {
-                continue;
-            };
-            if self.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
-                self.reaped.push_back(done);
-            }
-        }
     }
 
     /// Waits for every task, then returns the first error (by time), or
@@ -673,18 +698,30 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// ```
     pub async fn join_next(&mut self) -> Option<(TaskName, Result<T, E>)> {
         let core = Arc::clone(&self.built().state.core);
+        let keep = lock(&self.own).keep;
         loop {
-            let done = if let Some(done) = self.reaped.pop_front() {
-                done
-            } else {
-                let joined = poll_fn(|cx| self.own.poll_next(cx)).await?;
-                let Some(done) = core.joined(&TaskName::new("task"), joined) else {
-                    continue;
-                };
-                done
-            };
+            // Each poll looks at what a task's end took from the set first:
+            // results come in the order the tasks ended.
+            let done = poll_fn(|cx| {
+                let mut own = lock(&self.own);
+                loop {
+                    if let Some(done) = own.reaped.pop_front() {
+                        return Poll::Ready(Some(done));
+                    }
+                    match own.set.poll_next(cx) {
+                        Poll::Ready(Some(joined)) => {
+                            if let Some(done) = core.joined(&TaskName::new("task"), joined) {
+                                return Poll::Ready(Some(done));
+                            }
+                        }
+                        Poll::Ready(None) => return Poll::Ready(None),
+                        Poll::Pending => return Poll::Pending,
+                    }
+                }
+            })
+            .await?;
             match done.outcome {
-                Outcome::Value(_) if self.keep == Keep::Failures => {}
+                Outcome::Value(_) if keep == Keep::Failures => {}
                 Outcome::Value(value) => return Some((done.task, Ok(value))),
                 Outcome::Failed { error, .. } => {
                     self.taken_not_ok |= !self.supervise;
@@ -733,8 +770,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             self.grace
                 .map(|period| Grace::new(core.cancellation(), period))
         );
-        let mut done: Vec<_> = std::mem::take(&mut self.reaped).into();
-        let own = &mut self.own;
+        let own = &*self.own;
         let all_ok = poll_fn(|cx| {
             if let Some(expired) = grace.as_mut().as_pin_mut() {
                 if expired.poll_expired(cx) {
@@ -744,33 +780,44 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                     grace.set(None);
                     // The shutdown rule: abort, then await until empty.
                     core.close_tasks();
-                    own.abort_all();
+                    lock(own).set.abort_all();
                 }
             }
-            loop {
-                match own.poll_next(cx) {
-                    Poll::Ready(Some(joined)) => {
-                        done.extend(core.joined(&TaskName::new("task"), joined));
-                    }
-                    Poll::Ready(None) => return core.poll_tasks(cx, true),
-                    Poll::Pending => {
-                        // Tasks of `ctx.spawn` are collected meanwhile, but
-                        // the set stays open: an own task may add one.
-                        let _ = core.poll_tasks(cx, false);
-                        return Poll::Pending;
+            // Not held while `poll_tasks` locks the core's tasks.
+            let own_done = {
+                let mut own = lock(own);
+                loop {
+                    match own.set.poll_next(cx) {
+                        Poll::Ready(Some(joined)) => {
+                            let joined = core.joined(&TaskName::new("task"), joined);
+                            own.reaped.extend(joined);
+                        }
+                        Poll::Ready(None) => break true,
+                        Poll::Pending => break false,
                     }
                 }
+            };
+            if own_done {
+                return core.poll_tasks(cx, true);
             }
+            // Tasks of `ctx.spawn` are collected meanwhile, but the set
+            // stays open: an own task may add one.
+            let _ = core.poll_tasks(cx, false);
+            Poll::Pending
         })
         .await;
         self.finished = true;
+        let (mut done, keep_all) = {
+            let mut own = lock(&self.own);
+            (Vec::from(std::mem::take(&mut own.reaped)), own.keep)
+        };
         let state = &self.built().state;
         let mut all_ok = all_ok && !self.taken_not_ok;
         let mut results = Vec::with_capacity(done.len());
         done.sort_by_key(|d| d.index);
         for d in done {
             match d.outcome {
-                Outcome::Value(_) if self.keep == Keep::Failures => {}
+                Outcome::Value(_) if keep_all == Keep::Failures => {}
                 Outcome::Value(value) => results.push((d.task, Ok(value))),
                 Outcome::Failed { error, first } => {
                     all_ok &= self.supervise;

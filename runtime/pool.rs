@@ -11,8 +11,9 @@
 //! - Nothing is kept for a finished task: its result goes to the group
 //!   (default policy) or to the handler (supervised), and the task is freed
 //!   as soon as its group reaps it: at once for an `errgroup!` group, whose
-//!   driver is woken by every task's end, and at the next spawn for a
-//!   [`Group`](crate::Group), which has no driver until `wait`.
+//!   driver is woken by every task's end, and, for a [`Group`](crate::Group),
+//!   which has no driver until `wait`, by the next pool task to end or the
+//!   next spawn.
 //! - The pool's `limit` counts the pool's tasks only, never the group's
 //!   branches; and the group's `limit` does not count a pool's tasks.
 
@@ -447,10 +448,13 @@ impl<E: Send + 'static> Pool<E> {
         F: Future<Output = Result<(), E>> + Send + 'static,
     {
         let core = &self.shared.core;
+        // The slot is given back if nothing takes it: refused here, or
+        // `make` panicked in the caller.
+        let mut held = Held {
+            shared: &self.shared,
+            slot,
+        };
         if core.is_cancelled() {
-            if slot {
-                self.shared.release();
-            }
             return Err(self.refused());
         }
         // A `Group`'s finished tasks are reaped here, as nobody else does
@@ -464,10 +468,24 @@ impl<E: Send + 'static> Pool<E> {
             body,
             shared: Arc::clone(&self.shared),
             name,
-            slot,
+            slot: std::mem::take(&mut held.slot),
         };
         let name = trace::name(&task.name);
         core.spawn_task(&name, task)
+    }
+}
+
+/// A slot of the pool's `limit` not yet handed to its task.
+struct Held<'a, E> {
+    shared: &'a Shared<E>,
+    slot: bool,
+}
+
+impl<E> Drop for Held<'_, E> {
+    fn drop(&mut self) {
+        if self.slot {
+            self.shared.release();
+        }
     }
 }
 
@@ -558,6 +576,12 @@ where
         if std::mem::take(this.slot) {
             shared.release();
         }
+        // The tasks that ended before this one are freed now, not at the
+        // next spawn: a `Group` that stops spawning (a server between
+        // bursts) keeps at most the last to end, not the whole burst.
+        // (Not under loom: there the set polls its tasks under its lock.)
+        #[cfg(not(loom))]
+        shared.core.reap_tasks();
         Poll::Ready(ok)
     }
 }

@@ -12,8 +12,12 @@ use std::task::Poll;
 ///
 /// The handlers are installed when this is called, not when the future is
 /// first polled: call it before you tell anyone you are ready, and a
-/// signal sent right after is not lost. While installed, the signals no
-/// longer end the process by themselves.
+/// signal sent right after is not lost. From then on, for the rest of the
+/// process (tokio never uninstalls a handler), SIGINT and SIGTERM no longer
+/// end it by themselves: a second Ctrl-C while `grace` runs does not kill
+/// it; exit when the group returns. Each call's future completes on the
+/// next signal sent after that call, so any number of groups can each wait
+/// on their own.
 ///
 /// # Panics
 ///

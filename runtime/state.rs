@@ -714,6 +714,13 @@ impl Core {
 #[derive(Debug)]
 pub(crate) struct RunningTask(Arc<Core>, usize);
 
+impl RunningTask {
+    /// The task's group.
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        &self.0
+    }
+}
+
 impl Drop for RunningTask {
     fn drop(&mut self) {
         self.0.running.fetch_sub(1, Ordering::Relaxed);

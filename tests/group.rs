@@ -179,3 +179,35 @@ async fn a_supervisor_gives_every_result_and_cancels_nothing() {
         [("bad".to_owned(), Err("no")), ("patient".to_owned(), Ok(7))]
     );
 }
+
+/// Tasks that end free those that ended before them while `join_next`
+/// and further spawns run on other threads: every result comes back once,
+/// none is lost or doubled, on a multi-threaded runtime.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_result_comes_back_once_while_tasks_free_each_other() {
+    const TASKS: usize = 2_000;
+    let mut group = Group::<usize>::new()
+        .on_error_continue()
+        .returning::<usize>();
+    let mut seen = vec![0_u8; TASKS];
+    let mut taken = 0;
+    for i in 0..TASKS {
+        group.spawn(format!("t{i}"), move |_| async move {
+            tokio::task::yield_now().await;
+            if i % 7 == 0 { Err(i) } else { Ok(i) }
+        });
+        if i % 3 == 0 {
+            if let Some((_, result)) = group.join_next().await {
+                seen[result.unwrap_or_else(|i| i)] += 1;
+                taken += 1;
+            }
+        }
+    }
+    while let Some((_, result)) = group.join_next().await {
+        seen[result.unwrap_or_else(|i| i)] += 1;
+        taken += 1;
+    }
+    assert_eq!(taken, TASKS);
+    assert!(seen.iter().all(|&n| n == 1), "a result was lost or doubled");
+    group.wait().await.unwrap();
+}

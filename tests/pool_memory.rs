@@ -112,3 +112,67 @@ fn a_groups_finished_tasks_are_freed_at_the_next_spawn() {
     });
     assert!(late - early < MAX_GROWTH, "{early} -> {late} bytes");
 }
+
+/// A burst of tasks, then no spawn while the group lives on (a server
+/// between bursts of clients): once the burst has ended, the group holds
+/// none of it, whether its tasks came from `Group::spawn`, from a pool or
+/// from the group's `ctx.spawn`.
+/// Measured as what one more spawn (which frees whatever has ended) would
+/// still free: nothing.
+#[test]
+fn a_burst_is_freed_when_it_ends_without_another_spawn() {
+    const BURST: usize = 5_000;
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for mode in ["pool", "Group::spawn", "ctx.spawn"] {
+        let (ended_burst, after_spawn) = current_thread().block_on(async {
+            let mut group = Group::<String>::new();
+            let pool = group.pool().supervise(|_, _| {});
+            let ctx = group.ctx();
+            let gate = Arc::new(Semaphore::new(0));
+            let ended = Arc::new(Semaphore::new(0));
+            for _ in 0..BURST {
+                let (gate, ended) = (Arc::clone(&gate), Arc::clone(&ended));
+                let task = async move {
+                    // Big, as a connection's future is: what a kept task costs.
+                    let buffer = std::hint::black_box([0_u8; 1024]);
+                    let _ = gate.acquire().await.unwrap();
+                    std::hint::black_box(&buffer);
+                    ended.add_permits(1);
+                    Ok(())
+                };
+                match mode {
+                    "pool" => pool.spawn("conn", task).await.unwrap(),
+                    "Group::spawn" => group.spawn("conn", |_| task),
+                    _ => ctx.spawn("conn", task).unwrap(),
+                }
+            }
+            gate.add_permits(BURST);
+            ended
+                .acquire_many(u32::try_from(BURST).unwrap())
+                .await
+                .unwrap()
+                .forget();
+            // Each task has run to its end; let the runtime finish them.
+            for _ in 0..4 {
+                tokio::task::yield_now().await;
+            }
+            let ended_burst = live_bytes();
+            // One more spawn frees whatever had ended and was still kept.
+            match mode {
+                "pool" => pool.spawn("next", async { Ok(()) }).await.unwrap(),
+                _ => group.spawn("next", |_| async { Ok(()) }),
+            }
+            let after_spawn = live_bytes();
+            drop(pool);
+            group.wait().await.unwrap();
+            (ended_burst, after_spawn)
+        });
+        assert!(
+            ended_burst - after_spawn < MAX_GROWTH,
+            "{mode}: the next spawn freed {} bytes of tasks that had ended",
+            ended_burst - after_spawn
+        );
+    }
+}
