@@ -94,8 +94,8 @@ enum Outcome<T, E> {
         error: E,
         first: bool,
     },
-    /// It never ran (refused, or the group was cancelled while it waited
-    /// for a `limit` slot), or panicked (the panic resumes in `wait`).
+    /// It never ran (the group was cancelled while it waited for a `limit`
+    /// slot), or panicked (the panic resumes in `wait`).
     NoValue,
 }
 
@@ -435,10 +435,11 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
 
     /// Starts `task(ctx)` as a tokio task of the group: Go's `g.Go`.
     ///
-    /// With a [`limit`](Group::limit), the task waits for a slot before its
-    /// body runs, and does not run if the group is cancelled meanwhile. A
-    /// task spawned once the group is cancelled never runs; one spawned
-    /// before always starts, as in Go.
+    /// The task always starts, as in Go, also in a group already cancelled
+    /// (one made during a shutdown, or with a zero `timeout`): it sees its
+    /// ctx cancelled and can clean up. With a [`limit`](Group::limit), the
+    /// task waits for a slot before its body runs, and does not run if the
+    /// group is cancelled meanwhile.
     ///
     /// # Panics
     ///
@@ -457,7 +458,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let start = self.built().state.core.start();
+        let start = self.built().state.core.start_written();
         self.start(name.into(), task, start);
     }
 
@@ -481,7 +482,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        match self.built().state.core.start() {
+        match self.built().state.core.start_written() {
             Start::Queued => false,
             start => {
                 self.start(name.into(), task, start);
@@ -490,8 +491,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         }
     }
 
-    /// Starts one task of the group's own, as `start` allows. Refused only
-    /// once the group is cancelled: then nothing starts, as documented.
+    /// Starts one task of the group's own, as `start` allows.
     fn start<F, Fut>(&mut self, task: TaskName, make: F, start: Start)
     where
         F: FnOnce(Ctx) -> Fut,

@@ -163,7 +163,10 @@ pub use crate::group::Group;
 ///
 /// # Semantics
 ///
-/// 1. **Concurrent start.** Every branch starts at once. Plain branches run
+/// 1. **Concurrent start.** Every branch starts at once, also in a group
+///    born cancelled (created during a shutdown, under a cancelled parent,
+///    with a zero `timeout`): its branches then see their ctx cancelled and
+///    can clean up, as Go's `g.Go` would. Plain branches run
 ///    in the calling task and may borrow locals. `#[spawn]` branches run as
 ///    tokio tasks, in parallel (captures are moved; `Send + 'static`); in a
 ///    group whose branches are all plain `#[spawn]` ones, awaited inside a
@@ -199,7 +202,9 @@ pub use crate::group::Group;
 ///    items lazily: 1,000,000 items with `limit = 8` hold memory for 8.
 /// 9. **Nothing new starts after cancellation.** Items not yet pulled,
 ///    branches waiting for a slot and `ctx.spawn` calls made after the
-///    cancellation never run.
+///    cancellation never run. A refused `ctx.spawn` returns
+///    `Err(Cancelled)` to its caller, which decides: a branch that heard it
+///    and still returns `Ok` leaves the group's result as it was.
 /// 10. **Supervisor mode.** With `on_error = continue;` a failing branch
 ///     cancels nothing; the group evaluates to
 ///     `Result<(Result<T1, E>, .., Result<Tn, E>), Error<E>>` (a `for`

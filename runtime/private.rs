@@ -136,7 +136,7 @@ impl<E> Scope<E> {
 
     fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<Body<F>> {
         let core = Arc::clone(&self.state.core);
-        let start = core.start();
+        let start = core.start_written();
         let task = ctx.task().clone();
         let body = body_of(&core, ctx, body);
         Guarded::new(core, task, body, start)
@@ -225,7 +225,7 @@ impl InTask {
         T: 's,
     {
         let (core, task) = ctx.into().into_parts();
-        let start = core.start();
+        let start = core.start_written();
         let body = in_task_body(&core, &task, body);
         Leaf::new(Run::new(
             &scope.state,
@@ -401,7 +401,7 @@ impl Blocking {
     {
         let core = Arc::clone(&scope.state.core);
         core.off_driver();
-        let start = core.start();
+        let start = core.start_written();
         let task = ctx.task().clone();
         let span = trace::branch(core.span(), &task);
         Leaf::new(RunBlocking::new(

@@ -342,6 +342,13 @@ impl Core {
         limit::start(&self.node, self.limit.as_ref())
     }
 
+    /// How a written branch or a `Group::spawn` task created now may start:
+    /// also in a cancelled group (see `limit::start_written`).
+    #[inline]
+    pub(crate) fn start_written(&self) -> Start {
+        limit::start_written(self.limit.as_ref())
+    }
+
     pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
         trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
@@ -565,21 +572,10 @@ impl Core {
     }
 
     /// A task refused because the group was cancelled when it was asked for.
+    /// The refusal is the caller's: it gets this `Cancelled` and decides;
+    /// the group's result stays what its branches and tasks make it (a
+    /// branch that heard the refusal and returned `Ok` leaves it `Ok`).
     pub(crate) fn refuse_task(&self) -> Cancelled {
-        self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
-        if self.task_flags.fetch_or(SPAWNED, Ordering::AcqRel) & SEALED != 0 {
-            // Closed: see below.
-            return self.cancelled_error();
-        }
-        let mut tasks = lock(&self.tasks);
-        // A task that never runs did not return `Ok`: without this, a group
-        // born cancelled (a passed deadline, a cancelled parent) whose every
-        // spawn was refused would wait for nothing and report `Ok(())`. Once
-        // the group has returned (closed), a refusal is no longer its
-        // business: it must not turn the result `finish` is computing into
-        // an error (loom_tests.rs).
-        tasks.all_ok &= tasks.closed;
-        drop(tasks);
         self.cancelled_error()
     }
 
@@ -739,9 +735,9 @@ impl<E: 'static> State<E> {
         if let Some(payload) = panic {
             resume_unwind(payload);
         }
-        // A task that failed after the cancellation (its error dropped) or
-        // was refused did not return `Ok` either, as a branch would not have
-        // (`tasks_ok`).
+        // A task that failed after the cancellation (its error dropped)
+        // did not return `Ok` either, as a branch would not have
+        // (`tasks_ok`). A refused one is its caller's business.
         if let (Some(value), None, true) = (value, &task_error, tasks_ok) {
             return Ok(value);
         }
