@@ -193,7 +193,10 @@ impl Cause {
     }
 
     /// Whether the group was stopped on purpose ([`Cause::Shutdown`]),
-    /// itself or through its parents: not a failure.
+    /// itself or through its parents: not a failure. This says why the
+    /// group was cancelled, not how it ended: a shutdown whose `grace`
+    /// expired abandoned work, and its error's
+    /// [`Error::is_shutdown`] is `false`.
     ///
     /// ```
     /// use errgroup::{Cause, TaskName};
@@ -301,6 +304,40 @@ impl Cancelled {
     }
 }
 
+impl Cancelled {
+    /// Whether the group's `grace` expired: what still ran then was
+    /// dropped or aborted (`#[blocking]` bodies were waited for), and
+    /// [`still_running`](Cancelled::still_running) lists it. Such a stop
+    /// abandoned work, whatever its [`cause`](Cancelled::cause): a group
+    /// shut down on purpose whose grace expired is not a clean stop
+    /// ([`Error::is_shutdown`] is `false` for it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let err = errgroup! {
+    ///     grace = Duration::from_secs(1);
+    ///     type Error = errgroup::Cancelled;
+    ///     stubborn => { tokio::time::sleep(Duration::from_secs(60)).await; Ok(()) },
+    ///     admin => { ctx.shutdown(); Ok(()) },
+    /// }
+    /// .unwrap_err();
+    /// assert!(err.cause().is_shutdown(), "why it stopped: a shutdown");
+    /// assert!(err.is_grace_expired(), "how it ended: work abandoned");
+    /// assert!(!err.is_shutdown(), "so not a clean stop");
+    /// assert_eq!(err.to_string(), "group cancelled: shut down by `admin`, then grace expired");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_grace_expired(&self) -> bool {
+        self.report
+            .as_ref()
+            .is_some_and(|r| r.moment == Moment::GraceExpired)
+    }
+}
+
 /// Compares the causes only: the report says how it ended, not why.
 impl PartialEq for Cancelled {
     fn eq(&self, other: &Self) -> bool {
@@ -310,9 +347,16 @@ impl PartialEq for Cancelled {
 
 impl Eq for Cancelled {}
 
+/// `cancelled: CAUSE`, and `, then grace expired` when work was abandoned
+/// ([`Cancelled::is_grace_expired`]), so that the one-line message of a
+/// stop that dropped work never reads as a clean one.
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cancelled: {}", self.cause)
+        write!(f, "cancelled: {}", self.cause)?;
+        if self.is_grace_expired() {
+            f.write_str(", then grace expired")?;
+        }
+        Ok(())
     }
 }
 
@@ -440,7 +484,8 @@ pub enum Moment {
 /// assert_eq!(report.tasks()[0].task(), "stubborn");
 /// assert_eq!(
 ///     format!("{:#}", anyhow::Error::from(err)),
-///     "group cancelled: deadline exceeded: cancelled: deadline exceeded: \
+///     "group cancelled: deadline exceeded, then grace expired: \
+///      cancelled: deadline exceeded, then grace expired: \
 ///      still running when grace expired (dropped or aborted): `stubborn` for 3s",
 /// );
 /// # }
@@ -662,8 +707,13 @@ impl<E> Error<E> {
     }
 
     /// Whether the group was stopped on purpose (a [`Cause::Shutdown`], its
-    /// own or its parents') and no branch failed before that: the error a
-    /// service's caller usually treats as success.
+    /// own or its parents') and stopped cleanly: no branch failed before
+    /// that, and its `grace` did not expire (nothing was dropped or
+    /// aborted). The error a service's caller treats as success, and the
+    /// one [`allow_shutdown`](AllowShutdown::allow_shutdown) turns into `Ok`.
+    ///
+    /// A shutdown whose grace expired is not one: see
+    /// [`is_grace_expired`](Error::is_grace_expired).
     ///
     /// ```
     /// use errgroup::{Cancelled, Cause, Error, TaskName};
@@ -674,7 +724,39 @@ impl<E> Error<E> {
     /// ```
     #[must_use]
     pub fn is_shutdown(&self) -> bool {
-        matches!(self, Error::Cancelled(c) if c.cause().is_shutdown())
+        matches!(self, Error::Cancelled(c) if c.cause().is_shutdown() && !c.is_grace_expired())
+    }
+
+    /// Whether the group's `grace` expired, dropping or aborting what
+    /// still ran (listed by [`still_running`](Error::still_running)): a
+    /// stop that abandoned work, whether it began as a shutdown, a
+    /// deadline or a parent's cancellation. Never a clean stop:
+    /// [`is_shutdown`](Error::is_shutdown) is `false` then, and
+    /// [`allow_shutdown`](AllowShutdown::allow_shutdown) keeps the error.
+    /// `false` for [`Error::Failed`], an error in any case.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::{AllowShutdown, errgroup};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let result = errgroup! {
+    ///     grace = Duration::from_secs(2);
+    ///     type Error = errgroup::Cancelled;
+    ///     flush => { tokio::time::sleep(Duration::from_secs(60)).await; Ok(()) },
+    ///     stop => { ctx.shutdown(); Ok(()) },
+    /// };
+    /// assert!(result.as_ref().unwrap_err().is_grace_expired());
+    /// let err = result.allow_shutdown().unwrap_err(); // work was lost: still an error
+    /// assert_eq!(
+    ///     err.still_running().unwrap().to_string(),
+    ///     "still running when grace expired (dropped or aborted): `flush` for 2s",
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_grace_expired(&self) -> bool {
+        matches!(self, Error::Cancelled(c) if c.is_grace_expired())
     }
 
     /// What was still running when the group's deadline passed or its
@@ -759,7 +841,9 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for Error<E> {
 /// not all return `Ok` (a service loop that returned `ctx.check()?`'s error)
 /// evaluates to `Err(Error::Cancelled(..))`; for a group whose value has a
 /// default (the all-`()` service group), that is one call away from `Ok`.
-/// A failure that happened before the shutdown is still an error.
+/// A failure that happened before the shutdown is still an error, and so
+/// is a shutdown whose `grace` expired ([`Error::is_grace_expired`]): work
+/// was dropped, and the caller must hear it.
 ///
 /// ```
 /// use errgroup::{AllowShutdown, errgroup};

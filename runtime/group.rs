@@ -666,6 +666,9 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 .map(|period| Grace::new(core.cancellation(), period))
         );
         let mut done = Vec::new();
+        // A task aborted by grace (or a panic) gives no outcome: it did not
+        // return `Ok`, and the group must not say that everything did.
+        let mut lost = false;
         let own = &mut self.own;
         let all_ok = poll_fn(|cx| {
             if let Some(expired) = grace.as_mut().as_pin_mut() {
@@ -681,9 +684,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             }
             loop {
                 match own.poll_next(cx) {
-                    Poll::Ready(Some(joined)) => {
-                        done.extend(core.joined(&TaskName::new("task"), joined));
-                    }
+                    Poll::Ready(Some(joined)) => match core.joined(&TaskName::new("task"), joined) {
+                        Some(d) => done.push(d),
+                        None => lost = true,
+                    },
                     Poll::Ready(None) => return core.poll_tasks(cx, true),
                     Poll::Pending => {
                         // Tasks of `ctx.spawn` are collected meanwhile, but
@@ -697,7 +701,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         .await;
         self.finished = true;
         let state = &self.built().state;
-        let mut all_ok = all_ok && !self.taken_not_ok;
+        let mut all_ok = all_ok && !self.taken_not_ok && !lost;
         let mut results = Vec::with_capacity(done.len());
         done.sort_by_key(|d| d.index);
         for d in done {

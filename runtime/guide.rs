@@ -316,6 +316,14 @@ pub mod shutdown {
     //! and [`allow_shutdown`](crate::AllowShutdown::allow_shutdown) makes it
     //! `Ok` in one call. A failure that came first still wins.
     //!
+    //! A stop that dropped work is not clean: if `grace` expires, what
+    //! still runs is dropped or aborted, the error's
+    //! [`is_grace_expired`](crate::Error::is_grace_expired) is true and its
+    //! `is_shutdown` false, so `allow_shutdown` keeps it and `serve_until`
+    //! below returns it (its message ends in `, then grace expired`; its
+    //! [`still_running`](crate::Error::still_running) report names what was
+    //! dropped): the process exits with an error, not a clean status.
+    //!
     //! ```
     //! use std::future::Future;
     //! use std::time::Duration;
