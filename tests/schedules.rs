@@ -1141,7 +1141,10 @@ where
         inner => {
             let result = catch_panic(group()).await;
             let wrong = match &result {
-                Ok(Err(e)) if matches!(e.cause(), Cause::Parent(_)) && e.is_shutdown() != shutdown => {
+                // A shutdown is a clean stop unless grace expired (issue 20).
+                Ok(Err(e)) if matches!(e.cause(), Cause::Parent(_))
+                    && (e.cause().is_shutdown() != shutdown
+                        || e.is_shutdown() != (shutdown && !e.is_grace_expired())) => {
                     Some(format!("a parent {} gave {e:?}", if shutdown { "shut down" } else { "failing" }))
                 }
                 _ => None,
