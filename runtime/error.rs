@@ -1,8 +1,11 @@
 //! What a group reports: the name of a task, why a group was cancelled, and
 //! the error a group evaluates to.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,10 +26,84 @@ use tokio::time::Instant;
 /// assert_eq!(item.index(), Some(3));
 /// assert_eq!(TaskName::from("user"), "user");
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct TaskName {
     name: Cow<'static, str>,
     index: Option<usize>,
+    /// On the name of an [`Error::Failed`]'s task only: the failures kept
+    /// after it ([`Error::suppressed`]). Not part of the name: equality and
+    /// hashing ignore it.
+    later: Option<Later>,
+}
+
+impl PartialEq for TaskName {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.index == other.index
+    }
+}
+
+impl Eq for TaskName {}
+
+impl Hash for TaskName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.index.hash(state);
+    }
+}
+
+/// The failures a group kept after its first one, type-erased so that
+/// [`Error`]'s variants keep their shape: a `Vec<Suppressed<E>>`, read back
+/// by [`Error::suppressed`]. Made only when a second failure happened.
+#[derive(Clone)]
+pub(crate) struct Later(Arc<dyn Any + Send + Sync>);
+
+impl Later {
+    /// `report`: what the group's `Cancelled` reports, repeated here so that
+    /// an error chain that goes through the list still reaches it.
+    pub(crate) fn new<E: Send + Sync + 'static>(
+        list: Vec<Suppressed<E>>,
+        report: Option<Box<StillRunning>>,
+    ) -> Option<Self> {
+        (!list.is_empty()).then(|| Later(Arc::new(List { list, report })))
+    }
+
+    fn get<E: 'static>(later: Option<&Later>) -> Option<&List<E>> {
+        later.and_then(|l| l.0.downcast_ref::<List<E>>())
+    }
+
+    fn list<E: 'static>(later: Option<&Later>) -> &[Suppressed<E>] {
+        Self::get(later).map_or(&[], |l| l.list.as_slice())
+    }
+}
+
+/// The later failures as a link of an error chain
+/// ([`source`](std::error::Error::source)): `then task `b` failed: ..`, so
+/// that `anyhow`'s `{:#}` and `{:?}` show them.
+struct List<E> {
+    list: Vec<Suppressed<E>>,
+    report: Option<Box<StillRunning>>,
+}
+
+impl<E: fmt::Display> fmt::Display for List<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, later) in self.list.iter().enumerate() {
+            f.write_str(if i == 0 { "then " } else { "; then " })?;
+            fmt::Display::fmt(later, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for List<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.list, f)
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for List<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.report.as_deref().map(|r| r as _)
+    }
 }
 
 impl TaskName {
@@ -39,6 +116,7 @@ impl TaskName {
         TaskName {
             name: name.into(),
             index: None,
+            later: None,
         }
     }
 
@@ -51,6 +129,7 @@ impl TaskName {
         TaskName {
             name: name.into(),
             index: Some(index),
+            later: None,
         }
     }
 
@@ -72,6 +151,17 @@ impl TaskName {
     #[must_use]
     pub fn index(&self) -> Option<usize> {
         self.index
+    }
+
+    /// A copy that allocates nothing: `None` for a `String` name.
+    pub(crate) fn cheap_clone(&self) -> Option<TaskName> {
+        matches!(self.name, Cow::Borrowed(_)).then(|| self.clone())
+    }
+
+    /// The name carrying `later` (see [`TaskName::later`]).
+    pub(crate) fn with_later(mut self, later: Option<Later>) -> Self {
+        self.later = later;
+        self
     }
 }
 
@@ -238,12 +328,24 @@ impl fmt::Display for Cause {
 /// assert_eq!(err.to_string(), "cancelled: deadline exceeded");
 /// let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Cancelled {
     cause: Cause,
     /// What still ran when the deadline passed or `grace` expired: boxed,
     /// as it is rare and every `ctx.check()?` moves a `Cancelled`.
     report: Option<Box<StillRunning>>,
+    /// On a group's `Error::Cancelled` only: the failures of its branches'
+    /// own after the cancellation ([`Error::suppressed`]).
+    later: Option<Later>,
+}
+
+impl fmt::Debug for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancelled")
+            .field("cause", &self.cause)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cancelled {
@@ -258,11 +360,17 @@ impl Cancelled {
         Cancelled {
             cause,
             report: None,
+            later: None,
         }
     }
 
     pub(crate) fn with_report(mut self, report: Option<Box<StillRunning>>) -> Self {
         self.report = report;
+        self
+    }
+
+    pub(crate) fn with_later(mut self, later: Option<Later>) -> Self {
+        self.later = later;
         self
     }
 
@@ -647,7 +755,9 @@ impl Census {
 /// Variants may be added in a minor release (`#[non_exhaustive]`): a
 /// `match` needs a `_` arm, or use [`task`](Error::task),
 /// [`into_inner`](Error::into_inner) and [`cause`](Error::cause).
-#[derive(Debug)]
+///
+/// Failures after the first are not dropped: [`suppressed`](Error::suppressed)
+/// lists them, `{:#}` and `{:?}` show them; `Display` stays the first's.
 #[non_exhaustive]
 pub enum Error<E> {
     /// The first branch, in time, to fail, and its error.
@@ -722,9 +832,13 @@ impl<E> Error<E> {
     /// let failed: Error<()> = Error::Failed { task: TaskName::new("db"), error: () };
     /// assert!(!failed.is_shutdown());
     /// ```
+    ///
+    /// Nor is a shutdown during which a branch failed of its own (a flush
+    /// that failed as the service stopped): see [`suppressed`](Error::suppressed).
     #[must_use]
     pub fn is_shutdown(&self) -> bool {
-        matches!(self, Error::Cancelled(c) if c.cause().is_shutdown() && !c.is_grace_expired())
+        matches!(self, Error::Cancelled(c)
+            if c.cause().is_shutdown() && !c.is_grace_expired() && c.later.is_none())
     }
 
     /// Whether the group's `grace` expired, dropping or aborting what
@@ -807,27 +921,215 @@ impl<E> Error<E> {
     }
 }
 
+impl<E: 'static> Error<E> {
+    /// The failures that came after the group's first, in the order they
+    /// happened, each with its task's name and its error; empty when there
+    /// was none. The first is [`Error::Failed`]'s own (or, for
+    /// [`Error::Cancelled`], the cancellation from outside): these are the
+    /// branches, items and tasks that failed of their own afterwards, such
+    /// as a flush that failed while the group was stopping. (Kotlin keeps
+    /// them as suppressed exceptions, Python and Trio in an exception
+    /// group.) A group with one of them is never a clean stop:
+    /// [`is_shutdown`](Error::is_shutdown) is `false`.
+    ///
+    /// # Echoes are not failures
+    ///
+    /// An `Err` a branch returned only because the group was cancelled is
+    /// an echo of the cancellation, not a failure, and is not listed. The
+    /// rule: a branch's `Err` after the cancellation is an echo when, during
+    /// that branch's run, the group handed it a [`Cancelled`]: from its
+    /// `ctx` (`check`, `sleep`, `run`, a refused `spawn`, also through
+    /// clones of it), from a group channel (`send`, `recv`), or as the
+    /// `Err` of a group nested in it that this group's cancellation
+    /// stopped. Which type the branch made of it does not matter (`?` into
+    /// `anyhow::Error`, a variant of your own). An `Err` of a branch that
+    /// was handed no `Cancelled` is its own failure and is listed, even if
+    /// it came after the cancellation (it waited with `ctx.cancelled()`,
+    /// then its flush failed).
+    ///
+    /// The boundary: a branch that was handed a `Cancelled` (its
+    /// `ctx.sleep(..)` returned `Err`) and then failed otherwise (its flush
+    /// failed) returns one `Err`, and the group cannot see inside it: it
+    /// counts as an echo. To report such a failure, do the cleanup where
+    /// no `Cancelled` is handed: after `ctx.cancelled().await` (or
+    /// `ctx.is_cancelled()`) rather than after a `?` on the ctx, or in a
+    /// branch or task of its own.
+    ///
+    /// A task of another error type than the group's (an untyped
+    /// [`Ctx::spawn`](crate::Ctx::spawn)) that fails later cannot be listed
+    /// here; its first failure still names it in the cause.
+    ///
+    /// Nothing is allocated for this unless a second failure happens.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = errgroup! {
+    ///     fetch => Err("timeout"),
+    ///     store => {
+    ///         ctx.cancelled().await;    // told to stop: flush what it has
+    ///         Err::<(), _>("flush failed: disk full")
+    ///     },
+    ///     poll => { ctx.sleep(std::time::Duration::from_secs(60)).await.map_err(|_| "cancelled")?; Ok(()) },
+    /// }
+    /// .unwrap_err();
+    /// assert_eq!(err.to_string(), "task `fetch` failed: timeout");
+    /// let later = err.suppressed();
+    /// assert_eq!(later.len(), 1, "`poll`'s error is an echo of the cancellation");
+    /// assert_eq!(later[0].task(), "store");
+    /// assert_eq!(*later[0].error(), "flush failed: disk full");
+    /// assert_eq!(
+    ///     format!("{err:#}"),
+    ///     "task `fetch` failed: timeout; then task `store` failed: flush failed: disk full",
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn suppressed(&self) -> &[Suppressed<E>] {
+        match self {
+            Error::Failed { task, .. } => Later::list(task.later.as_ref()),
+            Error::Cancelled(c) => Later::list(c.later.as_ref()),
+        }
+    }
+}
+
+/// A failure a group kept after its first: one entry of
+/// [`Error::suppressed`].
+///
+/// ```
+/// use errgroup::errgroup;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = errgroup! {
+///     first => Err(1),
+///     second => { ctx.cancelled().await; Err::<(), _>(2) },
+/// }
+/// .unwrap_err();
+/// let later = &err.suppressed()[0];
+/// assert_eq!((later.task().to_string(), *later.error()), ("second".to_string(), 2));
+/// assert_eq!(later.to_string(), "task `second` failed: 2");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Suppressed<E> {
+    task: TaskName,
+    error: E,
+}
+
+impl<E> Suppressed<E> {
+    pub(crate) fn new(task: TaskName, error: E) -> Self {
+        Suppressed { task, error }
+    }
+
+    /// The branch, item or task that failed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = errgroup::errgroup! {
+    ///     a => Err("a"),
+    ///     b => { ctx.cancelled().await; Err::<(), _>("b") },
+    /// }
+    /// .unwrap_err();
+    /// assert_eq!(err.suppressed()[0].task(), "b");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn task(&self) -> &TaskName {
+        &self.task
+    }
+
+    /// The error it returned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = errgroup::errgroup! {
+    ///     a => Err("a"),
+    ///     b => { ctx.cancelled().await; Err::<(), _>("b") },
+    /// }
+    /// .unwrap_err();
+    /// assert_eq!(*err.suppressed()[0].error(), "b");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn error(&self) -> &E {
+        &self.error
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Suppressed<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            write!(f, "task `{}` failed: {:#}", self.task, self.error)
+        } else {
+            write!(f, "task `{}` failed: {}", self.task, self.error)
+        }
+    }
+}
+
 impl<E> From<Cancelled> for Error<E> {
     fn from(cancelled: Cancelled) -> Self {
         Error::Cancelled(cancelled)
     }
 }
 
-impl<E: fmt::Display> fmt::Display for Error<E> {
+/// The first failure; with `{:#}` also each [`suppressed`](Error::suppressed)
+/// one after it (`; then task `b` failed: ..`).
+impl<E: fmt::Display + 'static> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // `{:#}` reaches the branch's error too, so anyhow's chain shows.
             Error::Failed { task, error } if f.alternate() => {
-                write!(f, "task `{task}` failed: {error:#}")
+                write!(f, "task `{task}` failed: {error:#}")?;
             }
-            Error::Failed { task, error } => write!(f, "task `{task}` failed: {error}"),
-            Error::Cancelled(c) => write!(f, "group {c}"),
+            Error::Failed { task, error } => return write!(f, "task `{task}` failed: {error}"),
+            Error::Cancelled(c) => write!(f, "group {c}")?,
+        }
+        if f.alternate() {
+            for later in self.suppressed() {
+                write!(f, "; then {later:#}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// As derived, and the [`suppressed`](Error::suppressed) failures when there are some.
+impl<E: fmt::Debug + 'static> fmt::Debug for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let later = self.suppressed();
+        match self {
+            Error::Failed { task, error } => {
+                let mut d = f.debug_struct("Failed");
+                d.field("task", task).field("error", error);
+                if !later.is_empty() {
+                    d.field("suppressed", &later);
+                }
+                d.finish()
+            }
+            Error::Cancelled(c) => {
+                let mut d = f.debug_tuple("Cancelled");
+                d.field(c);
+                if !later.is_empty() {
+                    d.field(&later);
+                }
+                d.finish()
+            }
         }
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> std::error::Error for Error<E> {
+/// The source is the [`suppressed`](Error::suppressed) failures when there
+/// are some (then what the `Cancelled` reports), else the `Cancelled`.
+impl<E: fmt::Debug + fmt::Display + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let later = match self {
+            Error::Failed { task, .. } => task.later.as_ref(),
+            Error::Cancelled(c) => c.later.as_ref(),
+        };
+        if let Some(list) = Later::get::<E>(later) {
+            return Some(list);
+        }
         match self {
             Error::Failed { .. } => None,
             Error::Cancelled(c) => Some(c),

@@ -93,6 +93,9 @@ enum Outcome<T, E> {
     Failed {
         error: E,
         first: bool,
+        /// Its rank among the group's later failures, if it is one of its
+        /// own (`Error::suppressed`).
+        later: Option<usize>,
     },
     /// It never ran (the group was cancelled while it waited for a `limit`
     /// slot), or panicked (the panic resumes in `wait`).
@@ -511,13 +514,22 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let guarded = Guarded::new(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
         self.own.spawn(&trace::name(&task), async move {
-            let outcome = match guarded.await {
+            let mut guarded = std::pin::pin!(guarded);
+            let outcome = match guarded.as_mut().await {
                 Some((Ok(value), _permit)) => Outcome::Value(value),
                 Some((Err(error), permit)) => {
                     // Recorded before the permit is given back (state.rs).
                     let first = !supervise && core.cancel_failed(task.clone());
                     drop(permit);
-                    Outcome::Failed { error, first }
+                    // A later failure of its own (not an echo, echo.rs)
+                    // takes its rank now, in the order failures happen.
+                    let later = (!first && !supervise && !guarded.echoed())
+                        .then(|| core.later_rank());
+                    Outcome::Failed {
+                        error,
+                        first,
+                        later,
+                    }
                 }
                 None => Outcome::NoValue,
             };
@@ -545,7 +557,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// assert!(group.wait().await.is_ok());
     /// # }
     /// ```
-    pub async fn wait(self) -> Result<(), Error<E>> {
+    pub async fn wait(self) -> Result<(), Error<E>>
+    where
+        E: Sync,
+    {
         self.finish(|_| ()).await.map(drop)
     }
 
@@ -562,7 +577,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// assert_eq!(group.wait_all().await.unwrap(), [1, 4, 9]);
     /// # }
     /// ```
-    pub async fn wait_all(self) -> Result<Vec<T>, Error<E>> {
+    pub async fn wait_all(self) -> Result<Vec<T>, Error<E>>
+    where
+        E: Sync,
+    {
         let results = self.finish(|results| results).await?;
         // Under `on_error_continue` a failed task did not fail the group,
         // but there is no value to give for it.
@@ -587,7 +605,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// assert_eq!(results[1].1, Err("no".to_string()));
     /// # }
     /// ```
-    pub async fn wait_results(self) -> Result<Vec<(TaskName, Result<T, E>)>, Error<E>> {
+    pub async fn wait_results(self) -> Result<Vec<(TaskName, Result<T, E>)>, Error<E>>
+    where
+        E: Sync,
+    {
         self.finish(|results| results).await
     }
 
@@ -658,7 +679,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     async fn finish<R>(
         mut self,
         keep: impl FnOnce(Vec<(TaskName, Result<T, E>)>) -> R,
-    ) -> Result<R, Error<E>> {
+    ) -> Result<R, Error<E>>
+    where
+        E: Sync,
+    {
         let core = Arc::clone(&self.built().state.core);
         let period = self.grace.unwrap_or_default();
         let mut grace = std::pin::pin!(
@@ -707,10 +731,16 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         for d in done {
             match d.outcome {
                 Outcome::Value(value) => results.push((d.task, Ok(value))),
-                Outcome::Failed { error, first } => {
+                Outcome::Failed {
+                    error,
+                    first,
+                    later,
+                } => {
                     all_ok &= self.supervise;
                     if first {
                         state.keep_first_error(error);
+                    } else if let Some(rank) = later {
+                        state.keep_later(rank, d.task, error);
                     } else {
                         results.push((d.task, Err(error)));
                     }

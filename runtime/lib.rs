@@ -63,6 +63,8 @@ extern crate self as errgroup;
 //
 // Primitives: std's or loom's locks and atomics.
 mod sync;
+// Which branch a `Cancelled` was handed to: echoes vs failures.
+mod echo;
 // `Error`, `Cause`, `Cancelled`, `TaskName`.
 mod error;
 // What a group tells `tracing` (the `tracing` feature; nothing without it).
@@ -102,7 +104,7 @@ pub mod guide;
 pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
 pub use crate::ctx::{BranchCtx, Ctx, IntoParent, Shutdown, Watch};
 pub use crate::error::{
-    AllowShutdown, Cancelled, Cause, Error, Moment, Running, StillRunning, TaskName,
+    AllowShutdown, Cancelled, Cause, Error, Moment, Running, StillRunning, Suppressed, TaskName,
 };
 pub use crate::group::Group;
 /// Runs named branches concurrently as one group: the first error cancels

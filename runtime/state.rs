@@ -50,7 +50,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
-use crate::error::{Cancelled, Cause, Census, Error, Moment, Running, StillRunning, TaskName};
+use crate::echo;
+use crate::error::{
+    Cancelled, Cause, Census, Error, Later, Moment, Running, StillRunning, Suppressed, TaskName,
+};
 use crate::limit::{self, Limit, Start};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
@@ -184,6 +187,10 @@ struct Slots {
     panic: Option<Box<dyn Any + Send>>,
     /// The first error of a task or `#[spawn]` branch, when one failed first.
     task_error: Option<Box<dyn Any + Send>>,
+    /// The later failures of tasks and `#[spawn]` branches (not echoes),
+    /// each a boxed `Suppressed<E>` with its rank among the group's later
+    /// failures: empty, and unallocated, until a second failure happens.
+    later: Vec<(usize, Box<dyn Any + Send>)>,
 }
 
 /// [`Core::task_flags`]: a task was added or refused (set with
@@ -217,6 +224,9 @@ pub(crate) struct Core {
     task_flags: AtomicUsize,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
+    /// How many later failures were kept: each one's rank, so that those
+    /// kept in the typed slot and in `slots` merge in the order they happened.
+    later: AtomicUsize,
 }
 
 impl std::fmt::Debug for Core {
@@ -261,6 +271,7 @@ impl Core {
             watching: OnceLock::new(),
             task_flags: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
+            later: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -317,7 +328,14 @@ impl Core {
         self.node.cause()
     }
 
+    /// The `Cancelled` handed to code of the group that asks now (an
+    /// echo: see echo.rs).
     pub(crate) fn cancelled_error(&self) -> Cancelled {
+        echo::handed();
+        self.cancellation_error()
+    }
+
+    fn cancellation_error(&self) -> Cancelled {
         Cancelled::new(self.cause().unwrap_or(Cause::Dropped))
     }
 
@@ -358,10 +376,37 @@ impl Core {
     /// Records the error of a task or `#[spawn]` branch if it is the first
     /// failure, and cancels the group: boxed, as the core is untyped.
     /// `State::finish` takes it back if it is of the group's error type.
-    pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
+    /// A later one is kept too, unless it is an echo (`echoed`: its body
+    /// was handed a `Cancelled`, echo.rs).
+    pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E, echoed: bool) {
+        let spare = self.spare_name(&task, echoed);
         if self.cancel_failed(task) {
             lock(&self.slots).task_error = Some(Box::new(error));
+        } else if let Some(task) = spare {
+            let rank = self.later_rank();
+            let later = Box::new(Suppressed::new(task, error));
+            lock(&self.slots).later.push((rank, later));
         }
+    }
+
+    /// A copy of `task` for the later list, in case its failure is not the
+    /// first: none for an echo, and none that allocates (a `String` name)
+    /// while the failure may still be the first, whose name moves into the
+    /// cause. (A failure that loses a race with another cancellation
+    /// between the two is then not kept.)
+    pub(crate) fn spare_name(&self, task: &TaskName, echoed: bool) -> Option<TaskName> {
+        if echoed {
+            None
+        } else if self.is_cancelled() {
+            Some(task.clone())
+        } else {
+            task.cheap_clone()
+        }
+    }
+
+    /// The rank of a later failure kept now.
+    pub(crate) fn later_rank(&self) -> usize {
+        self.later.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Cancels the group because `task` failed; `true` if it is the first
@@ -671,11 +716,15 @@ impl Drop for RunningTask {
     }
 }
 
-/// A group: its core and the first error of its branches, typed.
+/// A group: its core and the first error of its branches, typed, and the
+/// later failures of its in-task branches (echo.rs says which count).
 #[derive(Debug)]
 pub(crate) struct State<E> {
     pub(crate) core: Arc<Core>,
     error: Mutex<Option<E>>,
+    /// Each with its rank (`Core::later_rank`); empty and unallocated
+    /// until a second failure happens.
+    later: Mutex<Vec<(usize, Suppressed<E>)>>,
 }
 
 impl<E> State<E> {
@@ -683,6 +732,7 @@ impl<E> State<E> {
         State {
             core: Core::new(settings),
             error: Mutex::new(None),
+            later: Mutex::new(Vec::new()),
         }
     }
 
@@ -692,19 +742,29 @@ impl<E> State<E> {
         *lock(&self.error) = Some(error);
     }
 
-    /// Records `error` if it is the first failure and cancels the group.
-    pub(crate) fn fail(&self, task: TaskName, error: E) {
+    /// Keeps a failure that came after the first, with its `rank`.
+    pub(crate) fn keep_later(&self, rank: usize, task: TaskName, error: E) {
+        lock(&self.later).push((rank, Suppressed::new(task, error)));
+    }
+
+    /// Records `error` if it is the first failure and cancels the group; a
+    /// later one is kept unless it is an echo (`echoed`, echo.rs).
+    pub(crate) fn fail(&self, task: TaskName, error: E, echoed: bool) {
         let name = trace::name(&task);
+        let spare = self.core.spare_name(&task, echoed);
         let first = self.core.cancel_then(Cause::Failed { task }, |first| {
             trace::failed(&self.core.span, &name, first);
         });
         if first {
             *lock(&self.error) = Some(error);
+        } else if let Some(task) = spare {
+            let rank = self.core.later_rank();
+            self.keep_later(rank, task, error);
         }
     }
 }
 
-impl<E: 'static> State<E> {
+impl<E: Send + Sync + 'static> State<E> {
     /// The group's result once every branch and task has returned: resumes
     /// a panic, else `Ok(value)` if every branch gave one and no task failed,
     /// else the first error, else the cancellation. Cancels the ctx with
@@ -735,6 +795,9 @@ impl<E: 'static> State<E> {
         if let Some(payload) = panic {
             resume_unwind(payload);
         }
+        let watching = self.core.watching.get();
+        let report = watching.and_then(|w| lock(&w.state).report.take());
+        let later = self.take_later(report.as_ref());
         // A task that failed after the cancellation (its error dropped)
         // did not return `Ok` either, as a branch would not have
         // (`tasks_ok`). A refused one is its caller's business.
@@ -748,13 +811,35 @@ impl<E: 'static> State<E> {
                 .take()
                 .or_else(|| task_error.and_then(|e| e.downcast::<E>().ok().map(|e| *e)));
             if let Some(error) = error {
+                let task = task.with_later(later);
                 return Err(Error::Failed { task, error });
             }
         }
-        let watching = self.core.watching.get();
-        let report = watching.and_then(|w| lock(&w.state).report.take());
+        let cancelled = self.core.cancellation_error();
+        if matches!(cancelled.cause(), Cause::Parent(_)) && later.is_none() {
+            // Handed to the branch this group runs in: an echo of the
+            // parent's cancellation there. Not with failures of its own.
+            echo::handed();
+        }
         Err(Error::Cancelled(
-            self.core.cancelled_error().with_report(report),
+            cancelled.with_report(report).with_later(later),
         ))
+    }
+
+    /// The later failures, typed and boxed, in the order they happened.
+    fn take_later(&self, report: Option<&Box<StillRunning>>) -> Option<Later> {
+        let mut later = std::mem::take(&mut *lock(&self.later));
+        let boxed = std::mem::take(&mut lock(&self.core.slots).later);
+        if later.is_empty() && boxed.is_empty() {
+            return None;
+        }
+        // A task of another error type than `E` cannot be listed as one.
+        later.extend(
+            boxed
+                .into_iter()
+                .filter_map(|(rank, e)| e.downcast::<Suppressed<E>>().ok().map(|e| (rank, *e))),
+        );
+        later.sort_by_key(|&(rank, _)| rank);
+        Later::new(later.into_iter().map(|(_, s)| s).collect(), report.cloned())
     }
 }
