@@ -55,7 +55,12 @@ impl Hash for TaskName {
 /// [`Error`]'s variants keep their shape: a `Vec<Suppressed<E>>`, read back
 /// by [`Error::suppressed`]. Made only when a second failure happened.
 #[derive(Clone)]
-pub(crate) struct Later(Arc<dyn Any + Send + Sync>);
+pub(crate) struct Later {
+    list: Arc<dyn Any + Send + Sync>,
+    /// Their tasks, for `Debug`, which cannot read the typed list without
+    /// asking `E: 'static` of every `Error<E>` it prints.
+    tasks: Arc<[TaskName]>,
+}
 
 impl Later {
     /// `report`: what the group's `Cancelled` reports, repeated here so that
@@ -64,11 +69,18 @@ impl Later {
         list: Vec<Suppressed<E>>,
         report: Option<Box<StillRunning>>,
     ) -> Option<Self> {
-        (!list.is_empty()).then(|| Later(Arc::new(List { list, report })))
+        if list.is_empty() {
+            return None;
+        }
+        let tasks = list.iter().map(|s| s.task.clone()).collect();
+        Some(Later {
+            list: Arc::new(List { list, report }),
+            tasks,
+        })
     }
 
     fn get<E: 'static>(later: Option<&Later>) -> Option<&List<E>> {
-        later.and_then(|l| l.0.downcast_ref::<List<E>>())
+        later.and_then(|l| l.list.downcast_ref::<List<E>>())
     }
 
     fn list<E: 'static>(later: Option<&Later>) -> &[Suppressed<E>] {
@@ -1094,10 +1106,16 @@ impl<E: fmt::Display + 'static> fmt::Display for Error<E> {
     }
 }
 
-/// As derived, and the [`suppressed`](Error::suppressed) failures when there are some.
-impl<E: fmt::Debug + 'static> fmt::Debug for Error<E> {
+/// As derived, and the tasks of the [`suppressed`](Error::suppressed)
+/// failures when there are some (their errors are in `{:#}` and in the
+/// error chain, which `anyhow`'s `{:?}` prints).
+impl<E: fmt::Debug> fmt::Debug for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let later = self.suppressed();
+        let later: &[TaskName] = match self {
+            Error::Failed { task, .. } => task.later.as_ref(),
+            Error::Cancelled(c) => c.later.as_ref(),
+        }
+        .map_or(&[], |l| &l.tasks);
         match self {
             Error::Failed { task, error } => {
                 let mut d = f.debug_struct("Failed");

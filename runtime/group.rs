@@ -523,8 +523,8 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                     drop(permit);
                     // A later failure of its own (not an echo, echo.rs)
                     // takes its rank now, in the order failures happen.
-                    let later = (!first && !supervise && !guarded.echoed())
-                        .then(|| core.later_rank());
+                    let later =
+                        (!first && !supervise && !guarded.echoed()).then(|| core.later_rank());
                     Outcome::Failed {
                         error,
                         first,
@@ -708,10 +708,12 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             }
             loop {
                 match own.poll_next(cx) {
-                    Poll::Ready(Some(joined)) => match core.joined(&TaskName::new("task"), joined) {
-                        Some(d) => done.push(d),
-                        None => lost = true,
-                    },
+                    Poll::Ready(Some(joined)) => {
+                        match core.joined(&TaskName::new("task"), joined) {
+                            Some(d) => done.push(d),
+                            None => lost = true,
+                        }
+                    }
                     Poll::Ready(None) => return core.poll_tasks(cx, true),
                     Poll::Pending => {
                         // Tasks of `ctx.spawn` are collected meanwhile, but

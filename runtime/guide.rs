@@ -299,8 +299,10 @@ pub mod from_go {
     //!   [`ctx.channel(cap)`](crate::Ctx::channel)) is closed when the group
     //!   is cancelled, and a raw tokio or std channel inside a branch is a
     //!   compile error.
-    //! - **Same rules otherwise.** The first error wins; later ones are
-    //!   dropped. The group waits for every branch. Its ctx is cancelled
+    //! - **Same rules otherwise.** The first error wins; later failures of
+    //!   a branch's own (not echoes of the cancellation) are kept in
+    //!   [`err.suppressed()`](crate::Error::suppressed), where Go drops
+    //!   them. The group waits for every branch. Its ctx is cancelled
     //!   once it returns ([`Cause::Finished`](crate::Cause::Finished)).
 }
 

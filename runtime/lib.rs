@@ -179,7 +179,12 @@ pub use crate::group::Group;
 /// 2. **First error wins.** The first branch, in time, to return `Err(e)`
 ///    cancels the group's ctx with [`Cause::Failed`]; the group still waits
 ///    for every branch, then yields [`Error::Failed`] with that branch's name
-///    and `e`. Errors returned after the cancellation never replace it.
+///    and `e`. Errors returned after the cancellation never replace it, and
+///    are not dropped either: a branch, item or task that fails of its own
+///    afterwards (a flush during the shutdown) is listed by
+///    [`Error::suppressed`], in the order they happened; an `Err` that only
+///    passes on the [`Cancelled`] the group handed that branch is an echo
+///    of the cancellation and is not (the rule is on `suppressed`).
 /// 3. **Wait for all.** Nothing the group started runs after it returns,
 ///    tasks started with [`Ctx::spawn`] included. With `grace = d;`,
 ///    branches still running `d` after the cancellation are dropped

@@ -19,7 +19,10 @@ const GRACE: Duration = Duration::from_secs(2);
 fn assert_abandoned<E: std::fmt::Debug>(err: &Error<E>, stubborn: &str) {
     assert!(err.cause().is_shutdown(), "why: a shutdown ({err:?})");
     assert!(err.is_grace_expired(), "{err:?}");
-    assert!(!err.is_shutdown(), "an abandoned stop is not clean: {err:?}");
+    assert!(
+        !err.is_shutdown(),
+        "an abandoned stop is not clean: {err:?}"
+    );
     let report = err.still_running().expect("the report of what was dropped");
     assert!(
         report.tasks().iter().any(|r| r.task() == stubborn),
