@@ -797,7 +797,7 @@ impl<E: Send + Sync + 'static> State<E> {
         }
         let watching = self.core.watching.get();
         let report = watching.and_then(|w| lock(&w.state).report.take());
-        let later = self.take_later(report.as_ref());
+        let later = self.take_later(report.as_deref());
         // A task that failed after the cancellation (its error dropped)
         // did not return `Ok` either, as a branch would not have
         // (`tasks_ok`). A refused one is its caller's business.
@@ -827,7 +827,7 @@ impl<E: Send + Sync + 'static> State<E> {
     }
 
     /// The later failures, typed and boxed, in the order they happened.
-    fn take_later(&self, report: Option<&Box<StillRunning>>) -> Option<Later> {
+    fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
         let mut later = std::mem::take(&mut *lock(&self.later));
         let boxed = std::mem::take(&mut lock(&self.core.slots).later);
         if later.is_empty() && boxed.is_empty() {
@@ -840,6 +840,7 @@ impl<E: Send + Sync + 'static> State<E> {
                 .filter_map(|(rank, e)| e.downcast::<Suppressed<E>>().ok().map(|e| (rank, *e))),
         );
         later.sort_by_key(|&(rank, _)| rank);
-        Later::new(later.into_iter().map(|(_, s)| s).collect(), report.cloned())
+        let report = report.map(|r| Box::new(r.clone()));
+        Later::new(later.into_iter().map(|(_, s)| s).collect(), report)
     }
 }
