@@ -174,6 +174,15 @@ where
     body.await.map(value)
 }
 
+/// The value of a never-`Ok` branch outside `on_error = continue`: `()`,
+/// a value that never exists, but whose type is `Default`, so that the
+/// group's `.allow_shutdown()` compiles in every edition (a type left to
+/// the never-type fallback is `!` under 2024, and trips the fallback's lint
+/// under 2018 and 2021).
+pub fn never_unit(never: Infallible) {
+    match never {}
+}
+
 /// [`never_ok`] for a `#[blocking]` body.
 pub fn never_ok_blocking<F, E, T>(
     body: F,
