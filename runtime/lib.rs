@@ -282,14 +282,17 @@ pub use crate::group::Group;
 ///
 /// A branch's value type is inferred from its `Ok(..)`. A branch that never
 /// returns `Ok` has none, and needs no turbofish either: when the macro can
-/// see it from the syntax, the value type is left to the code around the
-/// group, and is `()` when nothing there names it (`!`, the never type,
-/// under edition 2024; either way, no such value ever exists). The macro
-/// sees it when the branch's tail (through blocks, and every arm of an
-/// `if`/`else` or `match`) is
+/// see it from the syntax, the value type is `()` (no such value ever
+/// exists, but `()` is `Default`, so the group still ends in
+/// [`.allow_shutdown()`](AllowShutdown::allow_shutdown) in every edition);
+/// under `on_error = continue` it is left to the code around the group,
+/// which may name its `Result<T, E>`. The macro sees it when the branch's
+/// tail (through blocks, and every arm of an `if`/`else` or `match`) is
 ///
 /// - `Err(..)`, or `return Err(..)` with or without its `;`,
 /// - a `loop` that no `break` leaves,
+/// - `panic!(..)`, `unreachable!(..)`, `todo!(..)` or `unimplemented!(..)`
+///   (bare or through `std::`/`core::`),
 ///
 /// and no `return` in the body returns anything else. Where a `break` or a
 /// `return` is inside a macro invocation, or a labelled block may be left
