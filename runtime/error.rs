@@ -54,12 +54,15 @@ impl Hash for TaskName {
 /// The failures a group kept after its first one, type-erased so that
 /// [`Error`]'s variants keep their shape: a `Vec<Suppressed<E>>`, read back
 /// by [`Error::suppressed`]. Made only when a second failure happened.
+/// One thin pointer: it sits in every `TaskName` and `Cancelled`.
 #[derive(Clone)]
-pub(crate) struct Later {
-    list: Arc<dyn Any + Send + Sync>,
+pub(crate) struct Later(Arc<LaterList>);
+
+struct LaterList {
+    list: Box<dyn Any + Send + Sync>,
     /// Their tasks, for `Debug`, which cannot read the typed list without
     /// asking `E: 'static` of every `Error<E>` it prints.
-    tasks: Arc<[TaskName]>,
+    tasks: Vec<TaskName>,
 }
 
 impl Later {
@@ -73,14 +76,14 @@ impl Later {
             return None;
         }
         let tasks = list.iter().map(|s| s.task.clone()).collect();
-        Some(Later {
-            list: Arc::new(List { list, report }),
+        Some(Later(Arc::new(LaterList {
+            list: Box::new(List { list, report }),
             tasks,
-        })
+        })))
     }
 
     fn get<E: 'static>(later: Option<&Later>) -> Option<&List<E>> {
-        later.and_then(|l| l.list.downcast_ref::<List<E>>())
+        later.and_then(|l| l.0.list.downcast_ref::<List<E>>())
     }
 
     fn list<E: 'static>(later: Option<&Later>) -> &[Suppressed<E>] {
@@ -1115,7 +1118,7 @@ impl<E: fmt::Debug> fmt::Debug for Error<E> {
             Error::Failed { task, .. } => task.later.as_ref(),
             Error::Cancelled(c) => c.later.as_ref(),
         }
-        .map_or(&[], |l| &l.tasks);
+        .map_or(&[], |l| &l.0.tasks);
         match self {
             Error::Failed { task, error } => {
                 let mut d = f.debug_struct("Failed");

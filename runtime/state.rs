@@ -160,6 +160,14 @@ struct Watch {
     report: Option<Box<StillRunning>>,
     /// Questions for the driver.
     asks: Vec<oneshot::Sender<Vec<Running>>>,
+    /// How many later failures were kept: each one's rank, so that those
+    /// kept typed (in-task branches) and boxed (below) merge in the order
+    /// they happened. Here, in the box made on demand, as a group with a
+    /// single failure needs none of it.
+    ranked: usize,
+    /// The later failures of tasks and `#[spawn]` branches (not echoes),
+    /// each a boxed `Suppressed<E>` with its rank.
+    later: Vec<(usize, Box<dyn Any + Send>)>,
     /// The group has returned: every answer is empty.
     closed: bool,
 }
@@ -187,10 +195,6 @@ struct Slots {
     panic: Option<Box<dyn Any + Send>>,
     /// The first error of a task or `#[spawn]` branch, when one failed first.
     task_error: Option<Box<dyn Any + Send>>,
-    /// The later failures of tasks and `#[spawn]` branches (not echoes),
-    /// each a boxed `Suppressed<E>` with its rank among the group's later
-    /// failures: empty, and unallocated, until a second failure happens.
-    later: Vec<(usize, Box<dyn Any + Send>)>,
 }
 
 /// [`Core::task_flags`]: a task was added or refused (set with
@@ -224,9 +228,6 @@ pub(crate) struct Core {
     task_flags: AtomicUsize,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
-    /// How many later failures were kept: each one's rank, so that those
-    /// kept in the typed slot and in `slots` merge in the order they happened.
-    later: AtomicUsize,
 }
 
 impl std::fmt::Debug for Core {
@@ -271,7 +272,6 @@ impl Core {
             watching: OnceLock::new(),
             task_flags: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
-            later: AtomicUsize::new(0),
         });
         if let Some(parent) = core.node.parent() {
             let weak: Weak<Core> = Arc::downgrade(&core);
@@ -383,9 +383,11 @@ impl Core {
         if self.cancel_failed(task) {
             lock(&self.slots).task_error = Some(Box::new(error));
         } else if let Some(task) = spare {
-            let rank = self.later_rank();
             let later = Box::new(Suppressed::new(task, error));
-            lock(&self.slots).later.push((rank, later));
+            let mut watch = lock(&self.watching().state);
+            let rank = watch.ranked;
+            watch.ranked += 1;
+            watch.later.push((rank, later));
         }
     }
 
@@ -406,7 +408,9 @@ impl Core {
 
     /// The rank of a later failure kept now.
     pub(crate) fn later_rank(&self) -> usize {
-        self.later.fetch_add(1, Ordering::Relaxed)
+        let mut watch = lock(&self.watching().state);
+        watch.ranked += 1;
+        watch.ranked - 1
     }
 
     /// Cancels the group because `task` failed; `true` if it is the first
@@ -829,7 +833,8 @@ impl<E: Send + Sync + 'static> State<E> {
     /// The later failures, typed and boxed, in the order they happened.
     fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
         let mut later = std::mem::take(&mut *lock(&self.later));
-        let boxed = std::mem::take(&mut lock(&self.core.slots).later);
+        let watching = self.core.watching.get();
+        let boxed = watching.map_or_else(Vec::new, |w| std::mem::take(&mut lock(&w.state).later));
         if later.is_empty() && boxed.is_empty() {
             return None;
         }
