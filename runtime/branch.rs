@@ -14,6 +14,7 @@ use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
 
+use crate::echo;
 use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
 use crate::state::{Core, State};
@@ -25,12 +26,13 @@ use crate::trace;
 /// driver, or, for a branch that is its own tokio task and so cannot borrow
 /// the driver, boxed into the core ([`Boxed`]).
 pub(crate) trait Record<E> {
-    fn fail(&self, core: &Core, task: TaskName, error: E);
+    /// `echoed`: the body was handed a `Cancelled` (echo.rs).
+    fn fail(&self, core: &Core, task: TaskName, error: E, echoed: bool);
 }
 
 impl<E> Record<E> for &State<E> {
-    fn fail(&self, _core: &Core, task: TaskName, error: E) {
-        State::fail(self, task, error);
+    fn fail(&self, _core: &Core, task: TaskName, error: E, echoed: bool) {
+        State::fail(self, task, error, echoed);
     }
 }
 
@@ -40,8 +42,8 @@ impl<E> Record<E> for &State<E> {
 pub(crate) struct Boxed;
 
 impl<E: Send + 'static> Record<E> for Boxed {
-    fn fail(&self, core: &Core, task: TaskName, error: E) {
-        core.fail_boxed(task, error);
+    fn fail(&self, core: &Core, task: TaskName, error: E, echoed: bool) {
+        core.fail_boxed(task, error, echoed);
     }
 }
 
@@ -54,11 +56,12 @@ pub(crate) fn complete<T, E>(
     task: &impl Who,
     output: Result<T, E>,
     permit: Option<Permit>,
+    echoed: bool,
 ) -> (Option<T>, Option<Permit>) {
     match output {
         Ok(value) => (Some(value), permit),
         Err(error) => {
-            record.fail(core, task.name(), error);
+            record.fail(core, task.name(), error, echoed);
             (None, permit)
         }
     }
@@ -146,6 +149,8 @@ pin_project! {
         core: C,
         task: N,
         phase: Phase,
+        // A `Cancelled` was handed to the body (echo.rs).
+        echoed: bool,
         #[pin]
         body: F,
     }
@@ -173,8 +178,14 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
             core,
             task,
             phase,
+            echoed: false,
             body,
         }
+    }
+
+    /// Whether a `Cancelled` was handed to the body as it ran (echo.rs).
+    pub(crate) fn echoed(&self) -> bool {
+        self.echoed
     }
 }
 
@@ -198,7 +209,10 @@ impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
             return Poll::Ready(None);
         }
         let body = this.body.as_mut();
-        match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
+        let collect = echo::Collect::start();
+        let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+        *this.echoed |= collect.finish();
+        match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => match std::mem::replace(this.phase, Phase::Done) {
                 Phase::Running(permit) => Poll::Ready(Some((output, permit))),
@@ -263,7 +277,8 @@ where
         Poll::Ready(match done {
             Some((output, permit)) => {
                 let inner = inner.into_ref().get_ref();
-                complete(this.record, inner.core.core(), &inner.task, output, permit)
+                let (core, echoed) = (inner.core.core(), inner.echoed);
+                complete(this.record, core, &inner.task, output, permit, echoed)
             }
             None => (None, None),
         })
@@ -510,7 +525,8 @@ impl<T> Stop for Spawned<T> {
 enum Blocking<F, R> {
     Queued(Pin<Box<dyn Future<Output = Option<Permit>> + Send>>, F),
     Ready(F, Option<Permit>),
-    Running(Task<std::thread::Result<R>>, Option<Permit>),
+    // With whether a `Cancelled` was handed to the body (echo.rs).
+    Running(Task<(std::thread::Result<R>, bool)>, Option<Permit>),
     Done,
 }
 
@@ -577,7 +593,9 @@ where
                 },
                 Blocking::Ready(body, permit) => {
                     let job = Task::spawn_blocking(&trace::name(&this.task), move || {
-                        catch_unwind(AssertUnwindSafe(body))
+                        let collect = echo::Collect::start();
+                        let output = catch_unwind(AssertUnwindSafe(body));
+                        (output, collect.finish())
                     });
                     this.state = Blocking::Running(job, permit);
                 }
@@ -588,8 +606,10 @@ where
                     };
                     let (core, task) = (&this.core, &this.task);
                     return Poll::Ready(match core.joined(task, joined) {
-                        Some(Ok(output)) => complete(&this.record, core, task, output, permit),
-                        Some(Err(payload)) => {
+                        Some((Ok(output), echoed)) => {
+                            complete(&this.record, core, task, output, permit, echoed)
+                        }
+                        Some((Err(payload), _)) => {
                             core.panicked(task.clone(), payload);
                             (None, permit)
                         }

@@ -54,8 +54,14 @@ impl<T: Send> OnCancel for Shared<T> {
 }
 
 impl<T> Shared<T> {
+    /// The `Cancelled` a send or receive hands out once the group is
+    /// cancelled: an echo of the cancellation in the branch that gets it.
     fn cancelled(&self) -> Option<Cancelled> {
-        self.cause.get().map(Cancelled::new)
+        let cancelled = self.cause.get().map(Cancelled::new);
+        if cancelled.is_some() {
+            crate::echo::handed();
+        }
+        cancelled
     }
 }
 

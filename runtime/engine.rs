@@ -237,7 +237,10 @@ impl<E: 'static> Scope<E> {
     /// The group's result once every branch and task has returned; `values`
     /// is `Some` when every branch gave one.
     /// `tasks_ok`: what the last poll of the tasks, which closed the set, said.
-    pub(crate) fn finish<T>(&self, values: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
+    pub(crate) fn finish<T>(&self, values: Option<T>, tasks_ok: bool) -> Result<T, Error<E>>
+    where
+        E: Send + Sync,
+    {
         self.finished.store(true, Ordering::Relaxed);
         self.state.finish_closed(values, tasks_ok)
     }
@@ -351,7 +354,7 @@ impl<'s, E, B> Driver<'s, E, B> {
     }
 }
 
-impl<E: 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
+impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
     type Output = Result<B::Value, Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {

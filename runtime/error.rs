@@ -1,8 +1,11 @@
 //! What a group reports: the name of a task, why a group was cancelled, and
 //! the error a group evaluates to.
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,10 +26,99 @@ use tokio::time::Instant;
 /// assert_eq!(item.index(), Some(3));
 /// assert_eq!(TaskName::from("user"), "user");
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone)]
 pub struct TaskName {
     name: Cow<'static, str>,
     index: Option<usize>,
+    /// On the name of an [`Error::Failed`]'s task only: the failures kept
+    /// after it ([`Error::suppressed`]). Not part of the name: equality and
+    /// hashing ignore it.
+    later: Option<Later>,
+}
+
+impl PartialEq for TaskName {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && self.index == other.index
+    }
+}
+
+impl Eq for TaskName {}
+
+impl Hash for TaskName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+        self.index.hash(state);
+    }
+}
+
+/// The failures a group kept after its first one, type-erased so that
+/// [`Error`]'s variants keep their shape: a `Vec<Suppressed<E>>`, read back
+/// by [`Error::suppressed`]. Made only when a second failure happened.
+/// One thin pointer: it sits in every `TaskName` and `Cancelled`.
+#[derive(Clone)]
+pub(crate) struct Later(Arc<LaterList>);
+
+struct LaterList {
+    list: Box<dyn Any + Send + Sync>,
+    /// Their tasks, for `Debug`, which cannot read the typed list without
+    /// asking `E: 'static` of every `Error<E>` it prints.
+    tasks: Vec<TaskName>,
+}
+
+impl Later {
+    /// `report`: what the group's `Cancelled` reports, repeated here so that
+    /// an error chain that goes through the list still reaches it.
+    pub(crate) fn new<E: Send + Sync + 'static>(
+        list: Vec<Suppressed<E>>,
+        report: Option<Box<StillRunning>>,
+    ) -> Option<Self> {
+        if list.is_empty() {
+            return None;
+        }
+        let tasks = list.iter().map(|s| s.task.clone()).collect();
+        Some(Later(Arc::new(LaterList {
+            list: Box::new(List { list, report }),
+            tasks,
+        })))
+    }
+
+    fn get<E: 'static>(later: Option<&Later>) -> Option<&List<E>> {
+        later.and_then(|l| l.0.list.downcast_ref::<List<E>>())
+    }
+
+    fn list<E: 'static>(later: Option<&Later>) -> &[Suppressed<E>] {
+        Self::get(later).map_or(&[], |l| l.list.as_slice())
+    }
+}
+
+/// The later failures as a link of an error chain
+/// ([`source`](std::error::Error::source)): `then task `b` failed: ..`, so
+/// that `anyhow`'s `{:#}` and `{:?}` show them.
+struct List<E> {
+    list: Vec<Suppressed<E>>,
+    report: Option<Box<StillRunning>>,
+}
+
+impl<E: fmt::Display> fmt::Display for List<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, later) in self.list.iter().enumerate() {
+            f.write_str(if i == 0 { "then " } else { "; then " })?;
+            fmt::Display::fmt(later, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for List<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.list, f)
+    }
+}
+
+impl<E: fmt::Debug + fmt::Display> std::error::Error for List<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.report.as_deref().map(|r| r as _)
+    }
 }
 
 impl TaskName {
@@ -39,6 +131,7 @@ impl TaskName {
         TaskName {
             name: name.into(),
             index: None,
+            later: None,
         }
     }
 
@@ -51,6 +144,7 @@ impl TaskName {
         TaskName {
             name: name.into(),
             index: Some(index),
+            later: None,
         }
     }
 
@@ -72,6 +166,17 @@ impl TaskName {
     #[must_use]
     pub fn index(&self) -> Option<usize> {
         self.index
+    }
+
+    /// A copy that allocates nothing: `None` for a `String` name.
+    pub(crate) fn cheap_clone(&self) -> Option<TaskName> {
+        matches!(self.name, Cow::Borrowed(_)).then(|| self.clone())
+    }
+
+    /// The name carrying `later` (see [`TaskName::later`]).
+    pub(crate) fn with_later(mut self, later: Option<Later>) -> Self {
+        self.later = later;
+        self
     }
 }
 
@@ -193,7 +298,10 @@ impl Cause {
     }
 
     /// Whether the group was stopped on purpose ([`Cause::Shutdown`]),
-    /// itself or through its parents: not a failure.
+    /// itself or through its parents: not a failure. This says why the
+    /// group was cancelled, not how it ended: a shutdown whose `grace`
+    /// expired abandoned work, and its error's
+    /// [`Error::is_shutdown`] is `false`.
     ///
     /// ```
     /// use errgroup::{Cause, TaskName};
@@ -235,12 +343,24 @@ impl fmt::Display for Cause {
 /// assert_eq!(err.to_string(), "cancelled: deadline exceeded");
 /// let boxed: Box<dyn std::error::Error + Send + Sync> = err.into();
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Cancelled {
     cause: Cause,
     /// What still ran when the deadline passed or `grace` expired: boxed,
     /// as it is rare and every `ctx.check()?` moves a `Cancelled`.
     report: Option<Box<StillRunning>>,
+    /// On a group's `Error::Cancelled` only: the failures of its branches'
+    /// own after the cancellation ([`Error::suppressed`]).
+    later: Option<Later>,
+}
+
+impl fmt::Debug for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cancelled")
+            .field("cause", &self.cause)
+            .field("report", &self.report)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Cancelled {
@@ -255,11 +375,17 @@ impl Cancelled {
         Cancelled {
             cause,
             report: None,
+            later: None,
         }
     }
 
     pub(crate) fn with_report(mut self, report: Option<Box<StillRunning>>) -> Self {
         self.report = report;
+        self
+    }
+
+    pub(crate) fn with_later(mut self, later: Option<Later>) -> Self {
+        self.later = later;
         self
     }
 
@@ -301,6 +427,40 @@ impl Cancelled {
     }
 }
 
+impl Cancelled {
+    /// Whether the group's `grace` expired: what still ran then was
+    /// dropped or aborted (`#[blocking]` bodies were waited for), and
+    /// [`still_running`](Cancelled::still_running) lists it. Such a stop
+    /// abandoned work, whatever its [`cause`](Cancelled::cause): a group
+    /// shut down on purpose whose grace expired is not a clean stop
+    /// ([`Error::is_shutdown`] is `false` for it).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let err = errgroup! {
+    ///     grace = Duration::from_secs(1);
+    ///     type Error = errgroup::Cancelled;
+    ///     stubborn => { tokio::time::sleep(Duration::from_secs(60)).await; Ok(()) },
+    ///     admin => { ctx.shutdown(); Ok(()) },
+    /// }
+    /// .unwrap_err();
+    /// assert!(err.cause().is_shutdown(), "why it stopped: a shutdown");
+    /// assert!(err.is_grace_expired(), "how it ended: work abandoned");
+    /// assert!(!err.is_shutdown(), "so not a clean stop");
+    /// assert_eq!(err.to_string(), "group cancelled: shut down by `admin`, then grace expired");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_grace_expired(&self) -> bool {
+        self.report
+            .as_ref()
+            .is_some_and(|r| r.moment == Moment::GraceExpired)
+    }
+}
+
 /// Compares the causes only: the report says how it ended, not why.
 impl PartialEq for Cancelled {
     fn eq(&self, other: &Self) -> bool {
@@ -310,9 +470,16 @@ impl PartialEq for Cancelled {
 
 impl Eq for Cancelled {}
 
+/// `cancelled: CAUSE`, and `, then grace expired` when work was abandoned
+/// ([`Cancelled::is_grace_expired`]), so that the one-line message of a
+/// stop that dropped work never reads as a clean one.
 impl fmt::Display for Cancelled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cancelled: {}", self.cause)
+        write!(f, "cancelled: {}", self.cause)?;
+        if self.is_grace_expired() {
+            f.write_str(", then grace expired")?;
+        }
+        Ok(())
     }
 }
 
@@ -440,7 +607,8 @@ pub enum Moment {
 /// assert_eq!(report.tasks()[0].task(), "stubborn");
 /// assert_eq!(
 ///     format!("{:#}", anyhow::Error::from(err)),
-///     "group cancelled: deadline exceeded: cancelled: deadline exceeded: \
+///     "group cancelled: deadline exceeded, then grace expired: \
+///      cancelled: deadline exceeded, then grace expired: \
 ///      still running when grace expired (dropped or aborted): `stubborn` for 3s",
 /// );
 /// # }
@@ -602,7 +770,9 @@ impl Census {
 /// Variants may be added in a minor release (`#[non_exhaustive]`): a
 /// `match` needs a `_` arm, or use [`task`](Error::task),
 /// [`into_inner`](Error::into_inner) and [`cause`](Error::cause).
-#[derive(Debug)]
+///
+/// Failures after the first are not dropped: [`suppressed`](Error::suppressed)
+/// lists them, `{:#}` and `{:?}` show them; `Display` stays the first's.
 #[non_exhaustive]
 pub enum Error<E> {
     /// The first branch, in time, to fail, and its error.
@@ -662,8 +832,13 @@ impl<E> Error<E> {
     }
 
     /// Whether the group was stopped on purpose (a [`Cause::Shutdown`], its
-    /// own or its parents') and no branch failed before that: the error a
-    /// service's caller usually treats as success.
+    /// own or its parents') and stopped cleanly: no branch failed before
+    /// that, and its `grace` did not expire (nothing was dropped or
+    /// aborted). The error a service's caller treats as success, and the
+    /// one [`allow_shutdown`](AllowShutdown::allow_shutdown) turns into `Ok`.
+    ///
+    /// A shutdown whose grace expired is not one: see
+    /// [`is_grace_expired`](Error::is_grace_expired).
     ///
     /// ```
     /// use errgroup::{Cancelled, Cause, Error, TaskName};
@@ -672,9 +847,45 @@ impl<E> Error<E> {
     /// let failed: Error<()> = Error::Failed { task: TaskName::new("db"), error: () };
     /// assert!(!failed.is_shutdown());
     /// ```
+    ///
+    /// Nor is a shutdown during which a branch failed of its own (a flush
+    /// that failed as the service stopped): see [`suppressed`](Error::suppressed).
     #[must_use]
     pub fn is_shutdown(&self) -> bool {
-        matches!(self, Error::Cancelled(c) if c.cause().is_shutdown())
+        matches!(self, Error::Cancelled(c)
+            if c.cause().is_shutdown() && !c.is_grace_expired() && c.later.is_none())
+    }
+
+    /// Whether the group's `grace` expired, dropping or aborting what
+    /// still ran (listed by [`still_running`](Error::still_running)): a
+    /// stop that abandoned work, whether it began as a shutdown, a
+    /// deadline or a parent's cancellation. Never a clean stop:
+    /// [`is_shutdown`](Error::is_shutdown) is `false` then, and
+    /// [`allow_shutdown`](AllowShutdown::allow_shutdown) keeps the error.
+    /// `false` for [`Error::Failed`], an error in any case.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use errgroup::{AllowShutdown, errgroup};
+    ///
+    /// # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+    /// let result = errgroup! {
+    ///     grace = Duration::from_secs(2);
+    ///     type Error = errgroup::Cancelled;
+    ///     flush => { tokio::time::sleep(Duration::from_secs(60)).await; Ok(()) },
+    ///     stop => { ctx.shutdown(); Ok(()) },
+    /// };
+    /// assert!(result.as_ref().unwrap_err().is_grace_expired());
+    /// let err = result.allow_shutdown().unwrap_err(); // work was lost: still an error
+    /// assert_eq!(
+    ///     err.still_running().unwrap().to_string(),
+    ///     "still running when grace expired (dropped or aborted): `flush` for 2s",
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn is_grace_expired(&self) -> bool {
+        matches!(self, Error::Cancelled(c) if c.is_grace_expired())
     }
 
     /// What was still running when the group's deadline passed or its
@@ -725,27 +936,221 @@ impl<E> Error<E> {
     }
 }
 
+impl<E: 'static> Error<E> {
+    /// The failures that came after the group's first, in the order they
+    /// happened, each with its task's name and its error; empty when there
+    /// was none. The first is [`Error::Failed`]'s own (or, for
+    /// [`Error::Cancelled`], the cancellation from outside): these are the
+    /// branches, items and tasks that failed of their own afterwards, such
+    /// as a flush that failed while the group was stopping. (Kotlin keeps
+    /// them as suppressed exceptions, Python and Trio in an exception
+    /// group.) A group with one of them is never a clean stop:
+    /// [`is_shutdown`](Error::is_shutdown) is `false`.
+    ///
+    /// # Echoes are not failures
+    ///
+    /// An `Err` a branch returned only because the group was cancelled is
+    /// an echo of the cancellation, not a failure, and is not listed. The
+    /// rule: a branch's `Err` after the cancellation is an echo when, during
+    /// that branch's run, the group handed it a [`Cancelled`]: from its
+    /// `ctx` (`check`, `sleep`, `run`, a refused `spawn`, also through
+    /// clones of it), from a group channel (`send`, `recv`), or as the
+    /// `Err` of a group nested in it that this group's cancellation
+    /// stopped. Which type the branch made of it does not matter (`?` into
+    /// `anyhow::Error`, a variant of your own). An `Err` of a branch that
+    /// was handed no `Cancelled` is its own failure and is listed, even if
+    /// it came after the cancellation (it waited with `ctx.cancelled()`,
+    /// then its flush failed).
+    ///
+    /// The boundary: a branch that was handed a `Cancelled` (its
+    /// `ctx.sleep(..)` returned `Err`) and then failed otherwise (its flush
+    /// failed) returns one `Err`, and the group cannot see inside it: it
+    /// counts as an echo. To report such a failure, do the cleanup where
+    /// no `Cancelled` is handed: after `ctx.cancelled().await` (or
+    /// `ctx.is_cancelled()`) rather than after a `?` on the ctx, or in a
+    /// branch or task of its own.
+    ///
+    /// A task of another error type than the group's (an untyped
+    /// [`Ctx::spawn`](crate::Ctx::spawn)) that fails later cannot be listed
+    /// here; its first failure still names it in the cause.
+    ///
+    /// Nothing is allocated for this unless a second failure happens.
+    ///
+    /// ```
+    /// use errgroup::errgroup;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = errgroup! {
+    ///     fetch => Err("timeout"),
+    ///     store => {
+    ///         ctx.cancelled().await;    // told to stop: flush what it has
+    ///         Err::<(), _>("flush failed: disk full")
+    ///     },
+    ///     poll => { ctx.sleep(std::time::Duration::from_secs(60)).await.map_err(|_| "cancelled")?; Ok(()) },
+    /// }
+    /// .unwrap_err();
+    /// assert_eq!(err.to_string(), "task `fetch` failed: timeout");
+    /// let later = err.suppressed();
+    /// assert_eq!(later.len(), 1, "`poll`'s error is an echo of the cancellation");
+    /// assert_eq!(later[0].task(), "store");
+    /// assert_eq!(*later[0].error(), "flush failed: disk full");
+    /// assert_eq!(
+    ///     format!("{err:#}"),
+    ///     "task `fetch` failed: timeout; then task `store` failed: flush failed: disk full",
+    /// );
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn suppressed(&self) -> &[Suppressed<E>] {
+        match self {
+            Error::Failed { task, .. } => Later::list(task.later.as_ref()),
+            Error::Cancelled(c) => Later::list(c.later.as_ref()),
+        }
+    }
+}
+
+/// A failure a group kept after its first: one entry of
+/// [`Error::suppressed`].
+///
+/// ```
+/// use errgroup::errgroup;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let err = errgroup! {
+///     first => Err(1),
+///     second => { ctx.cancelled().await; Err::<(), _>(2) },
+/// }
+/// .unwrap_err();
+/// let later = &err.suppressed()[0];
+/// assert_eq!((later.task().to_string(), *later.error()), ("second".to_string(), 2));
+/// assert_eq!(later.to_string(), "task `second` failed: 2");
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Suppressed<E> {
+    task: TaskName,
+    error: E,
+}
+
+impl<E> Suppressed<E> {
+    pub(crate) fn new(task: TaskName, error: E) -> Self {
+        Suppressed { task, error }
+    }
+
+    /// The branch, item or task that failed.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = errgroup::errgroup! {
+    ///     a => Err("a"),
+    ///     b => { ctx.cancelled().await; Err::<(), _>("b") },
+    /// }
+    /// .unwrap_err();
+    /// assert_eq!(err.suppressed()[0].task(), "b");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn task(&self) -> &TaskName {
+        &self.task
+    }
+
+    /// The error it returned.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let err = errgroup::errgroup! {
+    ///     a => Err("a"),
+    ///     b => { ctx.cancelled().await; Err::<(), _>("b") },
+    /// }
+    /// .unwrap_err();
+    /// assert_eq!(*err.suppressed()[0].error(), "b");
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn error(&self) -> &E {
+        &self.error
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for Suppressed<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if f.alternate() {
+            write!(f, "task `{}` failed: {:#}", self.task, self.error)
+        } else {
+            write!(f, "task `{}` failed: {}", self.task, self.error)
+        }
+    }
+}
+
 impl<E> From<Cancelled> for Error<E> {
     fn from(cancelled: Cancelled) -> Self {
         Error::Cancelled(cancelled)
     }
 }
 
-impl<E: fmt::Display> fmt::Display for Error<E> {
+/// The first failure; with `{:#}` also each [`suppressed`](Error::suppressed)
+/// one after it (`; then task `b` failed: ..`).
+impl<E: fmt::Display + 'static> fmt::Display for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             // `{:#}` reaches the branch's error too, so anyhow's chain shows.
             Error::Failed { task, error } if f.alternate() => {
-                write!(f, "task `{task}` failed: {error:#}")
+                write!(f, "task `{task}` failed: {error:#}")?;
             }
-            Error::Failed { task, error } => write!(f, "task `{task}` failed: {error}"),
-            Error::Cancelled(c) => write!(f, "group {c}"),
+            Error::Failed { task, error } => return write!(f, "task `{task}` failed: {error}"),
+            Error::Cancelled(c) => write!(f, "group {c}")?,
+        }
+        if f.alternate() {
+            for later in self.suppressed() {
+                write!(f, "; then {later:#}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// As derived, and the tasks of the [`suppressed`](Error::suppressed)
+/// failures when there are some (their errors are in `{:#}` and in the
+/// error chain, which `anyhow`'s `{:?}` prints).
+impl<E: fmt::Debug> fmt::Debug for Error<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let later: &[TaskName] = match self {
+            Error::Failed { task, .. } => task.later.as_ref(),
+            Error::Cancelled(c) => c.later.as_ref(),
+        }
+        .map_or(&[], |l| &l.0.tasks);
+        match self {
+            Error::Failed { task, error } => {
+                let mut d = f.debug_struct("Failed");
+                d.field("task", task).field("error", error);
+                if !later.is_empty() {
+                    d.field("suppressed", &later);
+                }
+                d.finish()
+            }
+            Error::Cancelled(c) => {
+                let mut d = f.debug_tuple("Cancelled");
+                d.field(c);
+                if !later.is_empty() {
+                    d.field(&later);
+                }
+                d.finish()
+            }
         }
     }
 }
 
-impl<E: fmt::Debug + fmt::Display> std::error::Error for Error<E> {
+/// The source is the [`suppressed`](Error::suppressed) failures when there
+/// are some (then what the `Cancelled` reports), else the `Cancelled`.
+impl<E: fmt::Debug + fmt::Display + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let later = match self {
+            Error::Failed { task, .. } => task.later.as_ref(),
+            Error::Cancelled(c) => c.later.as_ref(),
+        };
+        if let Some(list) = Later::get::<E>(later) {
+            return Some(list);
+        }
         match self {
             Error::Failed { .. } => None,
             Error::Cancelled(c) => Some(c),
@@ -759,7 +1164,9 @@ impl<E: fmt::Debug + fmt::Display> std::error::Error for Error<E> {
 /// not all return `Ok` (a service loop that returned `ctx.check()?`'s error)
 /// evaluates to `Err(Error::Cancelled(..))`; for a group whose value has a
 /// default (the all-`()` service group), that is one call away from `Ok`.
-/// A failure that happened before the shutdown is still an error.
+/// A failure that happened before the shutdown is still an error, and so
+/// is a shutdown whose `grace` expired ([`Error::is_grace_expired`]): work
+/// was dropped, and the caller must hear it.
 ///
 /// ```
 /// use errgroup::{AllowShutdown, errgroup};

@@ -94,6 +94,9 @@ struct Own<T, E> {
     /// called; else its failures only, so that a group spawned from for
     /// ever holds only what still runs.
     keep: Keep,
+    /// A task ended without an outcome (aborted by grace, or a panic): it
+    /// did not return `Ok`, and the group must not say that everything did.
+    lost: bool,
 }
 
 impl<T: Send + 'static, E: Send + 'static> Own<T, E> {
@@ -102,6 +105,7 @@ impl<T: Send + 'static, E: Send + 'static> Own<T, E> {
             set: TaskSet::new(),
             reaped: std::collections::VecDeque::new(),
             keep,
+            lost: false,
         }))
     }
 
@@ -109,6 +113,7 @@ impl<T: Send + 'static, E: Send + 'static> Own<T, E> {
     fn reap(&mut self, core: &crate::state::Core) {
         while let Some(joined) = self.set.try_next() {
             let Some(done) = core.joined(&TaskName::new("task"), joined) else {
+                self.lost = true;
                 continue;
             };
             if self.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
@@ -138,9 +143,12 @@ enum Outcome<T, E> {
     Failed {
         error: E,
         first: bool,
+        /// Its rank among the group's later failures, if it is one of its
+        /// own (`Error::suppressed`).
+        later: Option<usize>,
     },
-    /// It never ran (refused, or the group was cancelled while it waited
-    /// for a `limit` slot), or panicked (the panic resumes in `wait`).
+    /// It never ran (the group was cancelled while it waited for a `limit`
+    /// slot), or panicked (the panic resumes in `wait`).
     NoValue,
 }
 
@@ -487,10 +495,11 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
 
     /// Starts `task(ctx)` as a tokio task of the group: Go's `g.Go`.
     ///
-    /// With a [`limit`](Group::limit), the task waits for a slot before its
-    /// body runs, and does not run if the group is cancelled meanwhile. A
-    /// task spawned once the group is cancelled never runs; one spawned
-    /// before always starts, as in Go.
+    /// The task always starts, as in Go, also in a group already cancelled
+    /// (one made during a shutdown, or with a zero `timeout`): it sees its
+    /// ctx cancelled and can clean up. With a [`limit`](Group::limit), the
+    /// task waits for a slot before its body runs, and does not run if the
+    /// group is cancelled meanwhile.
     ///
     /// # Panics
     ///
@@ -509,7 +518,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let start = self.built().state.core.start();
+        let start = self.built().state.core.start_written();
         self.start(name.into(), task, start);
     }
 
@@ -553,7 +562,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        match self.built().state.core.start() {
+        match self.built().state.core.start_written() {
             Start::Queued => false,
             start => {
                 self.start(name.into(), task, start);
@@ -562,8 +571,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         }
     }
 
-    /// Starts one task of the group's own, as `start` allows. Refused only
-    /// once the group is cancelled: then nothing starts, as documented.
+    /// Starts one task of the group's own, as `start` allows.
     fn start<F, Fut>(&mut self, task: TaskName, make: F, start: Start)
     where
         F: FnOnce(Ctx) -> Fut,
@@ -586,13 +594,22 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let supervise = self.supervise;
         let own = Arc::downgrade(&self.own);
         lock(&self.own).set.spawn(&trace::name(&task), async move {
-            let outcome = match guarded.await {
+            let mut guarded = std::pin::pin!(guarded);
+            let outcome = match guarded.as_mut().await {
                 Some((Ok(value), _permit)) => Outcome::Value(value),
                 Some((Err(error), permit)) => {
                     // Recorded before the permit is given back (state.rs).
                     let first = !supervise && core.cancel_failed(task.clone());
                     drop(permit);
-                    Outcome::Failed { error, first }
+                    // A later failure of its own (not an echo, echo.rs)
+                    // takes its rank now, in the order failures happen.
+                    let later =
+                        (!first && !supervise && !guarded.echoed()).then(|| core.later_rank());
+                    Outcome::Failed {
+                        error,
+                        first,
+                        later,
+                    }
                 }
                 None => Outcome::NoValue,
             };
@@ -629,7 +646,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// assert!(group.wait().await.is_ok());
     /// # }
     /// ```
-    pub async fn wait(self) -> Result<(), Error<E>> {
+    pub async fn wait(self) -> Result<(), Error<E>>
+    where
+        E: Sync,
+    {
         self.finish(|_| ()).await.map(drop)
     }
 
@@ -646,7 +666,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// assert_eq!(group.wait_all().await.unwrap(), [1, 4, 9]);
     /// # }
     /// ```
-    pub async fn wait_all(self) -> Result<Vec<T>, Error<E>> {
+    pub async fn wait_all(self) -> Result<Vec<T>, Error<E>>
+    where
+        E: Sync,
+    {
         let results = self.finish(|results| results).await?;
         // Under `on_error_continue` a failed task did not fail the group,
         // but there is no value to give for it.
@@ -671,7 +694,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// assert_eq!(results[1].1, Err("no".to_string()));
     /// # }
     /// ```
-    pub async fn wait_results(self) -> Result<Vec<(TaskName, Result<T, E>)>, Error<E>> {
+    pub async fn wait_results(self) -> Result<Vec<(TaskName, Result<T, E>)>, Error<E>>
+    where
+        E: Sync,
+    {
         self.finish(|results| results).await
     }
 
@@ -710,8 +736,9 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                     }
                     match own.set.poll_next(cx) {
                         Poll::Ready(Some(joined)) => {
-                            if let Some(done) = core.joined(&TaskName::new("task"), joined) {
-                                return Poll::Ready(Some(done));
+                            match core.joined(&TaskName::new("task"), joined) {
+                                Some(done) => return Poll::Ready(Some(done)),
+                                None => own.lost = true,
                             }
                         }
                         Poll::Ready(None) => return Poll::Ready(None),
@@ -763,7 +790,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     async fn finish<R>(
         mut self,
         keep: impl FnOnce(Vec<(TaskName, Result<T, E>)>) -> R,
-    ) -> Result<R, Error<E>> {
+    ) -> Result<R, Error<E>>
+    where
+        E: Sync,
+    {
         let core = Arc::clone(&self.built().state.core);
         let period = self.grace.unwrap_or_default();
         let mut grace = std::pin::pin!(
@@ -789,8 +819,11 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 loop {
                     match own.set.poll_next(cx) {
                         Poll::Ready(Some(joined)) => {
-                            let joined = core.joined(&TaskName::new("task"), joined);
-                            own.reaped.extend(joined);
+                            match core.joined(&TaskName::new("task"), joined) {
+                                Some(done) => own.reaped.push_back(done),
+                                // Aborted by grace (or a panic): no outcome.
+                                None => own.lost = true,
+                            }
                         }
                         Poll::Ready(None) => break true,
                         Poll::Pending => break false,
@@ -807,22 +840,28 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         })
         .await;
         self.finished = true;
-        let (mut done, keep_all) = {
+        let (mut done, keep_all, lost) = {
             let mut own = lock(&self.own);
-            (Vec::from(std::mem::take(&mut own.reaped)), own.keep)
+            (Vec::from(std::mem::take(&mut own.reaped)), own.keep, own.lost)
         };
         let state = &self.built().state;
-        let mut all_ok = all_ok && !self.taken_not_ok;
+        let mut all_ok = all_ok && !self.taken_not_ok && !lost;
         let mut results = Vec::with_capacity(done.len());
         done.sort_by_key(|d| d.index);
         for d in done {
             match d.outcome {
                 Outcome::Value(_) if keep_all == Keep::Failures => {}
                 Outcome::Value(value) => results.push((d.task, Ok(value))),
-                Outcome::Failed { error, first } => {
+                Outcome::Failed {
+                    error,
+                    first,
+                    later,
+                } => {
                     all_ok &= self.supervise;
                     if first {
                         state.keep_first_error(error);
+                    } else if let Some(rank) = later {
+                        state.keep_later(rank, d.task, error);
                     } else {
                         results.push((d.task, Err(error)));
                     }

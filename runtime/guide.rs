@@ -304,8 +304,10 @@ pub mod from_go {
     //!   [`ctx.channel(cap)`](crate::Ctx::channel)) is closed when the group
     //!   is cancelled, and a raw tokio or std channel inside a branch is a
     //!   compile error.
-    //! - **Same rules otherwise.** The first error wins; later ones are
-    //!   dropped. The group waits for every branch. Its ctx is cancelled
+    //! - **Same rules otherwise.** The first error wins; later failures of
+    //!   a branch's own (not echoes of the cancellation) are kept in
+    //!   [`err.suppressed()`](crate::Error::suppressed), where Go drops
+    //!   them. The group waits for every branch. Its ctx is cancelled
     //!   once it returns ([`Cause::Finished`](crate::Cause::Finished)).
 }
 
@@ -320,6 +322,14 @@ pub mod shutdown {
     //! `Ok`; otherwise its error [`is_shutdown`](crate::Error::is_shutdown),
     //! and [`allow_shutdown`](crate::AllowShutdown::allow_shutdown) makes it
     //! `Ok` in one call. A failure that came first still wins.
+    //!
+    //! A stop that dropped work is not clean: if `grace` expires, what
+    //! still runs is dropped or aborted, the error's
+    //! [`is_grace_expired`](crate::Error::is_grace_expired) is true and its
+    //! `is_shutdown` false, so `allow_shutdown` keeps it and `serve_until`
+    //! below returns it (its message ends in `, then grace expired`; its
+    //! [`still_running`](crate::Error::still_running) report names what was
+    //! dropped): the process exits with an error, not a clean status.
     //!
     //! ```
     //! use std::future::Future;

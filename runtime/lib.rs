@@ -68,6 +68,8 @@ mod sync;
 // `stop_signal()`: Ctrl-C and SIGTERM.
 #[cfg(not(loom))]
 mod signal;
+// Which branch a `Cancelled` was handed to: echoes vs failures.
+mod echo;
 // `Error`, `Cause`, `Cancelled`, `TaskName`.
 mod error;
 // What a group tells `tracing` (the `tracing` feature; nothing without it).
@@ -137,7 +139,7 @@ pub mod lint {
 pub use crate::channel::{Receiver, SendError, Sender, TryRecvError, TrySendError};
 pub use crate::ctx::{BranchCtx, Ctx, IntoParent, Shutdown, Watch};
 pub use crate::error::{
-    AllowShutdown, Cancelled, Cause, Error, Moment, Running, StillRunning, TaskName,
+    AllowShutdown, Cancelled, Cause, Error, Moment, Running, StillRunning, Suppressed, TaskName,
 };
 pub use crate::group::Group;
 pub use crate::pool::{Failure, Pool};
@@ -202,7 +204,10 @@ pub use crate::signal::stop_signal;
 ///
 /// # Semantics
 ///
-/// 1. **Concurrent start.** Every branch starts at once. Plain branches run
+/// 1. **Concurrent start.** Every branch starts at once, also in a group
+///    born cancelled (created during a shutdown, under a cancelled parent,
+///    with a zero `timeout`): its branches then see their ctx cancelled and
+///    can clean up, as Go's `g.Go` would. Plain branches run
 ///    in the calling task and may borrow locals. `#[spawn]` branches run as
 ///    tokio tasks, in parallel (captures are moved; `Send + 'static`); in a
 ///    group whose branches are all plain `#[spawn]` ones, awaited inside a
@@ -213,7 +218,12 @@ pub use crate::signal::stop_signal;
 /// 2. **First error wins.** The first branch, in time, to return `Err(e)`
 ///    cancels the group's ctx with [`Cause::Failed`]; the group still waits
 ///    for every branch, then yields [`Error::Failed`] with that branch's name
-///    and `e`. Errors returned after the cancellation never replace it.
+///    and `e`. Errors returned after the cancellation never replace it, and
+///    are not dropped either: a branch, item or task that fails of its own
+///    afterwards (a flush during the shutdown) is listed by
+///    [`Error::suppressed`], in the order they happened; an `Err` that only
+///    passes on the [`Cancelled`] the group handed that branch is an echo
+///    of the cancellation and is not (the rule is on `suppressed`).
 /// 3. **Wait for all.** Nothing the group started runs after it returns,
 ///    tasks started with [`Ctx::spawn`] included. With `grace = d;`,
 ///    branches still running `d` after the cancellation are dropped
@@ -241,7 +251,9 @@ pub use crate::signal::stop_signal;
 ///    which [`Pool::spawn`] makes the caller wait for a slot: an accept loop.
 /// 9. **Nothing new starts after cancellation.** Items not yet pulled,
 ///    branches waiting for a slot and `ctx.spawn` calls made after the
-///    cancellation never run.
+///    cancellation never run. A refused `ctx.spawn` returns
+///    `Err(Cancelled)` to its caller, which decides: a branch that heard it
+///    and still returns `Ok` leaves the group's result as it was.
 /// 10. **Supervisor mode.** With `on_error = continue;` a failing branch
 ///     cancels nothing; the group evaluates to
 ///     `Result<(Result<T1, E>, .., Result<Tn, E>), Error<E>>` (a `for`
@@ -315,14 +327,17 @@ pub use crate::signal::stop_signal;
 ///
 /// A branch's value type is inferred from its `Ok(..)`. A branch that never
 /// returns `Ok` has none, and needs no turbofish either: when the macro can
-/// see it from the syntax, the value type is left to the code around the
-/// group, and is `()` when nothing there names it (`!`, the never type,
-/// under edition 2024; either way, no such value ever exists). The macro
-/// sees it when the branch's tail (through blocks, and every arm of an
-/// `if`/`else` or `match`) is
+/// see it from the syntax, the value type is `()` (no such value ever
+/// exists, but `()` is `Default`, so the group still ends in
+/// [`.allow_shutdown()`](AllowShutdown::allow_shutdown) in every edition);
+/// under `on_error = continue` it is left to the code around the group,
+/// which may name its `Result<T, E>`. The macro sees it when the branch's
+/// tail (through blocks, and every arm of an `if`/`else` or `match`) is
 ///
 /// - `Err(..)`, or `return Err(..)` with or without its `;`,
 /// - a `loop` that no `break` leaves,
+/// - `panic!(..)`, `unreachable!(..)`, `todo!(..)` or `unimplemented!(..)`
+///   (bare or through `std::`/`core::`),
 ///
 /// and no `return` in the body returns anything else. Where a `break` or a
 /// `return` is inside a macro invocation, or a labelled block may be left

@@ -81,6 +81,15 @@ pub(crate) fn start(node: &Node, limit: Option<&Limit>) -> Start {
     if node.is_cancelled() {
         return Start::Refused;
     }
+    start_written(limit)
+}
+
+/// How a written branch (or a `Group::spawn` task) created now may start:
+/// at once even in a cancelled group, where it sees its ctx cancelled and
+/// can clean up (semantic 1), as Go's `g.Go` would; only a `limit` slot it
+/// has to wait for is refused by the cancellation ([`admit`]).
+#[inline]
+pub(crate) fn start_written(limit: Option<&Limit>) -> Start {
     match limit {
         None => Start::Now(None),
         Some(limit) => match limit.try_acquire() {

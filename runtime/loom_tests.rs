@@ -95,7 +95,7 @@ fn loom_the_first_failure_cancels_the_group_once_and_is_the_error_returned() {
             .into_iter()
             .map(|name| {
                 let group = Arc::clone(&group);
-                thread::spawn(move || group.fail(TaskName::new(name), name))
+                thread::spawn(move || group.fail(TaskName::new(name), name, false))
             })
             .collect();
         outer.core.cancel(Cause::DeadlineExceeded);
@@ -141,7 +141,7 @@ fn loom_a_panic_a_failure_and_a_passed_deadline_cancel_the_group_once() {
             let group = Arc::clone(&group);
             thread::spawn(move || group.core.panicked(TaskName::new("p"), Box::new("boom")))
         };
-        group.fail(TaskName::new("f"), "f");
+        group.fail(TaskName::new("f"), "f", false);
         spinning.join().unwrap();
         panicking.join().unwrap();
 
@@ -186,7 +186,7 @@ fn loom_a_child_group_created_during_the_parents_cancellation_ends_up_cancelled(
         let outer = root::<()>();
         let failing = {
             let outer = Arc::clone(&outer);
-            thread::spawn(move || outer.fail(TaskName::new("a"), ()))
+            thread::spawn(move || outer.fail(TaskName::new("a"), (), false))
         };
         let child = child_of::<(), _>(&outer);
         let hook = Counter::on(&child);
@@ -202,7 +202,7 @@ fn loom_a_channel_created_during_the_cancellation_is_closed_with_its_cause() {
         let group = root::<()>();
         let failing = {
             let group = Arc::clone(&group);
-            thread::spawn(move || group.fail(TaskName::new("a"), ()))
+            thread::spawn(move || group.fail(TaskName::new("a"), (), false))
         };
         let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
         failing.join().unwrap();
@@ -333,7 +333,7 @@ fn loom_a_receive_blocked_on_an_empty_channel_wakes_with_the_cancellation() {
         let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
         let failing = {
             let group = Arc::clone(&group);
-            thread::spawn(move || group.fail(TaskName::new("a"), ()))
+            thread::spawn(move || group.fail(TaskName::new("a"), (), false))
         };
         let cancelled = block_on(rx.recv()).unwrap_err();
         assert_eq!(cancelled.cause(), &failed("a"));
@@ -350,7 +350,7 @@ fn loom_a_send_blocked_on_a_full_channel_wakes_with_the_cancellation_and_gives_t
         tx.try_send(1).unwrap();
         let failing = {
             let group = Arc::clone(&group);
-            thread::spawn(move || group.fail(TaskName::new("a"), ()))
+            thread::spawn(move || group.fail(TaskName::new("a"), (), false))
         };
         let error = block_on(tx.send(2)).unwrap_err();
         assert_eq!(error.cancelled().map(Cancelled::cause), Some(&failed("a")));
@@ -388,7 +388,7 @@ fn loom_no_value_is_lost_between_a_sender_a_receiver_and_the_cancellation() {
                 got
             })
         };
-        group.fail(TaskName::new("a"), ());
+        group.fail(TaskName::new("a"), (), false);
         let (sent, back) = sending.join().unwrap();
         let got = receiving.join().unwrap();
 

@@ -136,7 +136,7 @@ impl<E> Scope<E> {
 
     fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<Body<F>> {
         let core = Arc::clone(&self.state.core);
-        let start = core.start();
+        let start = core.start_written();
         let task = ctx.task().clone();
         let body = body_of(&core, ctx, body);
         Guarded::new(core, task, body, start)
@@ -170,6 +170,15 @@ where
     F: Future<Output = Result<Infallible, E>>,
 {
     body.await.map(value)
+}
+
+/// The value of a never-`Ok` branch outside `on_error = continue`: `()`,
+/// a value that never exists, but whose type is `Default`, so that the
+/// group's `.allow_shutdown()` compiles in every edition (a type left to
+/// the never-type fallback is `!` under 2024, and trips the fallback's lint
+/// under 2018 and 2021).
+pub fn never_unit(never: Infallible) {
+    match never {}
 }
 
 /// [`never_ok`] for a `#[blocking]` body.
@@ -223,7 +232,7 @@ impl InTask {
         T: 's,
     {
         let (core, task) = ctx.into().into_parts();
-        let start = core.start();
+        let start = core.start_written();
         let body = in_task_body(&core, &task, body);
         Leaf::new(Run::new(
             &scope.state,
@@ -398,7 +407,7 @@ impl Blocking {
     {
         let core = Arc::clone(&scope.state.core);
         core.off_driver();
-        let start = core.start();
+        let start = core.start_written();
         let task = ctx.task().clone();
         let span = trace::branch(core.span(), &task);
         Leaf::new(RunBlocking::new(

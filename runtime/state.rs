@@ -50,7 +50,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
-use crate::error::{Cancelled, Cause, Census, Error, Moment, Running, StillRunning, TaskName};
+use crate::echo;
+use crate::error::{
+    Cancelled, Cause, Census, Error, Later, Moment, Running, StillRunning, Suppressed, TaskName,
+};
 use crate::limit::{self, Limit, Start};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
@@ -157,6 +160,14 @@ struct Watch {
     report: Option<Box<StillRunning>>,
     /// Questions for the driver.
     asks: Vec<oneshot::Sender<Vec<Running>>>,
+    /// How many later failures were kept: each one's rank, so that those
+    /// kept typed (in-task branches) and boxed (below) merge in the order
+    /// they happened. Here, in the box made on demand, as a group with a
+    /// single failure needs none of it.
+    ranked: usize,
+    /// The later failures of tasks and `#[spawn]` branches (not echoes),
+    /// each a boxed `Suppressed<E>` with its rank.
+    later: Vec<(usize, Box<dyn Any + Send>)>,
     /// The group has returned: every answer is empty.
     closed: bool,
 }
@@ -320,7 +331,14 @@ impl Core {
         self.node.cause()
     }
 
+    /// The `Cancelled` handed to code of the group that asks now (an
+    /// echo: see echo.rs).
     pub(crate) fn cancelled_error(&self) -> Cancelled {
+        echo::handed();
+        self.cancellation_error()
+    }
+
+    fn cancellation_error(&self) -> Cancelled {
         Cancelled::new(self.cause().unwrap_or(Cause::Dropped))
     }
 
@@ -345,6 +363,13 @@ impl Core {
         limit::start(&self.node, self.limit.as_ref())
     }
 
+    /// How a written branch or a `Group::spawn` task created now may start:
+    /// also in a cancelled group (see `limit::start_written`).
+    #[inline]
+    pub(crate) fn start_written(&self) -> Start {
+        limit::start_written(self.limit.as_ref())
+    }
+
     pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
         trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
@@ -354,10 +379,41 @@ impl Core {
     /// Records the error of a task or `#[spawn]` branch if it is the first
     /// failure, and cancels the group: boxed, as the core is untyped.
     /// `State::finish` takes it back if it is of the group's error type.
-    pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E) {
+    /// A later one is kept too, unless it is an echo (`echoed`: its body
+    /// was handed a `Cancelled`, echo.rs).
+    pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E, echoed: bool) {
+        let spare = self.spare_name(&task, echoed);
         if self.cancel_failed(task) {
             lock(&self.slots).task_error = Some(Box::new(error));
+        } else if let Some(task) = spare {
+            let later = Box::new(Suppressed::new(task, error));
+            let mut watch = lock(&self.watching().state);
+            let rank = watch.ranked;
+            watch.ranked += 1;
+            watch.later.push((rank, later));
         }
+    }
+
+    /// A copy of `task` for the later list, in case its failure is not the
+    /// first: none for an echo, and none that allocates (a `String` name)
+    /// while the failure may still be the first, whose name moves into the
+    /// cause. (A failure that loses a race with another cancellation
+    /// between the two is then not kept.)
+    pub(crate) fn spare_name(&self, task: &TaskName, echoed: bool) -> Option<TaskName> {
+        if echoed {
+            None
+        } else if self.is_cancelled() {
+            Some(task.clone())
+        } else {
+            task.cheap_clone()
+        }
+    }
+
+    /// The rank of a later failure kept now.
+    pub(crate) fn later_rank(&self) -> usize {
+        let mut watch = lock(&self.watching().state);
+        watch.ranked += 1;
+        watch.ranked - 1
     }
 
     /// Cancels the group because `task` failed; `true` if it is the first
@@ -587,21 +643,10 @@ impl Core {
     }
 
     /// A task refused because the group was cancelled when it was asked for.
+    /// The refusal is the caller's: it gets this `Cancelled` and decides;
+    /// the group's result stays what its branches and tasks make it (a
+    /// branch that heard the refusal and returned `Ok` leaves it `Ok`).
     pub(crate) fn refuse_task(&self) -> Cancelled {
-        self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
-        if self.task_flags.fetch_or(SPAWNED, Ordering::AcqRel) & SEALED != 0 {
-            // Closed: see below.
-            return self.cancelled_error();
-        }
-        let mut tasks = lock(&self.tasks);
-        // A task that never runs did not return `Ok`: without this, a group
-        // born cancelled (a passed deadline, a cancelled parent) whose every
-        // spawn was refused would wait for nothing and report `Ok(())`. Once
-        // the group has returned (closed), a refusal is no longer its
-        // business: it must not turn the result `finish` is computing into
-        // an error (loom_tests.rs).
-        tasks.all_ok &= tasks.closed;
-        drop(tasks);
         self.cancelled_error()
     }
 
@@ -730,11 +775,15 @@ impl Drop for RunningTask {
     }
 }
 
-/// A group: its core and the first error of its branches, typed.
+/// A group: its core and the first error of its branches, typed, and the
+/// later failures of its in-task branches (echo.rs says which count).
 #[derive(Debug)]
 pub(crate) struct State<E> {
     pub(crate) core: Arc<Core>,
     error: Mutex<Option<E>>,
+    /// Each with its rank (`Core::later_rank`); empty and unallocated
+    /// until a second failure happens.
+    later: Mutex<Vec<(usize, Suppressed<E>)>>,
 }
 
 impl<E> State<E> {
@@ -742,6 +791,7 @@ impl<E> State<E> {
         State {
             core: Core::new(settings),
             error: Mutex::new(None),
+            later: Mutex::new(Vec::new()),
         }
     }
 
@@ -751,19 +801,29 @@ impl<E> State<E> {
         *lock(&self.error) = Some(error);
     }
 
-    /// Records `error` if it is the first failure and cancels the group.
-    pub(crate) fn fail(&self, task: TaskName, error: E) {
+    /// Keeps a failure that came after the first, with its `rank`.
+    pub(crate) fn keep_later(&self, rank: usize, task: TaskName, error: E) {
+        lock(&self.later).push((rank, Suppressed::new(task, error)));
+    }
+
+    /// Records `error` if it is the first failure and cancels the group; a
+    /// later one is kept unless it is an echo (`echoed`, echo.rs).
+    pub(crate) fn fail(&self, task: TaskName, error: E, echoed: bool) {
         let name = trace::name(&task);
+        let spare = self.core.spare_name(&task, echoed);
         let first = self.core.cancel_then(Cause::Failed { task }, |first| {
             trace::failed(&self.core.span, &name, first);
         });
         if first {
             *lock(&self.error) = Some(error);
+        } else if let Some(task) = spare {
+            let rank = self.core.later_rank();
+            self.keep_later(rank, task, error);
         }
     }
 }
 
-impl<E: 'static> State<E> {
+impl<E: Send + Sync + 'static> State<E> {
     /// The group's result once every branch and task has returned: resumes
     /// a panic, else `Ok(value)` if every branch gave one and no task failed,
     /// else the first error, else the cancellation. Cancels the ctx with
@@ -794,9 +854,12 @@ impl<E: 'static> State<E> {
         if let Some(payload) = panic {
             resume_unwind(payload);
         }
-        // A task that failed after the cancellation (its error dropped) or
-        // was refused did not return `Ok` either, as a branch would not have
-        // (`tasks_ok`).
+        let watching = self.core.watching.get();
+        let report = watching.and_then(|w| lock(&w.state).report.take());
+        let later = self.take_later(report.as_deref());
+        // A task that failed after the cancellation (its error dropped)
+        // did not return `Ok` either, as a branch would not have
+        // (`tasks_ok`). A refused one is its caller's business.
         if let (Some(value), None, true) = (value, &task_error, tasks_ok) {
             return Ok(value);
         }
@@ -807,13 +870,37 @@ impl<E: 'static> State<E> {
                 .take()
                 .or_else(|| task_error.and_then(|e| e.downcast::<E>().ok().map(|e| *e)));
             if let Some(error) = error {
+                let task = task.with_later(later);
                 return Err(Error::Failed { task, error });
             }
         }
-        let watching = self.core.watching.get();
-        let report = watching.and_then(|w| lock(&w.state).report.take());
+        let cancelled = self.core.cancellation_error();
+        if matches!(cancelled.cause(), Cause::Parent(_)) && later.is_none() {
+            // Handed to the branch this group runs in: an echo of the
+            // parent's cancellation there. Not with failures of its own.
+            echo::handed();
+        }
         Err(Error::Cancelled(
-            self.core.cancelled_error().with_report(report),
+            cancelled.with_report(report).with_later(later),
         ))
+    }
+
+    /// The later failures, typed and boxed, in the order they happened.
+    fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
+        let mut later = std::mem::take(&mut *lock(&self.later));
+        let watching = self.core.watching.get();
+        let boxed = watching.map_or_else(Vec::new, |w| std::mem::take(&mut lock(&w.state).later));
+        if later.is_empty() && boxed.is_empty() {
+            return None;
+        }
+        // A task of another error type than `E` cannot be listed as one.
+        later.extend(
+            boxed
+                .into_iter()
+                .filter_map(|(rank, e)| e.downcast::<Suppressed<E>>().ok().map(|e| (rank, *e))),
+        );
+        later.sort_by_key(|&(rank, _)| rank);
+        let report = report.map(|r| Box::new(r.clone()));
+        Later::new(later.into_iter().map(|(_, s)| s).collect(), report)
     }
 }

@@ -34,10 +34,12 @@ mod on {
         limit: Option<usize>,
         deadline: Option<Instant>,
     ) -> Span {
-        let site = site.map(|s| format!("{}:{}", s.file(), s.line()));
+        // Formatted by the subscriber, if one wants the span: a group no
+        // subscriber listens to allocates nothing for it.
+        let site = Site(site);
         let span = tracing::info_span!(
             "errgroup",
-            site = site.as_deref().unwrap_or("?"),
+            site = %site,
             branches = tracing::field::Empty,
             limit = tracing::field::Empty,
             timeout = tracing::field::Empty,
@@ -54,6 +56,18 @@ mod on {
             span.record("timeout", tracing::field::debug(left));
         }
         span
+    }
+
+    /// Where a group was written, `file:line`, or `?`.
+    struct Site(Option<&'static Location<'static>>);
+
+    impl std::fmt::Display for Site {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            match self.0 {
+                Some(s) => write!(f, "{}:{}", s.file(), s.line()),
+                None => f.write_str("?"),
+            }
+        }
     }
 
     pub(crate) fn branches(group: &Span, n: usize) {

@@ -187,8 +187,17 @@ impl Names<'_> {
         let rt = self.rt;
         let body = if never_ok {
             let adapter = mode.adapter("never_ok", self.site);
-            let never = format_ident!("__errgroup_never", span = self.site);
-            quote_spanned!(self.site=> #rt::#adapter(#body, |#never| match #never {}))
+            if self.supervise {
+                let never = format_ident!("__errgroup_never", span = self.site);
+                // Its `Result<T, E>` is a value the caller may name.
+                quote_spanned!(self.site=> #rt::#adapter(#body, |#never| match #never {}))
+            } else {
+                // Its value never exists; `()` lets the group's value be
+                // `Default` (`.allow_shutdown()`) in every edition, where a
+                // type left to the never-type fallback is `!` (2024) or
+                // trips its lint (2018/2021).
+                quote_spanned!(self.site=> #rt::#adapter(#body, #rt::never_unit))
+            }
         } else {
             body
         };

@@ -14,6 +14,8 @@
 //!   `Err::<u8, _>(..)` keeps the type it names);
 //! - `return Err(..)`, with or without its semicolon;
 //! - a `loop` no `break` leaves;
+//! - `panic!(..)`, `unreachable!(..)`, `todo!(..)` or `unimplemented!(..)`
+//!   (bare, or as `std::`/`core::` paths), which never complete;
 //!
 //! and no `return` in the body (outside closures, async blocks and items,
 //! whose returns are their own) returns anything but `Err(..)`.
@@ -53,8 +55,26 @@ fn tail(expr: &Expr, err: bool) -> bool {
             None => false,
         },
         Expr::Match(m) => m.arms.iter().all(|arm| tail(&arm.body, err)),
+        Expr::Macro(m) => diverges(&m.mac),
         _ => false,
     }
+}
+
+/// `panic!`, `unreachable!`, `todo!`, `unimplemented!`: bare, or as
+/// `std::..`/`core::..`, never another crate's macro of the same name.
+fn diverges(mac: &syn::Macro) -> bool {
+    let segments = &mac.path.segments;
+    let prefix_ok = match segments.len() {
+        1 => mac.path.leading_colon.is_none(),
+        2 => segments[0].ident == "std" || segments[0].ident == "core",
+        _ => false,
+    };
+    prefix_ok
+        && segments.last().is_some_and(|s| {
+            ["panic", "unreachable", "todo", "unimplemented"]
+                .iter()
+                .any(|name| s.ident == name)
+        })
 }
 
 /// Whether a block's value is `Err(..)` or never completes: its tail
@@ -63,6 +83,7 @@ fn block_tail(block: &Block) -> bool {
     match block.stmts.last() {
         Some(Stmt::Expr(e, None)) => tail(e, true),
         Some(Stmt::Expr(e, Some(_))) => tail(e, false),
+        Some(Stmt::Macro(m)) => diverges(&m.mac),
         _ => false,
     }
 }

@@ -709,8 +709,21 @@ pub(crate) fn check_no_late_start(
         supervise: k.supervise,
         ..Rules::default()
     };
+    // A `Group::spawn` task is written, not pulled: in a group born past
+    // its deadline it still starts at once, in a free slot (semantic 1).
+    let born_cancelled = matches!(k.path, KnobPath::Group) && k.deadline == Some(0);
+    let at_birth = bodies.iter().filter(|b| b.start == Some(0)).count();
+    if born_cancelled && at_birth > k.limit.unwrap_or(usize::MAX) {
+        problems.push(format!(
+            "{at_birth} tasks started in a group born cancelled, limit {:?}",
+            k.limit
+        ));
+    }
     for b in bodies {
         let Some(s) = b.start else { continue };
+        if born_cancelled && s == 0 {
+            continue;
+        }
         if k.deadline.is_some_and(|d| s >= d) {
             problems.push(format!(
                 "{} started at {s} units, at or after the deadline",

@@ -524,7 +524,12 @@ where
         inner => {
             let result = catch_panic(group()).await;
             let wrong = match &result {
-                Ok(Err(e)) if matches!(e.cause(), Cause::Parent(_)) && e.is_shutdown() != shutdown => {
+                // A shutdown is a clean stop unless grace expired or a
+                // body failed of its own during it.
+                Ok(Err(e)) if matches!(e.cause(), Cause::Parent(_))
+                    && (e.cause().is_shutdown() != shutdown
+                        || e.is_shutdown()
+                            != (shutdown && !e.is_grace_expired() && e.suppressed().is_empty())) => {
                     Some(format!("a parent {} gave {e:?}", if shutdown { "shut down" } else { "failing" }))
                 }
                 _ => None,
