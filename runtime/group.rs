@@ -842,7 +842,11 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         self.finished = true;
         let (mut done, keep_all, lost) = {
             let mut own = lock(&self.own);
-            (Vec::from(std::mem::take(&mut own.reaped)), own.keep, own.lost)
+            (
+                Vec::from(std::mem::take(&mut own.reaped)),
+                own.keep,
+                own.lost,
+            )
         };
         let state = &self.built().state;
         let mut all_ok = all_ok && !self.taken_not_ok && !lost;

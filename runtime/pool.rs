@@ -28,6 +28,7 @@ use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::ctx::{BranchCtx, Ctx};
+use crate::echo;
 use crate::error::{Cancelled, TaskName};
 use crate::state::{Core, in_ambient};
 use crate::sync::Arc;
@@ -412,14 +413,12 @@ impl<E: Send + 'static> Pool<E> {
             return self.start(name, |_| task, true);
         }
         let (core, limit) = (Arc::clone(&self.shared.core), Arc::clone(limit));
-        let supervised = self.shared.supervise.is_some();
         let queued = async move {
             let Some(permit) = admit(&core, &limit).await else {
-                // The group stopped first: the task never runs, and under
-                // Go's rule a task that never ran did not return `Ok`.
-                if !supervised {
-                    core.refuse_task();
-                }
+                // The group stopped first: the task never runs, as a
+                // `ctx.spawn` after the cancellation, and leaves the
+                // group's result as it is.
+                core.refuse_task();
                 return Ok(());
             };
             let output = task.await;
@@ -429,15 +428,11 @@ impl<E: Send + 'static> Pool<E> {
         self.start(name, |_| queued, false)
     }
 
-    /// A spawn refused because the group was cancelled: under Go's rule a
-    /// task that never ran did not return `Ok`; a supervised pool's tasks
-    /// do not decide the group's result either way.
+    /// A spawn refused because the group was cancelled: the caller gets
+    /// `Err(Cancelled)` and decides; the group's result is untouched, as
+    /// for a refused `ctx.spawn`.
     fn refused(&self) -> Cancelled {
-        if self.shared.supervise.is_some() {
-            self.shared.core.cancelled_error()
-        } else {
-            self.shared.core.refuse_task()
-        }
+        self.shared.core.refuse_task()
     }
 
     /// Starts `make(ctx)` as a task of the group; `slot`: it holds one of
@@ -469,6 +464,7 @@ impl<E: Send + 'static> Pool<E> {
             shared: Arc::clone(&self.shared),
             name,
             slot: std::mem::take(&mut held.slot),
+            echoed: false,
         };
         let name = trace::name(&task.name);
         core.spawn_task(&name, task)
@@ -516,6 +512,9 @@ pin_project! {
         name: TaskName,
         // Holds a slot of the pool's `limit` (its permit forgotten).
         slot: bool,
+        // The group handed the body a `Cancelled` (echo.rs): its `Err` is
+        // then an echo, not a later failure of its own.
+        echoed: bool,
     }
     impl<F, E> PinnedDrop for PoolTask<F, E> {
         fn drop(this: Pin<&mut Self>) {
@@ -542,7 +541,9 @@ where
         // The ambient group, for a group created in the task (semantic 6):
         // set around each poll rather than stored in the task.
         let core = Arc::clone(&shared.core);
+        let collect = echo::Collect::start();
         let polled = in_ambient(core, || catch_unwind(AssertUnwindSafe(|| body.poll(cx))));
+        *this.echoed |= collect.finish();
         let failure = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(Ok(()))) => Ok(()),
@@ -564,7 +565,9 @@ where
                 true
             }
             (None, Err(Ok(error))) => {
-                shared.core.fail_boxed(this.name.clone(), error);
+                shared
+                    .core
+                    .fail_boxed(this.name.clone(), error, *this.echoed);
                 false
             }
             (_, Err(Err(payload))) => {
