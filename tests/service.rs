@@ -9,8 +9,9 @@
 //! response), never for time to pass; `FAILSAFE` only turns a hang into a
 //! failure.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
@@ -35,40 +36,6 @@ const SLOW: usize = 4;
 const SLOW_BODY: (&str, &str) = ("slow", "-upload");
 /// The cause every branch sees: the `shutdown_on` signal.
 const SHUTDOWN: &str = "shut down by `shutdown_on`";
-
-/// Builds the example and returns its executable.
-///
-/// `CARGO_BIN_EXE_<name>` exists for binaries only, and `cargo test --test
-/// service` does not build examples, so this asks cargo (the one running
-/// the tests) to build it, in the target directory this test binary lives
-/// in (`<target>/<profile>/deps/`): an up-to-date example (after `cargo test`,
-/// which builds examples) is not rebuilt. Cargo names the executable in its
-/// JSON messages, so no path is guessed. `cargo run` would do too, but then
-/// the child would be cargo until it execs the example, and a SIGINT could
-/// reach cargo instead.
-fn build_example() -> PathBuf {
-    let mut cargo = std::process::Command::new(env!("CARGO"));
-    cargo.args(["build", "--example", "service", "--message-format=json"]);
-    cargo.arg("--manifest-path");
-    cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
-    let exe = std::env::current_exe().expect("the test's own path");
-    if let Some(target_dir) = exe.ancestors().nth(3) {
-        cargo.arg("--target-dir").arg(target_dir);
-    }
-    let output = cargo.stderr(Stdio::inherit()).output().expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "cargo build --example service failed"
-    );
-    let messages = String::from_utf8(output.stdout).expect("cargo's JSON is UTF-8");
-    messages
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "service")
-        .filter(|m| m["target"]["kind"] == serde_json::json!(["example"]))
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo named the example's executable")
-}
 
 /// The child's stdout, line by line, as it prints them.
 struct Output {
@@ -281,7 +248,7 @@ impl Run {
 /// are answered, finishes the slow uploads once the shutdown has begun,
 /// and waits for the service to exit: it must exit 0.
 async fn run_and_interrupt() -> Run {
-    let mut child = Command::new(build_example())
+    let mut child = Command::new(common::build_example("service"))
         .env_remove("SERVICE_PORT")
         .stdout(Stdio::piped())
         .kill_on_drop(true)

@@ -11,8 +11,9 @@
 //! answer, an end of stream), never for time to pass; `FAILSAFE` only turns
 //! a hang into a failure. Every loop is bounded.
 
+mod common;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,33 +27,6 @@ use tokio::time::timeout;
 
 /// Bounds waits that would hang if the server were wrong; never reached otherwise.
 const FAILSAFE: Duration = Duration::from_secs(60);
-
-/// Builds the example and returns its executable (see tests/service.rs:
-/// cargo names it; running it directly, not through `cargo run`, sends
-/// the signal to the server and not to cargo).
-fn build_example() -> PathBuf {
-    let mut cargo = std::process::Command::new(env!("CARGO"));
-    cargo.args(["build", "--example", "tcp_server", "--message-format=json"]);
-    cargo.arg("--manifest-path");
-    cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
-    let exe = std::env::current_exe().expect("the test's own path");
-    if let Some(target_dir) = exe.ancestors().nth(3) {
-        cargo.arg("--target-dir").arg(target_dir);
-    }
-    let output = cargo.stderr(Stdio::inherit()).output().expect("cargo runs");
-    assert!(
-        output.status.success(),
-        "cargo build --example tcp_server failed"
-    );
-    let messages = String::from_utf8(output.stdout).expect("cargo's JSON is UTF-8");
-    messages
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "tcp_server")
-        .filter(|m| m["target"]["kind"] == serde_json::json!(["example"]))
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .expect("cargo named the example's executable")
-}
 
 /// Lines of one of the child's streams, as it prints them.
 struct Lines {
@@ -117,7 +91,7 @@ struct Server {
 
 impl Server {
     async fn start(max_conns: usize, grace_ms: Option<u64>) -> Server {
-        let mut command = Command::new(build_example());
+        let mut command = Command::new(common::build_example("tcp_server"));
         command.args([
             "--addr",
             "127.0.0.1:0",

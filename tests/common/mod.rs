@@ -7,7 +7,9 @@
 use std::any::Any;
 use std::future::{Future, poll_fn};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
 use std::pin::pin;
+use std::process::Stdio;
 use std::sync::atomic::Ordering::SeqCst;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::task::Poll;
@@ -133,4 +135,38 @@ pub(crate) fn message(payload: &(dyn Any + Send)) -> &str {
         .map(String::as_str)
         .or_else(|| payload.downcast_ref::<&str>().copied())
         .unwrap_or("<not a string>")
+}
+
+/// Builds the example and returns its executable.
+///
+/// `CARGO_BIN_EXE_<name>` exists for binaries only, and `cargo test --test
+/// NAME` does not build examples, so this asks cargo (the one running
+/// the tests) to build it, in the target directory this test binary lives
+/// in (`<target>/<profile>/deps/`): an up-to-date example (after `cargo test`,
+/// which builds examples) is not rebuilt. Cargo names the executable in its
+/// JSON messages, so no path is guessed. `cargo run` would do too, but then
+/// the child would be cargo until it execs the example, and a SIGINT could
+/// reach cargo instead.
+pub(crate) fn build_example(name: &str) -> PathBuf {
+    let mut cargo = std::process::Command::new(env!("CARGO"));
+    cargo.args(["build", "--example", name, "--message-format=json"]);
+    cargo.arg("--manifest-path");
+    cargo.arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"));
+    let exe = std::env::current_exe().expect("the test's own path");
+    if let Some(target_dir) = exe.ancestors().nth(3) {
+        cargo.arg("--target-dir").arg(target_dir);
+    }
+    let output = cargo.stderr(Stdio::inherit()).output().expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo build --example {name} failed"
+    );
+    let messages = String::from_utf8(output.stdout).expect("cargo's JSON is UTF-8");
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .filter(|m| m["target"]["kind"] == serde_json::json!(["example"]))
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .expect("cargo named the example's executable")
 }
