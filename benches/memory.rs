@@ -36,23 +36,6 @@ const PAIRS: [(&str, &str, &str); 2] = [
     ),
 ];
 
-/// `VmHWM` (peak resident set) of this process, in bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM in /proc/self/status");
-    let kib: u64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .expect("VmHWM value");
-    kib * 1024
-}
-
 /// Runs one side with `tasks` tasks; returns bytes per task.
 fn measure(side: &str, tasks: usize) -> f64 {
     let rt = match side {
@@ -65,7 +48,7 @@ fn measure(side: &str, tasks: usize) -> f64 {
         tokio::spawn(async {}).await.expect("warm-up");
         tokio::time::sleep(Duration::from_millis(1)).await;
     });
-    let baseline = peak_rss();
+    let baseline = common::peak_rss();
     let elapsed = rt.block_on(async {
         match side {
             "errgroup_intask" => common::errgroup_blocked(tasks).await,
@@ -74,7 +57,7 @@ fn measure(side: &str, tasks: usize) -> f64 {
             _ => common::joinset_blocked(tasks).await,
         }
     });
-    let peak = peak_rss();
+    let peak = common::peak_rss();
     drop(rt);
     std::hint::black_box(elapsed);
     #[allow(clippy::cast_precision_loss, reason = "byte counts far below 2^52")]

@@ -50,23 +50,6 @@ const PAIRS: [(&str, &str, &str); 3] = [
     ),
 ];
 
-/// `VmHWM` (peak resident set) of this process, in bytes.
-fn peak_rss() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .expect("VmHWM in /proc/self/status");
-    let kib: u64 = line
-        .trim_start_matches("VmHWM:")
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .expect("VmHWM value");
-    kib * 1024
-}
-
 /// `n` connection tasks blocked until the server stops, in a pool.
 async fn pool_blocked(n: usize) -> u64 {
     let group = Group::<std::io::Error>::new();
@@ -81,7 +64,7 @@ async fn pool_blocked(n: usize) -> u64 {
             .expect("spawned");
     }
     tokio::task::yield_now().await;
-    let peak = peak_rss();
+    let peak = common::peak_rss();
     group.shutdown();
     group.wait().await.expect("stopped");
     peak
@@ -96,7 +79,7 @@ async fn tokio_blocked(n: usize) -> u64 {
         tracker.spawn(async move { token.cancelled().await });
     }
     tokio::task::yield_now().await;
-    let peak = peak_rss();
+    let peak = common::peak_rss();
     token.cancel();
     tracker.close();
     tracker.wait().await;
@@ -111,7 +94,7 @@ async fn pool_churn(n: usize) -> (u64, u64) {
     let mut early = 0;
     for i in 0..n {
         if i == CHURN_EARLY {
-            early = peak_rss();
+            early = common::peak_rss();
         }
         conns
             .spawn("conn", async {
@@ -121,7 +104,7 @@ async fn pool_churn(n: usize) -> (u64, u64) {
             .await
             .expect("spawned");
     }
-    let late = peak_rss();
+    let late = common::peak_rss();
     group.wait().await.expect("done");
     (early, late)
 }
@@ -134,7 +117,7 @@ async fn group_churn(n: usize) -> (u64, u64) {
     let mut early = 0;
     for i in 0..n {
         if i == CHURN_EARLY {
-            early = peak_rss();
+            early = common::peak_rss();
         }
         let slot = Arc::clone(&slots).acquire_owned().await.expect("open");
         group.spawn("conn", |_| async move {
@@ -143,7 +126,7 @@ async fn group_churn(n: usize) -> (u64, u64) {
             Ok(())
         });
     }
-    let late = peak_rss();
+    let late = common::peak_rss();
     group.wait().await.expect("done");
     (early, late)
 }
@@ -155,7 +138,7 @@ async fn tokio_churn(n: usize) -> (u64, u64) {
     let mut early = 0;
     for i in 0..n {
         if i == CHURN_EARLY {
-            early = peak_rss();
+            early = common::peak_rss();
         }
         let slot = Arc::clone(&slots).acquire_owned().await.expect("open");
         tracker.spawn(async move {
@@ -163,7 +146,7 @@ async fn tokio_churn(n: usize) -> (u64, u64) {
             drop(slot);
         });
     }
-    let late = peak_rss();
+    let late = common::peak_rss();
     tracker.close();
     tracker.wait().await;
     (early, late)
@@ -176,7 +159,7 @@ fn measure(side: &str, n: usize) -> String {
         tokio::spawn(async {}).await.expect("warm-up");
         tokio::time::sleep(Duration::from_millis(1)).await;
     });
-    let baseline = peak_rss();
+    let baseline = common::peak_rss();
     #[allow(clippy::cast_precision_loss, reason = "byte counts far below 2^52")]
     let mb = |bytes: u64| bytes.saturating_sub(baseline) as f64 / 1e6;
     rt.block_on(async {

@@ -368,3 +368,20 @@ pub fn rounds_arg(default: usize) -> usize {
         .unwrap_or(default)
         .max(1)
 }
+
+/// `VmHWM` (peak resident set) of this process, in bytes.
+pub fn peak_rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .expect("VmHWM in /proc/self/status");
+    let kib: u64 = line
+        .trim_start_matches("VmHWM:")
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .expect("VmHWM value");
+    kib * 1024
+}
