@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, watch};
+use tokio::process::Command;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
@@ -36,64 +36,6 @@ const SLOW: usize = 4;
 const SLOW_BODY: (&str, &str) = ("slow", "-upload");
 /// The cause every branch sees: the `shutdown_on` signal.
 const SHUTDOWN: &str = "shut down by `shutdown_on`";
-
-/// The child's stdout, line by line, as it prints them.
-struct Output {
-    lines: mpsc::UnboundedReceiver<String>,
-    seen: Vec<String>,
-}
-
-impl Output {
-    fn of(child: &mut Child) -> Output {
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stdout).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Output {
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next line that `wanted` accepts; `what` names it in a failure.
-    async fn until(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let found = timeout(FAILSAFE, async {
-            while let Some(line) = self.lines.recv().await {
-                self.seen.push(line.clone());
-                if wanted(&line) {
-                    return Some(line);
-                }
-            }
-            None
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no {what} within the failsafe: {:#?}", self.seen));
-        found.unwrap_or_else(|| {
-            panic!(
-                "the service ended without printing {what}: {:#?}",
-                self.seen
-            )
-        })
-    }
-
-    /// Every line, once the child has closed its stdout.
-    async fn rest(mut self) -> Vec<String> {
-        timeout(FAILSAFE, async {
-            while let Some(line) = self.lines.recv().await {
-                self.seen.push(line);
-            }
-        })
-        .await
-        .expect("the service closed its stdout");
-        self.seen
-    }
-}
 
 /// The number after `name=` in a `name=value ..` line.
 fn field(line: &str, name: &str) -> Option<u64> {
@@ -255,7 +197,7 @@ async fn run_and_interrupt() -> Run {
         .spawn()
         .expect("the example starts");
     let pid = child.id().expect("the child runs");
-    let mut output = Output::of(&mut child);
+    let mut output = common::Lines::of(child.stdout.take().expect("stdout is piped"));
     let listening = output
         .until("its address", |l| l.starts_with("listening on "))
         .await;

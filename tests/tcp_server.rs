@@ -18,75 +18,22 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
 /// Bounds waits that would hang if the server were wrong; never reached otherwise.
 const FAILSAFE: Duration = Duration::from_secs(60);
 
-/// Lines of one of the child's streams, as it prints them.
-struct Lines {
-    lines: mpsc::UnboundedReceiver<String>,
-    seen: Vec<String>,
-}
-
-impl Lines {
-    fn of(stream: impl AsyncRead + Unpin + Send + 'static) -> Lines {
-        let (tx, lines) = mpsc::unbounded_channel();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stream).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// The next line that `wanted` accepts; `what` names it in a failure.
-    async fn until(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
-        let found = timeout(FAILSAFE, async {
-            while let Some(line) = self.lines.recv().await {
-                self.seen.push(line.clone());
-                if wanted(&line) {
-                    return Some(line);
-                }
-            }
-            None
-        })
-        .await
-        .unwrap_or_else(|_| panic!("no {what} within the failsafe: {:#?}", self.seen));
-        found
-            .unwrap_or_else(|| panic!("the server ended without printing {what}: {:#?}", self.seen))
-    }
-
-    /// Every line, once the child has closed the stream.
-    async fn rest(mut self) -> Vec<String> {
-        timeout(FAILSAFE, async {
-            while let Some(line) = self.lines.recv().await {
-                self.seen.push(line);
-            }
-        })
-        .await
-        .expect("the server closed its output");
-        self.seen
-    }
-}
-
 /// A running server.
 struct Server {
     child: Child,
     addr: SocketAddr,
-    stdout: Lines,
-    stderr: Lines,
+    stdout: common::Lines,
+    stderr: common::Lines,
 }
 
 impl Server {
@@ -108,8 +55,8 @@ impl Server {
             .kill_on_drop(true)
             .spawn()
             .expect("the example starts");
-        let mut stdout = Lines::of(child.stdout.take().unwrap());
-        let stderr = Lines::of(child.stderr.take().unwrap());
+        let mut stdout = common::Lines::of(child.stdout.take().unwrap());
+        let stderr = common::Lines::of(child.stderr.take().unwrap());
         let first = timeout(FAILSAFE, stdout.lines.recv())
             .await
             .expect("a first line within the failsafe")

@@ -16,7 +16,9 @@ use std::task::Poll;
 use std::time::Duration;
 
 use errgroup::{Cause, TaskName};
-use tokio::sync::Notify;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::timeout;
 
 /// Bounds waits that would hang if the code were wrong; never reached otherwise.
 pub(crate) const FAILSAFE: Duration = Duration::from_secs(60);
@@ -169,4 +171,58 @@ pub(crate) fn build_example(name: &str) -> PathBuf {
         .filter(|m| m["target"]["kind"] == serde_json::json!(["example"]))
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .expect("cargo named the example's executable")
+}
+
+/// Lines of one of a child process's streams, as it prints them.
+pub(crate) struct Lines {
+    /// The lines not read yet.
+    pub(crate) lines: mpsc::UnboundedReceiver<String>,
+    /// The lines read so far, for failure messages and `rest`.
+    pub(crate) seen: Vec<String>,
+}
+
+impl Lines {
+    pub(crate) fn of(stream: impl AsyncRead + Unpin + Send + 'static) -> Lines {
+        let (tx, lines) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stream).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next line that `wanted` accepts; `what` names it in a failure.
+    pub(crate) async fn until(&mut self, what: &str, wanted: impl Fn(&str) -> bool) -> String {
+        let found = timeout(FAILSAFE, async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line.clone());
+                if wanted(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {what} within the failsafe: {:#?}", self.seen));
+        found.unwrap_or_else(|| panic!("the child ended without printing {what}: {:#?}", self.seen))
+    }
+
+    /// Every line, once the child has closed the stream.
+    pub(crate) async fn rest(mut self) -> Vec<String> {
+        timeout(FAILSAFE, async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line);
+            }
+        })
+        .await
+        .expect("the child closed its output");
+        self.seen
+    }
 }
