@@ -10,11 +10,11 @@ use tokio::time::Instant;
 
 use crate::branch::Guarded;
 use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown, Watch};
-use crate::engine::Grace;
-use crate::error::{Cause, Error, Moment, Running, TaskName};
+use crate::error::{Cause, Error, Running, TaskName};
+use crate::lifecycle::{Lifecycle, tasks_census};
 use crate::limit::Start;
 use crate::pool::Pool;
-use crate::state::{Settings, State, flags, token_cause};
+use crate::state::{Settings, State, flags};
 use crate::sync::{Arc, Mutex, lock};
 use crate::tasks::TaskSet;
 use crate::trace;
@@ -66,8 +66,9 @@ pub struct Group<E, T = ()> {
     /// Built on first use (`ctx`, `spawn`, `wait`), so that the
     /// builder-style calls configure a group that does not exist yet.
     built: OnceLock<Built<E>>,
-    /// `shutdown_on` signals, started as watchers when the group is built.
-    signals: Mutex<Vec<Signal>>,
+    /// The `shutdown_on` signals, as one (the first to complete), watched
+    /// from when the group is built.
+    signal: Mutex<Option<Signal>>,
     grace: Option<Duration>,
     /// `on_error = continue`: a task's error is its result, not the group's.
     supervise: bool,
@@ -81,7 +82,6 @@ pub struct Group<E, T = ()> {
     /// `join_next` took a failure, or skipped a task that never ran: the
     /// group's result cannot be `Ok`.
     taken_not_ok: bool,
-    finished: bool,
 }
 
 /// The tasks of a group's own, and what is kept of those that ended.
@@ -166,11 +166,21 @@ impl<E, T> std::fmt::Debug for Group<E, T> {
 #[derive(Debug)]
 struct Built<E> {
     state: State<E>,
-    /// Tasks of their own that cancel the group (the deadline's timer, a
-    /// token parent, `shutdown_on` signals): they must act even while
-    /// nobody awaits `wait`. Started as soon as a runtime is at hand
-    /// (`None` until then), aborted when the group ends.
-    watchers: Mutex<Option<Vec<AbortHandle>>>,
+    /// The task that runs the group's deadline, token parent and
+    /// `shutdown_on` signal ([`Lifecycle::watch`]): they must act even while
+    /// nobody awaits `wait`. Started as soon as a runtime is at hand,
+    /// aborted when the group ends.
+    watcher: Mutex<Watcher>,
+}
+
+/// Where a `Group`'s watcher task is.
+#[derive(Debug)]
+enum Watcher {
+    /// Not started: no runtime was at hand yet.
+    Unarmed,
+    Running(AbortHandle),
+    /// Started and aborted, or nothing to watch.
+    Idle,
 }
 
 impl<E: Send + 'static> Default for Group<E> {
@@ -267,13 +277,12 @@ impl<E: Send + 'static> Group<E> {
         Group {
             settings: std::mem::take(&mut self.settings),
             built: OnceLock::new(),
-            signals: Mutex::new(std::mem::take(&mut *lock(&self.signals))),
+            signal: Mutex::new(lock(&self.signal).take()),
             grace: self.grace,
             supervise: self.supervise,
             own: Own::new(Keep::Everything),
             spawned: 0,
             taken_not_ok: false,
-            finished: false,
         }
     }
 }
@@ -288,13 +297,12 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 ..Settings::default()
             },
             built: OnceLock::new(),
-            signals: Mutex::new(Vec::new()),
+            signal: Mutex::new(None),
             grace: None,
             supervise: false,
             own: Own::new(Keep::Failures),
             spawned: 0,
             taken_not_ok: false,
-            finished: false,
         }
     }
 
@@ -317,10 +325,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             state.core.mark(flags::UNDRIVEN);
             Built {
                 state,
-                watchers: Mutex::new(None),
+                watcher: Mutex::new(Watcher::Unarmed),
             }
         });
-        built.arm(&self.settings, &self.signals);
+        built.arm(&self.settings, &self.signal);
         built
     }
 
@@ -487,9 +495,18 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             "errgroup: Group::shutdown_on must be called before spawn or ctx"
         );
         let signal = signal.into_future();
-        lock(&self.signals).push(Box::pin(async move {
-            signal.await;
+        let mut slot = lock(&self.signal);
+        let before = slot.take();
+        *slot = Some(Box::pin(async move {
+            match before {
+                None => drop(signal.await),
+                Some(before) => {
+                    let signal = std::pin::pin!(signal);
+                    futures_util::future::select(before, signal).await;
+                }
+            }
         }));
+        drop(slot);
         self
     }
 
@@ -788,30 +805,21 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// grace period; then the group's result, and `keep` of every own
     /// task's result still here, in spawn order.
     async fn finish<R>(
-        mut self,
+        self,
         keep: impl FnOnce(Vec<(TaskName, Result<T, E>)>) -> R,
     ) -> Result<R, Error<E>>
     where
         E: Sync,
     {
         let core = Arc::clone(&self.built().state.core);
-        let period = self.grace.unwrap_or_default();
-        let mut grace = std::pin::pin!(
-            self.grace
-                .map(|period| Grace::new(core.cancellation(), period))
-        );
+        let mut life = std::pin::pin!(Lifecycle::<std::future::Pending<()>>::grace(
+            &core, self.grace
+        ));
         let own = &*self.own;
         let all_ok = poll_fn(|cx| {
-            if let Some(expired) = grace.as_mut().as_pin_mut() {
-                if expired.poll_expired(cx) {
-                    let report = core.report_tasks(Moment::GraceExpired);
-                    crate::trace::grace_expired(core.span(), period, &report);
-                    core.keep_report(report);
-                    grace.set(None);
-                    // The shutdown rule: abort, then await until empty.
-                    core.close_tasks();
-                    lock(own).set.abort_all();
-                }
+            if life.as_mut().poll(cx, &core, |_| tasks_census(&core)) {
+                // The group's own tasks, by the same rule as the core's.
+                lock(own).set.abort_all();
             }
             // Not held while `poll_tasks` locks the core's tasks.
             let own_done = {
@@ -839,7 +847,6 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             Poll::Pending
         })
         .await;
-        self.finished = true;
         let (mut done, keep_all, lost) = {
             let mut own = lock(&self.own);
             (
@@ -959,54 +966,21 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
 }
 
 impl<E> Built<E> {
-    /// Starts the watchers, once, as soon as there is a runtime.
-    fn arm(&self, settings: &Settings, signals: &Mutex<Vec<Signal>>) {
-        let mut watchers = lock(&self.watchers);
-        if watchers.is_some() {
+    /// Starts the watcher, once, as soon as there is a runtime.
+    fn arm(&self, settings: &Settings, signal: &Mutex<Option<Signal>>) {
+        let mut watcher = lock(&self.watcher);
+        if !matches!(*watcher, Watcher::Unarmed) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let core = &self.state.core;
-        let mut started = Vec::new();
-        let mut watch = |cause: Cause, signal: Signal| {
-            let core = Arc::clone(core);
-            let task = runtime.spawn(async move {
-                let mut signal = signal;
-                let mut cancelled = std::pin::pin!(core.cancellation());
-                let fired = poll_fn(|cx| {
-                    if signal.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(true);
-                    }
-                    cancelled.as_mut().poll(cx).map(|()| false)
-                })
-                .await;
-                if fired {
-                    let deadline = cause == Cause::DeadlineExceeded;
-                    core.cancel(cause);
-                    // Not when a failure came first: then it says what happened.
-                    if deadline && core.cause() == Some(Cause::DeadlineExceeded) {
-                        core.keep_report(core.report_tasks(Moment::Deadline));
-                    }
-                }
-            });
-            started.push(task.abort_handle());
+        let core = Arc::clone(&self.state.core);
+        let watch = Lifecycle::watch(core, settings.token.clone(), lock(signal).take());
+        *watcher = match watch {
+            Some(watch) => Watcher::Running(runtime.spawn(watch).abort_handle()),
+            None => Watcher::Idle,
         };
-        if let Some(at) = core.own_deadline() {
-            watch(
-                Cause::DeadlineExceeded,
-                Box::pin(tokio::time::sleep_until(at)),
-            );
-        }
-        if let Some(token) = &settings.token {
-            watch(token_cause(), Box::pin(token.clone().cancelled_owned()));
-        }
-        for signal in lock(signals).drain(..) {
-            let by = TaskName::new("shutdown_on");
-            watch(Cause::Shutdown { by }, signal);
-        }
-        *watchers = Some(started);
     }
 }
 
@@ -1015,13 +989,12 @@ impl<E, T> Drop for Group<E, T> {
         let Some(built) = self.built.get_mut() else {
             return;
         };
-        for watcher in lock(&built.watchers).take().into_iter().flatten() {
+        if let Watcher::Running(watcher) =
+            std::mem::replace(&mut *lock(&built.watcher), Watcher::Idle)
+        {
             watcher.abort();
         }
-        if !self.finished {
-            built.state.core.cancel(Cause::Dropped);
-            built.state.core.close_tasks();
-            built.state.core.close_watch();
-        }
+        // Nothing if `wait` finished the group.
+        built.state.core.shut_down();
     }
 }

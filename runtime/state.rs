@@ -52,7 +52,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
 use crate::echo;
 use crate::error::{
-    Cancelled, Cause, Census, Error, Later, Moment, Running, StillRunning, Suppressed, TaskName,
+    Cancelled, Cause, Census, Error, Later, Running, StillRunning, Suppressed, TaskName,
 };
 use crate::limit::{self, Limit, Start};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Weak, lock};
@@ -586,6 +586,19 @@ impl Core {
         }
     }
 
+    /// Teardown of a group whose driver is gone before it finished (its
+    /// future or its `Group` dropped): cancelled with `Dropped`, closed to
+    /// new tasks with those running aborted (it cannot wait for them), every
+    /// question answered empty. Nothing once the group has finished.
+    #[inline]
+    pub(crate) fn shut_down(&self) {
+        if self.flags() & flags::FINISHED == 0 {
+            self.cancel(Cause::Dropped);
+            self.close_tasks();
+            self.close_watch();
+        }
+    }
+
     #[cold]
     fn close_watched(&self) {
         let mut watch = lock(&self.watching().state);
@@ -628,13 +641,6 @@ impl Core {
     /// Keeps `report` as what the group's `Cancelled` will carry.
     pub(crate) fn keep_report(&self, report: StillRunning) {
         lock(&self.watching().state).report = Some(Box::new(report));
-    }
-
-    /// What runs now, of the tasks alone: a `Group`'s whole census.
-    pub(crate) fn report_tasks(&self, moment: Moment) -> StillRunning {
-        let mut census = Census::new(None);
-        self.census_tasks(&mut census);
-        census.report(moment)
     }
 
     /// Tasks started and not yet ended.
