@@ -54,7 +54,6 @@ pub(crate) trait HasNode: Send + Sync {
 
 #[derive(Default)]
 struct Hooks {
-    fired: bool,
     list: Vec<Weak<dyn OnCancel>>,
     waiters: Waiters,
     /// Handed out (as children) to code that speaks `CancellationToken`;
@@ -187,11 +186,12 @@ impl Node {
         }
     }
 
-    /// Whether the hooks have fired, or are about to without the lock (see
-    /// [`Node::flags`]); marks the node as hooked. Called under the hook lock
-    /// by whoever is about to register.
-    fn fired(&self, hooks: &Hooks) -> bool {
-        hooks.fired || self.flags.fetch_or(HOOKED, Ordering::AcqRel) & FIRED != 0
+    /// Whether the hooks have fired, or are about to (see [`Node::flags`]);
+    /// marks the node as hooked. Called under the hook lock by whoever is
+    /// about to register: the one record of the cancellation is the cause,
+    /// and `FIRED` is set once it is, before the lock is taken to drain.
+    fn fired(&self, _hooks: &Hooks) -> bool {
+        self.flags.fetch_or(HOOKED, Ordering::AcqRel) & FIRED != 0
     }
 
     pub(crate) fn parent(&self) -> Option<&Node> {
@@ -233,7 +233,6 @@ impl Node {
         }
         let (hooks, waiters, token) = {
             let mut hooks = lock(&self.hooks);
-            hooks.fired = true;
             (
                 std::mem::take(&mut hooks.list),
                 std::mem::take(&mut hooks.waiters),
@@ -420,7 +419,7 @@ impl Drop for Cancellation<'_> {
         if self.key != NONE && !self.node.cause.is_set() {
             let key = self.key;
             let mut hooks = lock(&self.node.hooks);
-            if !hooks.fired {
+            if self.node.flags.load(Ordering::Acquire) & FIRED == 0 {
                 hooks.waiters.remove(key);
             }
         }

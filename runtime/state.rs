@@ -14,11 +14,20 @@
 //! - A panic is caught where the body is polled, recorded (the first one
 //!   wins), cancels the group, and is resumed by [`State::finish`] once
 //!   every branch and task has returned.
-//! - A task is either awaited or refused: the driver's last poll closes the
-//!   task set in the critical section that finds it empty
+//! - Three facts, each recorded once, in [`flags`] or the node: the group
+//!   is **cancelled** when its node's cause is set (cancel.rs; the first
+//!   cause wins); it is **closed to new work** when [`flags::SEALED`] is set
+//!   (no task starts from then on); it has **finished** when
+//!   [`flags::FINISHED`] is set (its result is out: every question is
+//!   answered empty, and dropping its driver tears nothing down). A
+//!   finished group is closed and cancelled (`Finished`); a closed one may
+//!   still be awaiting its tasks (grace expired).
+//! - A task is either awaited or refused: the driver's last poll seals the
+//!   group in the critical section that finds the task set empty
 //!   ([`Core::poll_tasks`]), or, when no task was ever spawned or refused,
-//!   seals the task flags word with a compare-exchange that a spawn's
-//!   read-modify-write of the same word then sees.
+//!   with a read-modify-write of the flags that a spawn's read-modify-write
+//!   of the same word then sees; a spawn looks at the seal again under the
+//!   task-set lock.
 //! - Nothing a group may never use is allocated up front: the task set is
 //!   created by the first task, the waiter list grows with the first waiter,
 //!   and the typed error slot lives with the group's driver, not behind an
@@ -109,8 +118,6 @@ pub(crate) fn token_cause() -> Cause {
 struct Tasks {
     /// Created by the first task: most groups never start one.
     set: Option<TaskSet<bool>>,
-    /// The group has returned: nothing more may start.
-    closed: bool,
     /// Every finished task returned `Ok`.
     all_ok: bool,
 }
@@ -121,6 +128,11 @@ struct Tasks {
 pub(crate) mod flags {
     /// A task was added to (or refused by) the task set.
     pub(crate) const SPAWNED: usize = 1;
+    /// Closed to new work: no task starts from now on. Set without the
+    /// task-set lock when no task was ever spawned (both that and a spawn
+    /// are read-modify-writes of this word, so one sees the other), else
+    /// under it, where a spawn looks again.
+    pub(crate) const SEALED: usize = 128;
     /// A [`Watch`](crate::Watch) handle was made: the driver keeps its waker
     /// where a question can wake it.
     pub(crate) const WATCHED: usize = 2;
@@ -168,8 +180,6 @@ struct Watch {
     /// The later failures of tasks and `#[spawn]` branches (not echoes),
     /// each a boxed `Suppressed<E>` with its rank.
     later: Vec<(usize, Box<dyn Any + Send>)>,
-    /// The group has returned: every answer is empty.
-    closed: bool,
 }
 
 #[derive(Default)]
@@ -200,12 +210,6 @@ struct Slots {
     task_error: Option<Box<dyn Any + Send>>,
 }
 
-/// [`Core::task_flags`]: a task was added or refused (set with
-/// [`flags::SPAWNED`], which the driver reads; this word is the task set's own).
-const SPAWNED: usize = 1;
-/// [`Core::task_flags`]: closed to tasks before any was added or refused.
-const SEALED: usize = 2;
-
 /// One group, type-erased.
 pub(crate) struct Core {
     node: Node,
@@ -223,12 +227,6 @@ pub(crate) struct Core {
     /// Made by the first task or watcher, and boxed: a group with neither
     /// pays two words for it.
     watching: OnceLock<Box<Watching>>,
-    /// [`SPAWNED`] before the first task is added or refused, [`SEALED`]
-    /// once the group closed to tasks before any was: one atomic word, so
-    /// that a group that never spawns closes without the task-set lock, and
-    /// a spawn racing with that close sees it (both are read-modify-writes
-    /// of this word, so one of them sees the other).
-    task_flags: AtomicUsize,
     /// Tasks started and not yet ended (`Group::len`).
     running: AtomicUsize,
 }
@@ -258,32 +256,44 @@ impl OnCancel for Core {
 }
 
 impl Core {
+    /// A group's state behind the `Arc` its ctxs share, linked into the
+    /// cancellation tree.
     pub(crate) fn new(settings: Settings) -> Arc<Core> {
+        let born_cancelled = settings.token.as_ref().is_some_and(CancellationToken::is_cancelled);
         let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
-        let span = trace::group(settings.site, settings.limit, settings.deadline);
+        // Written in place: a `Core` returned by a call and moved into its
+        // `Arc` cost a copy, 37 instructions more per group
+        // (benches/instructions.sh). Nothing in it needs the `Arc` but the
+        // handles it gives out (`running_guard`) and the parent's hook
+        // (`link`), so it could live by value.
         let core = Arc::new(Core {
             node: Node::new(parent, settings.deadline),
-            span,
+            span: trace::group(settings.site, settings.limit, settings.deadline),
             limit: settings.limit.map(Limit::new),
             slots: Mutex::default(),
             tasks: Mutex::new(Tasks {
                 set: None,
-                closed: false,
                 all_ok: true,
             }),
             flags: AtomicUsize::new(0),
             watching: OnceLock::new(),
-            task_flags: AtomicUsize::new(0),
             running: AtomicUsize::new(0),
         });
-        if let Some(parent) = core.node.parent() {
-            let weak: Weak<Core> = Arc::downgrade(&core);
+        core.link(born_cancelled);
+        core
+    }
+
+    /// Links the group into the cancellation tree: its parent's
+    /// cancellation reaches it (weakly: a parent does not keep its children
+    /// alive), and a token parent cancelled already cancels it now.
+    fn link(self: &Arc<Self>, born_cancelled: bool) {
+        if let Some(parent) = self.node.parent() {
+            let weak: Weak<Core> = Arc::downgrade(self);
             parent.on_cancel(weak);
         }
-        if settings.token.is_some_and(|t| t.is_cancelled()) {
-            core.cancel(token_cause());
+        if born_cancelled {
+            self.cancel(token_cause());
         }
-        core
     }
 
     pub(crate) fn node(&self) -> &Node {
@@ -448,16 +458,17 @@ impl Core {
     where
         F: Future<Output = bool> + Send + 'static,
     {
-        self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
+        let before = self.mark(flags::SPAWNED);
         if let Some(parent) = self.node.parent_owner() {
             // The task runs off the enclosing groups' drivers too.
             parent.off_driver();
         }
-        if self.task_flags.fetch_or(SPAWNED, Ordering::AcqRel) & SEALED != 0 {
+        if before & flags::SEALED != 0 {
             return Err(self.cancelled_error());
         }
         let mut tasks = lock(&self.tasks);
-        if tasks.closed {
+        // Sealed meanwhile, under this lock (the set was found empty).
+        if self.flags() & flags::SEALED != 0 {
             drop(tasks);
             return Err(self.cancelled_error());
         }
@@ -569,9 +580,8 @@ impl Core {
     /// A [`Watch`](crate::Watch) is made: the driver keeps its waker from
     /// its next poll on, and durations are counted from now at the latest.
     pub(crate) fn watched(&self) {
-        let before = self.mark(flags::WATCHED | flags::TIMED);
+        self.mark(flags::WATCHED | flags::TIMED);
         let mut watch = lock(&self.watching().state);
-        watch.closed |= before & flags::FINISHED != 0;
         watch.since.get_or_insert_with(Instant::now);
     }
 
@@ -602,7 +612,6 @@ impl Core {
     #[cold]
     fn close_watched(&self) {
         let mut watch = lock(&self.watching().state);
-        watch.closed = true;
         // Waiting questions are answered empty as their senders drop.
         watch.asks.clear();
     }
@@ -616,7 +625,9 @@ impl Core {
     /// a driver, else by the driver's next poll, which this wakes.
     pub(crate) fn ask(&self) -> Answer {
         let mut watch = lock(&self.watching().state);
-        if watch.closed {
+        // Read under the lock: a close that marked `FINISHED` after this
+        // takes the lock next and drops the question asked here.
+        if self.flags() & flags::FINISHED != 0 {
             return Answer::Now(Vec::new());
         }
         if self.flags() & flags::UNDRIVEN != 0 {
@@ -682,21 +693,21 @@ impl Core {
         }
         // Nothing was ever spawned or refused: sealing the word closes the
         // set, as the lock below would, and a spawn from now on is refused.
-        if last {
-            match self
-                .task_flags
-                .compare_exchange(0, SEALED, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Poll::Ready(true),
-                Err(flags) if flags & SPAWNED == 0 => return Poll::Ready(true),
-                Err(_) => {}
-            }
+        if last
+            && self
+                .flags
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                    (f & flags::SPAWNED == 0).then_some(f | flags::SEALED)
+                })
+                .is_ok()
+        {
+            return Poll::Ready(true);
         }
         let mut tasks = lock(&self.tasks);
         let mut escaped = None;
         let ready = loop {
             let Some(set) = tasks.set.as_mut() else {
-                tasks.closed |= last;
+                self.seal_if(last);
                 break Poll::Ready(tasks.all_ok);
             };
             match set.poll_next(cx) {
@@ -706,7 +717,7 @@ impl Core {
                     escaped.get_or_insert(joined);
                 }
                 Poll::Ready(None) => {
-                    tasks.closed |= last;
+                    self.seal_if(last);
                     break Poll::Ready(tasks.all_ok);
                 }
                 Poll::Pending => break Poll::Pending,
@@ -746,15 +757,24 @@ impl Core {
         }
     }
 
+    /// Seals the group (closed to new tasks), when `last`: called under
+    /// the task-set lock, where a spawn looks again.
+    fn seal_if(&self, last: bool) {
+        if last {
+            self.mark(flags::SEALED);
+        }
+    }
+
     /// The first half of the shutdown rule (tasks.rs): no task starts from
     /// now on, and those still running are aborted; `poll_tasks` awaits them.
     pub(crate) fn close_tasks(&self) {
-        if self.task_flags.fetch_or(SEALED, Ordering::AcqRel) & SPAWNED == 0 {
+        if self.mark(flags::SEALED) & flags::SPAWNED == 0 {
             // No task was added: the sealed word refuses the next ones.
             return;
         }
+        // A spawn that passed the word before it was sealed looks again
+        // under this lock: it is refused, or in the set aborted here.
         let mut tasks = lock(&self.tasks);
-        tasks.closed = true;
         if let Some(set) = tasks.set.as_mut() {
             set.abort_all();
         }
