@@ -111,15 +111,21 @@ impl<T: Send + 'static, E: Send + 'static> Own<T, E> {
 
     /// Frees the tasks that have ended, keeping what someone will collect.
     fn reap(&mut self, core: &crate::state::Core) {
-        while let Some(joined) = self.set.try_next() {
-            let Some(done) = core.joined(&TaskName::new("task"), joined) else {
-                self.lost = true;
-                continue;
-            };
-            if self.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
-                self.reaped.push_back(done);
+        let Own {
+            set,
+            reaped,
+            keep,
+            lost,
+        } = self;
+        set.reap(|joined| match core.joined(&TaskName::new("task"), joined) {
+            Some(done)
+                if *keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) =>
+            {
+                reaped.push_back(done);
             }
-        }
+            Some(_) => {}
+            None => *lost = true,
+        });
     }
 }
 
@@ -824,19 +830,17 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             // Not held while `poll_tasks` locks the core's tasks.
             let own_done = {
                 let mut own = lock(own);
-                loop {
-                    match own.set.poll_next(cx) {
-                        Poll::Ready(Some(joined)) => {
-                            match core.joined(&TaskName::new("task"), joined) {
-                                Some(done) => own.reaped.push_back(done),
-                                // Aborted by grace (or a panic): no outcome.
-                                None => own.lost = true,
-                            }
-                        }
-                        Poll::Ready(None) => break true,
-                        Poll::Pending => break false,
+                let Own {
+                    set, reaped, lost, ..
+                } = &mut *own;
+                set.poll_drain(cx, |joined| {
+                    match core.joined(&TaskName::new("task"), joined) {
+                        Some(done) => reaped.push_back(done),
+                        // Aborted by grace (or a panic): no outcome.
+                        None => *lost = true,
                     }
-                }
+                })
+                .is_ready()
             };
             if own_done {
                 return core.poll_tasks(cx, true);

@@ -259,7 +259,10 @@ impl Core {
     /// A group's state behind the `Arc` its ctxs share, linked into the
     /// cancellation tree.
     pub(crate) fn new(settings: Settings) -> Arc<Core> {
-        let born_cancelled = settings.token.as_ref().is_some_and(CancellationToken::is_cancelled);
+        let born_cancelled = settings
+            .token
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled);
         let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
         // Written in place: a `Core` returned by a call and moved into its
         // `Arc` cost a copy, 37 instructions more per group
@@ -705,29 +708,16 @@ impl Core {
         }
         let mut tasks = lock(&self.tasks);
         let mut escaped = None;
-        let ready = loop {
-            let Some(set) = tasks.set.as_mut() else {
-                self.seal_if(last);
-                break Poll::Ready(tasks.all_ok);
-            };
-            match set.poll_next(cx) {
-                Poll::Ready(Some(Joined::Done(ok))) => tasks.all_ok &= ok,
-                Poll::Ready(Some(joined)) => {
-                    tasks.all_ok = false;
-                    escaped.get_or_insert(joined);
-                }
-                Poll::Ready(None) => {
-                    self.seal_if(last);
-                    break Poll::Ready(tasks.all_ok);
-                }
-                Poll::Pending => break Poll::Pending,
-            }
-        };
+        let Tasks { set, all_ok } = &mut *tasks;
+        let drained = set.as_mut().map_or(Poll::Ready(()), |set| {
+            set.poll_drain(cx, tally(all_ok, &mut escaped))
+        });
+        let ready = drained.map(|()| {
+            self.seal_if(last);
+            *all_ok
+        });
         drop(tasks);
-        if let Some(joined) = escaped {
-            // Recorded outside the lock: it may cancel the group.
-            self.joined::<bool>(&TaskName::new("spawned task"), joined);
-        }
+        self.escaped(escaped);
         ready
     }
 
@@ -742,16 +732,17 @@ impl Core {
         }
         let mut tasks = lock(&self.tasks);
         let mut escaped = None;
-        while let Some(joined) = tasks.set.as_mut().and_then(TaskSet::try_next) {
-            match joined {
-                Joined::Done(ok) => tasks.all_ok &= ok,
-                joined => {
-                    tasks.all_ok = false;
-                    escaped.get_or_insert(joined);
-                }
-            }
+        let Tasks { set, all_ok } = &mut *tasks;
+        if let Some(set) = set {
+            set.reap(tally(all_ok, &mut escaped));
         }
         drop(tasks);
+        self.escaped(escaped);
+    }
+
+    /// Records the first task whose end was not its own (a panic that
+    /// escaped, an abort): outside the task-set lock, as it may cancel the group.
+    fn escaped(&self, escaped: Option<Joined<bool>>) {
         if let Some(joined) = escaped {
             self.joined::<bool>(&TaskName::new("spawned task"), joined);
         }
@@ -777,6 +768,21 @@ impl Core {
         let mut tasks = lock(&self.tasks);
         if let Some(set) = tasks.set.as_mut() {
             set.abort_all();
+        }
+    }
+}
+
+/// How each ended task of the group's set counts: whether it returned
+/// `Ok`, and the first one that did not end on its own.
+fn tally<'a>(
+    all_ok: &'a mut bool,
+    escaped: &'a mut Option<Joined<bool>>,
+) -> impl FnMut(Joined<bool>) + 'a {
+    move |joined| match joined {
+        Joined::Done(ok) => *all_ok &= ok,
+        joined => {
+            *all_ok = false;
+            escaped.get_or_insert(joined);
         }
     }
 }
