@@ -45,11 +45,10 @@ pub(crate) trait OnCancel: Send + Sync {
 }
 
 /// What a node's parent link points to: the enclosing group, which holds
-/// its node inline so that a group is one allocation.
+/// its node inline so that a group is one allocation. Only the node is
+/// read through it.
 pub(crate) trait HasNode: Send + Sync {
     fn node(&self) -> &Node;
-    /// Code nested in it runs off its driver (state.rs's `flags::OFF_DRIVER`).
-    fn off_driver(&self);
 }
 
 #[derive(Default)]
@@ -149,6 +148,10 @@ pub(crate) struct Node {
     /// cancellation racing, one sees the other: the cancellation drains the
     /// registration, or the registration sees the node fired.
     flags: AtomicUsize,
+    /// A word of the node's owner (state.rs's flags), opaque here: kept in
+    /// the node so that a group reaches its ancestors' words through the
+    /// parent links, without a call up into them.
+    owner_word: AtomicUsize,
 }
 
 /// [`Node::flags`]: something was registered under the hook lock.
@@ -183,6 +186,7 @@ impl Node {
             parent,
             hooks: Mutex::default(),
             flags: AtomicUsize::new(0),
+            owner_word: AtomicUsize::new(0),
         }
     }
 
@@ -198,9 +202,10 @@ impl Node {
         self.parent.as_deref().map(HasNode::node)
     }
 
-    /// The enclosing group itself, not only its node.
-    pub(crate) fn parent_owner(&self) -> Option<&dyn HasNode> {
-        self.parent.as_deref()
+    /// The owner's word (see the field).
+    #[inline]
+    pub(crate) fn owner_word(&self) -> &AtomicUsize {
+        &self.owner_word
     }
 
     /// Cancels the node with `cause`; `false` if it was already cancelled,

@@ -122,7 +122,8 @@ struct Tasks {
     all_ok: bool,
 }
 
-/// Bits of [`Core`]'s `flags`: what a group's driver must look at beyond
+/// Bits of a group's flags word (kept in its node: `Node::owner_word`, so
+/// that [`Core::off_driver`] reaches its ancestors'): what a group's driver must look at beyond
 /// its branches. All clear for a group that starts no task and is never
 /// watched, whose driver then reads one word per poll and takes no lock.
 pub(crate) mod flags {
@@ -222,8 +223,6 @@ pub(crate) struct Core {
     /// type than the group's, and `State::finish` then returns the cause alone.
     slots: Mutex<Slots>,
     tasks: Mutex<Tasks>,
-    /// See [`flags`]: lets the driver skip the locks.
-    flags: AtomicUsize,
     /// Made by the first task or watcher, and boxed: a group with neither
     /// pays two words for it.
     watching: OnceLock<Box<Watching>>,
@@ -242,10 +241,6 @@ impl std::fmt::Debug for Core {
 impl HasNode for Core {
     fn node(&self) -> &Node {
         &self.node
-    }
-
-    fn off_driver(&self) {
-        Core::off_driver(self);
     }
 }
 
@@ -278,7 +273,6 @@ impl Core {
                 set: None,
                 all_ok: true,
             }),
-            flags: AtomicUsize::new(0),
             watching: OnceLock::new(),
             running: AtomicUsize::new(0),
         });
@@ -462,9 +456,9 @@ impl Core {
         F: Future<Output = bool> + Send + 'static,
     {
         let before = self.mark(flags::SPAWNED);
-        if let Some(parent) = self.node.parent_owner() {
+        if let Some(parent) = self.node.parent() {
             // The task runs off the enclosing groups' drivers too.
-            parent.off_driver();
+            off_driver(parent);
         }
         if before & flags::SEALED != 0 {
             return Err(self.cancelled_error());
@@ -552,13 +546,13 @@ impl Core {
     /// The flags (see [`flags`]), for the driver's poll.
     #[inline]
     pub(crate) fn flags(&self) -> usize {
-        self.flags.load(Ordering::Acquire)
+        self.node.owner_word().load(Ordering::Acquire)
     }
 
     /// Marks `bits` in the flags.
     #[inline]
     pub(crate) fn mark(&self, bits: usize) -> usize {
-        self.flags.fetch_or(bits, Ordering::AcqRel)
+        self.node.owner_word().fetch_or(bits, Ordering::AcqRel)
     }
 
     /// Code of this group runs off its driver from now on (a `#[spawn]` or
@@ -568,11 +562,7 @@ impl Core {
     /// wakers too. Marked up the chain the first time only: an ancestor of a
     /// group marked is marked.
     pub(crate) fn off_driver(&self) {
-        if self.mark(flags::OFF_DRIVER) & flags::OFF_DRIVER == 0 {
-            if let Some(parent) = self.node.parent_owner() {
-                parent.off_driver();
-            }
-        }
+        off_driver(&self.node);
     }
 
     /// When the group's branches started, if known (a watched group).
@@ -648,7 +638,9 @@ impl Core {
     /// The questions to answer now; the driver answers each with its census.
     pub(crate) fn take_asks(&self) -> Vec<oneshot::Sender<Vec<Running>>> {
         let mut watch = lock(&self.watching().state);
-        self.flags.fetch_and(!flags::ASKED, Ordering::AcqRel);
+        self.node
+            .owner_word()
+            .fetch_and(!flags::ASKED, Ordering::AcqRel);
         std::mem::take(&mut watch.asks)
     }
 
@@ -698,7 +690,8 @@ impl Core {
         // set, as the lock below would, and a spawn from now on is refused.
         if last
             && self
-                .flags
+                .node
+                .owner_word()
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
                     (f & flags::SPAWNED == 0).then_some(f | flags::SEALED)
                 })
@@ -769,6 +762,19 @@ impl Core {
         if let Some(set) = tasks.set.as_mut() {
             set.abort_all();
         }
+    }
+}
+
+/// [`Core::off_driver`] for the group whose node is `node`, and up its
+/// chain of parents to the first one marked already.
+fn off_driver(node: &Node) {
+    let mut node = Some(node);
+    while let Some(at) = node {
+        let word = at.owner_word();
+        if word.fetch_or(flags::OFF_DRIVER, Ordering::AcqRel) & flags::OFF_DRIVER != 0 {
+            break;
+        }
+        node = at.parent();
     }
 }
 
