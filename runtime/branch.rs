@@ -36,6 +36,14 @@ impl<E> Record<E> for &State<E> {
     }
 }
 
+/// A closure records where its caller keeps the error: a `Group`'s own
+/// task, whose error is its outcome (group.rs).
+impl<E, F: Fn(&Core, TaskName, E, bool)> Record<E> for F {
+    fn fail(&self, core: &Core, task: TaskName, error: E, echoed: bool) {
+        self(core, task, error, echoed);
+    }
+}
+
 /// Records a `#[spawn]` branch's error in its core: no `Arc` around the
 /// driver's typed slot just for the branches that run as tasks.
 #[derive(Debug, Clone, Copy)]

@@ -8,13 +8,13 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::branch::Guarded;
+use crate::branch::{Guarded, complete};
 use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown, Watch};
 use crate::error::{Cause, Error, Running, TaskName};
 use crate::lifecycle::{Lifecycle, tasks_census};
 use crate::limit::Start;
 use crate::pool::Pool;
-use crate::state::{Settings, State, flags};
+use crate::state::{Core, Settings, State, flags};
 use crate::sync::{Arc, Mutex, lock};
 use crate::tasks::TaskSet;
 use crate::trace;
@@ -110,7 +110,7 @@ impl<T: Send + 'static, E: Send + 'static> Own<T, E> {
     }
 
     /// Frees the tasks that have ended, keeping what someone will collect.
-    fn reap(&mut self, core: &crate::state::Core) {
+    fn reap(&mut self, core: &Core) {
         let Own {
             set,
             reaped,
@@ -295,7 +295,7 @@ impl<E: Send + 'static> Group<E> {
 
 impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     #[track_caller]
-    fn build(parent: Option<Arc<crate::state::Core>>) -> Self {
+    fn build(parent: Option<Arc<Core>>) -> Self {
         Group {
             settings: Settings {
                 parent,
@@ -619,20 +619,25 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         lock(&self.own).set.spawn(&trace::name(&task), async move {
             let mut guarded = std::pin::pin!(guarded);
             let outcome = match guarded.as_mut().await {
-                Some((Ok(value), _permit)) => Outcome::Value(value),
-                Some((Err(error), permit)) => {
-                    // Recorded before the permit is given back (state.rs).
-                    let first = !supervise && core.cancel_failed(task.clone());
+                Some((output, permit)) => {
+                    let failed = std::cell::Cell::new(None);
+                    let record = |core: &Core, task: TaskName, error: E, echoed: bool| {
+                        let first = !supervise && core.cancel_failed(task);
+                        // A later failure of its own (not an echo, echo.rs)
+                        // takes its rank now, in the order failures happen.
+                        let later = (!first && !supervise && !echoed).then(|| core.later_rank());
+                        failed.set(Some(Outcome::Failed {
+                            error,
+                            first,
+                            later,
+                        }));
+                    };
+                    // The one completion step (branch.rs): the failure is
+                    // recorded before the permit is given back.
+                    let echoed = guarded.echoed();
+                    let (value, permit) = complete(&record, &core, &task, output, permit, echoed);
                     drop(permit);
-                    // A later failure of its own (not an echo, echo.rs)
-                    // takes its rank now, in the order failures happen.
-                    let later =
-                        (!first && !supervise && !guarded.echoed()).then(|| core.later_rank());
-                    Outcome::Failed {
-                        error,
-                        first,
-                        later,
-                    }
+                    value.map_or_else(|| failed.take().unwrap_or(Outcome::NoValue), Outcome::Value)
                 }
                 None => Outcome::NoValue,
             };
