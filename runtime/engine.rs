@@ -1,12 +1,13 @@
-//! The scheduling loop of an `errgroup!` group: the deadline timer, the
-//! `grace` timer, every branch polled, the group's tasks awaited, then the
-//! result. The macro builds the branches (private.rs) and hands them here
-//! as a tuple; this module owns everything that happens after.
+//! The scheduling loop of an `errgroup!` group: its lifecycle (deadline,
+//! token parent, `shutdown_on`, grace: lifecycle.rs, shared with `Group`),
+//! every branch polled, the group's tasks awaited, then the result. The
+//! macro builds the branches (private.rs) and hands them here as a tuple;
+//! this module owns everything that happens after.
 //!
 //! # Poll order
 //!
-//! Every poll of the group: the deadline timer (cancelling the group with
-//! `DeadlineExceeded`), the grace timer (stopping what still runs), each
+//! Every poll of the group: its lifecycle (the deadline, the token, the
+//! signal, then grace, which stops what still runs), each
 //! branch in the order written, then the group's tasks (`ctx.spawn`). The
 //! group is done when no branch and no task is running; the last poll of
 //! the tasks closes the set in the same critical section (`Core::poll_tasks`).

@@ -2,9 +2,9 @@
 //! rule: [`Task`], one task (a `#[spawn]` or `#[blocking]` branch, in
 //! branch.rs), and [`TaskSet`], many (the `ctx.spawn` tasks in state.rs,
 //! the branches of a `Group` in group.rs, the workers of `#[spawn] for`
-//! items in workers.rs). The watchers of a `Group`'s deadline and
-//! `shutdown_on` signals are plain tokio tasks, aborted by the group
-//! (group.rs).
+//! items in workers.rs). The watcher of a `Group`'s deadline, token parent
+//! and `shutdown_on` signal is a plain tokio task, aborted by the group
+//! (lifecycle.rs, group.rs).
 //!
 //! # The shutdown rule
 //!
