@@ -16,7 +16,6 @@ use crate::limit::Start;
 use crate::pool::Pool;
 use crate::state::{Core, Settings, State, flags};
 use crate::sync::{Arc, Mutex, lock};
-use crate::tasks::TaskSet;
 use crate::trace;
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
@@ -72,10 +71,10 @@ pub struct Group<E, T = ()> {
     grace: Option<Duration>,
     /// `on_error = continue`: a task's error is its result, not the group's.
     supervise: bool,
-    /// The tasks `spawn` started, with their results until taken: shared
-    /// with the tasks (weakly), each of which frees those that ended before
-    /// it, so that a group nobody spawns from or joins for a while still
-    /// holds only what runs.
+    /// The results of the tasks `spawn` started, until taken: each task
+    /// hands its own over as it ends. The tasks themselves run in the
+    /// core's task set, with those of `ctx.spawn`: one container, one
+    /// shutdown rule.
     own: Arc<Mutex<Own<T, E>>>,
     /// How many tasks `spawn` was asked for: the next one's index.
     spawned: usize,
@@ -84,48 +83,62 @@ pub struct Group<E, T = ()> {
     taken_not_ok: bool,
 }
 
-/// The tasks of a group's own, and what is kept of those that ended.
+/// What is kept of the group's own tasks that ended.
 struct Own<T, E> {
-    set: TaskSet<Done<T, E>>,
-    /// Results taken from `set` by a spawn or a task's end, which frees the
-    /// tasks that ended: only those someone will collect (see `keep`).
+    /// Results handed over by the tasks as they ended: only those someone
+    /// will collect (see `keep`).
     reaped: std::collections::VecDeque<Done<T, E>>,
     /// What is kept of a task's result: everything once `returning` was
     /// called; else its failures only, so that a group spawned from for
     /// ever holds only what still runs.
     keep: Keep,
-    /// A task ended without an outcome (aborted by grace, or a panic): it
-    /// did not return `Ok`, and the group must not say that everything did.
+    /// Tasks of its own started and not yet ended (`join_next`'s end).
+    running: usize,
+    /// A task ended without an outcome (aborted by grace, or its group
+    /// dropped): it did not return `Ok`, and the group must not say that
+    /// everything did.
     lost: bool,
 }
 
-impl<T: Send + 'static, E: Send + 'static> Own<T, E> {
+impl<T, E> Own<T, E> {
     fn new(keep: Keep) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(Own {
-            set: TaskSet::new(),
             reaped: std::collections::VecDeque::new(),
             keep,
+            running: 0,
             lost: false,
         }))
     }
+}
 
-    /// Frees the tasks that have ended, keeping what someone will collect.
-    fn reap(&mut self, core: &Core) {
-        let Own {
-            set,
-            reaped,
-            keep,
-            lost,
-        } = self;
-        set.reap(|joined| match core.joined(&TaskName::new("task"), joined) {
-            Some(done)
-                if *keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) =>
-            {
-                reaped.push_back(done);
-            }
-            Some(_) => {}
-            None => *lost = true,
-        });
+/// A task of the group's own, until it hands its result over: one that
+/// ends without doing so (aborted, dropped) is counted out as lost.
+struct Ending<T, E>(Option<Arc<Mutex<Own<T, E>>>>);
+
+impl<T, E> Ending<T, E> {
+    fn start(own: &Arc<Mutex<Own<T, E>>>) -> Self {
+        lock(own).running += 1;
+        Ending(Some(Arc::clone(own)))
+    }
+
+    /// The task's result, kept if someone will collect it.
+    fn hand_over(mut self, done: Done<T, E>) {
+        let Some(own) = self.0.take() else { return };
+        let mut own = lock(&own);
+        own.running -= 1;
+        if own.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
+            own.reaped.push_back(done);
+        }
+    }
+}
+
+impl<T, E> Drop for Ending<T, E> {
+    fn drop(&mut self) {
+        if let Some(own) = self.0.take() {
+            let mut own = lock(&own);
+            own.running -= 1;
+            own.lost = true;
+        }
     }
 }
 
@@ -602,7 +615,6 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     {
         let core = Arc::clone(&self.built().state.core);
         core.reap_tasks();
-        lock(&self.own).reap(&core);
         let index = self.spawned;
         self.spawned += 1;
         if matches!(start, Start::Refused) {
@@ -615,8 +627,9 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let running = core.running_guard(&task);
         let guarded = Guarded::new(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
-        let own = Arc::downgrade(&self.own);
-        lock(&self.own).set.spawn(&trace::name(&task), async move {
+        let ending = Ending::start(&self.own);
+        let (name, spawner) = (trace::name(&task), Arc::clone(&core));
+        let job = async move {
             let mut guarded = std::pin::pin!(guarded);
             let outcome = match guarded.as_mut().await {
                 Some((output, permit)) => {
@@ -642,21 +655,22 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 None => Outcome::NoValue,
             };
             drop(running);
-            // Those that ended before this one are freed now, not at the
-            // next spawn, which may not come for a long time. (Not under
-            // loom: there the set polls its tasks under the lock.)
-            #[cfg(not(loom))]
-            if let Some(own) = own.upgrade() {
-                lock(&own).reap(&core);
-            }
-            #[cfg(loom)]
-            drop(own);
-            Done {
+            ending.hand_over(Done {
                 index,
                 task,
                 outcome,
-            }
-        });
+            });
+            // Those that ended before this one are freed now, not at the
+            // next spawn, which may not come for a long time. (Not under
+            // loom: there the set polls its tasks under its lock.)
+            #[cfg(not(loom))]
+            core.reap_tasks();
+            // Its outcome is in `own`: the core's tally is of the others.
+            true
+        };
+        // Refused only once the group is closed, which `wait` (taking the
+        // group) or grace does: the job, dropped, counts itself out.
+        let _ = spawner.spawn_task(&name, job);
     }
 
     /// Waits for every task, then returns the first error (by time), or
@@ -757,20 +771,24 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             // Each poll looks at what a task's end took from the set first:
             // results come in the order the tasks ended.
             let done = poll_fn(|cx| {
-                let mut own = lock(&self.own);
                 loop {
-                    if let Some(done) = own.reaped.pop_front() {
-                        return Poll::Ready(Some(done));
-                    }
-                    match own.set.poll_next(cx) {
-                        Poll::Ready(Some(joined)) => {
-                            match core.joined(&TaskName::new("task"), joined) {
-                                Some(done) => return Poll::Ready(Some(done)),
-                                None => own.lost = true,
-                            }
+                    {
+                        let mut own = lock(&self.own);
+                        if let Some(done) = own.reaped.pop_front() {
+                            return Poll::Ready(Some(done));
                         }
-                        Poll::Ready(None) => return Poll::Ready(None),
-                        Poll::Pending => return Poll::Pending,
+                        if own.running == 0 {
+                            return Poll::Ready(None);
+                        }
+                    }
+                    // Not under `own`'s lock: a task's end takes it. A task
+                    // hands its result over before the set sees it end, so
+                    // an empty set has handed every result over.
+                    if core.poll_tasks(cx, false).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if lock(&self.own).reaped.is_empty() {
+                        return Poll::Ready(None);
                     }
                 }
             })
@@ -826,34 +844,14 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let mut life = std::pin::pin!(Lifecycle::<std::future::Pending<()>>::grace(
             &core, self.grace
         ));
-        let own = &*self.own;
         let all_ok = poll_fn(|cx| {
-            if life.as_mut().poll(cx, &core, |_| tasks_census(&core)) {
-                // The group's own tasks, by the same rule as the core's.
-                lock(own).set.abort_all();
-            }
-            // Not held while `poll_tasks` locks the core's tasks.
-            let own_done = {
-                let mut own = lock(own);
-                let Own {
-                    set, reaped, lost, ..
-                } = &mut *own;
-                set.poll_drain(cx, |joined| {
-                    match core.joined(&TaskName::new("task"), joined) {
-                        Some(done) => reaped.push_back(done),
-                        // Aborted by grace (or a panic): no outcome.
-                        None => *lost = true,
-                    }
-                })
-                .is_ready()
-            };
-            if own_done {
-                return core.poll_tasks(cx, true);
-            }
-            // Tasks of `ctx.spawn` are collected meanwhile, but the set
-            // stays open: an own task may add one.
-            let _ = core.poll_tasks(cx, false);
-            Poll::Pending
+            // Grace expired: the core's tasks, the group's own among them,
+            // were aborted by the shutdown rule, and are awaited below.
+            life.as_mut().poll(cx, &core, |_| tasks_census(&core));
+            // Ready once the set is empty: every own task has handed its
+            // result over. It is sealed then, not before: a running task
+            // may still add one.
+            core.poll_tasks(cx, true)
         })
         .await;
         let (mut done, keep_all, lost) = {
