@@ -89,10 +89,10 @@ mod lifecycle;
 mod channel;
 // One branch body: start, poll, catch a panic, complete.
 mod branch;
-// `name => for x in items { .. }`.
-mod fanout;
 // `#[spawn] for` items, run by a few worker tasks.
 mod workers;
+// `name => for x in items { .. }`, its items in-task or on the workers.
+mod fanout;
 // The loop an `errgroup!` runs.
 mod engine;
 // `Ctx`, `BranchCtx`, the ambient ctx, `ctx.spawn`.

@@ -135,13 +135,6 @@ const UPWARD_TRAITS: &[(&str, &str, &str)] = &[
         "called by the engine, above both; branch.rs only forwards it through \
          its own wrappers (Inline, Placed)",
     ),
-    (
-        "Pool",
-        "fanout",
-        "a fan-out polls its items through it and workers.rs implements it: \
-         fanout.rs reaches up into workers.rs (to fix: one container of items \
-         below both, issue 22 item 3)",
-    ),
 ];
 
 #[test]
