@@ -39,6 +39,31 @@
 //!   expires. Only tasks, which are costly anyway, register a name and a
 //!   start, in a state made by the first task or watcher.
 //!
+//! # Operations
+//!
+//! What the drivers (engine.rs, group.rs, lifecycle.rs) and the code of a
+//! group (branch.rs, ctx.rs, pool.rs) do to it, by what they are for:
+//!
+//! - **start** work: [`Core::start`] / [`Core::start_written`] (may a
+//!   branch run now), [`Core::spawn_task`] (into the one task set, refused
+//!   once closed), [`Core::running_guard`] / [`Core::count_task`].
+//! - **complete** it: `branch::complete` into [`State::fail`] or
+//!   [`Core::fail_boxed`]; [`Core::panicked`]; [`Core::joined`] for how a
+//!   task ended.
+//! - **cancel**: [`Core::cancel`] (the first cause wins).
+//! - **finish**: [`Core::poll_tasks`] (await the tasks, seal when empty),
+//!   then [`State::finish_closed`] (or [`State::finish`]), which marks it finished.
+//! - **shut down**: [`Core::close_tasks`] (closed, tasks aborted: the
+//!   first half of the shutdown rule), and [`Core::shut_down`], the
+//!   teardown of a group dropped before it finished.
+//! - **report** what runs: [`Core::census_tasks`], [`Core::keep_report`],
+//!   and a `Watch`'s [`Core::ask`], answered by the driver ([`Core::take_asks`]).
+//!
+//! `Core` is written into its `Arc` in place, but nothing in it needs the
+//! `Arc` except the handles it gives out (`running_guard`) and its parent's
+//! hook on it ([`Core::link`]): it could be held by value by a driver whose
+//! code borrows it.
+//!
 //! # Deadlock safety
 //!
 //! No lock is held while calling out: a task is spawned with the task-set

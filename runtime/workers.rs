@@ -115,7 +115,7 @@ pub(crate) struct Workers<Fut, T> {
     core: Arc<Core>,
     name: &'static str,
     /// A bit per item, set from its push until its result is taken: what
-    /// [`Pool::live`] reports, as the workers cannot be asked.
+    /// [`Workers::live`] reports (for fanout.rs's `Pool`), as the workers cannot be asked.
     live: Vec<u64>,
 }
 
