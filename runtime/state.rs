@@ -5,7 +5,7 @@
 //! # Invariants
 //!
 //! - The first error is the one whose `cancel(Failed)` won; an error that
-//!   loses (the group was already cancelled) is dropped. The slots are read
+//!   loses (the group was already cancelled) is dropped. They are read
 //!   only after every branch and task has returned ([`State::finish`]).
 //! - A failing branch records its error (cancelling the group) before it
 //!   gives its `limit` permit back, so the branch that takes the permit
@@ -139,12 +139,20 @@ pub(crate) fn token_cause() -> Cause {
     }))
 }
 
-/// Tasks started with `ctx.spawn` or [`Group::spawn`](crate::Group::spawn).
-struct Tasks {
+/// What a group keeps under its one lock: its tasks (`ctx.spawn`,
+/// [`Group::spawn`](crate::Group::spawn), a pool's) and the first panic and
+/// task error. Taken by tasks and failures only: an in-task group that
+/// neither spawns nor fails never takes it.
+struct Inner {
     /// Created by the first task: most groups never start one.
     set: Option<TaskSet<bool>>,
     /// Every finished task returned `Ok`.
     all_ok: bool,
+    panic: Option<Box<dyn Any + Send>>,
+    /// The first error of a task or `#[spawn]` branch, when one failed
+    /// first. Untyped: an untyped `Ctx::spawn` task may have another error
+    /// type than the group's, and `State::finish` then returns the cause alone.
+    task_error: Option<Box<dyn Any + Send>>,
 }
 
 /// Bits of a group's flags word (kept in its node: `Node::owner_word`, so
@@ -211,6 +219,8 @@ struct Watch {
 #[derive(Default)]
 struct Watching {
     state: Mutex<Watch>,
+    /// Tasks started and not yet ended (`Group::len`).
+    running: AtomicUsize,
     /// A pool's tasks running, counted but not named (`count_task`): here,
     /// made by the first task, rather than a word in every group's core.
     pooled: AtomicUsize,
@@ -228,31 +238,16 @@ pub(crate) enum Answer {
     Now(Vec<Running>),
     Later(oneshot::Receiver<Vec<Running>>),
 }
-/// What a group keeps of its failures for [`State::finish`].
-#[derive(Default)]
-struct Slots {
-    panic: Option<Box<dyn Any + Send>>,
-    /// The first error of a task or `#[spawn]` branch, when one failed first.
-    task_error: Option<Box<dyn Any + Send>>,
-}
-
 /// One group, type-erased.
 pub(crate) struct Core {
     node: Node,
     /// The group's `tracing` span (zero-sized without the feature).
     span: trace::Span,
     limit: Option<Limit>,
-    /// The first panic and the first error of a task or `#[spawn]` branch:
-    /// one lock, as both are read together, once, by [`State::finish`]. The
-    /// error is untyped: an untyped `Ctx::spawn` task may have another error
-    /// type than the group's, and `State::finish` then returns the cause alone.
-    slots: Mutex<Slots>,
-    tasks: Mutex<Tasks>,
+    inner: Mutex<Inner>,
     /// Made by the first task or watcher, and boxed: a group with neither
     /// pays two words for it.
     watching: OnceLock<Box<Watching>>,
-    /// Tasks started and not yet ended (`Group::len`).
-    running: AtomicUsize,
 }
 
 impl std::fmt::Debug for Core {
@@ -293,13 +288,13 @@ impl Core {
             node: Node::new(parent, settings.deadline),
             span: trace::group(settings.site, settings.limit, settings.deadline),
             limit: settings.limit.map(Limit::new),
-            slots: Mutex::default(),
-            tasks: Mutex::new(Tasks {
+            inner: Mutex::new(Inner {
                 set: None,
                 all_ok: true,
+                panic: None,
+                task_error: None,
             }),
             watching: OnceLock::new(),
-            running: AtomicUsize::new(0),
         });
         core.link(born_cancelled);
         core
@@ -405,7 +400,7 @@ impl Core {
     pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
         trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
-        lock(&self.slots).panic.get_or_insert(payload);
+        lock(&self.inner).panic.get_or_insert(payload);
     }
 
     /// Records the error of a task or `#[spawn]` branch if it is the first
@@ -416,7 +411,7 @@ impl Core {
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E, echoed: bool) {
         let spare = self.spare_name(&task, echoed);
         if self.cancel_failed(task) {
-            lock(&self.slots).task_error = Some(Box::new(error));
+            lock(&self.inner).task_error = Some(Box::new(error));
         } else if let Some(task) = spare {
             let later = Box::new(Suppressed::new(task, error));
             let mut watch = lock(&self.watching().state);
@@ -488,7 +483,7 @@ impl Core {
         if before & flags::SEALED != 0 {
             return Err(self.cancelled_error());
         }
-        let mut tasks = lock(&self.tasks);
+        let mut tasks = lock(&self.inner);
         // Sealed meanwhile, under this lock (the set was found empty).
         if self.flags() & flags::SEALED != 0 {
             drop(tasks);
@@ -502,7 +497,7 @@ impl Core {
     /// or is dropped, aborted or refused), and keeps its name and start for
     /// [`Core::census_tasks`].
     pub(crate) fn running_guard(self: &Arc<Self>, task: &TaskName) -> RunningTask {
-        self.running.fetch_add(1, Ordering::Relaxed);
+        self.watching().running.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let mut watch = lock(&self.watching().state);
         watch.spawned += 1;
@@ -525,14 +520,14 @@ impl Core {
     /// task, of which a server has thousands, each paying for a slot
     /// otherwise. [`Core::uncount_task`] when it ends.
     pub(crate) fn count_task(&self) {
-        self.running.fetch_add(1, Ordering::Relaxed);
+        self.watching().running.fetch_add(1, Ordering::Relaxed);
         self.watching().pooled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A task counted by [`Core::count_task`] has ended.
     pub(crate) fn uncount_task(&self) {
         self.watching().pooled.fetch_sub(1, Ordering::Relaxed);
-        self.running.fetch_sub(1, Ordering::Relaxed);
+        self.watching().running.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Adds the running tasks to `census`, in the order they were spawned.
@@ -676,7 +671,9 @@ impl Core {
 
     /// Tasks started and not yet ended.
     pub(crate) fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
+        self.watching
+            .get()
+            .map_or(0, |w| w.running.load(Ordering::Relaxed))
     }
 
     /// A task refused because the group was cancelled when it was asked for.
@@ -724,9 +721,9 @@ impl Core {
         {
             return Poll::Ready(true);
         }
-        let mut tasks = lock(&self.tasks);
+        let mut tasks = lock(&self.inner);
         let mut escaped = None;
-        let Tasks { set, all_ok } = &mut *tasks;
+        let Inner { set, all_ok, .. } = &mut *tasks;
         let drained = set.as_mut().map_or(Poll::Ready(()), |set| {
             set.poll_drain(cx, tally(all_ok, &mut escaped))
         });
@@ -748,9 +745,9 @@ impl Core {
             // The driver is woken by every task's end and reaps it then.
             return;
         }
-        let mut tasks = lock(&self.tasks);
+        let mut tasks = lock(&self.inner);
         let mut escaped = None;
-        let Tasks { set, all_ok } = &mut *tasks;
+        let Inner { set, all_ok, .. } = &mut *tasks;
         if let Some(set) = set {
             set.reap(tally(all_ok, &mut escaped));
         }
@@ -783,7 +780,7 @@ impl Core {
         }
         // A spawn that passed the word before it was sealed looks again
         // under this lock: it is refused, or in the set aborted here.
-        let mut tasks = lock(&self.tasks);
+        let mut tasks = lock(&self.inner);
         if let Some(set) = tasks.set.as_mut() {
             set.abort_all();
         }
@@ -831,7 +828,7 @@ impl RunningTask {
 
 impl Drop for RunningTask {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
+        self.0.watching().running.fetch_sub(1, Ordering::Relaxed);
         let mut watch = lock(&self.0.watching().state);
         watch.tasks[self.1] = Slot::Vacant(watch.vacant);
         watch.vacant = Some(self.1);
@@ -843,30 +840,40 @@ impl Drop for RunningTask {
 #[derive(Debug)]
 pub(crate) struct State<E> {
     pub(crate) core: Arc<Core>,
-    error: Mutex<Option<E>>,
+    failures: Mutex<Failures<E>>,
+}
+
+/// The typed failures of a group, under one lock.
+#[derive(Debug)]
+struct Failures<E> {
+    first: Option<E>,
     /// Each with its rank (`Core::later_rank`); empty and unallocated
     /// until a second failure happens.
-    later: Mutex<Vec<(usize, Suppressed<E>)>>,
+    later: Vec<(usize, Suppressed<E>)>,
 }
 
 impl<E> State<E> {
     pub(crate) fn new(settings: Settings) -> Self {
         State {
             core: Core::new(settings),
-            error: Mutex::new(None),
-            later: Mutex::new(Vec::new()),
+            failures: Mutex::new(Failures {
+                first: None,
+                later: Vec::new(),
+            }),
         }
     }
 
     /// Keeps `error` as the group's error: its failure was the first
     /// ([`Core::cancel_failed`] said so).
     pub(crate) fn keep_first_error(&self, error: E) {
-        *lock(&self.error) = Some(error);
+        lock(&self.failures).first = Some(error);
     }
 
     /// Keeps a failure that came after the first, with its `rank`.
     pub(crate) fn keep_later(&self, rank: usize, task: TaskName, error: E) {
-        lock(&self.later).push((rank, Suppressed::new(task, error)));
+        lock(&self.failures)
+            .later
+            .push((rank, Suppressed::new(task, error)));
     }
 
     /// Records `error` if it is the first failure and cancels the group; a
@@ -878,7 +885,7 @@ impl<E> State<E> {
             trace::failed(&self.core.span, &name, first);
         });
         if first {
-            *lock(&self.error) = Some(error);
+            lock(&self.failures).first = Some(error);
         } else if let Some(task) = spare {
             let rank = self.core.later_rank();
             self.keep_later(rank, task, error);
@@ -893,7 +900,7 @@ impl<E: Send + Sync + 'static> State<E> {
     /// `Finished` either way, and closes the group to new tasks.
     pub(crate) fn finish<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
         self.core.close_tasks();
-        let tasks_ok = lock(&self.core.tasks).all_ok;
+        let tasks_ok = lock(&self.core.inner).all_ok;
         self.finish_closed(value, tasks_ok)
     }
 
@@ -905,13 +912,13 @@ impl<E: Send + Sync + 'static> State<E> {
         self.core.close_watch();
         // Nothing cancelled the group before: no panic and no error was
         // recorded (each cancels the group before it is stored, and every
-        // branch and task has returned), so the slots need no lock.
+        // branch and task has returned), so they need no lock.
         let value = match value {
             Some(value) if first && tasks_ok => return Ok(value),
             value => value,
         };
         let (panic, task_error) = {
-            let mut slots = lock(&self.core.slots);
+            let mut slots = lock(&self.core.inner);
             (slots.panic.take(), slots.task_error.take())
         };
         if let Some(payload) = panic {
@@ -929,7 +936,8 @@ impl<E: Send + Sync + 'static> State<E> {
         if let Some(Cause::Failed { task }) = self.core.cause() {
             // A task's error of another type than `E` (an untyped
             // `Ctx::spawn`) cannot be the group's: the cause names its task.
-            let error = lock(&self.error)
+            let error = lock(&self.failures)
+                .first
                 .take()
                 .or_else(|| task_error.and_then(|e| e.downcast::<E>().ok().map(|e| *e)));
             if let Some(error) = error {
@@ -950,7 +958,7 @@ impl<E: Send + Sync + 'static> State<E> {
 
     /// The later failures, typed and boxed, in the order they happened.
     fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
-        let mut later = std::mem::take(&mut *lock(&self.later));
+        let mut later = std::mem::take(&mut lock(&self.failures).later);
         let watching = self.core.watching.get();
         let boxed = watching.map_or_else(Vec::new, |w| std::mem::take(&mut lock(&w.state).later));
         if later.is_empty() && boxed.is_empty() {
