@@ -20,6 +20,9 @@ cd "$(dirname "$0")/.."
 # (15.1x: 1,438 / 95 Ir on the trivial branch of 2026-11-27, down from
 # 1,758 = 18.5x at e2fb6ff; 16.0x, 1,522 Ir, once merged with the typed
 # ctx, the still-running census and the review's fixes), rounded up ~10%.
+# 17.3x (1,644 Ir) re-measured at c6b36eb on the session machine of
+# 2026-12-06; 16.9x (1,604 Ir) once the core kept its state under one lock
+# and its lifecycle in one place (issue 22).
 # Lower it when the fast path gets cheaper, so a regression shows.
 BUDGET=${BUDGET:-17}
 ROUNDS=${ROUNDS:-10000}
