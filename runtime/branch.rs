@@ -1,7 +1,9 @@
 //! The futures that run one branch body: wait for its start, poll the body,
 //! catch a panic, then complete: record an error, hand the `limit` permit
 //! back. Every kind of branch (in-task, `#[spawn]`, `#[blocking]`, a fan-out
-//! item, a `ctx.spawn` task) completes through [`complete`].
+//! item, a `ctx.spawn` task, a `Group`'s task) is built by the one recipe
+//! ([`unit`], [`task_unit`], [`blocking_unit`]: its span, its ambient
+//! group, its guard) and completes through [`complete`].
 //!
 //! Hand-written rather than `async fn`s so that the body's state is stored
 //! once: nested `async fn`s that take a future and await it keep a copy of
@@ -14,11 +16,12 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
+use tokio::task::futures::TaskLocalFuture;
 
 use crate::echo;
 use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
-use crate::state::{Core, State};
+use crate::state::{self, Core, State};
 use crate::sync::Arc;
 use crate::tasks::Task;
 use crate::trace;
@@ -108,17 +111,28 @@ impl Owner for Cow<'_, Arc<Core>> {
 /// where a `TaskName` takes 40, in every item).
 pub(crate) trait Who {
     fn name(&self) -> TaskName;
+    /// Its span, a child of its group's `group` (trace.rs): from a borrow of
+    /// its name, which a `ctx.spawn` task may have allocated.
+    fn span(&self, group: &trace::Span) -> trace::Span;
 }
 
 impl Who for TaskName {
     fn name(&self) -> TaskName {
         self.clone()
     }
+
+    fn span(&self, group: &trace::Span) -> trace::Span {
+        trace::branch(group, self)
+    }
 }
 
 impl Who for Cow<'_, TaskName> {
     fn name(&self) -> TaskName {
         TaskName::clone(self)
+    }
+
+    fn span(&self, group: &trace::Span) -> trace::Span {
+        trace::branch(group, self)
     }
 }
 
@@ -132,6 +146,10 @@ pub(crate) struct ItemName {
 impl Who for ItemName {
     fn name(&self) -> TaskName {
         TaskName::indexed(self.name, self.index)
+    }
+
+    fn span(&self, group: &trace::Span) -> trace::Span {
+        trace::branch(group, &self.name())
     }
 }
 
@@ -215,6 +233,61 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
 /// A permit once one is free, `None` if the group is cancelled first.
 async fn admit(core: Arc<Core>) -> Option<Permit> {
     limit::admit(core.node(), core.limit()?).await
+}
+
+/// The one recipe for a unit of work polled by its group's driver (an
+/// in-task branch or fan-out item): its body inside its `tracing` span (with
+/// the feature), guarded by `start`. Its ambient group is the driver's, set
+/// once around all of its in-task branches (engine.rs); a body that is its
+/// own tokio task sets its own ([`task_unit`]).
+// `#[inline]`: see `Guarded::new`.
+#[inline]
+pub(crate) fn unit<F: Future, C: Owner, N: Who>(
+    core: C,
+    task: N,
+    body: F,
+    start: Start,
+) -> Guarded<trace::Traced<F>, C, N> {
+    let span = task.span(core.core().span());
+    Guarded::new(core, task, trace::instrument(span, body), start)
+}
+
+/// A body that is its own tokio task as it is polled: with its group as the
+/// ambient one (so that a group created inside it becomes its child,
+/// semantic 6), inside its span.
+pub(crate) type TaskBody<F> = trace::Traced<TaskLocalFuture<Arc<Core>, F>>;
+
+/// [`unit`] for a body that is its own tokio task (a `#[spawn]` branch or
+/// item, a `ctx.spawn` task, a `Group`'s task), or polled as one
+/// (`Spawn::inline`): it also sets its group as the ambient one.
+pub(crate) fn task_unit<F: Future>(
+    core: Arc<Core>,
+    task: TaskName,
+    body: F,
+    start: Start,
+) -> Guarded<TaskBody<F>> {
+    let body = state::with_ambient(Arc::clone(&core), body);
+    unit(core, task, body, start)
+}
+
+/// [`unit`] for a `#[blocking]` body, `job`: its span is entered on the
+/// blocking thread, around the call.
+pub(crate) fn blocking_unit<S, J, R>(
+    record: S,
+    core: Arc<Core>,
+    task: TaskName,
+    job: J,
+    start: Start,
+) -> RunBlocking<S, impl FnOnce() -> R + Send + 'static, R>
+where
+    J: FnOnce() -> R + Send + 'static,
+{
+    let span = task.span(core.span());
+    let job = move || {
+        let _span = trace::enter(&span);
+        job()
+    };
+    RunBlocking::new(record, core, task, job, start)
 }
 
 impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
@@ -578,7 +651,7 @@ impl<S, F, R> std::fmt::Debug for RunBlocking<S, F, R> {
 impl<S, F, R> Unpin for RunBlocking<S, F, R> {}
 
 impl<S, F, R> RunBlocking<S, F, R> {
-    pub(crate) fn new(record: S, core: Arc<Core>, task: TaskName, body: F, start: Start) -> Self {
+    fn new(record: S, core: Arc<Core>, task: TaskName, body: F, start: Start) -> Self {
         let state = match start {
             Start::Refused => Blocking::Done,
             Start::Now(permit) => Blocking::Ready(body, permit),
@@ -671,8 +744,8 @@ impl<S, F, R> Stop for RunBlocking<S, F, R> {
     }
 }
 
-/// A task of the group's task set (`ctx.spawn`, `Group::spawn`): whether it
-/// returned `Ok`.
+/// A `ctx.spawn` task of the group's task set, from [`task_unit`]: whether
+/// it returned `Ok`.
 pub(crate) fn task_job<F, E>(
     core: Arc<Core>,
     task: TaskName,
@@ -684,7 +757,7 @@ where
     E: Send + 'static,
 {
     let running = core.running_guard(&task);
-    let run = Run::new(Boxed, Guarded::new(core, task, body, start));
+    let run = Run::new(Boxed, task_unit(core, task, body, start));
     async move {
         let ok = run.await.is_some();
         // A `Group`, which has no driver until `wait`, frees the tasks that

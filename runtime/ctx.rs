@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use tokio::task::futures::TaskLocalFuture;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::branch::task_job;
@@ -25,12 +24,6 @@ use crate::trace;
 /// The group of the branch whose code is running now, if any.
 pub(crate) fn ambient_core() -> Option<Arc<Core>> {
     crate::state::ambient()
-}
-
-/// `body`, polled with `ctx`'s group as the ambient group, so that a group
-/// created inside it becomes its child without `parent = ctx;` (semantic 6).
-pub(crate) fn with_ambient<F: Future>(ctx: Ctx, body: F) -> TaskLocalFuture<Arc<Core>, F> {
-    crate::state::with_ambient(ctx.core, body)
 }
 
 /// The context of one branch of a group: cancellation, its cause, the
@@ -1093,9 +1086,7 @@ where
     if matches!(start, Start::Refused) {
         return Err(core.refuse_task());
     }
-    let ctx = Ctx::new(Arc::clone(core), name.clone());
-    let span = trace::branch(core.span(), &name);
-    let body = trace::instrument(span, with_ambient(ctx.clone(), make(ctx)));
+    let body = make(Ctx::new(Arc::clone(core), name.clone()));
     core.spawn_task(
         &trace::name(&name),
         task_job(Arc::clone(core), name, body, start),

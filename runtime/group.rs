@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::branch::{Guarded, complete};
+use crate::branch::{complete, task_unit};
 use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown, Watch};
 use crate::error::{Cause, Error, Running, TaskName};
 use crate::lifecycle::{Lifecycle, tasks_census};
@@ -621,11 +621,9 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             core.refuse_task();
             return;
         }
-        let ctx = Ctx::new(Arc::clone(&core), task.clone());
-        let span = trace::branch(core.span(), &task);
-        let body = trace::instrument(span, ctx::with_ambient(ctx.clone(), make(ctx)));
+        let body = make(Ctx::new(Arc::clone(&core), task.clone()));
         let running = core.running_guard(&task);
-        let guarded = Guarded::new(Arc::clone(&core), task.clone(), body, start);
+        let guarded = task_unit(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
         let ending = Ending::start(&self.own);
         let (name, spawner) = (trace::name(&task), Arc::clone(&core));

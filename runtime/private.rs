@@ -13,7 +13,6 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 
 pub use core::clone::Clone;
@@ -25,18 +24,18 @@ pub use core::result::Result;
 pub mod lints;
 
 use crate::branch::{
-    AfterGrace, Boxed, Guarded, Inline, ItemName, Keep, Placed, Run, RunBlocking, Spawned,
-    Supervise,
+    AfterGrace, Boxed, Inline, ItemName, Keep, Placed, Run, Spawned, Supervise, blocking_unit,
+    task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
-use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind, with_ambient};
+use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
 use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool};
-use crate::state::{self, Core, Settings, State};
+use crate::limit::Start;
+use crate::state::{Core, Settings, State};
 use crate::sync::Arc;
-use crate::trace;
 use crate::workers::Workers;
 
 /// The group's header values, evaluated in the order written.
@@ -134,29 +133,6 @@ impl<E> Scope<E> {
     pub fn unbounded<T: Send + 'static>(&self) -> (Sender<T>, Receiver<T>) {
         channel::bound(self.state.core.node(), None)
     }
-
-    fn guarded<F: Future>(&self, ctx: Ctx, body: F) -> Guarded<Body<F>> {
-        let core = Arc::clone(&self.state.core);
-        let start = core.start_written();
-        let task = ctx.task().clone();
-        let body = body_of(&core, ctx, body);
-        Guarded::new(core, task, body, start)
-    }
-}
-
-/// A body that is its own tokio task as it is polled: with its ctx's group
-/// as the ambient one, inside its `tracing` span (with the feature).
-type Body<F> = trace::Traced<TaskLocalFuture<Arc<Core>, F>>;
-
-fn body_of<F: Future>(core: &state::Core, ctx: Ctx, body: F) -> Body<F> {
-    let span = trace::branch(core.span(), ctx.task());
-    trace::instrument(span, with_ambient(ctx, body))
-}
-
-/// An in-task body: inside its span only, as the driver sets the ambient
-/// group around all of its in-task branches (engine.rs).
-fn in_task_body<F: Future>(core: &state::Core, task: &TaskName, body: F) -> trace::Traced<F> {
-    trace::instrument(trace::branch(core.span(), task), body)
 }
 
 /// A body the macro read as never yielding `Ok` (it ends in `Err(..)`,
@@ -269,11 +245,7 @@ impl InTask {
     {
         let Lent { core, task } = ctx.into();
         let start = core.start_written();
-        let body = in_task_body(&core, &task, body);
-        Leaf::new(Run::new(
-            &scope.state,
-            Guarded::new(core, task, body, start),
-        ))
+        Leaf::new(Run::new(&scope.state, unit(core, task, body, start)))
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
@@ -295,19 +267,13 @@ impl InTask {
         let core = &state.core;
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
-            // In-task items run under the driver's ambient group (engine.rs).
-            let span = trace::branch(core.span(), ctx.task());
-            let body = trace::instrument(span, body(item, ctx, ends));
             // The scope's core and a compact name: no reference count and a
             // smaller future in every item.
+            let task = ItemName { name, index };
+            let start = Start::Now(permit);
             Keep::new(Run::new(
                 state,
-                Guarded::new(
-                    core,
-                    ItemName { name, index },
-                    body,
-                    crate::limit::Start::Now(permit),
-                ),
+                unit(core, task, body(item, ctx, ends), start),
             ))
         };
         let pool = InTaskPool::new(AfterGrace::Drop);
@@ -330,10 +296,16 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let core = Arc::clone(&scope.state.core);
+    // The ctx's reference to the group serves the task: it is `scope`'s.
+    let (core, task) = ctx.into_parts();
+    debug_assert!(Arc::ptr_eq(&core, &scope.state.core));
     core.off_driver();
-    let task = ctx.task().clone();
-    Spawned::new(core, task, Run::new(Boxed, scope.guarded(ctx, body)))
+    let start = core.start_written();
+    let run = Run::new(
+        Boxed,
+        task_unit(Arc::clone(&core), task.clone(), body, start),
+    );
+    Spawned::new(core, task, run)
 }
 
 impl Spawn {
@@ -372,9 +344,11 @@ impl Spawn {
         // others across threads (a channel between two `#[spawn]` branches
         // ran 1.75x slower), so it is spawned like the rest.
         if tokio::task::try_id().is_some() {
-            let core = Arc::clone(&scope.state.core);
-            let task = ctx.task().clone();
-            let run = Run::new(&scope.state, scope.guarded(ctx, body));
+            let (core, task) = ctx.into_parts();
+            debug_assert!(Arc::ptr_eq(&core, &scope.state.core));
+            let start = core.start_written();
+            let unit = task_unit(Arc::clone(&core), task.clone(), body, start);
+            let run = Run::new(&scope.state, unit);
             Leaf::new(Placed::Inline {
                 run: Inline::new(core, task, run),
             })
@@ -403,17 +377,12 @@ impl Spawn {
     {
         let core = &scope.state.core;
         let launch = move |item, index, permit, ends| {
-            let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
-            let task = ctx.task().clone();
-            let body = body_of(core, ctx.clone(), body(item, ctx, ends));
+            let task = TaskName::indexed(name, index);
+            let body = body(item, BranchCtx::new(Arc::clone(core), task.clone()), ends);
+            let start = Start::Now(permit);
             Keep::new(Run::new(
                 Boxed,
-                Guarded::new(
-                    Arc::clone(core),
-                    task,
-                    body,
-                    crate::limit::Start::Now(permit),
-                ),
+                task_unit(Arc::clone(core), task, body, start),
             ))
         };
         core.off_driver();
@@ -445,17 +414,8 @@ impl Blocking {
         core.off_driver();
         let start = core.start_written();
         let task = ctx.task().clone();
-        let span = trace::branch(core.span(), &task);
-        Leaf::new(RunBlocking::new(
-            &scope.state,
-            core,
-            task,
-            move || {
-                let _span = trace::enter(&span);
-                body(&ctx)
-            },
-            start,
-        ))
+        let job = move || body(&ctx);
+        Leaf::new(blocking_unit(&scope.state, core, task, job, start))
     }
 
     pub fn fan_out<'s, E, I, S, L, G, T>(
@@ -480,17 +440,9 @@ impl Blocking {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();
             let body = body(item, ends);
-            let span = trace::branch(core.span(), &task);
-            Keep::new(RunBlocking::new(
-                state,
-                Arc::clone(core),
-                task,
-                move || {
-                    let _span = trace::enter(&span);
-                    body(&ctx)
-                },
-                crate::limit::Start::Now(permit),
-            ))
+            let job = move || body(&ctx);
+            let start = Start::Now(permit);
+            Keep::new(blocking_unit(state, Arc::clone(core), task, job, start))
         };
         core.off_driver();
         let pool = InTaskPool::new(AfterGrace::Wait);
