@@ -37,6 +37,27 @@ use tokio::task::{JoinError, JoinHandle};
 use crate::sync::JoinSet;
 use crate::trace::Name;
 
+/// Spawns `task` named `name` in tokio-console through tokio's task builder
+/// `builder` (its `method`) under `--cfg tokio_unstable` with the `tracing`
+/// feature; through `plain` otherwise, where `name` is zero-sized
+/// (`trace::name`), so no task pays for a name it does not use. A macro:
+/// the builders exist only under the cfg, and share no trait.
+macro_rules! spawn_named {
+    ($name:expr, $builder:expr, $method:ident, $plain:expr, $task:expr) => {{
+        #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
+        let handle = $builder
+            .name(&$name.to_string())
+            .$method($task)
+            .unwrap_or_else(|e| panic!("errgroup: spawning `{}`: {e}", $name));
+        #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
+        let handle = {
+            let _: &Name = $name;
+            $plain($task)
+        };
+        handle
+    }};
+}
+
 /// How a task ended.
 #[derive(Debug)]
 pub(crate) enum Joined<T> {
@@ -75,23 +96,11 @@ impl<T: Send + 'static> TaskSet<T> {
         }
     }
 
-    /// Starts `task`; it is in the set once this returns. `name` is the
-    /// task's name in tokio-console under `--cfg tokio_unstable` with the
-    /// `tracing` feature; without them it is zero-sized (`trace::name`),
-    /// so no task pays for a name it does not use.
+    /// Starts `task`, named `name` (`spawn_named`); it is in the set once
+    /// this returns.
     pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(&mut self, name: &Name, task: F) {
-        #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
-        let _ = self
-            .set
-            .build_task()
-            .name(&name.to_string())
-            .spawn(task)
-            .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"));
-        #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
-        {
-            let _ = name;
-            self.set.spawn(task);
-        }
+        let set = &mut self.set;
+        let _ = spawn_named!(name, set.build_task(), spawn, |t| set.spawn(t), task);
     }
 
     /// The next task to end; `Ready(None)` once the set is empty.
@@ -151,33 +160,21 @@ pub(crate) struct Task<T> {
 }
 
 impl<T: Send + 'static> Task<T> {
-    /// A task named `name` in tokio-console (see [`TaskSet::spawn`]).
+    /// A task named `name` (`spawn_named`).
     pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(name: &Name, task: F) -> Self {
-        #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
-        let handle = tokio::task::Builder::new()
-            .name(&name.to_string())
-            .spawn(task)
-            .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"));
-        #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
-        let handle = {
-            let _ = name;
-            tokio::spawn(task)
-        };
+        let handle = spawn_named!(name, tokio::task::Builder::new(), spawn, tokio::spawn, task);
         Task { handle }
     }
 
     /// A synchronous job on tokio's blocking pool: it cannot be aborted.
     pub(crate) fn spawn_blocking<F: FnOnce() -> T + Send + 'static>(name: &Name, job: F) -> Self {
-        #[cfg(all(tokio_unstable, feature = "tracing", not(loom)))]
-        let handle = tokio::task::Builder::new()
-            .name(&name.to_string())
-            .spawn_blocking(job)
-            .unwrap_or_else(|e| panic!("errgroup: spawning `{name}`: {e}"));
-        #[cfg(not(all(tokio_unstable, feature = "tracing", not(loom))))]
-        let handle = {
-            let _ = name;
-            tokio::task::spawn_blocking(job)
-        };
+        let handle = spawn_named!(
+            name,
+            tokio::task::Builder::new(),
+            spawn_blocking,
+            tokio::task::spawn_blocking,
+            job
+        );
         Task { handle }
     }
 }
