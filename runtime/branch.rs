@@ -208,8 +208,9 @@ impl<F, C, N: Who> std::fmt::Debug for Guarded<F, C, N> {
 impl<F: Future, C: Owner, N> Guarded<F, C, N> {
     // `#[inline]`: once per branch and per fan-out item, where the call
     // and the moves of the body into and out of it cost more than its body.
+    // Private: every unit of work is built by the recipe ([`unit`]).
     #[inline]
-    pub(crate) fn new(core: C, task: N, body: F, start: Start) -> Self {
+    fn new(core: C, task: N, body: F, start: Start) -> Self {
         let phase = match start {
             Start::Refused => Phase::Done,
             Start::Now(permit) => Phase::Running(permit),
