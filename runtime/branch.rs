@@ -2,7 +2,7 @@
 //! catch a panic, then complete: record an error, hand the `limit` permit
 //! back. Every kind of branch (in-task, `#[spawn]`, `#[blocking]`, a fan-out
 //! item, a `ctx.spawn` task, a `Group`'s task) is built by the one recipe
-//! ([`unit`], [`task_unit`], [`blocking_unit`]: its span, its ambient
+//! ([`unit()`], [`task_unit`], [`blocking_unit`]: its span, its ambient
 //! group, its guard) and completes through [`complete`].
 //!
 //! Hand-written rather than `async fn`s so that the body's state is stored
@@ -208,7 +208,7 @@ impl<F, C, N: Who> std::fmt::Debug for Guarded<F, C, N> {
 impl<F: Future, C: Owner, N> Guarded<F, C, N> {
     // `#[inline]`: once per branch and per fan-out item, where the call
     // and the moves of the body into and out of it cost more than its body.
-    // Private: every unit of work is built by the recipe ([`unit`]).
+    // Private: every unit of work is built by the recipe ([`unit()`]).
     #[inline]
     fn new(core: C, task: N, body: F, start: Start) -> Self {
         let phase = match start {
@@ -258,7 +258,7 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
 /// semantic 6), inside its span.
 pub(crate) type TaskBody<F> = trace::Traced<TaskLocalFuture<Arc<Core>, F>>;
 
-/// [`unit`] for a body that is its own tokio task (a `#[spawn]` branch or
+/// [`unit()`] for a body that is its own tokio task (a `#[spawn]` branch or
 /// item, a `ctx.spawn` task, a `Group`'s task), or polled as one
 /// (`Spawn::inline`): it also sets its group as the ambient one.
 pub(crate) fn task_unit<F: Future>(
@@ -271,7 +271,7 @@ pub(crate) fn task_unit<F: Future>(
     unit(core, task, body, start)
 }
 
-/// [`unit`] for a `#[blocking]` body, `job`: its span is entered on the
+/// [`unit()`] for a `#[blocking]` body, `job`: its span is entered on the
 /// blocking thread, around the call.
 pub(crate) fn blocking_unit<S, J, R>(
     record: S,
