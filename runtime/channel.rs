@@ -2,7 +2,7 @@
 //! when their group is cancelled.
 //!
 //! A thin layer over [`async_channel`]: each channel registers one hook with
-//! its group's cancellation tree ([`Core::on_cancel`]); the hook records the
+//! its group's cancellation tree ([`Node::on_cancel`]); the hook records the
 //! cause and closes the channel, which wakes every blocked sender and
 //! receiver. Operations themselves never race a cancellation future, so a
 //! send or receive costs what the underlying channel costs, plus one atomic
