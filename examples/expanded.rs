@@ -97,7 +97,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                     use ::errgroup::__private::lints::via::*;
                                     {
                                         let errgroup_verdict =
-                                            (&&&&&::errgroup::__private::lints::shallow(
+                                            (&&&&&::errgroup::__private::lints::probe(
                                                 &errgroup_value,
                                             ))
                                                 .errgroup_verdict();
@@ -126,7 +126,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                     use ::errgroup::__private::lints::via::*;
                                     {
                                         let errgroup_verdict =
-                                            (&&&&&::errgroup::__private::lints::shallow(
+                                            (&&&&&::errgroup::__private::lints::probe(
                                                 &errgroup_value,
                                             ))
                                                 .errgroup_verdict();
@@ -187,7 +187,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                     use ::errgroup::__private::lints::via::*;
                                     {
                                         let errgroup_verdict =
-                                            (&&&&&::errgroup::__private::lints::shallow(
+                                            (&&&&&::errgroup::__private::lints::probe(
                                                 &errgroup_value,
                                             ))
                                                 .errgroup_verdict();
@@ -216,7 +216,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                     use ::errgroup::__private::lints::via::*;
                                     {
                                         let errgroup_verdict =
-                                            (&&&&&::errgroup::__private::lints::shallow(
+                                            (&&&&&::errgroup::__private::lints::probe(
                                                 &errgroup_value,
                                             ))
                                                 .errgroup_verdict();

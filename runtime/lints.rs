@@ -198,7 +198,14 @@ pub struct Flagged<K, F, T: ?Sized>(PhantomData<(K, F, Of<T>)>);
 pub struct NotRaw;
 
 /// Chosen first: a tuple whose first element is raw (what a channel
-/// constructor returns).
+/// constructor returns). Also what a type still wholly unknown when its
+/// check runs is taken for, hence the message.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this value before its type was known",
+    label = "its type is fixed only by later code",
+    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+    note = "give the value its type where it is made, e.g. `let v: T = ..;` or a turbofish"
+)]
 pub trait ViaTuple<K, M> {
     /// The kind, crate and type found.
     type Answer;

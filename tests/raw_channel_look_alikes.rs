@@ -394,3 +394,73 @@ async fn values_whose_types_later_code_fixes_compile() {
     assert_eq!((n, s.as_str(), parsed, converted), (0, "", 7, 3));
     assert_eq!(bytes, [1, 1]);
 }
+
+/// A user generic whose result type only the code after it fixes.
+fn make<T: Default>() -> T {
+    T::default()
+}
+
+fn takes_u32(n: u32) -> u32 {
+    n
+}
+
+fn pick<T>(a: T, _b: T) -> T {
+    a
+}
+
+/// A function of the user's that never returns.
+fn fatal(message: &str) -> ! {
+    panic!("{message}")
+}
+
+#[tokio::test]
+async fn generic_results_fixed_by_later_code_in_the_block_compile() {
+    let requests = vec![Request::default(), Request::default()];
+    let always = std::hint::black_box(true);
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        // Fixed by the parameter it is passed to, after the call.
+        argument => {
+            let n = takes_u32(make()) + 1;
+            Ok(n)
+        },
+        // Fixed by a later statement.
+        pushed => {
+            let mut v = Vec::new();
+            v.push(make());
+            let n: u16 = v[0];
+            Ok(n)
+        },
+        paired => {
+            let n = pick(make(), 3_u8);
+            Ok(n)
+        },
+        // An empty container whose content comes from outside the group.
+        empty => {
+            let v = Vec::new();
+            Ok(v)
+        },
+        // A function that never returns, as a block's value.
+        diverging => {
+            let n: u32 = if always { 4 } else { fatal("unreachable") };
+            Ok(n)
+        },
+        // Names the branch binds, handed on: their types are the user's.
+        bound => {
+            let mut total = 0;
+            for request in &requests {
+                total += make_request(request).send(1).await?;
+            }
+            let add = |n: u32| takes_u32(n);
+            Ok(add(total))
+        },
+    }
+    .expect("no branch fails");
+    let (argument, pushed, paired, empty, diverging, bound): (u32, u16, u8, Vec<u64>, u32, u32) =
+        got;
+    assert_eq!(
+        (argument, pushed, paired, diverging, bound),
+        (1, 0, 0, 4, 2)
+    );
+    assert!(empty.is_empty());
+}
