@@ -27,8 +27,9 @@
 //!    through `&`, `&mut`, `Box`, `Arc`, `Rc`, `Weak`, `Pin`, `Option`,
 //!    `Result`, `Cell`, `RefCell` and its guards, the std and tokio
 //!    `Mutex`/`RwLock` and their guards, `LazyLock`, `OnceLock`,
-//!    `OnceCell`, `ManuallyDrop`, arrays, slices, `Vec`, `VecDeque`,
-//!    `HashMap`/`BTreeMap` values, and any element of a tuple. A
+//!    `OnceCell`, `ManuallyDrop`, `AssertUnwindSafe`, arrays, slices, `Vec`,
+//!    `VecDeque`, `LinkedList`,
+//!    `HashMap`/`BTreeMap` values, and any element of a tuple of up to six. A
 //!    [`Shallow`] probe goes through pointers and guards only ([`Head`]);
 //! 3. `&Probe<T, Fun>`, [`ViaFn`]: `T` is a function or closure of up to
 //!    three arguments that returns one ([`Leaf`]: `tokio::spawn` or
@@ -688,6 +689,8 @@ through_sized! {
     <T> tokio::sync::OnceCell<T> => T;
     <T> Vec<T> => T;
     <T> VecDeque<T> => T;
+    <T> std::collections::LinkedList<T> => T;
+    <T> std::panic::AssertUnwindSafe<T> => T;
     <Key, T, S> HashMap<Key, T, S> => T;
     <Key, T> BTreeMap<Key, T> => T;
 }
@@ -719,3 +722,14 @@ tuple!(0: [A], B, C, D);
 tuple!(1: A, [B], C, D);
 tuple!(2: A, B, [C], D);
 tuple!(3: A, B, C, [D]);
+tuple!(0: [A], B, C, D, E);
+tuple!(1: A, [B], C, D, E);
+tuple!(2: A, B, [C], D, E);
+tuple!(3: A, B, C, [D], E);
+tuple!(4: A, B, C, D, [E]);
+tuple!(0: [A], B, C, D, E, F);
+tuple!(1: A, [B], C, D, E, F);
+tuple!(2: A, B, [C], D, E, F);
+tuple!(3: A, B, C, [D], E, F);
+tuple!(4: A, B, C, D, [E], F);
+tuple!(5: A, B, C, D, E, [F]);

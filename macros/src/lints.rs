@@ -359,7 +359,8 @@ struct Linter<'a> {
     /// be fixed only by code after the branch (`let n = s.parse()?;
     /// Ok(n)`), so they are checked only where rustc needs their type too.
     bound: std::collections::BTreeSet<String>,
-    /// Names the branch binds by a `let` or as a closure's parameters:
+    /// Names the branch binds by a `let`, as a closure's parameters, or
+    /// from a value a generic call feeds (`if let Ok(n) = s.parse()`):
     /// their values were checked where they were made, and code after the
     /// group may fix their types (`let n = s.parse()?; Ok(n)`). Checked
     /// only where rustc needs their type too.
@@ -534,10 +535,8 @@ impl Linter<'_> {
     /// it is evaluated, moved or borrowed.
     fn place(&mut self, place: &Place, span: (Span, Span), structural: bool) {
         let root = place.names.first();
-        let bound = root.is_some_and(|n| self.bound.contains(n));
-        // A name the branch binds whose type code after it may fix (a
-        // generic `let`, a closure's parameter) is checked only where
-        // rustc needs its type too.
+        // A name a `let` or a closure binds is checked only where rustc
+        // needs its type too (see `loose`).
         if !structural && root.is_some_and(|n| self.loose.contains(n)) {
             return;
         }
@@ -557,18 +556,7 @@ impl Linter<'_> {
             }
             (frames, targets) = (capture.frames, capture.targets);
         }
-        // A name the branch binds, in a body's last statement: only code
-        // after the group may fix its type (`let n = s.parse()?; Ok(n)`);
-        // what it was bound from was checked.
-        let late = targets
-            .checked_sub(1)
-            .and_then(|i| self.targets.get(i))
-            .copied()
-            .flatten()
-            .is_some();
-        if !structural && bound && !late {
-            return;
-        }
+        let loose = root.is_some_and(|n| self.loose.contains(n));
         let private = self.krate.private(Span::mixed_site());
         let tokens = &place.tokens;
         let stmt = match self.mode_at(targets) {
@@ -582,8 +570,9 @@ impl Linter<'_> {
                 quote_spanned!(Span::mixed_site()=> #witness = #private::lints::witness(&#tokens);)
             }
             // A place the branch does not bind has its type from outside
-            // the group: checked deeply; one it binds, only at its head.
-            Mode::Now if !bound => self.checks(
+            // the group, and one a pattern binds from what it matches:
+            // checked deeply; one a `let` binds, only at its head.
+            Mode::Now if !loose => self.checks(
                 &quote_spanned!(Span::mixed_site()=> #private::lints::probe(&#tokens)),
                 span,
                 false,
@@ -1133,7 +1122,9 @@ fn empty_container(expr: &Expr) -> bool {
     let Expr::Path(path) = &*call.func else {
         return false;
     };
+    // A turbofish (`Vec::<Sender<u8>>::new()`) gives the content's type.
     path.path.segments.len() > 1
+        && path.path.segments.iter().all(|s| s.arguments.is_none())
         && path
             .path
             .segments
@@ -1354,10 +1345,18 @@ impl<'ast> Visit<'ast> for Names {
     }
 }
 
-/// The names a branch binds by a `let` or as a closure's parameters (see
-/// `Linter::loose`).
+/// The names a branch binds by a `let`, as a closure's parameters, or
+/// from a value a generic call feeds (see `Linter::loose`).
 #[derive(Default)]
 struct Loose(Vec<String>);
+
+impl Loose {
+    fn pattern(&mut self, pat: &Pat) {
+        let mut names = Names::default();
+        names.visit_pat(pat);
+        self.0.extend(names.0);
+    }
+}
 
 impl<'ast> Visit<'ast> for Loose {
     fn visit_local(&mut self, node: &'ast syn::Local) {
@@ -1365,6 +1364,31 @@ impl<'ast> Visit<'ast> for Loose {
         names.visit_pat(&node.pat);
         self.0.extend(names.0);
         visit::visit_local(self, node);
+    }
+
+    // Names bound from a value a generic call feeds (`if let Ok(n) =
+    // s.parse()`): their types may come from after the group too.
+    fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
+        if generic_chain(&node.expr) {
+            self.pattern(&node.pat);
+        }
+        visit::visit_expr_let(self, node);
+    }
+
+    fn visit_expr_match(&mut self, node: &'ast syn::ExprMatch) {
+        if generic_chain(&node.expr) {
+            for arm in &node.arms {
+                self.pattern(&arm.pat);
+            }
+        }
+        visit::visit_expr_match(self, node);
+    }
+
+    fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
+        if generic_chain(&node.expr) {
+            self.pattern(&node.pat);
+        }
+        visit::visit_expr_for_loop(self, node);
     }
 
     fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
