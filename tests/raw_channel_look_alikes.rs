@@ -464,3 +464,52 @@ async fn generic_results_fixed_by_later_code_in_the_block_compile() {
     );
     assert!(empty.is_empty());
 }
+
+enum Message {
+    Count(u32),
+    Text(String),
+}
+
+#[tokio::test]
+async fn names_bound_and_values_made_in_a_branchs_value_compile() {
+    let message = Message::Text("ab".to_owned());
+    let data = vec![5_usize, 6];
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        // Bound by a pattern in the branch's value: checked, and not raw.
+        matched => match message {
+            Message::Count(n) => Ok(n),
+            Message::Text(s) => Ok(u32::try_from(s.len())?),
+        },
+        each => for (i, v) in data.iter().enumerate() { Ok(i + *v) },
+        // Bound from a value a generic call feeds: typed after the group.
+        parsed_if_let => {
+            if let Ok(n) = "5".parse() {
+                return Ok(n);
+            }
+            Ok(0)
+        },
+        parsed_let => {
+            let n = "4".parse()?;
+            let m = n;
+            Ok(m)
+        },
+        // Containers made in place, typed here or after the group.
+        typed_map => Ok(HashMap::<String, u32>::new().len()),
+        untyped => Ok(Vec::new()),
+    }
+    .expect("no branch fails");
+    let (matched, each, parsed_if_let, parsed_let, typed_map, untyped): (
+        u32,
+        Vec<usize>,
+        u8,
+        u64,
+        usize,
+        Vec<u16>,
+    ) = got;
+    assert_eq!(
+        (matched, each, parsed_if_let, parsed_let, typed_map),
+        (2, vec![5, 7], 5, 4, 0)
+    );
+    assert!(untyped.is_empty());
+}

@@ -106,12 +106,13 @@
 //! seen: a type of the user's is never looked into. Nor is a macro body
 //! that does not parse as Rust.
 //!
-//! Rejected although valid: a value whose type is wholly a type parameter
-//! that only code *after the block* fixes (`Ok(make())` with a user's `fn
-//! make<T: Default>() -> T`, the type coming from outside the group), or a
-//! container whose content only such code fixes, other than an empty one:
-//! the check meets an unknown type and takes it for a raw one, and its
-//! error says so; fixing the type at the call compiles. And an argument of
+//! Rejected although valid: a value whose type is, or holds, a type
+//! parameter that only code *after the block* fixes, or in a block's last
+//! statement code after the call (`Ok(make())`, `Ok(takes_u32(make()))`
+//! as a branch's value, with a user's `fn make<T: Default>() -> T`), other
+//! than an empty container: the check meets an unknown type and takes it
+//! for a raw one, and its error says so; fixing the type at the call
+//! compiles, and so does the same call in an earlier statement. And an argument of
 //! a user's macro that matches it token by token rather than as an
 //! expression, when the check rewrote it.
 
