@@ -472,8 +472,12 @@ enum Message {
 
 #[tokio::test]
 async fn names_bound_and_values_made_in_a_branchs_value_compile() {
-    let message = Message::Text("ab".to_owned());
     let data = vec![5_usize, 6];
+    let message = if data.is_empty() {
+        Message::Count(1)
+    } else {
+        Message::Text("ab".to_owned())
+    };
     let got = errgroup! {
         type Error = anyhow::Error;
         // Bound by a pattern in the branch's value: checked, and not raw.
