@@ -4,10 +4,10 @@
 //! task at all.** Every place and every value the branch's own tokens name
 //! is checked by its *type* (`runtime/lints.rs` holds the type side): a
 //! variable, a field, an index, a static, a call's result, an `.await`'s
-//! output, a function item used as a value; as a method receiver, an
-//! argument, an `.await` operand, a `select!` future, a scrutinee, a
-//! closure's capture, a fan-out's items expression, or inside an item (an
-//! `async fn`, an `impl`) declared in the branch. No method or function
+//! output, a function item used as a value, a name a pattern binds; as a
+//! method receiver, an argument, an `.await` operand, a `select!` future,
+//! a scrutinee, a closure's capture, a fan-out's items expression, or
+//! inside an item (an `async fn`, an `impl`) declared in the branch. No method or function
 //! name decides anything: `rx.await`, `rx.iter()`, `Sender::send(&tx, 1)`,
 //! `.map(tokio::spawn)`, `Handle::current().spawn(..)` and
 //! `thread::Builder::new().spawn(..)` are all a mention of a raw type. A
@@ -64,16 +64,18 @@
 //!   known type: on a type still unknown it would answer "raw". A place in
 //!   a body's last statement (a branch's value, a closure's) is checked
 //!   where it is: deeply when its name comes from outside the group (its
-//!   type is known), at its head when the branch binds it.
+//!   type is known) or a pattern binds it, at its head when a `let` or a
+//!   closure binds it.
 //! - **Names the branch binds.** A name bound by a `for`, `if let`,
 //!   `while let` or `match` pattern is checked like a place wherever it is
-//!   named (`for tx in txs.iter().cloned().collect::<Vec<_>>() {
-//!   forward(&tx) }`), except in a body's last statement as a value: only
-//!   code after the group may fix its type there. A name bound by a `let`
-//!   or a closure's parameter is checked only where rustc needs its type
-//!   too (a method receiver, an `.await`, a `?`, a scrutinee): its value
-//!   was checked where it was made, and its type may come from after the
-//!   group (`let n = s.parse()?; Ok(n)`).
+//!   named (`for route in routes { forward(&route.tx) }`, where `routes`
+//!   holds a type of the user's, which is not looked into): its type is
+//!   fixed by what it matches. A name bound by a `let`, as a closure's
+//!   parameter, or by a pattern from a value a generic call feeds (`if let
+//!   Ok(n) = s.parse()`) is checked only where rustc needs its type too (a
+//!   method receiver, an `.await`, a `?`, a scrutinee): its value was
+//!   checked where it was made, and its type may come from after the group
+//!   (`let n = s.parse()?; Ok(n)`).
 //! - **Left unchecked, because no raw value can be there**: the operands
 //!   of `+`, `==`, `!`, `as`, ranges, indexes and conditions (only what
 //!   they are computed from is checked); `into`, `collect`, `parse`,
@@ -112,9 +114,9 @@
 //! as a branch's value, with a user's `fn make<T: Default>() -> T`), other
 //! than an empty container: the check meets an unknown type and takes it
 //! for a raw one, and its error says so; fixing the type at the call
-//! compiles, and so does the same call in an earlier statement. And an argument of
-//! a user's macro that matches it token by token rather than as an
-//! expression, when the check rewrote it.
+//! compiles, and so does the same call in an earlier statement. And an
+//! argument of a user's macro that matches it token by token rather than
+//! as an expression, when the check rewrote it.
 
 use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
