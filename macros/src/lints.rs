@@ -501,9 +501,9 @@ impl Linter<'_> {
         let lints = quote_spanned!(first=> #private::lints);
         // Spanned on the user's tokens: a type still unknown here fails
         // on this call, and its error points at them.
-        let ask = Ident::new("errgroup_verdict", first);
+        let ask = quote_spanned!(first=> (& & & & & #source).errgroup_verdict());
         let mut out = quote_spanned! {site=>
-            let #verdict = (& & & & & #source).#ask();
+            let #verdict = #ask;
         };
         let kinds = [
             (self.channels, "GroupChannel", "channel"),
