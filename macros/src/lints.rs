@@ -108,11 +108,13 @@
 //! seen: a type of the user's is never looked into. Nor is a macro body
 //! that does not parse as Rust.
 //!
-//! Rejected although valid: a value whose type is, or holds, a type
-//! parameter that only code *after the block* fixes, or in a block's last
-//! statement code after the call (`Ok(make())`, `Ok(takes_u32(make()))`
-//! as a branch's value, with a user's `fn make<T: Default>() -> T`), other
-//! than an empty container: the check meets an unknown type and takes it
+//! Rejected although valid: a value or variable whose type is, or holds,
+//! a type parameter that only code *after the block* fixes, or in a
+//! block's last statement code after the call (`Ok(make())`,
+//! `Ok(takes_u32(make()))` as a branch's value, with a user's `fn
+//! make<T: Default>() -> T`; a `Vec::new()` outside the group that only
+//! code after it fills), other than an empty container made in the
+//! branch: the check meets an unknown type and takes it
 //! for a raw one, and its error says so; fixing the type at the call
 //! compiles, and so does the same call in an earlier statement. And an
 //! argument of a user's macro that matches it token by token rather than
