@@ -8,6 +8,10 @@
 //! instructions group2_errgroup|group2_try_join ROUNDS
 //! ```
 //!
+//! `fanout_errgroup|fanout_buffered ROUNDS` run one group of ROUNDS
+//! trivial items, 64 at a time, against `buffer_unordered(64)`: the same
+//! difference of two runs is then per item.
+//!
 //! Without a side (as under a plain `cargo bench`) it does nothing and says
 //! so: the count only means something under callgrind.
 
@@ -48,7 +52,27 @@ fn main() {
                     .ok();
                 }
             }
-            other => panic!("unknown case {other:?}: group2_errgroup or group2_try_join"),
+            // One group of ROUNDS trivial items, 64 at a time: the
+            // differences of two runs are per item (the 100,000-items row of
+            // benches/ratios.sh, counted instead of timed).
+            "fanout_errgroup" => {
+                let n = rounds;
+                let result = errgroup! {
+                    limit = 64;
+                    items => for i in 0..n { Ok::<u64, Fail>(black_box(i)) }
+                };
+                black_box(result).ok();
+            }
+            "fanout_buffered" => {
+                use futures::{StreamExt, TryStreamExt, stream};
+                let result = stream::iter(0..rounds)
+                    .map(|i| async move { Ok::<u64, Fail>(black_box(i)) })
+                    .buffer_unordered(64)
+                    .try_collect::<Vec<u64>>()
+                    .await;
+                black_box(result).ok();
+            }
+            other => panic!("unknown case {other:?}: group2_* or fanout_* (see the module docs)"),
         }
     });
 }

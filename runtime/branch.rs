@@ -7,6 +7,7 @@
 //! once: nested `async fn`s that take a future and await it keep a copy of
 //! it per level, and a group future grew to five times its bodies.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -33,6 +34,14 @@ pub(crate) trait Record<E> {
 impl<E> Record<E> for &State<E> {
     fn fail(&self, _core: &Core, task: TaskName, error: E, echoed: bool) {
         State::fail(self, task, error, echoed);
+    }
+}
+
+/// A closure records where its caller keeps the error: a `Group`'s own
+/// task, whose error is its outcome (group.rs).
+impl<E, F: Fn(&Core, TaskName, E, bool)> Record<E> for F {
+    fn fail(&self, core: &Core, task: TaskName, error: E, echoed: bool) {
+        self(core, task, error, echoed);
     }
 }
 
@@ -86,6 +95,14 @@ impl Owner for &Arc<Core> {
     }
 }
 
+/// An in-task branch's group: a borrow of the ctx the expansion made for
+/// it, or an owned one (`__private::Lent`).
+impl Owner for Cow<'_, Arc<Core>> {
+    fn core(&self) -> &Arc<Core> {
+        self
+    }
+}
+
 /// How a branch names itself when it fails or panics: a [`TaskName`], or,
 /// for an in-task fan-out item, its branch's name and its index (24 bytes
 /// where a `TaskName` takes 40, in every item).
@@ -96,6 +113,12 @@ pub(crate) trait Who {
 impl Who for TaskName {
     fn name(&self) -> TaskName {
         self.clone()
+    }
+}
+
+impl Who for Cow<'_, TaskName> {
+    fn name(&self) -> TaskName {
+        TaskName::clone(self)
     }
 }
 

@@ -45,16 +45,14 @@ pub(crate) trait OnCancel: Send + Sync {
 }
 
 /// What a node's parent link points to: the enclosing group, which holds
-/// its node inline so that a group is one allocation.
+/// its node inline so that a group is one allocation. Only the node is
+/// read through it.
 pub(crate) trait HasNode: Send + Sync {
     fn node(&self) -> &Node;
-    /// Code nested in it runs off its driver (state.rs's `flags::OFF_DRIVER`).
-    fn off_driver(&self);
 }
 
 #[derive(Default)]
 struct Hooks {
-    fired: bool,
     list: Vec<Weak<dyn OnCancel>>,
     waiters: Waiters,
     /// Handed out (as children) to code that speaks `CancellationToken`;
@@ -150,6 +148,10 @@ pub(crate) struct Node {
     /// cancellation racing, one sees the other: the cancellation drains the
     /// registration, or the registration sees the node fired.
     flags: AtomicUsize,
+    /// A word of the node's owner (state.rs's flags), opaque here: kept in
+    /// the node so that a group reaches its ancestors' words through the
+    /// parent links, without a call up into them.
+    owner_word: AtomicUsize,
 }
 
 /// [`Node::flags`]: something was registered under the hook lock.
@@ -184,23 +186,26 @@ impl Node {
             parent,
             hooks: Mutex::default(),
             flags: AtomicUsize::new(0),
+            owner_word: AtomicUsize::new(0),
         }
     }
 
-    /// Whether the hooks have fired, or are about to without the lock (see
-    /// [`Node::flags`]); marks the node as hooked. Called under the hook lock
-    /// by whoever is about to register.
-    fn fired(&self, hooks: &Hooks) -> bool {
-        hooks.fired || self.flags.fetch_or(HOOKED, Ordering::AcqRel) & FIRED != 0
+    /// Whether the hooks have fired, or are about to (see [`Node::flags`]);
+    /// marks the node as hooked. Called under the hook lock by whoever is
+    /// about to register: the one record of the cancellation is the cause,
+    /// and `FIRED` is set once it is, before the lock is taken to drain.
+    fn fired(&self, _hooks: &Hooks) -> bool {
+        self.flags.fetch_or(HOOKED, Ordering::AcqRel) & FIRED != 0
     }
 
     pub(crate) fn parent(&self) -> Option<&Node> {
         self.parent.as_deref().map(HasNode::node)
     }
 
-    /// The enclosing group itself, not only its node.
-    pub(crate) fn parent_owner(&self) -> Option<&dyn HasNode> {
-        self.parent.as_deref()
+    /// The owner's word (see the field).
+    #[inline]
+    pub(crate) fn owner_word(&self) -> &AtomicUsize {
+        &self.owner_word
     }
 
     /// Cancels the node with `cause`; `false` if it was already cancelled,
@@ -233,7 +238,6 @@ impl Node {
         }
         let (hooks, waiters, token) = {
             let mut hooks = lock(&self.hooks);
-            hooks.fired = true;
             (
                 std::mem::take(&mut hooks.list),
                 std::mem::take(&mut hooks.waiters),
@@ -420,7 +424,7 @@ impl Drop for Cancellation<'_> {
         if self.key != NONE && !self.node.cause.is_set() {
             let key = self.key;
             let mut hooks = lock(&self.node.hooks);
-            if !hooks.fired {
+            if self.node.flags.load(Ordering::Acquire) & FIRED == 0 {
                 hooks.waiters.remove(key);
             }
         }

@@ -1,12 +1,13 @@
-//! The scheduling loop of an `errgroup!` group: the deadline timer, the
-//! `grace` timer, every branch polled, the group's tasks awaited, then the
-//! result. The macro builds the branches (private.rs) and hands them here
-//! as a tuple; this module owns everything that happens after.
+//! The scheduling loop of an `errgroup!` group: its lifecycle (deadline,
+//! token parent, `shutdown_on`, grace: lifecycle.rs, shared with `Group`),
+//! every branch polled, the group's tasks awaited, then the result. The
+//! macro builds the branches (private.rs) and hands them here as a tuple;
+//! this module owns everything that happens after.
 //!
 //! # Poll order
 //!
-//! Every poll of the group: the deadline timer (cancelling the group with
-//! `DeadlineExceeded`), the grace timer (stopping what still runs), each
+//! Every poll of the group: its lifecycle (the deadline, the token, the
+//! signal, then grace, which stops what still runs), each
 //! branch in the order written, then the group's tasks (`ctx.spawn`). The
 //! group is done when no branch and no task is running; the last poll of
 //! the tasks closes the set in the same critical section (`Core::poll_tasks`).
@@ -29,14 +30,14 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use pin_project_lite::pin_project;
-use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 use crate::branch::{AfterGrace, Stop};
-use crate::cancel::Cancellation;
-use crate::error::{Cause, Census, Error, Moment, TaskName};
-use crate::state::{Core, State, flags, in_ambient, token_cause};
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::error::{Census, Error};
+use crate::lifecycle::Lifecycle;
+use crate::state::{Core, State, in_ambient};
+use crate::sync::Arc;
 use crate::trace;
 
 /// One branch, or a tuple of them, as the loop drives it.
@@ -191,7 +192,6 @@ pub struct Scope<E> {
     grace: Option<Duration>,
     /// A `CancellationToken` parent, watched by the loop.
     token: Option<CancellationToken>,
-    finished: AtomicBool,
 }
 
 impl<E: 'static> Scope<E> {
@@ -204,7 +204,6 @@ impl<E: 'static> Scope<E> {
             state,
             grace,
             token,
-            finished: AtomicBool::new(false),
         }
     }
 
@@ -213,107 +212,18 @@ impl<E: 'static> Scope<E> {
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
         let core = &self.state.core;
         trace::branches(core.span(), B::LEN);
-        let timer = core.own_deadline();
-        let timers = (timer.is_some() || self.grace.is_some() || self.token.is_some()).then(|| {
-            // A deadline or grace will report what still runs, and for how long.
-            core.mark(flags::TIMED);
-            Box::pin(Timers {
-                since: Instant::now(),
-                timer: timer.map(tokio::time::sleep_until),
-                grace: self
-                    .grace
-                    .map(|period| Grace::new(core.cancellation(), period)),
-                token: self.token.clone().map(CancellationToken::cancelled_owned),
-            })
-        });
         Driver {
             scope: self,
             branches: branches.into_branches(),
-            timers,
-            signal: None,
+            life: Lifecycle::new(core, self.grace, self.token.clone(), None),
         }
-    }
-
-    /// The group's result once every branch and task has returned; `values`
-    /// is `Some` when every branch gave one.
-    /// `tasks_ok`: what the last poll of the tasks, which closed the set, said.
-    pub(crate) fn finish<T>(&self, values: Option<T>, tasks_ok: bool) -> Result<T, Error<E>>
-    where
-        E: Send + Sync,
-    {
-        self.finished.store(true, Ordering::Relaxed);
-        self.state.finish_closed(values, tasks_ok)
     }
 }
 
 impl<E> Drop for Scope<E> {
     fn drop(&mut self) {
-        if !self.finished.load(Ordering::Relaxed) {
-            self.state.core.cancel(Cause::Dropped);
-            self.state.core.close_tasks();
-            self.state.core.close_watch();
-        }
-    }
-}
-
-pin_project! {
-    /// The `grace` timer of a group: idle until the group is cancelled.
-    pub struct Grace<'a> {
-        cancelled: Cancellation<'a>,
-        #[pin]
-        sleep: Option<Sleep>,
-        period: Duration,
-    }
-}
-
-impl std::fmt::Debug for Grace<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Grace")
-            .field("period", &self.period)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<'a> Grace<'a> {
-    /// A grace period of `period` after `cancelled` completes.
-    pub(crate) fn new(cancelled: Cancellation<'a>, period: Duration) -> Self {
-        Grace {
-            cancelled,
-            sleep: None,
-            period,
-        }
-    }
-
-    /// Whether the grace period after the cancellation is over.
-    pub(crate) fn poll_expired(self: Pin<&mut Self>, cx: &mut Context<'_>) -> bool {
-        let mut this = self.project();
-        if this.sleep.is_none() {
-            if Pin::new(&mut *this.cancelled).poll(cx).is_pending() {
-                return false;
-            }
-            this.sleep.set(Some(tokio::time::sleep(*this.period)));
-        }
-        this.sleep
-            .as_pin_mut()
-            .is_some_and(|sleep| sleep.poll(cx).is_ready())
-    }
-}
-
-pin_project! {
-    /// The timers a group may have: its deadline, its `grace`, a
-    /// `CancellationToken` parent. Boxed, and only when one is set: together
-    /// they are most of a driver's size, which every `.await` of a group
-    /// would otherwise copy, timers or not.
-    #[derive(Debug)]
-    struct Timers<'s> {
-        // When the group started, for how long its branches have run.
-        since: Instant,
-        #[pin]
-        timer: Option<Sleep>,
-        #[pin]
-        grace: Option<Grace<'s>>,
-        #[pin]
-        token: Option<WaitForCancellationFutureOwned>,
+        // Nothing if the group finished (its driver returned its result).
+        self.state.core.shut_down();
     }
 }
 
@@ -325,16 +235,15 @@ pin_project! {
         scope: &'s Scope<E>,
         #[pin]
         branches: B,
-        timers: Option<Pin<Box<Timers<'s>>>>,
         #[pin]
-        signal: Option<S>,
+        life: Lifecycle<'s, S>,
     }
 }
 
 impl<'s, E, B> Driver<'s, E, B> {
     /// `shutdown_on = signal;`: the group is shut down on purpose
-    /// ([`Cause::Shutdown`] by `"shutdown_on"`) when `signal` completes;
-    /// its output is ignored.
+    /// ([`Cause::Shutdown`](crate::Cause::Shutdown) by `"shutdown_on"`) when
+    /// `signal` completes; its output is ignored.
     pub fn shutdown_on<F: std::future::IntoFuture>(
         self,
         signal: F,
@@ -342,14 +251,12 @@ impl<'s, E, B> Driver<'s, E, B> {
         let Driver {
             scope,
             branches,
-            timers,
-            signal: _,
+            life,
         } = self;
         Driver {
             scope,
             branches,
-            timers,
-            signal: Some(signal.into_future()),
+            life: life.with_signal(Some(signal.into_future())),
         }
     }
 }
@@ -358,68 +265,26 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
     type Output = Result<B::Value, Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
+        let this = self.project();
         let core = &this.scope.state.core;
-        let mut timers = this.timers.as_mut().map(|t| t.as_mut().project());
-        if let Some(timers) = timers.as_mut() {
-            if let Some(timer) = timers.timer.as_mut().as_pin_mut() {
-                if timer.poll(cx).is_ready() {
-                    core.cancel(Cause::DeadlineExceeded);
-                    timers.timer.set(None);
-                    // Not when a failure came first: then it says what happened.
-                    if core.cause() == Some(Cause::DeadlineExceeded) {
-                        let census = census(core, Some(*timers.since), &*this.branches);
-                        core.keep_report(census.report(Moment::Deadline));
-                    }
-                }
-            }
-            if let Some(token) = timers.token.as_mut().as_pin_mut() {
-                if token.poll(cx).is_ready() {
-                    core.cancel(token_cause());
-                    timers.token.set(None);
-                }
-            }
+        let mut branches = this.branches;
+        let mut life = this.life;
+        let branches_now = &*branches;
+        let expired = life
+            .as_mut()
+            .poll(cx, core, |since| census(core, since, branches_now));
+        if expired {
+            branches.as_mut().stop();
         }
-        if let Some(signal) = this.signal.as_mut().as_pin_mut() {
-            if signal.poll(cx).is_ready() {
-                core.cancel(Cause::Shutdown {
-                    by: TaskName::new("shutdown_on"),
-                });
-                this.signal.set(None);
-            }
-        }
-        if let Some(timers) = timers.as_mut() {
-            if let Some(grace) = timers.grace.as_mut().as_pin_mut() {
-                if grace.poll_expired(cx) {
-                    let census = census(core, Some(*timers.since), &*this.branches);
-                    let report = census.report(Moment::GraceExpired);
-                    let grace = this.scope.grace.unwrap_or_default();
-                    trace::grace_expired(core.span(), grace, &report);
-                    core.keep_report(report);
-                    timers.grace.set(None);
-                    core.close_tasks();
-                    this.branches.as_mut().stop();
-                }
-            }
-        }
-        let mut branches = this.branches.as_mut();
         let polled = in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx));
         // One read of the flags serves the tasks and the watchers: nothing
         // more for a group that has neither.
         let look = core.flags();
-        if look & flags::KEEP_WAKER != 0 {
-            core.keep_waker(cx.waker());
-            // Read again once the waker is kept: a question asked after
-            // `look` and before it was kept woke no one.
-            if core.flags() & flags::ASKED != 0 {
-                let since = timers.as_ref().map(|t| *t.since);
-                answer(core, since, &*branches);
-            }
-        }
+        life.answer(cx, core, look, |since| census(core, since, &*branches));
         let tasks = core.poll_tasks_with(look, cx, polled.is_ready());
         match tasks {
             Poll::Ready(tasks_ok) if polled.is_ready() => {
-                Poll::Ready(this.scope.finish(branches.take(), tasks_ok))
+                Poll::Ready(this.scope.state.finish_closed(branches.take(), tasks_ok))
             }
             _ => Poll::Pending,
         }
@@ -432,20 +297,6 @@ fn census<B: Branch>(core: &Core, since: Option<Instant>, branches: &B) -> Censu
     branches.running(&mut census);
     core.census_tasks(&mut census);
     census
-}
-
-/// Answers the questions of the group's watchers (`Watch::running`).
-#[cold]
-fn answer<B: Branch>(core: &Core, since: Option<Instant>, branches: &B) {
-    let asks = core.take_asks();
-    if asks.is_empty() {
-        return;
-    }
-    let list = census(core, since, branches).into_list();
-    for ask in asks {
-        // A watcher that stopped waiting is no error.
-        let _ = ask.send(list.clone());
-    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -35,36 +35,7 @@ use crate::error::{Census, TaskName};
 use crate::limit::{Permit, Waiting};
 use crate::state::{Core, flags};
 use crate::sync::Arc;
-
-pin_project! {
-    /// An item's future, with its index carried beside it (an `async` wrapper
-    /// would store the item's future twice).
-    #[derive(Debug)]
-    pub(crate) struct Indexed<F> {
-        index: usize,
-        #[pin]
-        task: F,
-    }
-}
-
-impl<F> Indexed<F> {
-    pub(crate) fn new(index: usize, task: F) -> Self {
-        Indexed { index, task }
-    }
-}
-
-impl<F: Future> Future for Indexed<F> {
-    type Output = (usize, F::Output);
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let index = *this.index;
-        this.task.poll(cx).map(|output| (index, output))
-    }
-}
-
-/// What a fan-out item's future gives: its value, if any, and its permit.
-pub(crate) type Done<T> = (Option<T>, Option<Permit>);
+use crate::workers::{Done, Indexed, Workers};
 
 /// Where the running items of a fan-out live.
 pub(crate) trait Pool<Fut> {
@@ -112,7 +83,7 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
     type Value = T;
 
     fn push(&mut self, index: usize, task: Fut) {
-        self.items.push(Indexed { index, task });
+        self.items.push(Indexed::new(index, task));
     }
 
     fn poll_next(
@@ -130,7 +101,35 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
 
     fn live(&self, out: &mut Vec<usize>) {
         let items = Pin::new(&self.items).iter_pin_ref();
-        out.extend(items.map(|item| item.get_ref().index));
+        out.extend(items.map(|item| item.get_ref().index()));
+    }
+}
+
+/// `#[spawn] for` items: run by a few worker tasks (workers.rs).
+impl<Fut, T> Pool<Fut> for Workers<Fut, T>
+where
+    Fut: Future<Output = Done<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    type Value = T;
+
+    fn push(&mut self, index: usize, task: Fut) {
+        Workers::push(self, index, task);
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
+        Workers::poll_next(self, cx)
+    }
+
+    fn stop(&mut self) -> AfterGrace {
+        Workers::stop(self)
+    }
+
+    fn live(&self, out: &mut Vec<usize>) {
+        Workers::live(self, out);
     }
 }
 

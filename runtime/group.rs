@@ -8,15 +8,14 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::branch::Guarded;
+use crate::branch::{Guarded, complete};
 use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown, Watch};
-use crate::engine::Grace;
-use crate::error::{Cause, Error, Moment, Running, TaskName};
+use crate::error::{Cause, Error, Running, TaskName};
+use crate::lifecycle::{Lifecycle, tasks_census};
 use crate::limit::Start;
 use crate::pool::Pool;
-use crate::state::{Settings, State, flags, token_cause};
+use crate::state::{Core, Settings, State, flags};
 use crate::sync::{Arc, Mutex, lock};
-use crate::tasks::TaskSet;
 use crate::trace;
 
 /// A cancel-on-first-error group built at run time: Go's `errgroup.Group`.
@@ -66,59 +65,79 @@ pub struct Group<E, T = ()> {
     /// Built on first use (`ctx`, `spawn`, `wait`), so that the
     /// builder-style calls configure a group that does not exist yet.
     built: OnceLock<Built<E>>,
-    /// `shutdown_on` signals, started as watchers when the group is built.
-    signals: Mutex<Vec<Signal>>,
+    /// The `shutdown_on` signals, as one (the first to complete), watched
+    /// from when the group is built.
+    signal: Mutex<Option<Signal>>,
     grace: Option<Duration>,
     /// `on_error = continue`: a task's error is its result, not the group's.
     supervise: bool,
-    /// The tasks `spawn` started, with their results until taken: shared
-    /// with the tasks (weakly), each of which frees those that ended before
-    /// it, so that a group nobody spawns from or joins for a while still
-    /// holds only what runs.
+    /// The results of the tasks `spawn` started, until taken: each task
+    /// hands its own over as it ends. The tasks themselves run in the
+    /// core's task set, with those of `ctx.spawn`: one container, one
+    /// shutdown rule.
     own: Arc<Mutex<Own<T, E>>>,
     /// How many tasks `spawn` was asked for: the next one's index.
     spawned: usize,
     /// `join_next` took a failure, or skipped a task that never ran: the
     /// group's result cannot be `Ok`.
     taken_not_ok: bool,
-    finished: bool,
 }
 
-/// The tasks of a group's own, and what is kept of those that ended.
+/// What is kept of the group's own tasks that ended.
 struct Own<T, E> {
-    set: TaskSet<Done<T, E>>,
-    /// Results taken from `set` by a spawn or a task's end, which frees the
-    /// tasks that ended: only those someone will collect (see `keep`).
+    /// Results handed over by the tasks as they ended: only those someone
+    /// will collect (see `keep`).
     reaped: std::collections::VecDeque<Done<T, E>>,
     /// What is kept of a task's result: everything once `returning` was
     /// called; else its failures only, so that a group spawned from for
     /// ever holds only what still runs.
     keep: Keep,
-    /// A task ended without an outcome (aborted by grace, or a panic): it
-    /// did not return `Ok`, and the group must not say that everything did.
+    /// Tasks of its own started and not yet ended (`join_next`'s end).
+    running: usize,
+    /// A task ended without an outcome (aborted by grace, or its group
+    /// dropped): it did not return `Ok`, and the group must not say that
+    /// everything did.
     lost: bool,
 }
 
-impl<T: Send + 'static, E: Send + 'static> Own<T, E> {
+impl<T, E> Own<T, E> {
     fn new(keep: Keep) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(Own {
-            set: TaskSet::new(),
             reaped: std::collections::VecDeque::new(),
             keep,
+            running: 0,
             lost: false,
         }))
     }
+}
 
-    /// Frees the tasks that have ended, keeping what someone will collect.
-    fn reap(&mut self, core: &crate::state::Core) {
-        while let Some(joined) = self.set.try_next() {
-            let Some(done) = core.joined(&TaskName::new("task"), joined) else {
-                self.lost = true;
-                continue;
-            };
-            if self.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
-                self.reaped.push_back(done);
-            }
+/// A task of the group's own, until it hands its result over: one that
+/// ends without doing so (aborted, dropped) is counted out as lost.
+struct Ending<T, E>(Option<Arc<Mutex<Own<T, E>>>>);
+
+impl<T, E> Ending<T, E> {
+    fn start(own: &Arc<Mutex<Own<T, E>>>) -> Self {
+        lock(own).running += 1;
+        Ending(Some(Arc::clone(own)))
+    }
+
+    /// The task's result, kept if someone will collect it.
+    fn hand_over(mut self, done: Done<T, E>) {
+        let Some(own) = self.0.take() else { return };
+        let mut own = lock(&own);
+        own.running -= 1;
+        if own.keep == Keep::Everything || !matches!(done.outcome, Outcome::Value(_)) {
+            own.reaped.push_back(done);
+        }
+    }
+}
+
+impl<T, E> Drop for Ending<T, E> {
+    fn drop(&mut self) {
+        if let Some(own) = self.0.take() {
+            let mut own = lock(&own);
+            own.running -= 1;
+            own.lost = true;
         }
     }
 }
@@ -166,11 +185,21 @@ impl<E, T> std::fmt::Debug for Group<E, T> {
 #[derive(Debug)]
 struct Built<E> {
     state: State<E>,
-    /// Tasks of their own that cancel the group (the deadline's timer, a
-    /// token parent, `shutdown_on` signals): they must act even while
-    /// nobody awaits `wait`. Started as soon as a runtime is at hand
-    /// (`None` until then), aborted when the group ends.
-    watchers: Mutex<Option<Vec<AbortHandle>>>,
+    /// The task that runs the group's deadline, token parent and
+    /// `shutdown_on` signal ([`Lifecycle::watch`]): they must act even while
+    /// nobody awaits `wait`. Started as soon as a runtime is at hand,
+    /// aborted when the group ends.
+    watcher: Mutex<Watcher>,
+}
+
+/// Where a `Group`'s watcher task is.
+#[derive(Debug)]
+enum Watcher {
+    /// Not started: no runtime was at hand yet.
+    Unarmed,
+    Running(AbortHandle),
+    /// Started and aborted, or nothing to watch.
+    Idle,
 }
 
 impl<E: Send + 'static> Default for Group<E> {
@@ -267,20 +296,19 @@ impl<E: Send + 'static> Group<E> {
         Group {
             settings: std::mem::take(&mut self.settings),
             built: OnceLock::new(),
-            signals: Mutex::new(std::mem::take(&mut *lock(&self.signals))),
+            signal: Mutex::new(lock(&self.signal).take()),
             grace: self.grace,
             supervise: self.supervise,
             own: Own::new(Keep::Everything),
             spawned: 0,
             taken_not_ok: false,
-            finished: false,
         }
     }
 }
 
 impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     #[track_caller]
-    fn build(parent: Option<Arc<crate::state::Core>>) -> Self {
+    fn build(parent: Option<Arc<Core>>) -> Self {
         Group {
             settings: Settings {
                 parent,
@@ -288,13 +316,12 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 ..Settings::default()
             },
             built: OnceLock::new(),
-            signals: Mutex::new(Vec::new()),
+            signal: Mutex::new(None),
             grace: None,
             supervise: false,
             own: Own::new(Keep::Failures),
             spawned: 0,
             taken_not_ok: false,
-            finished: false,
         }
     }
 
@@ -317,10 +344,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             state.core.mark(flags::UNDRIVEN);
             Built {
                 state,
-                watchers: Mutex::new(None),
+                watcher: Mutex::new(Watcher::Unarmed),
             }
         });
-        built.arm(&self.settings, &self.signals);
+        built.arm(&self.settings, &self.signal);
         built
     }
 
@@ -487,9 +514,18 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             "errgroup: Group::shutdown_on must be called before spawn or ctx"
         );
         let signal = signal.into_future();
-        lock(&self.signals).push(Box::pin(async move {
-            signal.await;
+        let mut slot = lock(&self.signal);
+        let before = slot.take();
+        *slot = Some(Box::pin(async move {
+            match before {
+                None => drop(signal.await),
+                Some(before) => {
+                    let signal = std::pin::pin!(signal);
+                    futures_util::future::select(before, signal).await;
+                }
+            }
         }));
+        drop(slot);
         self
     }
 
@@ -579,7 +615,6 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     {
         let core = Arc::clone(&self.built().state.core);
         core.reap_tasks();
-        lock(&self.own).reap(&core);
         let index = self.spawned;
         self.spawned += 1;
         if matches!(start, Start::Refused) {
@@ -592,43 +627,50 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let running = core.running_guard(&task);
         let guarded = Guarded::new(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
-        let own = Arc::downgrade(&self.own);
-        lock(&self.own).set.spawn(&trace::name(&task), async move {
+        let ending = Ending::start(&self.own);
+        let (name, spawner) = (trace::name(&task), Arc::clone(&core));
+        let job = async move {
             let mut guarded = std::pin::pin!(guarded);
             let outcome = match guarded.as_mut().await {
-                Some((Ok(value), _permit)) => Outcome::Value(value),
-                Some((Err(error), permit)) => {
-                    // Recorded before the permit is given back (state.rs).
-                    let first = !supervise && core.cancel_failed(task.clone());
+                Some((output, permit)) => {
+                    let failed = std::cell::Cell::new(None);
+                    let record = |core: &Core, task: TaskName, error: E, echoed: bool| {
+                        let first = !supervise && core.cancel_failed(task);
+                        // A later failure of its own (not an echo, echo.rs)
+                        // takes its rank now, in the order failures happen.
+                        let later = (!first && !supervise && !echoed).then(|| core.later_rank());
+                        failed.set(Some(Outcome::Failed {
+                            error,
+                            first,
+                            later,
+                        }));
+                    };
+                    // The one completion step (branch.rs): the failure is
+                    // recorded before the permit is given back.
+                    let echoed = guarded.echoed();
+                    let (value, permit) = complete(&record, &core, &task, output, permit, echoed);
                     drop(permit);
-                    // A later failure of its own (not an echo, echo.rs)
-                    // takes its rank now, in the order failures happen.
-                    let later =
-                        (!first && !supervise && !guarded.echoed()).then(|| core.later_rank());
-                    Outcome::Failed {
-                        error,
-                        first,
-                        later,
-                    }
+                    value.map_or_else(|| failed.take().unwrap_or(Outcome::NoValue), Outcome::Value)
                 }
                 None => Outcome::NoValue,
             };
             drop(running);
-            // Those that ended before this one are freed now, not at the
-            // next spawn, which may not come for a long time. (Not under
-            // loom: there the set polls its tasks under the lock.)
-            #[cfg(not(loom))]
-            if let Some(own) = own.upgrade() {
-                lock(&own).reap(&core);
-            }
-            #[cfg(loom)]
-            drop(own);
-            Done {
+            ending.hand_over(Done {
                 index,
                 task,
                 outcome,
-            }
-        });
+            });
+            // Those that ended before this one are freed now, not at the
+            // next spawn, which may not come for a long time. (Not under
+            // loom: there the set polls its tasks under its lock.)
+            #[cfg(not(loom))]
+            core.reap_tasks();
+            // Its outcome is in `own`: the core's tally is of the others.
+            true
+        };
+        // Refused only once the group is closed, which `wait` (taking the
+        // group) or grace does: the job, dropped, counts itself out.
+        let _ = spawner.spawn_task(&name, job);
     }
 
     /// Waits for every task, then returns the first error (by time), or
@@ -729,20 +771,24 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             // Each poll looks at what a task's end took from the set first:
             // results come in the order the tasks ended.
             let done = poll_fn(|cx| {
-                let mut own = lock(&self.own);
                 loop {
-                    if let Some(done) = own.reaped.pop_front() {
-                        return Poll::Ready(Some(done));
-                    }
-                    match own.set.poll_next(cx) {
-                        Poll::Ready(Some(joined)) => {
-                            match core.joined(&TaskName::new("task"), joined) {
-                                Some(done) => return Poll::Ready(Some(done)),
-                                None => own.lost = true,
-                            }
+                    {
+                        let mut own = lock(&self.own);
+                        if let Some(done) = own.reaped.pop_front() {
+                            return Poll::Ready(Some(done));
                         }
-                        Poll::Ready(None) => return Poll::Ready(None),
-                        Poll::Pending => return Poll::Pending,
+                        if own.running == 0 {
+                            return Poll::Ready(None);
+                        }
+                    }
+                    // Not under `own`'s lock: a task's end takes it. A task
+                    // hands its result over before the set sees it end, so
+                    // an empty set has handed every result over.
+                    if core.poll_tasks(cx, false).is_pending() {
+                        return Poll::Pending;
+                    }
+                    if lock(&self.own).reaped.is_empty() {
+                        return Poll::Ready(None);
                     }
                 }
             })
@@ -788,58 +834,26 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// grace period; then the group's result, and `keep` of every own
     /// task's result still here, in spawn order.
     async fn finish<R>(
-        mut self,
+        self,
         keep: impl FnOnce(Vec<(TaskName, Result<T, E>)>) -> R,
     ) -> Result<R, Error<E>>
     where
         E: Sync,
     {
         let core = Arc::clone(&self.built().state.core);
-        let period = self.grace.unwrap_or_default();
-        let mut grace = std::pin::pin!(
-            self.grace
-                .map(|period| Grace::new(core.cancellation(), period))
-        );
-        let own = &*self.own;
+        let mut life = std::pin::pin!(Lifecycle::<std::future::Pending<()>>::grace(
+            &core, self.grace
+        ));
         let all_ok = poll_fn(|cx| {
-            if let Some(expired) = grace.as_mut().as_pin_mut() {
-                if expired.poll_expired(cx) {
-                    let report = core.report_tasks(Moment::GraceExpired);
-                    crate::trace::grace_expired(core.span(), period, &report);
-                    core.keep_report(report);
-                    grace.set(None);
-                    // The shutdown rule: abort, then await until empty.
-                    core.close_tasks();
-                    lock(own).set.abort_all();
-                }
-            }
-            // Not held while `poll_tasks` locks the core's tasks.
-            let own_done = {
-                let mut own = lock(own);
-                loop {
-                    match own.set.poll_next(cx) {
-                        Poll::Ready(Some(joined)) => {
-                            match core.joined(&TaskName::new("task"), joined) {
-                                Some(done) => own.reaped.push_back(done),
-                                // Aborted by grace (or a panic): no outcome.
-                                None => own.lost = true,
-                            }
-                        }
-                        Poll::Ready(None) => break true,
-                        Poll::Pending => break false,
-                    }
-                }
-            };
-            if own_done {
-                return core.poll_tasks(cx, true);
-            }
-            // Tasks of `ctx.spawn` are collected meanwhile, but the set
-            // stays open: an own task may add one.
-            let _ = core.poll_tasks(cx, false);
-            Poll::Pending
+            // Grace expired: the core's tasks, the group's own among them,
+            // were aborted by the shutdown rule, and are awaited below.
+            life.as_mut().poll(cx, &core, |_| tasks_census(&core));
+            // Ready once the set is empty: every own task has handed its
+            // result over. It is sealed then, not before: a running task
+            // may still add one.
+            core.poll_tasks(cx, true)
         })
         .await;
-        self.finished = true;
         let (mut done, keep_all, lost) = {
             let mut own = lock(&self.own);
             (
@@ -959,54 +973,21 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
 }
 
 impl<E> Built<E> {
-    /// Starts the watchers, once, as soon as there is a runtime.
-    fn arm(&self, settings: &Settings, signals: &Mutex<Vec<Signal>>) {
-        let mut watchers = lock(&self.watchers);
-        if watchers.is_some() {
+    /// Starts the watcher, once, as soon as there is a runtime.
+    fn arm(&self, settings: &Settings, signal: &Mutex<Option<Signal>>) {
+        let mut watcher = lock(&self.watcher);
+        if !matches!(*watcher, Watcher::Unarmed) {
             return;
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let core = &self.state.core;
-        let mut started = Vec::new();
-        let mut watch = |cause: Cause, signal: Signal| {
-            let core = Arc::clone(core);
-            let task = runtime.spawn(async move {
-                let mut signal = signal;
-                let mut cancelled = std::pin::pin!(core.cancellation());
-                let fired = poll_fn(|cx| {
-                    if signal.as_mut().poll(cx).is_ready() {
-                        return Poll::Ready(true);
-                    }
-                    cancelled.as_mut().poll(cx).map(|()| false)
-                })
-                .await;
-                if fired {
-                    let deadline = cause == Cause::DeadlineExceeded;
-                    core.cancel(cause);
-                    // Not when a failure came first: then it says what happened.
-                    if deadline && core.cause() == Some(Cause::DeadlineExceeded) {
-                        core.keep_report(core.report_tasks(Moment::Deadline));
-                    }
-                }
-            });
-            started.push(task.abort_handle());
+        let core = Arc::clone(&self.state.core);
+        let watch = Lifecycle::watch(core, settings.token.clone(), lock(signal).take());
+        *watcher = match watch {
+            Some(watch) => Watcher::Running(runtime.spawn(watch).abort_handle()),
+            None => Watcher::Idle,
         };
-        if let Some(at) = core.own_deadline() {
-            watch(
-                Cause::DeadlineExceeded,
-                Box::pin(tokio::time::sleep_until(at)),
-            );
-        }
-        if let Some(token) = &settings.token {
-            watch(token_cause(), Box::pin(token.clone().cancelled_owned()));
-        }
-        for signal in lock(signals).drain(..) {
-            let by = TaskName::new("shutdown_on");
-            watch(Cause::Shutdown { by }, signal);
-        }
-        *watchers = Some(started);
     }
 }
 
@@ -1015,13 +996,12 @@ impl<E, T> Drop for Group<E, T> {
         let Some(built) = self.built.get_mut() else {
             return;
         };
-        for watcher in lock(&built.watchers).take().into_iter().flatten() {
+        if let Watcher::Running(watcher) =
+            std::mem::replace(&mut *lock(&built.watcher), Watcher::Idle)
+        {
             watcher.abort();
         }
-        if !self.finished {
-            built.state.core.cancel(Cause::Dropped);
-            built.state.core.close_tasks();
-            built.state.core.close_watch();
-        }
+        // Nothing if `wait` finished the group.
+        built.state.core.shut_down();
     }
 }

@@ -82,14 +82,17 @@ mod limit;
 mod tasks;
 // One group's shared state: the node, the limit, the tasks, the first error.
 mod state;
+// A group's life around its work: deadline, token parent, `shutdown_on`,
+// grace, the still-running report; driven by `errgroup!` and `Group` alike.
+mod lifecycle;
 // Group-bound channels, closed by the group's cancellation.
 mod channel;
 // One branch body: start, poll, catch a panic, complete.
 mod branch;
-// `name => for x in items { .. }`.
-mod fanout;
 // `#[spawn] for` items, run by a few worker tasks.
 mod workers;
+// `name => for x in items { .. }`, its items in-task or on the workers.
+mod fanout;
 // The loop an `errgroup!` runs.
 mod engine;
 // `Ctx`, `BranchCtx`, the ambient ctx, `ctx.spawn`.

@@ -22,6 +22,7 @@ use std::time::Duration;
 use loom::future::block_on;
 use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use loom::thread;
+use tokio::sync::oneshot::error::TryRecvError as TryRecvClosed;
 use tokio::time::Instant;
 
 use crate::__private::{Config, InTask, Scope};
@@ -29,7 +30,7 @@ use crate::cancel::OnCancel;
 use crate::channel::bound;
 use crate::error::{Cancelled, Cause, Error, TaskName};
 use crate::group::Group;
-use crate::state::{Settings, State};
+use crate::state::{Answer, Settings, State};
 use crate::sync::{Arc, Mutex, Weak, lock};
 use crate::{TryRecvError, TrySendError};
 
@@ -272,6 +273,30 @@ fn loom_a_task_spawned_while_a_macro_group_returns_is_awaited_or_refused() {
             usize::from(accepted),
             "accepted: {accepted}"
         );
+    });
+}
+
+/// The group's one "finished" record (`flags::FINISHED`) against a
+/// `Watch`'s question: a question asked while the group finishes is
+/// answered, at once or by the dropped answer, never left waiting.
+#[test]
+fn loom_a_question_asked_while_the_group_finishes_is_never_left_waiting() {
+    loom::model(|| {
+        let group = root::<()>();
+        group.core.watched();
+        let asking = {
+            let group = Arc::clone(&group);
+            thread::spawn(move || group.core.ask())
+        };
+        assert!(group.finish::<()>(Some(())).is_ok());
+        match asking.join().unwrap() {
+            Answer::Now(running) => assert!(running.is_empty()),
+            Answer::Later(mut answer) => assert!(
+                answer.try_recv().is_ok_and(|running| running.is_empty())
+                    || matches!(answer.try_recv(), Err(TryRecvClosed::Closed)),
+                "a question was left waiting on a finished group"
+            ),
+        }
     });
 }
 

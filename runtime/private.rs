@@ -9,6 +9,7 @@
 //! Generated code names only `::errgroup::__private::*`, so users shadowing
 //! `Option`, `Result`, `tokio`, ... cannot break it.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
@@ -220,18 +221,53 @@ pub struct Spawn;
 #[derive(Debug, Clone, Copy)]
 pub struct Blocking;
 
+/// The ctx an in-task branch is built with: the one the expansion made
+/// for it, borrowed, as the branch's body borrows it too (no reference
+/// count taken and given back, no name copied, per branch), or an owned one.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Lent<'s> {
+    core: Cow<'s, Arc<Core>>,
+    task: Cow<'s, TaskName>,
+}
+
+impl<'s, E> From<&'s BranchCtx<E>> for Lent<'s> {
+    fn from(ctx: &'s BranchCtx<E>) -> Self {
+        Lent {
+            core: Cow::Borrowed(ctx.core()),
+            task: Cow::Borrowed(ctx.task()),
+        }
+    }
+}
+
+impl<E> From<BranchCtx<E>> for Lent<'_> {
+    fn from(ctx: BranchCtx<E>) -> Self {
+        Ctx::from(ctx).into()
+    }
+}
+
+impl From<Ctx> for Lent<'_> {
+    fn from(ctx: Ctx) -> Self {
+        let (core, task) = ctx.into_parts();
+        Lent {
+            core: Cow::Owned(core),
+            task: Cow::Owned(task),
+        }
+    }
+}
+
 impl InTask {
     pub fn branch<'s, E, T, F>(
         self,
         scope: &'s Scope<E>,
-        ctx: impl Into<Ctx>,
+        ctx: impl Into<Lent<'s>>,
         body: F,
     ) -> impl Branch<Value = T> + 's
     where
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        let (core, task) = ctx.into().into_parts();
+        let Lent { core, task } = ctx.into();
         let start = core.start_written();
         let body = in_task_body(&core, &task, body);
         Leaf::new(Run::new(

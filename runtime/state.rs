@@ -5,7 +5,7 @@
 //! # Invariants
 //!
 //! - The first error is the one whose `cancel(Failed)` won; an error that
-//!   loses (the group was already cancelled) is dropped. The slots are read
+//!   loses (the group was already cancelled) is dropped. They are read
 //!   only after every branch and task has returned ([`State::finish`]).
 //! - A failing branch records its error (cancelling the group) before it
 //!   gives its `limit` permit back, so the branch that takes the permit
@@ -14,11 +14,20 @@
 //! - A panic is caught where the body is polled, recorded (the first one
 //!   wins), cancels the group, and is resumed by [`State::finish`] once
 //!   every branch and task has returned.
-//! - A task is either awaited or refused: the driver's last poll closes the
-//!   task set in the critical section that finds it empty
+//! - Three facts, each recorded once, in [`flags`] or the node: the group
+//!   is **cancelled** when its node's cause is set (cancel.rs; the first
+//!   cause wins); it is **closed to new work** when [`flags::SEALED`] is set
+//!   (no task starts from then on); it has **finished** when
+//!   [`flags::FINISHED`] is set (its result is out: every question is
+//!   answered empty, and dropping its driver tears nothing down). A
+//!   finished group is closed and cancelled (`Finished`); a closed one may
+//!   still be awaiting its tasks (grace expired).
+//! - A task is either awaited or refused: the driver's last poll seals the
+//!   group in the critical section that finds the task set empty
 //!   ([`Core::poll_tasks`]), or, when no task was ever spawned or refused,
-//!   seals the task flags word with a compare-exchange that a spawn's
-//!   read-modify-write of the same word then sees.
+//!   with a read-modify-write of the flags that a spawn's read-modify-write
+//!   of the same word then sees; a spawn looks at the seal again under the
+//!   task-set lock.
 //! - Nothing a group may never use is allocated up front: the task set is
 //!   created by the first task, the waiter list grows with the first waiter,
 //!   and the typed error slot lives with the group's driver, not behind an
@@ -29,6 +38,31 @@
 //!   branches when asked ([`Answer`]) or when the deadline passes or grace
 //!   expires. Only tasks, which are costly anyway, register a name and a
 //!   start, in a state made by the first task or watcher.
+//!
+//! # Operations
+//!
+//! What the drivers (engine.rs, group.rs, lifecycle.rs) and the code of a
+//! group (branch.rs, ctx.rs, pool.rs) do to it, by what they are for:
+//!
+//! - **start** work: [`Core::start`] / [`Core::start_written`] (may a
+//!   branch run now), [`Core::spawn_task`] (into the one task set, refused
+//!   once closed), [`Core::running_guard`] / [`Core::count_task`].
+//! - **complete** it: `branch::complete` into [`State::fail`] or
+//!   [`Core::fail_boxed`]; [`Core::panicked`]; [`Core::joined`] for how a
+//!   task ended.
+//! - **cancel**: [`Core::cancel`] (the first cause wins).
+//! - **finish**: [`Core::poll_tasks`] (await the tasks, seal when empty),
+//!   then [`State::finish_closed`] (or [`State::finish`]), which marks it finished.
+//! - **shut down**: [`Core::close_tasks`] (closed, tasks aborted: the
+//!   first half of the shutdown rule), and [`Core::shut_down`], the
+//!   teardown of a group dropped before it finished.
+//! - **report** what runs: [`Core::census_tasks`], [`Core::keep_report`],
+//!   and a `Watch`'s [`Core::ask`], answered by the driver ([`Core::take_asks`]).
+//!
+//! `Core` is written into its `Arc` in place, but nothing in it needs the
+//! `Arc` except the handles it gives out (`running_guard`) and its parent's
+//! hook on it ([`Core::link`]): it could be held by value by a driver whose
+//! code borrows it.
 //!
 //! # Deadlock safety
 //!
@@ -52,7 +86,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
 use crate::echo;
 use crate::error::{
-    Cancelled, Cause, Census, Error, Later, Moment, Running, StillRunning, Suppressed, TaskName,
+    Cancelled, Cause, Census, Error, Later, Running, StillRunning, Suppressed, TaskName,
 };
 use crate::limit::{self, Limit, Start};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Weak, lock};
@@ -105,22 +139,34 @@ pub(crate) fn token_cause() -> Cause {
     }))
 }
 
-/// Tasks started with `ctx.spawn` or [`Group::spawn`](crate::Group::spawn).
-struct Tasks {
+/// What a group keeps under its one lock: its tasks (`ctx.spawn`,
+/// [`Group::spawn`](crate::Group::spawn), a pool's) and the first panic and
+/// task error. Taken by tasks and failures only: an in-task group that
+/// neither spawns nor fails never takes it.
+struct Inner {
     /// Created by the first task: most groups never start one.
     set: Option<TaskSet<bool>>,
-    /// The group has returned: nothing more may start.
-    closed: bool,
     /// Every finished task returned `Ok`.
     all_ok: bool,
+    panic: Option<Box<dyn Any + Send>>,
+    /// The first error of a task or `#[spawn]` branch, when one failed
+    /// first. Untyped: an untyped `Ctx::spawn` task may have another error
+    /// type than the group's, and `State::finish` then returns the cause alone.
+    task_error: Option<Box<dyn Any + Send>>,
 }
 
-/// Bits of [`Core`]'s `flags`: what a group's driver must look at beyond
+/// Bits of a group's flags word (kept in its node: `Node::owner_word`, so
+/// that [`Core::off_driver`] reaches its ancestors'): what a group's driver must look at beyond
 /// its branches. All clear for a group that starts no task and is never
 /// watched, whose driver then reads one word per poll and takes no lock.
 pub(crate) mod flags {
     /// A task was added to (or refused by) the task set.
     pub(crate) const SPAWNED: usize = 1;
+    /// Closed to new work: no task starts from now on. Set without the
+    /// task-set lock when no task was ever spawned (both that and a spawn
+    /// are read-modify-writes of this word, so one sees the other), else
+    /// under it, where a spawn looks again.
+    pub(crate) const SEALED: usize = 128;
     /// A [`Watch`](crate::Watch) handle was made: the driver keeps its waker
     /// where a question can wake it.
     pub(crate) const WATCHED: usize = 2;
@@ -168,13 +214,13 @@ struct Watch {
     /// The later failures of tasks and `#[spawn]` branches (not echoes),
     /// each a boxed `Suppressed<E>` with its rank.
     later: Vec<(usize, Box<dyn Any + Send>)>,
-    /// The group has returned: every answer is empty.
-    closed: bool,
 }
 
 #[derive(Default)]
 struct Watching {
     state: Mutex<Watch>,
+    /// Tasks started and not yet ended (`Group::len`).
+    running: AtomicUsize,
     /// A pool's tasks running, counted but not named (`count_task`): here,
     /// made by the first task, rather than a word in every group's core.
     pooled: AtomicUsize,
@@ -192,45 +238,16 @@ pub(crate) enum Answer {
     Now(Vec<Running>),
     Later(oneshot::Receiver<Vec<Running>>),
 }
-/// What a group keeps of its failures for [`State::finish`].
-#[derive(Default)]
-struct Slots {
-    panic: Option<Box<dyn Any + Send>>,
-    /// The first error of a task or `#[spawn]` branch, when one failed first.
-    task_error: Option<Box<dyn Any + Send>>,
-}
-
-/// [`Core::task_flags`]: a task was added or refused (set with
-/// [`flags::SPAWNED`], which the driver reads; this word is the task set's own).
-const SPAWNED: usize = 1;
-/// [`Core::task_flags`]: closed to tasks before any was added or refused.
-const SEALED: usize = 2;
-
 /// One group, type-erased.
 pub(crate) struct Core {
     node: Node,
     /// The group's `tracing` span (zero-sized without the feature).
     span: trace::Span,
     limit: Option<Limit>,
-    /// The first panic and the first error of a task or `#[spawn]` branch:
-    /// one lock, as both are read together, once, by [`State::finish`]. The
-    /// error is untyped: an untyped `Ctx::spawn` task may have another error
-    /// type than the group's, and `State::finish` then returns the cause alone.
-    slots: Mutex<Slots>,
-    tasks: Mutex<Tasks>,
-    /// See [`flags`]: lets the driver skip the locks.
-    flags: AtomicUsize,
+    inner: Mutex<Inner>,
     /// Made by the first task or watcher, and boxed: a group with neither
     /// pays two words for it.
     watching: OnceLock<Box<Watching>>,
-    /// [`SPAWNED`] before the first task is added or refused, [`SEALED`]
-    /// once the group closed to tasks before any was: one atomic word, so
-    /// that a group that never spawns closes without the task-set lock, and
-    /// a spawn racing with that close sees it (both are read-modify-writes
-    /// of this word, so one of them sees the other).
-    task_flags: AtomicUsize,
-    /// Tasks started and not yet ended (`Group::len`).
-    running: AtomicUsize,
 }
 
 impl std::fmt::Debug for Core {
@@ -245,10 +262,6 @@ impl HasNode for Core {
     fn node(&self) -> &Node {
         &self.node
     }
-
-    fn off_driver(&self) {
-        Core::off_driver(self);
-    }
 }
 
 impl OnCancel for Core {
@@ -258,32 +271,46 @@ impl OnCancel for Core {
 }
 
 impl Core {
+    /// A group's state behind the `Arc` its ctxs share, linked into the
+    /// cancellation tree.
     pub(crate) fn new(settings: Settings) -> Arc<Core> {
+        let born_cancelled = settings
+            .token
+            .as_ref()
+            .is_some_and(CancellationToken::is_cancelled);
         let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
-        let span = trace::group(settings.site, settings.limit, settings.deadline);
+        // Written in place: a `Core` returned by a call and moved into its
+        // `Arc` cost a copy, 37 instructions more per group
+        // (benches/instructions.sh). Nothing in it needs the `Arc` but the
+        // handles it gives out (`running_guard`) and the parent's hook
+        // (`link`), so it could live by value.
         let core = Arc::new(Core {
             node: Node::new(parent, settings.deadline),
-            span,
+            span: trace::group(settings.site, settings.limit, settings.deadline),
             limit: settings.limit.map(Limit::new),
-            slots: Mutex::default(),
-            tasks: Mutex::new(Tasks {
+            inner: Mutex::new(Inner {
                 set: None,
-                closed: false,
                 all_ok: true,
+                panic: None,
+                task_error: None,
             }),
-            flags: AtomicUsize::new(0),
             watching: OnceLock::new(),
-            task_flags: AtomicUsize::new(0),
-            running: AtomicUsize::new(0),
         });
-        if let Some(parent) = core.node.parent() {
-            let weak: Weak<Core> = Arc::downgrade(&core);
+        core.link(born_cancelled);
+        core
+    }
+
+    /// Links the group into the cancellation tree: its parent's
+    /// cancellation reaches it (weakly: a parent does not keep its children
+    /// alive), and a token parent cancelled already cancels it now.
+    fn link(self: &Arc<Self>, born_cancelled: bool) {
+        if let Some(parent) = self.node.parent() {
+            let weak: Weak<Core> = Arc::downgrade(self);
             parent.on_cancel(weak);
         }
-        if settings.token.is_some_and(|t| t.is_cancelled()) {
-            core.cancel(token_cause());
+        if born_cancelled {
+            self.cancel(token_cause());
         }
-        core
     }
 
     pub(crate) fn node(&self) -> &Node {
@@ -373,7 +400,7 @@ impl Core {
     pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
         trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
-        lock(&self.slots).panic.get_or_insert(payload);
+        lock(&self.inner).panic.get_or_insert(payload);
     }
 
     /// Records the error of a task or `#[spawn]` branch if it is the first
@@ -384,7 +411,7 @@ impl Core {
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E, echoed: bool) {
         let spare = self.spare_name(&task, echoed);
         if self.cancel_failed(task) {
-            lock(&self.slots).task_error = Some(Box::new(error));
+            lock(&self.inner).task_error = Some(Box::new(error));
         } else if let Some(task) = spare {
             let later = Box::new(Suppressed::new(task, error));
             let mut watch = lock(&self.watching().state);
@@ -448,16 +475,17 @@ impl Core {
     where
         F: Future<Output = bool> + Send + 'static,
     {
-        self.flags.fetch_or(flags::SPAWNED, Ordering::Release);
-        if let Some(parent) = self.node.parent_owner() {
+        let before = self.mark(flags::SPAWNED);
+        if let Some(parent) = self.node.parent() {
             // The task runs off the enclosing groups' drivers too.
-            parent.off_driver();
+            off_driver(parent);
         }
-        if self.task_flags.fetch_or(SPAWNED, Ordering::AcqRel) & SEALED != 0 {
+        if before & flags::SEALED != 0 {
             return Err(self.cancelled_error());
         }
-        let mut tasks = lock(&self.tasks);
-        if tasks.closed {
+        let mut tasks = lock(&self.inner);
+        // Sealed meanwhile, under this lock (the set was found empty).
+        if self.flags() & flags::SEALED != 0 {
             drop(tasks);
             return Err(self.cancelled_error());
         }
@@ -469,7 +497,7 @@ impl Core {
     /// or is dropped, aborted or refused), and keeps its name and start for
     /// [`Core::census_tasks`].
     pub(crate) fn running_guard(self: &Arc<Self>, task: &TaskName) -> RunningTask {
-        self.running.fetch_add(1, Ordering::Relaxed);
+        self.watching().running.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let mut watch = lock(&self.watching().state);
         watch.spawned += 1;
@@ -492,14 +520,14 @@ impl Core {
     /// task, of which a server has thousands, each paying for a slot
     /// otherwise. [`Core::uncount_task`] when it ends.
     pub(crate) fn count_task(&self) {
-        self.running.fetch_add(1, Ordering::Relaxed);
+        self.watching().running.fetch_add(1, Ordering::Relaxed);
         self.watching().pooled.fetch_add(1, Ordering::Relaxed);
     }
 
     /// A task counted by [`Core::count_task`] has ended.
     pub(crate) fn uncount_task(&self) {
         self.watching().pooled.fetch_sub(1, Ordering::Relaxed);
-        self.running.fetch_sub(1, Ordering::Relaxed);
+        self.watching().running.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Adds the running tasks to `census`, in the order they were spawned.
@@ -538,13 +566,13 @@ impl Core {
     /// The flags (see [`flags`]), for the driver's poll.
     #[inline]
     pub(crate) fn flags(&self) -> usize {
-        self.flags.load(Ordering::Acquire)
+        self.node.owner_word().load(Ordering::Acquire)
     }
 
     /// Marks `bits` in the flags.
     #[inline]
     pub(crate) fn mark(&self, bits: usize) -> usize {
-        self.flags.fetch_or(bits, Ordering::AcqRel)
+        self.node.owner_word().fetch_or(bits, Ordering::AcqRel)
     }
 
     /// Code of this group runs off its driver from now on (a `#[spawn]` or
@@ -554,11 +582,7 @@ impl Core {
     /// wakers too. Marked up the chain the first time only: an ancestor of a
     /// group marked is marked.
     pub(crate) fn off_driver(&self) {
-        if self.mark(flags::OFF_DRIVER) & flags::OFF_DRIVER == 0 {
-            if let Some(parent) = self.node.parent_owner() {
-                parent.off_driver();
-            }
-        }
+        off_driver(&self.node);
     }
 
     /// When the group's branches started, if known (a watched group).
@@ -569,9 +593,8 @@ impl Core {
     /// A [`Watch`](crate::Watch) is made: the driver keeps its waker from
     /// its next poll on, and durations are counted from now at the latest.
     pub(crate) fn watched(&self) {
-        let before = self.mark(flags::WATCHED | flags::TIMED);
+        self.mark(flags::WATCHED | flags::TIMED);
         let mut watch = lock(&self.watching().state);
-        watch.closed |= before & flags::FINISHED != 0;
         watch.since.get_or_insert_with(Instant::now);
     }
 
@@ -586,10 +609,22 @@ impl Core {
         }
     }
 
+    /// Teardown of a group whose driver is gone before it finished (its
+    /// future or its `Group` dropped): cancelled with `Dropped`, closed to
+    /// new tasks with those running aborted (it cannot wait for them), every
+    /// question answered empty. Nothing once the group has finished.
+    #[inline]
+    pub(crate) fn shut_down(&self) {
+        if self.flags() & flags::FINISHED == 0 {
+            self.cancel(Cause::Dropped);
+            self.close_tasks();
+            self.close_watch();
+        }
+    }
+
     #[cold]
     fn close_watched(&self) {
         let mut watch = lock(&self.watching().state);
-        watch.closed = true;
         // Waiting questions are answered empty as their senders drop.
         watch.asks.clear();
     }
@@ -603,7 +638,9 @@ impl Core {
     /// a driver, else by the driver's next poll, which this wakes.
     pub(crate) fn ask(&self) -> Answer {
         let mut watch = lock(&self.watching().state);
-        if watch.closed {
+        // Read under the lock: a close that marked `FINISHED` after this
+        // takes the lock next and drops the question asked here.
+        if self.flags() & flags::FINISHED != 0 {
             return Answer::Now(Vec::new());
         }
         if self.flags() & flags::UNDRIVEN != 0 {
@@ -621,7 +658,9 @@ impl Core {
     /// The questions to answer now; the driver answers each with its census.
     pub(crate) fn take_asks(&self) -> Vec<oneshot::Sender<Vec<Running>>> {
         let mut watch = lock(&self.watching().state);
-        self.flags.fetch_and(!flags::ASKED, Ordering::AcqRel);
+        self.node
+            .owner_word()
+            .fetch_and(!flags::ASKED, Ordering::AcqRel);
         std::mem::take(&mut watch.asks)
     }
 
@@ -630,16 +669,11 @@ impl Core {
         lock(&self.watching().state).report = Some(Box::new(report));
     }
 
-    /// What runs now, of the tasks alone: a `Group`'s whole census.
-    pub(crate) fn report_tasks(&self, moment: Moment) -> StillRunning {
-        let mut census = Census::new(None);
-        self.census_tasks(&mut census);
-        census.report(moment)
-    }
-
     /// Tasks started and not yet ended.
     pub(crate) fn running(&self) -> usize {
-        self.running.load(Ordering::Relaxed)
+        self.watching
+            .get()
+            .map_or(0, |w| w.running.load(Ordering::Relaxed))
     }
 
     /// A task refused because the group was cancelled when it was asked for.
@@ -676,41 +710,29 @@ impl Core {
         }
         // Nothing was ever spawned or refused: sealing the word closes the
         // set, as the lock below would, and a spawn from now on is refused.
-        if last {
-            match self
-                .task_flags
-                .compare_exchange(0, SEALED, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return Poll::Ready(true),
-                Err(flags) if flags & SPAWNED == 0 => return Poll::Ready(true),
-                Err(_) => {}
-            }
+        if last
+            && self
+                .node
+                .owner_word()
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
+                    (f & flags::SPAWNED == 0).then_some(f | flags::SEALED)
+                })
+                .is_ok()
+        {
+            return Poll::Ready(true);
         }
-        let mut tasks = lock(&self.tasks);
+        let mut tasks = lock(&self.inner);
         let mut escaped = None;
-        let ready = loop {
-            let Some(set) = tasks.set.as_mut() else {
-                tasks.closed |= last;
-                break Poll::Ready(tasks.all_ok);
-            };
-            match set.poll_next(cx) {
-                Poll::Ready(Some(Joined::Done(ok))) => tasks.all_ok &= ok,
-                Poll::Ready(Some(joined)) => {
-                    tasks.all_ok = false;
-                    escaped.get_or_insert(joined);
-                }
-                Poll::Ready(None) => {
-                    tasks.closed |= last;
-                    break Poll::Ready(tasks.all_ok);
-                }
-                Poll::Pending => break Poll::Pending,
-            }
-        };
+        let Inner { set, all_ok, .. } = &mut *tasks;
+        let drained = set.as_mut().map_or(Poll::Ready(()), |set| {
+            set.poll_drain(cx, tally(all_ok, &mut escaped))
+        });
+        let ready = drained.map(|()| {
+            self.seal_if(last);
+            *all_ok
+        });
         drop(tasks);
-        if let Some(joined) = escaped {
-            // Recorded outside the lock: it may cancel the group.
-            self.joined::<bool>(&TaskName::new("spawned task"), joined);
-        }
+        self.escaped(escaped);
         ready
     }
 
@@ -723,34 +745,72 @@ impl Core {
             // The driver is woken by every task's end and reaps it then.
             return;
         }
-        let mut tasks = lock(&self.tasks);
+        let mut tasks = lock(&self.inner);
         let mut escaped = None;
-        while let Some(joined) = tasks.set.as_mut().and_then(TaskSet::try_next) {
-            match joined {
-                Joined::Done(ok) => tasks.all_ok &= ok,
-                joined => {
-                    tasks.all_ok = false;
-                    escaped.get_or_insert(joined);
-                }
-            }
+        let Inner { set, all_ok, .. } = &mut *tasks;
+        if let Some(set) = set {
+            set.reap(tally(all_ok, &mut escaped));
         }
         drop(tasks);
+        self.escaped(escaped);
+    }
+
+    /// Records the first task whose end was not its own (a panic that
+    /// escaped, an abort): outside the task-set lock, as it may cancel the group.
+    fn escaped(&self, escaped: Option<Joined<bool>>) {
         if let Some(joined) = escaped {
             self.joined::<bool>(&TaskName::new("spawned task"), joined);
+        }
+    }
+
+    /// Seals the group (closed to new tasks), when `last`: called under
+    /// the task-set lock, where a spawn looks again.
+    fn seal_if(&self, last: bool) {
+        if last {
+            self.mark(flags::SEALED);
         }
     }
 
     /// The first half of the shutdown rule (tasks.rs): no task starts from
     /// now on, and those still running are aborted; `poll_tasks` awaits them.
     pub(crate) fn close_tasks(&self) {
-        if self.task_flags.fetch_or(SEALED, Ordering::AcqRel) & SPAWNED == 0 {
+        if self.mark(flags::SEALED) & flags::SPAWNED == 0 {
             // No task was added: the sealed word refuses the next ones.
             return;
         }
-        let mut tasks = lock(&self.tasks);
-        tasks.closed = true;
+        // A spawn that passed the word before it was sealed looks again
+        // under this lock: it is refused, or in the set aborted here.
+        let mut tasks = lock(&self.inner);
         if let Some(set) = tasks.set.as_mut() {
             set.abort_all();
+        }
+    }
+}
+
+/// [`Core::off_driver`] for the group whose node is `node`, and up its
+/// chain of parents to the first one marked already.
+fn off_driver(node: &Node) {
+    let mut node = Some(node);
+    while let Some(at) = node {
+        let word = at.owner_word();
+        if word.fetch_or(flags::OFF_DRIVER, Ordering::AcqRel) & flags::OFF_DRIVER != 0 {
+            break;
+        }
+        node = at.parent();
+    }
+}
+
+/// How each ended task of the group's set counts: whether it returned
+/// `Ok`, and the first one that did not end on its own.
+fn tally<'a>(
+    all_ok: &'a mut bool,
+    escaped: &'a mut Option<Joined<bool>>,
+) -> impl FnMut(Joined<bool>) + 'a {
+    move |joined| match joined {
+        Joined::Done(ok) => *all_ok &= ok,
+        joined => {
+            *all_ok = false;
+            escaped.get_or_insert(joined);
         }
     }
 }
@@ -768,7 +828,7 @@ impl RunningTask {
 
 impl Drop for RunningTask {
     fn drop(&mut self) {
-        self.0.running.fetch_sub(1, Ordering::Relaxed);
+        self.0.watching().running.fetch_sub(1, Ordering::Relaxed);
         let mut watch = lock(&self.0.watching().state);
         watch.tasks[self.1] = Slot::Vacant(watch.vacant);
         watch.vacant = Some(self.1);
@@ -780,30 +840,40 @@ impl Drop for RunningTask {
 #[derive(Debug)]
 pub(crate) struct State<E> {
     pub(crate) core: Arc<Core>,
-    error: Mutex<Option<E>>,
+    failures: Mutex<Failures<E>>,
+}
+
+/// The typed failures of a group, under one lock.
+#[derive(Debug)]
+struct Failures<E> {
+    first: Option<E>,
     /// Each with its rank (`Core::later_rank`); empty and unallocated
     /// until a second failure happens.
-    later: Mutex<Vec<(usize, Suppressed<E>)>>,
+    later: Vec<(usize, Suppressed<E>)>,
 }
 
 impl<E> State<E> {
     pub(crate) fn new(settings: Settings) -> Self {
         State {
             core: Core::new(settings),
-            error: Mutex::new(None),
-            later: Mutex::new(Vec::new()),
+            failures: Mutex::new(Failures {
+                first: None,
+                later: Vec::new(),
+            }),
         }
     }
 
     /// Keeps `error` as the group's error: its failure was the first
     /// ([`Core::cancel_failed`] said so).
     pub(crate) fn keep_first_error(&self, error: E) {
-        *lock(&self.error) = Some(error);
+        lock(&self.failures).first = Some(error);
     }
 
     /// Keeps a failure that came after the first, with its `rank`.
     pub(crate) fn keep_later(&self, rank: usize, task: TaskName, error: E) {
-        lock(&self.later).push((rank, Suppressed::new(task, error)));
+        lock(&self.failures)
+            .later
+            .push((rank, Suppressed::new(task, error)));
     }
 
     /// Records `error` if it is the first failure and cancels the group; a
@@ -815,7 +885,7 @@ impl<E> State<E> {
             trace::failed(&self.core.span, &name, first);
         });
         if first {
-            *lock(&self.error) = Some(error);
+            lock(&self.failures).first = Some(error);
         } else if let Some(task) = spare {
             let rank = self.core.later_rank();
             self.keep_later(rank, task, error);
@@ -830,7 +900,7 @@ impl<E: Send + Sync + 'static> State<E> {
     /// `Finished` either way, and closes the group to new tasks.
     pub(crate) fn finish<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
         self.core.close_tasks();
-        let tasks_ok = lock(&self.core.tasks).all_ok;
+        let tasks_ok = lock(&self.core.inner).all_ok;
         self.finish_closed(value, tasks_ok)
     }
 
@@ -842,13 +912,13 @@ impl<E: Send + Sync + 'static> State<E> {
         self.core.close_watch();
         // Nothing cancelled the group before: no panic and no error was
         // recorded (each cancels the group before it is stored, and every
-        // branch and task has returned), so the slots need no lock.
+        // branch and task has returned), so they need no lock.
         let value = match value {
             Some(value) if first && tasks_ok => return Ok(value),
             value => value,
         };
         let (panic, task_error) = {
-            let mut slots = lock(&self.core.slots);
+            let mut slots = lock(&self.core.inner);
             (slots.panic.take(), slots.task_error.take())
         };
         if let Some(payload) = panic {
@@ -866,7 +936,8 @@ impl<E: Send + Sync + 'static> State<E> {
         if let Some(Cause::Failed { task }) = self.core.cause() {
             // A task's error of another type than `E` (an untyped
             // `Ctx::spawn`) cannot be the group's: the cause names its task.
-            let error = lock(&self.error)
+            let error = lock(&self.failures)
+                .first
                 .take()
                 .or_else(|| task_error.and_then(|e| e.downcast::<E>().ok().map(|e| *e)));
             if let Some(error) = error {
@@ -887,7 +958,7 @@ impl<E: Send + Sync + 'static> State<E> {
 
     /// The later failures, typed and boxed, in the order they happened.
     fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
-        let mut later = std::mem::take(&mut *lock(&self.later));
+        let mut later = std::mem::take(&mut lock(&self.failures).later);
         let watching = self.core.watching.get();
         let boxed = watching.map_or_else(Vec::new, |w| std::mem::take(&mut lock(&w.state).later));
         if later.is_empty() && boxed.is_empty() {

@@ -2,14 +2,17 @@
 //! rule: [`Task`], one task (a `#[spawn]` or `#[blocking]` branch, in
 //! branch.rs), and [`TaskSet`], many (the `ctx.spawn` tasks in state.rs,
 //! the branches of a `Group` in group.rs, the workers of `#[spawn] for`
-//! items in workers.rs). The watchers of a `Group`'s deadline and
-//! `shutdown_on` signals are plain tokio tasks, aborted by the group
-//! (group.rs).
+//! items in workers.rs). The watcher of a `Group`'s deadline, token parent
+//! and `shutdown_on` signal is a plain tokio task, aborted by the group
+//! (lifecycle.rs, group.rs).
 //!
 //! # The shutdown rule
 //!
 //! A group that must stop its tasks aborts them, then keeps polling them
-//! until every one has ended (as `JoinSet::shutdown` does): an abort only
+//! until every one has ended (as `JoinSet::shutdown` does):
+//! [`TaskSet::abort_all`] then [`TaskSet::poll_drain`], [`Task::abort`] then
+//! [`Task::poll_join`]. Every set is drained by `poll_drain`, aborted or
+//! not, so the waiting half is written once. An abort only
 //! takes effect at the task's next yield, and a task mid-poll on another
 //! worker still runs until then. Semantic 3 ("nothing the group started runs
 //! after it returns") holds because the group returns only once the
@@ -113,9 +116,30 @@ impl<T: Send + 'static> TaskSet<T> {
         return None;
     }
 
-    /// The first half of the shutdown rule; poll until empty for the second.
+    /// The first half of the shutdown rule; [`TaskSet::poll_drain`] is the second.
     pub(crate) fn abort_all(&mut self) {
         self.set.abort_all();
+    }
+
+    /// Polls until the set is empty, handing each task that ends to `each`:
+    /// `Ready` once it is empty (the second half of the shutdown rule, and
+    /// how a group awaits its tasks whether or not it aborted them).
+    pub(crate) fn poll_drain(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut each: impl FnMut(Joined<T>),
+    ) -> Poll<()> {
+        while let Some(joined) = std::task::ready!(self.poll_next(cx)) {
+            each(joined);
+        }
+        Poll::Ready(())
+    }
+
+    /// Hands each task that has ended to `each`, without waiting.
+    pub(crate) fn reap(&mut self, mut each: impl FnMut(Joined<T>)) {
+        while let Some(joined) = self.try_next() {
+            each(joined);
+        }
     }
 }
 

@@ -38,16 +38,50 @@ use std::task::{Context, Poll, Waker};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::task::AtomicWaker;
+use pin_project_lite::pin_project;
 use tokio::task::coop;
 
 use crate::branch::AfterGrace;
 use crate::error::TaskName;
-use crate::fanout::{Done, Indexed, Pool};
 use crate::limit::Permit;
 use crate::state::Core;
 use crate::sync::{Arc, Mutex, lock};
 use crate::tasks::{Joined, TaskSet};
 use crate::trace;
+
+pin_project! {
+    /// An item's future, with its index carried beside it (an `async` wrapper
+    /// would store the item's future twice).
+    #[derive(Debug)]
+    pub(crate) struct Indexed<F> {
+        index: usize,
+        #[pin]
+        task: F,
+    }
+}
+
+impl<F> Indexed<F> {
+    pub(crate) fn new(index: usize, task: F) -> Self {
+        Indexed { index, task }
+    }
+
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+}
+
+impl<F: Future> Future for Indexed<F> {
+    type Output = (usize, F::Output);
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let index = *this.index;
+        this.task.poll(cx).map(|output| (index, output))
+    }
+}
+
+/// What a fan-out item's future gives (in-task or on the workers): its value, if any, and its permit.
+pub(crate) type Done<T> = (Option<T>, Option<Permit>);
 
 /// Items a worker polls in one go before it yields to the runtime, so that
 /// a long run of items that are ready at once does not hold a thread.
@@ -81,7 +115,7 @@ pub(crate) struct Workers<Fut, T> {
     core: Arc<Core>,
     name: &'static str,
     /// A bit per item, set from its push until its result is taken: what
-    /// [`Pool::live`] reports, as the workers cannot be asked.
+    /// [`Workers::live`] reports (for fanout.rs's `Pool`), as the workers cannot be asked.
     live: Vec<u64>,
 }
 
@@ -167,14 +201,16 @@ where
     }
 }
 
-impl<Fut, T> Pool<Fut> for Workers<Fut, T>
+/// What fanout.rs's `Pool` asks of the items' container, written here
+/// as the workers' own methods: fanout.rs, above, implements its trait
+/// with them, so nothing here is called through a trait of a layer above.
+impl<Fut, T> Workers<Fut, T>
 where
     Fut: Future<Output = Done<T>> + Send + 'static,
     T: Send + 'static,
 {
-    type Value = T;
-
-    fn push(&mut self, index: usize, task: Fut) {
+    /// Starts `task`, the item at `index`.
+    pub(crate) fn push(&mut self, index: usize, task: Fut) {
         let word = index / 64;
         if word >= self.live.len() {
             self.live.resize(word + 1, 0);
@@ -194,7 +230,10 @@ where
         self.staffed(staffing);
     }
 
-    fn poll_next(
+    /// The next finished item: its index, its value if it gave one, and
+    /// the `limit` permit it held.
+    #[allow(clippy::type_complexity, reason = "a triple, named in the doc")]
+    pub(crate) fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
@@ -249,7 +288,8 @@ where
         }
     }
 
-    fn stop(&mut self) -> AfterGrace {
+    /// `grace` expired.
+    pub(crate) fn stop(&mut self) -> AfterGrace {
         // Dropped here, outside the lock: an item's destructor may do anything.
         let queued = std::mem::take(&mut lock(&self.shared.queue).items);
         for (index, _) in &queued {
@@ -260,7 +300,8 @@ where
         AfterGrace::Wait
     }
 
-    fn live(&self, out: &mut Vec<usize>) {
+    /// The indices of the items still running, in any order.
+    pub(crate) fn live(&self, out: &mut Vec<usize>) {
         for (word, bits) in self.live.iter().enumerate() {
             let mut bits = *bits;
             while bits != 0 {
@@ -543,8 +584,8 @@ mod tests {
         use std::future::{Future, pending};
         use std::pin::Pin;
 
+        use super::Done;
         use super::Workers;
-        use crate::fanout::{Done, Pool};
         use crate::state::{Core, Settings};
 
         type Item = Pin<Box<dyn Future<Output = Done<()>> + Send>>;

@@ -114,6 +114,35 @@ async fn a_group_shuts_down_when_its_signal_completes() {
     assert_eq!(Instant::now() - start, Duration::from_secs(3));
 }
 
+/// Several `shutdown_on` signals and a deadline: the first to fire stops
+/// the group, whichever it is, and the others change nothing after it.
+#[tokio::test(start_paused = true)]
+async fn the_first_of_several_signals_and_a_deadline_stops_the_group() {
+    let start = Instant::now();
+    let mut group = Group::<()>::new()
+        .timeout(Duration::from_secs(10))
+        .shutdown_on(sleep(Duration::from_secs(5)))
+        .shutdown_on(sleep(Duration::from_secs(2)));
+    group.spawn("server", |ctx| async move {
+        ctx.cancelled().await;
+        Ok(())
+    });
+    let ctx = group.ctx();
+    group.wait().await.unwrap();
+    assert_eq!(Instant::now() - start, Duration::from_secs(2));
+    assert_eq!(ctx.cause(), Some(shutdown_by("shutdown_on")));
+
+    // The deadline first, the signal later: the deadline's cause stays.
+    let mut group = Group::<Cancelled>::new()
+        .timeout(Duration::from_secs(1))
+        .shutdown_on(sleep(Duration::from_secs(2)));
+    group.spawn("waiting", |ctx| async move {
+        ctx.sleep(Duration::from_secs(60)).await
+    });
+    let err = group.wait().await.unwrap_err();
+    assert_eq!(err.cause(), Cause::DeadlineExceeded);
+}
+
 /// A signal that never completes keeps nothing running once the group ends.
 #[tokio::test]
 async fn a_pending_signal_does_not_hold_the_group() {
