@@ -440,11 +440,13 @@ async fn generic_results_fixed_by_later_code_in_the_block_compile() {
             let v = Vec::new();
             Ok(v)
         },
-        // A function that never returns, as a block's value.
+        // A function that never returns, as a block's value, and as the
+        // value of the branch's own last block.
         diverging => {
             let n: u32 = if always { 4 } else { fatal("unreachable") };
             Ok(n)
         },
+        diverging_value => if always { Ok(5) } else { fatal("unreachable") },
         // Names the branch binds, handed on: their types are the user's.
         bound => {
             let mut total = 0;
@@ -456,11 +458,18 @@ async fn generic_results_fixed_by_later_code_in_the_block_compile() {
         },
     }
     .expect("no branch fails");
-    let (argument, pushed, paired, empty, diverging, bound): (u32, u16, u8, Vec<u64>, u32, u32) =
-        got;
+    let (argument, pushed, paired, empty, diverging, diverging_value, bound): (
+        u32,
+        u16,
+        u8,
+        Vec<u64>,
+        u32,
+        u32,
+        u32,
+    ) = got;
     assert_eq!(
-        (argument, pushed, paired, diverging, bound),
-        (1, 0, 0, 4, 2)
+        (argument, pushed, paired, diverging, diverging_value, bound),
+        (1, 0, 0, 4, 5, 2)
     );
     assert!(empty.is_empty());
 }

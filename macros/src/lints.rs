@@ -54,7 +54,9 @@
 //!   `.map(drop)` keeps its inferred type parameters and an `&mut` passed
 //!   where one is expected is reborrowed. A function called by a bare name
 //!   (`fatal(..);`, or `{ make() }` as a block's value) may return `!`:
-//!   its `match` allows the warnings about code after a `!`.
+//!   its `match` allows the warnings about code after a `!`; as the value
+//!   of a body's last statement it is left unchecked, as a `!` there takes
+//!   its type from what follows (`if ok { run() } else { fatal("..") }`).
 //! - **Where a place's check runs.** A place's witness `w` is declared
 //!   (untyped) at the top of the block whose statement named it, and
 //!   checked *deeply* (through every wrapper) by a statement before the
@@ -106,7 +108,8 @@
 //! client holds a sender), a closure or a macro defined outside the block,
 //! a `dyn` trait object, or code in a function the branch calls is not
 //! seen: a type of the user's is never looked into. Nor is a macro body
-//! that does not parse as Rust.
+//! that does not parse as Rust, or a function called by a bare name as a
+//! block's value in a body's last statement (see above).
 //!
 //! Rejected although valid: a value or variable whose type is, or holds,
 //! a type parameter that only code *after the block* fixes, or in a
@@ -1488,15 +1491,16 @@ impl VisitMut for Linter<'_> {
                 // A bare-named function called for its effect may never
                 // return (`fatal("..");`): its value is checked in a
                 // statement of its own kind, whose warnings about what
-                // follows a `!` are allowed; as a block's value, it is not
-                // checked (see the module docs).
+                // follows a `!` are allowed.
                 // An `.await` whose output is dropped: the future is
                 // checked, its output (dropped at once) is not.
                 Stmt::Expr(Expr::Await(inner), Some(_)) => {
                     self.visit_structural(&mut inner.base);
                 }
                 // As a block's value, it is checked at the enclosing
-                // block's end, in a statement of the same kind.
+                // block's end, through a `match` of the same kind. Not in
+                // a body's last statement: a `!` there (`if ok { run() }
+                // else { fatal("..") }`) takes its type from what follows.
                 Stmt::Expr(expr, None) if bare_call(expr) && target.is_some() => {
                     let span = ends(expr.to_token_stream());
                     self.operands(expr);
