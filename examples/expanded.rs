@@ -92,9 +92,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                 use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::shallow(
-                                            &errgroup_value,
-                                        ))
+                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
                                             .errgroup_verdict();
                                     #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
@@ -121,9 +119,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                 use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::shallow(
-                                            &errgroup_value,
-                                        ))
+                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
                                             .errgroup_verdict();
                                     #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
@@ -181,7 +177,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                     use ::errgroup::__private::lints::via::*;
                                     {
                                         let errgroup_verdict =
-                                            (&&&&&::errgroup::__private::lints::shallow(
+                                            (&&&&&::errgroup::__private::lints::probe(
                                                 &errgroup_value,
                                             ))
                                                 .errgroup_verdict();
@@ -210,7 +206,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                     use ::errgroup::__private::lints::via::*;
                                     {
                                         let errgroup_verdict =
-                                            (&&&&&::errgroup::__private::lints::shallow(
+                                            (&&&&&::errgroup::__private::lints::probe(
                                                 &errgroup_value,
                                             ))
                                                 .errgroup_verdict();

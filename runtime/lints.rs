@@ -20,15 +20,17 @@
 //! The check calls `(&&&&&probe).errgroup_verdict()`; method resolution
 //! tries the receiver types in autoderef order, one trait per level:
 //!
-//! 1. `&&&&Probe<(A, ..)>`, [`ViaTuple`]: a tuple whose first element holds
-//!    a raw endpoint or task (a constructor's `(Sender, Receiver)`, which
-//!    the positional [`Raw`] impls of tuples would find twice);
+//! 1. `&&&&Probe<T>`, [`ViaTuple`]: `T` is a tuple whose first element
+//!    holds a raw endpoint or task ([`FirstRaw`]: a constructor's `(Sender,
+//!    Receiver)`, which the positional [`Raw`] impls of tuples would find
+//!    twice);
 //! 2. `&&&Probe<T>`, [`ViaRaw`]: `T` holds one ([`Raw`]), directly or
 //!    through `&`, `&mut`, `Box`, `Arc`, `Rc`, `Weak`, `Pin`, `Option`,
 //!    `Result`, `Cell`, `RefCell` and its guards, the std and tokio
 //!    `Mutex`/`RwLock` and their guards, `LazyLock`, `OnceLock`,
-//!    `OnceCell`, `ManuallyDrop`, arrays, slices, `Vec`, `VecDeque`,
-//!    `HashMap`/`BTreeMap` values, and any element of a tuple. A
+//!    `OnceCell`, `ManuallyDrop`, `AssertUnwindSafe`, arrays, slices, `Vec`,
+//!    `VecDeque`, `LinkedList`,
+//!    `HashMap`/`BTreeMap` values, and any element of a tuple of up to six. A
 //!    [`Shallow`] probe goes through pointers and guards only ([`Head`]);
 //! 3. `&Probe<T, Fun>`, [`ViaFn`]: `T` is a function or closure of up to
 //!    three arguments that returns one ([`Leaf`]: `tokio::spawn` or
@@ -46,8 +48,10 @@
 //!
 //! A type still unknown when its check runs is taken for a raw one (every
 //! level "may" apply); when inference later fixes it to something else,
-//! [`Raw`], [`Head`] or [`Leaf`] is what fails, and their message says the
-//! value was checked too early and how to give it its type.
+//! [`FirstRaw`], [`Raw`], [`Head`] or [`Leaf`] is what fails, and their
+//! message says the value was checked too early and how to give it its
+//! type. Every level's impl is generic in `T`, so choosing one does not
+//! change what inference makes of the type.
 //!
 //! # Invariants
 //!
@@ -208,20 +212,43 @@ pub trait ViaTuple<K, M> {
     }
 }
 
-macro_rules! via_tuple {
-    ($($rest:ident),*) => {
-        impl<K, M, A: Raw<K, M>, $($rest),*> ViaTuple<K, M> for &&&&Probe<(A, $($rest),*)> {
-            type Answer = Flagged<K, A::Crate, A::Found>;
-        }
+// Generic in `T`, bound by `FirstRaw`: choosing this level for a type
+// still unknown leaves it unknown (an impl for `Probe<(A, B)>` would make
+// it a pair), and once known, it fails on `FirstRaw`, whose message says
+// the value was checked too early.
+impl<K, M, T: ?Sized + FirstRaw<K, M>> ViaTuple<K, M> for &&&&Probe<T> {
+    type Answer = Flagged<K, T::Crate, T::Found>;
+}
 
-        impl<K, M, A: Raw<K, M>, $($rest),*> ViaTuple<K, M> for &&&&Probe<(A, $($rest),*), Fun> {
-            type Answer = Flagged<K, A::Crate, A::Found>;
+impl<K, M, T: ?Sized + FirstRaw<K, M>> ViaTuple<K, M> for &&&&Probe<T, Fun> {
+    type Answer = Flagged<K, T::Crate, T::Found>;
+}
+
+/// A tuple whose first element is, or holds, a raw endpoint or task.
+#[diagnostic::on_unimplemented(
+    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
+    label = "its type is fixed only by later code",
+    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
+)]
+pub trait FirstRaw<K, M> {
+    /// The crate the endpoint or task comes from.
+    type Crate;
+    /// The endpoint or handle itself.
+    type Found: ?Sized;
+}
+
+macro_rules! first_raw {
+    ($($rest:ident),*) => {
+        impl<K, M, A: Raw<K, M>, $($rest),*> FirstRaw<K, M> for (A, $($rest),*) {
+            type Crate = A::Crate;
+            type Found = A::Found;
         }
     };
 }
-via_tuple!(B);
-via_tuple!(B, C);
-via_tuple!(B, C, D);
+first_raw!(B);
+first_raw!(B, C);
+first_raw!(B, C, D);
 
 /// Chosen next: a type that holds a raw endpoint or task.
 pub trait ViaRaw<K, M> {
@@ -681,6 +708,8 @@ through_sized! {
     <T> tokio::sync::OnceCell<T> => T;
     <T> Vec<T> => T;
     <T> VecDeque<T> => T;
+    <T> std::collections::LinkedList<T> => T;
+    <T> std::panic::AssertUnwindSafe<T> => T;
     <Key, T, S> HashMap<Key, T, S> => T;
     <Key, T> BTreeMap<Key, T> => T;
 }
@@ -712,3 +741,14 @@ tuple!(0: [A], B, C, D);
 tuple!(1: A, [B], C, D);
 tuple!(2: A, B, [C], D);
 tuple!(3: A, B, C, [D]);
+tuple!(0: [A], B, C, D, E);
+tuple!(1: A, [B], C, D, E);
+tuple!(2: A, B, [C], D, E);
+tuple!(3: A, B, C, [D], E);
+tuple!(4: A, B, C, D, [E]);
+tuple!(0: [A], B, C, D, E, F);
+tuple!(1: A, [B], C, D, E, F);
+tuple!(2: A, B, [C], D, E, F);
+tuple!(3: A, B, C, [D], E, F);
+tuple!(4: A, B, C, D, [E], F);
+tuple!(5: A, B, C, D, E, [F]);

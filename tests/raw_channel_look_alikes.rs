@@ -394,3 +394,135 @@ async fn values_whose_types_later_code_fixes_compile() {
     assert_eq!((n, s.as_str(), parsed, converted), (0, "", 7, 3));
     assert_eq!(bytes, [1, 1]);
 }
+
+/// A user generic whose result type only the code after it fixes.
+fn make<T: Default>() -> T {
+    T::default()
+}
+
+fn takes_u32(n: u32) -> u32 {
+    n
+}
+
+fn pick<T>(a: T, _b: T) -> T {
+    a
+}
+
+/// A function of the user's that never returns.
+fn fatal(message: &str) -> ! {
+    panic!("{message}")
+}
+
+#[tokio::test]
+async fn generic_results_fixed_by_later_code_in_the_block_compile() {
+    let requests = vec![Request::default(), Request::default()];
+    let always = std::hint::black_box(true);
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        // Fixed by the parameter it is passed to, after the call.
+        argument => {
+            let n = takes_u32(make()) + 1;
+            Ok(n)
+        },
+        // Fixed by a later statement.
+        pushed => {
+            let mut v = Vec::new();
+            v.push(make());
+            let n: u16 = v[0];
+            Ok(n)
+        },
+        paired => {
+            let n = pick(make(), 3_u8);
+            Ok(n)
+        },
+        // An empty container whose content comes from outside the group.
+        empty => {
+            let v = Vec::new();
+            Ok(v)
+        },
+        // A function that never returns, as a block's value, and as the
+        // value of the branch's own last block.
+        diverging => {
+            let n: u32 = if always { 4 } else { fatal("unreachable") };
+            Ok(n)
+        },
+        diverging_value => if always { Ok(5) } else { fatal("unreachable") },
+        // Names the branch binds, handed on: their types are the user's.
+        bound => {
+            let mut total = 0;
+            for request in &requests {
+                total += make_request(request).send(1).await?;
+            }
+            let add = |n: u32| takes_u32(n);
+            Ok(add(total))
+        },
+    }
+    .expect("no branch fails");
+    let (argument, pushed, paired, empty, diverging, diverging_value, bound): (
+        u32,
+        u16,
+        u8,
+        Vec<u64>,
+        u32,
+        u32,
+        u32,
+    ) = got;
+    assert_eq!(
+        (argument, pushed, paired, diverging, diverging_value, bound),
+        (1, 0, 0, 4, 5, 2)
+    );
+    assert!(empty.is_empty());
+}
+
+enum Message {
+    Count(u32),
+    Text(String),
+}
+
+#[tokio::test]
+async fn names_bound_and_values_made_in_a_branchs_value_compile() {
+    let data = vec![5_usize, 6];
+    let message = if data.is_empty() {
+        Message::Count(1)
+    } else {
+        Message::Text("ab".to_owned())
+    };
+    let got = errgroup! {
+        type Error = anyhow::Error;
+        // Bound by a pattern in the branch's value: checked, and not raw.
+        matched => match message {
+            Message::Count(n) => Ok(n),
+            Message::Text(s) => Ok(u32::try_from(s.len())?),
+        },
+        each => for (i, v) in data.iter().enumerate() { Ok(i + *v) },
+        // Bound from a value a generic call feeds: typed after the group.
+        parsed_if_let => {
+            if let Ok(n) = "5".parse() {
+                return Ok(n);
+            }
+            Ok(0)
+        },
+        parsed_let => {
+            let n = "4".parse()?;
+            let m = n;
+            Ok(m)
+        },
+        // Containers made in place, typed here or after the group.
+        typed_map => Ok(HashMap::<String, u32>::new().len()),
+        untyped => Ok(Vec::new()),
+    }
+    .expect("no branch fails");
+    let (matched, each, parsed_if_let, parsed_let, typed_map, untyped): (
+        u32,
+        Vec<usize>,
+        u8,
+        u64,
+        usize,
+        Vec<u16>,
+    ) = got;
+    assert_eq!(
+        (matched, each, parsed_if_let, parsed_let, typed_map),
+        (2, vec![5, 7], 5, 4, 0)
+    );
+    assert!(untyped.is_empty());
+}

@@ -4,10 +4,10 @@
 //! task at all.** Every place and every value the branch's own tokens name
 //! is checked by its *type* (`runtime/lints.rs` holds the type side): a
 //! variable, a field, an index, a static, a call's result, an `.await`'s
-//! output, a function item used as a value; as a method receiver, an
-//! argument, an `.await` operand, a `select!` future, a scrutinee, a
-//! closure's capture, a fan-out's items expression, or inside an item (an
-//! `async fn`, an `impl`) declared in the branch. No method or function
+//! output, a function item used as a value, a name a pattern binds; as a
+//! method receiver, an argument, an `.await` operand, a `select!` future,
+//! a scrutinee, a closure's capture, a fan-out's items expression, or
+//! inside an item (an `async fn`, an `impl`) declared in the branch. No method or function
 //! name decides anything: `rx.await`, `rx.iter()`, `Sender::send(&tx, 1)`,
 //! `.map(tokio::spawn)`, `Handle::current().spawn(..)` and
 //! `thread::Builder::new().spawn(..)` are all a mention of a raw type. A
@@ -32,24 +32,31 @@
 //!   means the same: a mention inside would change what it captures.
 //! - **A value** (a call's, a method call's, an `.await`'s, a `?`'s) is
 //!   rewritten in place into `(match value { v => { if false { never();
-//!   check(&v) } v } })`: evaluated once, where it was, moved into `v` and
-//!   out again, its temporaries living as long as before. It is checked
-//!   *shallowly*, where it is: only an endpoint or handle at the type's
-//!   head, through pointers and guards (`&`, `Box`, `Arc`, `MutexGuard`)
-//!   or first in a pair, counts, so a `Result<?, E>` whose `?` later code
-//!   fixes (`x.try_into().map_err(f)`) is never taken for a raw one. The
-//!   fields, indexes and derefs written above it (`state.lock().await.tx`)
-//!   are replayed on its type. A `let`'s whole value is recorded instead
-//!   (`w = witness(&v)`) and checked at the block's end, where the code
-//!   after the `let` has fixed its type (`let v = make(); let n: u32 =
-//!   v;`). A function used as a value (`.map(tokio::spawn)`, `let go =
-//!   mpsc::channel::<u8>;`) is checked for what it returns. A bare name in
-//!   a value position (an argument) goes through `pass_check(x, |v| ..)`,
-//!   a generic identity, so that `.map(drop)` keeps its inferred type
-//!   parameters and an `&mut` passed where one is expected is reborrowed.
-//!   A bare-named function called as a statement (`fatal(..);`) is
-//!   checked in a `match` statement that allows the warnings about code
-//!   after a `!`.
+//!   w = witness(&v); } v } })`: evaluated once, where it was, moved into
+//!   `v` and out again, its temporaries living as long as before. `w` is
+//!   checked *deeply* at the block's end, where the code after the
+//!   statement has fixed its type (`takes_u32(make())`, `v.push(make());
+//!   let n: u32 = v[0];`); in a body's last statement, deeply where it is.
+//!   Two kinds of values are checked only *shallowly*, where they are (an
+//!   endpoint or handle at the type's head, through pointers and guards,
+//!   or first in a pair): a value a generic call feeds (`into`, `collect`,
+//!   `parse`, `?`, .., so that `x.try_into().map_err(f)`, a `Result<?,
+//!   E>` until later code fixes `?`, is never taken for a raw one), and an
+//!   empty container (`Vec::new()`, `HashMap::with_capacity(n)`), whose
+//!   content may come from outside the group; their arguments are checked
+//!   themselves. The fields, indexes and derefs written above a value
+//!   (`state.lock().await.tx`) are replayed on its type. The links of a
+//!   chain (`make().lock().unwrap()`) are each checked, spanned over the
+//!   whole chain, so that they make one error. A function used as a value
+//!   (`.map(tokio::spawn)`, `let go = mpsc::channel::<u8>;`) is checked
+//!   for what it returns. A bare name in a value position (an argument)
+//!   goes through `pass_check(x, |v| ..)`, a generic identity, so that
+//!   `.map(drop)` keeps its inferred type parameters and an `&mut` passed
+//!   where one is expected is reborrowed. A function called by a bare name
+//!   (`fatal(..);`, or `{ make() }` as a block's value) may return `!`:
+//!   its `match` allows the warnings about code after a `!`; as the value
+//!   of a body's last statement it is left unchecked, as a `!` there takes
+//!   its type from what follows (`if ok { run() } else { fatal("..") }`).
 //! - **Where a place's check runs.** A place's witness `w` is declared
 //!   (untyped) at the top of the block whose statement named it, and
 //!   checked *deeply* (through every wrapper) by a statement before the
@@ -58,16 +65,26 @@
 //!   check picks its answer by autoderef specialisation, which must see a
 //!   known type: on a type still unknown it would answer "raw". A place in
 //!   a body's last statement (a branch's value, a closure's) is checked
-//!   where it is, shallowly.
-//! - **Left unchecked, because no raw value can be there or the type is
-//!   not known yet**: the operands of `+`, `==`, `!`, `as`, ranges, indexes
-//!   and conditions (only what they are computed from is checked); a name
-//!   the branch binds, outside a method receiver, an `.await`, a `?` or a
-//!   scrutinee (its value was checked where it was made; `let n =
-//!   s.parse()?; Ok(n)` may get its type from after the group); a `?`'s
-//!   output and `into`, `collect`, `parse`, `default`, .. results outside
-//!   those positions; a constructor of the user's (`Ok(..)`, `Some(..)`);
-//!   the group's own `ctx`.
+//!   where it is: deeply when its name comes from outside the group (its
+//!   type is known) or a pattern binds it, at its head when a `let` or a
+//!   closure binds it.
+//! - **Names the branch binds.** A name bound by a `for`, `if let`,
+//!   `while let` or `match` pattern is checked like a place wherever it is
+//!   named (`for route in routes { forward(&route.tx) }`, where `routes`
+//!   holds a type of the user's, which is not looked into): its type is
+//!   fixed by what it matches. A name bound by a `let`, as a closure's
+//!   parameter, or by a pattern from a value a generic call feeds (`if let
+//!   Ok(n) = s.parse()`) is checked only where rustc needs its type too (a
+//!   method receiver, an `.await`, a `?`, a scrutinee): its value was
+//!   checked where it was made, and its type may come from after the group
+//!   (`let n = s.parse()?; Ok(n)`).
+//! - **Left unchecked, because no raw value can be there**: the operands
+//!   of `+`, `==`, `!`, `as`, ranges, indexes and conditions (only what
+//!   they are computed from is checked); `into`, `collect`, `parse`,
+//!   `default`, .. results and `?` outputs outside a receiver, an
+//!   `.await`, a `?` or a scrutinee (what they come from is checked); a
+//!   constructor of the user's (`Ok(..)`, `Some(..)`); the group's own
+//!   `ctx`.
 //!
 //! A path call written from the crate root (`::flume::bounded(..)`,
 //! `::tokio::spawn(..)`) can only be that crate's, whose types the check
@@ -90,19 +107,21 @@
 //! user type with methods of its own (`self.client.notify()` where the
 //! client holds a sender), a closure or a macro defined outside the block,
 //! a `dyn` trait object, or code in a function the branch calls is not
-//! seen. Nor is a macro body that does not parse as Rust, a function
-//! called by a bare name as a block's value (it may never return), a
-//! computed value that holds an endpoint in an `Option`, a `Result`, a
-//! collection or a lock without being bound by a `let` (checked
-//! shallowly), or such a place in a body's last statement.
+//! seen: a type of the user's is never looked into. Nor is a macro body
+//! that does not parse as Rust, or a function called by a bare name as a
+//! block's value in a body's last statement (see above).
 //!
-//! Rejected although valid: a call whose result type is a bare type
-//! parameter that only code *after the statement* fixes, other than a
-//! `let`'s whole value (`Ok(make())` with a user's `fn make<T: Default>()
-//! -> T`, the type coming from outside the group): the check meets an
-//! unknown type and takes it for a raw one, and its error says so; fixing
-//! the type at the call compiles. And an argument of a user's macro that matches it
-//! token by token rather than as an expression, when the check rewrote it.
+//! Rejected although valid: a value or variable whose type is, or holds,
+//! a type parameter that only code *after the block* fixes, or in a
+//! block's last statement code after the call (`Ok(make())`,
+//! `Ok(takes_u32(make()))` as a branch's value, with a user's `fn
+//! make<T: Default>() -> T`; a `Vec::new()` outside the group that only
+//! code after it fills), other than an empty container made in the
+//! branch: the check meets an unknown type and takes it
+//! for a raw one, and its error says so; fixing the type at the call
+//! compiles, and so does the same call in an earlier statement. And an
+//! argument of a user's macro that matches it token by token rather than
+//! as an expression, when the check rewrote it.
 
 use proc_macro2::{Delimiter, Group, Ident, Literal, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
@@ -194,6 +213,15 @@ const GENERIC_RESULTS: &[&str] = &[
     "downcast",
 ];
 
+/// Associated functions that make an empty container, whose content type
+/// only later code may fix (see [`empty_container`]).
+const CONTAINERS: &[&str] = &[
+    "new",
+    "with_capacity",
+    "with_hasher",
+    "with_capacity_and_hasher",
+];
+
 const CHANNEL_HELP: &str = "help: use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)` in the body";
 
 const SPAWN_HELP: &str = "help: run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`";
@@ -216,9 +244,11 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             witnesses: 0,
             captures: Vec::new(),
             bound: std::collections::BTreeSet::new(),
+            loose: std::collections::BTreeSet::new(),
             structural: false,
             quiet: false,
             bound_value: false,
+            chain: None,
             errors: &mut *errors,
             krate: &krate,
         };
@@ -228,6 +258,9 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
                 let mut names = Names::default();
                 names.visit_expr(body);
                 linter.bound.extend(names.0);
+                let mut loose = Loose::default();
+                loose.visit_expr(body);
+                linter.loose.extend(loose.0);
                 linter.body(body);
             }
             Body::For(fan_out) => {
@@ -235,6 +268,9 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
                 names.visit_pat(&fan_out.pat);
                 names.visit_block(&fan_out.body);
                 linter.bound.extend(names.0);
+                let mut loose = Loose::default();
+                loose.visit_block(&fan_out.body);
+                linter.loose.extend(loose.0);
                 // The items expression is evaluated once, before any item:
                 // its checks go in front of it, `({ if false { .. } }, items).1`.
                 linter.frames.push(Frame::default());
@@ -331,6 +367,12 @@ struct Linter<'a> {
     /// be fixed only by code after the branch (`let n = s.parse()?;
     /// Ok(n)`), so they are checked only where rustc needs their type too.
     bound: std::collections::BTreeSet<String>,
+    /// Names the branch binds by a `let`, as a closure's parameters, or
+    /// from a value a generic call feeds (`if let Ok(n) = s.parse()`):
+    /// their values were checked where they were made, and code after the
+    /// group may fix their types (`let n = s.parse()?; Ok(n)`). Checked
+    /// only where rustc needs their type too.
+    loose: std::collections::BTreeSet<String>,
     /// Whether the expression being visited is in a position whose type
     /// rustc resolves before going on (a method receiver, an `.await` or
     /// `?` operand, a scrutinee, a `for` loop's items).
@@ -340,6 +382,9 @@ struct Linter<'a> {
     /// range, an index, a condition): only what it is computed from is
     /// checked.
     quiet: bool,
+    /// The span of the chain whose link is being visited (see
+    /// `computed`).
+    chain: Option<(Span, Span)>,
     /// Whether the computed value being visited is a `let`'s whole value.
     bound_value: bool,
     errors: &'a mut Errors,
@@ -459,8 +504,11 @@ impl Linter<'_> {
         let verdict = Ident::new("errgroup_verdict", site);
         let private = self.krate.private(first);
         let lints = quote_spanned!(first=> #private::lints);
+        // Spanned on the user's tokens: a type still unknown here fails
+        // on this call, and its error points at them.
+        let ask = quote_spanned!(first=> (& & & & & #source).errgroup_verdict());
         let mut out = quote_spanned! {site=>
-            let #verdict = (& & & & & #source).errgroup_verdict();
+            let #verdict = #ask;
         };
         let kinds = [
             (self.channels, "GroupChannel", "channel"),
@@ -494,7 +542,10 @@ impl Linter<'_> {
     /// borrow checker never reaches (`if false { never(); .. }`): no part of
     /// it is evaluated, moved or borrowed.
     fn place(&mut self, place: &Place, span: (Span, Span), structural: bool) {
-        if !structural && place.names.first().is_some_and(|n| self.bound.contains(n)) {
+        let root = place.names.first();
+        // A name a `let` or a closure binds is checked only where rustc
+        // needs its type too (see `loose`).
+        if !structural && root.is_some_and(|n| self.loose.contains(n)) {
             return;
         }
         // The group's own `ctx`, unless the branch binds the name itself.
@@ -513,6 +564,7 @@ impl Linter<'_> {
             }
             (frames, targets) = (capture.frames, capture.targets);
         }
+        let loose = root.is_some_and(|n| self.loose.contains(n));
         let private = self.krate.private(Span::mixed_site());
         let tokens = &place.tokens;
         let stmt = match self.mode_at(targets) {
@@ -525,6 +577,14 @@ impl Linter<'_> {
                 self.blocks[block].checks.push(check);
                 quote_spanned!(Span::mixed_site()=> #witness = #private::lints::witness(&#tokens);)
             }
+            // A place the branch does not bind has its type from outside
+            // the group, and one a pattern binds from what it matches:
+            // checked deeply; one a `let` binds, only at its head.
+            Mode::Now if !loose => self.checks(
+                &quote_spanned!(Span::mixed_site()=> #private::lints::probe(&#tokens)),
+                span,
+                false,
+            ),
             Mode::Now => self.checks(
                 &quote_spanned!(Span::mixed_site()=> #private::lints::shallow(&#tokens)),
                 span,
@@ -563,12 +623,19 @@ impl Linter<'_> {
         if let Value::Bound = kind
             && let Mode::Late(block, witness) = self.mode()
         {
-            let check = self.checks(&quote_spanned!(site=> #witness.shallow()), span, local);
+            let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, local);
             self.blocks[block].checks.push(check);
-            let record = unreachable(
-                &quote_spanned!(site=> #witness = #private::lints::witness(&#v);),
-                self.krate,
-            );
+            let mut record = quote_spanned!(site=> #witness = #private::lints::witness(&#v););
+            if let Some(projected) = self.replayed(&v, projections) {
+                if let Mode::Late(block, witness) = self.mode() {
+                    let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, false);
+                    self.blocks[block].checks.push(check);
+                    record.extend(
+                        quote_spanned!(site=> #witness = #private::lints::witness(&#projected);),
+                    );
+                }
+            }
+            let record = unreachable(&record, self.krate);
             let value = scrutinee(expr);
             *expr = Expr::Verbatim(quote_spanned! {site=>
                 (match #value {
@@ -581,7 +648,8 @@ impl Linter<'_> {
             return;
         }
         let probe = match kind {
-            Value::Computed | Value::Bound => quote!(shallow),
+            Value::Bound => quote!(probe),
+            Value::Computed => quote!(shallow),
             Value::Function | Value::Name => quote!(function),
         };
         let mut check = self.checks(
@@ -589,18 +657,7 @@ impl Linter<'_> {
             span,
             local,
         );
-        if !projections.is_empty() {
-            let mut tokens = quote!(#v);
-            for projection in projections.iter().rev() {
-                tokens = match projection {
-                    Projection::Field(member) => quote!((#tokens).#member),
-                    Projection::Deref => quote!((*#tokens)),
-                    Projection::Index(index) => match index_tokens(index, self.krate) {
-                        Some((replayed, _)) => replayed(tokens),
-                        None => break,
-                    },
-                };
-            }
+        if let Some(tokens) = self.replayed(&v, projections) {
             check.extend(self.checks(
                 &quote_spanned!(site=> #private::lints::shallow(&#tokens)),
                 span,
@@ -630,6 +687,26 @@ impl Linter<'_> {
         });
     }
 
+    /// The projections the user wrote above a value (`make().tx`),
+    /// replayed on it, up to an index that cannot be replayed.
+    fn replayed(&self, v: &Ident, projections: &[Projection]) -> Option<TokenStream> {
+        if projections.is_empty() {
+            return None;
+        }
+        let mut tokens = quote!(#v);
+        for projection in projections.iter().rev() {
+            tokens = match projection {
+                Projection::Field(member) => quote!((#tokens).#member),
+                Projection::Deref => quote!((*#tokens)),
+                Projection::Index(index) => match index_tokens(index, self.krate) {
+                    Some((replayed, _)) => replayed(tokens),
+                    None => break,
+                },
+            };
+        }
+        Some(tokens)
+    }
+
     /// Visits a mention in a value position (an argument, a `let`'s value,
     /// an element): a bare name there may be a function item used as a
     /// value (`.map(drop)`), whose type parameters only the user's use
@@ -641,7 +718,9 @@ impl Linter<'_> {
                 match name_kind(&path.path) {
                     NameKind::Local | NameKind::Function => {
                         let name = path.path.segments[0].ident.to_string();
-                        if !self.bound.contains(&name) && name != "ctx" {
+                        if self.bound.contains(&name) {
+                            self.visit_expr_mut(expr);
+                        } else if name != "ctx" {
                             let span = ends(expr.to_token_stream());
                             self.value_at(expr, &[], false, span, Value::Name);
                         }
@@ -705,8 +784,14 @@ impl Linter<'_> {
     /// A call's, a method call's, an `.await`'s or a `?`'s value, after
     /// what it is computed from.
     fn computed(&mut self, expr: &mut Expr, projections: &[Projection], structural: bool) {
-        // Spanned over the user's tokens, before its parts are rewritten.
-        let span = ends(expr.to_token_stream());
+        // Spanned over the user's tokens, before its parts are rewritten:
+        // the links of a chain (`make().lock().unwrap()`) over the whole
+        // chain, so that their errors are one error.
+        let span = self
+            .chain
+            .take()
+            .unwrap_or_else(|| ends(expr.to_token_stream()));
+        self.chain = Some(span);
         let bound = std::mem::take(&mut self.bound_value);
         // Read from the user's syntax, before its parts are rewritten.
         let generic = !structural
@@ -715,16 +800,20 @@ impl Linter<'_> {
             } else {
                 generic_result(expr)
             };
+        // A value no generic call feeds has its type fixed by the code
+        // of its own block: it is checked deeply, at the block's end.
+        let deep = !empty_container(expr)
+            && if bound {
+                !generic_bound(expr)
+            } else {
+                !generic_chain(expr)
+            };
         let local = is_local_spawn(expr);
         self.operands(expr);
         if Self::skipped(expr) || generic {
             return;
         }
-        let kind = if bound && projections.is_empty() {
-            Value::Bound
-        } else {
-            Value::Computed
-        };
+        let kind = if deep { Value::Bound } else { Value::Computed };
         self.value_at(expr, projections, local, span, kind);
     }
 
@@ -754,6 +843,36 @@ impl Linter<'_> {
             #[allow(unreachable_code, unreachable_patterns)]
             match #call {
                 #v => { #code }
+            }
+        }
+    }
+
+    /// `f(..)` as a block's value, where `f` may never return: `{
+    /// #[allow(..)] let v = f(..); if false { never(); w = witness(&v); }
+    /// v }` would end the temporaries earlier, so the value goes through
+    /// a `match` whose arm allows the warnings about code after a `!`.
+    fn diverging(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
+        let site = Span::mixed_site();
+        let private = self.krate.private(site);
+        let local = is_local_spawn(call);
+        let v = Ident::new("errgroup_value", site);
+        let code = match self.mode() {
+            Mode::Late(block, witness) => {
+                let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, local);
+                self.blocks[block].checks.push(check);
+                quote_spanned!(site=> #witness = #private::lints::witness(&#v);)
+            }
+            Mode::Now => return call.to_token_stream(),
+        };
+        let code = unreachable(&code, self.krate);
+        let call = scrutinee(call);
+        quote_spanned! {site=>
+            match #call {
+                #[allow(unreachable_code)]
+                #v => {
+                    #code
+                    #v
+                }
             }
         }
     }
@@ -828,6 +947,9 @@ impl Linter<'_> {
     /// Visits what a call, a method call, an `.await` or a `?` is computed
     /// from, without checking its own value.
     fn operands(&mut self, expr: &mut Expr) {
+        if !matches!(expr, Expr::MethodCall(_) | Expr::Await(_) | Expr::Try(_)) {
+            self.chain = None;
+        }
         match expr {
             Expr::Call(call) => {
                 if !matches!(&*call.func, Expr::Path(_)) {
@@ -842,6 +964,7 @@ impl Linter<'_> {
             }
             Expr::MethodCall(call) => {
                 self.visit_structural(&mut call.receiver);
+                self.chain = None;
                 for arg in &mut call.args {
                     self.visit_value_mut(arg);
                 }
@@ -850,6 +973,7 @@ impl Linter<'_> {
             Expr::Try(inner) => self.visit_structural(&mut inner.expr),
             _ => {}
         }
+        self.chain = None;
     }
 
     /// Whether a computed value is left unchecked: a constructor of the
@@ -996,6 +1120,24 @@ fn generic_chain(expr: &Expr) -> bool {
         Expr::Paren(inner) => generic_chain(&inner.expr),
         _ => false,
     }
+}
+
+/// Whether `expr` makes a container whose content only later code may
+/// fix (`Vec::new()`, `HashMap::with_capacity(n)`): checked at its head
+/// only (its arguments are checked themselves).
+fn empty_container(expr: &Expr) -> bool {
+    let Expr::Call(call) = expr else { return false };
+    let Expr::Path(path) = &*call.func else {
+        return false;
+    };
+    // A turbofish (`Vec::<Sender<u8>>::new()`) gives the content's type.
+    path.path.segments.len() > 1
+        && path.path.segments.iter().all(|s| s.arguments.is_none())
+        && path
+            .path
+            .segments
+            .last()
+            .is_some_and(|last| CONTAINERS.contains(&last.ident.to_string().as_str()))
 }
 
 fn generic_callee(call: &syn::ExprCall) -> bool {
@@ -1211,6 +1353,62 @@ impl<'ast> Visit<'ast> for Names {
     }
 }
 
+/// The names a branch binds by a `let`, as a closure's parameters, or
+/// from a value a generic call feeds (see `Linter::loose`).
+#[derive(Default)]
+struct Loose(Vec<String>);
+
+impl Loose {
+    fn pattern(&mut self, pat: &Pat) {
+        let mut names = Names::default();
+        names.visit_pat(pat);
+        self.0.extend(names.0);
+    }
+}
+
+impl<'ast> Visit<'ast> for Loose {
+    fn visit_local(&mut self, node: &'ast syn::Local) {
+        let mut names = Names::default();
+        names.visit_pat(&node.pat);
+        self.0.extend(names.0);
+        visit::visit_local(self, node);
+    }
+
+    // Names bound from a value a generic call feeds (`if let Ok(n) =
+    // s.parse()`): their types may come from after the group too.
+    fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
+        if generic_chain(&node.expr) {
+            self.pattern(&node.pat);
+        }
+        visit::visit_expr_let(self, node);
+    }
+
+    fn visit_expr_match(&mut self, node: &'ast syn::ExprMatch) {
+        if generic_chain(&node.expr) {
+            for arm in &node.arms {
+                self.pattern(&arm.pat);
+            }
+        }
+        visit::visit_expr_match(self, node);
+    }
+
+    fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
+        if generic_chain(&node.expr) {
+            self.pattern(&node.pat);
+        }
+        visit::visit_expr_for_loop(self, node);
+    }
+
+    fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
+        let mut names = Names::default();
+        for input in &node.inputs {
+            names.visit_pat(input);
+        }
+        self.0.extend(names.0);
+        visit::visit_expr_closure(self, node);
+    }
+}
+
 /// `{ if false { probes } body }` when the frame has probes: a block, so
 /// that what reads the body's syntax (`never_ok.rs`) still sees its tail.
 fn wrap(body: &mut Expr, frame: Frame, krate: &Krate) {
@@ -1293,12 +1491,22 @@ impl VisitMut for Linter<'_> {
                 // A bare-named function called for its effect may never
                 // return (`fatal("..");`): its value is checked in a
                 // statement of its own kind, whose warnings about what
-                // follows a `!` are allowed; as a block's value, it is not
-                // checked (see the module docs).
+                // follows a `!` are allowed.
                 // An `.await` whose output is dropped: the future is
                 // checked, its output (dropped at once) is not.
                 Stmt::Expr(Expr::Await(inner), Some(_)) => {
                     self.visit_structural(&mut inner.base);
+                }
+                // As a block's value, it is checked at the enclosing
+                // block's end, through a `match` of the same kind. Not in
+                // a body's last statement: a `!` there (`if ok { run() }
+                // else { fatal("..") }`) takes its type from what follows.
+                Stmt::Expr(expr, None) if bare_call(expr) && target.is_some() => {
+                    let span = ends(expr.to_token_stream());
+                    self.operands(expr);
+                    if !Self::skipped(expr) {
+                        *expr = Expr::Verbatim(self.diverging(expr, span));
+                    }
                 }
                 Stmt::Expr(expr, semi) if bare_call(expr) => {
                     let span = ends(expr.to_token_stream());
