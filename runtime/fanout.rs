@@ -26,6 +26,7 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use pin_project_lite::pin_project;
+use tokio::task::coop;
 use tokio::time::Instant;
 use tokio_util::sync::PollSemaphore;
 
@@ -225,6 +226,16 @@ where
         }
         loop {
             start_items(&mut this, cx);
+            // Spent, the budget refuses every item that waits on tokio (a
+            // join handle, a channel) and has it woken again after this
+            // poll; `FuturesUnordered` would poll every woken item in one
+            // call, each refused: with C woken, C polls per 128 taken, C²/128
+            // in all (a `#[blocking] for` whose finished items piled up while
+            // its task was off the CPU). Yielding polls each once.
+            if !coop::has_budget_remaining() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
             match this.pool.poll_next(cx) {
                 Poll::Ready(Some((index, value, permit))) => {
                     match value {

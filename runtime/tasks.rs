@@ -157,13 +157,18 @@ impl<T: Send + 'static> TaskSet<T> {
 #[derive(Debug)]
 pub(crate) struct Task<T> {
     handle: JoinHandle<T>,
+    /// Its first poll is behind it (see [`Task::poll_join`]).
+    polled: bool,
 }
 
 impl<T: Send + 'static> Task<T> {
     /// A task named `name` (`spawn_named`).
     pub(crate) fn spawn<F: Future<Output = T> + Send + 'static>(name: &Name, task: F) -> Self {
         let handle = spawn_named!(name, tokio::task::Builder::new(), spawn, tokio::spawn, task);
-        Task { handle }
+        Task {
+            handle,
+            polled: false,
+        }
     }
 
     /// A synchronous job on tokio's blocking pool: it cannot be aborted.
@@ -175,7 +180,10 @@ impl<T: Send + 'static> Task<T> {
             tokio::task::spawn_blocking,
             job
         );
-        Task { handle }
+        Task {
+            handle,
+            polled: false,
+        }
     }
 }
 
@@ -185,8 +193,24 @@ impl<T> Task<T> {
         self.handle.abort();
     }
 
+    /// The first poll, which stores the waker in the task, is outside the
+    /// coop budget: refused, it would leave the task with no waker and
+    /// the caller re-polled at once, for nothing. A fan-out that starts
+    /// 10,000 `#[blocking]` items in one poll had its budget (128) spent
+    /// by the first items and re-polled the rest round after round, 128
+    /// more registered each time: 5.5x the instructions per item of
+    /// `spawn_blocking` + `Vec<JoinHandle>` (`blocking_*` in
+    /// benches/instructions.rs). Later polls take from the budget as any
+    /// join handle's.
     pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Joined<T>> {
-        Pin::new(&mut self.handle).poll(cx).map(Joined::from)
+        let handle = Pin::new(&mut self.handle);
+        let joined = if self.polled {
+            handle.poll(cx)
+        } else {
+            self.polled = true;
+            Pin::new(&mut tokio::task::coop::unconstrained(handle)).poll(cx)
+        };
+        joined.map(Joined::from)
     }
 }
 
