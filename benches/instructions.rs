@@ -12,6 +12,11 @@
 //! trivial items, 64 at a time, against `buffer_unordered(64)`: the same
 //! difference of two runs is then per item.
 //!
+//! `blocking_errgroup|blocking_vec ROUNDS` run one `#[blocking] for` of
+//! ROUNDS trivial items against `spawn_blocking` + `Vec<JoinHandle>`, on
+//! the 1-worker, 1-blocking-thread runtime of the scaling bench: per item
+//! again, and what the scaling rows' CPU time is made of besides the work.
+//!
 //! Without a side (as under a plain `cargo bench`) it does nothing and says
 //! so: the count only means something under callgrind.
 
@@ -31,6 +36,10 @@ fn main() {
         return;
     };
     let rounds: u64 = args.next().map_or(1, |r| r.parse().expect("ROUNDS"));
+    if let Some(side) = case.strip_prefix("blocking_") {
+        blocking(side, rounds);
+        return;
+    }
     let rt = common::current_thread();
     rt.block_on(async {
         match case.as_str() {
@@ -74,5 +83,42 @@ fn main() {
             }
             other => panic!("unknown case {other:?}: group2_* or fanout_* (see the module docs)"),
         }
+    });
+}
+
+/// One fan-out of `n` trivial blocking items, `side` `errgroup` or `vec`,
+/// in a task of a 1-worker runtime with 1 blocking thread (the scaling
+/// bench's `cpu10k_1w`).
+fn blocking(side: &str, n: u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .build()
+        .expect("tokio runtime");
+    let side = side.to_owned();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            match side.as_str() {
+                "errgroup" => {
+                    let result = errgroup! {
+                        #[blocking] items => for i in 0..n { Ok::<u64, Fail>(black_box(i)) }
+                    };
+                    black_box(result).ok();
+                }
+                "vec" => {
+                    let handles: Vec<_> = (0..n)
+                        .map(|i| tokio::task::spawn_blocking(move || black_box(i)))
+                        .collect();
+                    let mut values = Vec::with_capacity(handles.len());
+                    for handle in handles {
+                        values.push(handle.await.expect("task"));
+                    }
+                    black_box(values);
+                }
+                other => panic!("unknown case blocking_{other}: blocking_errgroup or blocking_vec"),
+            }
+        })
+        .await
+        .expect("bench task");
     });
 }

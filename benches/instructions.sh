@@ -2,7 +2,8 @@
 # Instruction count of a group of 2 trivial in-task branches against
 # `tokio::try_join!` under callgrind, with a budget (and, without one, the
 # per-item cost of an in-task fan-out at limit = 64 against
-# `buffer_unordered(64)`): exits 1 when
+# `buffer_unordered(64)`, and of a `#[blocking] for` against
+# `spawn_blocking` + `Vec<JoinHandle>`): exits 1 when
 # errgroup / try_join exceeds BUDGET. Instruction counts do not drift with
 # machine load the way times do, so this is the guard rail for the in-task
 # fast path. Run by hand (valgrind is slow and not on CI).
@@ -84,6 +85,19 @@ printf '%-34s %12s\n' "in-task items, limit = 64" "Ir per item"
 printf '%-34s %12s\n' "errgroup! for" "$fe"
 printf '%-34s %12s\n' "buffer_unordered(64)" "$fb"
 printf '%-34s %12s\n' "ratio" "${fratio}x"
+echo
+
+# The `#[blocking] for` row's overhead besides the work: trivial items on
+# 1 worker + 1 blocking thread, against `spawn_blocking` + `Vec`. Per item;
+# no budget. Two threads: the count moves by a few percent between runs
+# with how valgrind interleaves them.
+be=$(per_group blocking_errgroup)
+bv=$(per_group blocking_vec)
+bratio=$(awk -v e="$be" -v t="$bv" 'BEGIN { printf "%.2f", e / t }')
+printf '%-34s %12s\n' "blocking items, 1 worker" "Ir per item"
+printf '%-34s %12s\n' "#[blocking] for" "$be"
+printf '%-34s %12s\n' "spawn_blocking + Vec" "$bv"
+printf '%-34s %12s\n' "ratio" "${bratio}x"
 echo
 
 if awk -v r="$ratio" -v b="$BUDGET" 'BEGIN { exit !(r > b) }'; then

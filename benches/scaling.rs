@@ -13,8 +13,11 @@
 //! prints the ratios and speedups.
 //!
 //! ```text
-//! cargo bench --bench scaling [-- ROUNDS]
+//! cargo bench --bench scaling [-- ROUNDS] [FILTER]
 //! ```
+//!
+//! FILTER keeps the sides whose id contains it (`blocking`: the
+//! `#[blocking] for` rows only).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -196,7 +199,17 @@ fn scaling(rounds: usize) {
             Box::new(move || common::time_rounds(rt, 1, spawn_blocking_vec)),
         ));
     }
+    if let Some(filter) = filter_arg() {
+        sides.retain(|(id, _)| id.contains(&filter));
+    }
     common::interleaved(rounds, 1, &mut sides);
+}
+
+/// The first argument that is neither a flag nor the round count.
+fn filter_arg() -> Option<String> {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && a.parse::<usize>().is_err())
 }
 
 fn main() {
