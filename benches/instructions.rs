@@ -17,6 +17,11 @@
 //! the 1-worker, 1-blocking-thread runtime of the scaling bench: per item
 //! again, and what the scaling rows' CPU time is made of besides the work.
 //!
+//! `spawn2_errgroup|spawn2_joinset ROUNDS` run ROUNDS groups of 2 trivial
+//! `#[spawn]` branches against `JoinSet` + `CancellationToken` (the
+//! `group2_spawn` row), in a task of the 2-worker runtime: per group, both
+//! threads counted.
+//!
 //! Without a side (as under a plain `cargo bench`) it does nothing and says
 //! so: the count only means something under callgrind.
 
@@ -38,6 +43,10 @@ fn main() {
     let rounds: u64 = args.next().map_or(1, |r| r.parse().expect("ROUNDS"));
     if let Some(side) = case.strip_prefix("blocking_") {
         blocking(side, rounds);
+        return;
+    }
+    if let Some(side) = case.strip_prefix("spawn2_") {
+        spawn2(side, rounds);
         return;
     }
     let rt = common::current_thread();
@@ -116,6 +125,39 @@ fn blocking(side: &str, n: u64) {
                     black_box(values);
                 }
                 other => panic!("unknown case blocking_{other}: blocking_errgroup or blocking_vec"),
+            }
+        })
+        .await
+        .expect("bench task");
+    });
+}
+
+/// `rounds` groups of 2 trivial spawned tasks, `side` `errgroup` or
+/// `joinset`, in a task of the 2-worker runtime of `compare`'s `group2_spawn`.
+fn spawn2(side: &str, rounds: u64) {
+    let rt = common::multi_thread();
+    let side = side.to_owned();
+    rt.block_on(async move {
+        tokio::spawn(async move {
+            for _ in 0..rounds {
+                match side.as_str() {
+                    "errgroup" => {
+                        black_box(errgroup! {
+                            #[spawn] a => Ok::<u64, Fail>(black_box(1)),
+                            #[spawn] b => Ok(black_box(2)),
+                        })
+                        .ok();
+                    }
+                    "joinset" => {
+                        let mut group = common::JoinSetGroup::<u64, Fail>::new();
+                        group.spawn(|_token| async { Ok(black_box(1)) });
+                        group.spawn(|_token| async { Ok(black_box(2)) });
+                        black_box(group.wait().await).ok();
+                    }
+                    other => {
+                        panic!("unknown case spawn2_{other}: spawn2_errgroup or spawn2_joinset")
+                    }
+                }
             }
         })
         .await

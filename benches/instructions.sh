@@ -3,7 +3,8 @@
 # `tokio::try_join!` under callgrind, with a budget (and, without one, the
 # per-item cost of an in-task fan-out at limit = 64 against
 # `buffer_unordered(64)`, and of a `#[blocking] for` against
-# `spawn_blocking` + `Vec<JoinHandle>`): exits 1 when
+# `spawn_blocking` + `Vec<JoinHandle>`, and of 2 `#[spawn]` branches
+# against `JoinSet` + token): exits 1 when
 # errgroup / try_join exceeds BUDGET. Instruction counts do not drift with
 # machine load the way times do, so this is the guard rail for the in-task
 # fast path. Run by hand (valgrind is slow and not on CI).
@@ -98,6 +99,17 @@ printf '%-34s %12s\n' "blocking items, 1 worker" "Ir per item"
 printf '%-34s %12s\n' "#[blocking] for" "$be"
 printf '%-34s %12s\n' "spawn_blocking + Vec" "$bv"
 printf '%-34s %12s\n' "ratio" "${bratio}x"
+echo
+
+# The `group2_spawn` row, counted: 2 trivial `#[spawn]` branches against
+# `JoinSet` + token on 2 workers, both threads. Per group; no budget.
+se=$(per_group spawn2_errgroup)
+sj=$(per_group spawn2_joinset)
+sratio=$(awk -v e="$se" -v t="$sj" 'BEGIN { printf "%.2f", e / t }')
+printf '%-34s %12s\n' "2 trivial #[spawn] branches" "Ir per group"
+printf '%-34s %12s\n' "errgroup!" "$se"
+printf '%-34s %12s\n' "JoinSet + token" "$sj"
+printf '%-34s %12s\n' "ratio" "${sratio}x"
 echo
 
 if awk -v r="$ratio" -v b="$BUDGET" 'BEGIN { exit !(r > b) }'; then

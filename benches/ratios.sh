@@ -78,6 +78,8 @@ cases=(
   "cpu10k_2w|-|-|rayon par_iter, 2 threads|errgroup_spawn_for|rayon_par_iter"
   "cpu10k_1w|<= 1.1x|1.1|spawn_blocking + Vec<JoinHandle>, 1 blocking thread|errgroup_blocking_for|spawn_blocking_vec"
   "cpu10k_2w|<= 1.1x|1.1|spawn_blocking + Vec<JoinHandle>, 2 blocking threads|errgroup_blocking_for|spawn_blocking_vec"
+  "cpu10k_1w|-|-|spawn_blocking + FuturesUnordered, 1 blocking thread|errgroup_blocking_for|spawn_blocking_unordered"
+  "cpu10k_2w|-|-|spawn_blocking + FuturesUnordered, 2 blocking threads|errgroup_blocking_for|spawn_blocking_unordered"
   "tcp3_loopback|<= 1.05x|1.05|tokio::try_join!, 2 workers|errgroup_intask|try_join"
   "tcp3_loopback|<= 1.05x|1.05|JoinSet + CancellationToken, 2 workers|errgroup_spawn|joinset_token"
 )
@@ -126,7 +128,8 @@ echo
 row2() { printf '%-22s %-11s %-11s %-8s %-11s %-11s %-9s %s\n' "$@"; }
 row2 "cpu10k side" "1 worker" "2 workers" speedup "cpu 1w" "cpu 2w" "cores 1w" "cores 2w"
 row2 ----------- -------- --------- ------- ------ ------ -------- --------
-for id in errgroup_spawn_for tokio_spawn_vec rayon_par_iter errgroup_blocking_for spawn_blocking_vec; do
+for id in errgroup_spawn_for tokio_spawn_vec rayon_par_iter errgroup_blocking_for spawn_blocking_vec \
+  spawn_blocking_unordered; do
   one=$(median cpu10k_1w "$id"); two=$(median cpu10k_2w "$id")
   c1=$(cpu cpu10k_1w "$id"); c2=$(cpu cpu10k_2w "$id")
   speedup="-"; cores1="-"; cores2="-"
@@ -146,7 +149,7 @@ echo
 row3() { printf '%-46s %-9s %s\n' "$@"; }
 row3 "cpu10k CPU time, errgroup / other" "1 worker" "2 workers"
 for pair in "errgroup_spawn_for tokio_spawn_vec" "errgroup_spawn_for rayon_par_iter" \
-  "errgroup_blocking_for spawn_blocking_vec"; do
+  "errgroup_blocking_for spawn_blocking_vec" "errgroup_blocking_for spawn_blocking_unordered"; do
   read -r e_id o_id <<<"$pair"
   row3 "$e_id / $o_id" "$(cpu_ratio cpu10k_1w "$e_id" "$o_id" | tr -d '\n')" \
     "$(cpu_ratio cpu10k_2w "$e_id" "$o_id" | tr -d '\n')"

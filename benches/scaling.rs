@@ -3,8 +3,8 @@
 //! 2-worker runtime, errgroup against the same work with `tokio::spawn` +
 //! `Vec<JoinHandle>` and with rayon's `par_iter` on a pool of as many
 //! threads. `#[blocking] for` runs against `spawn_blocking` +
-//! `Vec<JoinHandle>`, with the blocking pool capped at the worker count so
-//! both have the same parallelism.
+//! `Vec<JoinHandle>` and `spawn_blocking` + `FuturesUnordered`, with the
+//! blocking pool capped at the worker count so all have the same parallelism.
 //!
 //! Here the per-item cost of a group is small next to the work, so what
 //! shows is whether errgroup keeps both cores busy: speedup = time on 1
@@ -159,6 +159,27 @@ async fn spawn_blocking_vec() -> Vec<u64> {
     values
 }
 
+/// `spawn_blocking` per item into a `FuturesUnordered`, each result taken
+/// as it comes (what a hand-written group that must see a failure at once
+/// does): woken per item, as `#[blocking] for` is, where the `Vec` side
+/// waits on one handle at a time and sleeps through the later ones.
+async fn spawn_blocking_unordered() -> Vec<u64> {
+    use futures::stream::{FuturesUnordered, StreamExt};
+    let mut handles: FuturesUnordered<_> = (0..ITEMS)
+        .map(|i| {
+            let handle = tokio::task::spawn_blocking(move || item(i));
+            async move { (i, handle.await.expect("task")) }
+        })
+        .collect();
+    let mut values = vec![0; handles.len()];
+    while let Some((i, value)) = handles.next().await {
+        #[allow(clippy::cast_possible_truncation, reason = "i < ITEMS")]
+        let at = i as usize;
+        values[at] = value;
+    }
+    values
+}
+
 /// Every side on 1 and on 2 workers, interleaved; every side produces the
 /// items' values in order.
 fn scaling(rounds: usize) {
@@ -197,6 +218,10 @@ fn scaling(rounds: usize) {
         sides.push((
             format!("{case}/spawn_blocking_vec"),
             Box::new(move || common::time_rounds(rt, 1, spawn_blocking_vec)),
+        ));
+        sides.push((
+            format!("{case}/spawn_blocking_unordered"),
+            Box::new(move || common::time_rounds(rt, 1, spawn_blocking_unordered)),
         ));
     }
     if let Some(filter) = filter_arg() {
