@@ -38,6 +38,9 @@ use crate::state::{Core, flags};
 use crate::sync::Arc;
 use crate::workers::{Done, Indexed, Workers};
 
+/// tokio's coop budget: what a task may take from its resources per poll.
+const BUDGET: usize = 128;
+
 /// Where the running items of a fan-out live.
 pub(crate) trait Pool<Fut> {
     /// An item's value.
@@ -151,6 +154,8 @@ pin_project! {
         launch: L,
         pool: P,
         results: Vec<Option<T>>,
+        // Items that have ended: `results.len()` minus this are running.
+        ended: usize,
         complete: bool,
         permits: Option<PollSemaphore>,
         // The permit of the item that just ended, for the next one.
@@ -192,6 +197,7 @@ impl<'a, I: Iterator, L, P, T, S> FanOut<'a, I, L, P, T, S> {
             launch,
             pool,
             results: Vec::new(),
+            ended: 0,
             complete: true,
             permits: core
                 .limit()
@@ -224,6 +230,8 @@ where
                 _ => this.launches.push((first, now)),
             }
         }
+        // An item was taken by this poll.
+        let mut took = false;
         loop {
             start_items(&mut this, cx);
             // Spent, the budget refuses every item that waits on tokio (a
@@ -231,8 +239,13 @@ where
             // poll; `FuturesUnordered` would poll every woken item in one
             // call, each refused: with C woken, C polls per 128 taken, C²/128
             // in all (a `#[blocking] for` whose finished items piled up while
-            // its task was off the CPU). Yielding polls each once.
-            if !coop::has_budget_remaining() {
+            // its task was off the CPU). Yielding polls each once. The first
+            // call is always made: a sibling branch that spends the budget
+            // on every poll must not starve the items that need none. With
+            // at most a budget's worth running (`limit = 64`), a refused
+            // call costs no more than the poll did: no check, nothing paid
+            // per item.
+            if took && this.results.len() - *this.ended > BUDGET && !coop::has_budget_remaining() {
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
             }
@@ -243,6 +256,8 @@ where
                         None => *this.complete = false,
                     }
                     *this.spare = permit;
+                    *this.ended += 1;
+                    took = true;
                 }
                 Poll::Ready(None) if this.items.is_none() => {
                     let results = std::mem::take(this.results);
