@@ -12,6 +12,7 @@
 #   benches/instructions.sh                  # build, count, check the budget
 #   ROUNDS=20000 benches/instructions.sh     # more rounds (default 10000)
 #   BUDGET=20 benches/instructions.sh        # another budget for this run
+#   BLOCKING_BUDGET=3 benches/instructions.sh  # another for the blocking row
 #
 # Each side runs twice, at 1,000 rounds and at 1,000 + ROUNDS: per group =
 # (Ir at the second - Ir at the first) / ROUNDS, so process start, runtime
@@ -30,6 +31,7 @@ cd "$(dirname "$0")/.."
 # borrow their ctx (issue 22).
 # Lower it when the fast path gets cheaper, so a regression shows.
 BUDGET=${BUDGET:-16.7}
+BLOCKING_BUDGET=${BLOCKING_BUDGET:-2.5}
 ROUNDS=${ROUNDS:-10000}
 BASE=1000
 
@@ -89,9 +91,11 @@ printf '%-34s %12s\n' "ratio" "${fratio}x"
 echo
 
 # The `#[blocking] for` row's overhead besides the work: trivial items on
-# 1 worker + 1 blocking thread, against `spawn_blocking` + `Vec`. Per item;
-# no budget. Two threads: the count moves by a few percent between runs
-# with how valgrind interleaves them.
+# 1 worker + 1 blocking thread, against `spawn_blocking` + `Vec`. Per item.
+# Two threads: the count moves by a few percent between runs with how
+# valgrind interleaves them, so its budget is loose (1.81-1.88x measured on
+# 2026-12-06; 10.1x before, when a spent coop budget had the refused join
+# handles re-polled, and growing with the item count).
 be=$(per_group blocking_errgroup)
 bv=$(per_group blocking_vec)
 bratio=$(awk -v e="$be" -v t="$bv" 'BEGIN { printf "%.2f", e / t }')
@@ -99,6 +103,7 @@ printf '%-34s %12s\n' "blocking items, 1 worker" "Ir per item"
 printf '%-34s %12s\n' "#[blocking] for" "$be"
 printf '%-34s %12s\n' "spawn_blocking + Vec" "$bv"
 printf '%-34s %12s\n' "ratio" "${bratio}x"
+printf '%-34s %12s\n' "budget" "<= ${BLOCKING_BUDGET}x"
 echo
 
 # The `group2_spawn` row, counted: 2 trivial `#[spawn]` branches against
@@ -114,6 +119,10 @@ echo
 
 if awk -v r="$ratio" -v b="$BUDGET" 'BEGIN { exit !(r > b) }'; then
   echo "FAIL: the ratio ${ratio}x exceeds the budget ${BUDGET}x" >&2
+  exit 1
+fi
+if awk -v r="$bratio" -v b="$BLOCKING_BUDGET" 'BEGIN { exit !(r > b) }'; then
+  echo "FAIL: the blocking ratio ${bratio}x exceeds its budget ${BLOCKING_BUDGET}x" >&2
   exit 1
 fi
 echo "ok"
