@@ -35,6 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::branch::{AfterGrace, Stop};
 use crate::error::{Census, Error};
+use crate::inline::lend;
 use crate::lifecycle::Lifecycle;
 use crate::state::{Core, State, in_ambient};
 use crate::sync::Arc;
@@ -200,6 +201,10 @@ impl<E: 'static> Scope<E> {
         grace: Option<Duration>,
         token: Option<CancellationToken>,
     ) -> Self {
+        if grace.is_some() {
+            // Grace is a timer on the core's cancellation (inline.rs).
+            state.core();
+        }
         Scope {
             state,
             grace,
@@ -210,20 +215,29 @@ impl<E: 'static> Scope<E> {
     /// Runs `branches` (a tuple of what the branch constructors made) to
     /// the end: the group's result, values in branch order.
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
-        let core = &self.state.core;
-        trace::branches(core.span(), B::LEN);
+        // A group without a core has no timer, token or grace (inline.rs).
+        let life = match self.state.place.core() {
+            Some(core) => {
+                trace::branches(core.span(), B::LEN);
+                Lifecycle::new(core, self.grace, self.token.clone(), None)
+            }
+            None => Lifecycle::idle(),
+        };
         Driver {
             scope: self,
             branches: branches.into_branches(),
-            life: Lifecycle::new(core, self.grace, self.token.clone(), None),
+            life,
         }
     }
 }
 
 impl<E> Drop for Scope<E> {
     fn drop(&mut self) {
-        // Nothing if the group finished (its driver returned its result).
-        self.state.core.shut_down();
+        // Nothing if the group finished (its driver returned its result),
+        // or never had a core: then nothing outlives it (inline.rs).
+        if let Some(core) = self.state.place.core() {
+            core.shut_down();
+        }
     }
 }
 
@@ -253,6 +267,8 @@ impl<'s, E, B> Driver<'s, E, B> {
             branches,
             life,
         } = self;
+        // The signal cancels the group through its core.
+        scope.state.core();
         Driver {
             scope,
             branches,
@@ -266,17 +282,31 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let core = &this.scope.state.core;
+        let place = &this.scope.state.place;
         let mut branches = this.branches;
         let mut life = this.life;
-        let branches_now = &*branches;
-        let expired = life
-            .as_mut()
-            .poll(cx, core, |since| census(core, since, branches_now));
-        if expired {
-            branches.as_mut().stop();
-        }
-        let polled = in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx));
+        let polled = match place.core() {
+            Some(core) => {
+                let branches_now = &*branches;
+                let expired = life
+                    .as_mut()
+                    .poll(cx, core, |since| census(core, since, branches_now));
+                if expired {
+                    branches.as_mut().stop();
+                }
+                in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx))
+            }
+            // No timer, token, signal, task or watcher: only the branches,
+            // with the group lent as the ambient one (inline.rs).
+            None => lend(place, || branches.as_mut().poll_branch(cx)),
+        };
+        // Still without a core: no task to await, no question to answer.
+        let Some(core) = place.core() else {
+            return match polled {
+                Poll::Ready(()) => Poll::Ready(this.scope.state.finish_closed(branches.take(), true)),
+                Poll::Pending => Poll::Pending,
+            };
+        };
         // One read of the flags serves the tasks and the watchers: nothing
         // more for a group that has neither.
         let look = core.flags();

@@ -119,19 +119,19 @@ impl<E> Scope<E> {
     /// The ctx of the branch `name`, typed by the group's error type.
     #[must_use]
     pub fn ctx(&self, name: &'static str) -> BranchCtx<E> {
-        BranchCtx::new(Arc::clone(&self.state.core), TaskName::new(name))
+        BranchCtx::new(Arc::clone(&self.state.core()), TaskName::new(name))
     }
 
     /// A `let (tx, rx) = channel(cap);` header.
     #[must_use]
     pub fn channel<T: Send + 'static>(&self, capacity: usize) -> (Sender<T>, Receiver<T>) {
-        channel::bound(self.state.core.node(), Some(capacity))
+        channel::bound(self.state.core().node(), Some(capacity))
     }
 
     /// A `let (tx, rx) = unbounded();` header.
     #[must_use]
     pub fn unbounded<T: Send + 'static>(&self) -> (Sender<T>, Receiver<T>) {
-        channel::bound(self.state.core.node(), None)
+        channel::bound(self.state.core().node(), None)
     }
 }
 
@@ -264,7 +264,7 @@ impl InTask {
         T: 's,
     {
         let state = &scope.state;
-        let core = &state.core;
+        let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             // The scope's core and a compact name: no reference count and a
@@ -298,7 +298,7 @@ where
 {
     // The ctx's reference to the group serves the task: it is `scope`'s.
     let (core, task) = ctx.into_parts();
-    debug_assert!(Arc::ptr_eq(&core, &scope.state.core));
+    debug_assert!(Arc::ptr_eq(&core, &scope.state.core()));
     core.off_driver();
     let start = core.start_written();
     let run = Run::new(
@@ -345,7 +345,7 @@ impl Spawn {
         // ran 1.75x slower), so it is spawned like the rest.
         if tokio::task::try_id().is_some() {
             let (core, task) = ctx.into_parts();
-            debug_assert!(Arc::ptr_eq(&core, &scope.state.core));
+            debug_assert!(Arc::ptr_eq(&core, &scope.state.core()));
             let start = core.start_written();
             let unit = task_unit(Arc::clone(&core), task.clone(), body, start);
             let run = Run::new(&scope.state, unit);
@@ -375,7 +375,7 @@ impl Spawn {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = &scope.state.core;
+        let core = scope.state.core();
         let launch = move |item, index, permit, ends| {
             let task = TaskName::indexed(name, index);
             let body = body(item, BranchCtx::new(Arc::clone(core), task.clone()), ends);
@@ -410,7 +410,7 @@ impl Blocking {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = Arc::clone(&scope.state.core);
+        let core = Arc::clone(&scope.state.core());
         core.off_driver();
         let start = core.start_written();
         let task = ctx.task().clone();
@@ -435,7 +435,7 @@ impl Blocking {
         E: Send + 'static,
     {
         let state = &scope.state;
-        let core = &state.core;
+        let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();

@@ -88,6 +88,7 @@ use crate::echo;
 use crate::error::{
     Cancelled, Cause, Census, Error, Later, Running, StillRunning, Suppressed, TaskName,
 };
+use crate::inline::Place;
 use crate::limit::{self, Limit, Start};
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
@@ -100,8 +101,15 @@ tokio::task_local! {
     static AMBIENT: Arc<Core>;
 }
 
-/// The group of the branch whose code is running now, if any.
+/// The group of the branch whose code is running now, if any: the
+/// task-local one, or an unpromoted in-task group lent by its driver
+/// (inline.rs), whichever is innermost.
 pub(crate) fn ambient() -> Option<Arc<Core>> {
+    crate::inline::ambient()
+}
+
+/// The task-local ambient group alone.
+pub(crate) fn ambient_raw() -> Option<Arc<Core>> {
     AMBIENT.try_with(Arc::clone).ok()
 }
 
@@ -427,12 +435,26 @@ impl Core {
     /// cause. (A failure that loses a race with another cancellation
     /// between the two is then not kept.)
     pub(crate) fn spare_name(&self, task: &TaskName, echoed: bool) -> Option<TaskName> {
-        if echoed {
-            None
-        } else if self.is_cancelled() {
-            Some(task.clone())
-        } else {
-            task.cheap_clone()
+        spare_name(task, echoed, self.is_cancelled())
+    }
+
+    /// What an inline group recorded before it was promoted to this core
+    /// (inline.rs): its cause, its first panic, how many later failures
+    /// it ranked.
+    pub(crate) fn adopt(
+        &self,
+        cause: Option<Cause>,
+        panic: Option<Box<dyn Any + Send>>,
+        ranked: usize,
+    ) {
+        if let Some(cause) = cause {
+            self.cancel(cause);
+        }
+        if let Some(payload) = panic {
+            lock(&self.inner).panic.get_or_insert(payload);
+        }
+        if ranked > 0 {
+            lock(&self.watching().state).ranked += ranked;
         }
     }
 
@@ -835,11 +857,23 @@ impl Drop for RunningTask {
     }
 }
 
-/// A group: its core and the first error of its branches, typed, and the
-/// later failures of its in-task branches (echo.rs says which count).
+/// [`Core::spare_name`] of a group that `cancelled` says is cancelled or not.
+fn spare_name(task: &TaskName, echoed: bool, cancelled: bool) -> Option<TaskName> {
+    if echoed {
+        None
+    } else if cancelled {
+        Some(task.clone())
+    } else {
+        task.cheap_clone()
+    }
+}
+
+/// A group: its state (inline until promoted to a core, inline.rs) and
+/// the first error of its branches, typed, and the later failures of its
+/// in-task branches (echo.rs says which count).
 #[derive(Debug)]
 pub(crate) struct State<E> {
-    pub(crate) core: Arc<Core>,
+    pub(crate) place: Place,
     failures: Mutex<Failures<E>>,
 }
 
@@ -855,12 +889,17 @@ struct Failures<E> {
 impl<E> State<E> {
     pub(crate) fn new(settings: Settings) -> Self {
         State {
-            core: Core::new(settings),
+            place: Place::new(settings),
             failures: Mutex::new(Failures {
                 first: None,
                 later: Vec::new(),
             }),
         }
+    }
+
+    /// The group's core, made now if it has none (inline.rs).
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        self.place.promote()
     }
 
     /// Keeps `error` as the group's error: its failure was the first
@@ -879,15 +918,20 @@ impl<E> State<E> {
     /// Records `error` if it is the first failure and cancels the group; a
     /// later one is kept unless it is an echo (`echoed`, echo.rs).
     pub(crate) fn fail(&self, task: TaskName, error: E, echoed: bool) {
-        let name = trace::name(&task);
-        let spare = self.core.spare_name(&task, echoed);
-        let first = self.core.cancel_then(Cause::Failed { task }, |first| {
-            trace::failed(&self.core.span, &name, first);
-        });
+        let spare = spare_name(&task, echoed, self.place.is_cancelled());
+        let first = match self.place.core() {
+            Some(core) => {
+                let name = trace::name(&task);
+                core.cancel_then(Cause::Failed { task }, |first| {
+                    trace::failed(&core.span, &name, first);
+                })
+            }
+            None => self.place.cancel_failed(task),
+        };
         if first {
             lock(&self.failures).first = Some(error);
         } else if let Some(task) = spare {
-            let rank = self.core.later_rank();
+            let rank = self.place.later_rank();
             self.keep_later(rank, task, error);
         }
     }
@@ -899,8 +943,9 @@ impl<E: Send + Sync + 'static> State<E> {
     /// else the first error, else the cancellation. Cancels the ctx with
     /// `Finished` either way, and closes the group to new tasks.
     pub(crate) fn finish<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
-        self.core.close_tasks();
-        let tasks_ok = lock(&self.core.inner).all_ok;
+        let core = self.core();
+        core.close_tasks();
+        let tasks_ok = lock(&core.inner).all_ok;
         self.finish_closed(value, tasks_ok)
     }
 
@@ -908,8 +953,17 @@ impl<E: Send + Sync + 'static> State<E> {
     /// what [`Core::poll_tasks`] said as it closed it: the driver's last
     /// poll has just done both, so the task-set lock is not taken twice more.
     pub(crate) fn finish_closed<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
-        let first = self.core.cancel(Cause::Finished);
-        self.core.close_watch();
+        let core = self.place.core();
+        // `Finished` only where a handle can see it: an unpromoted group's
+        // every ctx was a borrow, which ends with its future (inline.rs).
+        let first = match core {
+            Some(core) => {
+                let first = core.cancel(Cause::Finished);
+                core.close_watch();
+                first
+            }
+            None => !self.place.is_cancelled(),
+        };
         // Nothing cancelled the group before: no panic and no error was
         // recorded (each cancels the group before it is stored, and every
         // branch and task has returned), so they need no lock.
@@ -917,14 +971,17 @@ impl<E: Send + Sync + 'static> State<E> {
             Some(value) if first && tasks_ok => return Ok(value),
             value => value,
         };
-        let (panic, task_error) = {
-            let mut slots = lock(&self.core.inner);
-            (slots.panic.take(), slots.task_error.take())
+        let (panic, task_error) = match core {
+            Some(core) => {
+                let mut slots = lock(&core.inner);
+                (slots.panic.take(), slots.task_error.take())
+            }
+            None => (self.place.take_panic(), None),
         };
         if let Some(payload) = panic {
             resume_unwind(payload);
         }
-        let watching = self.core.watching.get();
+        let watching = core.and_then(|core| core.watching.get());
         let report = watching.and_then(|w| lock(&w.state).report.take());
         let later = self.take_later(report.as_deref());
         // A task that failed after the cancellation (its error dropped)
@@ -933,7 +990,7 @@ impl<E: Send + Sync + 'static> State<E> {
         if let (Some(value), None, true) = (value, &task_error, tasks_ok) {
             return Ok(value);
         }
-        if let Some(Cause::Failed { task }) = self.core.cause() {
+        if let Some(Cause::Failed { task }) = self.place.cause() {
             // A task's error of another type than `E` (an untyped
             // `Ctx::spawn`) cannot be the group's: the cause names its task.
             let error = lock(&self.failures)
@@ -945,7 +1002,7 @@ impl<E: Send + Sync + 'static> State<E> {
                 return Err(Error::Failed { task, error });
             }
         }
-        let cancelled = self.core.cancellation_error();
+        let cancelled = Cancelled::new(self.place.cause().unwrap_or(Cause::Dropped));
         if matches!(cancelled.cause(), Cause::Parent(_)) && later.is_none() {
             // Handed to the branch this group runs in: an echo of the
             // parent's cancellation there. Not with failures of its own.
@@ -959,7 +1016,7 @@ impl<E: Send + Sync + 'static> State<E> {
     /// The later failures, typed and boxed, in the order they happened.
     fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
         let mut later = std::mem::take(&mut lock(&self.failures).later);
-        let watching = self.core.watching.get();
+        let watching = self.place.core().and_then(|core| core.watching.get());
         let boxed = watching.map_or_else(Vec::new, |w| std::mem::take(&mut lock(&w.state).later));
         if later.is_empty() && boxed.is_empty() {
             return None;
