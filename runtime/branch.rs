@@ -90,12 +90,12 @@ pub(crate) trait Owner {
 
     /// The group's span.
     fn span(&self) -> &trace::Span {
-        self.core().span()
+        Core::span(self.core())
     }
 
     /// `task` panicked.
     fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
-        self.core().panicked(task, payload);
+        Core::panicked(self.core(), task, payload);
     }
 }
 
@@ -131,6 +131,37 @@ impl Owner for &Arc<Core> {
 impl Owner for Cow<'_, Arc<Core>> {
     fn core(&self) -> &Arc<Core> {
         self
+    }
+}
+
+/// The group of an in-task branch, as its ctx lends it: a core, or the
+/// inline state of a group that has none yet (`__private::Lent`).
+#[derive(Debug)]
+pub(crate) enum GroupRef<'s> {
+    Core(Cow<'s, Arc<Core>>),
+    Place(&'s Place),
+}
+
+impl Owner for GroupRef<'_> {
+    fn core(&self) -> &Arc<Core> {
+        match self {
+            GroupRef::Core(core) => core,
+            GroupRef::Place(place) => place.promote(),
+        }
+    }
+
+    fn span(&self) -> &trace::Span {
+        match self {
+            GroupRef::Core(core) => Core::span(core),
+            GroupRef::Place(place) => Place::span(place),
+        }
+    }
+
+    fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
+        match self {
+            GroupRef::Core(core) => Core::panicked(core, task, payload),
+            GroupRef::Place(place) => Place::panicked(place, task, payload),
+        }
     }
 }
 
@@ -403,7 +434,14 @@ where
             Some((output, permit)) => {
                 let inner = inner.into_ref().get_ref();
                 let echoed = inner.echoed;
-                complete(this.record, &inner.core, &inner.task, output, permit, echoed)
+                complete(
+                    this.record,
+                    &inner.core,
+                    &inner.task,
+                    output,
+                    permit,
+                    echoed,
+                )
             }
             None => (None, None),
         })

@@ -303,7 +303,9 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
         // Still without a core: no task to await, no question to answer.
         let Some(core) = place.core() else {
             return match polled {
-                Poll::Ready(()) => Poll::Ready(this.scope.state.finish_closed(branches.take(), true)),
+                Poll::Ready(()) => {
+                    Poll::Ready(this.scope.state.finish_closed(branches.take(), true))
+                }
                 Poll::Pending => Poll::Pending,
             };
         };
@@ -527,7 +529,8 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_group_is_cancelled_with_dropped() {
         let scope = Scope::<()>::new(Config::new());
-        let ctx = scope.ctx("a");
+        // A `Ctx` to keep past the group: a branch's own borrows it.
+        let ctx = scope.ctx("a").clone();
         {
             let branch = InTask.branch(&scope, ctx.clone(), pending::<Result<(), ()>>());
             let mut run = pin!(scope.run((branch,)));

@@ -447,7 +447,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// ```
     #[must_use]
     pub fn ctx(&self) -> Ctx {
-        Ctx::new(Arc::clone(self.built().state.core()), TaskName::new("group"))
+        Ctx::new(
+            Arc::clone(self.built().state.core()),
+            TaskName::new("group"),
+        )
     }
 
     /// Stops the group on purpose ([`Cause::Shutdown`] by `"group"`), as

@@ -39,7 +39,8 @@ use std::any::Any;
 use std::panic::Location;
 use std::sync::OnceLock;
 
-use crate::error::{Cause, TaskName};
+use crate::echo;
+use crate::error::{Cancelled, Cause, TaskName};
 use crate::state::{Core, Settings};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, lock};
 use crate::trace;
@@ -55,7 +56,10 @@ scoped_tls::scoped_thread_local! {
 /// group's driver, a task-local scope) is newer and wins: `under` says
 /// which task-local ambient group this lend was made under.
 pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
-    place.under.store(address(crate::state::ambient_raw().as_ref()), Ordering::Relaxed);
+    place.under.store(
+        address(crate::state::ambient_raw().as_ref()),
+        Ordering::Relaxed,
+    );
     LENT.set(place, f)
 }
 
@@ -202,6 +206,13 @@ impl Place {
         // Promoted meanwhile: the cause moved into the core.
         let inline = lock(&self.slow).cause.clone();
         inline.or_else(|| self.core.get()?.cause())
+    }
+
+    /// The `Cancelled` handed to code of the group that asks now (an
+    /// echo: see echo.rs).
+    pub(crate) fn cancelled_error(&self) -> Cancelled {
+        echo::handed();
+        Cancelled::new(self.cause().unwrap_or(Cause::Dropped))
     }
 
     /// Cancels the group with `cause`; `false` if it was already cancelled.
