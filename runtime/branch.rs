@@ -20,8 +20,8 @@ use tokio::task::futures::TaskLocalFuture;
 
 use crate::echo;
 use crate::error::{Census, TaskName};
-use crate::inline::Place;
 use crate::limit::{self, Permit, Start};
+use crate::state::Place;
 use crate::state::{self, Core, State};
 use crate::sync::Arc;
 use crate::tasks::Task;
@@ -82,7 +82,7 @@ pub(crate) fn complete<T, E>(
 
 /// How a branch holds its group: its own reference, or, for an in-task
 /// branch or item, a borrow of the scope's (no reference count to take and
-/// give back per item), or of its inline state (inline.rs).
+/// give back per item), or of its inline state (`Place`, state.rs).
 pub(crate) trait Owner {
     /// The group's core (promoting an inline group: only what needs one
     /// calls it).

@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 use crate::branch::{GroupRef, task_job};
 use crate::channel::{self, Receiver, Sender};
 use crate::error::{Cancelled, Cause, Running, TaskName};
-use crate::inline::Place;
 use crate::limit::Start;
+use crate::state::Place;
 use crate::state::{Answer, Core};
 use crate::trace;
 
@@ -671,7 +671,7 @@ pub struct BranchCtx<'a, E> {
 /// What a [`BranchCtx`] holds of its group.
 enum Held<'a> {
     Owned(Ctx),
-    /// The state of an in-task group, in its future (inline.rs); `owned`
+    /// The state of an in-task group, in its future (`Place`, state.rs); `owned`
     /// is the `Ctx` made the first time one is needed.
     Lent {
         place: &'a Place,

@@ -35,8 +35,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::branch::{AfterGrace, Stop};
 use crate::error::{Census, Error};
-use crate::inline::lend;
 use crate::lifecycle::Lifecycle;
+use crate::state::lend;
 use crate::state::{Core, State, in_ambient};
 use crate::sync::Arc;
 use crate::trace;
@@ -202,7 +202,7 @@ impl<E: 'static> Scope<E> {
         token: Option<CancellationToken>,
     ) -> Self {
         if grace.is_some() {
-            // Grace is a timer on the core's cancellation (inline.rs).
+            // Grace is a timer on the core's cancellation (`Place`, state.rs).
             state.core();
         }
         Scope {
@@ -215,7 +215,7 @@ impl<E: 'static> Scope<E> {
     /// Runs `branches` (a tuple of what the branch constructors made) to
     /// the end: the group's result, values in branch order.
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
-        // A group without a core has no timer, token or grace (inline.rs).
+        // A group without a core has no timer, token or grace (`Place`, state.rs).
         let life = match self.state.place.core() {
             Some(core) => {
                 trace::branches(core.span(), B::LEN);
@@ -234,7 +234,7 @@ impl<E: 'static> Scope<E> {
 impl<E> Drop for Scope<E> {
     fn drop(&mut self) {
         // Nothing if the group finished (its driver returned its result),
-        // or never had a core: then nothing outlives it (inline.rs).
+        // or never had a core: then nothing outlives it (`Place`, state.rs).
         if let Some(core) = self.state.place.core() {
             core.shut_down();
         }
@@ -297,7 +297,7 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
                 in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx))
             }
             // No timer, token, signal, task or watcher: only the branches,
-            // with the group lent as the ambient one (inline.rs).
+            // with the group lent as the ambient one (`Place`, state.rs).
             None => lend(place, || branches.as_mut().poll_branch(cx)),
         };
         // Still without a core: no task to await, no question to answer.

@@ -82,8 +82,6 @@ mod limit;
 mod tasks;
 // One group's shared state: the node, the limit, the tasks, the first error.
 mod state;
-// A group's state inline in its future until promoted to a `Core`.
-mod inline;
 // A group's life around its work: deadline, token parent, `shutdown_on`,
 // grace, the still-running report; driven by `errgroup!` and `Group` alike.
 mod lifecycle;

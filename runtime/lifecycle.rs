@@ -116,7 +116,7 @@ impl<'c, S> Lifecycle<'c, S> {
     }
 
     /// No deadline, grace, token or signal: the life of a group without a
-    /// core (inline.rs).
+    /// core (`Place`, state.rs).
     pub(crate) fn idle() -> Self {
         Lifecycle {
             timers: None,

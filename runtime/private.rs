@@ -123,7 +123,7 @@ impl<E> Scope<E> {
     }
 
     /// The ctx of the `#[spawn]` branch `name`, whose body is `'static`:
-    /// it owns the group, which gets its `Arc` now (inline.rs).
+    /// it owns the group, which gets its `Arc` now (`Place`, state.rs).
     #[must_use]
     pub fn owned_ctx(&self, name: &'static str) -> BranchCtx<'static, E> {
         BranchCtx::new(Arc::clone(self.state.core()), TaskName::new(name))

@@ -27,7 +27,7 @@ mod on {
 
     pub(crate) type Span = tracing::Span;
 
-    /// The span of a group that has none (never so with the feature: see inline.rs).
+    /// The span of a group that has none (never so with the feature: see `Place` in state.rs).
     pub(crate) fn none() -> Span {
         tracing::Span::none()
     }
