@@ -329,7 +329,7 @@ fn loom_a_group_waits_for_a_task_woken_from_another_thread() {
 fn loom_a_ctx_waiting_for_the_cancellation_wakes_however_it_races_the_cancel() {
     loom::model(|| {
         let state = root::<()>();
-        let ctx = crate::Ctx::new(Arc::clone(&state.core()), TaskName::new("waiter"));
+        let ctx = crate::Ctx::new(Arc::clone(state.core()), TaskName::new("waiter"));
         // A second waiter that registers, then leaves while the cancel runs:
         // its slot is freed or drained, never woken into a freed waiter.
         let leaving = {

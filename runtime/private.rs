@@ -313,7 +313,7 @@ where
 {
     // The ctx's reference to the group serves the task: it is `scope`'s.
     let (core, task) = ctx.into_parts();
-    debug_assert!(Arc::ptr_eq(&core, &scope.state.core()));
+    debug_assert!(Arc::ptr_eq(&core, scope.state.core()));
     core.off_driver();
     let start = core.start_written();
     let run = Run::new(
@@ -360,7 +360,7 @@ impl Spawn {
         // ran 1.75x slower), so it is spawned like the rest.
         if tokio::task::try_id().is_some() {
             let (core, task) = ctx.into_parts();
-            debug_assert!(Arc::ptr_eq(&core, &scope.state.core()));
+            debug_assert!(Arc::ptr_eq(&core, scope.state.core()));
             let start = core.start_written();
             let unit = task_unit(Arc::clone(&core), task.clone(), body, start);
             let run = Run::new(&scope.state, unit);
@@ -425,7 +425,7 @@ impl Blocking {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = Arc::clone(&scope.state.core());
+        let core = Arc::clone(scope.state.core());
         core.off_driver();
         let start = core.start_written();
         let ctx = ctx.into_owned();

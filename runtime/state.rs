@@ -1285,16 +1285,12 @@ impl Place {
             return core.later_rank();
         }
         let mut slow = lock(&self.slow);
-        match self.core.get() {
-            Some(core) => {
-                drop(slow);
-                core.later_rank()
-            }
-            None => {
-                slow.ranked += 1;
-                slow.ranked - 1
-            }
+        if let Some(core) = self.core.get() {
+            drop(slow);
+            return core.later_rank();
         }
+        slow.ranked += 1;
+        slow.ranked - 1
     }
 
     /// The panic of an unpromoted group, taken once it has finished.
