@@ -216,11 +216,9 @@ impl<E: 'static> Scope<E> {
     /// the end: the group's result, values in branch order.
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
         // A group without a core has no timer, token or grace (`Place`, state.rs).
+        trace::branches(self.state.place.span(), B::LEN);
         let life = match self.state.place.core() {
-            Some(core) => {
-                trace::branches(core.span(), B::LEN);
-                Lifecycle::new(core, self.grace, self.token.clone(), None)
-            }
+            Some(core) => Lifecycle::new(core, self.grace, self.token.clone(), None),
             None => Lifecycle::idle(),
         };
         Driver {

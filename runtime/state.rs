@@ -147,6 +147,8 @@ pub(crate) struct Settings {
     pub(crate) limit: Option<usize>,
     /// Where the group was written, for its `tracing` span.
     pub(crate) site: Option<&'static Location<'static>>,
+    /// The group's span, when it was made before its core (a [`Place`]'s).
+    pub(crate) span: Option<trace::Span>,
 }
 
 /// The cause a cancelled `CancellationToken` parent gives its group: a
@@ -304,7 +306,10 @@ impl Core {
         // (`link`), so it could live by value.
         let core = Arc::new(Core {
             node: Node::new(parent, settings.deadline),
-            span: trace::group(settings.site, settings.limit, settings.deadline),
+            span: match settings.span {
+                Some(span) => span,
+                None => trace::group(settings.site, settings.limit, settings.deadline),
+            },
             limit: settings.limit.map(Limit::new),
             inner: Mutex::new(Inner {
                 set: None,
@@ -929,15 +934,7 @@ impl<E> State<E> {
     /// later one is kept unless it is an echo (`echoed`, echo.rs).
     pub(crate) fn fail(&self, task: TaskName, error: E, echoed: bool) {
         let spare = spare_name(&task, echoed, self.place.is_cancelled());
-        let first = match self.place.core() {
-            Some(core) => {
-                let name = trace::name(&task);
-                core.cancel_then(Cause::Failed { task }, |first| {
-                    trace::failed(&core.span, &name, first);
-                })
-            }
-            None => self.place.cancel_failed(task),
-        };
+        let first = self.place.cancel_failed(task);
         if first {
             lock(&self.failures).first = Some(error);
         } else if let Some(task) = spare {
@@ -1105,11 +1102,9 @@ fn address(core: Option<&Arc<Core>>) -> usize {
 
 /// Whether a group built from `settings` needs its `Arc<Core>` from birth:
 /// a parent (its cancellation reaches the group through the core's hook),
-/// a timer or a `limit` (driven through the core), or the `tracing`
-/// feature (the group's span lives in the core).
+/// a timer or a `limit` (driven through the core).
 pub(crate) fn needs_core(settings: &Settings) -> bool {
-    trace::ENABLED
-        || settings.parent.is_some()
+    settings.parent.is_some()
         || settings.token.is_some()
         || settings.deadline.is_some()
         || settings.limit.is_some()
@@ -1124,8 +1119,7 @@ pub(crate) struct Place {
     core: OnceLock<Arc<Core>>,
     /// Where the group was written, for the core made on promotion.
     site: Option<&'static Location<'static>>,
-    /// The span of a group that has no core: none (without the `tracing`
-    /// feature every group may start inline, and spans are zero-sized).
+    /// The group's span while it has no core, which then takes it.
     span: trace::Span,
     /// The task-local ambient group when this one was last lent ([`lend`]).
     under: AtomicUsize,
@@ -1156,16 +1150,19 @@ impl Place {
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
         let core = OnceLock::new();
-        if needs_core(&settings) {
+        let span = if needs_core(&settings) {
             // Fresh: nothing else can have set it.
             let _ = core.set(Core::new(settings));
-        }
+            trace::none()
+        } else {
+            trace::group(site, None, None)
+        };
         Place {
             cancelled: AtomicBool::new(false),
             slow: Mutex::new(Slow::default()),
             core,
             site,
-            span: trace::none(),
+            span,
             under: AtomicUsize::new(0),
         }
     }
@@ -1188,6 +1185,7 @@ impl Place {
         }
         let core = Core::new(Settings {
             site: self.site,
+            span: Some(self.span.clone()),
             ..Settings::default()
         });
         // A fresh core has no waiter, child or hook to call out to, so
@@ -1235,29 +1233,46 @@ impl Place {
 
     /// Cancels the group with `cause`; `false` if it was already cancelled.
     pub(crate) fn cancel(&self, cause: Cause) -> bool {
+        self.cancel_then(cause, |_| ())
+    }
+
+    /// [`Core::cancel_then`]: `first(won)` runs before the cancellation's
+    /// own `tracing` event.
+    fn cancel_then(&self, cause: Cause, first: impl FnOnce(bool)) -> bool {
         if let Some(core) = self.core.get() {
-            return core.cancel(cause);
+            return core.cancel_then(cause, first);
         }
         let mut slow = lock(&self.slow);
         if let Some(core) = self.core.get() {
             drop(slow);
-            return core.cancel(cause);
+            return core.cancel_then(cause, first);
         }
         if slow.cause.is_some() {
+            drop(slow);
+            first(false);
             return false;
         }
+        let told = trace::ENABLED.then(|| cause.clone());
         slow.cause = Some(cause);
         self.cancelled.store(true, Ordering::Release);
+        drop(slow);
+        first(true);
+        if let Some(cause) = told {
+            trace::cancelled(&self.span, &cause);
+        }
         true
     }
 
     /// Cancels the group because `task` failed; `true` if it is the first
     /// failure (the caller keeps its error).
     pub(crate) fn cancel_failed(&self, task: TaskName) -> bool {
-        match self.core.get() {
-            Some(core) => core.cancel_failed(task),
-            None => self.cancel(Cause::Failed { task }),
+        if let Some(core) = self.core.get() {
+            return core.cancel_failed(task);
         }
+        let name = trace::name(&task);
+        self.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.span, &name, first);
+        })
     }
 
     /// `task` panicked: the first panic is kept, to be resumed when the
@@ -1266,6 +1281,7 @@ impl Place {
         if let Some(core) = self.core.get() {
             return core.panicked(task, payload);
         }
+        trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
         let mut slow = lock(&self.slow);
         match self.core.get() {
