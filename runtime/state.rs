@@ -1117,6 +1117,9 @@ pub(crate) struct Place {
     slow: Mutex<Slow>,
     /// The promoted group; set once, under `slow`'s lock.
     core: OnceLock<Arc<Core>>,
+    /// `core` is set: its publication as loom sees it (the `OnceLock`'s
+    /// own is invisible to loom), read before `core` is.
+    promoted: AtomicBool,
     /// Where the group was written, for the core made on promotion.
     site: Option<&'static Location<'static>>,
     /// The group's span while it has no core, which then takes it.
@@ -1150,7 +1153,8 @@ impl Place {
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
         let core = OnceLock::new();
-        let span = if needs_core(&settings) {
+        let promoted = needs_core(&settings);
+        let span = if promoted {
             // Fresh: nothing else can have set it.
             let _ = core.set(Core::new(settings));
             trace::none()
@@ -1159,6 +1163,7 @@ impl Place {
         };
         Place {
             cancelled: AtomicBool::new(false),
+            promoted: AtomicBool::new(promoted),
             slow: Mutex::new(Slow::default()),
             core,
             site,
@@ -1170,17 +1175,21 @@ impl Place {
     /// The group's core, if it has one yet.
     #[inline]
     pub(crate) fn core(&self) -> Option<&Arc<Core>> {
-        self.core.get()
+        if self.promoted.load(Ordering::Acquire) {
+            self.core.get()
+        } else {
+            None
+        }
     }
 
     /// The group's core, made now if it has none: what the inline state
     /// knows (cause, panic, ranks) moves into it.
     pub(crate) fn promote(&self) -> &Arc<Core> {
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             return core;
         }
         let mut slow = lock(&self.slow);
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             return core;
         }
         let core = Core::new(Settings {
@@ -1192,13 +1201,14 @@ impl Place {
         // this runs under the lock without calling into other code.
         core.adopt(slow.cause.take(), slow.panic.take(), slow.ranked);
         let core = self.core.get_or_init(|| core);
+        self.promoted.store(true, Ordering::Release);
         drop(slow);
         core
     }
 
     /// The group's span: its core's, or none.
     pub(crate) fn span(&self) -> &trace::Span {
-        match self.core.get() {
+        match self.core() {
             Some(core) => core.span(),
             None => &self.span,
         }
@@ -1206,14 +1216,14 @@ impl Place {
 
     #[inline]
     pub(crate) fn is_cancelled(&self) -> bool {
-        match self.core.get() {
+        match self.core() {
             Some(core) => core.is_cancelled(),
             None => self.cancelled.load(Ordering::Acquire),
         }
     }
 
     pub(crate) fn cause(&self) -> Option<Cause> {
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             return core.cause();
         }
         if !self.cancelled.load(Ordering::Acquire) {
@@ -1221,7 +1231,7 @@ impl Place {
         }
         // Promoted meanwhile: the cause moved into the core.
         let inline = lock(&self.slow).cause.clone();
-        inline.or_else(|| self.core.get()?.cause())
+        inline.or_else(|| self.core()?.cause())
     }
 
     /// The `Cancelled` handed to code of the group that asks now (an
@@ -1239,11 +1249,11 @@ impl Place {
     /// [`Core::cancel_then`]: `first(won)` runs before the cancellation's
     /// own `tracing` event.
     fn cancel_then(&self, cause: Cause, first: impl FnOnce(bool)) -> bool {
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             return core.cancel_then(cause, first);
         }
         let mut slow = lock(&self.slow);
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             drop(slow);
             return core.cancel_then(cause, first);
         }
@@ -1266,7 +1276,7 @@ impl Place {
     /// Cancels the group because `task` failed; `true` if it is the first
     /// failure (the caller keeps its error).
     pub(crate) fn cancel_failed(&self, task: TaskName) -> bool {
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             return core.cancel_failed(task);
         }
         let name = trace::name(&task);
@@ -1278,13 +1288,13 @@ impl Place {
     /// `task` panicked: the first panic is kept, to be resumed when the
     /// group finishes.
     pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             return core.panicked(task, payload);
         }
         trace::panicked(&self.span, &task);
         self.cancel(Cause::Panicked { task });
         let mut slow = lock(&self.slow);
-        match self.core.get() {
+        match self.core() {
             Some(core) => {
                 drop(slow);
                 core.adopt(None, Some(payload), 0);
@@ -1297,11 +1307,11 @@ impl Place {
 
     /// The rank of a later failure kept now.
     pub(crate) fn later_rank(&self) -> usize {
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             return core.later_rank();
         }
         let mut slow = lock(&self.slow);
-        if let Some(core) = self.core.get() {
+        if let Some(core) = self.core() {
             drop(slow);
             return core.later_rank();
         }
