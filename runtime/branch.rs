@@ -21,6 +21,7 @@ use tokio::task::futures::TaskLocalFuture;
 use crate::echo;
 use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
+use crate::state::Place;
 use crate::state::{self, Core, State};
 use crate::sync::Arc;
 use crate::tasks::Task;
@@ -31,11 +32,11 @@ use crate::trace;
 /// the driver, boxed into the core ([`Boxed`]).
 pub(crate) trait Record<E> {
     /// `echoed`: the body was handed a `Cancelled` (echo.rs).
-    fn fail(&self, core: &Core, task: TaskName, error: E, echoed: bool);
+    fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool);
 }
 
 impl<E> Record<E> for &State<E> {
-    fn fail(&self, _core: &Core, task: TaskName, error: E, echoed: bool) {
+    fn fail(&self, _owner: &impl Owner, task: TaskName, error: E, echoed: bool) {
         State::fail(self, task, error, echoed);
     }
 }
@@ -43,8 +44,8 @@ impl<E> Record<E> for &State<E> {
 /// A closure records where its caller keeps the error: a `Group`'s own
 /// task, whose error is its outcome (group.rs).
 impl<E, F: Fn(&Core, TaskName, E, bool)> Record<E> for F {
-    fn fail(&self, core: &Core, task: TaskName, error: E, echoed: bool) {
-        self(core, task, error, echoed);
+    fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool) {
+        self(owner.core(), task, error, echoed);
     }
 }
 
@@ -54,8 +55,8 @@ impl<E, F: Fn(&Core, TaskName, E, bool)> Record<E> for F {
 pub(crate) struct Boxed;
 
 impl<E: Send + 'static> Record<E> for Boxed {
-    fn fail(&self, core: &Core, task: TaskName, error: E, echoed: bool) {
-        core.fail_boxed(task, error, echoed);
+    fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool) {
+        owner.core().fail_boxed(task, error, echoed);
     }
 }
 
@@ -64,7 +65,7 @@ impl<E: Send + 'static> Record<E> for Boxed {
 /// the cancellation, as in Go.
 pub(crate) fn complete<T, E>(
     record: &impl Record<E>,
-    core: &Core,
+    owner: &impl Owner,
     task: &impl Who,
     output: Result<T, E>,
     permit: Option<Permit>,
@@ -73,7 +74,7 @@ pub(crate) fn complete<T, E>(
     match output {
         Ok(value) => (Some(value), permit),
         Err(error) => {
-            record.fail(core, task.name(), error, echoed);
+            record.fail(owner, task.name(), error, echoed);
             (None, permit)
         }
     }
@@ -81,9 +82,36 @@ pub(crate) fn complete<T, E>(
 
 /// How a branch holds its group: its own reference, or, for an in-task
 /// branch or item, a borrow of the scope's (no reference count to take and
-/// give back per item).
+/// give back per item), or of its inline state (`Place`, state.rs).
 pub(crate) trait Owner {
+    /// The group's core (promoting an inline group: only what needs one
+    /// calls it).
     fn core(&self) -> &Arc<Core>;
+
+    /// The group's span.
+    fn span(&self) -> &trace::Span {
+        Core::span(self.core())
+    }
+
+    /// `task` panicked.
+    fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
+        Core::panicked(self.core(), task, payload);
+    }
+}
+
+/// An in-task branch of an unpromoted group, or of one with a core.
+impl Owner for &Place {
+    fn core(&self) -> &Arc<Core> {
+        self.promote()
+    }
+
+    fn span(&self) -> &trace::Span {
+        Place::span(self)
+    }
+
+    fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
+        Place::panicked(self, task, payload);
+    }
 }
 
 impl Owner for Arc<Core> {
@@ -103,6 +131,37 @@ impl Owner for &Arc<Core> {
 impl Owner for Cow<'_, Arc<Core>> {
     fn core(&self) -> &Arc<Core> {
         self
+    }
+}
+
+/// The group of an in-task branch, as its ctx lends it: a core, or the
+/// inline state of a group that has none yet (`__private::Lent`).
+#[derive(Debug)]
+pub(crate) enum GroupRef<'s> {
+    Core(Cow<'s, Arc<Core>>),
+    Place(&'s Place),
+}
+
+impl Owner for GroupRef<'_> {
+    fn core(&self) -> &Arc<Core> {
+        match self {
+            GroupRef::Core(core) => core,
+            GroupRef::Place(place) => place.promote(),
+        }
+    }
+
+    fn span(&self) -> &trace::Span {
+        match self {
+            GroupRef::Core(core) => Core::span(core),
+            GroupRef::Place(place) => Place::span(place),
+        }
+    }
+
+    fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
+        match self {
+            GroupRef::Core(core) => Core::panicked(core, task, payload),
+            GroupRef::Place(place) => Place::panicked(place, task, payload),
+        }
     }
 }
 
@@ -249,7 +308,7 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
     body: F,
     start: Start,
 ) -> Guarded<trace::Traced<F>, C, N> {
-    let span = task.span(core.core().span());
+    let span = task.span(core.span());
     Guarded::new(core, task, trace::instrument(span, body), start)
 }
 
@@ -317,7 +376,7 @@ impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
             },
             Err(payload) => {
                 *this.phase = Phase::Done;
-                this.core.core().panicked(this.task.name(), payload);
+                this.core.panicked(this.task.name(), payload);
                 Poll::Ready(None)
             }
         }
@@ -374,8 +433,15 @@ where
         Poll::Ready(match done {
             Some((output, permit)) => {
                 let inner = inner.into_ref().get_ref();
-                let (core, echoed) = (inner.core.core(), inner.echoed);
-                complete(this.record, core, &inner.task, output, permit, echoed)
+                let echoed = inner.echoed;
+                complete(
+                    this.record,
+                    &inner.core,
+                    &inner.task,
+                    output,
+                    permit,
+                    echoed,
+                )
             }
             None => (None, None),
         })

@@ -14,10 +14,14 @@ use tokio::time::Instant;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use crate::branch::task_job;
+use std::borrow::Cow;
+use std::sync::OnceLock;
+
+use crate::branch::{GroupRef, task_job};
 use crate::channel::{self, Receiver, Sender};
 use crate::error::{Cancelled, Cause, Running, TaskName};
 use crate::limit::Start;
+use crate::state::Place;
 use crate::state::{Answer, Core};
 use crate::trace;
 
@@ -650,24 +654,146 @@ impl Ctx {
 /// };
 /// # }
 /// ```
-pub struct BranchCtx<E> {
-    ctx: Ctx,
+///
+/// The lifetime `'a` is that of the group's own future: the ctx of an
+/// in-task branch of a group that has no `Arc` of its own borrows the
+/// group's state there (so such a group allocates nothing), and gets an
+/// owned group the first time something needs one (`ctx.clone()`, passing
+/// it as a `&Ctx`, `spawn`, `channel`, `watch`, `token`, waiting on the
+/// cancellation). `fn f(ctx: &BranchCtx<E>)` still names it (the lifetime
+/// is elided); a ctx to keep is a [`Ctx`] (`ctx.clone()`).
+pub struct BranchCtx<'a, E> {
+    held: Held<'a>,
     // `fn() -> E`: the ctx holds no `E`, so it is `Send + Sync` whatever `E` is.
     error: PhantomData<fn() -> E>,
 }
 
-impl<E> BranchCtx<E> {
+/// What a [`BranchCtx`] holds of its group.
+enum Held<'a> {
+    Owned(Ctx),
+    /// The state of an in-task group, in its future (`Place`, state.rs); `owned`
+    /// is the `Ctx` made the first time one is needed.
+    Lent {
+        place: &'a Place,
+        task: TaskName,
+        owned: OnceLock<Ctx>,
+    },
+}
+
+impl<'a, E> BranchCtx<'a, E> {
     pub(crate) fn new(core: Arc<Core>, task: TaskName) -> Self {
+        BranchCtx::from_ctx(Ctx::new(core, task))
+    }
+
+    /// The ctx of an in-task branch of the group whose state is `place`.
+    pub(crate) fn lent(place: &'a Place, task: TaskName) -> Self {
+        let held = match place.core() {
+            Some(core) => Held::Owned(Ctx::new(Arc::clone(core), task)),
+            None => Held::Lent {
+                place,
+                task,
+                owned: OnceLock::new(),
+            },
+        };
         BranchCtx {
-            ctx: Ctx::new(core, task),
+            held,
             error: PhantomData,
         }
     }
 
     fn from_ctx(ctx: Ctx) -> Self {
         BranchCtx {
-            ctx,
+            held: Held::Owned(ctx),
             error: PhantomData,
+        }
+    }
+
+    /// What an in-task branch built with this ctx keeps of its group: a
+    /// borrow (of the core, or of the inline state) and its name.
+    pub(crate) fn group(&self) -> (GroupRef<'_>, &TaskName) {
+        match &self.held {
+            Held::Owned(ctx) => (GroupRef::Core(Cow::Borrowed(ctx.core())), ctx.task()),
+            Held::Lent { place, task, .. } => (GroupRef::Place(place), task),
+        }
+    }
+
+    /// [`group`](BranchCtx::group), by value.
+    pub(crate) fn into_group(self) -> (GroupRef<'a>, Cow<'a, TaskName>) {
+        match self.held {
+            Held::Owned(ctx) => {
+                let (core, task) = ctx.into_parts();
+                (GroupRef::Core(Cow::Owned(core)), Cow::Owned(task))
+            }
+            Held::Lent { place, task, .. } => (GroupRef::Place(place), Cow::Owned(task)),
+        }
+    }
+
+    /// The same ctx, owning its group (made one now if it was not): a
+    /// `#[blocking]` body's, on another thread.
+    pub(crate) fn into_owned(self) -> BranchCtx<'static, E> {
+        BranchCtx::from_ctx(Ctx::from(self))
+    }
+
+    /// The group's inline state, if it is one that has no core yet.
+    fn place(&self) -> Option<&'a Place> {
+        match &self.held {
+            Held::Lent { place, .. } if place.core().is_none() => Some(*place),
+            _ => None,
+        }
+    }
+
+    /// [`Ctx::is_cancelled`], without making the group an owned one.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        match &self.held {
+            Held::Owned(ctx) => ctx.is_cancelled(),
+            Held::Lent { place, .. } => place.is_cancelled(),
+        }
+    }
+
+    /// [`Ctx::check`], without making the group an owned one.
+    pub fn check(&self) -> Result<(), Cancelled> {
+        match self.place() {
+            Some(place) if place.is_cancelled() => Err(place.cancelled_error()),
+            Some(_) => Ok(()),
+            None => Ctx::check(self),
+        }
+    }
+
+    /// [`Ctx::cause`], without making the group an owned one.
+    #[must_use]
+    pub fn cause(&self) -> Option<Cause> {
+        match &self.held {
+            Held::Owned(ctx) => ctx.cause(),
+            Held::Lent { place, .. } => place.cause(),
+        }
+    }
+
+    /// [`Ctx::deadline`], without making the group an owned one.
+    #[must_use]
+    pub fn deadline(&self) -> Option<Instant> {
+        // A group without a core has no deadline, nor a parent's.
+        self.place().map_or_else(|| Ctx::deadline(self), |_| None)
+    }
+
+    /// [`Ctx::shutdown`], without making the group an owned one.
+    #[allow(
+        clippy::must_use_candidate,
+        reason = "called for its effect; whether it stopped the group is a bonus"
+    )]
+    pub fn shutdown(&self) -> bool {
+        match &self.held {
+            Held::Owned(ctx) => ctx.shutdown(),
+            Held::Lent { place, task, .. } => place.cancel(Cause::Shutdown { by: task.clone() }),
+        }
+    }
+
+    /// [`Ctx::task`], without making the group an owned one.
+    #[must_use]
+    pub fn task(&self) -> &TaskName {
+        match &self.held {
+            Held::Owned(ctx) => ctx.task(),
+            Held::Lent { task, .. } => task,
         }
     }
 
@@ -717,7 +843,7 @@ impl<E> BranchCtx<E> {
         F: Future<Output = Result<(), E>> + Send + 'static,
         E: Send + 'static,
     {
-        let core = &self.ctx.core;
+        let core = Ctx::core(self);
         spawn(core, name.into(), |_| task, core.start())
     }
 
@@ -749,11 +875,11 @@ impl<E> BranchCtx<E> {
     /// ```
     pub fn spawn_with<M, F>(&self, name: impl Into<TaskName>, make: M) -> Result<(), Cancelled>
     where
-        M: FnOnce(BranchCtx<E>) -> F,
+        M: FnOnce(BranchCtx<'static, E>) -> F,
         F: Future<Output = Result<(), E>> + Send + 'static,
         E: Send + 'static,
     {
-        let core = &self.ctx.core;
+        let core = Ctx::core(self);
         spawn(
             core,
             name.into(),
@@ -792,27 +918,47 @@ impl<E> BranchCtx<E> {
         reason = "it gives a `Ctx`, not a `Self`: `ctx.clone()` in a branch keeps the type it had"
     )]
     pub fn clone(&self) -> Ctx {
-        self.ctx.clone()
+        Ctx::clone(self)
     }
 }
 
-impl<E> Deref for BranchCtx<E> {
+/// Where `&BranchCtx` passes as a `&Ctx`: makes the group an owned one
+/// the first time (one allocation, once per group).
+impl<E> Deref for BranchCtx<'_, E> {
     type Target = Ctx;
 
     fn deref(&self) -> &Ctx {
-        &self.ctx
+        match &self.held {
+            Held::Owned(ctx) => ctx,
+            Held::Lent { place, task, owned } => {
+                owned.get_or_init(|| Ctx::new(Arc::clone(place.promote()), task.clone()))
+            }
+        }
     }
 }
 
-impl<E> From<BranchCtx<E>> for Ctx {
-    fn from(ctx: BranchCtx<E>) -> Ctx {
-        ctx.ctx
+impl<E> From<BranchCtx<'_, E>> for Ctx {
+    fn from(ctx: BranchCtx<'_, E>) -> Ctx {
+        match ctx.held {
+            Held::Owned(ctx) => ctx,
+            Held::Lent { place, task, owned } => owned
+                .into_inner()
+                .unwrap_or_else(|| Ctx::new(Arc::clone(place.promote()), task)),
+        }
     }
 }
 
-impl<E> fmt::Debug for BranchCtx<E> {
+impl<E> fmt::Debug for BranchCtx<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.ctx.fmt(f)
+        match &self.held {
+            Held::Owned(ctx) => ctx.fmt(f),
+            Held::Lent { task, .. } => f
+                .debug_struct("Ctx")
+                .field("task", task)
+                .field("cause", &self.cause())
+                .field("deadline", &self.deadline())
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -871,21 +1017,21 @@ impl IntoParent for Ctx {
     }
 }
 
-impl<E> IntoParent for &BranchCtx<E> {
+impl<E> IntoParent for &BranchCtx<'_, E> {
     fn into_parent(self) -> Parent {
-        self.ctx.clone().into_parent()
+        self.clone().into_parent()
     }
 }
 
-impl<E> IntoParent for &&BranchCtx<E> {
+impl<E> IntoParent for &&BranchCtx<'_, E> {
     fn into_parent(self) -> Parent {
         (*self).into_parent()
     }
 }
 
-impl<E> IntoParent for BranchCtx<E> {
+impl<E> IntoParent for BranchCtx<'_, E> {
     fn into_parent(self) -> Parent {
-        self.ctx.into_parent()
+        Ctx::from(self).into_parent()
     }
 }
 

@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::branch::{AfterGrace, Stop};
 use crate::error::{Census, Error};
 use crate::lifecycle::Lifecycle;
+use crate::state::lend;
 use crate::state::{Core, State, in_ambient};
 use crate::sync::Arc;
 use crate::trace;
@@ -200,6 +201,10 @@ impl<E: 'static> Scope<E> {
         grace: Option<Duration>,
         token: Option<CancellationToken>,
     ) -> Self {
+        if grace.is_some() {
+            // Grace is a timer on the core's cancellation (`Place`, state.rs).
+            state.core();
+        }
         Scope {
             state,
             grace,
@@ -210,20 +215,27 @@ impl<E: 'static> Scope<E> {
     /// Runs `branches` (a tuple of what the branch constructors made) to
     /// the end: the group's result, values in branch order.
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
-        let core = &self.state.core;
-        trace::branches(core.span(), B::LEN);
+        // A group without a core has no timer, token or grace (`Place`, state.rs).
+        trace::branches(self.state.place.span(), B::LEN);
+        let life = match self.state.place.core() {
+            Some(core) => Lifecycle::new(core, self.grace, self.token.clone(), None),
+            None => Lifecycle::idle(),
+        };
         Driver {
             scope: self,
             branches: branches.into_branches(),
-            life: Lifecycle::new(core, self.grace, self.token.clone(), None),
+            life,
         }
     }
 }
 
 impl<E> Drop for Scope<E> {
     fn drop(&mut self) {
-        // Nothing if the group finished (its driver returned its result).
-        self.state.core.shut_down();
+        // Nothing if the group finished (its driver returned its result),
+        // or never had a core: then nothing outlives it (`Place`, state.rs).
+        if let Some(core) = self.state.place.core() {
+            core.shut_down();
+        }
     }
 }
 
@@ -253,6 +265,8 @@ impl<'s, E, B> Driver<'s, E, B> {
             branches,
             life,
         } = self;
+        // The signal cancels the group through its core.
+        scope.state.core();
         Driver {
             scope,
             branches,
@@ -266,17 +280,33 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let core = &this.scope.state.core;
+        let place = &this.scope.state.place;
         let mut branches = this.branches;
         let mut life = this.life;
-        let branches_now = &*branches;
-        let expired = life
-            .as_mut()
-            .poll(cx, core, |since| census(core, since, branches_now));
-        if expired {
-            branches.as_mut().stop();
-        }
-        let polled = in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx));
+        let polled = match place.core() {
+            Some(core) => {
+                let branches_now = &*branches;
+                let expired = life
+                    .as_mut()
+                    .poll(cx, core, |since| census(core, since, branches_now));
+                if expired {
+                    branches.as_mut().stop();
+                }
+                in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx))
+            }
+            // No timer, token, signal, task or watcher: only the branches,
+            // with the group lent as the ambient one (`Place`, state.rs).
+            None => lend(place, || branches.as_mut().poll_branch(cx)),
+        };
+        // Still without a core: no task to await, no question to answer.
+        let Some(core) = place.core() else {
+            return match polled {
+                Poll::Ready(()) => {
+                    Poll::Ready(this.scope.state.finish_closed(branches.take(), true))
+                }
+                Poll::Pending => Poll::Pending,
+            };
+        };
         // One read of the flags serves the tasks and the watchers: nothing
         // more for a group that has neither.
         let look = core.flags();
@@ -497,7 +527,8 @@ mod tests {
     #[tokio::test]
     async fn a_dropped_group_is_cancelled_with_dropped() {
         let scope = Scope::<()>::new(Config::new());
-        let ctx = scope.ctx("a");
+        // A `Ctx` to keep past the group: a branch's own borrows it.
+        let ctx = scope.ctx("a").clone();
         {
             let branch = InTask.branch(&scope, ctx.clone(), pending::<Result<(), ()>>());
             let mut run = pin!(scope.run((branch,)));

@@ -177,7 +177,7 @@ impl<E, T> std::fmt::Debug for Group<E, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Group")
             .field("settings", &self.settings)
-            .field("core", &self.built.get().map(|b| &b.state.core))
+            .field("core", &self.built.get().map(|b| &b.state.place))
             .finish_non_exhaustive()
     }
 }
@@ -341,7 +341,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let built = self.built.get_or_init(|| {
             let state = State::new(self.settings.clone());
             // Every task is in the registry: a `Watch` is answered at once.
-            state.core.mark(flags::UNDRIVEN);
+            state.core().mark(flags::UNDRIVEN);
             Built {
                 state,
                 watcher: Mutex::new(Watcher::Unarmed),
@@ -447,7 +447,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// ```
     #[must_use]
     pub fn ctx(&self) -> Ctx {
-        Ctx::new(Arc::clone(&self.built().state.core), TaskName::new("group"))
+        Ctx::new(
+            Arc::clone(self.built().state.core()),
+            TaskName::new("group"),
+        )
     }
 
     /// Stops the group on purpose ([`Cause::Shutdown`] by `"group"`), as
@@ -468,7 +471,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         reason = "called for its effect; whether it stopped the group is a bonus"
     )]
     pub fn shutdown(&self) -> bool {
-        self.built().state.core.cancel(Cause::Shutdown {
+        self.built().state.core().cancel(Cause::Shutdown {
             by: TaskName::new("group"),
         })
     }
@@ -487,7 +490,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// ```
     #[must_use]
     pub fn shutdown_handle(&self) -> Shutdown {
-        Shutdown::new(&self.built().state.core, TaskName::new("group"))
+        Shutdown::new(self.built().state.core(), TaskName::new("group"))
     }
 
     /// Shuts the group down ([`Cause::Shutdown`] by `"shutdown_on"`) when
@@ -554,7 +557,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let start = self.built().state.core.start_written();
+        let start = self.built().state.core().start_written();
         self.start(name.into(), task, start);
     }
 
@@ -575,7 +578,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// ```
     #[must_use]
     pub fn pool(&self) -> Pool<E> {
-        Pool::new(Arc::clone(&self.built().state.core))
+        Pool::new(Arc::clone(self.built().state.core()))
     }
 
     /// Starts `task(ctx)` only if a slot is free under the [`limit`](Group::limit):
@@ -598,7 +601,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        match self.built().state.core.start_written() {
+        match self.built().state.core().start_written() {
             Start::Queued => false,
             start => {
                 self.start(name.into(), task, start);
@@ -613,7 +616,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         F: FnOnce(Ctx) -> Fut,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
     {
-        let core = Arc::clone(&self.built().state.core);
+        let core = Arc::clone(self.built().state.core());
         core.reap_tasks();
         let index = self.spawned;
         self.spawned += 1;
@@ -763,7 +766,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// # }
     /// ```
     pub async fn join_next(&mut self) -> Option<(TaskName, Result<T, E>)> {
-        let core = Arc::clone(&self.built().state.core);
+        let core = Arc::clone(self.built().state.core());
         let keep = lock(&self.own).keep;
         loop {
             // Each poll looks at what a task's end took from the set first:
@@ -838,7 +841,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     where
         E: Sync,
     {
-        let core = Arc::clone(&self.built().state.core);
+        let core = Arc::clone(self.built().state.core());
         let mut life = std::pin::pin!(Lifecycle::<std::future::Pending<()>>::grace(
             &core, self.grace
         ));
@@ -906,7 +909,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     pub fn len(&self) -> usize {
         self.built
             .get()
-            .map_or(0, |built| built.state.core.running())
+            .map_or(0, |built| built.state.core().running())
     }
 
     /// The tasks still running (started, or waiting for a `limit` slot),
@@ -931,7 +934,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     pub fn running(&self) -> Vec<Running> {
         self.built
             .get()
-            .map_or_else(Vec::new, |built| built.state.core.running_tasks())
+            .map_or_else(Vec::new, |built| built.state.core().running_tasks())
     }
 
     /// A handle that asks the group which tasks are still running, from
@@ -955,7 +958,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// ```
     #[must_use]
     pub fn watch(&self) -> Watch {
-        Watch::new(&self.built().state.core)
+        Watch::new(self.built().state.core())
     }
 
     /// Whether no task is running ([`len`](Group::len) is 0).
@@ -980,7 +983,7 @@ impl<E> Built<E> {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
-        let core = Arc::clone(&self.state.core);
+        let core = Arc::clone(self.state.core());
         let watch = Lifecycle::watch(core, settings.token.clone(), lock(signal).take());
         *watcher = match watch {
             Some(watch) => Watcher::Running(runtime.spawn(watch).abort_handle()),
@@ -1000,6 +1003,6 @@ impl<E, T> Drop for Group<E, T> {
             watcher.abort();
         }
         // Nothing if `wait` finished the group.
-        built.state.core.shut_down();
+        built.state.core().shut_down();
     }
 }

@@ -115,6 +115,15 @@ impl<'c, S> Lifecycle<'c, S> {
         Lifecycle::build(core, core.own_deadline(), grace, token, signal)
     }
 
+    /// No deadline, grace, token or signal: the life of a group without a
+    /// core (`Place`, state.rs).
+    pub(crate) fn idle() -> Self {
+        Lifecycle {
+            timers: None,
+            signal: None,
+        }
+    }
+
     /// `grace` alone: the part of a `Group`'s life that its `wait` drives
     /// (the rest is [`Lifecycle::watch`]'s).
     pub(crate) fn grace(core: &'c Core, grace: Option<Duration>) -> Self {

@@ -44,13 +44,17 @@ fn parent(cause: Cause) -> Cause {
     Cause::Parent(Box::new(cause))
 }
 
+/// A root group with its core from birth, as these models are the core's
+/// (an in-task group's inline state before it has one: the `place_*` models).
 fn root<E: 'static>() -> Arc<State<E>> {
-    Arc::new(State::new(Settings::default()))
+    let state = State::new(Settings::default());
+    state.core();
+    Arc::new(state)
 }
 
 fn child_of<E: 'static, P>(parent: &State<P>) -> Arc<State<E>> {
     Arc::new(State::new(Settings {
-        parent: Some(Arc::clone(&parent.core)),
+        parent: Some(Arc::clone(parent.core())),
         ..Settings::default()
     }))
 }
@@ -73,7 +77,7 @@ impl Counter {
     fn on(state: &State<impl Sized>) -> Arc<Counter> {
         let counter = Arc::new(Counter::default());
         let weak: Weak<Counter> = Arc::downgrade(&counter);
-        state.core.node().on_cancel(weak);
+        state.core().node().on_cancel(weak);
         counter
     }
 
@@ -99,12 +103,12 @@ fn loom_the_first_failure_cancels_the_group_once_and_is_the_error_returned() {
                 thread::spawn(move || group.fail(TaskName::new(name), name, false))
             })
             .collect();
-        outer.core.cancel(Cause::DeadlineExceeded);
+        outer.core().cancel(Cause::DeadlineExceeded);
         for thread in failing {
             thread.join().unwrap();
         }
 
-        let cause = group.core.cause().expect("cancelled");
+        let cause = group.core().cause().expect("cancelled");
         assert_eq!(hook.runs(), 1);
         assert_eq!(hook.cause().as_ref(), Some(&cause));
         match group.finish::<()>(None) {
@@ -134,19 +138,19 @@ fn loom_a_panic_a_failure_and_a_passed_deadline_cancel_the_group_once() {
             // A branch that spins on `is_cancelled()` sees the deadline
             // itself (a query: it cancels nothing), from then on.
             thread::spawn(move || {
-                assert!(group.core.is_cancelled());
-                assert!(group.core.cause().is_some());
+                assert!(group.core().is_cancelled());
+                assert!(group.core().cause().is_some());
             })
         };
         let panicking = {
             let group = Arc::clone(&group);
-            thread::spawn(move || group.core.panicked(TaskName::new("p"), Box::new("boom")))
+            thread::spawn(move || group.core().panicked(TaskName::new("p"), Box::new("boom")))
         };
         group.fail(TaskName::new("f"), "f", false);
         spinning.join().unwrap();
         panicking.join().unwrap();
 
-        let cause = group.core.cause().expect("cancelled");
+        let cause = group.core().cause().expect("cancelled");
         assert!(
             [
                 Cause::DeadlineExceeded,
@@ -172,7 +176,7 @@ fn loom_a_hook_registered_during_the_cancellation_runs_exactly_once() {
         let group = root::<()>();
         let cancelling = {
             let group = Arc::clone(&group);
-            thread::spawn(move || group.core.cancel(Cause::Finished))
+            thread::spawn(move || group.core().cancel(Cause::Finished))
         };
         let hook = Counter::on(&group);
         assert!(cancelling.join().unwrap());
@@ -192,7 +196,7 @@ fn loom_a_child_group_created_during_the_parents_cancellation_ends_up_cancelled(
         let child = child_of::<(), _>(&outer);
         let hook = Counter::on(&child);
         failing.join().unwrap();
-        assert_eq!(child.core.cause(), Some(parent(failed("a"))));
+        assert_eq!(child.core().cause(), Some(parent(failed("a"))));
         assert_eq!(hook.runs(), 1);
     });
 }
@@ -205,7 +209,7 @@ fn loom_a_channel_created_during_the_cancellation_is_closed_with_its_cause() {
             let group = Arc::clone(&group);
             thread::spawn(move || group.fail(TaskName::new("a"), (), false))
         };
-        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
+        let (tx, rx) = bound::<u8>(group.core().node(), Some(1));
         failing.join().unwrap();
         match rx.try_recv() {
             Err(TryRecvError::Cancelled(c)) => assert_eq!(c.cause(), &failed("a")),
@@ -252,7 +256,8 @@ fn loom_a_task_spawned_while_a_group_waits_is_awaited_or_refused() {
 fn loom_a_task_spawned_while_a_macro_group_returns_is_awaited_or_refused() {
     loom::model(|| {
         let scope = Scope::<()>::new(Config::new());
-        let ctx = scope.ctx("branch");
+        // Sent to another thread: an owned ctx, as a `#[spawn]` branch's.
+        let ctx = scope.owned_ctx("branch");
         let ran = Arc::new(AtomicUsize::new(0));
         let spawning = {
             let ran = Arc::clone(&ran);
@@ -283,10 +288,10 @@ fn loom_a_task_spawned_while_a_macro_group_returns_is_awaited_or_refused() {
 fn loom_a_question_asked_while_the_group_finishes_is_never_left_waiting() {
     loom::model(|| {
         let group = root::<()>();
-        group.core.watched();
+        group.core().watched();
         let asking = {
             let group = Arc::clone(&group);
-            thread::spawn(move || group.core.ask())
+            thread::spawn(move || group.core().ask())
         };
         assert!(group.finish::<()>(Some(())).is_ok());
         match asking.join().unwrap() {
@@ -329,7 +334,7 @@ fn loom_a_group_waits_for_a_task_woken_from_another_thread() {
 fn loom_a_ctx_waiting_for_the_cancellation_wakes_however_it_races_the_cancel() {
     loom::model(|| {
         let state = root::<()>();
-        let ctx = crate::Ctx::new(Arc::clone(&state.core), TaskName::new("waiter"));
+        let ctx = crate::Ctx::new(Arc::clone(state.core()), TaskName::new("waiter"));
         // A second waiter that registers, then leaves while the cancel runs:
         // its slot is freed or drained, never woken into a freed waiter.
         let leaving = {
@@ -342,7 +347,7 @@ fn loom_a_ctx_waiting_for_the_cancellation_wakes_however_it_races_the_cancel() {
         };
         let cancelling = {
             let state = Arc::clone(&state);
-            thread::spawn(move || assert!(state.core.cancel(failed("a"))))
+            thread::spawn(move || assert!(state.core().cancel(failed("a"))))
         };
         block_on(ctx.cancelled());
         assert_eq!(ctx.cause(), Some(failed("a")));
@@ -355,7 +360,7 @@ fn loom_a_ctx_waiting_for_the_cancellation_wakes_however_it_races_the_cancel() {
 fn loom_a_receive_blocked_on_an_empty_channel_wakes_with_the_cancellation() {
     loom::model(|| {
         let group = root::<()>();
-        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
+        let (tx, rx) = bound::<u8>(group.core().node(), Some(1));
         let failing = {
             let group = Arc::clone(&group);
             thread::spawn(move || group.fail(TaskName::new("a"), (), false))
@@ -371,7 +376,7 @@ fn loom_a_receive_blocked_on_an_empty_channel_wakes_with_the_cancellation() {
 fn loom_a_send_blocked_on_a_full_channel_wakes_with_the_cancellation_and_gives_the_value_back() {
     loom::model(|| {
         let group = root::<()>();
-        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
+        let (tx, rx) = bound::<u8>(group.core().node(), Some(1));
         tx.try_send(1).unwrap();
         let failing = {
             let group = Arc::clone(&group);
@@ -389,7 +394,7 @@ fn loom_a_send_blocked_on_a_full_channel_wakes_with_the_cancellation_and_gives_t
 fn loom_no_value_is_lost_between_a_sender_a_receiver_and_the_cancellation() {
     loom::model(|| {
         let group = root::<()>();
-        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
+        let (tx, rx) = bound::<u8>(group.core().node(), Some(1));
         let sending = thread::spawn(move || {
             let (mut sent, mut back) = (Vec::new(), Vec::new());
             for value in [1, 2] {
@@ -435,7 +440,7 @@ fn loom_no_value_is_lost_between_a_sender_a_receiver_and_the_cancellation() {
 fn loom_receivers_drain_the_buffer_then_see_the_end_once_the_last_sender_is_gone() {
     loom::model(|| {
         let group = root::<()>();
-        let (tx, rx) = bound::<u8>(group.core.node(), Some(1));
+        let (tx, rx) = bound::<u8>(group.core().node(), Some(1));
         let senders: Vec<_> = [1, 2]
             .into_iter()
             .map(|value| {
@@ -453,6 +458,25 @@ fn loom_receivers_drain_the_buffer_then_see_the_end_once_the_last_sender_is_gone
         for sender in senders {
             sender.join().unwrap();
         }
-        assert!(!group.core.is_cancelled());
+        assert!(!group.core().is_cancelled());
+    });
+}
+
+/// An in-task group without a core, lent to a scoped thread: a
+/// cancellation racing the promotion is never lost (it lands inline and
+/// moves with the rest, or in the core), and the first cause wins.
+#[test]
+fn place_a_cancellation_racing_a_promotion_is_kept() {
+    loom::model(|| {
+        let group = Arc::new(State::<()>::new(Settings::default()));
+        let cancel = {
+            let group = Arc::clone(&group);
+            thread::spawn(move || group.place.cancel(failed("a")))
+        };
+        let core = Arc::clone(group.core());
+        let won = cancel.join().unwrap();
+        assert!(won, "the only cancellation");
+        assert_eq!(core.cause(), Some(failed("a")));
+        assert_eq!(group.place.cause(), Some(failed("a")));
     });
 }

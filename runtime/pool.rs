@@ -610,7 +610,7 @@ impl Ctx {
     }
 }
 
-impl<E: Send + 'static> BranchCtx<E> {
+impl<E: Send + 'static> BranchCtx<'_, E> {
     /// A new [`Pool`] of tasks of this branch's group, of the group's error
     /// type: the per-connection tasks of an accept loop. See [`Pool`].
     ///

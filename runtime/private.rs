@@ -24,8 +24,8 @@ pub use core::result::Result;
 pub mod lints;
 
 use crate::branch::{
-    AfterGrace, Boxed, Inline, ItemName, Keep, Placed, Run, Spawned, Supervise, blocking_unit,
-    task_unit, unit,
+    AfterGrace, Boxed, GroupRef, Inline, ItemName, Keep, Placed, Run, Spawned, Supervise,
+    blocking_unit, task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
@@ -34,7 +34,7 @@ pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool};
 use crate::limit::Start;
-use crate::state::{Core, Settings, State};
+use crate::state::{Settings, State};
 use crate::sync::Arc;
 use crate::workers::Workers;
 
@@ -118,20 +118,27 @@ impl<E: 'static> Scope<E> {
 impl<E> Scope<E> {
     /// The ctx of the branch `name`, typed by the group's error type.
     #[must_use]
-    pub fn ctx(&self, name: &'static str) -> BranchCtx<E> {
-        BranchCtx::new(Arc::clone(&self.state.core), TaskName::new(name))
+    pub fn ctx(&self, name: &'static str) -> BranchCtx<'_, E> {
+        BranchCtx::lent(&self.state.place, TaskName::new(name))
+    }
+
+    /// The ctx of the `#[spawn]` branch `name`, whose body is `'static`:
+    /// it owns the group, which gets its `Arc` now (`Place`, state.rs).
+    #[must_use]
+    pub fn owned_ctx(&self, name: &'static str) -> BranchCtx<'static, E> {
+        BranchCtx::new(Arc::clone(self.state.core()), TaskName::new(name))
     }
 
     /// A `let (tx, rx) = channel(cap);` header.
     #[must_use]
     pub fn channel<T: Send + 'static>(&self, capacity: usize) -> (Sender<T>, Receiver<T>) {
-        channel::bound(self.state.core.node(), Some(capacity))
+        channel::bound(self.state.core().node(), Some(capacity))
     }
 
     /// A `let (tx, rx) = unbounded();` header.
     #[must_use]
     pub fn unbounded<T: Send + 'static>(&self) -> (Sender<T>, Receiver<T>) {
-        channel::bound(self.state.core.node(), None)
+        channel::bound(self.state.core().node(), None)
     }
 }
 
@@ -162,11 +169,11 @@ pub fn never_unit(never: Infallible) {
 pub fn never_ok_blocking<F, E, T>(
     body: F,
     value: impl FnOnce(Infallible) -> T,
-) -> impl FnOnce(&BranchCtx<E>) -> Result<T, E>
+) -> impl FnOnce(&BranchCtx<'static, E>) -> Result<T, E>
 where
-    F: FnOnce(&BranchCtx<E>) -> Result<Infallible, E>,
+    F: FnOnce(&BranchCtx<'static, E>) -> Result<Infallible, E>,
 {
-    move |ctx: &BranchCtx<E>| body(ctx).map(value)
+    move |ctx: &BranchCtx<'static, E>| body(ctx).map(value)
 }
 
 /// `on_error = continue` for a future body: its result becomes its value.
@@ -178,11 +185,13 @@ where
 }
 
 /// `on_error = continue` for a `#[blocking]` body.
-pub fn supervise_blocking<F, T, E>(body: F) -> impl FnOnce(&BranchCtx<E>) -> Result<Result<T, E>, E>
+pub fn supervise_blocking<F, T, E>(
+    body: F,
+) -> impl FnOnce(&BranchCtx<'static, E>) -> Result<Result<T, E>, E>
 where
-    F: FnOnce(&BranchCtx<E>) -> Result<T, E>,
+    F: FnOnce(&BranchCtx<'static, E>) -> Result<T, E>,
 {
-    move |ctx: &BranchCtx<E>| Ok(body(ctx))
+    move |ctx: &BranchCtx<'static, E>| Ok(body(ctx))
 }
 
 /// Branches polled in the calling task: they may borrow locals.
@@ -203,22 +212,24 @@ pub struct Blocking;
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Lent<'s> {
-    core: Cow<'s, Arc<Core>>,
+    group: GroupRef<'s>,
     task: Cow<'s, TaskName>,
 }
 
-impl<'s, E> From<&'s BranchCtx<E>> for Lent<'s> {
-    fn from(ctx: &'s BranchCtx<E>) -> Self {
+impl<'s, E> From<&'s BranchCtx<'_, E>> for Lent<'s> {
+    fn from(ctx: &'s BranchCtx<'_, E>) -> Self {
+        let (group, task) = ctx.group();
         Lent {
-            core: Cow::Borrowed(ctx.core()),
-            task: Cow::Borrowed(ctx.task()),
+            group,
+            task: Cow::Borrowed(task),
         }
     }
 }
 
-impl<E> From<BranchCtx<E>> for Lent<'_> {
-    fn from(ctx: BranchCtx<E>) -> Self {
-        Ctx::from(ctx).into()
+impl<'s, E> From<BranchCtx<'s, E>> for Lent<'s> {
+    fn from(ctx: BranchCtx<'s, E>) -> Self {
+        let (group, task) = ctx.into_group();
+        Lent { group, task }
     }
 }
 
@@ -226,7 +237,7 @@ impl From<Ctx> for Lent<'_> {
     fn from(ctx: Ctx) -> Self {
         let (core, task) = ctx.into_parts();
         Lent {
-            core: Cow::Owned(core),
+            group: GroupRef::Core(Cow::Owned(core)),
             task: Cow::Owned(task),
         }
     }
@@ -243,9 +254,13 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        let Lent { core, task } = ctx.into();
-        let start = core.start_written();
-        Leaf::new(Run::new(&scope.state, unit(core, task, body, start)))
+        let Lent { group, task } = ctx.into();
+        // No `limit` without a core: a written branch starts now.
+        let start = match &group {
+            GroupRef::Core(core) => core.start_written(),
+            GroupRef::Place(_) => Start::Now(None),
+        };
+        Leaf::new(Run::new(&scope.state, unit(group, task, body, start)))
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
@@ -259,12 +274,12 @@ impl InTask {
     where
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
-        L: FnMut(I::Item, BranchCtx<E>, S) -> Fut + 's,
+        L: FnMut(I::Item, BranchCtx<'static, E>, S) -> Fut + 's,
         Fut: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
         let state = &scope.state;
-        let core = &state.core;
+        let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             // The scope's core and a compact name: no reference count and a
@@ -298,7 +313,7 @@ where
 {
     // The ctx's reference to the group serves the task: it is `scope`'s.
     let (core, task) = ctx.into_parts();
-    debug_assert!(Arc::ptr_eq(&core, &scope.state.core));
+    debug_assert!(Arc::ptr_eq(&core, scope.state.core()));
     core.off_driver();
     let start = core.start_written();
     let run = Run::new(
@@ -345,7 +360,7 @@ impl Spawn {
         // ran 1.75x slower), so it is spawned like the rest.
         if tokio::task::try_id().is_some() {
             let (core, task) = ctx.into_parts();
-            debug_assert!(Arc::ptr_eq(&core, &scope.state.core));
+            debug_assert!(Arc::ptr_eq(&core, scope.state.core()));
             let start = core.start_written();
             let unit = task_unit(Arc::clone(&core), task.clone(), body, start);
             let run = Run::new(&scope.state, unit);
@@ -370,12 +385,12 @@ impl Spawn {
     where
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
-        L: FnMut(I::Item, BranchCtx<E>, S) -> Fut + 's,
+        L: FnMut(I::Item, BranchCtx<'static, E>, S) -> Fut + 's,
         Fut: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = &scope.state.core;
+        let core = scope.state.core();
         let launch = move |item, index, permit, ends| {
             let task = TaskName::indexed(name, index);
             let body = body(item, BranchCtx::new(Arc::clone(core), task.clone()), ends);
@@ -402,17 +417,18 @@ impl Blocking {
     pub fn branch<E, T, F>(
         self,
         scope: &Scope<E>,
-        ctx: BranchCtx<E>,
+        ctx: BranchCtx<'_, E>,
         body: F,
     ) -> impl Branch<Value = T>
     where
-        F: FnOnce(&BranchCtx<E>) -> Result<T, E> + Send + 'static,
+        F: FnOnce(&BranchCtx<'static, E>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = Arc::clone(&scope.state.core);
+        let core = Arc::clone(scope.state.core());
         core.off_driver();
         let start = core.start_written();
+        let ctx = ctx.into_owned();
         let task = ctx.task().clone();
         let job = move || body(&ctx);
         Leaf::new(blocking_unit(&scope.state, core, task, job, start))
@@ -430,12 +446,12 @@ impl Blocking {
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
         L: FnMut(I::Item, S) -> G + 's,
-        G: FnOnce(&BranchCtx<E>) -> Result<T, E> + Send + 'static,
+        G: FnOnce(&BranchCtx<'static, E>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
         let state = &scope.state;
-        let core = &state.core;
+        let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ctx.task().clone();

@@ -31,8 +31,9 @@
 //! - Nothing a group may never use is allocated up front: the task set is
 //!   created by the first task, the waiter list grows with the first waiter,
 //!   and the typed error slot lives with the group's driver, not behind an
-//!   `Arc`. A trivial group allocates its `Core` and nothing else
-//!   (tests/allocations.rs).
+//!   `Arc`, and a group whose code needs no owned handle has no `Core`
+//!   at all: its state stays in its future ([`Place`], below) and a
+//!   trivial group allocates nothing (tests/allocations.rs).
 //!
 //! - What still runs is not tracked per branch: the driver walks its
 //!   branches when asked ([`Answer`]) or when the deadline passes or grace
@@ -89,7 +90,7 @@ use crate::error::{
     Cancelled, Cause, Census, Error, Later, Running, StillRunning, Suppressed, TaskName,
 };
 use crate::limit::{self, Limit, Start};
-use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, Weak, lock};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
 use crate::trace;
 
@@ -100,8 +101,25 @@ tokio::task_local! {
     static AMBIENT: Arc<Core>;
 }
 
-/// The group of the branch whose code is running now, if any.
+/// The group of the branch whose code is running now, if any: the
+/// task-local one, or an unpromoted in-task group lent by its driver
+/// (`Place`, state.rs), whichever is innermost.
 pub(crate) fn ambient() -> Option<Arc<Core>> {
+    let task_local = crate::state::ambient_raw();
+    if LENT.is_set() {
+        return LENT.with(|place| {
+            if place.under.load(Ordering::Relaxed) == address(task_local.as_ref()) {
+                Some(Arc::clone(place.promote()))
+            } else {
+                task_local
+            }
+        });
+    }
+    task_local
+}
+
+/// The task-local ambient group alone.
+pub(crate) fn ambient_raw() -> Option<Arc<Core>> {
     AMBIENT.try_with(Arc::clone).ok()
 }
 
@@ -129,6 +147,8 @@ pub(crate) struct Settings {
     pub(crate) limit: Option<usize>,
     /// Where the group was written, for its `tracing` span.
     pub(crate) site: Option<&'static Location<'static>>,
+    /// The group's span, when it was made before its core (a [`Place`]'s).
+    pub(crate) span: Option<trace::Span>,
 }
 
 /// The cause a cancelled `CancellationToken` parent gives its group: a
@@ -286,7 +306,10 @@ impl Core {
         // (`link`), so it could live by value.
         let core = Arc::new(Core {
             node: Node::new(parent, settings.deadline),
-            span: trace::group(settings.site, settings.limit, settings.deadline),
+            span: match settings.span {
+                Some(span) => span,
+                None => trace::group(settings.site, settings.limit, settings.deadline),
+            },
             limit: settings.limit.map(Limit::new),
             inner: Mutex::new(Inner {
                 set: None,
@@ -427,12 +450,26 @@ impl Core {
     /// cause. (A failure that loses a race with another cancellation
     /// between the two is then not kept.)
     pub(crate) fn spare_name(&self, task: &TaskName, echoed: bool) -> Option<TaskName> {
-        if echoed {
-            None
-        } else if self.is_cancelled() {
-            Some(task.clone())
-        } else {
-            task.cheap_clone()
+        spare_name(task, echoed, self.is_cancelled())
+    }
+
+    /// What an inline group recorded before it was promoted to this core
+    /// (`Place`, state.rs): its cause, its first panic, how many later failures
+    /// it ranked.
+    pub(crate) fn adopt(
+        &self,
+        cause: Option<Cause>,
+        panic: Option<Box<dyn Any + Send>>,
+        ranked: usize,
+    ) {
+        if let Some(cause) = cause {
+            self.cancel(cause);
+        }
+        if let Some(payload) = panic {
+            lock(&self.inner).panic.get_or_insert(payload);
+        }
+        if ranked > 0 {
+            lock(&self.watching().state).ranked += ranked;
         }
     }
 
@@ -835,11 +872,23 @@ impl Drop for RunningTask {
     }
 }
 
-/// A group: its core and the first error of its branches, typed, and the
-/// later failures of its in-task branches (echo.rs says which count).
+/// [`Core::spare_name`] of a group that `cancelled` says is cancelled or not.
+fn spare_name(task: &TaskName, echoed: bool, cancelled: bool) -> Option<TaskName> {
+    if echoed {
+        None
+    } else if cancelled {
+        Some(task.clone())
+    } else {
+        task.cheap_clone()
+    }
+}
+
+/// A group: its state (inline until promoted to a core, `Place` in state.rs) and
+/// the first error of its branches, typed, and the later failures of its
+/// in-task branches (echo.rs says which count).
 #[derive(Debug)]
 pub(crate) struct State<E> {
-    pub(crate) core: Arc<Core>,
+    pub(crate) place: Place,
     failures: Mutex<Failures<E>>,
 }
 
@@ -855,12 +904,17 @@ struct Failures<E> {
 impl<E> State<E> {
     pub(crate) fn new(settings: Settings) -> Self {
         State {
-            core: Core::new(settings),
+            place: Place::new(settings),
             failures: Mutex::new(Failures {
                 first: None,
                 later: Vec::new(),
             }),
         }
+    }
+
+    /// The group's core, made now if it has none (`Place`, state.rs).
+    pub(crate) fn core(&self) -> &Arc<Core> {
+        self.place.promote()
     }
 
     /// Keeps `error` as the group's error: its failure was the first
@@ -879,15 +933,12 @@ impl<E> State<E> {
     /// Records `error` if it is the first failure and cancels the group; a
     /// later one is kept unless it is an echo (`echoed`, echo.rs).
     pub(crate) fn fail(&self, task: TaskName, error: E, echoed: bool) {
-        let name = trace::name(&task);
-        let spare = self.core.spare_name(&task, echoed);
-        let first = self.core.cancel_then(Cause::Failed { task }, |first| {
-            trace::failed(&self.core.span, &name, first);
-        });
+        let spare = spare_name(&task, echoed, self.place.is_cancelled());
+        let first = self.place.cancel_failed(task);
         if first {
             lock(&self.failures).first = Some(error);
         } else if let Some(task) = spare {
-            let rank = self.core.later_rank();
+            let rank = self.place.later_rank();
             self.keep_later(rank, task, error);
         }
     }
@@ -899,8 +950,9 @@ impl<E: Send + Sync + 'static> State<E> {
     /// else the first error, else the cancellation. Cancels the ctx with
     /// `Finished` either way, and closes the group to new tasks.
     pub(crate) fn finish<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
-        self.core.close_tasks();
-        let tasks_ok = lock(&self.core.inner).all_ok;
+        let core = self.core();
+        core.close_tasks();
+        let tasks_ok = lock(&core.inner).all_ok;
         self.finish_closed(value, tasks_ok)
     }
 
@@ -908,8 +960,17 @@ impl<E: Send + Sync + 'static> State<E> {
     /// what [`Core::poll_tasks`] said as it closed it: the driver's last
     /// poll has just done both, so the task-set lock is not taken twice more.
     pub(crate) fn finish_closed<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
-        let first = self.core.cancel(Cause::Finished);
-        self.core.close_watch();
+        let core = self.place.core();
+        // `Finished` only where a handle can see it: an unpromoted group's
+        // every ctx was a borrow, which ends with its future (`Place`, state.rs).
+        let first = match core {
+            Some(core) => {
+                let first = core.cancel(Cause::Finished);
+                core.close_watch();
+                first
+            }
+            None => !self.place.is_cancelled(),
+        };
         // Nothing cancelled the group before: no panic and no error was
         // recorded (each cancels the group before it is stored, and every
         // branch and task has returned), so they need no lock.
@@ -917,14 +978,17 @@ impl<E: Send + Sync + 'static> State<E> {
             Some(value) if first && tasks_ok => return Ok(value),
             value => value,
         };
-        let (panic, task_error) = {
-            let mut slots = lock(&self.core.inner);
-            (slots.panic.take(), slots.task_error.take())
+        let (panic, task_error) = match core {
+            Some(core) => {
+                let mut slots = lock(&core.inner);
+                (slots.panic.take(), slots.task_error.take())
+            }
+            None => (self.place.take_panic(), None),
         };
         if let Some(payload) = panic {
             resume_unwind(payload);
         }
-        let watching = self.core.watching.get();
+        let watching = core.and_then(|core| core.watching.get());
         let report = watching.and_then(|w| lock(&w.state).report.take());
         let later = self.take_later(report.as_deref());
         // A task that failed after the cancellation (its error dropped)
@@ -933,7 +997,7 @@ impl<E: Send + Sync + 'static> State<E> {
         if let (Some(value), None, true) = (value, &task_error, tasks_ok) {
             return Ok(value);
         }
-        if let Some(Cause::Failed { task }) = self.core.cause() {
+        if let Some(Cause::Failed { task }) = self.place.cause() {
             // A task's error of another type than `E` (an untyped
             // `Ctx::spawn`) cannot be the group's: the cause names its task.
             let error = lock(&self.failures)
@@ -945,7 +1009,7 @@ impl<E: Send + Sync + 'static> State<E> {
                 return Err(Error::Failed { task, error });
             }
         }
-        let cancelled = self.core.cancellation_error();
+        let cancelled = Cancelled::new(self.place.cause().unwrap_or(Cause::Dropped));
         if matches!(cancelled.cause(), Cause::Parent(_)) && later.is_none() {
             // Handed to the branch this group runs in: an echo of the
             // parent's cancellation there. Not with failures of its own.
@@ -959,7 +1023,7 @@ impl<E: Send + Sync + 'static> State<E> {
     /// The later failures, typed and boxed, in the order they happened.
     fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
         let mut later = std::mem::take(&mut lock(&self.failures).later);
-        let watching = self.core.watching.get();
+        let watching = self.place.core().and_then(|core| core.watching.get());
         let boxed = watching.map_or_else(Vec::new, |w| std::mem::take(&mut lock(&w.state).later));
         if later.is_empty() && boxed.is_empty() {
             return None;
@@ -973,5 +1037,352 @@ impl<E: Send + Sync + 'static> State<E> {
         later.sort_by_key(|&(rank, _)| rank);
         let report = report.map(|r| Box::new(r.clone()));
         Later::new(later.into_iter().map(|(_, s)| s).collect(), report)
+    }
+}
+
+// # Place: where an `errgroup!` group's state lives: in the group's own future
+// until something needs an owned, `'static` handle on it, then in an
+// `Arc<Core>` (issue 22, item 4).
+//
+// A root group whose branches are all in-task, with no `limit`, deadline,
+// `grace`, token or `shutdown_on` and without the `tracing` feature, keeps
+// here what its code reads and writes: its cancellation cause, its first
+// panic, and how many later failures it ranked. Its branches' ctxs borrow
+// it (`BranchCtx<'_, E>`), so such a group allocates nothing.
+//
+// # Promotion
+//
+// Whatever needs a `'static` handle (`ctx.clone()`, a `&Ctx` made by
+// deref, `ctx.spawn`, a channel, a watch, a token, a `#[spawn]` or
+// `#[blocking]` branch, a fan-out, a group nested in one of its branches,
+// a waiter on the cancellation) calls [`Place::promote`], which builds
+// the group's [`Core`] the first time, moves what the inline state knows
+// into it, and from then on every operation here forwards to it (one
+// load). A group that needs a core anyway ([`needs_core`]) has one from
+// birth.
+//
+// # Invariants
+//
+// - One cancellation record: before promotion, `slow.cause`; after, the
+//   core's. The core is published under the `slow` lock, and an inline
+//   cancellation takes that lock and forwards if the core is there: a
+//   cancellation racing a promotion (a `&BranchCtx` lent to a scoped
+//   thread) is never lost, and the first cause wins either way.
+// - `cancelled` is set only with `slow.cause`, under the lock: the hot
+//   read (`is_cancelled`) is one or two loads and takes no lock.
+// - Only a promoted group can be seen after it finished (every borrow of
+//   the inline state ends with the group's future), so `Finished` is set
+//   on promoted groups only, and an unpromoted group has nothing to tear
+//   down when its future is dropped.
+// - Nothing waits on the inline state: a waiter on the cancellation
+//   promotes first, so a cancellation while unpromoted wakes no one.
+
+scoped_tls::scoped_thread_local! {
+    /// The unpromoted group whose in-task branches are being polled: a
+    /// group created in one of them promotes it, to be its parent.
+    static LENT: Place
+}
+
+/// `f()` with `place` lent as the ambient group (an unpromoted driver's
+/// poll of its branches). An ambient group set inside `f` (a nested
+/// group's driver, a task-local scope) is newer and wins: `under` says
+/// which task-local ambient group this lend was made under.
+pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
+    place
+        .under
+        .store(address(ambient_raw().as_ref()), Ordering::Relaxed);
+    LENT.set(place, f)
+}
+
+/// Which group, for comparing: both are alive while compared, so an
+/// address is not reused meanwhile.
+fn address(core: Option<&Arc<Core>>) -> usize {
+    core.map_or(0, |core| Arc::as_ptr(core).addr())
+}
+
+/// Whether a group built from `settings` needs its `Arc<Core>` from birth:
+/// a parent (its cancellation reaches the group through the core's hook),
+/// a timer or a `limit` (driven through the core).
+pub(crate) fn needs_core(settings: &Settings) -> bool {
+    settings.parent.is_some()
+        || settings.token.is_some()
+        || settings.deadline.is_some()
+        || settings.limit.is_some()
+}
+
+/// A group's state, inline until promoted: see the module docs.
+pub(crate) struct Place {
+    /// `slow.cause` is set; read without the lock.
+    cancelled: AtomicBool,
+    slow: Mutex<Slow>,
+    /// The promoted group; set once, under `slow`'s lock.
+    core: OnceLock<Arc<Core>>,
+    /// `core` is set: its publication as loom sees it (the `OnceLock`'s
+    /// own is invisible to loom), read before `core` is.
+    promoted: AtomicBool,
+    /// Where the group was written, for the core made on promotion.
+    site: Option<&'static Location<'static>>,
+    /// The group's span while it has no core, which then takes it.
+    span: trace::Span,
+    /// The task-local ambient group when this one was last lent ([`lend`]).
+    under: AtomicUsize,
+}
+
+/// What an unpromoted group records, under one lock taken only when it is
+/// cancelled, panics, ranks a later failure, or is promoted.
+#[derive(Default)]
+struct Slow {
+    cause: Option<Cause>,
+    panic: Option<Box<dyn Any + Send>>,
+    /// How many later failures were ranked (`Core::later_rank`'s count,
+    /// moved into the core on promotion).
+    ranked: usize,
+}
+
+impl std::fmt::Debug for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Place")
+            .field("core", &self.core.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Place {
+    /// The state of a group built from `settings`: a core from birth if
+    /// it needs one ([`needs_core`]).
+    pub(crate) fn new(settings: Settings) -> Self {
+        let site = settings.site;
+        let core = OnceLock::new();
+        let promoted = needs_core(&settings);
+        let span = if promoted {
+            // Fresh: nothing else can have set it.
+            let _ = core.set(Core::new(settings));
+            trace::none()
+        } else {
+            trace::group(site, None, None)
+        };
+        Place {
+            cancelled: AtomicBool::new(false),
+            promoted: AtomicBool::new(promoted),
+            slow: Mutex::new(Slow::default()),
+            core,
+            site,
+            span,
+            under: AtomicUsize::new(0),
+        }
+    }
+
+    /// The group's core, if it has one yet.
+    #[inline]
+    pub(crate) fn core(&self) -> Option<&Arc<Core>> {
+        if self.promoted.load(Ordering::Acquire) {
+            self.core.get()
+        } else {
+            None
+        }
+    }
+
+    /// The group's core, made now if it has none: what the inline state
+    /// knows (cause, panic, ranks) moves into it.
+    pub(crate) fn promote(&self) -> &Arc<Core> {
+        if let Some(core) = self.core() {
+            return core;
+        }
+        let mut slow = lock(&self.slow);
+        if let Some(core) = self.core() {
+            return core;
+        }
+        let core = Core::new(Settings {
+            site: self.site,
+            span: Some(self.span.clone()),
+            ..Settings::default()
+        });
+        // A fresh core has no waiter, child or hook to call out to, so
+        // this runs under the lock without calling into other code.
+        core.adopt(slow.cause.take(), slow.panic.take(), slow.ranked);
+        let core = self.core.get_or_init(|| core);
+        self.promoted.store(true, Ordering::Release);
+        drop(slow);
+        core
+    }
+
+    /// The group's span: its core's, or none.
+    pub(crate) fn span(&self) -> &trace::Span {
+        match self.core() {
+            Some(core) => core.span(),
+            None => &self.span,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_cancelled(&self) -> bool {
+        match self.core() {
+            Some(core) => core.is_cancelled(),
+            None => self.cancelled.load(Ordering::Acquire),
+        }
+    }
+
+    pub(crate) fn cause(&self) -> Option<Cause> {
+        if let Some(core) = self.core() {
+            return core.cause();
+        }
+        if !self.cancelled.load(Ordering::Acquire) {
+            return None;
+        }
+        // Promoted meanwhile: the cause moved into the core.
+        let inline = lock(&self.slow).cause.clone();
+        inline.or_else(|| self.core()?.cause())
+    }
+
+    /// The `Cancelled` handed to code of the group that asks now (an
+    /// echo: see echo.rs).
+    pub(crate) fn cancelled_error(&self) -> Cancelled {
+        echo::handed();
+        Cancelled::new(self.cause().unwrap_or(Cause::Dropped))
+    }
+
+    /// Cancels the group with `cause`; `false` if it was already cancelled.
+    pub(crate) fn cancel(&self, cause: Cause) -> bool {
+        self.cancel_then(cause, |_| ())
+    }
+
+    /// [`Core::cancel_then`]: `first(won)` runs before the cancellation's
+    /// own `tracing` event.
+    fn cancel_then(&self, cause: Cause, first: impl FnOnce(bool)) -> bool {
+        if let Some(core) = self.core() {
+            return core.cancel_then(cause, first);
+        }
+        let mut slow = lock(&self.slow);
+        if let Some(core) = self.core() {
+            drop(slow);
+            return core.cancel_then(cause, first);
+        }
+        if slow.cause.is_some() {
+            drop(slow);
+            first(false);
+            return false;
+        }
+        let told = trace::ENABLED.then(|| cause.clone());
+        slow.cause = Some(cause);
+        self.cancelled.store(true, Ordering::Release);
+        drop(slow);
+        first(true);
+        if let Some(cause) = told {
+            trace::cancelled(&self.span, &cause);
+        }
+        true
+    }
+
+    /// Cancels the group because `task` failed; `true` if it is the first
+    /// failure (the caller keeps its error).
+    pub(crate) fn cancel_failed(&self, task: TaskName) -> bool {
+        if let Some(core) = self.core() {
+            return core.cancel_failed(task);
+        }
+        let name = trace::name(&task);
+        self.cancel_then(Cause::Failed { task }, |first| {
+            trace::failed(&self.span, &name, first);
+        })
+    }
+
+    /// `task` panicked: the first panic is kept, to be resumed when the
+    /// group finishes.
+    pub(crate) fn panicked(&self, task: TaskName, payload: Box<dyn Any + Send>) {
+        if let Some(core) = self.core() {
+            return core.panicked(task, payload);
+        }
+        trace::panicked(&self.span, &task);
+        self.cancel(Cause::Panicked { task });
+        let mut slow = lock(&self.slow);
+        match self.core() {
+            Some(core) => {
+                drop(slow);
+                core.adopt(None, Some(payload), 0);
+            }
+            None => {
+                slow.panic.get_or_insert(payload);
+            }
+        }
+    }
+
+    /// The rank of a later failure kept now.
+    pub(crate) fn later_rank(&self) -> usize {
+        if let Some(core) = self.core() {
+            return core.later_rank();
+        }
+        let mut slow = lock(&self.slow);
+        if let Some(core) = self.core() {
+            drop(slow);
+            return core.later_rank();
+        }
+        slow.ranked += 1;
+        slow.ranked - 1
+    }
+
+    /// The panic of an unpromoted group, taken once it has finished.
+    pub(crate) fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
+        lock(&self.slow).panic.take()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod place_tests {
+    use super::Place;
+    use crate::error::{Cause, TaskName};
+    use crate::state::Settings;
+
+    fn root() -> Place {
+        Place::new(Settings::default())
+    }
+
+    #[test]
+    fn a_root_group_starts_without_a_core_and_keeps_its_first_cause() {
+        let inline = root();
+        assert_eq!(inline.core().is_some(), crate::trace::ENABLED);
+        assert!(!inline.is_cancelled());
+        assert!(inline.cancel(Cause::Shutdown {
+            by: TaskName::new("a")
+        }));
+        assert!(!inline.cancel(Cause::Dropped));
+        assert!(inline.is_cancelled());
+        assert!(inline.cause().unwrap().is_shutdown());
+    }
+
+    #[test]
+    fn promotion_moves_the_cause_and_later_cancellations_go_to_the_core() {
+        let inline = root();
+        assert!(inline.cancel_failed(TaskName::new("x")));
+        let core = inline.promote();
+        assert!(matches!(core.cause(), Some(Cause::Failed { .. })));
+        assert!(!inline.cancel(Cause::Dropped));
+        assert!(matches!(inline.cause(), Some(Cause::Failed { .. })));
+        assert!(std::ptr::eq(inline.promote(), core), "promoted once");
+    }
+
+    #[test]
+    fn a_cancellation_after_promotion_reaches_the_core() {
+        let inline = root();
+        let core = std::sync::Arc::clone(inline.promote());
+        assert!(!core.is_cancelled());
+        assert!(inline.cancel(Cause::Dropped));
+        assert_eq!(core.cause(), Some(Cause::Dropped));
+        assert!(inline.is_cancelled());
+    }
+
+    /// A cancellation racing a promotion (a `&BranchCtx` lent to a scoped
+    /// thread) is never lost: it lands inline before the core is
+    /// published, and moves with the rest, or in the core after.
+    #[test]
+    fn a_cancellation_racing_a_promotion_is_not_lost() {
+        for _ in 0..200 {
+            let inline = root();
+            std::thread::scope(|s| {
+                s.spawn(|| inline.cancel(Cause::Dropped));
+                s.spawn(|| {
+                    inline.promote();
+                });
+            });
+            assert_eq!(inline.promote().cause(), Some(Cause::Dropped));
+        }
     }
 }

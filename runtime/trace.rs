@@ -26,6 +26,11 @@ mod on {
     pub(crate) const ENABLED: bool = true;
 
     pub(crate) type Span = tracing::Span;
+
+    /// The span of a group that has none (never so with the feature: see `Place` in state.rs).
+    pub(crate) fn none() -> Span {
+        tracing::Span::none()
+    }
     pub(crate) type Traced<F> = tracing::instrument::Instrumented<F>;
     pub(crate) type Entered<'a> = tracing::span::Entered<'a>;
 
@@ -147,6 +152,10 @@ mod off {
     /// Nothing: the `tracing` feature is off.
     #[derive(Clone, Debug, Default)]
     pub(crate) struct Span;
+
+    pub(crate) fn none() -> Span {
+        Span
+    }
 
     pub(crate) type Traced<F> = F;
     pub(crate) type Entered<'a> = &'a Span;

@@ -53,7 +53,13 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
         let future = match &branch.body {
             Body::Expr(body) => {
                 let (ctx, name) = (&names.ctx, branch.name.to_string());
-                setup.extend(quote_spanned!(site=> let #ctx = #scope.ctx(#name);));
+                // A `#[spawn]` body is `'static`: its ctx owns the group.
+                let make = if mode == Mode::Spawn {
+                    format_ident!("owned_ctx", span = site)
+                } else {
+                    format_ident!("ctx", span = site)
+                };
+                setup.extend(quote_spanned!(site=> let #ctx = #scope.#make(#name);));
                 single(&names, body, mode, inline == Some(i))
             }
             Body::For(fan_out) => fan_out_branch(&names, &branch.name, fan_out, mode),
