@@ -28,8 +28,8 @@ cd "$(dirname "$0")/.."
 # 17.3x (1,644 Ir) re-measured at c6b36eb on the session machine of
 # 2026-12-06; 16.9x (1,604 Ir) once the core kept its state under one lock
 # and its lifecycle in one place; 16.6x (1,580 Ir) once in-task branches
-# borrow their ctx (issue 22); 13.15x (1,249 Ir) once an in-task group's
-# state stays in its future until something needs an `Arc` (issue 22).
+# borrow their ctx; 13.15x (1,249 Ir) once an in-task group's
+# state stays in its future until something needs an `Arc`.
 # Lower it when the fast path gets cheaper, so a regression shows.
 BUDGET=${BUDGET:-14.5}
 BLOCKING_BUDGET=${BLOCKING_BUDGET:-2.5}

@@ -1042,7 +1042,7 @@ impl<E: Send + Sync + 'static> State<E> {
 
 // # Place: where an `errgroup!` group's state lives: in the group's own future
 // until something needs an owned, `'static` handle on it, then in an
-// `Arc<Core>` (issue 22, item 4).
+// `Arc<Core>`.
 //
 // A root group whose branches are all in-task, with no `limit`, deadline,
 // `grace`, token or `shutdown_on` and without the `tracing` feature, keeps

@@ -1,5 +1,5 @@
 //! In-task groups whose state stays in their own future until something
-//! needs an owned group (issue 22, item 4; `Place` in runtime/state.rs):
+//! needs an owned group (`Place` in runtime/state.rs):
 //! what needs one gets it on demand, and the code of the group sees no
 //! difference.
 
