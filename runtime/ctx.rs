@@ -672,11 +672,13 @@ pub struct BranchCtx<'a, E> {
 enum Held<'a> {
     Owned(Ctx),
     /// The state of an in-task group, in its future (`Place`, state.rs); `owned`
-    /// is the `Ctx` made the first time one is needed.
+    /// is the `Ctx` made the first time one is needed, boxed: every ctx is as
+    /// large as this variant, and a blocked branch or item holds one
+    /// (benches/memory.rs), where a promoted ctx is rare and allocates anyway.
     Lent {
         place: &'a Place,
         task: TaskName,
-        owned: OnceLock<Ctx>,
+        owned: OnceLock<Box<Ctx>>,
     },
 }
 
@@ -931,7 +933,7 @@ impl<E> Deref for BranchCtx<'_, E> {
         match &self.held {
             Held::Owned(ctx) => ctx,
             Held::Lent { place, task, owned } => {
-                owned.get_or_init(|| Ctx::new(Arc::clone(place.promote()), task.clone()))
+                owned.get_or_init(|| Box::new(Ctx::new(Arc::clone(place.promote()), task.clone())))
             }
         }
     }
@@ -943,7 +945,7 @@ impl<E> From<BranchCtx<'_, E>> for Ctx {
             Held::Owned(ctx) => ctx,
             Held::Lent { place, task, owned } => owned
                 .into_inner()
-                .unwrap_or_else(|| Ctx::new(Arc::clone(place.promote()), task)),
+                .map_or_else(|| Ctx::new(Arc::clone(place.promote()), task), |ctx| *ctx),
         }
     }
 }
