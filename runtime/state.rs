@@ -1338,7 +1338,10 @@ mod place_tests {
     #[test]
     fn a_root_group_starts_without_a_core_and_keeps_its_first_cause() {
         let inline = root();
-        assert!(inline.core().is_none(), "with or without the tracing feature");
+        assert!(
+            inline.core().is_none(),
+            "with or without the tracing feature"
+        );
         assert!(!inline.is_cancelled());
         assert!(inline.cancel(Cause::Shutdown {
             by: TaskName::new("a")
