@@ -69,26 +69,26 @@ per_group() {
   awk -v lo="$lo" -v hi="$hi" -v n="$ROUNDS" 'BEGIN { printf "%.1f", (hi - lo) / n }'
 }
 
+# table TITLE UNIT NAME1 VALUE1 NAME2 VALUE2 RATIO: one row's table.
+table() {
+  printf '%-34s %12s\n' "$1" "$2" "$3" "$4" "$5" "$6" "ratio" "${7}x"
+}
+
+# ratio_of A B: A / B, two decimals.
+ratio_of() { awk -v e="$1" -v t="$2" 'BEGIN { printf "%.2f", e / t }'; }
+
 e=$(per_group group2_errgroup)
 t=$(per_group group2_try_join)
-ratio=$(awk -v e="$e" -v t="$t" 'BEGIN { printf "%.2f", e / t }')
-
-printf '%-34s %12s\n' "2 trivial in-task branches" "Ir per group"
-printf '%-34s %12s\n' "errgroup!" "$e"
-printf '%-34s %12s\n' "tokio::try_join!" "$t"
-printf '%-34s %12s\n' "ratio errgroup / try_join" "${ratio}x"
+ratio=$(ratio_of "$e" "$t")
+table "2 trivial in-task branches" "Ir per group" "errgroup!" "$e" "tokio::try_join!" "$t" "$ratio"
 printf '%-34s %12s\n' "budget" "<= ${BUDGET}x"
 
 # The fan-out row, counted: one group of items, limit = 64, against
 # `buffer_unordered(64)`. Per item; no budget (ratios.sh times it).
 fe=$(per_group fanout_errgroup)
 fb=$(per_group fanout_buffered)
-fratio=$(awk -v e="$fe" -v t="$fb" 'BEGIN { printf "%.2f", e / t }')
 echo
-printf '%-34s %12s\n' "in-task items, limit = 64" "Ir per item"
-printf '%-34s %12s\n' "errgroup! for" "$fe"
-printf '%-34s %12s\n' "buffer_unordered(64)" "$fb"
-printf '%-34s %12s\n' "ratio" "${fratio}x"
+table "in-task items, limit = 64" "Ir per item" "errgroup! for" "$fe" "buffer_unordered(64)" "$fb" "$(ratio_of "$fe" "$fb")"
 echo
 
 # The `#[blocking] for` row's overhead besides the work: trivial items on
@@ -99,11 +99,8 @@ echo
 # handles re-polled, and growing with the item count).
 be=$(per_group blocking_errgroup)
 bv=$(per_group blocking_vec)
-bratio=$(awk -v e="$be" -v t="$bv" 'BEGIN { printf "%.2f", e / t }')
-printf '%-34s %12s\n' "blocking items, 1 worker" "Ir per item"
-printf '%-34s %12s\n' "#[blocking] for" "$be"
-printf '%-34s %12s\n' "spawn_blocking + Vec" "$bv"
-printf '%-34s %12s\n' "ratio" "${bratio}x"
+bratio=$(ratio_of "$be" "$bv")
+table "blocking items, 1 worker" "Ir per item" "#[blocking] for" "$be" "spawn_blocking + Vec" "$bv" "$bratio"
 printf '%-34s %12s\n' "budget" "<= ${BLOCKING_BUDGET}x"
 echo
 
@@ -111,11 +108,7 @@ echo
 # `JoinSet` + token on 2 workers, both threads. Per group; no budget.
 se=$(per_group spawn2_errgroup)
 sj=$(per_group spawn2_joinset)
-sratio=$(awk -v e="$se" -v t="$sj" 'BEGIN { printf "%.2f", e / t }')
-printf '%-34s %12s\n' "2 trivial #[spawn] branches" "Ir per group"
-printf '%-34s %12s\n' "errgroup!" "$se"
-printf '%-34s %12s\n' "JoinSet + token" "$sj"
-printf '%-34s %12s\n' "ratio" "${sratio}x"
+table "2 trivial #[spawn] branches" "Ir per group" "errgroup!" "$se" "JoinSet + token" "$sj" "$(ratio_of "$se" "$sj")"
 echo
 
 if awk -v r="$ratio" -v b="$BUDGET" 'BEGIN { exit !(r > b) }'; then
