@@ -51,8 +51,9 @@ async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
 )]
 async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     {
-        let __errgroup_scope =
-            ::errgroup::__private::Scope::<_>::new(::errgroup::__private::Config::new());
+        let __errgroup_scope = ::errgroup::__private::Scope::<_>::new(
+            ::errgroup::__private::Config::new().with_core(),
+        );
         let __errgroup_ctx0 = __errgroup_scope.ctx("user");
         let __errgroup_ctx1 = __errgroup_scope.owned_ctx("orders");
         let __errgroup_result = __errgroup_scope

@@ -16,7 +16,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 
 use crate::echo;
 use crate::error::{Census, TaskName};
@@ -96,6 +95,33 @@ pub(crate) trait Owner {
     /// `task` panicked.
     fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
         Core::panicked(self.core(), task, payload);
+    }
+
+    /// `poll()`, with whatever ambient group the body sees while it is
+    /// polled: the poller's (an in-task body's driver sets its group
+    /// around all of its branches), unless the owner is [`Ambient`].
+    #[inline]
+    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+        poll()
+    }
+}
+
+/// The group of a body that is its own tokio task (a `#[spawn]` branch or
+/// item, a `ctx.spawn` task, a `Group`'s task), or polled as one
+/// (`Spawn::inline`): set as the ambient group around each of its polls
+/// (so that a group created inside it becomes its child, semantic 6),
+/// from this reference, which the body's guard holds anyway.
+#[derive(Debug)]
+pub(crate) struct Ambient(pub(crate) Arc<Core>);
+
+impl Owner for Ambient {
+    fn core(&self) -> &Arc<Core> {
+        &self.0
+    }
+
+    #[inline]
+    fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
+        state::in_ambient(&self.0, poll)
     }
 }
 
@@ -312,22 +338,17 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
     Guarded::new(core, task, trace::instrument(span, body), start)
 }
 
-/// A body that is its own tokio task as it is polled: with its group as the
-/// ambient one (so that a group created inside it becomes its child,
-/// semantic 6), inside its span.
-pub(crate) type TaskBody<F> = trace::Traced<TaskLocalFuture<Arc<Core>, F>>;
-
 /// [`unit()`] for a body that is its own tokio task (a `#[spawn]` branch or
 /// item, a `ctx.spawn` task, a `Group`'s task), or polled as one
-/// (`Spawn::inline`): it also sets its group as the ambient one.
-pub(crate) fn task_unit<F: Future>(
+/// (`Spawn::inline`): its group is also the ambient one as it is polled
+/// ([`Ambient`]).
+pub(crate) fn task_unit<F: Future, N: Who>(
     core: Arc<Core>,
-    task: TaskName,
+    task: N,
     body: F,
     start: Start,
-) -> Guarded<TaskBody<F>> {
-    let body = state::with_ambient(Arc::clone(&core), body);
-    unit(core, task, body, start)
+) -> Guarded<trace::Traced<F>, Ambient, N> {
+    unit(Ambient(core), task, body, start)
 }
 
 /// [`unit()`] for a `#[blocking]` body, `job`: its span is entered on the
@@ -366,7 +387,9 @@ impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
         }
         let body = this.body.as_mut();
         let collect = echo::Collect::start();
-        let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+        let polled = this
+            .core
+            .enter(|| catch_unwind(AssertUnwindSafe(|| body.poll(cx))));
         *this.echoed |= collect.finish();
         match polled {
             Ok(Poll::Pending) => Poll::Pending,

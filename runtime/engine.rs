@@ -20,7 +20,7 @@
 //!
 //! The in-task branches are polled with the group as the ambient group
 //! (`state::in_ambient`), which a group created in a branch takes as its
-//! parent: one task-local swap per poll of the group serves every branch,
+//! parent: one thread-local swap per poll of the group serves every branch,
 //! where a wrapper per branch paid it per branch per poll. Spawned bodies
 //! set their own, in their task.
 
@@ -38,7 +38,6 @@ use crate::error::{Census, Error};
 use crate::lifecycle::Lifecycle;
 use crate::state::lend;
 use crate::state::{Core, State, in_ambient};
-use crate::sync::Arc;
 use crate::trace;
 
 /// One branch, or a tuple of them, as the loop drives it.
@@ -292,7 +291,7 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
                 if expired {
                     branches.as_mut().stop();
                 }
-                in_ambient(Arc::clone(core), || branches.as_mut().poll_branch(cx))
+                in_ambient(core, || branches.as_mut().poll_branch(cx))
             }
             // No timer, token, signal, task or watcher: only the branches,
             // with the group lent as the ambient one (`Place`, state.rs).

@@ -540,9 +540,10 @@ where
         let (body, shared) = (this.body, &**this.shared);
         // The ambient group, for a group created in the task (semantic 6):
         // set around each poll rather than stored in the task.
-        let core = Arc::clone(&shared.core);
         let collect = echo::Collect::start();
-        let polled = in_ambient(core, || catch_unwind(AssertUnwindSafe(|| body.poll(cx))));
+        let polled = in_ambient(&shared.core, || {
+            catch_unwind(AssertUnwindSafe(|| body.poll(cx)))
+        });
         *this.echoed |= collect.finish();
         let failure = match polled {
             Ok(Poll::Pending) => return Poll::Pending,

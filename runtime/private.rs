@@ -99,6 +99,15 @@ impl Config {
         self.grace = Some(grace);
         self
     }
+
+    /// The group has a `#[spawn]` or `#[blocking]` branch, a fan-out or a
+    /// channel header, each of which needs the group's core: it gets one
+    /// at birth.
+    #[must_use]
+    pub fn with_core(mut self) -> Self {
+        self.settings.core = true;
+        self
+    }
 }
 
 impl Default for Config {

@@ -80,7 +80,6 @@ use std::task::{Context, Poll, Waker};
 use futures_util::task::AtomicWaker;
 
 use tokio::sync::oneshot;
-use tokio::task::futures::TaskLocalFuture;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -94,46 +93,44 @@ use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
 use crate::trace;
 
-tokio::task_local! {
+scoped_tls::scoped_thread_local! {
     /// The group of the branch being polled, so that a group created inside
     /// it becomes its child without `parent = ctx;` (semantic 6). Only the
     /// group is kept, not the branch's ctx: that is all a nested group reads.
-    static AMBIENT: Arc<Core>;
+    /// Set around each poll (as a task-local is) from a borrow of the
+    /// group its poller holds anyway: no reference count taken per poll,
+    /// and no copy of it stored in every task.
+    static AMBIENT: Arc<Core>
 }
 
 /// The group of the branch whose code is running now, if any: the
-/// task-local one, or an unpromoted in-task group lent by its driver
+/// ambient one, or an unpromoted in-task group lent by its driver
 /// (`Place`, state.rs), whichever is innermost.
 pub(crate) fn ambient() -> Option<Arc<Core>> {
-    let task_local = crate::state::ambient_raw();
+    let set = crate::state::ambient_raw();
     if LENT.is_set() {
         return LENT.with(|place| {
-            if place.under.load(Ordering::Relaxed) == address(task_local.as_ref()) {
+            if place.under.load(Ordering::Relaxed) == address(set.as_ref()) {
                 Some(Arc::clone(place.promote()))
             } else {
-                task_local
+                set
             }
         });
     }
-    task_local
+    set
 }
 
-/// The task-local ambient group alone.
+/// The ambient group alone, without a lent one.
 pub(crate) fn ambient_raw() -> Option<Arc<Core>> {
-    AMBIENT.try_with(Arc::clone).ok()
-}
-
-/// `body`, polled with `core` as the ambient group: a body that is its own
-/// tokio task (a `#[spawn]` branch or item, a `ctx.spawn` task).
-pub(crate) fn with_ambient<F: Future>(core: Arc<Core>, body: F) -> TaskLocalFuture<Arc<Core>, F> {
-    AMBIENT.scope(core, body)
+    AMBIENT.is_set().then(|| AMBIENT.with(Arc::clone))
 }
 
 /// `f()` with `core` as the ambient group: a group's driver sets it once
 /// around all of its in-task branches, rather than each branch around each
-/// of its polls.
-pub(crate) fn in_ambient<R>(core: Arc<Core>, f: impl FnOnce() -> R) -> R {
-    AMBIENT.sync_scope(core, f)
+/// of its polls; a body that is its own tokio task (a `#[spawn]` branch or
+/// item, a `ctx.spawn` task) around each of its polls.
+pub(crate) fn in_ambient<R>(core: &Arc<Core>, f: impl FnOnce() -> R) -> R {
+    AMBIENT.set(core, f)
 }
 
 /// What a group needs to build its core.
@@ -149,6 +146,11 @@ pub(crate) struct Settings {
     pub(crate) site: Option<&'static Location<'static>>,
     /// The group's span, when it was made before its core (a [`Place`]'s).
     pub(crate) span: Option<trace::Span>,
+    /// The group's own code needs an owned handle on it from the start (a
+    /// `#[spawn]` or `#[blocking]` branch, a fan-out, a channel header: the
+    /// macro knows): its core is built at birth, not promoted from a
+    /// [`Place`] (which would cost building both).
+    pub(crate) core: bool,
 }
 
 /// The cause a cancelled `CancellationToken` parent gives its group: a
@@ -244,8 +246,6 @@ struct Watching {
     /// A pool's tasks running, counted but not named (`count_task`): here,
     /// made by the first task, rather than a word in every group's core.
     pooled: AtomicUsize,
-    /// The driver's waker, kept while a question may come (`flags::KEEP_WAKER`).
-    driver: AtomicWaker,
 }
 
 enum Slot {
@@ -268,6 +268,11 @@ pub(crate) struct Core {
     /// Made by the first task or watcher, and boxed: a group with neither
     /// pays two words for it.
     watching: OnceLock<Box<Watching>>,
+    /// The driver's waker, kept while a question may come
+    /// (`flags::KEEP_WAKER`): here, not in `watching`, as every group with
+    /// a `#[spawn]` or `#[blocking]` branch keeps it and most are never
+    /// watched (the box cost it an allocation, ~450 instructions a group).
+    driver: AtomicWaker,
 }
 
 impl std::fmt::Debug for Core {
@@ -318,6 +323,7 @@ impl Core {
                 task_error: None,
             }),
             watching: OnceLock::new(),
+            driver: AtomicWaker::new(),
         });
         core.link(born_cancelled);
         core
@@ -668,7 +674,7 @@ impl Core {
 
     /// The driver's part of [`flags::KEEP_WAKER`].
     pub(crate) fn keep_waker(&self, waker: &Waker) {
-        self.watching().driver.register(waker);
+        self.driver.register(waker);
     }
 
     /// Which branches and tasks run now: answered here for a group without
@@ -688,7 +694,7 @@ impl Core {
         watch.asks.push(answer);
         self.mark(flags::ASKED);
         drop(watch);
-        self.watching().driver.wake();
+        self.driver.wake();
         Answer::Later(question)
     }
 
@@ -1085,8 +1091,8 @@ scoped_tls::scoped_thread_local! {
 
 /// `f()` with `place` lent as the ambient group (an unpromoted driver's
 /// poll of its branches). An ambient group set inside `f` (a nested
-/// group's driver, a task-local scope) is newer and wins: `under` says
-/// which task-local ambient group this lend was made under.
+/// group's driver, a task's own) is newer and wins: `under` says
+/// which ambient group this lend was made under.
 pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
     place
         .under
@@ -1102,9 +1108,11 @@ fn address(core: Option<&Arc<Core>>) -> usize {
 
 /// Whether a group built from `settings` needs its `Arc<Core>` from birth:
 /// a parent (its cancellation reaches the group through the core's hook),
-/// a timer or a `limit` (driven through the core).
+/// a timer or a `limit` (driven through the core), or code that would
+/// promote it at once ([`Settings::core`]).
 pub(crate) fn needs_core(settings: &Settings) -> bool {
-    settings.parent.is_some()
+    settings.core
+        || settings.parent.is_some()
         || settings.token.is_some()
         || settings.deadline.is_some()
         || settings.limit.is_some()
@@ -1124,7 +1132,7 @@ pub(crate) struct Place {
     site: Option<&'static Location<'static>>,
     /// The group's span while it has no core, which then takes it.
     span: trace::Span,
-    /// The task-local ambient group when this one was last lent ([`lend`]).
+    /// The ambient group when this one was last lent ([`lend`]).
     under: AtomicUsize,
 }
 

@@ -29,7 +29,7 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
     let result = format_ident!("__errgroup_result", span = site);
 
     let error_type = error_type(&input.config, quote!(_));
-    let config = config(&input.config, &rt);
+    let config = config(input, &rt);
 
     let channels = channels(&input.config, &scope, &rt, site);
     let mut setup = channels.setup.clone();
@@ -523,8 +523,9 @@ pub(crate) fn error_type(config: &Config, default: TokenStream) -> TokenStream {
 
 /// `Config::new().timeout(..).limit(..)`, in the order the headers are
 /// written, each value spanned on the user's expression so a type mismatch
-/// points there.
-fn config(config: &Config, rt: &TokenStream) -> TokenStream {
+/// points there; then `.with_core()` when [`needs_core`].
+fn config(input: &Input, rt: &TokenStream) -> TokenStream {
+    let config = &input.config;
     let mut settings = [
         ("timeout", &config.timeout),
         ("deadline", &config.deadline),
@@ -542,5 +543,20 @@ fn config(config: &Config, rt: &TokenStream) -> TokenStream {
         let method = format_ident!("{}", method, span = expr.span());
         tokens = quote_spanned!(expr.span()=> #tokens.#method(#expr));
     }
+    if needs_core(input) {
+        tokens = quote!(#tokens.with_core());
+    }
     tokens
+}
+
+/// Whether the group's own code takes an owned handle on the group as it
+/// starts (a moving branch's ctx, a fan-out's items, a channel's ends): its
+/// core is then built at birth, rather than its inline state first and the
+/// core from it at once (runtime/state.rs, `Place`).
+fn needs_core(input: &Input) -> bool {
+    !input.config.channels.is_empty()
+        || input
+            .branches
+            .iter()
+            .any(|branch| branch.attrs.mode.moves() || matches!(branch.body, Body::For(_)))
 }
