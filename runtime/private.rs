@@ -401,9 +401,12 @@ impl Spawn {
     {
         let core = scope.state.core();
         let launch = move |item, index, permit, ends| {
-            let task = TaskName::indexed(name, index);
-            let body = body(item, BranchCtx::new(Arc::clone(core), task.clone()), ends);
+            let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
+            let body = body(item, ctx, ends);
             let start = Start::Now(permit);
+            // A compact name, as an in-task item's: a smaller future in
+            // every item (workers.rs queues and holds them by value).
+            let task = ItemName { name, index };
             Keep::new(Run::new(
                 Boxed,
                 task_unit(Arc::clone(core), task, body, start),
