@@ -138,24 +138,42 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         }
                     })
                 }),
-                ::errgroup::__private::Spawn.branch(
-                    &__errgroup_scope,
-                    __errgroup_ctx1.clone(),
-                    async move {
-                        #[allow(dead_code)]
-                        fn ctx() {}
-                        #[allow(unused_variables)]
-                        let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
-                        (match (match fetch_orders(::errgroup::__private::lints::pass_check(
-                            id,
-                            |errgroup_value| {
+                ::errgroup::__private::Spawn.branch(&__errgroup_scope, "orders", async move {
+                    #[allow(dead_code)]
+                    fn ctx() {}
+                    #[allow(unused_variables)]
+                    let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
+                    (match (match fetch_orders(::errgroup::__private::lints::pass_check(
+                        id,
+                        |errgroup_value| {
+                            #[allow(unused_imports)]
+                            use ::errgroup::__private::lints::via::*;
+                            {
+                                let errgroup_verdict =
+                                    (&&&&&::errgroup::__private::lints::function(&errgroup_value))
+                                        .errgroup_verdict();
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
+                            }
+                        },
+                    )) {
+                        errgroup_value => {
+                            #[allow(unreachable_code, unused)]
+                            if false {
+                                ::errgroup::__private::lints::never();
                                 #[allow(unused_imports)]
                                 use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::function(
-                                            &errgroup_value,
-                                        ))
+                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
                                             .errgroup_verdict();
                                     #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
@@ -168,66 +186,38 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                                         (errgroup_verdict).task().1,
                                     );
                                 }
-                            },
-                        )) {
-                            errgroup_value => {
-                                #[allow(unreachable_code, unused)]
-                                if false {
-                                    ::errgroup::__private::lints::never();
-                                    #[allow(unused_imports)]
-                                    use ::errgroup::__private::lints::via::*;
-                                    {
-                                        let errgroup_verdict =
-                                            (&&&&&::errgroup::__private::lints::probe(
-                                                &errgroup_value,
-                                            ))
-                                                .errgroup_verdict();
-                                        #[allow(clippy::all, clippy::pedantic)]
-                                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                            errgroup_verdict.channel().0,
-                                            (errgroup_verdict).channel().1,
-                                        );
-                                        #[allow(clippy::all, clippy::pedantic)]
-                                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                            errgroup_verdict.task().0,
-                                            (errgroup_verdict).task().1,
-                                        );
-                                    }
-                                }
-                                errgroup_value
                             }
-                        })
-                        .await
-                        {
-                            errgroup_value => {
-                                #[allow(unreachable_code, unused)]
-                                if false {
-                                    ::errgroup::__private::lints::never();
-                                    #[allow(unused_imports)]
-                                    use ::errgroup::__private::lints::via::*;
-                                    {
-                                        let errgroup_verdict =
-                                            (&&&&&::errgroup::__private::lints::probe(
-                                                &errgroup_value,
-                                            ))
-                                                .errgroup_verdict();
-                                        #[allow(clippy::all, clippy::pedantic)]
-                                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                            errgroup_verdict.channel().0,
-                                            (errgroup_verdict).channel().1,
-                                        );
-                                        #[allow(clippy::all, clippy::pedantic)]
-                                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                            errgroup_verdict.task().0,
-                                            (errgroup_verdict).task().1,
-                                        );
-                                    }
+                            errgroup_value
+                        }
+                    })
+                    .await
+                    {
+                        errgroup_value => {
+                            #[allow(unreachable_code, unused)]
+                            if false {
+                                ::errgroup::__private::lints::never();
+                                #[allow(unused_imports)]
+                                use ::errgroup::__private::lints::via::*;
+                                {
+                                    let errgroup_verdict =
+                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                            .errgroup_verdict();
+                                    #[allow(clippy::all, clippy::pedantic)]
+                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                        errgroup_verdict.channel().0,
+                                        (errgroup_verdict).channel().1,
+                                    );
+                                    #[allow(clippy::all, clippy::pedantic)]
+                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                        errgroup_verdict.task().0,
+                                        (errgroup_verdict).task().1,
+                                    );
                                 }
-                                errgroup_value
                             }
-                        })
-                    },
-                ),
+                            errgroup_value
+                        }
+                    })
+                }),
             ))
             .await;
         __errgroup_result

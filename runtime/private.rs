@@ -312,31 +312,48 @@ impl InTask {
     }
 }
 
+/// The name of a `#[spawn]` branch, which is all the runtime needs of its
+/// ctx (the group is the scope's): the expansion hands over the name, not
+/// a clone of the ctx the body moves.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Named(TaskName);
+
+impl From<&'static str> for Named {
+    fn from(name: &'static str) -> Self {
+        Named(TaskName::new(name))
+    }
+}
+
+impl<E> From<BranchCtx<'_, E>> for Named {
+    fn from(ctx: BranchCtx<'_, E>) -> Self {
+        Named(ctx.task().clone())
+    }
+}
+
 /// A `#[spawn]` body as a tokio task of `scope`'s group: [`Spawn::branch`],
 /// and [`Spawn::inline`] outside a tokio task.
-fn spawned<E, T, F>(scope: &Scope<E>, ctx: Ctx, body: F) -> Spawned<T>
+fn spawned<E, T, F>(scope: &Scope<E>, task: TaskName, body: F) -> Spawned<T>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
-    // The ctx's reference to the group serves the task: it is `scope`'s.
-    let (core, task) = ctx.into_parts();
-    debug_assert!(Arc::ptr_eq(&core, scope.state.core()));
+    let core = scope.state.core();
     core.off_driver();
     let start = core.start_written();
     let run = Run::new(
         Boxed,
-        task_unit(Arc::clone(&core), task.clone(), body, start),
+        task_unit(Arc::clone(core), task.clone(), body, start),
     );
-    Spawned::new(core, task, run)
+    Spawned::new(Arc::clone(core), task, run)
 }
 
 impl Spawn {
     pub fn branch<E, T, F>(
         self,
         scope: &Scope<E>,
-        ctx: impl Into<Ctx>,
+        name: impl Into<Named>,
         body: F,
     ) -> impl Branch<Value = T>
     where
@@ -344,7 +361,7 @@ impl Spawn {
         T: Send + 'static,
         E: Send + 'static,
     {
-        Leaf::new(spawned(scope, ctx.into(), body))
+        Leaf::new(spawned(scope, name.into().0, body))
     }
 
     /// A `#[spawn]` branch run in the group's own task (as rayon's `join`
@@ -353,32 +370,38 @@ impl Spawn {
     /// checks what the macro cannot know, below. The bounds are
     /// [`Spawn::branch`]'s, so which branch is last changes nothing but the
     /// task it runs in (its `tokio::task::id()`, the task-locals it sees;
-    /// README): the body still sets its own ambient group and span, its
+    /// README): the body still sees its group as the ambient one (the
+    /// driver's, set around its branches) and runs in its own span, its
     /// panic is caught by its guard, and when `grace` expires it is dropped
     /// where it stands, as an aborted task stops at its next yield.
-    pub fn inline<E, T, F>(self, scope: &Scope<E>, ctx: Ctx, body: F) -> impl Branch<Value = T> + '_
+    pub fn inline<E, T, F>(
+        self,
+        scope: &Scope<E>,
+        name: impl Into<Named>,
+        body: F,
+    ) -> impl Branch<Value = T> + '_
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
         E: Send + 'static,
     {
+        let task = name.into().0;
         // Only inside a tokio task, whose thread is a runtime worker. A
         // group awaited in `block_on` (the body of `#[tokio::main]`) runs
         // on a thread that is not one: a branch there would talk to the
         // others across threads (a channel between two `#[spawn]` branches
         // ran 1.75x slower), so it is spawned like the rest.
         if tokio::task::try_id().is_some() {
-            let (core, task) = ctx.into_parts();
-            debug_assert!(Arc::ptr_eq(&core, scope.state.core()));
+            let core = scope.state.core();
             let start = core.start_written();
-            let unit = task_unit(Arc::clone(&core), task.clone(), body, start);
+            let unit = unit(Arc::clone(core), task.clone(), body, start);
             let run = Run::new(&scope.state, unit);
             Leaf::new(Placed::Inline {
-                run: Inline::new(core, task, run),
+                run: Inline::new(Arc::clone(core), task, run),
             })
         } else {
             Leaf::new(Placed::Spawned {
-                run: spawned(scope, ctx, body),
+                run: spawned(scope, task, body),
             })
         }
     }

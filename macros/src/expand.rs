@@ -60,7 +60,7 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
                     format_ident!("ctx", span = site)
                 };
                 setup.extend(quote_spanned!(site=> let #ctx = #scope.#make(#name);));
-                single(&names, body, mode, inline == Some(i))
+                single(&names, &name, body, mode, inline == Some(i))
             }
             Body::For(fan_out) => fan_out_branch(&names, &branch.name, fan_out, mode),
             Body::Broken => continue,
@@ -215,9 +215,15 @@ impl Names<'_> {
     }
 }
 
-/// A plain branch, given `ctx` in scope under `names.ctx`; `inline`: a
-/// `#[spawn]` branch run in the group's task (`Spawn::inline`).
-fn single(names: &Names, user_body: &syn::Expr, mode: Mode, inline: bool) -> TokenStream {
+/// A plain branch `name`, given `ctx` in scope under `names.ctx`; `inline`:
+/// a `#[spawn]` branch run in the group's task (`Spawn::inline`).
+fn single(
+    names: &Names,
+    name: &str,
+    user_body: &syn::Expr,
+    mode: Mode,
+    inline: bool,
+) -> TokenStream {
     let body = user_body;
     let Names {
         site, scope, ctx, ..
@@ -238,7 +244,7 @@ fn single(names: &Names, user_body: &syn::Expr, mode: Mode, inline: bool) -> Tok
     // A moving body is spanned at its attribute (`Names::moving`).
     let span = names.moving.unwrap_or(body.span());
     let body = mode.body(span, ctx, &ctx_type, &quote!(#bind #ends #body));
-    let ctx_arg = mode.ctx_argument(ctx, site);
+    let ctx_arg = mode.ctx_argument(ctx, name, site);
     let body = names.adapt(body, mode, never_ok::expr(user_body));
     let body = names.with_clones(body);
     let method = if inline { "inline" } else { "branch" };

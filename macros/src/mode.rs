@@ -76,13 +76,14 @@ impl Mode {
     }
 
     /// The `ctx` argument of `.branch(..)`: a blocking branch's closure is
-    /// given it by reference later, so it is handed over; a moving body
-    /// keeps its own and the runtime gets a clone; an in-task body borrows
-    /// the expansion's, and so does the runtime.
-    pub(crate) fn ctx_argument(self, ctx: &Ident, site: Span) -> TokenStream {
+    /// given it by reference later, so it is handed over; a spawned body
+    /// moves its own, and the runtime, which needs only the group (the
+    /// scope's) and the name, gets the name; an in-task body borrows the
+    /// expansion's, and so does the runtime.
+    pub(crate) fn ctx_argument(self, ctx: &Ident, name: &str, site: Span) -> TokenStream {
         match self {
             Mode::Blocking => quote_spanned!(site=> #ctx),
-            Mode::Spawn => quote_spanned!(site=> #ctx.clone()),
+            Mode::Spawn => quote_spanned!(site=> #name),
             Mode::InTask => quote_spanned!(site=> &#ctx),
         }
     }
