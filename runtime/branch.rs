@@ -9,7 +9,6 @@
 //! once: nested `async fn`s that take a future and await it keep a copy of
 //! it per level, and a group future grew to five times its bodies.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -21,7 +20,6 @@ use tokio::task::futures::TaskLocalFuture;
 use crate::echo;
 use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
-use crate::state::Place;
 use crate::state::{self, Core, State};
 use crate::sync::Arc;
 use crate::tasks::Task;
@@ -99,18 +97,19 @@ pub(crate) trait Owner {
     }
 }
 
-/// An in-task branch of an unpromoted group, or of one with a core.
-impl Owner for &Place {
+/// An in-task branch: its group is its scope's, whose state it borrows
+/// (`Place`, state.rs), with a core or not yet.
+impl<E> Owner for &State<E> {
     fn core(&self) -> &Arc<Core> {
-        self.promote()
+        self.place.promote()
     }
 
     fn span(&self) -> &trace::Span {
-        Place::span(self)
+        self.place.span()
     }
 
     fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
-        Place::panicked(self, task, payload);
+        self.place.panicked(task, payload);
     }
 }
 
@@ -126,41 +125,40 @@ impl Owner for &Arc<Core> {
     }
 }
 
-/// An in-task branch's group: a borrow of the ctx the expansion made for
-/// it, or an owned one (`__private::Lent`).
-impl Owner for Cow<'_, Arc<Core>> {
-    fn core(&self) -> &Arc<Core> {
-        self
-    }
-}
-
-/// The group of an in-task branch, as its ctx lends it: a core, or the
-/// inline state of a group that has none yet (`__private::Lent`).
+/// The name of an in-task branch, as its ctx lends it (`__private::Lent`):
+/// the one the macro wrote, or a borrow of its ctx's. A `TaskName` is made
+/// only when one is handed out (a failure, a panic, a census).
 #[derive(Debug)]
-pub(crate) enum GroupRef<'s> {
-    Core(Cow<'s, Arc<Core>>),
-    Place(&'s Place),
+pub(crate) enum Named<'s> {
+    Static(&'static str),
+    Borrowed(&'s TaskName),
+    /// A ctx handed over by value whose name was not a plain `&'static str`.
+    Owned(Box<TaskName>),
 }
 
-impl Owner for GroupRef<'_> {
-    fn core(&self) -> &Arc<Core> {
+impl Named<'_> {
+    pub(crate) fn owned(task: TaskName) -> Self {
+        match task.as_static() {
+            Some(name) => Named::Static(name),
+            None => Named::Owned(Box::new(task)),
+        }
+    }
+}
+
+impl Who for Named<'_> {
+    fn name(&self) -> TaskName {
         match self {
-            GroupRef::Core(core) => core,
-            GroupRef::Place(place) => place.promote(),
+            Named::Static(name) => TaskName::new(*name),
+            Named::Borrowed(task) => TaskName::clone(task),
+            Named::Owned(task) => TaskName::clone(task),
         }
     }
 
-    fn span(&self) -> &trace::Span {
+    fn span(&self, group: &trace::Span) -> trace::Span {
         match self {
-            GroupRef::Core(core) => Core::span(core),
-            GroupRef::Place(place) => Place::span(place),
-        }
-    }
-
-    fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
-        match self {
-            GroupRef::Core(core) => Core::panicked(core, task, payload),
-            GroupRef::Place(place) => Place::panicked(place, task, payload),
+            Named::Static(name) => trace::branch(group, &TaskName::new(*name)),
+            Named::Borrowed(task) => trace::branch(group, task),
+            Named::Owned(task) => trace::branch(group, task),
         }
     }
 }
@@ -178,16 +176,6 @@ pub(crate) trait Who {
 impl Who for TaskName {
     fn name(&self) -> TaskName {
         self.clone()
-    }
-
-    fn span(&self, group: &trace::Span) -> trace::Span {
-        trace::branch(group, self)
-    }
-}
-
-impl Who for Cow<'_, TaskName> {
-    fn name(&self) -> TaskName {
-        TaskName::clone(self)
     }
 
     fn span(&self, group: &trace::Span) -> trace::Span {

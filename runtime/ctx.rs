@@ -14,10 +14,9 @@ use tokio::time::Instant;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use crate::branch::{GroupRef, task_job};
+use crate::branch::{Named, task_job};
 use crate::channel::{self, Receiver, Sender};
 use crate::error::{Cancelled, Cause, Running, TaskName};
 use crate::limit::Start;
@@ -671,13 +670,15 @@ pub struct BranchCtx<'a, E> {
 /// What a [`BranchCtx`] holds of its group.
 enum Held<'a> {
     Owned(Ctx),
-    /// The state of an in-task group, in its future (`Place`, state.rs); `owned`
-    /// is the `Ctx` made the first time one is needed, boxed: every ctx is as
-    /// large as this variant, and a blocked branch or item holds one
+    /// The state of an in-task group, in its future (`Place`, state.rs),
+    /// and the name the macro wrote: a [`TaskName`] is made only when one
+    /// is handed out (a failure, `task()`, a promotion). `owned` is the
+    /// `Ctx` made the first time one is needed, boxed: every ctx is as large
+    /// as its largest variant, and a blocked branch or item holds one
     /// (benches/memory.rs), where a promoted ctx is rare and allocates anyway.
     Lent {
         place: &'a Place,
-        task: TaskName,
+        task: &'static str,
         owned: OnceLock<Box<Ctx>>,
     },
 }
@@ -688,9 +689,9 @@ impl<'a, E> BranchCtx<'a, E> {
     }
 
     /// The ctx of an in-task branch of the group whose state is `place`.
-    pub(crate) fn lent(place: &'a Place, task: TaskName) -> Self {
+    pub(crate) fn lent(place: &'a Place, task: &'static str) -> Self {
         let held = match place.core() {
-            Some(core) => Held::Owned(Ctx::new(Arc::clone(core), task)),
+            Some(core) => Held::Owned(Ctx::new(Arc::clone(core), TaskName::new(task))),
             None => Held::Lent {
                 place,
                 task,
@@ -710,23 +711,20 @@ impl<'a, E> BranchCtx<'a, E> {
         }
     }
 
-    /// What an in-task branch built with this ctx keeps of its group: a
-    /// borrow (of the core, or of the inline state) and its name.
-    pub(crate) fn group(&self) -> (GroupRef<'_>, &TaskName) {
+    /// The name of the branch an in-task runner built with this ctx keeps:
+    /// a borrow, never a copy (its group is the scope's).
+    pub(crate) fn named(&self) -> Named<'_> {
         match &self.held {
-            Held::Owned(ctx) => (GroupRef::Core(Cow::Borrowed(ctx.core())), ctx.task()),
-            Held::Lent { place, task, .. } => (GroupRef::Place(place), task),
+            Held::Owned(ctx) => Named::Borrowed(ctx.task()),
+            Held::Lent { task, .. } => Named::Static(task),
         }
     }
 
-    /// [`group`](BranchCtx::group), by value.
-    pub(crate) fn into_group(self) -> (GroupRef<'a>, Cow<'a, TaskName>) {
+    /// [`named`](BranchCtx::named), by value.
+    pub(crate) fn into_named(self) -> Named<'a> {
         match self.held {
-            Held::Owned(ctx) => {
-                let (core, task) = ctx.into_parts();
-                (GroupRef::Core(Cow::Owned(core)), Cow::Owned(task))
-            }
-            Held::Lent { place, task, .. } => (GroupRef::Place(place), Cow::Owned(task)),
+            Held::Owned(ctx) => Named::owned(ctx.into_parts().1),
+            Held::Lent { task, .. } => Named::Static(task),
         }
     }
 
@@ -786,16 +784,20 @@ impl<'a, E> BranchCtx<'a, E> {
     pub fn shutdown(&self) -> bool {
         match &self.held {
             Held::Owned(ctx) => ctx.shutdown(),
-            Held::Lent { place, task, .. } => place.cancel(Cause::Shutdown { by: task.clone() }),
+            Held::Lent { place, task, .. } => place.cancel(Cause::Shutdown {
+                by: TaskName::new(*task),
+            }),
         }
     }
 
-    /// [`Ctx::task`], without making the group an owned one.
+    /// [`Ctx::task`], without making the group an owned one: by value, as
+    /// an in-task branch's ctx keeps only the name the macro wrote (a
+    /// `TaskName` of a `&'static str` copies no string).
     #[must_use]
-    pub fn task(&self) -> &TaskName {
+    pub fn task(&self) -> TaskName {
         match &self.held {
-            Held::Owned(ctx) => ctx.task(),
-            Held::Lent { task, .. } => task,
+            Held::Owned(ctx) => ctx.task().clone(),
+            Held::Lent { task, .. } => TaskName::new(*task),
         }
     }
 
@@ -933,7 +935,7 @@ impl<E> Deref for BranchCtx<'_, E> {
         match &self.held {
             Held::Owned(ctx) => ctx,
             Held::Lent { place, task, owned } => {
-                owned.get_or_init(|| Box::new(Ctx::new(Arc::clone(place.promote()), task.clone())))
+                owned.get_or_init(|| Box::new(Ctx::new(Arc::clone(place.promote()), TaskName::new(*task))))
             }
         }
     }
@@ -945,7 +947,10 @@ impl<E> From<BranchCtx<'_, E>> for Ctx {
             Held::Owned(ctx) => ctx,
             Held::Lent { place, task, owned } => owned
                 .into_inner()
-                .map_or_else(|| Ctx::new(Arc::clone(place.promote()), task), |ctx| *ctx),
+                .map_or_else(
+                    || Ctx::new(Arc::clone(place.promote()), TaskName::new(task)),
+                    |ctx| *ctx,
+                ),
         }
     }
 }
