@@ -95,27 +95,28 @@ use crate::tasks::{Joined, TaskSet};
 use crate::trace;
 
 tokio::task_local! {
-    /// The group of the branch being polled, so that a group created inside
+    /// The group of a body that is its own tokio task (a `#[spawn]` branch
+    /// or item, a `ctx.spawn` or pool task), so that a group created inside
     /// it becomes its child without `parent = ctx;` (semantic 6). Only the
     /// group is kept, not the branch's ctx: that is all a nested group reads.
     static AMBIENT: Arc<Core>;
 }
 
-/// The group of the branch whose code is running now, if any: the
-/// task-local one, or an unpromoted in-task group lent by its driver
-/// (`Place`, state.rs), whichever is innermost.
+/// The group of the branch whose code is running now, if any: the group
+/// whose driver is polling its in-task branches ([`lend`]), else the
+/// task's own.
+///
+/// A lend is the innermost: a driver lends its group around its branches
+/// only, inside whatever task polls it, and the only task body polled
+/// inside a lend is an inline `#[spawn]` branch's (`Spawn::inline`),
+/// whose group is the lending driver's. So one look at the lend answers
+/// for a group nested in an in-task branch, and the task-local is read
+/// only outside any driver's poll.
 pub(crate) fn ambient() -> Option<Arc<Core>> {
-    let task_local = crate::state::ambient_raw();
     if LENT.is_set() {
-        return LENT.with(|place| {
-            if place.under.load(Ordering::Relaxed) == address(task_local.as_ref()) {
-                Some(Arc::clone(place.promote()))
-            } else {
-                task_local
-            }
-        });
+        return LENT.with(|place| Some(Arc::clone(place.promote())));
     }
-    task_local
+    ambient_raw()
 }
 
 /// The task-local ambient group alone.
@@ -129,9 +130,8 @@ pub(crate) fn with_ambient<F: Future>(core: Arc<Core>, body: F) -> TaskLocalFutu
     AMBIENT.scope(core, body)
 }
 
-/// `f()` with `core` as the ambient group: a group's driver sets it once
-/// around all of its in-task branches, rather than each branch around each
-/// of its polls.
+/// `f()` with `core` as the ambient group: a pool task's body, polled in
+/// its own task.
 pub(crate) fn in_ambient<R>(core: Arc<Core>, f: impl FnOnce() -> R) -> R {
     AMBIENT.sync_scope(core, f)
 }
@@ -1078,26 +1078,17 @@ impl<E: Send + Sync + 'static> State<E> {
 //   promotes first, so a cancellation while unpromoted wakes no one.
 
 scoped_tls::scoped_thread_local! {
-    /// The unpromoted group whose in-task branches are being polled: a
-    /// group created in one of them promotes it, to be its parent.
+    /// The group whose in-task branches are being polled: a group created
+    /// in one of them promotes it (if it has no core yet), to be its parent.
     static LENT: Place
 }
 
-/// `f()` with `place` lent as the ambient group (an unpromoted driver's
-/// poll of its branches). An ambient group set inside `f` (a nested
-/// group's driver, a task-local scope) is newer and wins: `under` says
-/// which task-local ambient group this lend was made under.
+/// `f()` with `place` lent as the ambient group: a driver's poll of its
+/// in-task branches. A group nested in one of them lends its own inside
+/// `f`, which then wins until its poll returns.
+#[inline]
 pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
-    place
-        .under
-        .store(address(ambient_raw().as_ref()), Ordering::Relaxed);
     LENT.set(place, f)
-}
-
-/// Which group, for comparing: both are alive while compared, so an
-/// address is not reused meanwhile.
-fn address(core: Option<&Arc<Core>>) -> usize {
-    core.map_or(0, |core| Arc::as_ptr(core).addr())
 }
 
 /// Whether a group built from `settings` needs its `Arc<Core>` from birth:
@@ -1124,8 +1115,6 @@ pub(crate) struct Place {
     site: Option<&'static Location<'static>>,
     /// The group's span while it has no core, which then takes it.
     span: trace::Span,
-    /// The task-local ambient group when this one was last lent ([`lend`]).
-    under: AtomicUsize,
 }
 
 /// What an unpromoted group records, under one lock taken only when it is
@@ -1168,7 +1157,6 @@ impl Place {
             core,
             site,
             span,
-            under: AtomicUsize::new(0),
         }
     }
 
