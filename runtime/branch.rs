@@ -261,7 +261,7 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
         let phase = match start {
             Start::Refused => Phase::Done,
             Start::Now(permit) => Phase::Running(permit),
-            Start::Queued => Phase::Queued(Box::pin(admit(Arc::clone(core.core())))),
+            Start::Queued => queued(core.core()),
         };
         Guarded {
             core,
@@ -276,6 +276,14 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
     pub(crate) fn echoed(&self) -> bool {
         self.echoed
     }
+}
+
+/// A branch waiting for its `limit` permit: out of line, so that the
+/// constructor of every branch and item stays small enough to inline.
+#[cold]
+#[inline(never)]
+fn queued(core: &Arc<Core>) -> Phase {
+    Phase::Queued(Box::pin(admit(Arc::clone(core))))
 }
 
 /// A permit once one is free, `None` if the group is cancelled first.
@@ -296,7 +304,12 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
     body: F,
     start: Start,
 ) -> Guarded<trace::Traced<F>, C, N> {
-    let span = task.span(core.span());
+    // Without the feature no span is made: the group's is not even looked up.
+    let span = if trace::ENABLED {
+        task.span(core.span())
+    } else {
+        trace::none()
+    };
     Guarded::new(core, task, trace::instrument(span, body), start)
 }
 

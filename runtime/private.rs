@@ -238,6 +238,9 @@ impl From<Ctx> for Lent<'_> {
 }
 
 impl InTask {
+    // `#[inline]`: once per branch, where the call and the moves of the
+    // body into and out of it cost more than its body (as `Guarded::new`).
+    #[inline]
     pub fn branch<'s, E, T, F>(
         self,
         scope: &'s Scope<E>,

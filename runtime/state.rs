@@ -1195,6 +1195,7 @@ impl Place {
     }
 
     /// The group's span: its core's, or none.
+    #[inline]
     pub(crate) fn span(&self) -> &trace::Span {
         match self.core() {
             Some(core) => core.span(),
