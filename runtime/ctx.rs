@@ -689,6 +689,7 @@ impl<'a, E> BranchCtx<'a, E> {
     }
 
     /// The ctx of an in-task branch of the group whose state is `place`.
+    #[inline]
     pub(crate) fn lent(place: &'a Place, task: &'static str) -> Self {
         let held = match place.core() {
             Some(core) => Held::Owned(Ctx::new(Arc::clone(core), TaskName::new(task))),

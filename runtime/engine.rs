@@ -195,6 +195,7 @@ pub struct Scope<E> {
 }
 
 impl<E: 'static> Scope<E> {
+    #[inline]
     pub(crate) fn with_state(
         state: State<E>,
         grace: Option<Duration>,
@@ -213,6 +214,7 @@ impl<E: 'static> Scope<E> {
 
     /// Runs `branches` (a tuple of what the branch constructors made) to
     /// the end: the group's result, values in branch order.
+    #[inline]
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
         // A group without a core has no timer, token or grace (`Place`, state.rs).
         trace::branches(self.state.place.span(), B::LEN);

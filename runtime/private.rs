@@ -108,6 +108,7 @@ impl Default for Config {
 
 impl<E: 'static> Scope<E> {
     #[must_use]
+    #[inline]
     pub fn new(config: Config) -> Self {
         let token = config.settings.token.clone();
         Scope::with_state(State::new(config.settings), config.grace, token)
@@ -117,6 +118,7 @@ impl<E: 'static> Scope<E> {
 impl<E> Scope<E> {
     /// The ctx of the branch `name`, typed by the group's error type.
     #[must_use]
+    #[inline]
     pub fn ctx(&self, name: &'static str) -> BranchCtx<'_, E> {
         BranchCtx::lent(&self.state.place, name)
     }

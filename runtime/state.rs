@@ -902,6 +902,7 @@ struct Failures<E> {
 }
 
 impl<E> State<E> {
+    #[inline]
     pub(crate) fn new(settings: Settings) -> Self {
         State {
             place: Place::new(settings),
@@ -1139,6 +1140,7 @@ impl std::fmt::Debug for Place {
 impl Place {
     /// The state of a group built from `settings`: a core from birth if
     /// it needs one ([`needs_core`]).
+    #[inline]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
         let core = OnceLock::new();
