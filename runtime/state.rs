@@ -960,7 +960,20 @@ impl<E: Send + Sync + 'static> State<E> {
     /// [`State::finish`] once the task set is closed and empty, `tasks_ok`
     /// what [`Core::poll_tasks`] said as it closed it: the driver's last
     /// poll has just done both, so the task-set lock is not taken twice more.
+    #[inline]
     pub(crate) fn finish_closed<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
+        // An unpromoted group that nothing cancelled: every branch gave
+        // its value (a failure or panic cancels the group first).
+        if self.place.core().is_none() && !self.place.is_cancelled() {
+            if let Some(value) = value {
+                return Ok(value);
+            }
+        }
+        self.finish_slow(value, tasks_ok)
+    }
+
+    #[inline(never)]
+    fn finish_slow<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
         let core = self.place.core();
         // `Finished` only where a handle can see it: an unpromoted group's
         // every ctx was a borrow, which ends with its future (`Place`, state.rs).
