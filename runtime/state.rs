@@ -1163,7 +1163,16 @@ impl Place {
             let _ = core.set(Core::new(settings));
             trace::none()
         } else {
-            trace::group(site, None, None)
+            // Field by field: `needs_core` said the parent and token are
+            // none, and dropping the whole struct was a call.
+            let Settings {
+                parent,
+                token,
+                span,
+                ..
+            } = settings;
+            debug_assert!(parent.is_none() && token.is_none());
+            span.unwrap_or_else(|| trace::group(site, None, None))
         };
         Place {
             cancelled: AtomicBool::new(false),
