@@ -935,9 +935,9 @@ impl<E> Deref for BranchCtx<'_, E> {
     fn deref(&self) -> &Ctx {
         match &self.held {
             Held::Owned(ctx) => ctx,
-            Held::Lent { place, task, owned } => {
-                owned.get_or_init(|| Box::new(Ctx::new(Arc::clone(place.promote()), TaskName::new(*task))))
-            }
+            Held::Lent { place, task, owned } => owned.get_or_init(|| {
+                Box::new(Ctx::new(Arc::clone(place.promote()), TaskName::new(*task)))
+            }),
         }
     }
 }
@@ -946,12 +946,10 @@ impl<E> From<BranchCtx<'_, E>> for Ctx {
     fn from(ctx: BranchCtx<'_, E>) -> Ctx {
         match ctx.held {
             Held::Owned(ctx) => ctx,
-            Held::Lent { place, task, owned } => owned
-                .into_inner()
-                .map_or_else(
-                    || Ctx::new(Arc::clone(place.promote()), TaskName::new(task)),
-                    |ctx| *ctx,
-                ),
+            Held::Lent { place, task, owned } => owned.into_inner().map_or_else(
+                || Ctx::new(Arc::clone(place.promote()), TaskName::new(task)),
+                |ctx| *ctx,
+            ),
         }
     }
 }
