@@ -17,6 +17,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use std::sync::OnceLock;
 
 use crate::branch::{Named, task_job};
+use crate::cancel::Cancellation;
 use crate::channel::{self, Receiver, Sender};
 use crate::error::{Cancelled, Cause, Running, TaskName};
 use crate::limit::Start;
@@ -107,13 +108,7 @@ impl Ctx {
         // The group's waiter list wakes us; a deadline is turned into a
         // cancellation by the group's timer, and a passed one is noticed
         // here up front.
-        let done = self.core.is_cancelled();
-        let cancellation = self.core.cancellation();
-        async move {
-            if !done {
-                cancellation.await;
-            }
-        }
+        WhenCancelled((!self.core.is_cancelled()).then(|| self.core.cancellation()))
     }
 
     /// Whether the group is cancelled: Go's `ctx.Err() != nil`.
@@ -599,6 +594,23 @@ impl Ctx {
     #[must_use]
     pub fn task(&self) -> &TaskName {
         &self.task
+    }
+}
+
+/// [`Ctx::cancelled`]: the group's cancellation, or nothing to wait for if
+/// it was cancelled when asked. Written out rather than an `async` block,
+/// which kept the cancellation twice (captured, and where it awaited it):
+/// a blocked branch holds one (benches/memory.rs).
+struct WhenCancelled<'a>(Option<Cancellation<'a>>);
+
+impl Future for WhenCancelled<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        match &mut self.get_mut().0 {
+            Some(cancellation) => std::pin::Pin::new(cancellation).poll(cx),
+            None => Poll::Ready(()),
+        }
     }
 }
 
