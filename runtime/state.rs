@@ -896,9 +896,10 @@ pub(crate) struct State<E> {
 #[derive(Debug)]
 struct Failures<E> {
     first: Option<E>,
-    /// Each with its rank (`Core::later_rank`); empty and unallocated
-    /// until a second failure happens.
-    later: Vec<(usize, Suppressed<E>)>,
+    /// Each with its rank (`Core::later_rank`); none until a second
+    /// failure happens (an `Option`, so that a group without one drops
+    /// nothing here: an empty `Vec` was a call).
+    later: Option<Vec<(usize, Suppressed<E>)>>,
 }
 
 impl<E> State<E> {
@@ -908,7 +909,7 @@ impl<E> State<E> {
             place: Place::new(settings),
             failures: Mutex::new(Failures {
                 first: None,
-                later: Vec::new(),
+                later: None,
             }),
         }
     }
@@ -928,6 +929,7 @@ impl<E> State<E> {
     pub(crate) fn keep_later(&self, rank: usize, task: TaskName, error: E) {
         lock(&self.failures)
             .later
+            .get_or_insert_with(Vec::new)
             .push((rank, Suppressed::new(task, error)));
     }
 
@@ -1036,7 +1038,7 @@ impl<E: Send + Sync + 'static> State<E> {
 
     /// The later failures, typed and boxed, in the order they happened.
     fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
-        let mut later = std::mem::take(&mut lock(&self.failures).later);
+        let mut later = lock(&self.failures).later.take().unwrap_or_default();
         let watching = self.place.core().and_then(|core| core.watching.get());
         let boxed = watching.map_or_else(Vec::new, |w| std::mem::take(&mut lock(&w.state).later));
         if later.is_empty() && boxed.is_empty() {
