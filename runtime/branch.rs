@@ -225,8 +225,11 @@ pub(crate) trait Stop {
 enum Phase {
     /// Waiting for a `limit` permit, or for the cancellation, whichever first.
     Queued(Pin<Box<dyn Future<Output = Option<Permit>> + Send>>),
-    Running(Option<Permit>),
-    Done,
+    /// With its permit, and whether a `Cancelled` was handed to the body
+    /// (echo.rs): a flag in the phase rather than beside it, where it
+    /// took a word in every branch and item.
+    Running(Option<Permit>, bool),
+    Done(bool),
 }
 
 pin_project! {
@@ -237,8 +240,6 @@ pin_project! {
         core: C,
         task: N,
         phase: Phase,
-        // A `Cancelled` was handed to the body (echo.rs).
-        echoed: bool,
         #[pin]
         body: F,
     }
@@ -259,22 +260,24 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
     #[inline]
     fn new(core: C, task: N, body: F, start: Start) -> Self {
         let phase = match start {
-            Start::Refused => Phase::Done,
-            Start::Now(permit) => Phase::Running(permit),
+            Start::Refused => Phase::Done(false),
+            Start::Now(permit) => Phase::Running(permit, false),
             Start::Queued => queued(core.core()),
         };
         Guarded {
             core,
             task,
             phase,
-            echoed: false,
             body,
         }
     }
 
     /// Whether a `Cancelled` was handed to the body as it ran (echo.rs).
     pub(crate) fn echoed(&self) -> bool {
-        self.echoed
+        match self.phase {
+            Phase::Running(_, echoed) | Phase::Done(echoed) => echoed,
+            Phase::Queued(_) => false,
+        }
     }
 }
 
@@ -358,25 +361,26 @@ impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
         let mut this = self.project();
         if let Phase::Queued(admit) = this.phase {
             *this.phase = match ready!(admit.as_mut().poll(cx)) {
-                Some(permit) => Phase::Running(Some(permit)),
-                None => Phase::Done,
+                Some(permit) => Phase::Running(Some(permit), false),
+                None => Phase::Done(false),
             };
         }
-        if matches!(this.phase, Phase::Done) {
+        let Phase::Running(_, echoed) = this.phase else {
             return Poll::Ready(None);
-        }
+        };
         let body = this.body.as_mut();
         let collect = echo::Collect::start();
         let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
-        *this.echoed |= collect.finish();
+        *echoed |= collect.finish();
+        let echoed = *echoed;
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => match std::mem::replace(this.phase, Phase::Done) {
-                Phase::Running(permit) => Poll::Ready(Some((output, permit))),
+            Ok(Poll::Ready(output)) => match std::mem::replace(this.phase, Phase::Done(echoed)) {
+                Phase::Running(permit, _) => Poll::Ready(Some((output, permit))),
                 _ => Poll::Ready(Some((output, None))),
             },
             Err(payload) => {
-                *this.phase = Phase::Done;
+                *this.phase = Phase::Done(echoed);
                 this.core.panicked(this.task.name(), payload);
                 Poll::Ready(None)
             }
@@ -434,7 +438,7 @@ where
         Poll::Ready(match done {
             Some((output, permit)) => {
                 let inner = inner.into_ref().get_ref();
-                let echoed = inner.echoed;
+                let echoed = inner.echoed();
                 complete(
                     this.record,
                     &inner.core,
@@ -469,7 +473,7 @@ impl<S, F, C, N: Who> Stop for Run<S, F, C, N> {
     }
 
     fn running(&self, census: &mut Census) {
-        if !matches!(self.inner.phase, Phase::Done) {
+        if !matches!(self.inner.phase, Phase::Done(_)) {
             census.add(&self.inner.task.name(), None);
         }
     }
