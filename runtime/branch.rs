@@ -9,7 +9,6 @@
 //! once: nested `async fn`s that take a future and await it keep a copy of
 //! it per level, and a group future grew to five times its bodies.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -20,7 +19,6 @@ use pin_project_lite::pin_project;
 use crate::echo;
 use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
-use crate::state::Place;
 use crate::state::{self, Core, State};
 use crate::sync::Arc;
 use crate::tasks::Task;
@@ -125,18 +123,19 @@ impl Owner for Ambient {
     }
 }
 
-/// An in-task branch of an unpromoted group, or of one with a core.
-impl Owner for &Place {
+/// An in-task branch: its group is its scope's, whose state it borrows
+/// (`Place`, state.rs), with a core or not yet.
+impl<E> Owner for &State<E> {
     fn core(&self) -> &Arc<Core> {
-        self.promote()
+        self.place.promote()
     }
 
     fn span(&self) -> &trace::Span {
-        Place::span(self)
+        self.place.span()
     }
 
     fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
-        Place::panicked(self, task, payload);
+        self.place.panicked(task, payload);
     }
 }
 
@@ -152,41 +151,40 @@ impl Owner for &Arc<Core> {
     }
 }
 
-/// An in-task branch's group: a borrow of the ctx the expansion made for
-/// it, or an owned one (`__private::Lent`).
-impl Owner for Cow<'_, Arc<Core>> {
-    fn core(&self) -> &Arc<Core> {
-        self
-    }
-}
-
-/// The group of an in-task branch, as its ctx lends it: a core, or the
-/// inline state of a group that has none yet (`__private::Lent`).
+/// The name of an in-task branch, as its ctx lends it (`__private::Lent`):
+/// the one the macro wrote, or a borrow of its ctx's. A `TaskName` is made
+/// only when one is handed out (a failure, a panic, a census).
 #[derive(Debug)]
-pub(crate) enum GroupRef<'s> {
-    Core(Cow<'s, Arc<Core>>),
-    Place(&'s Place),
+pub(crate) enum Named<'s> {
+    Static(&'static str),
+    Borrowed(&'s TaskName),
+    /// A ctx handed over by value whose name was not a plain `&'static str`.
+    Owned(Box<TaskName>),
 }
 
-impl Owner for GroupRef<'_> {
-    fn core(&self) -> &Arc<Core> {
+impl Named<'_> {
+    pub(crate) fn owned(task: TaskName) -> Self {
+        match task.as_static() {
+            Some(name) => Named::Static(name),
+            None => Named::Owned(Box::new(task)),
+        }
+    }
+}
+
+impl Who for Named<'_> {
+    fn name(&self) -> TaskName {
         match self {
-            GroupRef::Core(core) => core,
-            GroupRef::Place(place) => place.promote(),
+            Named::Static(name) => TaskName::new(*name),
+            Named::Borrowed(task) => TaskName::clone(task),
+            Named::Owned(task) => TaskName::clone(task),
         }
     }
 
-    fn span(&self) -> &trace::Span {
+    fn span(&self, group: &trace::Span) -> trace::Span {
         match self {
-            GroupRef::Core(core) => Core::span(core),
-            GroupRef::Place(place) => Place::span(place),
-        }
-    }
-
-    fn panicked(&self, task: TaskName, payload: Box<dyn std::any::Any + Send>) {
-        match self {
-            GroupRef::Core(core) => Core::panicked(core, task, payload),
-            GroupRef::Place(place) => Place::panicked(place, task, payload),
+            Named::Static(name) => trace::branch(group, &TaskName::new(*name)),
+            Named::Borrowed(task) => trace::branch(group, task),
+            Named::Owned(task) => trace::branch(group, task),
         }
     }
 }
@@ -204,16 +202,6 @@ pub(crate) trait Who {
 impl Who for TaskName {
     fn name(&self) -> TaskName {
         self.clone()
-    }
-
-    fn span(&self, group: &trace::Span) -> trace::Span {
-        trace::branch(group, self)
-    }
-}
-
-impl Who for Cow<'_, TaskName> {
-    fn name(&self) -> TaskName {
-        TaskName::clone(self)
     }
 
     fn span(&self, group: &trace::Span) -> trace::Span {
@@ -263,8 +251,11 @@ pub(crate) trait Stop {
 enum Phase {
     /// Waiting for a `limit` permit, or for the cancellation, whichever first.
     Queued(Pin<Box<dyn Future<Output = Option<Permit>> + Send>>),
-    Running(Option<Permit>),
-    Done,
+    /// With its permit, and whether a `Cancelled` was handed to the body
+    /// (echo.rs): a flag in the phase rather than beside it, where it
+    /// took a word in every branch and item.
+    Running(Option<Permit>, bool),
+    Done(bool),
 }
 
 pin_project! {
@@ -275,8 +266,6 @@ pin_project! {
         core: C,
         task: N,
         phase: Phase,
-        // A `Cancelled` was handed to the body (echo.rs).
-        echoed: bool,
         #[pin]
         body: F,
     }
@@ -297,23 +286,33 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
     #[inline]
     fn new(core: C, task: N, body: F, start: Start) -> Self {
         let phase = match start {
-            Start::Refused => Phase::Done,
-            Start::Now(permit) => Phase::Running(permit),
-            Start::Queued => Phase::Queued(Box::pin(admit(Arc::clone(core.core())))),
+            Start::Refused => Phase::Done(false),
+            Start::Now(permit) => Phase::Running(permit, false),
+            Start::Queued => queued(core.core()),
         };
         Guarded {
             core,
             task,
             phase,
-            echoed: false,
             body,
         }
     }
 
     /// Whether a `Cancelled` was handed to the body as it ran (echo.rs).
     pub(crate) fn echoed(&self) -> bool {
-        self.echoed
+        match self.phase {
+            Phase::Running(_, echoed) | Phase::Done(echoed) => echoed,
+            Phase::Queued(_) => false,
+        }
     }
+}
+
+/// A branch waiting for its `limit` permit: out of line, so that the
+/// constructor of every branch and item stays small enough to inline.
+#[cold]
+#[inline(never)]
+fn queued(core: &Arc<Core>) -> Phase {
+    Phase::Queued(Box::pin(admit(Arc::clone(core))))
 }
 
 /// A permit once one is free, `None` if the group is cancelled first.
@@ -334,7 +333,12 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
     body: F,
     start: Start,
 ) -> Guarded<trace::Traced<F>, C, N> {
-    let span = task.span(core.span());
+    // Without the feature no span is made: the group's is not even looked up.
+    let span = if trace::ENABLED {
+        task.span(core.span())
+    } else {
+        trace::none()
+    };
     Guarded::new(core, task, trace::instrument(span, body), start)
 }
 
@@ -378,27 +382,28 @@ impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
         let mut this = self.project();
         if let Phase::Queued(admit) = this.phase {
             *this.phase = match ready!(admit.as_mut().poll(cx)) {
-                Some(permit) => Phase::Running(Some(permit)),
-                None => Phase::Done,
+                Some(permit) => Phase::Running(Some(permit), false),
+                None => Phase::Done(false),
             };
         }
-        if matches!(this.phase, Phase::Done) {
+        let Phase::Running(_, echoed) = this.phase else {
             return Poll::Ready(None);
-        }
+        };
         let body = this.body.as_mut();
         let collect = echo::Collect::start();
         let polled = this
             .core
             .enter(|| catch_unwind(AssertUnwindSafe(|| body.poll(cx))));
-        *this.echoed |= collect.finish();
+        *echoed |= collect.finish();
+        let echoed = *echoed;
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => match std::mem::replace(this.phase, Phase::Done) {
-                Phase::Running(permit) => Poll::Ready(Some((output, permit))),
+            Ok(Poll::Ready(output)) => match std::mem::replace(this.phase, Phase::Done(echoed)) {
+                Phase::Running(permit, _) => Poll::Ready(Some((output, permit))),
                 _ => Poll::Ready(Some((output, None))),
             },
             Err(payload) => {
-                *this.phase = Phase::Done;
+                *this.phase = Phase::Done(echoed);
                 this.core.panicked(this.task.name(), payload);
                 Poll::Ready(None)
             }
@@ -456,7 +461,7 @@ where
         Poll::Ready(match done {
             Some((output, permit)) => {
                 let inner = inner.into_ref().get_ref();
-                let echoed = inner.echoed;
+                let echoed = inner.echoed();
                 complete(
                     this.record,
                     &inner.core,
@@ -491,7 +496,7 @@ impl<S, F, C, N: Who> Stop for Run<S, F, C, N> {
     }
 
     fn running(&self, census: &mut Census) {
-        if !matches!(self.inner.phase, Phase::Done) {
+        if !matches!(self.inner.phase, Phase::Done(_)) {
             census.add(&self.inner.task.name(), None);
         }
     }

@@ -14,10 +14,10 @@ use tokio::time::Instant;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use std::borrow::Cow;
 use std::sync::OnceLock;
 
-use crate::branch::{GroupRef, task_job};
+use crate::branch::{Named, task_job};
+use crate::cancel::Cancellation;
 use crate::channel::{self, Receiver, Sender};
 use crate::error::{Cancelled, Cause, Running, TaskName};
 use crate::limit::Start;
@@ -108,13 +108,7 @@ impl Ctx {
         // The group's waiter list wakes us; a deadline is turned into a
         // cancellation by the group's timer, and a passed one is noticed
         // here up front.
-        let done = self.core.is_cancelled();
-        let cancellation = self.core.cancellation();
-        async move {
-            if !done {
-                cancellation.await;
-            }
-        }
+        WhenCancelled((!self.core.is_cancelled()).then(|| self.core.cancellation()))
     }
 
     /// Whether the group is cancelled: Go's `ctx.Err() != nil`.
@@ -603,6 +597,23 @@ impl Ctx {
     }
 }
 
+/// [`Ctx::cancelled`]: the group's cancellation, or nothing to wait for if
+/// it was cancelled when asked. Written out rather than an `async` block,
+/// which kept the cancellation twice (captured, and where it awaited it):
+/// a blocked branch holds one (benches/memory.rs).
+struct WhenCancelled<'a>(Option<Cancellation<'a>>);
+
+impl Future for WhenCancelled<'_> {
+    type Output = ();
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<()> {
+        match &mut self.get_mut().0 {
+            Some(cancellation) => std::pin::Pin::new(cancellation).poll(cx),
+            None => Poll::Ready(()),
+        }
+    }
+}
+
 /// The `ctx` of an `errgroup!` branch: a [`Ctx`] that knows its group's
 /// error type `E`, so that [`spawn`](BranchCtx::spawn) takes only tasks
 /// whose error is the group's.
@@ -671,13 +682,15 @@ pub struct BranchCtx<'a, E> {
 /// What a [`BranchCtx`] holds of its group.
 enum Held<'a> {
     Owned(Ctx),
-    /// The state of an in-task group, in its future (`Place`, state.rs); `owned`
-    /// is the `Ctx` made the first time one is needed, boxed: every ctx is as
-    /// large as this variant, and a blocked branch or item holds one
+    /// The state of an in-task group, in its future (`Place`, state.rs),
+    /// and the name the macro wrote: a [`TaskName`] is made only when one
+    /// is handed out (a failure, `task()`, a promotion). `owned` is the
+    /// `Ctx` made the first time one is needed, boxed: every ctx is as large
+    /// as its largest variant, and a blocked branch or item holds one
     /// (benches/memory.rs), where a promoted ctx is rare and allocates anyway.
     Lent {
         place: &'a Place,
-        task: TaskName,
+        task: &'static str,
         owned: OnceLock<Box<Ctx>>,
     },
 }
@@ -688,9 +701,10 @@ impl<'a, E> BranchCtx<'a, E> {
     }
 
     /// The ctx of an in-task branch of the group whose state is `place`.
-    pub(crate) fn lent(place: &'a Place, task: TaskName) -> Self {
+    #[inline]
+    pub(crate) fn lent(place: &'a Place, task: &'static str) -> Self {
         let held = match place.core() {
-            Some(core) => Held::Owned(Ctx::new(Arc::clone(core), task)),
+            Some(core) => Held::Owned(Ctx::new(Arc::clone(core), TaskName::new(task))),
             None => Held::Lent {
                 place,
                 task,
@@ -710,23 +724,20 @@ impl<'a, E> BranchCtx<'a, E> {
         }
     }
 
-    /// What an in-task branch built with this ctx keeps of its group: a
-    /// borrow (of the core, or of the inline state) and its name.
-    pub(crate) fn group(&self) -> (GroupRef<'_>, &TaskName) {
+    /// The name of the branch an in-task runner built with this ctx keeps:
+    /// a borrow, never a copy (its group is the scope's).
+    pub(crate) fn named(&self) -> Named<'_> {
         match &self.held {
-            Held::Owned(ctx) => (GroupRef::Core(Cow::Borrowed(ctx.core())), ctx.task()),
-            Held::Lent { place, task, .. } => (GroupRef::Place(place), task),
+            Held::Owned(ctx) => Named::Borrowed(ctx.task()),
+            Held::Lent { task, .. } => Named::Static(task),
         }
     }
 
-    /// [`group`](BranchCtx::group), by value.
-    pub(crate) fn into_group(self) -> (GroupRef<'a>, Cow<'a, TaskName>) {
+    /// [`named`](BranchCtx::named), by value.
+    pub(crate) fn into_named(self) -> Named<'a> {
         match self.held {
-            Held::Owned(ctx) => {
-                let (core, task) = ctx.into_parts();
-                (GroupRef::Core(Cow::Owned(core)), Cow::Owned(task))
-            }
-            Held::Lent { place, task, .. } => (GroupRef::Place(place), Cow::Owned(task)),
+            Held::Owned(ctx) => Named::owned(ctx.into_parts().1),
+            Held::Lent { task, .. } => Named::Static(task),
         }
     }
 
@@ -786,16 +797,20 @@ impl<'a, E> BranchCtx<'a, E> {
     pub fn shutdown(&self) -> bool {
         match &self.held {
             Held::Owned(ctx) => ctx.shutdown(),
-            Held::Lent { place, task, .. } => place.cancel(Cause::Shutdown { by: task.clone() }),
+            Held::Lent { place, task, .. } => place.cancel(Cause::Shutdown {
+                by: TaskName::new(*task),
+            }),
         }
     }
 
-    /// [`Ctx::task`], without making the group an owned one.
+    /// [`Ctx::task`], without making the group an owned one: by value, as
+    /// an in-task branch's ctx keeps only the name the macro wrote (a
+    /// `TaskName` of a `&'static str` copies no string).
     #[must_use]
-    pub fn task(&self) -> &TaskName {
+    pub fn task(&self) -> TaskName {
         match &self.held {
-            Held::Owned(ctx) => ctx.task(),
-            Held::Lent { task, .. } => task,
+            Held::Owned(ctx) => ctx.task().clone(),
+            Held::Lent { task, .. } => TaskName::new(*task),
         }
     }
 
@@ -932,9 +947,9 @@ impl<E> Deref for BranchCtx<'_, E> {
     fn deref(&self) -> &Ctx {
         match &self.held {
             Held::Owned(ctx) => ctx,
-            Held::Lent { place, task, owned } => {
-                owned.get_or_init(|| Box::new(Ctx::new(Arc::clone(place.promote()), task.clone())))
-            }
+            Held::Lent { place, task, owned } => owned.get_or_init(|| {
+                Box::new(Ctx::new(Arc::clone(place.promote()), TaskName::new(*task)))
+            }),
         }
     }
 }
@@ -943,9 +958,10 @@ impl<E> From<BranchCtx<'_, E>> for Ctx {
     fn from(ctx: BranchCtx<'_, E>) -> Ctx {
         match ctx.held {
             Held::Owned(ctx) => ctx,
-            Held::Lent { place, task, owned } => owned
-                .into_inner()
-                .map_or_else(|| Ctx::new(Arc::clone(place.promote()), task), |ctx| *ctx),
+            Held::Lent { place, task, owned } => owned.into_inner().map_or_else(
+                || Ctx::new(Arc::clone(place.promote()), TaskName::new(task)),
+                |ctx| *ctx,
+            ),
         }
     }
 }

@@ -18,8 +18,8 @@
 //! for it, and a group that is never asked reads one word per poll. The
 //! walk is also the report taken when the deadline passes or grace expires.
 //!
-//! The in-task branches are polled with the group as the ambient group
-//! (`state::in_ambient`), which a group created in a branch takes as its
+//! The in-task branches are polled with the group lent as the ambient group
+//! (`state::lend`), which a group created in a branch takes as its
 //! parent: one thread-local swap per poll of the group serves every branch,
 //! where a wrapper per branch paid it per branch per poll. Spawned bodies
 //! set their own, in their task.
@@ -37,7 +37,7 @@ use crate::branch::{AfterGrace, Stop};
 use crate::error::{Census, Error};
 use crate::lifecycle::Lifecycle;
 use crate::state::lend;
-use crate::state::{Core, State, in_ambient};
+use crate::state::{Core, State};
 use crate::trace;
 
 /// One branch, or a tuple of them, as the loop drives it.
@@ -195,6 +195,7 @@ pub struct Scope<E> {
 }
 
 impl<E: 'static> Scope<E> {
+    #[inline]
     pub(crate) fn with_state(
         state: State<E>,
         grace: Option<Duration>,
@@ -213,6 +214,7 @@ impl<E: 'static> Scope<E> {
 
     /// Runs `branches` (a tuple of what the branch constructors made) to
     /// the end: the group's result, values in branch order.
+    #[inline]
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
         // A group without a core has no timer, token or grace (`Place`, state.rs).
         trace::branches(self.state.place.span(), B::LEN);
@@ -282,21 +284,18 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
         let place = &this.scope.state.place;
         let mut branches = this.branches;
         let mut life = this.life;
-        let polled = match place.core() {
-            Some(core) => {
-                let branches_now = &*branches;
-                let expired = life
-                    .as_mut()
-                    .poll(cx, core, |since| census(core, since, branches_now));
-                if expired {
-                    branches.as_mut().stop();
-                }
-                in_ambient(core, || branches.as_mut().poll_branch(cx))
+        if let Some(core) = place.core() {
+            let branches_now = &*branches;
+            let expired = life
+                .as_mut()
+                .poll(cx, core, |since| census(core, since, branches_now));
+            if expired {
+                branches.as_mut().stop();
             }
-            // No timer, token, signal, task or watcher: only the branches,
-            // with the group lent as the ambient one (`Place`, state.rs).
-            None => lend(place, || branches.as_mut().poll_branch(cx)),
-        };
+        }
+        // Without a core: no timer, token, signal, task or watcher, only
+        // the branches (`Place`, state.rs).
+        let polled = lend(place, || branches.as_mut().poll_branch(cx));
         // Still without a core: no task to await, no question to answer.
         let Some(core) = place.core() else {
             return match polled {

@@ -173,6 +173,14 @@ impl TaskName {
         matches!(self.name, Cow::Borrowed(_)).then(|| self.clone())
     }
 
+    /// The `&'static str` this name was made of, if it was one alone.
+    pub(crate) fn as_static(&self) -> Option<&'static str> {
+        match (&self.name, self.index, &self.later) {
+            (Cow::Borrowed(name), None, None) => Some(name),
+            _ => None,
+        }
+    }
+
     /// The name carrying `later` (see [`TaskName::later`]).
     pub(crate) fn with_later(mut self, later: Option<Later>) -> Self {
         self.later = later;

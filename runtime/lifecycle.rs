@@ -117,6 +117,7 @@ impl<'c, S> Lifecycle<'c, S> {
 
     /// No deadline, grace, token or signal: the life of a group without a
     /// core (`Place`, state.rs).
+    #[inline]
     pub(crate) fn idle() -> Self {
         Lifecycle {
             timers: None,

@@ -9,7 +9,6 @@
 //! Generated code names only `::errgroup::__private::*`, so users shadowing
 //! `Option`, `Result`, `tokio`, ... cannot break it.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::time::Duration;
 
@@ -24,7 +23,7 @@ pub use core::result::Result;
 pub mod lints;
 
 use crate::branch::{
-    AfterGrace, Boxed, GroupRef, Inline, ItemName, Keep, Placed, Run, Spawned, Supervise,
+    AfterGrace, Boxed, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise,
     blocking_unit, task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
@@ -118,6 +117,7 @@ impl Default for Config {
 
 impl<E: 'static> Scope<E> {
     #[must_use]
+    #[inline]
     pub fn new(config: Config) -> Self {
         let token = config.settings.token.clone();
         Scope::with_state(State::new(config.settings), config.grace, token)
@@ -127,8 +127,9 @@ impl<E: 'static> Scope<E> {
 impl<E> Scope<E> {
     /// The ctx of the branch `name`, typed by the group's error type.
     #[must_use]
+    #[inline]
     pub fn ctx(&self, name: &'static str) -> BranchCtx<'_, E> {
-        BranchCtx::lent(&self.state.place, TaskName::new(name))
+        BranchCtx::lent(&self.state.place, name)
     }
 
     /// The ctx of the `#[spawn]` branch `name`, whose body is `'static`:
@@ -216,43 +217,41 @@ pub struct Spawn;
 pub struct Blocking;
 
 /// The ctx an in-task branch is built with: the one the expansion made
-/// for it, borrowed, as the branch's body borrows it too (no reference
-/// count taken and given back, no name copied, per branch), or an owned one.
+/// for it, borrowed, as the branch's body borrows it too, or one handed
+/// over. Its group is always the scope's, so the branch keeps only its
+/// name (no reference count taken and given back, no name copied).
 #[doc(hidden)]
 #[derive(Debug)]
 pub struct Lent<'s> {
-    group: GroupRef<'s>,
-    task: Cow<'s, TaskName>,
+    task: Named<'s>,
 }
 
 impl<'s, E> From<&'s BranchCtx<'_, E>> for Lent<'s> {
     fn from(ctx: &'s BranchCtx<'_, E>) -> Self {
-        let (group, task) = ctx.group();
-        Lent {
-            group,
-            task: Cow::Borrowed(task),
-        }
+        Lent { task: ctx.named() }
     }
 }
 
 impl<'s, E> From<BranchCtx<'s, E>> for Lent<'s> {
     fn from(ctx: BranchCtx<'s, E>) -> Self {
-        let (group, task) = ctx.into_group();
-        Lent { group, task }
+        Lent {
+            task: ctx.into_named(),
+        }
     }
 }
 
 impl From<Ctx> for Lent<'_> {
     fn from(ctx: Ctx) -> Self {
-        let (core, task) = ctx.into_parts();
         Lent {
-            group: GroupRef::Core(Cow::Owned(core)),
-            task: Cow::Owned(task),
+            task: Named::owned(ctx.into_parts().1),
         }
     }
 }
 
 impl InTask {
+    // `#[inline]`: once per branch, where the call and the moves of the
+    // body into and out of it cost more than its body (as `Guarded::new`).
+    #[inline]
     pub fn branch<'s, E, T, F>(
         self,
         scope: &'s Scope<E>,
@@ -263,13 +262,14 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        let Lent { group, task } = ctx.into();
+        let Lent { task } = ctx.into();
+        let state = &scope.state;
         // No `limit` without a core: a written branch starts now.
-        let start = match &group {
-            GroupRef::Core(core) => core.start_written(),
-            GroupRef::Place(_) => Start::Now(None),
+        let start = match state.place.core() {
+            Some(core) => core.start_written(),
+            None => Start::Now(None),
         };
-        Leaf::new(Run::new(&scope.state, unit(group, task, body, start)))
+        Leaf::new(Run::new(state, unit(state, task, body, start)))
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
@@ -317,17 +317,17 @@ impl InTask {
 /// a clone of the ctx the body moves.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct Named(TaskName);
+pub struct SpawnName(TaskName);
 
-impl From<&'static str> for Named {
+impl From<&'static str> for SpawnName {
     fn from(name: &'static str) -> Self {
-        Named(TaskName::new(name))
+        SpawnName(TaskName::new(name))
     }
 }
 
-impl<E> From<BranchCtx<'_, E>> for Named {
+impl<E> From<BranchCtx<'_, E>> for SpawnName {
     fn from(ctx: BranchCtx<'_, E>) -> Self {
-        Named(ctx.task().clone())
+        SpawnName(ctx.task())
     }
 }
 
@@ -353,7 +353,7 @@ impl Spawn {
     pub fn branch<E, T, F>(
         self,
         scope: &Scope<E>,
-        name: impl Into<Named>,
+        name: impl Into<SpawnName>,
         body: F,
     ) -> impl Branch<Value = T>
     where
@@ -377,7 +377,7 @@ impl Spawn {
     pub fn inline<E, T, F>(
         self,
         scope: &Scope<E>,
-        name: impl Into<Named>,
+        name: impl Into<SpawnName>,
         body: F,
     ) -> impl Branch<Value = T> + '_
     where
@@ -464,7 +464,7 @@ impl Blocking {
         core.off_driver();
         let start = core.start_written();
         let ctx = ctx.into_owned();
-        let task = ctx.task().clone();
+        let task = ctx.task();
         let job = move || body(&ctx);
         Leaf::new(blocking_unit(&scope.state, core, task, job, start))
     }
@@ -489,7 +489,7 @@ impl Blocking {
         let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
-            let task = ctx.task().clone();
+            let task = ctx.task();
             let body = body(item, ends);
             let job = move || body(&ctx);
             let start = Start::Now(permit);

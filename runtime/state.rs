@@ -94,30 +94,32 @@ use crate::tasks::{Joined, TaskSet};
 use crate::trace;
 
 scoped_tls::scoped_thread_local! {
-    /// The group of the branch being polled, so that a group created inside
-    /// it becomes its child without `parent = ctx;` (semantic 6). Only the
-    /// group is kept, not the branch's ctx: that is all a nested group reads.
-    /// Set around each poll (as a task-local is) from a borrow of the
-    /// group its poller holds anyway: no reference count taken per poll,
-    /// and no copy of it stored in every task.
+    /// The group of a body that is its own tokio task (a `#[spawn]` branch
+    /// or item, a `ctx.spawn`, `Group` or pool task), so that a group
+    /// created inside it becomes its child without `parent = ctx;`
+    /// (semantic 6). Only the group is kept, not the body's ctx: that is
+    /// all a nested group reads. Set around each poll (as a task-local is)
+    /// from a borrow of the group its guard holds anyway: no reference
+    /// count taken per poll, and no copy of it stored in every task.
     static AMBIENT: Arc<Core>
 }
 
-/// The group of the branch whose code is running now, if any: the
-/// ambient one, or an unpromoted in-task group lent by its driver
-/// (`Place`, state.rs), whichever is innermost.
+/// The group of the branch whose code is running now, if any: the group
+/// whose driver is polling its in-task branches ([`lend`]), else the
+/// task's own.
+///
+/// A lend is the innermost: a driver lends its group around its branches
+/// only, inside whatever task polls it, and a task body sets its own
+/// group ([`in_ambient`]) only where tokio's scheduler polls it, never
+/// inside a lend (the inline `#[spawn]` branch, `Spawn::inline`, is polled
+/// in its driver's lend and sets none: its group is the lending one). So
+/// one look at the lend answers for a group nested in an in-task branch,
+/// and the task's is read only outside any driver's poll.
 pub(crate) fn ambient() -> Option<Arc<Core>> {
-    let set = crate::state::ambient_raw();
     if LENT.is_set() {
-        return LENT.with(|place| {
-            if place.under.load(Ordering::Relaxed) == address(set.as_ref()) {
-                Some(Arc::clone(place.promote()))
-            } else {
-                set
-            }
-        });
+        return LENT.with(|place| Some(Arc::clone(place.promote())));
     }
-    set
+    ambient_raw()
 }
 
 /// The ambient group alone, without a lent one.
@@ -125,10 +127,9 @@ pub(crate) fn ambient_raw() -> Option<Arc<Core>> {
     AMBIENT.is_set().then(|| AMBIENT.with(Arc::clone))
 }
 
-/// `f()` with `core` as the ambient group: a group's driver sets it once
-/// around all of its in-task branches, rather than each branch around each
-/// of its polls; a body that is its own tokio task (a `#[spawn]` branch or
-/// item, a `ctx.spawn` task) around each of its polls.
+/// `f()` with `core` as the ambient group: a body that is its own tokio
+/// task (a `#[spawn]` branch or item, a `ctx.spawn`, `Group` or pool
+/// task), around each of its polls.
 pub(crate) fn in_ambient<R>(core: &Arc<Core>, f: impl FnOnce() -> R) -> R {
     AMBIENT.set(core, f)
 }
@@ -902,18 +903,20 @@ pub(crate) struct State<E> {
 #[derive(Debug)]
 struct Failures<E> {
     first: Option<E>,
-    /// Each with its rank (`Core::later_rank`); empty and unallocated
-    /// until a second failure happens.
-    later: Vec<(usize, Suppressed<E>)>,
+    /// Each with its rank (`Core::later_rank`); none until a second
+    /// failure happens (an `Option`, so that a group without one drops
+    /// nothing here: an empty `Vec` was a call).
+    later: Option<Vec<(usize, Suppressed<E>)>>,
 }
 
 impl<E> State<E> {
+    #[inline]
     pub(crate) fn new(settings: Settings) -> Self {
         State {
             place: Place::new(settings),
             failures: Mutex::new(Failures {
                 first: None,
-                later: Vec::new(),
+                later: None,
             }),
         }
     }
@@ -933,6 +936,7 @@ impl<E> State<E> {
     pub(crate) fn keep_later(&self, rank: usize, task: TaskName, error: E) {
         lock(&self.failures)
             .later
+            .get_or_insert_with(Vec::new)
             .push((rank, Suppressed::new(task, error)));
     }
 
@@ -965,7 +969,20 @@ impl<E: Send + Sync + 'static> State<E> {
     /// [`State::finish`] once the task set is closed and empty, `tasks_ok`
     /// what [`Core::poll_tasks`] said as it closed it: the driver's last
     /// poll has just done both, so the task-set lock is not taken twice more.
+    #[inline]
     pub(crate) fn finish_closed<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
+        // An unpromoted group that nothing cancelled: every branch gave
+        // its value (a failure or panic cancels the group first).
+        if self.place.core().is_none() && !self.place.is_cancelled() {
+            if let Some(value) = value {
+                return Ok(value);
+            }
+        }
+        self.finish_slow(value, tasks_ok)
+    }
+
+    #[inline(never)]
+    fn finish_slow<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
         let core = self.place.core();
         // `Finished` only where a handle can see it: an unpromoted group's
         // every ctx was a borrow, which ends with its future (`Place`, state.rs).
@@ -1028,7 +1045,7 @@ impl<E: Send + Sync + 'static> State<E> {
 
     /// The later failures, typed and boxed, in the order they happened.
     fn take_later(&self, report: Option<&StillRunning>) -> Option<Later> {
-        let mut later = std::mem::take(&mut lock(&self.failures).later);
+        let mut later = lock(&self.failures).later.take().unwrap_or_default();
         let watching = self.place.core().and_then(|core| core.watching.get());
         let boxed = watching.map_or_else(Vec::new, |w| std::mem::take(&mut lock(&w.state).later));
         if later.is_empty() && boxed.is_empty() {
@@ -1084,26 +1101,17 @@ impl<E: Send + Sync + 'static> State<E> {
 //   promotes first, so a cancellation while unpromoted wakes no one.
 
 scoped_tls::scoped_thread_local! {
-    /// The unpromoted group whose in-task branches are being polled: a
-    /// group created in one of them promotes it, to be its parent.
+    /// The group whose in-task branches are being polled: a group created
+    /// in one of them promotes it (if it has no core yet), to be its parent.
     static LENT: Place
 }
 
-/// `f()` with `place` lent as the ambient group (an unpromoted driver's
-/// poll of its branches). An ambient group set inside `f` (a nested
-/// group's driver, a task's own) is newer and wins: `under` says
-/// which ambient group this lend was made under.
+/// `f()` with `place` lent as the ambient group: a driver's poll of its
+/// in-task branches. A group nested in one of them lends its own inside
+/// `f`, which then wins until its poll returns.
+#[inline]
 pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
-    place
-        .under
-        .store(address(ambient_raw().as_ref()), Ordering::Relaxed);
     LENT.set(place, f)
-}
-
-/// Which group, for comparing: both are alive while compared, so an
-/// address is not reused meanwhile.
-fn address(core: Option<&Arc<Core>>) -> usize {
-    core.map_or(0, |core| Arc::as_ptr(core).addr())
 }
 
 /// Whether a group built from `settings` needs its `Arc<Core>` from birth:
@@ -1132,8 +1140,6 @@ pub(crate) struct Place {
     site: Option<&'static Location<'static>>,
     /// The group's span while it has no core, which then takes it.
     span: trace::Span,
-    /// The ambient group when this one was last lent ([`lend`]).
-    under: AtomicUsize,
 }
 
 /// What an unpromoted group records, under one lock taken only when it is
@@ -1158,6 +1164,7 @@ impl std::fmt::Debug for Place {
 impl Place {
     /// The state of a group built from `settings`: a core from birth if
     /// it needs one ([`needs_core`]).
+    #[inline]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
         let core = OnceLock::new();
@@ -1167,7 +1174,16 @@ impl Place {
             let _ = core.set(Core::new(settings));
             trace::none()
         } else {
-            trace::group(site, None, None)
+            // Field by field: `needs_core` said the parent and token are
+            // none, and dropping the whole struct was a call.
+            let Settings {
+                parent,
+                token,
+                span,
+                ..
+            } = settings;
+            debug_assert!(parent.is_none() && token.is_none());
+            span.unwrap_or_else(|| trace::group(site, None, None))
         };
         Place {
             cancelled: AtomicBool::new(false),
@@ -1176,7 +1192,6 @@ impl Place {
             core,
             site,
             span,
-            under: AtomicUsize::new(0),
         }
     }
 
@@ -1215,6 +1230,7 @@ impl Place {
     }
 
     /// The group's span: its core's, or none.
+    #[inline]
     pub(crate) fn span(&self) -> &trace::Span {
         match self.core() {
             Some(core) => core.span(),

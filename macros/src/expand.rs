@@ -355,12 +355,21 @@ fn fan_out_branch(
             #(#stmts)*
         }
     } else {
+        // The ctx is captured by value through its drop at the end, not
+        // moved into a local: a future keeps a captured value and a local
+        // it was moved into side by side, so every item held it twice.
+        let out = format_ident!("__errgroup_out", span = site);
         quote_spanned! {span=>
-            let #ctx = #ctx;
             #bind
-            #ends
-            let #pat = #item.into_inner();
-            #(#stmts)*
+            let #out = {
+                #ends
+                let #pat = #item.into_inner();
+                #(#stmts)*
+            };
+            // A body that never ends (`loop {}`) never gets here.
+            #[allow(unreachable_code)]
+            #rt::drop(#ctx);
+            #out
         }
     };
     let body = mode.body(span, ctx, &ctx_type, &stmts);
