@@ -22,6 +22,10 @@
 //! - An in-task item is polled when it starts and then only when its own
 //!   waker was woken (a slot's, [`InTask`]), and its future is dropped as
 //!   soon as it ends, before its result is handed on.
+//! - A `#[blocking]` item completes on its blocking thread ([`Jobs`]): its
+//!   error is recorded, cancelling the group, before its result is handed
+//!   on; the fan-out is woken by the last item to end, by a failure, and by
+//!   every end only while it still has items to start.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -37,10 +41,12 @@ use tokio_util::sync::PollSemaphore;
 
 use crate::branch::{AfterGrace, Stop};
 use crate::cancel::Cancellation;
-use crate::error::{Census, TaskName};
+use crate::error::{Cause, Census, TaskName};
 use crate::limit::{Permit, Waiting};
 use crate::state::{Core, flags};
 use crate::sync::{Arc, AtomicBool, Mutex, Ordering, lock};
+use crate::tasks::spawn_blocking_detached;
+use crate::trace;
 use crate::workers::{Done, Workers};
 
 /// tokio's coop budget: what a task may take from its resources per poll.
@@ -63,9 +69,12 @@ pub(crate) trait Pool<Fut> {
     fn stop(&mut self) -> AfterGrace;
     /// The indices of the items still running, in any order.
     fn live(&self, out: &mut Vec<usize>);
+    /// No item will be pushed again: only the end of the last one, or a
+    /// failure, needs to be told at once.
+    fn all_started(&mut self) {}
 }
 
-/// Items polled in the calling task: in-task and blocking items.
+/// In-task items: polled in the calling task.
 ///
 /// A slot per item running at once, reused by the items that come after
 /// it: its future's box and its waker are made once per slot, not per item
@@ -88,7 +97,6 @@ pub(crate) struct InTask<Fut> {
     woken: Arc<Woken>,
     /// Items started and not yet ended.
     running: usize,
-    after_grace: AfterGrace,
 }
 
 struct Slot<Fut> {
@@ -147,7 +155,7 @@ impl<Fut> std::fmt::Debug for InTask<Fut> {
 }
 
 impl<Fut> InTask<Fut> {
-    pub(crate) fn new(after_grace: AfterGrace) -> Self {
+    pub(crate) fn new() -> Self {
         InTask {
             slots: Vec::new(),
             free: None,
@@ -160,7 +168,6 @@ impl<Fut> InTask<Fut> {
                 }),
             }),
             running: 0,
-            after_grace,
         }
     }
 }
@@ -276,12 +283,193 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
     }
 
     fn stop(&mut self) -> AfterGrace {
-        self.after_grace
+        AfterGrace::Drop
     }
 
     fn live(&self, out: &mut Vec<usize>) {
         let running = self.slots.iter().filter(|slot| slot.future.is_some());
         out.extend(running.map(|slot| slot.index));
+    }
+}
+
+/// A `#[blocking] for` item as the fan-out launches it: its `limit`
+/// permit, and its run (`branch::blocking_item`).
+pub(crate) struct Job<R> {
+    pub(crate) permit: Option<Permit>,
+    pub(crate) run: R,
+}
+
+/// `#[blocking] for` items: each runs to its end on the blocking pool and
+/// hands its result to the fan-out there, as Go's `WaitGroup` counts its
+/// goroutines down: the fan-out is woken by the last item to end, by a
+/// failure, or, while it still starts items (under `limit`), by each end;
+/// not by every item, as it was when it polled a join handle per item.
+pub(crate) struct Jobs<T> {
+    shared: Arc<JobsShared<T>>,
+    name: &'static str,
+    /// Results taken from `shared`, not yet given to the fan-out.
+    ready: Vec<(usize, Done<T>)>,
+    /// A bit per item, set from its push until its result is taken.
+    live: Vec<u64>,
+}
+
+struct JobsShared<T> {
+    core: Arc<Core>,
+    inner: Mutex<JobsInner<T>>,
+}
+
+struct JobsInner<T> {
+    /// Ended items' results, handed over in batches.
+    done: Vec<(usize, Done<T>)>,
+    /// Items pushed and not yet ended.
+    running: usize,
+    /// The fan-out still starts items: it is told of every end.
+    each: bool,
+    /// The fan-out's waker while it waits; taken by the wake.
+    driver: Option<Waker>,
+}
+
+impl<T> std::fmt::Debug for Jobs<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Jobs<T> {
+    pub(crate) fn new(core: Arc<Core>, name: &'static str) -> Self {
+        Jobs {
+            shared: Arc::new(JobsShared {
+                core,
+                inner: Mutex::new(JobsInner {
+                    done: Vec::new(),
+                    running: 0,
+                    each: true,
+                    driver: None,
+                }),
+            }),
+            name,
+            ready: Vec::new(),
+            live: Vec::new(),
+        }
+    }
+}
+
+/// One item's place in [`Jobs`], carried by its job: hands its result over
+/// when the job ends, or, if the runtime drops the job unrun (shutting
+/// down), cancels the group as an aborted task would, and hands over none.
+struct Ticket<T> {
+    shared: Arc<JobsShared<T>>,
+    index: usize,
+    permit: Option<Permit>,
+    ended: bool,
+}
+
+impl<T> Ticket<T> {
+    fn end(&mut self, value: Option<T>) {
+        self.ended = true;
+        let failed = value.is_none();
+        let driver = {
+            let mut inner = lock(&self.shared.inner);
+            inner.done.push((self.index, (value, self.permit.take())));
+            inner.running -= 1;
+            if failed || inner.running == 0 || inner.each {
+                inner.driver.take()
+            } else {
+                None
+            }
+        };
+        if let Some(driver) = driver {
+            driver.wake();
+        }
+    }
+}
+
+impl<T> Drop for Ticket<T> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.shared.core.cancel(Cause::Dropped);
+            self.end(None);
+        }
+    }
+}
+
+impl<T, R> Pool<Job<R>> for Jobs<T>
+where
+    R: FnOnce() -> Option<T> + Send + 'static,
+    T: Send + 'static,
+{
+    type Value = T;
+
+    fn push(&mut self, index: usize, job: Job<R>) {
+        let word = index / 64;
+        if word >= self.live.len() {
+            self.live.resize(word + 1, 0);
+        }
+        self.live[word] |= 1 << (index % 64);
+        lock(&self.shared.inner).running += 1;
+        let mut ticket = Ticket {
+            shared: Arc::clone(&self.shared),
+            index,
+            permit: job.permit,
+            ended: false,
+        };
+        let run = job.run;
+        let name = trace::name(&TaskName::indexed(self.name, index));
+        // Never joined: its ticket says when it ends.
+        spawn_blocking_detached(&name, move || ticket.end(run()));
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
+        loop {
+            if let Some((index, (value, permit))) = self.ready.pop() {
+                self.live[index / 64] &= !(1 << (index % 64));
+                return Poll::Ready(Some((index, value, permit)));
+            }
+            let mut inner = lock(&self.shared.inner);
+            if !inner.done.is_empty() {
+                std::mem::swap(&mut inner.done, &mut self.ready);
+                continue;
+            }
+            if inner.running == 0 {
+                return Poll::Ready(None);
+            }
+            if !inner
+                .driver
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                inner.driver = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+    }
+
+    fn stop(&mut self) -> AfterGrace {
+        // A blocking job cannot be stopped: it is awaited.
+        AfterGrace::Wait
+    }
+
+    fn live(&self, out: &mut Vec<usize>) {
+        let mut live = self.live.clone();
+        for (index, _) in &lock(&self.shared.inner).done {
+            live[index / 64] &= !(1 << (index % 64));
+        }
+        for (word, bits) in live.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                out.push(word * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
+    }
+
+    fn all_started(&mut self) {
+        lock(&self.shared.inner).each = false;
     }
 }
 
@@ -414,8 +602,9 @@ where
             // join handle, a channel) and has it woken again after this
             // poll; the pool would poll every woken item in one
             // call, each refused: with C woken, C polls per 128 taken, C²/128
-            // in all (a `#[blocking] for` whose finished items piled up while
-            // its task was off the CPU). Yielding polls each once. The first
+            // in all (as a `#[blocking] for` did when its items were join
+            // handles that finished while its task was off the CPU).
+            // Yielding polls each once. The first
             // call is always made: a sibling branch that spends the budget
             // on every poll must not starve the items that need none. With
             // at most a budget's worth running (`limit = 64`), a refused
@@ -523,7 +712,10 @@ fn start_items<I, L, P, T, S, Fut>(
 
 /// Nothing more starts: the permits go back to the semaphore for the
 /// others, and the branch's channel ends are dropped.
-fn end_items<I, L, P, T, S>(this: &mut FanOutProj<'_, '_, I, L, P, T, S>, exhausted: bool) {
+fn end_items<I, L, P, T, S, Fut>(this: &mut FanOutProj<'_, '_, I, L, P, T, S>, exhausted: bool)
+where
+    P: Pool<Fut>,
+{
     *this.items = None;
     *this.complete &= exhausted;
     *this.spare = None;
@@ -535,6 +727,7 @@ fn end_items<I, L, P, T, S>(this: &mut FanOutProj<'_, '_, I, L, P, T, S>, exhaus
     if let Some(waiting) = this.waiting.as_mut() {
         waiting.set(false);
     }
+    this.pool.all_started();
 }
 
 impl<I, L, P, T, S, Fut> Stop for FanOut<'_, I, L, P, T, S>
@@ -640,6 +833,41 @@ mod tests {
             .unwrap();
         let polls: Vec<u32> = polls.iter().map(Cell::get).collect();
         assert_eq!(polls, [2; 8]);
+    }
+
+    /// A `#[blocking] for` wakes its group when its last item ends, not at
+    /// each item's end: 20 items run one after the other on one blocking
+    /// thread, and the group is polled to start them and once more.
+    #[test]
+    fn blocking_items_wake_the_group_once_the_last_has_ended() {
+        use std::future::{Future, poll_fn};
+        use std::pin::pin;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let polls = runtime.block_on(async {
+            let mut polls = 0;
+            let mut group = pin!(async {
+                crate::errgroup! {
+                    #[blocking] items => for i in 0..20u32 {
+                        std::thread::sleep(Duration::from_millis(1));
+                        Ok::<_, ()>(i)
+                    },
+                }
+            });
+            let (values,) = poll_fn(|cx| {
+                polls += 1;
+                group.as_mut().poll(cx)
+            })
+            .await
+            .unwrap();
+            assert_eq!(values, (0..20).collect::<Vec<_>>());
+            polls
+        });
+        assert_eq!(polls, 2);
     }
 
     /// Items that finish in reverse order still land at their index.
