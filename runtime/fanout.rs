@@ -293,7 +293,9 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
 }
 
 /// A `#[blocking] for` item as the fan-out launches it: its `limit`
-/// permit, and its run (`branch::blocking_item`).
+/// permit, and its run, called on the blocking thread with its group and
+/// its name (`branch::blocking_item`). Built there, not captured: tokio
+/// moves a blocking job several times as it runs it, each a copy of it.
 pub(crate) struct Job<R> {
     pub(crate) permit: Option<Permit>,
     pub(crate) run: R,
@@ -397,7 +399,7 @@ impl<T> Drop for Ticket<T> {
 
 impl<T, R> Pool<Job<R>> for Jobs<T>
 where
-    R: FnOnce() -> Option<T> + Send + 'static,
+    R: FnOnce(&Arc<Core>, TaskName) -> Option<T> + Send + 'static,
     T: Send + 'static,
 {
     type Value = T;
@@ -415,10 +417,12 @@ where
             permit: job.permit,
             ended: false,
         };
-        let run = job.run;
-        let name = trace::name(&TaskName::indexed(self.name, index));
+        let (run, name) = (job.run, self.name);
         // Never joined: its ticket says when it ends.
-        spawn_blocking_detached(&name, move || ticket.end(run()));
+        spawn_blocking_detached(&trace::name(&TaskName::indexed(name, index)), move || {
+            let value = run(&ticket.shared.core, TaskName::indexed(name, index));
+            ticket.end(value);
+        });
     }
 
     fn poll_next(

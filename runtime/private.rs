@@ -34,7 +34,7 @@ pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Job, Jobs};
 use crate::limit::Start;
-use crate::state::{Settings, State};
+use crate::state::{Core, Settings, State};
 use crate::sync::Arc;
 use crate::workers::Workers;
 
@@ -451,15 +451,13 @@ impl Blocking {
         E: Send + 'static,
     {
         let core = scope.state.core();
-        let launch = move |item, index, permit, ends| {
-            let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
-            let task = ctx.task().clone();
+        let launch = move |item, _index, permit, ends| {
             let body = body(item, ends);
-            let job = move || body(&ctx);
-            Job {
-                permit,
-                run: blocking_item(Arc::clone(core), task, job),
-            }
+            let run = move |core: &Arc<Core>, task| {
+                let ctx = BranchCtx::new(Arc::clone(core), task);
+                blocking_item(core, ctx.task(), || body(&ctx))
+            };
+            Job { permit, run }
         };
         core.off_driver();
         let pool = Jobs::new(Arc::clone(core), name);
