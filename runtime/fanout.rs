@@ -874,6 +874,29 @@ mod tests {
         assert_eq!(polls, 2);
     }
 
+    /// On a runtime that has shut down, every blocking job is dropped
+    /// unrun as it is spawned: its ticket ends it, so the fan-out ends with
+    /// the group cancelled, as it did when it joined a handle per item,
+    /// instead of waiting for ever for jobs that will not run.
+    #[test]
+    fn a_blocking_fan_out_on_a_runtime_that_has_shut_down_ends() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let handle = runtime.handle().clone();
+        drop(runtime);
+        let result = handle.block_on(async {
+            crate::errgroup! {
+                #[blocking] items => for i in 0..3u32 {
+                    Ok::<_, ()>(i)
+                },
+            }
+        });
+        let error = result.unwrap_err();
+        assert_eq!(error.cause(), crate::Cause::Dropped, "{error:?}");
+    }
+
     /// Items that finish in reverse order still land at their index.
     #[tokio::test(start_paused = true)]
     async fn results_are_in_iteration_order_whatever_order_items_end_in() {
