@@ -44,7 +44,7 @@ use crate::cancel::Cancellation;
 use crate::error::{Cause, Census, TaskName};
 use crate::limit::{Permit, Waiting};
 use crate::state::{Core, flags};
-use crate::sync::{Arc, AtomicBool, Mutex, Ordering, lock};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, lock};
 use crate::tasks::spawn_blocking_detached;
 use crate::trace;
 use crate::workers::{Done, Workers};
@@ -306,32 +306,41 @@ pub(crate) struct Job<R> {
 /// goroutines down: the fan-out is woken by the last item to end, by a
 /// failure, or, while it still starts items (under `limit`), by each end;
 /// not by every item, as it was when it polled a join handle per item.
-pub(crate) struct Jobs<T> {
+pub(crate) struct Jobs<T, R> {
     shared: Arc<JobsShared<T>>,
     name: &'static str,
     /// Results taken from `shared`, not yet given to the fan-out.
     ready: Vec<(usize, Done<T>)>,
     /// A bit per item, set from its push until its result is taken.
     live: Vec<u64>,
+    /// Items pushed and not yet spawned: they start when the pool is
+    /// polled, once the fan-out has pulled every item it may pull now,
+    /// as a future would (an item spawned as it is pushed could cancel the
+    /// group before the fan-out has seen that the iterator was exhausted,
+    /// and leave it incomplete).
+    queued: Vec<(usize, Job<R>)>,
 }
 
 struct JobsShared<T> {
     core: Arc<Core>,
+    /// Items pushed and not yet ended: counted up without the lock, so that
+    /// the fan-out, as it starts thousands of items, never holds a lock the
+    /// items that end meanwhile need (were it preempted holding it, they
+    /// would wait for it). Counted down under the lock.
+    running: AtomicUsize,
     inner: Mutex<JobsInner<T>>,
 }
 
 struct JobsInner<T> {
     /// Ended items' results, handed over in batches.
     done: Vec<(usize, Done<T>)>,
-    /// Items pushed and not yet ended.
-    running: usize,
     /// The fan-out still starts items: it is told of every end.
     each: bool,
     /// The fan-out's waker while it waits; taken by the wake.
     driver: Option<Waker>,
 }
 
-impl<T> std::fmt::Debug for Jobs<T> {
+impl<T, R> std::fmt::Debug for Jobs<T, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Jobs")
             .field("name", &self.name)
@@ -339,14 +348,14 @@ impl<T> std::fmt::Debug for Jobs<T> {
     }
 }
 
-impl<T> Jobs<T> {
+impl<T, R> Jobs<T, R> {
     pub(crate) fn new(core: Arc<Core>, name: &'static str) -> Self {
         Jobs {
             shared: Arc::new(JobsShared {
                 core,
+                running: AtomicUsize::new(0),
                 inner: Mutex::new(JobsInner {
                     done: Vec::new(),
-                    running: 0,
                     each: true,
                     driver: None,
                 }),
@@ -354,6 +363,7 @@ impl<T> Jobs<T> {
             name,
             ready: Vec::new(),
             live: Vec::new(),
+            queued: Vec::new(),
         }
     }
 }
@@ -375,8 +385,8 @@ impl<T> Ticket<T> {
         let driver = {
             let mut inner = lock(&self.shared.inner);
             inner.done.push((self.index, (value, self.permit.take())));
-            inner.running -= 1;
-            if failed || inner.running == 0 || inner.each {
+            let last = self.shared.running.fetch_sub(1, Ordering::AcqRel) == 1;
+            if failed || last || inner.each {
                 inner.driver.take()
             } else {
                 None
@@ -397,7 +407,35 @@ impl<T> Drop for Ticket<T> {
     }
 }
 
-impl<T, R> Pool<Job<R>> for Jobs<T>
+impl<T, R> Jobs<T, R>
+where
+    R: FnOnce(&Arc<Core>, TaskName) -> Option<T> + Send + 'static,
+    T: Send + 'static,
+{
+    /// Starts the queued items.
+    fn spawn_queued(&mut self) {
+        let mut queued = std::mem::take(&mut self.queued);
+        let name = self.name;
+        for (index, job) in queued.drain(..) {
+            let mut ticket = Ticket {
+                shared: Arc::clone(&self.shared),
+                index,
+                permit: job.permit,
+                ended: false,
+            };
+            let run = job.run;
+            // Never joined: its ticket says when it ends.
+            spawn_blocking_detached(&trace::name(&TaskName::indexed(name, index)), move || {
+                let value = run(&ticket.shared.core, TaskName::indexed(name, index));
+                ticket.end(value);
+            });
+        }
+        // Its buffer, for the next items.
+        self.queued = queued;
+    }
+}
+
+impl<T, R> Pool<Job<R>> for Jobs<T, R>
 where
     R: FnOnce(&Arc<Core>, TaskName) -> Option<T> + Send + 'static,
     T: Send + 'static,
@@ -410,25 +448,15 @@ where
             self.live.resize(word + 1, 0);
         }
         self.live[word] |= 1 << (index % 64);
-        lock(&self.shared.inner).running += 1;
-        let mut ticket = Ticket {
-            shared: Arc::clone(&self.shared),
-            index,
-            permit: job.permit,
-            ended: false,
-        };
-        let (run, name) = (job.run, self.name);
-        // Never joined: its ticket says when it ends.
-        spawn_blocking_detached(&trace::name(&TaskName::indexed(name, index)), move || {
-            let value = run(&ticket.shared.core, TaskName::indexed(name, index));
-            ticket.end(value);
-        });
+        self.shared.running.fetch_add(1, Ordering::Relaxed);
+        self.queued.push((index, job));
     }
 
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
+        self.spawn_queued();
         loop {
             if let Some((index, (value, permit))) = self.ready.pop() {
                 self.live[index / 64] &= !(1 << (index % 64));
@@ -439,7 +467,9 @@ where
                 std::mem::swap(&mut inner.done, &mut self.ready);
                 continue;
             }
-            if inner.running == 0 {
+            // Every end counts down under the lock after handing over its
+            // result: none is running, and every result has been taken.
+            if self.shared.running.load(Ordering::Acquire) == 0 {
                 return Poll::Ready(None);
             }
             if !inner
