@@ -32,7 +32,7 @@ cd "$(dirname "$0")/.."
 # state stays in its future until something needs an `Arc`.
 # Lower it when the fast path gets cheaper, so a regression shows.
 BUDGET=${BUDGET:-14.5}
-# The blocking row: 1.12-1.13x (2,155 / 1,920 Ir) once a blocking item
+# The blocking row: 1.12-1.13x (2,150-2,250 / 1,900-2,000 Ir) once a blocking item
 # completes on its own thread and wakes the group only when it must
 # (1.88x before, a wake and a join per item). The fan-out row: 0.92-0.93x
 # (420 / 454 Ir) once in-task items run in reused slots (1.74-1.99x
