@@ -375,6 +375,29 @@ where
     RunBlocking::new(record, core, task, job, start)
 }
 
+/// The recipe for a `#[blocking] for` item, called on its blocking thread:
+/// `job` inside its span, its panic caught, and completed there, its error
+/// recorded in the core (cancelling the group) before its value is handed
+/// on; so the group is not woken to complete each item (fanout.rs's `Jobs`).
+pub(crate) fn blocking_item<J, T, E>(core: &Arc<Core>, task: &TaskName, job: J) -> Option<T>
+where
+    J: FnOnce() -> Result<T, E>,
+    E: Send + 'static,
+{
+    let span = task.span(core.span());
+    let _span = trace::enter(&span);
+    let collect = echo::Collect::start();
+    let output = catch_unwind(AssertUnwindSafe(job));
+    let echoed = collect.finish();
+    match output {
+        Ok(output) => complete(&Boxed, core, task, output, None, echoed).0,
+        Err(payload) => {
+            core.panicked(task.clone(), payload);
+            None
+        }
+    }
+}
+
 impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
     type Output = Option<(F::Output, Option<Permit>)>;
 

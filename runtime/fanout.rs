@@ -19,12 +19,21 @@
 //!   each item, and dropped as soon as no item will start again.
 //! - When `grace` expires, in-task items are dropped; spawned items are
 //!   aborted and still awaited (workers.rs, tasks.rs), blocking ones awaited.
+//! - An in-task item is polled when it starts and then only when its own
+//!   waker was woken (a slot's, [`InTask`]), and its future is dropped as
+//!   soon as it ends, before its result is handed on.
+//! - A `#[blocking]` item completes on its blocking thread ([`Jobs`]): its
+//!   error is recorded, cancelling the group, before its result is handed
+//!   on; the fan-out is woken by the last item to end, by a failure, and by
+//!   every end only while it still has items to start.
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::task::{ArcWake, waker_ref};
 use pin_project_lite::pin_project;
 use tokio::task::coop;
 use tokio::time::Instant;
@@ -32,11 +41,13 @@ use tokio_util::sync::PollSemaphore;
 
 use crate::branch::{AfterGrace, Stop};
 use crate::cancel::Cancellation;
-use crate::error::{Census, TaskName};
+use crate::error::{Cause, Census, TaskName};
 use crate::limit::{Permit, Waiting};
 use crate::state::{Core, flags};
-use crate::sync::Arc;
-use crate::workers::{Done, Indexed, Workers};
+use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, lock};
+use crate::tasks::spawn_blocking_detached;
+use crate::trace;
+use crate::workers::{Done, Workers};
 
 /// tokio's coop budget: what a task may take from its resources per poll.
 const BUDGET: usize = 128;
@@ -58,28 +69,127 @@ pub(crate) trait Pool<Fut> {
     fn stop(&mut self) -> AfterGrace;
     /// The indices of the items still running, in any order.
     fn live(&self, out: &mut Vec<usize>);
+    /// No item will be pushed again: only the end of the last one, or a
+    /// failure, needs to be told at once.
+    fn all_started(&mut self) {}
 }
 
-/// Items polled in the calling task: in-task and blocking items.
+/// In-task items: polled in the calling task.
+///
+/// A slot per item running at once, reused by the items that come after
+/// it: its future's box and its waker are made once per slot, not per item
+/// (with `limit = 64`, 64 of each for any number of items), where
+/// `FuturesUnordered` allocates a node per item and moves the item's future
+/// into it three times. A woken item is queued by its slot's own waker, so a
+/// wake polls only the items that were woken.
 pub(crate) struct InTask<Fut> {
-    items: FuturesUnordered<Indexed<Fut>>,
-    after_grace: AfterGrace,
+    slots: Vec<Slot<Fut>>,
+    /// The first slot whose item has ended, for the next item: a list
+    /// through the empty slots' `index`, so that a fan-out whose items all
+    /// end at once (when the group stops) grows nothing as they do.
+    free: Option<usize>,
+    /// Slots to poll: new items, and the woken ones taken from `woken`. As
+    /// runs of consecutive slots: the items a fan-out without a `limit`
+    /// starts at once fill new slots one after the other, and take one run.
+    due: VecDeque<Range<usize>>,
+    /// The buffer `woken.slots` is swapped with.
+    taken: Vec<usize>,
+    woken: Arc<Woken>,
+    /// Items started and not yet ended.
+    running: usize,
+}
+
+struct Slot<Fut> {
+    /// The index of the item in it; when it is empty, the next empty slot
+    /// (`usize::MAX` for none).
+    index: usize,
+    /// Boxed, as a running future must not move when `slots` grows; set
+    /// in place (`Pin::set`) for each item.
+    future: Pin<Box<Option<Fut>>>,
+    /// Lent to each poll as a `Waker` (`waker_ref`): no reference count
+    /// taken per poll, and 16 bytes less per slot than a `Waker` kept.
+    waker: Arc<SlotWaker>,
+}
+
+/// The slots woken since the fan-out last took them, and whom to tell.
+struct Woken {
+    inner: Mutex<WokenInner>,
+}
+
+struct WokenInner {
+    slots: Vec<usize>,
+    /// The fan-out's waker while it waits; taken by the first wake.
+    driver: Option<Waker>,
+}
+
+/// A slot's waker.
+struct SlotWaker {
+    slot: usize,
+    woken: Arc<Woken>,
+    /// Queued in `woken` and not yet taken: a second wake adds nothing.
+    queued: AtomicBool,
+}
+
+impl ArcWake for SlotWaker {
+    fn wake_by_ref(this: &Arc<Self>) {
+        if this.queued.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let driver = {
+            let mut woken = lock(&this.woken.inner);
+            woken.slots.push(this.slot);
+            woken.driver.take()
+        };
+        if let Some(driver) = driver {
+            driver.wake();
+        }
+    }
 }
 
 impl<Fut> std::fmt::Debug for InTask<Fut> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InTask")
-            .field("running", &self.items.len())
+            .field("running", &self.running)
             .finish_non_exhaustive()
     }
 }
 
 impl<Fut> InTask<Fut> {
-    pub(crate) fn new(after_grace: AfterGrace) -> Self {
+    pub(crate) fn new() -> Self {
         InTask {
-            items: FuturesUnordered::new(),
-            after_grace,
+            slots: Vec::new(),
+            free: None,
+            due: VecDeque::new(),
+            taken: Vec::new(),
+            woken: Arc::new(Woken {
+                inner: Mutex::new(WokenInner {
+                    slots: Vec::new(),
+                    driver: None,
+                }),
+            }),
+            running: 0,
         }
+    }
+}
+
+impl<Fut> InTask<Fut> {
+    /// Queues `slot` to be polled.
+    fn schedule(&mut self, slot: usize) {
+        match self.due.back_mut() {
+            Some(run) if run.end == slot => run.end += 1,
+            _ => self.due.push_back(slot..slot + 1),
+        }
+    }
+
+    /// The next slot to poll.
+    fn next_due(&mut self) -> Option<usize> {
+        let run = self.due.front_mut()?;
+        let slot = run.start;
+        run.start += 1;
+        if run.start == run.end {
+            self.due.pop_front();
+        }
+        Some(slot)
     }
 }
 
@@ -87,25 +197,313 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
     type Value = T;
 
     fn push(&mut self, index: usize, task: Fut) {
-        self.items.push(Indexed::new(index, task));
+        let slot = if let Some(slot) = self.free {
+            let place = &mut self.slots[slot];
+            self.free = Some(place.index).filter(|&next| next != usize::MAX);
+            place.index = index;
+            place.future.set(Some(task));
+            slot
+        } else {
+            let slot = self.slots.len();
+            self.slots.push(Slot {
+                index,
+                future: Box::pin(Some(task)),
+                waker: Arc::new(SlotWaker {
+                    slot,
+                    woken: Arc::clone(&self.woken),
+                    queued: AtomicBool::new(false),
+                }),
+            });
+            slot
+        };
+        self.running += 1;
+        self.schedule(slot);
     }
 
     fn poll_next(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
-        self.items
-            .poll_next_unpin(cx)
-            .map(|done| done.map(|(index, (value, permit))| (index, value, permit)))
+        // The woken slots are taken once per call: an item that wakes
+        // itself as it is polled is polled again by the next call, after
+        // the task has yielded, not in a loop here.
+        let mut taken = false;
+        loop {
+            let Some(slot) = self.next_due() else {
+                if self.running == 0 {
+                    return Poll::Ready(None);
+                }
+                let mut woken = lock(&self.woken.inner);
+                if woken.slots.is_empty() {
+                    if !woken
+                        .driver
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        woken.driver = Some(cx.waker().clone());
+                    }
+                    return Poll::Pending;
+                }
+                if taken {
+                    drop(woken);
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                taken = true;
+                // Swapped with an empty one, and given back empty by the next
+                // take: no buffer allocated per take.
+                let mut slots = std::mem::take(&mut self.taken);
+                std::mem::swap(&mut woken.slots, &mut slots);
+                drop(woken);
+                for &slot in &slots {
+                    self.schedule(slot);
+                }
+                slots.clear();
+                self.taken = slots;
+                continue;
+            };
+            let place = &mut self.slots[slot];
+            // Cleared before the poll: a wake during it queues the slot again.
+            place.waker.queued.store(false, Ordering::Release);
+            // A slot woken after its item ended, or twice: nothing to poll.
+            let Some(future) = place.future.as_mut().as_pin_mut() else {
+                continue;
+            };
+            let waker = waker_ref(&place.waker);
+            let Poll::Ready((value, permit)) = future.poll(&mut Context::from_waker(&waker)) else {
+                continue;
+            };
+            // Dropped before its result is handed on, as a finished task's.
+            place.future.set(None);
+            let index = std::mem::replace(&mut place.index, self.free.unwrap_or(usize::MAX));
+            self.free = Some(slot);
+            self.running -= 1;
+            return Poll::Ready(Some((index, value, permit)));
+        }
     }
 
     fn stop(&mut self) -> AfterGrace {
-        self.after_grace
+        AfterGrace::Drop
     }
 
     fn live(&self, out: &mut Vec<usize>) {
-        let items = Pin::new(&self.items).iter_pin_ref();
-        out.extend(items.map(|item| item.get_ref().index()));
+        let running = self.slots.iter().filter(|slot| slot.future.is_some());
+        out.extend(running.map(|slot| slot.index));
+    }
+}
+
+/// A `#[blocking] for` item as the fan-out launches it: its `limit`
+/// permit, and its run, called on the blocking thread with its group and
+/// its name (`branch::blocking_item`). Built there, not captured: tokio
+/// moves a blocking job several times as it runs it, each a copy of it.
+pub(crate) struct Job<R> {
+    pub(crate) permit: Option<Permit>,
+    pub(crate) run: R,
+}
+
+/// `#[blocking] for` items: each runs to its end on the blocking pool and
+/// hands its result to the fan-out there, as Go's `WaitGroup` counts its
+/// goroutines down: the fan-out is woken by the last item to end, by a
+/// failure, or, while it still starts items (under `limit`), by each end;
+/// not by every item, as it was when it polled a join handle per item.
+pub(crate) struct Jobs<T, R> {
+    shared: Arc<JobsShared<T>>,
+    name: &'static str,
+    /// Results taken from `shared`, not yet given to the fan-out.
+    ready: Vec<(usize, Done<T>)>,
+    /// A bit per item, set from its push until its result is taken.
+    live: Vec<u64>,
+    /// Items pushed and not yet spawned: they start when the pool is
+    /// polled, once the fan-out has pulled every item it may pull now,
+    /// as a future would (an item spawned as it is pushed could cancel the
+    /// group before the fan-out has seen that the iterator was exhausted,
+    /// and leave it incomplete).
+    queued: Vec<(usize, Job<R>)>,
+}
+
+struct JobsShared<T> {
+    core: Arc<Core>,
+    /// Items pushed and not yet ended: counted up without the lock, so that
+    /// the fan-out, as it starts thousands of items, never holds a lock the
+    /// items that end meanwhile need (were it preempted holding it, they
+    /// would wait for it). Counted down under the lock.
+    running: AtomicUsize,
+    inner: Mutex<JobsInner<T>>,
+}
+
+struct JobsInner<T> {
+    /// Ended items' results, handed over in batches.
+    done: Vec<(usize, Done<T>)>,
+    /// The fan-out still starts items: it is told of every end.
+    each: bool,
+    /// The fan-out's waker while it waits; taken by the wake.
+    driver: Option<Waker>,
+}
+
+impl<T, R> std::fmt::Debug for Jobs<T, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jobs")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T, R> Jobs<T, R> {
+    pub(crate) fn new(core: Arc<Core>, name: &'static str) -> Self {
+        Jobs {
+            shared: Arc::new(JobsShared {
+                core,
+                running: AtomicUsize::new(0),
+                inner: Mutex::new(JobsInner {
+                    done: Vec::new(),
+                    each: true,
+                    driver: None,
+                }),
+            }),
+            name,
+            ready: Vec::new(),
+            live: Vec::new(),
+            queued: Vec::new(),
+        }
+    }
+}
+
+/// One item's place in [`Jobs`], carried by its job: hands its result over
+/// when the job ends, or, if the runtime drops the job unrun (shutting
+/// down), cancels the group as an aborted task would, and hands over none.
+struct Ticket<T> {
+    shared: Arc<JobsShared<T>>,
+    index: usize,
+    permit: Option<Permit>,
+    ended: bool,
+}
+
+impl<T> Ticket<T> {
+    fn end(&mut self, value: Option<T>) {
+        self.ended = true;
+        let failed = value.is_none();
+        let driver = {
+            let mut inner = lock(&self.shared.inner);
+            inner.done.push((self.index, (value, self.permit.take())));
+            let last = self.shared.running.fetch_sub(1, Ordering::AcqRel) == 1;
+            if failed || last || inner.each {
+                inner.driver.take()
+            } else {
+                None
+            }
+        };
+        if let Some(driver) = driver {
+            driver.wake();
+        }
+    }
+}
+
+impl<T> Drop for Ticket<T> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.shared.core.cancel(Cause::Dropped);
+            self.end(None);
+        }
+    }
+}
+
+impl<T, R> Jobs<T, R>
+where
+    R: FnOnce(&Arc<Core>, TaskName) -> Option<T> + Send + 'static,
+    T: Send + 'static,
+{
+    /// Starts the queued items.
+    fn spawn_queued(&mut self) {
+        let mut queued = std::mem::take(&mut self.queued);
+        let name = self.name;
+        for (index, job) in queued.drain(..) {
+            let mut ticket = Ticket {
+                shared: Arc::clone(&self.shared),
+                index,
+                permit: job.permit,
+                ended: false,
+            };
+            let run = job.run;
+            // Never joined: its ticket says when it ends.
+            spawn_blocking_detached(&trace::name(&TaskName::indexed(name, index)), move || {
+                let value = run(&ticket.shared.core, TaskName::indexed(name, index));
+                ticket.end(value);
+            });
+        }
+        // Its buffer, for the next items.
+        self.queued = queued;
+    }
+}
+
+impl<T, R> Pool<Job<R>> for Jobs<T, R>
+where
+    R: FnOnce(&Arc<Core>, TaskName) -> Option<T> + Send + 'static,
+    T: Send + 'static,
+{
+    type Value = T;
+
+    fn push(&mut self, index: usize, job: Job<R>) {
+        let word = index / 64;
+        if word >= self.live.len() {
+            self.live.resize(word + 1, 0);
+        }
+        self.live[word] |= 1 << (index % 64);
+        self.shared.running.fetch_add(1, Ordering::Relaxed);
+        self.queued.push((index, job));
+    }
+
+    fn poll_next(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(usize, Option<T>, Option<Permit>)>> {
+        self.spawn_queued();
+        loop {
+            if let Some((index, (value, permit))) = self.ready.pop() {
+                self.live[index / 64] &= !(1 << (index % 64));
+                return Poll::Ready(Some((index, value, permit)));
+            }
+            let mut inner = lock(&self.shared.inner);
+            if !inner.done.is_empty() {
+                std::mem::swap(&mut inner.done, &mut self.ready);
+                continue;
+            }
+            // Every end counts down under the lock after handing over its
+            // result: none is running, and every result has been taken.
+            if self.shared.running.load(Ordering::Acquire) == 0 {
+                return Poll::Ready(None);
+            }
+            if !inner
+                .driver
+                .as_ref()
+                .is_some_and(|w| w.will_wake(cx.waker()))
+            {
+                inner.driver = Some(cx.waker().clone());
+            }
+            return Poll::Pending;
+        }
+    }
+
+    fn stop(&mut self) -> AfterGrace {
+        // A blocking job cannot be stopped: it is awaited.
+        AfterGrace::Wait
+    }
+
+    fn live(&self, out: &mut Vec<usize>) {
+        let mut live = self.live.clone();
+        for (index, _) in &lock(&self.shared.inner).done {
+            live[index / 64] &= !(1 << (index % 64));
+        }
+        for (word, bits) in live.iter().enumerate() {
+            let mut bits = *bits;
+            while bits != 0 {
+                out.push(word * 64 + bits.trailing_zeros() as usize);
+                bits &= bits - 1;
+            }
+        }
+    }
+
+    fn all_started(&mut self) {
+        lock(&self.shared.inner).each = false;
     }
 }
 
@@ -236,10 +634,11 @@ where
             start_items(&mut this, cx);
             // Spent, the budget refuses every item that waits on tokio (a
             // join handle, a channel) and has it woken again after this
-            // poll; `FuturesUnordered` would poll every woken item in one
+            // poll; the pool would poll every woken item in one
             // call, each refused: with C woken, C polls per 128 taken, C²/128
-            // in all (a `#[blocking] for` whose finished items piled up while
-            // its task was off the CPU). Yielding polls each once. The first
+            // in all (as a `#[blocking] for` did when its items were join
+            // handles that finished while its task was off the CPU).
+            // Yielding polls each once. The first
             // call is always made: a sibling branch that spends the budget
             // on every poll must not starve the items that need none. With
             // at most a budget's worth running (`limit = 64`), a refused
@@ -347,7 +746,10 @@ fn start_items<I, L, P, T, S, Fut>(
 
 /// Nothing more starts: the permits go back to the semaphore for the
 /// others, and the branch's channel ends are dropped.
-fn end_items<I, L, P, T, S>(this: &mut FanOutProj<'_, '_, I, L, P, T, S>, exhausted: bool) {
+fn end_items<I, L, P, T, S, Fut>(this: &mut FanOutProj<'_, '_, I, L, P, T, S>, exhausted: bool)
+where
+    P: Pool<Fut>,
+{
     *this.items = None;
     *this.complete &= exhausted;
     *this.spare = None;
@@ -359,6 +761,7 @@ fn end_items<I, L, P, T, S>(this: &mut FanOutProj<'_, '_, I, L, P, T, S>, exhaus
     if let Some(waiting) = this.waiting.as_mut() {
         waiting.set(false);
     }
+    this.pool.all_started();
 }
 
 impl<I, L, P, T, S, Fut> Stop for FanOut<'_, I, L, P, T, S>
@@ -417,6 +820,111 @@ mod tests {
             .unwrap();
         assert_eq!(values, (0..50).map(|i| i * 2).collect::<Vec<_>>());
         assert_eq!(peak.get(), 2);
+    }
+
+    /// A wake polls only the item that was woken: each of 8 waiting items
+    /// is polled once to start and once when its own sender fires, not
+    /// again at every other item's wake.
+    #[tokio::test]
+    async fn a_wake_polls_only_the_woken_item() {
+        use std::future::{Future, poll_fn};
+        use std::pin::Pin;
+
+        let polls: Vec<Cell<u32>> = (0..8).map(|_| Cell::new(0)).collect();
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..8)
+            .map(|_| tokio::sync::oneshot::channel::<()>())
+            .unzip();
+        let scope = Scope::<()>::new(Config::new());
+        let polls = &polls;
+        let items = receivers.into_iter().enumerate();
+        scope
+            .run((
+                InTask.fan_out(
+                    &scope,
+                    "items",
+                    items,
+                    (),
+                    |(i, mut rx), _ctx, ()| async move {
+                        poll_fn(|cx| {
+                            polls[i].set(polls[i].get() + 1);
+                            Pin::new(&mut rx).poll(cx)
+                        })
+                        .await
+                        .unwrap();
+                        Ok(())
+                    },
+                ),
+                InTask.branch(&scope, scope.ctx("sender"), async {
+                    tokio::task::yield_now().await;
+                    for tx in senders {
+                        tx.send(()).unwrap();
+                        tokio::task::yield_now().await;
+                    }
+                    Ok(())
+                }),
+            ))
+            .await
+            .unwrap();
+        let polls: Vec<u32> = polls.iter().map(Cell::get).collect();
+        assert_eq!(polls, [2; 8]);
+    }
+
+    /// A `#[blocking] for` wakes its group when its last item ends, not at
+    /// each item's end: 20 items run one after the other on one blocking
+    /// thread, and the group is polled to start them and once more.
+    #[test]
+    fn blocking_items_wake_the_group_once_the_last_has_ended() {
+        use std::future::{Future, poll_fn};
+        use std::pin::pin;
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        let polls = runtime.block_on(async {
+            let mut polls = 0;
+            let mut group = pin!(async {
+                crate::errgroup! {
+                    #[blocking] items => for i in 0..20u32 {
+                        std::thread::sleep(Duration::from_millis(1));
+                        Ok::<_, ()>(i)
+                    },
+                }
+            });
+            let (values,) = poll_fn(|cx| {
+                polls += 1;
+                group.as_mut().poll(cx)
+            })
+            .await
+            .unwrap();
+            assert_eq!(values, (0..20).collect::<Vec<_>>());
+            polls
+        });
+        assert_eq!(polls, 2);
+    }
+
+    /// On a runtime that has shut down, every blocking job is dropped
+    /// unrun as it is spawned: its ticket ends it, so the fan-out ends with
+    /// the group cancelled, as it did when it joined a handle per item,
+    /// instead of waiting for ever for jobs that will not run.
+    #[test]
+    fn a_blocking_fan_out_on_a_runtime_that_has_shut_down_ends() {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .unwrap();
+        let handle = runtime.handle().clone();
+        drop(runtime);
+        let result = handle.block_on(async {
+            crate::errgroup! {
+                #[blocking] items => for i in 0..3u32 {
+                    Ok::<_, ()>(i)
+                },
+            }
+        });
+        let error = result.unwrap_err();
+        assert_eq!(error.cause(), crate::Cause::Dropped, "{error:?}");
     }
 
     /// Items that finish in reverse order still land at their index.

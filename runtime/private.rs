@@ -23,7 +23,7 @@ pub use core::result::Result;
 pub mod lints;
 
 use crate::branch::{
-    AfterGrace, Boxed, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise,
+    Boxed, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise, blocking_item,
     blocking_unit, task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
@@ -31,9 +31,9 @@ use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
 use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
 use crate::error::{Error, TaskName};
-use crate::fanout::{FanOut, InTask as InTaskPool};
+use crate::fanout::{FanOut, InTask as InTaskPool, Job, Jobs};
 use crate::limit::Start;
-use crate::state::{Settings, State};
+use crate::state::{Core, Settings, State};
 use crate::sync::Arc;
 use crate::workers::Workers;
 
@@ -300,7 +300,7 @@ impl InTask {
                 unit(core, task, body(item, ctx, ends), start),
             ))
         };
-        let pool = InTaskPool::new(AfterGrace::Drop);
+        let pool = InTaskPool::new();
         Leaf::new(FanOut::new(
             core,
             name,
@@ -485,18 +485,17 @@ impl Blocking {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let state = &scope.state;
-        let core = state.core();
-        let launch = move |item, index, permit, ends| {
-            let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
-            let task = ctx.task();
+        let core = scope.state.core();
+        let launch = move |item, _index, permit, ends| {
             let body = body(item, ends);
-            let job = move || body(&ctx);
-            let start = Start::Now(permit);
-            Keep::new(blocking_unit(state, Arc::clone(core), task, job, start))
+            let run = move |core: &Arc<Core>, task| {
+                let ctx = BranchCtx::new(Arc::clone(core), task);
+                blocking_item(core, Ctx::task(&ctx), || body(&ctx))
+            };
+            Job { permit, run }
         };
         core.off_driver();
-        let pool = InTaskPool::new(AfterGrace::Wait);
+        let pool = Jobs::new(Arc::clone(core), name);
         Leaf::new(FanOut::new(
             core,
             name,

@@ -187,6 +187,19 @@ impl<T: Send + 'static> Task<T> {
     }
 }
 
+/// A synchronous job on tokio's blocking pool that nobody joins: it says
+/// itself that it ended (a `#[blocking] for` item, fanout.rs's `Jobs`).
+/// Not a [`Task`], which would abort it, unstarted, when dropped.
+pub(crate) fn spawn_blocking_detached<F: FnOnce() + Send + 'static>(name: &Name, job: F) {
+    drop(spawn_named!(
+        name,
+        tokio::task::Builder::new(),
+        spawn_blocking,
+        tokio::task::spawn_blocking,
+        job
+    ));
+}
+
 impl<T> Task<T> {
     /// The first half of the shutdown rule; poll until it ends for the second.
     pub(crate) fn abort(&self) {

@@ -64,10 +64,6 @@ impl<F> Indexed<F> {
     pub(crate) fn new(index: usize, task: F) -> Self {
         Indexed { index, task }
     }
-
-    pub(crate) fn index(&self) -> usize {
-        self.index
-    }
 }
 
 impl<F: Future> Future for Indexed<F> {
