@@ -11,10 +11,12 @@
 # Uses hyperfine if present (apt-get install hyperfine), else `date` around
 # each run (median taken). Its own target dir: the workspace's is untouched.
 #
-# With --instructions, each crate is instead built once with its rustc
-# under cachegrind (valgrind --tool=cachegrind --cache-sim=no), and the
-# instructions rustc executed are printed: deterministic, unlike the wall
-# clock of a shared machine, so a change of a few percent can be seen.
+# With --instructions, each crate is instead built with its rustc under
+# cachegrind (valgrind --tool=cachegrind --cache-sim=no), twice: from
+# scratch (CARGO_INCREMENTAL=0) and after a `touch` from its incremental
+# cache; the instructions rustc executed are printed: deterministic, unlike
+# the wall clock of a shared machine, so a change of a few percent shows.
+# (The timed builds use whatever CARGO_INCREMENTAL says.)
 # --base REV adds a third crate, the same 50 groups built against
 # `git archive REV` of this repository, in the same run (REV's own
 # Cargo.lock), so a change is measured against where it started.
@@ -22,7 +24,7 @@
 #   benches/compile-time.sh           # 10 runs per command
 #   benches/compile-time.sh --quick   # 3 runs per command
 #   PROFILE=release benches/compile-time.sh
-#   benches/compile-time.sh --instructions [--base REV]   # ~2 min per crate
+#   benches/compile-time.sh --instructions [--base REV]   # ~3 min per crate
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
@@ -34,7 +36,7 @@ while [ $# -gt 0 ]; do
     --quick) runs=3 ;;
     --instructions) instructions=true ;;
     --base) base=${2:?--base needs a revision}; shift ;;
-    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
   shift
@@ -148,28 +150,46 @@ EOF
   for krate in "${crates[@]}"; do
     (cd "$(dir_of "$krate")" && { "${build[@]}" --offline 2>/dev/null || "${build[@]}"; })
   done
-  declare -A ir
-  echo "counting rustc instructions ($profile profile, one build per crate under cachegrind)..."
-  for krate in "${crates[@]}"; do
+  # Two builds of each crate: from scratch (CARGO_INCREMENTAL=0: a clean
+  # build, CI, `--release`), where code generation dominates; and rebuilt
+  # after a `touch` from its incremental cache (the dev profile's default),
+  # where the macro's expansion and the type checks dominate.
+  declare -A full incr
+  count() { # KRATE INCREMENTAL: prints the instructions of one build
+    local krate=$1 dir out="$tmp/$1.$2"
     dir=$(dir_of "$krate")
     touch "$dir/$krate/src/lib.rs"
-    (cd "$dir" && COUNT_CRATE=$krate COUNT_OUT="$tmp/$krate" "${build[@]}" --offline -p "$krate")
-    ir[$krate]=$(cat "$tmp/$krate".out.* | awk '/^summary:/ { s += $2 } END { print s }')
+    (cd "$dir" && CARGO_INCREMENTAL=$2 COUNT_CRATE=$krate COUNT_OUT="$out" "${build[@]}" --offline -p "$krate")
+    cat "$out".out.* | awk '/^summary:/ { s += $2 } END { print s }'
+  }
+  echo "counting rustc instructions ($profile profile, two builds per crate under cachegrind)..."
+  for krate in "${crates[@]}"; do
+    (cd "$(dir_of "$krate")" && touch "$krate/src/lib.rs" && CARGO_INCREMENTAL=1 "${build[@]}" --offline -p "$krate")
+    incr[$krate]=$(count "$krate" 1)
+    full[$krate]=$(count "$krate" 0)
   done
-  row() { printf '%-58s %14s %8s\n' "$@"; }
+  row() { printf '%-52s %11s %7s %11s %7s\n' "$@"; }
   giga() { awk -v x="$1" 'BEGIN { printf "%.3f G", x / 1e9 }'; }
-  ratio() { awk -v a="$1" -v b="${ir[with_try_join]}" 'BEGIN { printf "%.3fx", a / b }'; }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3fx", a / b }'; }
+  line() { # LABEL CRATE
+    row "$1" "$(giga "${full[$2]}")" "$(ratio "${full[$2]}" "${full[with_try_join]}")" \
+      "$(giga "${incr[$2]}")" "$(ratio "${incr[$2]}" "${incr[with_try_join]}")"
+  }
   echo
-  row "rustc instructions ($profile)" instructions ratio
-  row "crate with $fns x errgroup! { $branches branches }" "$(giga "${ir[with_errgroup]}")" "$(ratio "${ir[with_errgroup]}")"
+  row "rustc instructions ($profile)" "scratch" ratio "touched" ratio
+  line "crate with $fns x errgroup! { $branches branches }" with_errgroup
   if [ -n "$base" ]; then
-    row "the same against $base ($rev)" "$(giga "${ir[with_errgroup_at_base]}")" "$(ratio "${ir[with_errgroup_at_base]}")"
+    line "the same against $base ($rev)" with_errgroup_at_base
   fi
-  row "same crate with $fns x tokio::try_join!($branches futures)" "$(giga "${ir[with_try_join]}")" "1.000x"
-  echo "extra per errgroup! invocation: $(awk -v a="${ir[with_errgroup]}" -v b="${ir[with_try_join]}" -v n="$fns" 'BEGIN { printf "%.1f M instructions", (a - b) / n / 1e6 }')"
+  line "same crate with $fns x tokio::try_join!($branches futures)" with_try_join
+  per() { awk -v a="$1" -v b="$2" -v n="$fns" 'BEGIN { printf "%.1f M", (a - b) / n / 1e6 }'; }
+  echo "extra instructions per errgroup! invocation: $(per "${full[with_errgroup]}" "${full[with_try_join]}") from scratch, $(per "${incr[with_errgroup]}" "${incr[with_try_join]}") touched"
   if [ -n "$base" ]; then
-    echo "this tree against $base: $(awk -v a="${ir[with_errgroup]}" -v b="${ir[with_errgroup_at_base]}" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }')"
+    change() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.1f%%", (a / b - 1) * 100 }'; }
+    echo "this tree against $base: $(change "${full[with_errgroup]}" "${full[with_errgroup_at_base]}") from scratch, $(change "${incr[with_errgroup]}" "${incr[with_errgroup_at_base]}") touched"
   fi
+  echo
+  echo "scratch: CARGO_INCREMENTAL=0; touched: rebuilt from its incremental cache after a touch."
   exit 0
 fi
 
