@@ -402,34 +402,49 @@ impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
     type Output = Option<(F::Output, Option<Permit>)>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Phase::Queued(admit) = this.phase {
-            *this.phase = match ready!(admit.as_mut().poll(cx)) {
-                Some(permit) => Phase::Running(Some(permit), false),
-                None => Phase::Done(false),
-            };
-        }
-        let Phase::Running(_, echoed) = this.phase else {
-            return Poll::Ready(None);
+        let this = self.project();
+        guard(this.core, this.task, this.phase, this.body, cx)
+    }
+}
+
+/// [`Guarded`]'s poll, with the body behind a `dyn` pointer: compiled once
+/// per output type, where each body is a type of its own and what is
+/// generic over it is compiled again for every branch of every group
+/// (benches/compile-time.sh).
+// `#[inline]`: an optimized build inlines it where the body's type is
+// known, and calls the body directly; unoptimized, it is compiled once
+// all the same.
+#[inline]
+fn guard<O>(
+    core: &impl Owner,
+    task: &impl Who,
+    phase: &mut Phase,
+    mut body: Pin<&mut dyn Future<Output = O>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<(O, Option<Permit>)>> {
+    if let Phase::Queued(admit) = phase {
+        *phase = match ready!(admit.as_mut().poll(cx)) {
+            Some(permit) => Phase::Running(Some(permit), false),
+            None => Phase::Done(false),
         };
-        let body = this.body.as_mut();
-        let collect = echo::Collect::start();
-        let polled = this
-            .core
-            .enter(|| catch_unwind(AssertUnwindSafe(|| body.poll(cx))));
-        *echoed |= collect.finish();
-        let echoed = *echoed;
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => match std::mem::replace(this.phase, Phase::Done(echoed)) {
-                Phase::Running(permit, _) => Poll::Ready(Some((output, permit))),
-                _ => Poll::Ready(Some((output, None))),
-            },
-            Err(payload) => {
-                *this.phase = Phase::Done(echoed);
-                this.core.panicked(this.task.name(), payload);
-                Poll::Ready(None)
-            }
+    }
+    let Phase::Running(_, echoed) = phase else {
+        return Poll::Ready(None);
+    };
+    let collect = echo::Collect::start();
+    let polled = core.enter(|| catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))));
+    *echoed |= collect.finish();
+    let echoed = *echoed;
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(output)) => match std::mem::replace(phase, Phase::Done(echoed)) {
+            Phase::Running(permit, _) => Poll::Ready(Some((output, permit))),
+            _ => Poll::Ready(Some((output, None))),
+        },
+        Err(payload) => {
+            *phase = Phase::Done(echoed);
+            core.panicked(task.name(), payload);
+            Poll::Ready(None)
         }
     }
 }
@@ -479,24 +494,37 @@ where
 
     fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Option<T>, Option<Permit>)> {
         let this = self.project();
-        let mut inner = this.inner;
-        let done = ready!(inner.as_mut().poll(cx));
-        Poll::Ready(match done {
-            Some((output, permit)) => {
-                let inner = inner.into_ref().get_ref();
-                let echoed = inner.echoed();
-                complete(
-                    this.record,
-                    &inner.core,
-                    &inner.task,
-                    output,
-                    permit,
-                    echoed,
-                )
-            }
-            None => (None, None),
-        })
+        let inner = this.inner.project();
+        run(
+            this.record,
+            inner.core,
+            inner.task,
+            inner.phase,
+            inner.body,
+            cx,
+        )
     }
+}
+
+/// [`Run`]'s poll, not generic over the body (see [`guard`]).
+// `#[inline]`: see [`guard`].
+#[inline]
+fn run<T, E>(
+    record: &impl Record<E>,
+    core: &impl Owner,
+    task: &impl Who,
+    phase: &mut Phase,
+    body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+    cx: &mut Context<'_>,
+) -> Poll<(Option<T>, Option<Permit>)> {
+    let done = ready!(guard(core, task, phase, body, cx));
+    Poll::Ready(match done {
+        Some((output, permit)) => {
+            let echoed = matches!(phase, Phase::Running(_, true) | Phase::Done(true));
+            complete(record, core, task, output, permit, echoed)
+        }
+        None => (None, None),
+    })
 }
 
 impl<S, F, C, N, T, E> Future for Run<S, F, C, N>
@@ -509,7 +537,11 @@ where
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.poll_item(cx).map(|(value, _permit)| value)
+        // Not `Poll::map`: a closure per body (see [`guard`]).
+        match self.poll_item(cx) {
+            Poll::Ready((value, _permit)) => Poll::Ready(value),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 

@@ -281,46 +281,58 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let place = &this.scope.state.place;
-        let mut branches = this.branches;
-        let mut life = this.life;
-        if let Some(core) = place.core() {
-            let branches_now = &*branches;
-            let expired = life
-                .as_mut()
-                .poll(cx, core, |since| census(core, since, branches_now));
-            if expired {
-                branches.as_mut().stop();
-            }
+        drive(this.scope, this.branches, this.life, cx)
+    }
+}
+
+/// [`Driver`]'s poll, with the branches behind a `dyn` pointer: compiled
+/// once per value type, where each group's tuple of branches is a type of
+/// its own and what is generic over it is compiled again for every group
+/// (benches/compile-time.sh).
+// `#[inline]`: an optimized build inlines it where the branches' type is
+// known; unoptimized, it is compiled once all the same.
+#[inline]
+fn drive<E: Send + Sync + 'static, V, S: Future>(
+    scope: &Scope<E>,
+    mut branches: Pin<&mut dyn Branch<Value = V>>,
+    mut life: Pin<&mut Lifecycle<'_, S>>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<V, Error<E>>> {
+    let place = &scope.state.place;
+    if let Some(core) = place.core() {
+        let branches_now = &*branches;
+        let expired = life
+            .as_mut()
+            .poll(cx, core, |since| census(core, since, branches_now));
+        if expired {
+            branches.as_mut().stop();
         }
-        // Without a core: no timer, token, signal, task or watcher, only
-        // the branches (`Place`, state.rs).
-        let polled = lend(place, || branches.as_mut().poll_branch(cx));
-        // Still without a core: no task to await, no question to answer.
-        let Some(core) = place.core() else {
-            return match polled {
-                Poll::Ready(()) => {
-                    Poll::Ready(this.scope.state.finish_closed(branches.take(), true))
-                }
-                Poll::Pending => Poll::Pending,
-            };
+    }
+    // Without a core: no timer, token, signal, task or watcher, only
+    // the branches (`Place`, state.rs).
+    let polled = lend(place, || branches.as_mut().poll_branch(cx));
+    // Still without a core: no task to await, no question to answer.
+    let Some(core) = place.core() else {
+        return match polled {
+            Poll::Ready(()) => Poll::Ready(scope.state.finish_closed(branches.take(), true)),
+            Poll::Pending => Poll::Pending,
         };
-        // One read of the flags serves the tasks and the watchers: nothing
-        // more for a group that has neither.
-        let look = core.flags();
-        life.answer(cx, core, look, |since| census(core, since, &*branches));
-        let tasks = core.poll_tasks_with(look, cx, polled.is_ready());
-        match tasks {
-            Poll::Ready(tasks_ok) if polled.is_ready() => {
-                Poll::Ready(this.scope.state.finish_closed(branches.take(), tasks_ok))
-            }
-            _ => Poll::Pending,
+    };
+    // One read of the flags serves the tasks and the watchers: nothing
+    // more for a group that has neither.
+    let look = core.flags();
+    life.answer(cx, core, look, |since| census(core, since, &*branches));
+    let tasks = core.poll_tasks_with(look, cx, polled.is_ready());
+    match tasks {
+        Poll::Ready(tasks_ok) if polled.is_ready() => {
+            Poll::Ready(scope.state.finish_closed(branches.take(), tasks_ok))
         }
+        _ => Poll::Pending,
     }
 }
 
 /// What runs now: the branches in the order written, then the tasks.
-fn census<B: Branch>(core: &Core, since: Option<Instant>, branches: &B) -> Census {
+fn census<B: Branch + ?Sized>(core: &Core, since: Option<Instant>, branches: &B) -> Census {
     let mut census = Census::new(since.or_else(|| core.since()));
     branches.running(&mut census);
     core.census_tasks(&mut census);
