@@ -263,18 +263,25 @@ pin_project! {
     /// panicked; else its output and the `limit` permit it held.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub(crate) struct Guarded<F, C = Arc<Core>, N = TaskName> {
-        core: C,
-        task: N,
-        phase: Phase,
+        head: Head<C, N>,
         #[pin]
         body: F,
     }
 }
 
+/// Everything of a unit of work but its body: its group, its name, where it
+/// is in its life. Nothing of it is generic over the body, which is a type
+/// of its own for every branch of every group (benches/compile-time.sh).
+pub(crate) struct Head<C = Arc<Core>, N = TaskName> {
+    core: C,
+    task: N,
+    phase: Phase,
+}
+
 impl<F, C, N: Who> std::fmt::Debug for Guarded<F, C, N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Guarded")
-            .field("task", &self.task.name())
+            .field("task", &self.head.task.name())
             .finish_non_exhaustive()
     }
 }
@@ -285,26 +292,127 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
     // Private: every unit of work is built by the recipe ([`unit()`]).
     #[inline]
     fn new(core: C, task: N, body: F, start: Start) -> Self {
-        let phase = match start {
-            Start::Refused => Phase::Done(false),
-            Start::Now(permit) => Phase::Running(permit, false),
-            Start::Queued => queued(core.core()),
-        };
         Guarded {
-            core,
-            task,
-            phase,
+            head: Head::new(core, task, start),
             body,
         }
     }
 
     /// Whether a `Cancelled` was handed to the body as it ran (echo.rs).
     pub(crate) fn echoed(&self) -> bool {
-        match self.phase {
+        match self.head.phase {
             Phase::Running(_, echoed) | Phase::Done(echoed) => echoed,
             Phase::Queued(_) => false,
         }
     }
+}
+
+impl<C: Owner, N> Head<C, N> {
+    // `#[inline]`: see `Guarded::new`.
+    #[inline]
+    fn new(core: C, task: N, start: Start) -> Self {
+        let phase = match start {
+            Start::Refused => Phase::Done(false),
+            Start::Now(permit) => Phase::Running(permit, false),
+            Start::Queued => queued(core.core()),
+        };
+        Head { core, task, phase }
+    }
+}
+
+impl<C, N: Who> Head<C, N> {
+    /// [`Stop::running`] for a unit that has not been dropped.
+    pub(crate) fn running(&self, census: &mut Census) {
+        if !matches!(self.phase, Phase::Done(_)) {
+            census.add(&self.task.name(), None);
+        }
+    }
+}
+
+impl<'s, E> Head<&'s State<E>, Named<'s>> {
+    /// The scope's state, which the branch borrows and records its error in.
+    pub(crate) fn owner(&self) -> &'s State<E> {
+        self.core
+    }
+
+    /// An in-task branch's head and the span to run its body in: the
+    /// recipe's first half ([`unit()`]), made once per kind of group
+    /// rather than once per body.
+    // `#[inline]`: see [`guard`].
+    #[inline]
+    pub(crate) fn in_task(state: &'s State<E>, task: Named<'s>) -> (Self, trace::Span) {
+        // No `limit` without a core: a written branch starts now.
+        let start = match state.place.core() {
+            Some(core) => core.start_written(),
+            None => Start::Now(None),
+        };
+        let span = if trace::ENABLED {
+            task.span(state.span())
+        } else {
+            trace::none()
+        };
+        (Head::new(state, task, start), span)
+    }
+}
+
+impl<F: Future, C, N> Guarded<trace::Traced<F>, C, N> {
+    /// The recipe's second half ([`unit()`]): `body` in its span.
+    // `#[inline]`: see `Guarded::new`.
+    #[inline]
+    pub(crate) fn with_head(head: Head<C, N>, span: trace::Span, body: F) -> Self {
+        Guarded {
+            head,
+            body: trace::instrument(span, body),
+        }
+    }
+}
+
+impl<F, C, N, T, E> Guarded<F, C, N>
+where
+    F: Future<Output = Result<T, E>>,
+    C: Owner,
+    N: Who,
+{
+    /// [`Run`]'s poll for a branch, its error recorded by `record` and its
+    /// permit handed back at once: its value.
+    // `#[inline]`: see [`guard`].
+    #[inline]
+    pub(crate) fn value(
+        self: Pin<&mut Self>,
+        record: &impl Record<E>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<T>> {
+        let this = self.project();
+        let head = this.head;
+        value(
+            record,
+            &head.core,
+            &head.task,
+            &mut head.phase,
+            this.body,
+            cx,
+        )
+    }
+
+    /// Its part that is not the body.
+    pub(crate) fn head(&self) -> &Head<C, N> {
+        &self.head
+    }
+}
+
+/// [`Guarded::value`], not generic over the body (see [`guard`]).
+// `#[inline]`: see [`guard`].
+#[inline]
+fn value<T, E>(
+    record: &impl Record<E>,
+    core: &impl Owner,
+    task: &impl Who,
+    phase: &mut Phase,
+    body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<T>> {
+    let (value, _permit) = ready!(run(record, core, task, phase, body, cx));
+    Poll::Ready(value)
 }
 
 /// A branch waiting for its `limit` permit: out of line, so that the
@@ -403,7 +511,8 @@ impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        guard(this.core, this.task, this.phase, this.body, cx)
+        let head = this.head;
+        guard(&head.core, &head.task, &mut head.phase, this.body, cx)
     }
 }
 
@@ -495,11 +604,12 @@ where
     fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Option<T>, Option<Permit>)> {
         let this = self.project();
         let inner = this.inner.project();
+        let head = inner.head;
         run(
             this.record,
-            inner.core,
-            inner.task,
-            inner.phase,
+            &head.core,
+            &head.task,
+            &mut head.phase,
             inner.body,
             cx,
         )
@@ -551,9 +661,7 @@ impl<S, F, C, N: Who> Stop for Run<S, F, C, N> {
     }
 
     fn running(&self, census: &mut Census) {
-        if !matches!(self.inner.phase, Phase::Done(_)) {
-            census.add(&self.inner.task.name(), None);
-        }
+        self.inner.head.running(census);
     }
 }
 

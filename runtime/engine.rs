@@ -33,12 +33,12 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::branch::{AfterGrace, Stop};
+use crate::branch::{AfterGrace, Guarded, Head, Named, Stop};
 use crate::error::{Census, Error};
 use crate::lifecycle::Lifecycle;
 use crate::state::lend;
 use crate::state::{Core, State};
-use crate::trace;
+use crate::trace::{self, Traced};
 
 /// One branch, or a tuple of them, as the loop drives it.
 pub trait Branch {
@@ -107,6 +107,65 @@ where
     fn running(&self, census: &mut Census) {
         if let Some(fut) = &self.fut {
             fut.running(census);
+        }
+    }
+}
+
+pin_project! {
+    /// An in-task branch: a [`Leaf`] of a `Run` (branch.rs) as one type,
+    /// whose methods are a few lines each: its body is a type of its own,
+    /// so everything generic over it is compiled again for every branch of
+    /// every group (benches/compile-time.sh). The rest is `Head`'s.
+    pub(crate) struct InTaskLeaf<'s, E, F, T> {
+        #[pin]
+        unit: Option<Guarded<Traced<F>, &'s State<E>, Named<'s>>>,
+        value: Option<T>,
+    }
+}
+
+impl<'s, E, F: Future, T> InTaskLeaf<'s, E, F, T> {
+    /// `body` with the head made for it (`Head::in_task`, the recipe's
+    /// first half, which is not generic over the body).
+    // `#[inline]`: once per branch, where the call and the moves of the
+    // body into and out of it cost more than its body.
+    #[inline]
+    pub(crate) fn new((head, span): (Head<&'s State<E>, Named<'s>>, trace::Span), body: F) -> Self {
+        InTaskLeaf {
+            unit: Some(Guarded::with_head(head, span, body)),
+            value: None,
+        }
+    }
+}
+
+impl<E, F, T> Branch for InTaskLeaf<'_, E, F, T>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Value = T;
+
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(unit) = this.unit.as_mut().as_pin_mut() else {
+            return Poll::Ready(());
+        };
+        let state = unit.head().owner();
+        *this.value = ready!(unit.value(&state, cx));
+        this.unit.set(None);
+        Poll::Ready(())
+    }
+
+    // Dropped where it stands when `grace` expires.
+    fn stop(self: Pin<&mut Self>) {
+        self.project().unit.set(None);
+    }
+
+    fn take(self: Pin<&mut Self>) -> Option<T> {
+        self.project().value.take()
+    }
+
+    fn running(&self, census: &mut Census) {
+        if let Some(unit) = &self.unit {
+            unit.head().running(census);
         }
     }
 }
@@ -216,16 +275,23 @@ impl<E: 'static> Scope<E> {
     /// the end: the group's result, values in branch order.
     #[inline]
     pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
-        // A group without a core has no timer, token or grace (`Place`, state.rs).
-        trace::branches(self.state.place.span(), B::LEN);
-        let life = match self.state.place.core() {
-            Some(core) => Lifecycle::new(core, self.grace, self.token.clone(), None),
-            None => Lifecycle::idle(),
-        };
         Driver {
             scope: self,
             branches: branches.into_branches(),
-            life,
+            life: self.life(B::LEN),
+        }
+    }
+
+    /// [`Scope::run`]'s part that is not generic over the branches (each
+    /// group's tuple is a type of its own).
+    // `#[inline]`: see `drive`.
+    #[inline]
+    fn life(&self, branches: usize) -> Lifecycle<'_, std::future::Ready<()>> {
+        // A group without a core has no timer, token or grace (`Place`, state.rs).
+        trace::branches(self.state.place.span(), branches);
+        match self.state.place.core() {
+            Some(core) => Lifecycle::new(core, self.grace, self.token.clone(), None),
+            None => Lifecycle::idle(),
         }
     }
 }

@@ -23,18 +23,19 @@ pub use core::result::Result;
 pub mod lints;
 
 use crate::branch::{
-    Boxed, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise, blocking_item,
+    Boxed, Head, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise, blocking_item,
     blocking_unit, task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
-use crate::engine::Leaf;
 pub use crate::engine::{Branch, IntoBranches, Scope};
+use crate::engine::{InTaskLeaf, Leaf};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Job, Jobs};
 use crate::limit::Start;
 use crate::state::{Core, Settings, State};
 use crate::sync::Arc;
+use crate::trace;
 use crate::workers::Workers;
 
 /// The group's header values, evaluated in the order written.
@@ -248,6 +249,16 @@ impl From<Ctx> for Lent<'_> {
     }
 }
 
+impl<'s> Lent<'s> {
+    /// An in-task branch's head and span (branch.rs `Head::in_task`), out
+    /// of [`InTask::branch`], which is compiled once per body.
+    // `#[inline]`: see [`InTask::branch`].
+    #[inline]
+    fn head<E>(self, state: &'s State<E>) -> (Head<&'s State<E>, Named<'s>>, trace::Span) {
+        Head::in_task(state, self.task)
+    }
+}
+
 impl InTask {
     // `#[inline]`: once per branch, where the call and the moves of the
     // body into and out of it cost more than its body (as `Guarded::new`).
@@ -262,14 +273,7 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        let Lent { task } = ctx.into();
-        let state = &scope.state;
-        // No `limit` without a core: a written branch starts now.
-        let start = match state.place.core() {
-            Some(core) => core.start_written(),
-            None => Start::Now(None),
-        };
-        Leaf::new(Run::new(state, unit(state, task, body, start)))
+        InTaskLeaf::new(ctx.into().head(&scope.state), body)
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
