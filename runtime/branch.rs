@@ -300,10 +300,7 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
 
     /// Whether a `Cancelled` was handed to the body as it ran (echo.rs).
     pub(crate) fn echoed(&self) -> bool {
-        match self.head.phase {
-            Phase::Running(_, echoed) | Phase::Done(echoed) => echoed,
-            Phase::Queued(_) => false,
-        }
+        self.head.echoed()
     }
 }
 
@@ -317,6 +314,16 @@ impl<C: Owner, N> Head<C, N> {
             Start::Queued => queued(core.core()),
         };
         Head { core, task, phase }
+    }
+}
+
+impl<C, N> Head<C, N> {
+    /// Whether a `Cancelled` was handed to the body as it ran (echo.rs).
+    fn echoed(&self) -> bool {
+        match self.phase {
+            Phase::Running(_, echoed) | Phase::Done(echoed) => echoed,
+            Phase::Queued(_) => false,
+        }
     }
 }
 
@@ -338,7 +345,7 @@ impl<'s, E> Head<&'s State<E>, Named<'s>> {
     /// An in-task branch's head and the span to run its body in: the
     /// recipe's first half ([`unit()`]), made once per kind of group
     /// rather than once per body.
-    // `#[inline]`: see [`guard`].
+    // `#[inline]`: see [`Head::guard`].
     #[inline]
     pub(crate) fn in_task(state: &'s State<E>, task: Named<'s>) -> (Self, trace::Span) {
         // No `limit` without a core: a written branch starts now.
@@ -375,7 +382,7 @@ where
 {
     /// [`Run`]'s poll for a branch, its error recorded by `record` and its
     /// permit handed back at once: its value.
-    // `#[inline]`: see [`guard`].
+    // `#[inline]`: see [`Head::guard`].
     #[inline]
     pub(crate) fn value(
         self: Pin<&mut Self>,
@@ -383,15 +390,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<T>> {
         let this = self.project();
-        let head = this.head;
-        value(
-            record,
-            &head.core,
-            &head.task,
-            &mut head.phase,
-            this.body,
-            cx,
-        )
+        this.head.value(record, this.body, cx)
     }
 
     /// Its part that is not the body.
@@ -400,19 +399,19 @@ where
     }
 }
 
-/// [`Guarded::value`], not generic over the body (see [`guard`]).
-// `#[inline]`: see [`guard`].
-#[inline]
-fn value<T, E>(
-    record: &impl Record<E>,
-    core: &impl Owner,
-    task: &impl Who,
-    phase: &mut Phase,
-    body: Pin<&mut dyn Future<Output = Result<T, E>>>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<T>> {
-    let (value, _permit) = ready!(run(record, core, task, phase, body, cx));
-    Poll::Ready(value)
+impl<C: Owner, N: Who> Head<C, N> {
+    /// [`Guarded::value`], not generic over the body (see [`Head::guard`]).
+    // `#[inline]`: see [`Head::guard`].
+    #[inline]
+    fn value<T, E>(
+        &mut self,
+        record: &impl Record<E>,
+        body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<T>> {
+        let (value, _permit) = ready!(self.run(record, body, cx));
+        Poll::Ready(value)
+    }
 }
 
 /// A branch waiting for its `limit` permit: out of line, so that the
@@ -511,49 +510,49 @@ impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let head = this.head;
-        guard(&head.core, &head.task, &mut head.phase, this.body, cx)
+        this.head.guard(this.body, cx)
     }
 }
 
-/// [`Guarded`]'s poll, with the body behind a `dyn` pointer: compiled once
-/// per output type, where each body is a type of its own and what is
-/// generic over it is compiled again for every branch of every group
-/// (benches/compile-time.sh).
-// `#[inline]`: an optimized build inlines it where the body's type is
-// known, and calls the body directly; unoptimized, it is compiled once
-// all the same.
-#[inline]
-fn guard<O>(
-    core: &impl Owner,
-    task: &impl Who,
-    phase: &mut Phase,
-    mut body: Pin<&mut dyn Future<Output = O>>,
-    cx: &mut Context<'_>,
-) -> Poll<Option<(O, Option<Permit>)>> {
-    if let Phase::Queued(admit) = phase {
-        *phase = match ready!(admit.as_mut().poll(cx)) {
-            Some(permit) => Phase::Running(Some(permit), false),
-            None => Phase::Done(false),
+impl<C: Owner, N: Who> Head<C, N> {
+    /// [`Guarded`]'s poll, with the body behind a `dyn` pointer: compiled
+    /// once per output type, where each body is a type of its own and what
+    /// is generic over it is compiled again for every branch of every group
+    /// (benches/compile-time.sh).
+    // `#[inline]`: an optimized build inlines it where the body's type is
+    // known, and calls the body directly; unoptimized, it is compiled once
+    // all the same.
+    #[inline]
+    fn guard<O>(
+        &mut self,
+        mut body: Pin<&mut dyn Future<Output = O>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(O, Option<Permit>)>> {
+        let Head { core, task, phase } = self;
+        if let Phase::Queued(admit) = phase {
+            *phase = match ready!(admit.as_mut().poll(cx)) {
+                Some(permit) => Phase::Running(Some(permit), false),
+                None => Phase::Done(false),
+            };
+        }
+        let Phase::Running(_, echoed) = phase else {
+            return Poll::Ready(None);
         };
-    }
-    let Phase::Running(_, echoed) = phase else {
-        return Poll::Ready(None);
-    };
-    let collect = echo::Collect::start();
-    let polled = core.enter(|| catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))));
-    *echoed |= collect.finish();
-    let echoed = *echoed;
-    match polled {
-        Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(output)) => match std::mem::replace(phase, Phase::Done(echoed)) {
-            Phase::Running(permit, _) => Poll::Ready(Some((output, permit))),
-            _ => Poll::Ready(Some((output, None))),
-        },
-        Err(payload) => {
-            *phase = Phase::Done(echoed);
-            core.panicked(task.name(), payload);
-            Poll::Ready(None)
+        let collect = echo::Collect::start();
+        let polled = core.enter(|| catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))));
+        *echoed |= collect.finish();
+        let echoed = *echoed;
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(output)) => match std::mem::replace(phase, Phase::Done(echoed)) {
+                Phase::Running(permit, _) => Poll::Ready(Some((output, permit))),
+                _ => Poll::Ready(Some((output, None))),
+            },
+            Err(payload) => {
+                *phase = Phase::Done(echoed);
+                core.panicked(task.name(), payload);
+                Poll::Ready(None)
+            }
         }
     }
 }
@@ -604,37 +603,29 @@ where
     fn poll_item(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<(Option<T>, Option<Permit>)> {
         let this = self.project();
         let inner = this.inner.project();
-        let head = inner.head;
-        run(
-            this.record,
-            &head.core,
-            &head.task,
-            &mut head.phase,
-            inner.body,
-            cx,
-        )
+        inner.head.run(this.record, inner.body, cx)
     }
 }
 
-/// [`Run`]'s poll, not generic over the body (see [`guard`]).
-// `#[inline]`: see [`guard`].
-#[inline]
-fn run<T, E>(
-    record: &impl Record<E>,
-    core: &impl Owner,
-    task: &impl Who,
-    phase: &mut Phase,
-    body: Pin<&mut dyn Future<Output = Result<T, E>>>,
-    cx: &mut Context<'_>,
-) -> Poll<(Option<T>, Option<Permit>)> {
-    let done = ready!(guard(core, task, phase, body, cx));
-    Poll::Ready(match done {
-        Some((output, permit)) => {
-            let echoed = matches!(phase, Phase::Running(_, true) | Phase::Done(true));
-            complete(record, core, task, output, permit, echoed)
-        }
-        None => (None, None),
-    })
+impl<C: Owner, N: Who> Head<C, N> {
+    /// [`Run`]'s poll, not generic over the body (see [`Head::guard`]).
+    // `#[inline]`: see [`Head::guard`].
+    #[inline]
+    fn run<T, E>(
+        &mut self,
+        record: &impl Record<E>,
+        body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Option<T>, Option<Permit>)> {
+        let done = ready!(self.guard(body, cx));
+        Poll::Ready(match done {
+            Some((output, permit)) => {
+                let echoed = self.echoed();
+                complete(record, &self.core, &self.task, output, permit, echoed)
+            }
+            None => (None, None),
+        })
+    }
 }
 
 impl<S, F, C, N, T, E> Future for Run<S, F, C, N>
@@ -647,7 +638,7 @@ where
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // Not `Poll::map`: a closure per body (see [`guard`]).
+        // Not `Poll::map`: a closure per body (see [`Head::guard`]).
         match self.poll_item(cx) {
             Poll::Ready((value, _permit)) => Poll::Ready(value),
             Poll::Pending => Poll::Pending,

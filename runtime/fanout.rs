@@ -235,13 +235,7 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
                 }
                 let mut woken = lock(&self.woken.inner);
                 if woken.slots.is_empty() {
-                    if !woken
-                        .driver
-                        .as_ref()
-                        .is_some_and(|w| w.will_wake(cx.waker()))
-                    {
-                        woken.driver = Some(cx.waker().clone());
-                    }
+                    keep_driver(&mut woken.driver, cx.waker());
                     return Poll::Pending;
                 }
                 if taken {
@@ -472,13 +466,7 @@ where
             if self.shared.running.load(Ordering::Acquire) == 0 {
                 return Poll::Ready(None);
             }
-            if !inner
-                .driver
-                .as_ref()
-                .is_some_and(|w| w.will_wake(cx.waker()))
-            {
-                inner.driver = Some(cx.waker().clone());
-            }
+            keep_driver(&mut inner.driver, cx.waker());
             return Poll::Pending;
         }
     }
@@ -989,5 +977,13 @@ mod tests {
             .unwrap();
         assert_eq!(seen.get(), Some(2));
         assert_eq!(Arc::strong_count(&ends), 1);
+    }
+}
+
+/// Keeps `waker` as the one to wake the fan-out's driver, cloning it only
+/// when it would wake another task than the one kept.
+fn keep_driver(driver: &mut Option<Waker>, waker: &Waker) {
+    if !driver.as_ref().is_some_and(|w| w.will_wake(waker)) {
+        *driver = Some(waker.clone());
     }
 }
