@@ -170,6 +170,31 @@ where
     }
 }
 
+/// Branches pinned where the caller keeps them (the expansion's
+/// `pin!(join(..))`): the group's future holds a pointer to them, so
+/// awaiting it moves a few words, not every branch.
+impl<B: Branch + ?Sized> Branch for Pin<&mut B> {
+    type Value = B::Value;
+
+    #[inline]
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().as_mut().poll_branch(cx)
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        self.get_mut().as_mut().stop();
+    }
+
+    #[inline]
+    fn take(self: Pin<&mut Self>) -> Option<B::Value> {
+        self.get_mut().as_mut().take()
+    }
+
+    fn running(&self, census: &mut Census) {
+        (**self).running(census);
+    }
+}
+
 /// A tuple of branches, as the macro writes them.
 pub trait IntoBranches {
     /// The tuple, pinned field by field.
@@ -228,6 +253,16 @@ macro_rules! join {
             fn into_branches(self) -> Self::Branches {
                 let ($($b,)+) = self;
                 $Join { $($b,)+ }
+            }
+        }
+
+        impl<'p, $($B: Branch),+> IntoBranches for Pin<&'p mut $Join<$($B),+>> {
+            type Branches = Self;
+            const LEN: usize = [$(stringify!($b)),+].len();
+
+            #[inline]
+            fn into_branches(self) -> Self {
+                self
             }
         }
     };

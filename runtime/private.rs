@@ -17,6 +17,7 @@ use tokio::time::Instant;
 pub use core::clone::Clone;
 pub use core::convert::Infallible;
 pub use core::mem::drop;
+pub use core::pin::pin;
 pub use core::result::Result;
 
 #[path = "lints.rs"]
