@@ -119,7 +119,9 @@ impl Default for Config {
 
 impl<E: 'static> Scope<E> {
     #[must_use]
-    #[inline]
+    // `always`: inlined where the group is written, its state is written
+    // in place; called, it was built on the stack and copied (a memcpy).
+    #[inline(always)]
     pub fn new(config: Config) -> Self {
         let token = config.settings.token.clone();
         Scope::with_state(State::new(config.settings), config.grace, token)

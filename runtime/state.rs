@@ -1071,7 +1071,8 @@ impl<E: Send + Sync + 'static> State<E> {
 // `grace`, token or `shutdown_on` and without the `tracing` feature, keeps
 // here what its code reads and writes: its cancellation cause, its first
 // panic, and how many later failures it ranked. Its branches' ctxs borrow
-// it (`BranchCtx<'_, E>`), so such a group allocates nothing.
+// it (`BranchCtx<'_, E>`), so such a group allocates nothing until it is
+// cancelled or a branch panics (the record of which is boxed: `Slow`).
 //
 // # Promotion
 //
@@ -1130,7 +1131,10 @@ pub(crate) fn needs_core(settings: &Settings) -> bool {
 pub(crate) struct Place {
     /// `slow.cause` is set; read without the lock.
     cancelled: AtomicBool,
-    slow: Mutex<Slow>,
+    /// Boxed, made the first time it is written: most groups never write
+    /// it, and inline it took most of the group's state, which the
+    /// expansion writes and moves at every group's start (Scope, engine.rs).
+    slow: Mutex<Option<Box<Slow>>>,
     /// The promoted group; set once, under `slow`'s lock.
     core: OnceLock<Arc<Core>>,
     /// `core` is set: its publication as loom sees it (the `OnceLock`'s
@@ -1188,7 +1192,7 @@ impl Place {
         Place {
             cancelled: AtomicBool::new(false),
             promoted: AtomicBool::new(promoted),
-            slow: Mutex::new(Slow::default()),
+            slow: Mutex::new(None),
             core,
             site,
             span,
@@ -1222,7 +1226,11 @@ impl Place {
         });
         // A fresh core has no waiter, child or hook to call out to, so
         // this runs under the lock without calling into other code.
-        core.adopt(slow.cause.take(), slow.panic.take(), slow.ranked);
+        let (cause, panic, ranked) = match slow.take() {
+            Some(slow) => (slow.cause, slow.panic, slow.ranked),
+            None => (None, None, 0),
+        };
+        core.adopt(cause, panic, ranked);
         let core = self.core.get_or_init(|| core);
         self.promoted.store(true, Ordering::Release);
         drop(slow);
@@ -1254,7 +1262,9 @@ impl Place {
             return None;
         }
         // Promoted meanwhile: the cause moved into the core.
-        let inline = lock(&self.slow).cause.clone();
+        let inline = lock(&self.slow)
+            .as_ref()
+            .and_then(|slow| slow.cause.clone());
         inline.or_else(|| self.core()?.cause())
     }
 
@@ -1281,13 +1291,13 @@ impl Place {
             drop(slow);
             return core.cancel_then(cause, first);
         }
-        if slow.cause.is_some() {
+        if slow.as_ref().is_some_and(|slow| slow.cause.is_some()) {
             drop(slow);
             first(false);
             return false;
         }
         let told = trace::ENABLED.then(|| cause.clone());
-        slow.cause = Some(cause);
+        slow.get_or_insert_default().cause = Some(cause);
         self.cancelled.store(true, Ordering::Release);
         drop(slow);
         first(true);
@@ -1324,7 +1334,7 @@ impl Place {
                 core.adopt(None, Some(payload), 0);
             }
             None => {
-                slow.panic.get_or_insert(payload);
+                slow.get_or_insert_default().panic.get_or_insert(payload);
             }
         }
     }
@@ -1339,13 +1349,14 @@ impl Place {
             drop(slow);
             return core.later_rank();
         }
+        let slow = slow.get_or_insert_default();
         slow.ranked += 1;
         slow.ranked - 1
     }
 
     /// The panic of an unpromoted group, taken once it has finished.
     pub(crate) fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
-        lock(&self.slow).panic.take()
+        lock(&self.slow).as_mut()?.panic.take()
     }
 }
 
