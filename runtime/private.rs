@@ -51,6 +51,7 @@ impl Config {
     /// caller's location is where the group was written (its span's site).
     #[must_use]
     #[track_caller]
+    #[inline]
     pub fn new() -> Self {
         Config {
             settings: Settings {

@@ -1168,7 +1168,8 @@ impl std::fmt::Debug for Place {
 impl Place {
     /// The state of a group built from `settings`: a core from birth if
     /// it needs one ([`needs_core`]).
-    #[inline]
+    // `always`: see `Scope::new` (private.rs).
+    #[inline(always)]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
         let core = OnceLock::new();
