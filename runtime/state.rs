@@ -981,6 +981,19 @@ impl<E: Send + Sync + 'static> State<E> {
         self.finish_slow(value, tasks_ok)
     }
 
+    /// [`State::finish_closed`] for a group the driver has just seen
+    /// without a core once every branch returned: none can promote it any
+    /// more, so only its inline cancellation is read.
+    #[inline]
+    pub(crate) fn finish_inline<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
+        if !self.place.cancelled.load(Ordering::Acquire) {
+            if let Some(value) = value {
+                return Ok(value);
+            }
+        }
+        self.finish_slow(value, true)
+    }
+
     #[inline(never)]
     fn finish_slow<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
         let core = self.place.core();
@@ -1168,7 +1181,7 @@ impl std::fmt::Debug for Place {
 impl Place {
     /// The state of a group built from `settings`: a core from birth if
     /// it needs one ([`needs_core`]).
-    // `always`: see `Scope::new` (private.rs).
+    #[allow(clippy::inline_always, reason = "see `Scope::new` (private.rs)")]
     #[inline(always)]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
