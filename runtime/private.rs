@@ -55,7 +55,7 @@ impl Config {
     pub fn new() -> Self {
         Config {
             settings: Settings {
-                parent: crate::ctx::ambient_core(),
+                parent: crate::state::ambient(),
                 site: Some(std::panic::Location::caller()),
                 ..Settings::default()
             },

@@ -115,7 +115,18 @@ scoped_tls::scoped_thread_local! {
 /// in its driver's lend and sets none: its group is the lending one). So
 /// one look at the lend answers for a group nested in an in-task branch,
 /// and the task's is read only outside any driver's poll.
+// `#[inline]`: where a group is created, most often with nothing set.
+#[inline]
 pub(crate) fn ambient() -> Option<Arc<Core>> {
+    if !Counted::any() {
+        return None;
+    }
+    ambient_set()
+}
+
+/// [`ambient`] once something is set.
+#[inline(never)]
+fn ambient_set() -> Option<Arc<Core>> {
     if LENT.is_set() {
         return LENT.with(|place| Some(Arc::clone(place.promote())));
     }
@@ -131,7 +142,40 @@ pub(crate) fn ambient_raw() -> Option<Arc<Core>> {
 /// task (a `#[spawn]` branch or item, a `ctx.spawn`, `Group` or pool
 /// task), around each of its polls.
 pub(crate) fn in_ambient<R>(core: &Arc<Core>, f: impl FnOnce() -> R) -> R {
+    let _counted = Counted::new();
     AMBIENT.set(core, f)
+}
+
+std::thread_local! {
+    /// How many lends and ambient groups are set on this thread ([`lend`],
+    /// [`in_ambient`]): where a group is created, one read of a plain
+    /// thread-local says that none is, where asking both scoped keys took
+    /// a call each (their thread-locals are lazily initialized).
+    static SET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One lend or ambient group set, counted in [`SET`] while it lives
+/// (unwinding included).
+struct Counted;
+
+impl Counted {
+    #[inline]
+    fn new() -> Self {
+        SET.with(|set| set.set(set.get() + 1));
+        Counted
+    }
+
+    #[inline]
+    fn any() -> bool {
+        SET.with(std::cell::Cell::get) != 0
+    }
+}
+
+impl Drop for Counted {
+    #[inline]
+    fn drop(&mut self) {
+        SET.with(|set| set.set(set.get() - 1));
+    }
 }
 
 /// What a group needs to build its core.
@@ -1125,6 +1169,7 @@ scoped_tls::scoped_thread_local! {
 /// `f`, which then wins until its poll returns.
 #[inline]
 pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
+    let _counted = Counted::new();
     LENT.set(place, f)
 }
 
