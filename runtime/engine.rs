@@ -148,8 +148,7 @@ where
         let Some(unit) = this.unit.as_mut().as_pin_mut() else {
             return Poll::Ready(());
         };
-        let state = unit.head().owner();
-        *this.value = ready!(unit.value(&state, cx));
+        *this.value = ready!(unit.in_task_value(cx));
         this.unit.set(None);
         Poll::Ready(())
     }
