@@ -21,7 +21,7 @@ use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
 use crate::state::{self, Core, State};
 use crate::sync::Arc;
-use crate::tasks::Task;
+use crate::tasks::{Joined, Task};
 use crate::trace;
 
 /// Where a failing branch's error goes: the typed slot of the group's
@@ -154,7 +154,7 @@ impl Owner for &Arc<Core> {
 /// The name of an in-task branch, as its ctx lends it (`__private::Lent`):
 /// the one the macro wrote, or a borrow of its ctx's. A `TaskName` is made
 /// only when one is handed out (a failure, a panic, a census).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) enum Named<'s> {
     Static(&'static str),
     Borrowed(&'s TaskName),
@@ -667,7 +667,7 @@ pin_project! {
         #[pin]
         run: Option<R>,
         core: Arc<Core>,
-        task: TaskName,
+        task: Named<'static>,
     }
     impl<R> PinnedDrop for Inline<R> {
         fn drop(this: Pin<&mut Self>) {
@@ -689,7 +689,7 @@ impl<R> std::fmt::Debug for Inline<R> {
 }
 
 impl<R> Inline<R> {
-    pub(crate) fn new(core: Arc<Core>, task: TaskName, run: R) -> Self {
+    pub(crate) fn new(core: Arc<Core>, task: Named<'static>, run: R) -> Self {
         Inline {
             run: Some(run),
             core,
@@ -712,7 +712,7 @@ impl<R: Stop> Stop for Inline<R> {
         let this = self.project();
         let mut run = this.run;
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run.set(None))) {
-            this.core.panicked(this.task.clone(), payload);
+            this.core.panicked(this.task.name(), payload);
         }
         AfterGrace::Drop
     }
@@ -827,18 +827,18 @@ pin_project! {
     #[derive(Debug)]
     pub(crate) struct Spawned<T> {
         task: Task<Option<T>>,
-        name: TaskName,
+        name: Named<'static>,
         core: Arc<Core>,
     }
 }
 
 impl<T: Send + 'static> Spawned<T> {
-    pub(crate) fn new<F>(core: Arc<Core>, name: TaskName, run: F) -> Self
+    pub(crate) fn new<F>(core: Arc<Core>, name: Named<'static>, run: F) -> Self
     where
         F: Future<Output = Option<T>> + Send + 'static,
     {
         Spawned {
-            task: Task::spawn(&trace::name(&name), run),
+            task: Task::spawn(&trace::name(&name.name()), run),
             name,
             core,
         }
@@ -850,8 +850,11 @@ impl<T> Future for Spawned<T> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.project();
-        let joined = ready!(this.task.poll_join(cx));
-        Poll::Ready(this.core.joined(this.name, joined).flatten())
+        Poll::Ready(match ready!(this.task.poll_join(cx)) {
+            Joined::Done(value) => value,
+            // A name is made only for a task that did not end on its own.
+            joined => this.core.joined(&this.name.name(), joined).flatten(),
+        })
     }
 }
 
@@ -862,7 +865,7 @@ impl<T> Stop for Spawned<T> {
     }
 
     fn running(&self, census: &mut Census) {
-        census.add(&self.name, None);
+        census.add(&self.name.name(), None);
     }
 }
 
