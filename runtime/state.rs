@@ -1131,14 +1131,10 @@ pub(crate) struct Place {
     /// `slow.cause` is set; read without the lock.
     cancelled: AtomicBool,
     slow: Mutex<Slow>,
-    /// The core of a group that has one from birth ([`needs_core`]): not
-    /// in `core`, whose `set` (or `From`) goes through its `Once`, ~80
-    /// instructions a group.
-    born: Option<Arc<Core>>,
     /// The promoted group; set once, under `slow`'s lock.
     core: OnceLock<Arc<Core>>,
-    /// `born` or `core` is set: the latter's publication as loom sees it
-    /// (the `OnceLock`'s own is invisible to loom), read before `core` is.
+    /// `core` is set: its publication as loom sees it (the `OnceLock`'s
+    /// own is invisible to loom), read before `core` is.
     promoted: AtomicBool,
     /// Where the group was written, for the core made on promotion.
     site: Option<&'static Location<'static>>,
@@ -1160,7 +1156,7 @@ struct Slow {
 impl std::fmt::Debug for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Place")
-            .field("core", &self.core())
+            .field("core", &self.core.get())
             .finish_non_exhaustive()
     }
 }
@@ -1171,9 +1167,12 @@ impl Place {
     #[inline]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
+        let core = OnceLock::new();
         let promoted = needs_core(&settings);
-        let (born, span) = if promoted {
-            (Some(Core::new(settings)), trace::none())
+        let span = if promoted {
+            // Fresh: nothing else can have set it.
+            let _ = core.set(Core::new(settings));
+            trace::none()
         } else {
             // Field by field: `needs_core` said the parent and token are
             // none, and dropping the whole struct was a call.
@@ -1184,15 +1183,13 @@ impl Place {
                 ..
             } = settings;
             debug_assert!(parent.is_none() && token.is_none());
-            let span = span.unwrap_or_else(|| trace::group(site, None, None));
-            (None, span)
+            span.unwrap_or_else(|| trace::group(site, None, None))
         };
         Place {
             cancelled: AtomicBool::new(false),
             promoted: AtomicBool::new(promoted),
             slow: Mutex::new(Slow::default()),
-            born,
-            core: OnceLock::new(),
+            core,
             site,
             span,
         }
@@ -1202,7 +1199,7 @@ impl Place {
     #[inline]
     pub(crate) fn core(&self) -> Option<&Arc<Core>> {
         if self.promoted.load(Ordering::Acquire) {
-            self.born.as_ref().or_else(|| self.core.get())
+            self.core.get()
         } else {
             None
         }
@@ -1210,20 +1207,10 @@ impl Place {
 
     /// The group's core, made now if it has none: what the inline state
     /// knows (cause, panic, ranks) moves into it.
-    // `#[inline]`: asked several times per group with a core from birth
-    // (each `#[spawn]` branch, the finish), where the call cost more than
-    // the load.
-    #[inline]
     pub(crate) fn promote(&self) -> &Arc<Core> {
-        match self.core() {
-            Some(core) => core,
-            None => self.promote_slow(),
+        if let Some(core) = self.core() {
+            return core;
         }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn promote_slow(&self) -> &Arc<Core> {
         let mut slow = lock(&self.slow);
         if let Some(core) = self.core() {
             return core;
