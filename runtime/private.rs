@@ -137,7 +137,20 @@ impl<E> Scope<E> {
     /// it owns the group, which gets its `Arc` now (`Place`, state.rs).
     #[must_use]
     pub fn owned_ctx(&self, name: &'static str) -> BranchCtx<'static, E> {
-        BranchCtx::new(Arc::clone(self.state.core()), TaskName::new(name))
+        BranchCtx::new(Arc::clone(self.born_core()), TaskName::new(name))
+    }
+
+    /// The group's core, for code the macro gave one at birth
+    /// (`Config::with_core`: `#[spawn]`, `#[blocking]`, a fan-out): read
+    /// here, where promoting is a call out of line (a call per branch and
+    /// per ctx, ~20 instructions each), not inlined in `Place::promote`,
+    /// where it made the in-task branches' code too large to inline.
+    #[inline]
+    fn born_core(&self) -> &Arc<Core> {
+        match self.state.place.core() {
+            Some(core) => core,
+            None => self.state.core(),
+        }
     }
 
     /// A `let (tx, rx) = channel(cap);` header.
@@ -346,7 +359,7 @@ where
     T: Send + 'static,
     E: Send + 'static,
 {
-    let core = scope.state.core();
+    let core = scope.born_core();
     core.off_driver();
     let start = core.start_written();
     let run = Run::new(
@@ -399,7 +412,7 @@ impl Spawn {
         // others across threads (a channel between two `#[spawn]` branches
         // ran 1.75x slower), so it is spawned like the rest.
         if tokio::task::try_id().is_some() {
-            let core = scope.state.core();
+            let core = scope.born_core();
             let start = core.start_written();
             let unit = unit(Arc::clone(core), task.clone(), body, start);
             let run = Run::new(&scope.state, unit);
@@ -429,7 +442,7 @@ impl Spawn {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = scope.state.core();
+        let core = scope.born_core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let body = body(item, ctx, ends);
@@ -467,7 +480,7 @@ impl Blocking {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = Arc::clone(scope.state.core());
+        let core = Arc::clone(scope.born_core());
         core.off_driver();
         let start = core.start_written();
         let ctx = ctx.into_owned();
@@ -492,7 +505,7 @@ impl Blocking {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = scope.state.core();
+        let core = scope.born_core();
         let launch = move |item, _index, permit, ends| {
             let body = body(item, ends);
             let run = move |core: &Arc<Core>, task| {
