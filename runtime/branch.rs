@@ -837,8 +837,15 @@ impl<T: Send + 'static> Spawned<T> {
     where
         F: Future<Output = Option<T>> + Send + 'static,
     {
+        // A `TaskName` only where a task shows one (tokio-console): made
+        // and dropped for nothing, it was a call per task.
+        let shown = if trace::ENABLED {
+            name.name()
+        } else {
+            TaskName::new("")
+        };
         Spawned {
-            task: Task::spawn(&trace::name(&name.name()), run),
+            task: Task::spawn(&trace::name(&shown), run),
             name,
             core,
         }
