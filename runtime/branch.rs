@@ -663,13 +663,13 @@ pin_project! {
     /// (resumed once every branch has returned), not one let out of the
     /// group's poll while its other branches still run.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub(crate) struct Inline<R> {
+    pub(crate) struct Inline<R, C = Arc<Core>> {
         #[pin]
         run: Option<R>,
-        core: Arc<Core>,
+        core: C,
         task: Named<'static>,
     }
-    impl<R> PinnedDrop for Inline<R> {
+    impl<R, C> PinnedDrop for Inline<R, C> {
         fn drop(this: Pin<&mut Self>) {
             // The group's future is dropped: a task it aborts would panic
             // into its join handle, dropped with it, so this panic goes
@@ -680,7 +680,7 @@ pin_project! {
     }
 }
 
-impl<R> std::fmt::Debug for Inline<R> {
+impl<R, C> std::fmt::Debug for Inline<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inline")
             .field("task", &self.task)
@@ -688,8 +688,10 @@ impl<R> std::fmt::Debug for Inline<R> {
     }
 }
 
-impl<R> Inline<R> {
-    pub(crate) fn new(core: Arc<Core>, task: Named<'static>, run: R) -> Self {
+impl<R, C> Inline<R, C> {
+    /// `core`: the scope's, borrowed (the branch lives in the group's
+    /// future), as its run's is: no reference count taken and given back.
+    pub(crate) fn new(core: C, task: Named<'static>, run: R) -> Self {
         Inline {
             run: Some(run),
             core,
@@ -698,7 +700,7 @@ impl<R> Inline<R> {
     }
 }
 
-impl<R: Future> Future for Inline<R> {
+impl<R: Future, C> Future for Inline<R, C> {
     type Output = R::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R::Output> {
@@ -707,7 +709,7 @@ impl<R: Future> Future for Inline<R> {
     }
 }
 
-impl<R: Stop> Stop for Inline<R> {
+impl<R: Stop, C: Owner> Stop for Inline<R, C> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         let this = self.project();
         let mut run = this.run;

@@ -414,10 +414,10 @@ impl Spawn {
         if tokio::task::try_id().is_some() {
             let core = scope.born_core();
             let start = core.start_written();
-            let unit = unit(Arc::clone(core), task.clone(), body, start);
+            let unit = unit(core, task.clone(), body, start);
             let run = Run::new(&scope.state, unit);
             Leaf::new(Placed::Inline {
-                run: Inline::new(Arc::clone(core), task, run),
+                run: Inline::new(core, task, run),
             })
         } else {
             Leaf::new(Placed::Spawned {
