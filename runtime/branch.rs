@@ -824,18 +824,20 @@ where
 
 pin_project! {
     /// A `#[spawn]` branch: its body as a tokio task. Stopped by the
-    /// shutdown rule of tasks.rs: aborted, then still awaited.
+    /// shutdown rule of tasks.rs: aborted, then still awaited. Its group:
+    /// the scope's core, borrowed (the branch lives in the group's future;
+    /// its task holds a reference of its own).
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     #[derive(Debug)]
-    pub(crate) struct Spawned<T> {
+    pub(crate) struct Spawned<T, C = Arc<Core>> {
         task: Task<Option<T>>,
         name: Named<'static>,
-        core: Arc<Core>,
+        core: C,
     }
 }
 
-impl<T: Send + 'static> Spawned<T> {
-    pub(crate) fn new<F>(core: Arc<Core>, name: Named<'static>, run: F) -> Self
+impl<T: Send + 'static, C> Spawned<T, C> {
+    pub(crate) fn new<F>(core: C, name: Named<'static>, run: F) -> Self
     where
         F: Future<Output = Option<T>> + Send + 'static,
     {
@@ -854,7 +856,7 @@ impl<T: Send + 'static> Spawned<T> {
     }
 }
 
-impl<T> Future for Spawned<T> {
+impl<T, C: Owner> Future for Spawned<T, C> {
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
@@ -862,12 +864,12 @@ impl<T> Future for Spawned<T> {
         Poll::Ready(match ready!(this.task.poll_join(cx)) {
             Joined::Done(value) => value,
             // A name is made only for a task that did not end on its own.
-            joined => this.core.joined(&this.name.name(), joined).flatten(),
+            joined => this.core.core().joined(&this.name.name(), joined).flatten(),
         })
     }
 }
 
-impl<T> Stop for Spawned<T> {
+impl<T, C> Stop for Spawned<T, C> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         self.task.abort();
         AfterGrace::Wait

@@ -353,7 +353,11 @@ impl<E> From<BranchCtx<'_, E>> for SpawnName {
 
 /// A `#[spawn]` body as a tokio task of `scope`'s group: [`Spawn::branch`],
 /// and [`Spawn::inline`] outside a tokio task.
-fn spawned<E, T, F>(scope: &Scope<E>, task: Named<'static>, body: F) -> Spawned<T>
+fn spawned<'s, E, T, F>(
+    scope: &'s Scope<E>,
+    task: Named<'static>,
+    body: F,
+) -> Spawned<T, &'s Arc<Core>>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
@@ -366,7 +370,7 @@ where
         Boxed,
         task_unit(Arc::clone(core), task.clone(), body, start),
     );
-    Spawned::new(Arc::clone(core), task, run)
+    Spawned::new(core, task, run)
 }
 
 impl Spawn {
