@@ -44,10 +44,11 @@ BUDGET=${BUDGET:-8.8}
 # before, a `FuturesUnordered` node per item), at the row's target.
 BLOCKING_BUDGET=${BLOCKING_BUDGET:-1.3}
 FANOUT_BUDGET=${FANOUT_BUDGET:-1.1}
-# The #[spawn] row: 0.69x (5,290 / 7,695 Ir) once a #[spawn] branch's task
-# future is under 128 bytes (0.72x, 5,600 Ir, before). Its JoinSet side
-# moves between ~7,000 and ~8,100 Ir from run to run (2 workers: where
-# the tasks run and whether a worker parks), hence the headroom.
+# The #[spawn] row: 0.65-0.70x (5,020-5,120 / 7,200-7,900 Ir) once a
+# #[spawn] branch's task future is under 128 bytes, its core is read
+# inline, built without a copy and borrowed (5,600 Ir before). Its JoinSet
+# side moves between ~7,000 and ~8,100 Ir from run to run (2 workers:
+# where the tasks run and whether a worker parks), hence the headroom.
 SPAWN_BUDGET=${SPAWN_BUDGET:-0.8}
 ROUNDS=${ROUNDS:-10000}
 BASE=1000
