@@ -152,8 +152,9 @@ impl Owner for &Arc<Core> {
 }
 
 /// The name of an in-task branch, as its ctx lends it (`__private::Lent`):
-/// the one the macro wrote, or a borrow of its ctx's. A `TaskName` is made
-/// only when one is handed out (a failure, a panic, a census).
+/// the one the macro wrote, or a borrow of its ctx's; and of a `#[spawn]`
+/// branch (`__private::SpawnName`). A `TaskName` is made only when one is
+/// handed out (a failure, a panic, a census).
 #[derive(Debug, Clone)]
 pub(crate) enum Named<'s> {
     Static(&'static str),
