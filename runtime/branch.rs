@@ -21,7 +21,7 @@ use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
 use crate::state::{self, Core, State};
 use crate::sync::Arc;
-use crate::tasks::Task;
+use crate::tasks::{Joined, Task};
 use crate::trace;
 
 /// Where a failing branch's error goes: the typed slot of the group's
@@ -155,9 +155,10 @@ impl Owner for &Arc<Core> {
 }
 
 /// The name of an in-task branch, as its ctx lends it (`__private::Lent`):
-/// the one the macro wrote, or a borrow of its ctx's. A `TaskName` is made
-/// only when one is handed out (a failure, a panic, a census).
-#[derive(Debug)]
+/// the one the macro wrote, or a borrow of its ctx's; and of a `#[spawn]`
+/// branch (`__private::SpawnName`). A `TaskName` is made only when one is
+/// handed out (a failure, a panic, a census).
+#[derive(Debug, Clone)]
 pub(crate) enum Named<'s> {
     Static(&'static str),
     Borrowed(&'s TaskName),
@@ -693,13 +694,13 @@ pin_project! {
     /// (resumed once every branch has returned), not one let out of the
     /// group's poll while its other branches still run.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub(crate) struct Inline<R> {
+    pub(crate) struct Inline<R, C = Arc<Core>> {
         #[pin]
         run: Option<R>,
-        core: Arc<Core>,
-        task: TaskName,
+        core: C,
+        task: Named<'static>,
     }
-    impl<R> PinnedDrop for Inline<R> {
+    impl<R, C> PinnedDrop for Inline<R, C> {
         fn drop(this: Pin<&mut Self>) {
             // The group's future is dropped: a task it aborts would panic
             // into its join handle, dropped with it, so this panic goes
@@ -710,7 +711,7 @@ pin_project! {
     }
 }
 
-impl<R> std::fmt::Debug for Inline<R> {
+impl<R, C> std::fmt::Debug for Inline<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inline")
             .field("task", &self.task)
@@ -718,8 +719,10 @@ impl<R> std::fmt::Debug for Inline<R> {
     }
 }
 
-impl<R> Inline<R> {
-    pub(crate) fn new(core: Arc<Core>, task: TaskName, run: R) -> Self {
+impl<R, C> Inline<R, C> {
+    /// `core`: the scope's, borrowed (the branch lives in the group's
+    /// future), as its run's is: no reference count taken and given back.
+    pub(crate) fn new(core: C, task: Named<'static>, run: R) -> Self {
         Inline {
             run: Some(run),
             core,
@@ -728,7 +731,7 @@ impl<R> Inline<R> {
     }
 }
 
-impl<R: Future> Future for Inline<R> {
+impl<R: Future, C> Future for Inline<R, C> {
     type Output = R::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R::Output> {
@@ -737,12 +740,12 @@ impl<R: Future> Future for Inline<R> {
     }
 }
 
-impl<R: Stop> Stop for Inline<R> {
+impl<R: Stop, C: Owner> Stop for Inline<R, C> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         let this = self.project();
         let mut run = this.run;
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run.set(None))) {
-            this.core.panicked(this.task.clone(), payload);
+            this.core.panicked(this.task.name(), payload);
         }
         AfterGrace::Drop
     }
@@ -852,47 +855,59 @@ where
 
 pin_project! {
     /// A `#[spawn]` branch: its body as a tokio task. Stopped by the
-    /// shutdown rule of tasks.rs: aborted, then still awaited.
+    /// shutdown rule of tasks.rs: aborted, then still awaited. Its group:
+    /// the scope's core, borrowed (the branch lives in the group's future;
+    /// its task holds a reference of its own).
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     #[derive(Debug)]
-    pub(crate) struct Spawned<T> {
+    pub(crate) struct Spawned<T, C = Arc<Core>> {
         task: Task<Option<T>>,
-        name: TaskName,
-        core: Arc<Core>,
+        name: Named<'static>,
+        core: C,
     }
 }
 
-impl<T: Send + 'static> Spawned<T> {
-    pub(crate) fn new<F>(core: Arc<Core>, name: TaskName, run: F) -> Self
+impl<T: Send + 'static, C> Spawned<T, C> {
+    pub(crate) fn new<F>(core: C, name: Named<'static>, run: F) -> Self
     where
         F: Future<Output = Option<T>> + Send + 'static,
     {
+        // A `TaskName` only where a task shows one (tokio-console): made
+        // and dropped for nothing, it was a call per task.
+        let shown = if trace::ENABLED {
+            name.name()
+        } else {
+            TaskName::new("")
+        };
         Spawned {
-            task: Task::spawn(&trace::name(&name), run),
+            task: Task::spawn(&trace::name(&shown), run),
             name,
             core,
         }
     }
 }
 
-impl<T> Future for Spawned<T> {
+impl<T, C: Owner> Future for Spawned<T, C> {
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.project();
-        let joined = ready!(this.task.poll_join(cx));
-        Poll::Ready(this.core.joined(this.name, joined).flatten())
+        Poll::Ready(match ready!(this.task.poll_join(cx)) {
+            Joined::Done(value) => value,
+            // A name is made only for a task that did not end on its own.
+            joined => this.core.core().joined(&this.name.name(), joined).flatten(),
+        })
     }
 }
 
-impl<T> Stop for Spawned<T> {
+impl<T, C> Stop for Spawned<T, C> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         self.task.abort();
         AfterGrace::Wait
     }
 
     fn running(&self, census: &mut Census) {
-        census.add(&self.name, None);
+        census.add(&self.name.name(), None);
     }
 }
 
