@@ -2,8 +2,8 @@
 //! catch a panic, then complete: record an error, hand the `limit` permit
 //! back. Every kind of branch (in-task, `#[spawn]`, `#[blocking]`, a fan-out
 //! item, a `ctx.spawn` task, a `Group`'s task) is built by the one recipe
-//! ([`unit()`], [`task_unit`], [`blocking_unit`]: its span, its ambient
-//! group, its guard) and completes through [`complete`].
+//! ([`unit()`], [`task_unit`], [`blocking_unit`], [`item_unit`]: its span,
+//! its ambient group, its guard) and completes through [`complete`].
 //!
 //! Hand-written rather than `async fn`s so that the body's state is stored
 //! once: nested `async fn`s that take a future and await it keep a copy of
@@ -190,8 +190,9 @@ impl Who for Named<'_> {
 }
 
 /// How a branch names itself when it fails or panics: a [`TaskName`], or,
-/// for an in-task fan-out item, its branch's name and its index (24 bytes
-/// where a `TaskName` takes 40, in every item).
+/// for a fan-out item, its branch's name and its index (24 bytes where a
+/// `TaskName` takes 48, in every `#[spawn]` item; an in-task item keeps
+/// neither, its fan-out names it).
 pub(crate) trait Who {
     fn name(&self) -> TaskName;
     /// Its span, a child of its group's `group` (trace.rs): from a borrow of
@@ -447,6 +448,100 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
         trace::none()
     };
     Guarded::new(core, task, trace::instrument(span, body), start)
+}
+
+pin_project! {
+    /// An in-task fan-out item: its body and its `limit` permit, and nothing
+    /// its fan-out holds for all of its items (its group, the branch's name,
+    /// the item's index), which the fan-out hands to each poll
+    /// ([`Bare::poll_as`]). A [`Guarded`] kept them in every item, and with its
+    /// ctx a blocked item held its group and its name twice (benches/memory.rs).
+    /// An item starts with its permit in hand: never queued.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct Bare<F> {
+        permit: Option<Permit>,
+        // Whether a `Cancelled` was handed to the body as it ran (echo.rs).
+        echoed: bool,
+        #[pin]
+        body: F,
+    }
+}
+
+impl<F, T, E> Bare<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    /// Polls the body as the item `task` of `owner`'s group, whose error
+    /// `record` records: once it has ended, its value if it gave one and
+    /// the permit it held (none if it panicked).
+    // `#[inline]`: see [`Head::guard`].
+    #[inline]
+    pub(crate) fn poll_as(
+        self: Pin<&mut Self>,
+        record: &impl Record<E>,
+        owner: &impl Owner,
+        task: &impl Who,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Option<T>, Option<Permit>)> {
+        let this = self.project();
+        poll_bare(this.permit, this.echoed, this.body, record, owner, task, cx)
+    }
+}
+
+/// [`Bare::poll_as`], not generic over the body (see [`Head::guard`]).
+// `#[inline]`: see [`Head::guard`].
+#[inline]
+fn poll_bare<T, E>(
+    permit: &mut Option<Permit>,
+    echoed: &mut bool,
+    mut body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+    record: &impl Record<E>,
+    owner: &impl Owner,
+    task: &impl Who,
+    cx: &mut Context<'_>,
+) -> Poll<(Option<T>, Option<Permit>)> {
+    let collect = echo::Collect::start();
+    let polled = owner.enter(|| catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))));
+    *echoed |= collect.finish();
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(output)) => Poll::Ready(complete(
+            record,
+            owner,
+            task,
+            output,
+            permit.take(),
+            *echoed,
+        )),
+        Err(payload) => {
+            // Handed back now, as a panicked unit's.
+            drop(permit.take());
+            owner.panicked(task.name(), payload);
+            Poll::Ready((None, None))
+        }
+    }
+}
+
+/// The recipe ([`unit()`]) for an in-task fan-out item: its body inside its
+/// span, with the permit it starts with.
+// `#[inline]`: see `Guarded::new`.
+#[inline]
+pub(crate) fn item_unit<F: Future>(
+    core: &Arc<Core>,
+    task: ItemName,
+    body: F,
+    permit: Option<Permit>,
+) -> Bare<trace::Traced<F>> {
+    let span = if trace::ENABLED {
+        task.span(core.span())
+    } else {
+        trace::none()
+    };
+    Bare {
+        permit,
+        echoed: false,
+        body: trace::instrument(span, body),
+    }
 }
 
 /// [`unit()`] for a body that is its own tokio task (a `#[spawn]` branch or

@@ -39,11 +39,11 @@ use tokio::task::coop;
 use tokio::time::Instant;
 use tokio_util::sync::PollSemaphore;
 
-use crate::branch::{AfterGrace, Stop};
+use crate::branch::{AfterGrace, Bare, ItemName, Stop};
 use crate::cancel::Cancellation;
 use crate::error::{Cause, Census, TaskName};
 use crate::limit::{Permit, Waiting};
-use crate::state::{Core, flags};
+use crate::state::{Core, State, flags};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, lock};
 use crate::tasks::spawn_blocking_detached;
 use crate::trace;
@@ -76,13 +76,21 @@ pub(crate) trait Pool<Fut> {
 
 /// In-task items: polled in the calling task.
 ///
+/// Each item's future is only its body and its permit ([`Bare`]): what all
+/// of them share (the group, where errors go, the branch's name) is kept
+/// here once, and an item is named from it and its index only when it
+/// fails or panics.
+///
 /// A slot per item running at once, reused by the items that come after
 /// it: its future's box and its waker are made once per slot, not per item
 /// (with `limit = 64`, 64 of each for any number of items), where
 /// `FuturesUnordered` allocates a node per item and moves the item's future
 /// into it three times. A woken item is queued by its slot's own waker, so a
 /// wake polls only the items that were woken.
-pub(crate) struct InTask<Fut> {
+pub(crate) struct InTask<'s, E, Fut> {
+    state: &'s State<E>,
+    core: &'s Arc<Core>,
+    name: &'static str,
     slots: Vec<Slot<Fut>>,
     /// The first slot whose item has ended, for the next item: a list
     /// through the empty slots' `index`, so that a fan-out whose items all
@@ -105,7 +113,7 @@ struct Slot<Fut> {
     index: usize,
     /// Boxed, as a running future must not move when `slots` grows; set
     /// in place (`Pin::set`) for each item.
-    future: Pin<Box<Option<Fut>>>,
+    future: Pin<Box<Option<Bare<Fut>>>>,
     /// Lent to each poll as a `Waker` (`waker_ref`): no reference count
     /// taken per poll, and 16 bytes less per slot than a `Waker` kept.
     waker: Arc<SlotWaker>,
@@ -146,7 +154,7 @@ impl ArcWake for SlotWaker {
     }
 }
 
-impl<Fut> std::fmt::Debug for InTask<Fut> {
+impl<E, Fut> std::fmt::Debug for InTask<'_, E, Fut> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InTask")
             .field("running", &self.running)
@@ -154,9 +162,14 @@ impl<Fut> std::fmt::Debug for InTask<Fut> {
     }
 }
 
-impl<Fut> InTask<Fut> {
-    pub(crate) fn new() -> Self {
+impl<'s, E, Fut> InTask<'s, E, Fut> {
+    /// The pool of the fan-out `name` of the group whose state is `state`
+    /// and whose core is `core`.
+    pub(crate) fn new(state: &'s State<E>, core: &'s Arc<Core>, name: &'static str) -> Self {
         InTask {
+            state,
+            core,
+            name,
             slots: Vec::new(),
             free: None,
             due: VecDeque::new(),
@@ -172,7 +185,7 @@ impl<Fut> InTask<Fut> {
     }
 }
 
-impl<Fut> InTask<Fut> {
+impl<E, Fut> InTask<'_, E, Fut> {
     /// Queues `slot` to be polled.
     fn schedule(&mut self, slot: usize) {
         match self.due.back_mut() {
@@ -193,10 +206,10 @@ impl<Fut> InTask<Fut> {
     }
 }
 
-impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
+impl<T, E, Fut: Future<Output = Result<T, E>>> Pool<Bare<Fut>> for InTask<'_, E, Fut> {
     type Value = T;
 
-    fn push(&mut self, index: usize, task: Fut) {
+    fn push(&mut self, index: usize, task: Bare<Fut>) {
         let slot = if let Some(slot) = self.free {
             let place = &mut self.slots[slot];
             self.free = Some(place.index).filter(|&next| next != usize::MAX);
@@ -264,7 +277,13 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
                 continue;
             };
             let waker = waker_ref(&place.waker);
-            let Poll::Ready((value, permit)) = future.poll(&mut Context::from_waker(&waker)) else {
+            let task = ItemName {
+                name: self.name,
+                index: place.index,
+            };
+            let cx = &mut Context::from_waker(&waker);
+            let Poll::Ready((value, permit)) = future.poll_as(&self.state, self.core, &task, cx)
+            else {
                 continue;
             };
             // Dropped before its result is handed on, as a finished task's.
