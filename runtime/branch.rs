@@ -451,15 +451,14 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
 }
 
 pin_project! {
-    /// An in-task fan-out item: its body and its `limit` permit, and nothing
-    /// its fan-out holds for all of its items (its group, the branch's name,
-    /// the item's index), which the fan-out hands to each poll
-    /// ([`Bare::poll_as`]). A [`Guarded`] kept them in every item, and with its
-    /// ctx a blocked item held its group and its name twice (benches/memory.rs).
-    /// An item starts with its permit in hand: never queued.
+    /// An in-task fan-out item: its body, and nothing its fan-out holds
+    /// for it (its group, the branch's name, the item's index, its `limit`
+    /// permit), which the fan-out hands to each poll ([`Bare::poll_as`]). A
+    /// [`Guarded`] kept them in every item, and with its ctx a blocked item
+    /// held its group and its name twice (benches/memory.rs). An item starts
+    /// with its permit in hand: never queued.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub(crate) struct Bare<F> {
-        permit: Option<Permit>,
         // Whether a `Cancelled` was handed to the body as it ran (echo.rs).
         echoed: bool,
         #[pin]
@@ -472,8 +471,9 @@ where
     F: Future<Output = Result<T, E>>,
 {
     /// Polls the body as the item `task` of `owner`'s group, whose error
-    /// `record` records: once it has ended, its value if it gave one and
-    /// the permit it held (none if it panicked).
+    /// `record` records, holding `permit`: once it has ended, its value if
+    /// it gave one and the permit, taken from `permit` (dropped if it
+    /// panicked).
     // `#[inline]`: see [`Head::guard`].
     #[inline]
     pub(crate) fn poll_as(
@@ -481,10 +481,11 @@ where
         record: &impl Record<E>,
         owner: &impl Owner,
         task: &impl Who,
+        permit: &mut Option<Permit>,
         cx: &mut Context<'_>,
     ) -> Poll<(Option<T>, Option<Permit>)> {
         let this = self.project();
-        poll_bare(this.permit, this.echoed, this.body, record, owner, task, cx)
+        poll_bare(this.echoed, this.body, record, owner, task, permit, cx)
     }
 }
 
@@ -492,12 +493,12 @@ where
 // `#[inline]`: see [`Head::guard`].
 #[inline]
 fn poll_bare<T, E>(
-    permit: &mut Option<Permit>,
     echoed: &mut bool,
     mut body: Pin<&mut dyn Future<Output = Result<T, E>>>,
     record: &impl Record<E>,
     owner: &impl Owner,
     task: &impl Who,
+    permit: &mut Option<Permit>,
     cx: &mut Context<'_>,
 ) -> Poll<(Option<T>, Option<Permit>)> {
     let collect = echo::Collect::start();
@@ -523,14 +524,13 @@ fn poll_bare<T, E>(
 }
 
 /// The recipe ([`unit()`]) for an in-task fan-out item: its body inside its
-/// span, with the permit it starts with.
+/// span.
 // `#[inline]`: see `Guarded::new`.
 #[inline]
 pub(crate) fn item_unit<F: Future>(
     core: &Arc<Core>,
     task: ItemName,
     body: F,
-    permit: Option<Permit>,
 ) -> Bare<trace::Traced<F>> {
     let span = if trace::ENABLED {
         task.span(core.span())
@@ -538,7 +538,6 @@ pub(crate) fn item_unit<F: Future>(
         trace::none()
     };
     Bare {
-        permit,
         echoed: false,
         body: trace::instrument(span, body),
     }

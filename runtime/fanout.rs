@@ -76,10 +76,10 @@ pub(crate) trait Pool<Fut> {
 
 /// In-task items: polled in the calling task.
 ///
-/// Each item's future is only its body and its permit ([`Bare`]): what all
-/// of them share (the group, where errors go, the branch's name) is kept
-/// here once, and an item is named from it and its index only when it
-/// fails or panics.
+/// Each item's future is only its body ([`Bare`]): what all of them share
+/// (the group, where errors go, the branch's name) is kept here once, an
+/// item is named from it and its index only when it fails or panics, and
+/// the `limit` permits are kept by slot, only in a group that has a limit.
 ///
 /// A slot per item running at once, reused by the items that come after
 /// it: its future's box and its waker are made once per slot, not per item
@@ -92,6 +92,9 @@ pub(crate) struct InTask<'s, E, Fut> {
     core: &'s Arc<Core>,
     name: &'static str,
     slots: Vec<Slot<Fut>>,
+    /// The `limit` permit of the item in each slot, as long as the last
+    /// slot pushed with one: empty without a limit.
+    permits: Vec<Option<Permit>>,
     /// The first slot whose item has ended, for the next item: a list
     /// through the empty slots' `index`, so that a fan-out whose items all
     /// end at once (when the group stops) grows nothing as they do.
@@ -171,6 +174,7 @@ impl<'s, E, Fut> InTask<'s, E, Fut> {
             core,
             name,
             slots: Vec::new(),
+            permits: Vec::new(),
             free: None,
             due: VecDeque::new(),
             taken: Vec::new(),
@@ -206,10 +210,13 @@ impl<E, Fut> InTask<'_, E, Fut> {
     }
 }
 
-impl<T, E, Fut: Future<Output = Result<T, E>>> Pool<Bare<Fut>> for InTask<'_, E, Fut> {
+impl<T, E, Fut> Pool<(Bare<Fut>, Option<Permit>)> for InTask<'_, E, Fut>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
     type Value = T;
 
-    fn push(&mut self, index: usize, task: Bare<Fut>) {
+    fn push(&mut self, index: usize, (task, permit): (Bare<Fut>, Option<Permit>)) {
         let slot = if let Some(slot) = self.free {
             let place = &mut self.slots[slot];
             self.free = Some(place.index).filter(|&next| next != usize::MAX);
@@ -229,6 +236,12 @@ impl<T, E, Fut: Future<Output = Result<T, E>>> Pool<Bare<Fut>> for InTask<'_, E,
             });
             slot
         };
+        if permit.is_some() {
+            if self.permits.len() <= slot {
+                self.permits.resize_with(slot + 1, || None);
+            }
+            self.permits[slot] = permit;
+        }
         self.running += 1;
         self.schedule(slot);
     }
@@ -282,7 +295,10 @@ impl<T, E, Fut: Future<Output = Result<T, E>>> Pool<Bare<Fut>> for InTask<'_, E,
                 index: place.index,
             };
             let cx = &mut Context::from_waker(&waker);
-            let Poll::Ready((value, permit)) = future.poll_as(&self.state, self.core, &task, cx)
+            let mut none = None;
+            let permit = self.permits.get_mut(slot).unwrap_or(&mut none);
+            let Poll::Ready((value, permit)) =
+                future.poll_as(&self.state, self.core, &task, permit, cx)
             else {
                 continue;
             };

@@ -296,7 +296,7 @@ impl InTask {
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let task = ItemName { name, index };
-            item_unit(core, task, body(item, ctx, ends), permit)
+            (item_unit(core, task, body(item, ctx, ends)), permit)
         };
         let pool = InTaskPool::new(state, core, name);
         Leaf::new(FanOut::new(
