@@ -96,7 +96,7 @@ pub(crate) struct InTask<'s, E, Fut> {
     /// slot pushed with one: empty without a limit.
     permits: Vec<Option<Permit>>,
     /// The first slot whose item has ended, for the next item: a list
-    /// through the empty slots' `index`, so that a fan-out whose items all
+    /// through the empty slots' `index` (in their wakers), so that a fan-out whose items all
     /// end at once (when the group stops) grows nothing as they do.
     free: Option<usize>,
     /// Slots to poll: new items, and the woken ones taken from `woken`. As
@@ -104,16 +104,13 @@ pub(crate) struct InTask<'s, E, Fut> {
     /// starts at once fill new slots one after the other, and take one run.
     due: VecDeque<Range<usize>>,
     /// The buffer `woken.slots` is swapped with.
-    taken: Vec<usize>,
+    taken: Vec<Range<u32>>,
     woken: Arc<Woken>,
     /// Items started and not yet ended.
     running: usize,
 }
 
 struct Slot<Fut> {
-    /// The index of the item in it; when it is empty, the next empty slot
-    /// (`usize::MAX` for none).
-    index: usize,
     /// Boxed, as a running future must not move when `slots` grows; set
     /// in place (`Pin::set`) for each item.
     future: Pin<Box<Option<Bare<Fut>>>>,
@@ -122,21 +119,39 @@ struct Slot<Fut> {
     waker: Arc<SlotWaker>,
 }
 
+impl<Fut> Slot<Fut> {
+    /// The index of the item in it; when it is empty, the next empty slot
+    /// (`usize::MAX` for none).
+    fn index(&self) -> usize {
+        self.waker.index.load(Ordering::Relaxed)
+    }
+
+    fn set_index(&self, index: usize) {
+        self.waker.index.store(index, Ordering::Relaxed);
+    }
+}
+
 /// The slots woken since the fan-out last took them, and whom to tell.
 struct Woken {
     inner: Mutex<WokenInner>,
 }
 
 struct WokenInner {
-    slots: Vec<usize>,
+    /// As runs of consecutive slots, like `InTask::due`: when the group is
+    /// cancelled, its waiters are woken in the order they waited, which is
+    /// the items' order, and a fan-out's worth of blocked items takes a run.
+    slots: Vec<Range<u32>>,
     /// The fan-out's waker while it waits; taken by the first wake.
     driver: Option<Waker>,
 }
 
-/// A slot's waker.
+/// A slot's waker, and the slot's item's index: in the allocation the
+/// waker needs anyway (its `u32` slot leaves room for it), not in the
+/// slot, 8 bytes more per slot. Only the fan-out reads and writes `index`.
 struct SlotWaker {
-    slot: usize,
     woken: Arc<Woken>,
+    index: AtomicUsize,
+    slot: u32,
     /// Queued in `woken` and not yet taken: a second wake adds nothing.
     queued: AtomicBool,
 }
@@ -148,7 +163,10 @@ impl ArcWake for SlotWaker {
         }
         let driver = {
             let mut woken = lock(&this.woken.inner);
-            woken.slots.push(this.slot);
+            match woken.slots.last_mut() {
+                Some(run) if run.end == this.slot => run.end += 1,
+                _ => woken.slots.push(this.slot..this.slot + 1),
+            }
             woken.driver.take()
         };
         if let Some(driver) = driver {
@@ -190,11 +208,11 @@ impl<'s, E, Fut> InTask<'s, E, Fut> {
 }
 
 impl<E, Fut> InTask<'_, E, Fut> {
-    /// Queues `slot` to be polled.
-    fn schedule(&mut self, slot: usize) {
+    /// Queues the slots of `slots` to be polled.
+    fn schedule(&mut self, slots: Range<usize>) {
         match self.due.back_mut() {
-            Some(run) if run.end == slot => run.end += 1,
-            _ => self.due.push_back(slot..slot + 1),
+            Some(run) if run.end == slots.start => run.end = slots.end,
+            _ => self.due.push_back(slots),
         }
     }
 
@@ -219,18 +237,19 @@ where
     fn push(&mut self, index: usize, (task, permit): (Bare<Fut>, Option<Permit>)) {
         let slot = if let Some(slot) = self.free {
             let place = &mut self.slots[slot];
-            self.free = Some(place.index).filter(|&next| next != usize::MAX);
-            place.index = index;
+            self.free = Some(place.index()).filter(|&next| next != usize::MAX);
+            place.set_index(index);
             place.future.set(Some(task));
             slot
         } else {
             let slot = self.slots.len();
             self.slots.push(Slot {
-                index,
                 future: Box::pin(Some(task)),
                 waker: Arc::new(SlotWaker {
-                    slot,
                     woken: Arc::clone(&self.woken),
+                    index: AtomicUsize::new(index),
+                    // `slot + 1` too: a run of woken slots ends after it.
+                    slot: u32::try_from(slot + 1).expect("errgroup: under 2^32 items at once") - 1,
                     queued: AtomicBool::new(false),
                 }),
             });
@@ -243,7 +262,7 @@ where
             self.permits[slot] = permit;
         }
         self.running += 1;
-        self.schedule(slot);
+        self.schedule(slot..slot + 1);
     }
 
     fn poll_next(
@@ -275,8 +294,8 @@ where
                 let mut slots = std::mem::take(&mut self.taken);
                 std::mem::swap(&mut woken.slots, &mut slots);
                 drop(woken);
-                for &slot in &slots {
-                    self.schedule(slot);
+                for run in &slots {
+                    self.schedule(run.start as usize..run.end as usize);
                 }
                 slots.clear();
                 self.taken = slots;
@@ -292,7 +311,7 @@ where
             let waker = waker_ref(&place.waker);
             let task = ItemName {
                 name: self.name,
-                index: place.index,
+                index: place.waker.index.load(Ordering::Relaxed),
             };
             let cx = &mut Context::from_waker(&waker);
             let mut none = None;
@@ -304,7 +323,8 @@ where
             };
             // Dropped before its result is handed on, as a finished task's.
             place.future.set(None);
-            let index = std::mem::replace(&mut place.index, self.free.unwrap_or(usize::MAX));
+            let index = place.index();
+            place.set_index(self.free.unwrap_or(usize::MAX));
             self.free = Some(slot);
             self.running -= 1;
             return Poll::Ready(Some((index, value, permit)));
@@ -317,7 +337,7 @@ where
 
     fn live(&self, out: &mut Vec<usize>) {
         let running = self.slots.iter().filter(|slot| slot.future.is_some());
-        out.extend(running.map(|slot| slot.index));
+        out.extend(running.map(Slot::index));
     }
 }
 
