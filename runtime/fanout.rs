@@ -20,8 +20,9 @@
 //! - When `grace` expires, in-task items are dropped; spawned items are
 //!   aborted and still awaited (workers.rs, tasks.rs), blocking ones awaited.
 //! - An in-task item is polled when it starts and then only when its own
-//!   waker was woken (a slot's, [`InTask`]), and its future is dropped as
-//!   soon as it ends, before its result is handed on.
+//!   waker was woken (a slot's, [`InTask`]), and what it holds is dropped
+//!   as soon as it ends, before its result is handed on (its body, an
+//!   `async` block, drops it as it returns; its span is closed then).
 //! - A `#[blocking]` item completes on its blocking thread ([`Jobs`]): its
 //!   error is recorded, cancelling the group, before its result is handed
 //!   on; the fan-out is woken by the last item to end, by a failure, and by
@@ -112,8 +113,9 @@ pub(crate) struct InTask<'s, E, Fut> {
 
 struct Slot<Fut> {
     /// Boxed, as a running future must not move when `slots` grows; set
-    /// in place (`Pin::set`) for each item.
-    future: Pin<Box<Option<Bare<Fut>>>>,
+    /// in place (`Pin::set`) for each item. Kept once its item has ended,
+    /// holding nothing then ([`Bare`]), until the next item replaces it.
+    future: Pin<Box<Bare<Fut>>>,
     /// Lent to each poll as a `Waker` (`waker_ref`): no reference count
     /// taken per poll, and 16 bytes less per slot than a `Waker` kept.
     waker: Arc<SlotWaker>,
@@ -128,6 +130,24 @@ impl<Fut> Slot<Fut> {
 
     fn set_index(&self, index: usize) {
         self.waker.index.store(index, Ordering::Relaxed);
+    }
+
+    fn running(&self) -> bool {
+        self.waker.running.load(Ordering::Relaxed)
+    }
+}
+
+/// Drops the items still running (a group dropped, or `grace` expired)
+/// inside their spans, as an `Instrumented` body is dropped.
+impl<E, Fut> Drop for InTask<'_, E, Fut> {
+    fn drop(&mut self) {
+        if trace::ENABLED {
+            for slot in self.slots.drain(..).filter(Slot::running) {
+                let span = slot.future.span().clone();
+                let _span = trace::enter(&span);
+                drop(slot);
+            }
+        }
     }
 }
 
@@ -145,15 +165,20 @@ struct WokenInner {
     driver: Option<Waker>,
 }
 
-/// A slot's waker, and the slot's item's index: in the allocation the
-/// waker needs anyway (its `u32` slot leaves room for it), not in the
-/// slot, 8 bytes more per slot. Only the fan-out reads and writes `index`.
+/// A slot's waker, and of the slot's item its index and whether it was
+/// handed a `Cancelled` (echo.rs): in the allocation the waker needs
+/// anyway (its `u32` slot leaves room for them), not in the slot, 8 bytes
+/// more per slot, nor in the item's future. Only the fan-out reads and
+/// writes `index` and `echoed`.
 struct SlotWaker {
     woken: Arc<Woken>,
     index: AtomicUsize,
     slot: u32,
     /// Queued in `woken` and not yet taken: a second wake adds nothing.
     queued: AtomicBool,
+    echoed: AtomicBool,
+    /// The slot's item is running: its future may be polled.
+    running: AtomicBool,
 }
 
 impl ArcWake for SlotWaker {
@@ -239,18 +264,22 @@ where
             let place = &mut self.slots[slot];
             self.free = Some(place.index()).filter(|&next| next != usize::MAX);
             place.set_index(index);
-            place.future.set(Some(task));
+            place.waker.echoed.store(false, Ordering::Relaxed);
+            place.waker.running.store(true, Ordering::Relaxed);
+            place.future.set(task);
             slot
         } else {
             let slot = self.slots.len();
             self.slots.push(Slot {
-                future: Box::pin(Some(task)),
+                future: Box::pin(task),
                 waker: Arc::new(SlotWaker {
                     woken: Arc::clone(&self.woken),
                     index: AtomicUsize::new(index),
                     // `slot + 1` too: a run of woken slots ends after it.
                     slot: u32::try_from(slot + 1).expect("errgroup: under 2^32 items at once") - 1,
                     queued: AtomicBool::new(false),
+                    echoed: AtomicBool::new(false),
+                    running: AtomicBool::new(true),
                 }),
             });
             slot
@@ -305,9 +334,9 @@ where
             // Cleared before the poll: a wake during it queues the slot again.
             place.waker.queued.store(false, Ordering::Release);
             // A slot woken after its item ended, or twice: nothing to poll.
-            let Some(future) = place.future.as_mut().as_pin_mut() else {
+            if !place.waker.running.load(Ordering::Relaxed) {
                 continue;
-            };
+            }
             let waker = waker_ref(&place.waker);
             let task = ItemName {
                 name: self.name,
@@ -316,13 +345,16 @@ where
             let cx = &mut Context::from_waker(&waker);
             let mut none = None;
             let permit = self.permits.get_mut(slot).unwrap_or(&mut none);
-            let Poll::Ready((value, permit)) =
-                future.poll_as(&self.state, self.core, &task, permit, cx)
-            else {
+            let mut echoed = place.waker.echoed.load(Ordering::Relaxed);
+            let future = place.future.as_mut();
+            let polled = future.poll_as(&self.state, self.core, &task, permit, &mut echoed, cx);
+            place.waker.echoed.store(echoed, Ordering::Relaxed);
+            let Poll::Ready((value, permit)) = polled else {
                 continue;
             };
-            // Dropped before its result is handed on, as a finished task's.
-            place.future.set(None);
+            // What it held was dropped as it ended, before its result is
+            // handed on, as a finished task's.
+            place.waker.running.store(false, Ordering::Relaxed);
             let index = place.index();
             place.set_index(self.free.unwrap_or(usize::MAX));
             self.free = Some(slot);
@@ -336,7 +368,7 @@ where
     }
 
     fn live(&self, out: &mut Vec<usize>) {
-        let running = self.slots.iter().filter(|slot| slot.future.is_some());
+        let running = self.slots.iter().filter(|slot| slot.running());
         out.extend(running.map(Slot::index));
     }
 }
@@ -910,6 +942,32 @@ mod tests {
             .unwrap();
         let polls: Vec<u32> = polls.iter().map(Cell::get).collect();
         assert_eq!(polls, [2; 8]);
+    }
+
+    /// An item lets go of what it held as it ends, while its fan-out still
+    /// runs: its future is kept by its slot until the next item takes it,
+    /// holding nothing.
+    #[tokio::test]
+    async fn an_ended_item_holds_nothing() {
+        let held = Arc::new(7);
+        let seen = Cell::new(None);
+        let scope = Scope::<()>::new(Config::new());
+        scope
+            .run((InTask.fan_out(&scope, "items", 0..2, (), |i, _ctx, ()| {
+                let (mine, held, seen) = (Arc::clone(&held), &held, &seen);
+                async move {
+                    if i == 1 {
+                        tokio::task::yield_now().await;
+                        // Ours and the test's: item 0's went as it ended.
+                        seen.set(Some(Arc::strong_count(held)));
+                    }
+                    // Held to the end, dropped with the block.
+                    Ok(*mine)
+                }
+            }),))
+            .await
+            .unwrap();
+        assert_eq!(seen.get(), Some(2));
     }
 
     /// A `#[blocking] for` wakes its group when its last item ends, not at
