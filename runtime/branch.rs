@@ -191,7 +191,7 @@ impl Who for Named<'_> {
 
 /// How a branch names itself when it fails or panics: a [`TaskName`], or,
 /// for a fan-out item, its branch's name and its index (24 bytes where a
-/// `TaskName` takes 48, in every `#[spawn]` item; an in-task item keeps
+/// `TaskName` takes 40, in every `#[spawn]` item; an in-task item keeps
 /// neither, its fan-out names it).
 pub(crate) trait Who {
     fn name(&self) -> TaskName;
