@@ -7,9 +7,11 @@
 //! The shape: a `Scope` built from the headers (none here), one `ctx` per
 //! branch, one constructor per branch (`InTask` polls the body in this
 //! task, so it may borrow; `Spawn` makes it a tokio task; `Blocking` runs
-//! it on the blocking pool), and `scope.run(..)`, the runtime's loop, which
-//! polls the branches, waits for every one, and returns their values or the
-//! first error. `ctx` is the only name the body sees; the `__errgroup_*`
+//! it on the blocking pool), their tuple made one value (`join`) and
+//! pinned where the block keeps it (`pin!`, so that the group's future
+//! holds a pointer, and awaiting it moves a few words, not every branch),
+//! and `scope.run(..)`, the runtime's loop, which polls the branches, waits
+//! for every one, and returns their values or the first error. `ctx` is the only name the body sees; the `__errgroup_*`
 //! names are invisible to it (mixed-site hygiene). The empty `fn ctx` before
 //! each `let ctx` shadows any item of yours named `ctx` (a const, a unit
 //! struct), which would otherwise turn the `let` into a pattern match. Everything is reached
@@ -56,169 +58,170 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
         );
         let __errgroup_ctx0 = __errgroup_scope.ctx("user");
         let __errgroup_ctx1 = __errgroup_scope.owned_ctx("orders");
+        let __errgroup_branches = ::errgroup::__private::join((
+            ::errgroup::__private::InTask.branch(&__errgroup_scope, &__errgroup_ctx0, async {
+                #[allow(dead_code)]
+                fn ctx() {}
+                #[allow(unused_variables)]
+                let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
+                (match (match fetch_user(
+                    ctx,
+                    ::errgroup::__private::lints::pass_check(id, |errgroup_value| {
+                        #[allow(unused_imports)]
+                        use ::errgroup::__private::lints::via::*;
+                        {
+                            let errgroup_verdict =
+                                (&&&&&::errgroup::__private::lints::function(&errgroup_value))
+                                    .errgroup_verdict();
+                            #[allow(clippy::all, clippy::pedantic)]
+                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                errgroup_verdict.channel().0,
+                                (errgroup_verdict).channel().1,
+                            );
+                            #[allow(clippy::all, clippy::pedantic)]
+                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                errgroup_verdict.task().0,
+                                (errgroup_verdict).task().1,
+                            );
+                        }
+                    }),
+                ) {
+                    errgroup_value => {
+                        #[allow(unreachable_code, unused)]
+                        if false {
+                            ::errgroup::__private::lints::never();
+                            #[allow(unused_imports)]
+                            use ::errgroup::__private::lints::via::*;
+                            {
+                                let errgroup_verdict =
+                                    (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                        .errgroup_verdict();
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
+                            }
+                        }
+                        errgroup_value
+                    }
+                })
+                .await
+                {
+                    errgroup_value => {
+                        #[allow(unreachable_code, unused)]
+                        if false {
+                            ::errgroup::__private::lints::never();
+                            #[allow(unused_imports)]
+                            use ::errgroup::__private::lints::via::*;
+                            {
+                                let errgroup_verdict =
+                                    (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                        .errgroup_verdict();
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
+                            }
+                        }
+                        errgroup_value
+                    }
+                })
+            }),
+            ::errgroup::__private::Spawn.branch(&__errgroup_scope, "orders", async move {
+                #[allow(dead_code)]
+                fn ctx() {}
+                #[allow(unused_variables)]
+                let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
+                (match (match fetch_orders(::errgroup::__private::lints::pass_check(
+                    id,
+                    |errgroup_value| {
+                        #[allow(unused_imports)]
+                        use ::errgroup::__private::lints::via::*;
+                        {
+                            let errgroup_verdict =
+                                (&&&&&::errgroup::__private::lints::function(&errgroup_value))
+                                    .errgroup_verdict();
+                            #[allow(clippy::all, clippy::pedantic)]
+                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                errgroup_verdict.channel().0,
+                                (errgroup_verdict).channel().1,
+                            );
+                            #[allow(clippy::all, clippy::pedantic)]
+                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                errgroup_verdict.task().0,
+                                (errgroup_verdict).task().1,
+                            );
+                        }
+                    },
+                )) {
+                    errgroup_value => {
+                        #[allow(unreachable_code, unused)]
+                        if false {
+                            ::errgroup::__private::lints::never();
+                            #[allow(unused_imports)]
+                            use ::errgroup::__private::lints::via::*;
+                            {
+                                let errgroup_verdict =
+                                    (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                        .errgroup_verdict();
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
+                            }
+                        }
+                        errgroup_value
+                    }
+                })
+                .await
+                {
+                    errgroup_value => {
+                        #[allow(unreachable_code, unused)]
+                        if false {
+                            ::errgroup::__private::lints::never();
+                            #[allow(unused_imports)]
+                            use ::errgroup::__private::lints::via::*;
+                            {
+                                let errgroup_verdict =
+                                    (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                        .errgroup_verdict();
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                #[allow(clippy::all, clippy::pedantic)]
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
+                            }
+                        }
+                        errgroup_value
+                    }
+                })
+            }),
+        ));
         let __errgroup_result = __errgroup_scope
-            .run((
-                ::errgroup::__private::InTask.branch(&__errgroup_scope, &__errgroup_ctx0, async {
-                    #[allow(dead_code)]
-                    fn ctx() {}
-                    #[allow(unused_variables)]
-                    let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
-                    (match (match fetch_user(
-                        ctx,
-                        ::errgroup::__private::lints::pass_check(id, |errgroup_value| {
-                            #[allow(unused_imports)]
-                            use ::errgroup::__private::lints::via::*;
-                            {
-                                let errgroup_verdict =
-                                    (&&&&&::errgroup::__private::lints::function(&errgroup_value))
-                                        .errgroup_verdict();
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                    errgroup_verdict.channel().0,
-                                    (errgroup_verdict).channel().1,
-                                );
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                    errgroup_verdict.task().0,
-                                    (errgroup_verdict).task().1,
-                                );
-                            }
-                        }),
-                    ) {
-                        errgroup_value => {
-                            #[allow(unreachable_code, unused)]
-                            if false {
-                                ::errgroup::__private::lints::never();
-                                #[allow(unused_imports)]
-                                use ::errgroup::__private::lints::via::*;
-                                {
-                                    let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
-                                            .errgroup_verdict();
-                                    #[allow(clippy::all, clippy::pedantic)]
-                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                        errgroup_verdict.channel().0,
-                                        (errgroup_verdict).channel().1,
-                                    );
-                                    #[allow(clippy::all, clippy::pedantic)]
-                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                        errgroup_verdict.task().0,
-                                        (errgroup_verdict).task().1,
-                                    );
-                                }
-                            }
-                            errgroup_value
-                        }
-                    })
-                    .await
-                    {
-                        errgroup_value => {
-                            #[allow(unreachable_code, unused)]
-                            if false {
-                                ::errgroup::__private::lints::never();
-                                #[allow(unused_imports)]
-                                use ::errgroup::__private::lints::via::*;
-                                {
-                                    let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
-                                            .errgroup_verdict();
-                                    #[allow(clippy::all, clippy::pedantic)]
-                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                        errgroup_verdict.channel().0,
-                                        (errgroup_verdict).channel().1,
-                                    );
-                                    #[allow(clippy::all, clippy::pedantic)]
-                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                        errgroup_verdict.task().0,
-                                        (errgroup_verdict).task().1,
-                                    );
-                                }
-                            }
-                            errgroup_value
-                        }
-                    })
-                }),
-                ::errgroup::__private::Spawn.branch(&__errgroup_scope, "orders", async move {
-                    #[allow(dead_code)]
-                    fn ctx() {}
-                    #[allow(unused_variables)]
-                    let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
-                    (match (match fetch_orders(::errgroup::__private::lints::pass_check(
-                        id,
-                        |errgroup_value| {
-                            #[allow(unused_imports)]
-                            use ::errgroup::__private::lints::via::*;
-                            {
-                                let errgroup_verdict =
-                                    (&&&&&::errgroup::__private::lints::function(&errgroup_value))
-                                        .errgroup_verdict();
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                    errgroup_verdict.channel().0,
-                                    (errgroup_verdict).channel().1,
-                                );
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                    errgroup_verdict.task().0,
-                                    (errgroup_verdict).task().1,
-                                );
-                            }
-                        },
-                    )) {
-                        errgroup_value => {
-                            #[allow(unreachable_code, unused)]
-                            if false {
-                                ::errgroup::__private::lints::never();
-                                #[allow(unused_imports)]
-                                use ::errgroup::__private::lints::via::*;
-                                {
-                                    let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
-                                            .errgroup_verdict();
-                                    #[allow(clippy::all, clippy::pedantic)]
-                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                        errgroup_verdict.channel().0,
-                                        (errgroup_verdict).channel().1,
-                                    );
-                                    #[allow(clippy::all, clippy::pedantic)]
-                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                        errgroup_verdict.task().0,
-                                        (errgroup_verdict).task().1,
-                                    );
-                                }
-                            }
-                            errgroup_value
-                        }
-                    })
-                    .await
-                    {
-                        errgroup_value => {
-                            #[allow(unreachable_code, unused)]
-                            if false {
-                                ::errgroup::__private::lints::never();
-                                #[allow(unused_imports)]
-                                use ::errgroup::__private::lints::via::*;
-                                {
-                                    let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
-                                            .errgroup_verdict();
-                                    #[allow(clippy::all, clippy::pedantic)]
-                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                        errgroup_verdict.channel().0,
-                                        (errgroup_verdict).channel().1,
-                                    );
-                                    #[allow(clippy::all, clippy::pedantic)]
-                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                        errgroup_verdict.task().0,
-                                        (errgroup_verdict).task().1,
-                                    );
-                                }
-                            }
-                            errgroup_value
-                        }
-                    })
-                }),
-            ))
+            .run(::errgroup::__private::pin!(__errgroup_branches))
             .await;
         __errgroup_result
     }

@@ -60,6 +60,9 @@ impl<E: Send + 'static> Record<E> for Boxed {
 /// The one completion step: the error is recorded (cancelling the group)
 /// before the permit is handed back, so whoever takes the permit next sees
 /// the cancellation, as in Go.
+// `#[inline]`: a few lines on the way out of every branch, where a call
+// cost as much.
+#[inline]
 pub(crate) fn complete<T, E>(
     record: &impl Record<E>,
     owner: &impl Owner,
@@ -338,11 +341,6 @@ impl<C, N: Who> Head<C, N> {
 }
 
 impl<'s, E> Head<&'s State<E>, Named<'s>> {
-    /// The scope's state, which the branch borrows and records its error in.
-    pub(crate) fn owner(&self) -> &'s State<E> {
-        self.core
-    }
-
     /// An in-task branch's head and the span to run its body in: the
     /// recipe's first half ([`unit()`]), made once per kind of group
     /// rather than once per body.
@@ -375,33 +373,65 @@ impl<F: Future, C, N> Guarded<trace::Traced<F>, C, N> {
     }
 }
 
-impl<F, C, N, T, E> Guarded<F, C, N>
-where
-    F: Future<Output = Result<T, E>>,
-    C: Owner,
-    N: Who,
-{
-    /// [`Run`]'s poll for a branch, its error recorded by `record` and its
-    /// permit handed back at once: its value.
-    // `#[inline]`: see [`Head::guard`].
-    #[inline]
-    pub(crate) fn value(
-        self: Pin<&mut Self>,
-        record: &impl Record<E>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<T>> {
-        let this = self.project();
-        this.head.value(record, this.body, cx)
-    }
-
+impl<F, C, N> Guarded<F, C, N> {
     /// Its part that is not the body.
     pub(crate) fn head(&self) -> &Head<C, N> {
         &self.head
     }
 }
 
+impl<'s, F, E, T> Guarded<F, &'s State<E>, Named<'s>>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    /// [`Guarded::value`] for an in-task branch (`InTaskLeaf`, engine.rs),
+    /// which drops its unit as soon as this is `Ready`.
+    // `#[inline]`: see [`Head::guard`].
+    #[inline]
+    pub(crate) fn in_task_value(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.project();
+        this.head.in_task_value(this.body, cx)
+    }
+}
+
+impl<'s, E> Head<&'s State<E>, Named<'s>> {
+    /// [`Head::value`] for an in-task branch, whose unit is dropped as soon
+    /// as this is `Ready`, its permit with it (after its error or panic is
+    /// recorded, as [`complete`] does): a running one's phase is left as it
+    /// is, where [`Head::guard`] moved it out and back.
+    // `#[inline]`: see [`Head::guard`].
+    #[inline]
+    fn in_task_value<T>(
+        &mut self,
+        body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<T>> {
+        let Phase::Running(_, echoed) = &mut self.phase else {
+            let state = self.core;
+            return self.value(&state, body, cx);
+        };
+        let collect = echo::Collect::start();
+        let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+        *echoed |= collect.finish();
+        let echoed = *echoed;
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
+            Ok(Poll::Ready(Err(error))) => {
+                self.core.fail(self.task.name(), error, echoed);
+                Poll::Ready(None)
+            }
+            Err(payload) => {
+                self.core.panicked(self.task.name(), payload);
+                Poll::Ready(None)
+            }
+        }
+    }
+}
+
 impl<C: Owner, N: Who> Head<C, N> {
-    /// [`Guarded::value`], not generic over the body (see [`Head::guard`]).
+    /// A branch's value, its error recorded by `record` and its permit
+    /// handed back at once (not generic over the body: see [`Head::guard`]).
     // `#[inline]`: see [`Head::guard`].
     #[inline]
     fn value<T, E>(

@@ -148,8 +148,7 @@ where
         let Some(unit) = this.unit.as_mut().as_pin_mut() else {
             return Poll::Ready(());
         };
-        let state = unit.head().owner();
-        *this.value = ready!(unit.value(&state, cx));
+        *this.value = ready!(unit.in_task_value(cx));
         this.unit.set(None);
         Poll::Ready(())
     }
@@ -167,6 +166,31 @@ where
         if let Some(unit) = &self.unit {
             unit.head().running(census);
         }
+    }
+}
+
+/// Branches pinned where the caller keeps them (the expansion's
+/// `pin!(join(..))`): the group's future holds a pointer to them, so
+/// awaiting it moves a few words, not every branch.
+impl<B: Branch + ?Sized> Branch for Pin<&mut B> {
+    type Value = B::Value;
+
+    #[inline]
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.get_mut().as_mut().poll_branch(cx)
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        self.get_mut().as_mut().stop();
+    }
+
+    #[inline]
+    fn take(self: Pin<&mut Self>) -> Option<B::Value> {
+        self.get_mut().as_mut().take()
+    }
+
+    fn running(&self, census: &mut Census) {
+        (**self).running(census);
     }
 }
 
@@ -228,6 +252,16 @@ macro_rules! join {
             fn into_branches(self) -> Self::Branches {
                 let ($($b,)+) = self;
                 $Join { $($b,)+ }
+            }
+        }
+
+        impl<'p, $($B: Branch),+> IntoBranches for Pin<&'p mut $Join<$($B),+>> {
+            type Branches = Self;
+            const LEN: usize = [$(stringify!($b)),+].len();
+
+            #[inline]
+            fn into_branches(self) -> Self {
+                self
             }
         }
     };
@@ -380,7 +414,7 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
     // Still without a core: no task to await, no question to answer.
     let Some(core) = place.core() else {
         return match polled {
-            Poll::Ready(()) => Poll::Ready(scope.state.finish_closed(branches.take(), true)),
+            Poll::Ready(()) => Poll::Ready(scope.state.finish_inline(branches.take())),
             Poll::Pending => Poll::Pending,
         };
     };

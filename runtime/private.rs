@@ -17,6 +17,7 @@ use tokio::time::Instant;
 pub use core::clone::Clone;
 pub use core::convert::Infallible;
 pub use core::mem::drop;
+pub use core::pin::pin;
 pub use core::result::Result;
 
 #[path = "lints.rs"]
@@ -50,10 +51,11 @@ impl Config {
     /// caller's location is where the group was written (its span's site).
     #[must_use]
     #[track_caller]
+    #[inline]
     pub fn new() -> Self {
         Config {
             settings: Settings {
-                parent: crate::ctx::ambient_core(),
+                parent: crate::state::ambient(),
                 site: Some(std::panic::Location::caller()),
                 ..Settings::default()
             },
@@ -118,7 +120,12 @@ impl Default for Config {
 
 impl<E: 'static> Scope<E> {
     #[must_use]
-    #[inline]
+    // `always`: inlined where the group is written, its state is written
+    // in place; called, it was built on the stack and copied (a memcpy),
+    // and `#[inline]` alone left it called (682 Ir per trivial group
+    // against 611, benches/instructions.sh).
+    #[allow(clippy::inline_always, reason = "measured: see the comment above")]
+    #[inline(always)]
     pub fn new(config: Config) -> Self {
         let token = config.settings.token.clone();
         Scope::with_state(State::new(config.settings), config.grace, token)

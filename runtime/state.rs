@@ -115,7 +115,18 @@ scoped_tls::scoped_thread_local! {
 /// in its driver's lend and sets none: its group is the lending one). So
 /// one look at the lend answers for a group nested in an in-task branch,
 /// and the task's is read only outside any driver's poll.
+// `#[inline]`: where a group is created, most often with nothing set.
+#[inline]
 pub(crate) fn ambient() -> Option<Arc<Core>> {
+    if !Counted::any() {
+        return None;
+    }
+    ambient_set()
+}
+
+/// [`ambient`] once something is set.
+#[inline(never)]
+fn ambient_set() -> Option<Arc<Core>> {
     if LENT.is_set() {
         return LENT.with(|place| Some(Arc::clone(place.promote())));
     }
@@ -131,7 +142,40 @@ pub(crate) fn ambient_raw() -> Option<Arc<Core>> {
 /// task (a `#[spawn]` branch or item, a `ctx.spawn`, `Group` or pool
 /// task), around each of its polls.
 pub(crate) fn in_ambient<R>(core: &Arc<Core>, f: impl FnOnce() -> R) -> R {
+    let _counted = Counted::new();
     AMBIENT.set(core, f)
+}
+
+std::thread_local! {
+    /// How many lends and ambient groups are set on this thread ([`lend`],
+    /// [`in_ambient`]): where a group is created, one read of a plain
+    /// thread-local says that none is, where asking both scoped keys took
+    /// a call each (their thread-locals are lazily initialized).
+    static SET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// One lend or ambient group set, counted in [`SET`] while it lives
+/// (unwinding included).
+struct Counted;
+
+impl Counted {
+    #[inline]
+    fn new() -> Self {
+        SET.with(|set| set.set(set.get() + 1));
+        Counted
+    }
+
+    #[inline]
+    fn any() -> bool {
+        SET.with(std::cell::Cell::get) != 0
+    }
+}
+
+impl Drop for Counted {
+    #[inline]
+    fn drop(&mut self) {
+        SET.with(|set| set.set(set.get() - 1));
+    }
 }
 
 /// What a group needs to build its core.
@@ -981,6 +1025,19 @@ impl<E: Send + Sync + 'static> State<E> {
         self.finish_slow(value, tasks_ok)
     }
 
+    /// [`State::finish_closed`] for a group the driver has just seen
+    /// without a core once every branch returned: none can promote it any
+    /// more, so only its inline cancellation is read.
+    #[inline]
+    pub(crate) fn finish_inline<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
+        if !self.place.cancelled.load(Ordering::Acquire) {
+            if let Some(value) = value {
+                return Ok(value);
+            }
+        }
+        self.finish_slow(value, true)
+    }
+
     #[inline(never)]
     fn finish_slow<T>(&self, value: Option<T>, tasks_ok: bool) -> Result<T, Error<E>> {
         let core = self.place.core();
@@ -1071,7 +1128,8 @@ impl<E: Send + Sync + 'static> State<E> {
 // `grace`, token or `shutdown_on` and without the `tracing` feature, keeps
 // here what its code reads and writes: its cancellation cause, its first
 // panic, and how many later failures it ranked. Its branches' ctxs borrow
-// it (`BranchCtx<'_, E>`), so such a group allocates nothing.
+// it (`BranchCtx<'_, E>`), so such a group allocates nothing until it is
+// cancelled or a branch panics (the record of which is boxed: `Slow`).
 //
 // # Promotion
 //
@@ -1111,6 +1169,7 @@ scoped_tls::scoped_thread_local! {
 /// `f`, which then wins until its poll returns.
 #[inline]
 pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
+    let _counted = Counted::new();
     LENT.set(place, f)
 }
 
@@ -1130,7 +1189,10 @@ pub(crate) fn needs_core(settings: &Settings) -> bool {
 pub(crate) struct Place {
     /// `slow.cause` is set; read without the lock.
     cancelled: AtomicBool,
-    slow: Mutex<Slow>,
+    /// Boxed, made the first time it is written: most groups never write
+    /// it, and inline it took most of the group's state, which the
+    /// expansion writes and moves at every group's start (Scope, engine.rs).
+    slow: Mutex<Option<Box<Slow>>>,
     /// The promoted group; set once, under `slow`'s lock.
     core: OnceLock<Arc<Core>>,
     /// `core` is set: its publication as loom sees it (the `OnceLock`'s
@@ -1164,7 +1226,8 @@ impl std::fmt::Debug for Place {
 impl Place {
     /// The state of a group built from `settings`: a core from birth if
     /// it needs one ([`needs_core`]).
-    #[inline]
+    #[allow(clippy::inline_always, reason = "see `Scope::new` (private.rs)")]
+    #[inline(always)]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
         let core = OnceLock::new();
@@ -1188,7 +1251,7 @@ impl Place {
         Place {
             cancelled: AtomicBool::new(false),
             promoted: AtomicBool::new(promoted),
-            slow: Mutex::new(Slow::default()),
+            slow: Mutex::new(None),
             core,
             site,
             span,
@@ -1222,7 +1285,11 @@ impl Place {
         });
         // A fresh core has no waiter, child or hook to call out to, so
         // this runs under the lock without calling into other code.
-        core.adopt(slow.cause.take(), slow.panic.take(), slow.ranked);
+        let (cause, panic, ranked) = match slow.take() {
+            Some(slow) => (slow.cause, slow.panic, slow.ranked),
+            None => (None, None, 0),
+        };
+        core.adopt(cause, panic, ranked);
         let core = self.core.get_or_init(|| core);
         self.promoted.store(true, Ordering::Release);
         drop(slow);
@@ -1254,7 +1321,9 @@ impl Place {
             return None;
         }
         // Promoted meanwhile: the cause moved into the core.
-        let inline = lock(&self.slow).cause.clone();
+        let inline = lock(&self.slow)
+            .as_ref()
+            .and_then(|slow| slow.cause.clone());
         inline.or_else(|| self.core()?.cause())
     }
 
@@ -1281,13 +1350,13 @@ impl Place {
             drop(slow);
             return core.cancel_then(cause, first);
         }
-        if slow.cause.is_some() {
+        if slow.as_ref().is_some_and(|slow| slow.cause.is_some()) {
             drop(slow);
             first(false);
             return false;
         }
         let told = trace::ENABLED.then(|| cause.clone());
-        slow.cause = Some(cause);
+        slow.get_or_insert_default().cause = Some(cause);
         self.cancelled.store(true, Ordering::Release);
         drop(slow);
         first(true);
@@ -1324,7 +1393,7 @@ impl Place {
                 core.adopt(None, Some(payload), 0);
             }
             None => {
-                slow.panic.get_or_insert(payload);
+                slow.get_or_insert_default().panic.get_or_insert(payload);
             }
         }
     }
@@ -1339,13 +1408,14 @@ impl Place {
             drop(slow);
             return core.later_rank();
         }
+        let slow = slow.get_or_insert_default();
         slow.ranked += 1;
         slow.ranked - 1
     }
 
     /// The panic of an unpromoted group, taken once it has finished.
     pub(crate) fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
-        lock(&self.slow).panic.take()
+        lock(&self.slow).as_mut()?.panic.take()
     }
 }
 

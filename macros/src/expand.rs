@@ -4,8 +4,8 @@
 //! The expansion is a block expression that awaits, like `tokio::try_join!`:
 //! the header values become a `Config`, each branch one constructor call
 //! (`InTask`, `Spawn` or `Blocking`, `.branch(..)` for one body and
-//! `.fan_out(..)` for a `for` branch), and the tuple of branches is handed
-//! to `scope.run(..)`, the runtime's loop. In-task branches live in that
+//! `.fan_out(..)` for a `for` branch), and the tuple of branches, pinned
+//! in the block, is handed to `scope.run(..)`, the runtime's loop. In-task branches live in that
 //! future, so they may borrow locals. Internal names carry
 //! `Span::mixed_site()`, so branch bodies cannot see them; only `ctx` is
 //! given the caller's span on purpose.
@@ -73,6 +73,12 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
         .map(|i| format_ident!("__errgroup_value{}", i, span = site))
         .collect();
     let tuple = nest(&branches, Some(&rt));
+    // Pinned where the block keeps them: the group's future points to
+    // them, and awaiting it moves a few words, not every branch. Bound
+    // first, so that `pin!` is handed a name, not the branches' tokens.
+    let pinned = format_ident!("__errgroup_branches", span = site);
+    setup.extend(quote_spanned!(site=> let #pinned = #rt::join(#tuple);));
+    let tuple = quote_spanned!(site=> #rt::pin!(#pinned));
     // A signal that is not a future is reported once, at the value: the
     // call that turns it into its future and the run's `.await` (which
     // awaits it too) are both spanned there.
