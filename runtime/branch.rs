@@ -2,8 +2,8 @@
 //! catch a panic, then complete: record an error, hand the `limit` permit
 //! back. Every kind of branch (in-task, `#[spawn]`, `#[blocking]`, a fan-out
 //! item, a `ctx.spawn` task, a `Group`'s task) is built by the one recipe
-//! ([`unit()`], [`task_unit`], [`blocking_unit`]: its span, its ambient
-//! group, its guard) and completes through [`complete`].
+//! ([`unit()`], [`task_unit`], [`blocking_unit`], [`item_unit`]: its span,
+//! its ambient group, its guard) and completes through [`complete`].
 //!
 //! Hand-written rather than `async fn`s so that the body's state is stored
 //! once: nested `async fn`s that take a future and await it keep a copy of
@@ -194,8 +194,9 @@ impl Who for Named<'_> {
 }
 
 /// How a branch names itself when it fails or panics: a [`TaskName`], or,
-/// for an in-task fan-out item, its branch's name and its index (24 bytes
-/// where a `TaskName` takes 40, in every item).
+/// for a fan-out item, its branch's name and its index (24 bytes where a
+/// `TaskName` takes 40, in every `#[spawn]` item; an in-task item keeps
+/// neither, its fan-out names it).
 pub(crate) trait Who {
     fn name(&self) -> TaskName;
     /// Its span, a child of its group's `group` (trace.rs): from a borrow of
@@ -478,6 +479,126 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
         trace::none()
     };
     Guarded::new(core, task, trace::instrument(span, body), start)
+}
+
+pin_project! {
+    /// An in-task fan-out item: its body, and nothing its fan-out holds
+    /// for it (its group, the branch's name, the item's index, its `limit`
+    /// permit, whether it was handed a `Cancelled`), which the fan-out
+    /// hands to each poll ([`Bare::poll_as`]). A [`Guarded`] kept them in
+    /// every item, and with its ctx a blocked item held its group and its
+    /// name twice (benches/memory.rs). An item starts with its permit in
+    /// hand: never queued.
+    ///
+    /// Once it has ended it holds nothing: its body, an `async` block, let
+    /// go of everything it held as it returned (or unwound), and its span
+    /// is closed then. So its fan-out may keep it until the slot's next
+    /// item replaces it, where an `Option` around every body to drop it at
+    /// once took a word more per item.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct Bare<F> {
+        // Its own `tracing` span (entered around each poll), not an
+        // `Instrumented` body: that one would keep the span open as long
+        // as the ended item is kept.
+        span: trace::Span,
+        #[pin]
+        body: F,
+    }
+}
+
+impl<F> Bare<F> {
+    /// Its span: closed once it has ended.
+    pub(crate) fn span(&self) -> &trace::Span {
+        &self.span
+    }
+}
+
+impl<F, T, E> Bare<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    /// Polls the body as the item `task` of `owner`'s group, whose error
+    /// `record` records, holding `permit`, `echoed` if a `Cancelled` was
+    /// handed to it as it ran (echo.rs; set by this poll if one is): once
+    /// it has ended, its value if it gave one and the permit, taken from
+    /// `permit` (dropped if it panicked). Not to be polled again then.
+    // `#[inline]`: see [`Head::guard`].
+    #[inline]
+    pub(crate) fn poll_as(
+        self: Pin<&mut Self>,
+        record: &impl Record<E>,
+        owner: &impl Owner,
+        task: &impl Who,
+        permit: &mut Option<Permit>,
+        echoed: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Option<T>, Option<Permit>)> {
+        let this = self.project();
+        let ended = poll_bare(
+            this.span, echoed, this.body, record, owner, task, permit, cx,
+        );
+        if ended.is_ready() {
+            *this.span = trace::none();
+        }
+        ended
+    }
+}
+
+/// [`Bare::poll_as`], not generic over the body (see [`Head::guard`]).
+// `#[inline]`: see [`Head::guard`].
+#[inline]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "Bare::poll_as's, and its two fields"
+)]
+fn poll_bare<T, E>(
+    span: &trace::Span,
+    echoed: &mut bool,
+    mut body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+    record: &impl Record<E>,
+    owner: &impl Owner,
+    task: &impl Who,
+    permit: &mut Option<Permit>,
+    cx: &mut Context<'_>,
+) -> Poll<(Option<T>, Option<Permit>)> {
+    let collect = echo::Collect::start();
+    let polled = owner.enter(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            let _span = trace::enter(span);
+            body.as_mut().poll(cx)
+        }))
+    });
+    *echoed |= collect.finish();
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(output)) => Poll::Ready(complete(
+            record,
+            owner,
+            task,
+            output,
+            permit.take(),
+            *echoed,
+        )),
+        Err(payload) => {
+            // Handed back now, as a panicked unit's.
+            drop(permit.take());
+            owner.panicked(task.name(), payload);
+            Poll::Ready((None, None))
+        }
+    }
+}
+
+/// The recipe ([`unit()`]) for an in-task fan-out item: its body, with its
+/// span.
+// `#[inline]`: see `Guarded::new`.
+#[inline]
+pub(crate) fn item_unit<F: Future>(core: &Arc<Core>, task: ItemName, body: F) -> Bare<F> {
+    let span = if trace::ENABLED {
+        task.span(core.span())
+    } else {
+        trace::none()
+    };
+    Bare { span, body }
 }
 
 /// [`unit()`] for a body that is its own tokio task (a `#[spawn]` branch or

@@ -25,7 +25,7 @@ pub mod lints;
 
 use crate::branch::{
     Boxed, Head, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise, blocking_item,
-    blocking_unit, task_unit, unit,
+    blocking_unit, item_unit, task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
@@ -315,16 +315,10 @@ impl InTask {
         let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
-            // The scope's core and a compact name: no reference count and a
-            // smaller future in every item.
             let task = ItemName { name, index };
-            let start = Start::Now(permit);
-            Keep::new(Run::new(
-                state,
-                unit(core, task, body(item, ctx, ends), start),
-            ))
+            (item_unit(core, task, body(item, ctx, ends)), permit)
         };
-        let pool = InTaskPool::new();
+        let pool = InTaskPool::new(state, core, name);
         Leaf::new(FanOut::new(
             core,
             name,
@@ -458,8 +452,8 @@ impl Spawn {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let body = body(item, ctx, ends);
             let start = Start::Now(permit);
-            // A compact name, as an in-task item's: a smaller future in
-            // every item (workers.rs queues and holds them by value).
+            // A compact name: a smaller future in every item (workers.rs
+            // queues and holds them by value).
             let task = ItemName { name, index };
             Keep::new(Run::new(
                 Boxed,
