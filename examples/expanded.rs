@@ -66,18 +66,15 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     (match (match fetch_user(
                         ctx,
                         ::errgroup::__private::lints::pass_check(id, |errgroup_value| {
-                            #[allow(unused_imports)]
                             use ::errgroup::__private::lints::via::*;
                             {
                                 let errgroup_verdict =
                                     (&&&&&::errgroup::__private::lints::function(&errgroup_value))
                                         .errgroup_verdict();
-                                #[allow(clippy::all, clippy::pedantic)]
                                 ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                     errgroup_verdict.channel().0,
                                     (errgroup_verdict).channel().1,
                                 );
-                                #[allow(clippy::all, clippy::pedantic)]
                                 ::errgroup::__private::lints::GroupTask::errgroup_bound(
                                     errgroup_verdict.task().0,
                                     (errgroup_verdict).task().1,
@@ -86,21 +83,18 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         }),
                     ) {
                         errgroup_value => {
-                            #[allow(unreachable_code, unused)]
+                            #[allow(unreachable_code)]
                             if false {
                                 ::errgroup::__private::lints::never();
-                                #[allow(unused_imports)]
                                 use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
                                         (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
                                             .errgroup_verdict();
-                                    #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                         errgroup_verdict.channel().0,
                                         (errgroup_verdict).channel().1,
                                     );
-                                    #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupTask::errgroup_bound(
                                         errgroup_verdict.task().0,
                                         (errgroup_verdict).task().1,
@@ -113,21 +107,18 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     .await
                     {
                         errgroup_value => {
-                            #[allow(unreachable_code, unused)]
+                            #[allow(unreachable_code)]
                             if false {
                                 ::errgroup::__private::lints::never();
-                                #[allow(unused_imports)]
                                 use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
                                         (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
                                             .errgroup_verdict();
-                                    #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                         errgroup_verdict.channel().0,
                                         (errgroup_verdict).channel().1,
                                     );
-                                    #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupTask::errgroup_bound(
                                         errgroup_verdict.task().0,
                                         (errgroup_verdict).task().1,
@@ -146,18 +137,15 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     (match (match fetch_orders(::errgroup::__private::lints::pass_check(
                         id,
                         |errgroup_value| {
-                            #[allow(unused_imports)]
                             use ::errgroup::__private::lints::via::*;
                             {
                                 let errgroup_verdict =
                                     (&&&&&::errgroup::__private::lints::function(&errgroup_value))
                                         .errgroup_verdict();
-                                #[allow(clippy::all, clippy::pedantic)]
                                 ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                     errgroup_verdict.channel().0,
                                     (errgroup_verdict).channel().1,
                                 );
-                                #[allow(clippy::all, clippy::pedantic)]
                                 ::errgroup::__private::lints::GroupTask::errgroup_bound(
                                     errgroup_verdict.task().0,
                                     (errgroup_verdict).task().1,
@@ -166,21 +154,18 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         },
                     )) {
                         errgroup_value => {
-                            #[allow(unreachable_code, unused)]
+                            #[allow(unreachable_code)]
                             if false {
                                 ::errgroup::__private::lints::never();
-                                #[allow(unused_imports)]
                                 use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
                                         (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
                                             .errgroup_verdict();
-                                    #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                         errgroup_verdict.channel().0,
                                         (errgroup_verdict).channel().1,
                                     );
-                                    #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupTask::errgroup_bound(
                                         errgroup_verdict.task().0,
                                         (errgroup_verdict).task().1,
@@ -193,21 +178,18 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     .await
                     {
                         errgroup_value => {
-                            #[allow(unreachable_code, unused)]
+                            #[allow(unreachable_code)]
                             if false {
                                 ::errgroup::__private::lints::never();
-                                #[allow(unused_imports)]
                                 use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
                                         (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
                                             .errgroup_verdict();
-                                    #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                         errgroup_verdict.channel().0,
                                         (errgroup_verdict).channel().1,
                                     );
-                                    #[allow(clippy::all, clippy::pedantic)]
                                     ::errgroup::__private::lints::GroupTask::errgroup_bound(
                                         errgroup_verdict.task().0,
                                         (errgroup_verdict).task().1,
