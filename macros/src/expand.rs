@@ -158,14 +158,13 @@ impl Names<'_> {
     /// the `let` would otherwise be a pattern matching that item, or be
     /// rejected, where a name that resolves to a fn is a fresh binding.
     /// Items in a block are in scope in all of it, so the `fn` goes first,
-    /// before any statement.
+    /// before any statement. Neither needs an `allow` for going unused:
+    /// rustc does not lint a macro's own tokens.
     fn bind_ctx(&self, from: &TokenStream) -> TokenStream {
         let user_ctx = quote_spanned!(Span::call_site()=> ctx);
         let ctx_type = self.ctx_type();
         quote_spanned! {self.site=>
-            #[allow(dead_code)]
             fn #user_ctx() {}
-            #[allow(unused_variables)]
             let #user_ctx: &#ctx_type = #from;
         }
     }
