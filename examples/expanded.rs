@@ -53,6 +53,7 @@ async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
 )]
 async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     {
+        use ::errgroup::__private::lints::via::*;
         let __errgroup_scope = ::errgroup::__private::Scope::<_>::new(
             ::errgroup::__private::Config::new().with_core(),
         );
@@ -66,27 +67,23 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     (match (match fetch_user(
                         ctx,
                         ::errgroup::__private::lints::pass_check(id, |errgroup_value| {
-                            use ::errgroup::__private::lints::via::*;
-                            {
-                                let errgroup_verdict =
-                                    (&&&&&::errgroup::__private::lints::function(&errgroup_value))
-                                        .errgroup_verdict();
-                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                    errgroup_verdict.channel().0,
-                                    (errgroup_verdict).channel().1,
-                                );
-                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                    errgroup_verdict.task().0,
-                                    (errgroup_verdict).task().1,
-                                );
-                            }
+                            let errgroup_verdict =
+                                (&&&&&::errgroup::__private::lints::function(&errgroup_value))
+                                    .errgroup_verdict();
+                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                errgroup_verdict.channel().0,
+                                (errgroup_verdict).channel().1,
+                            );
+                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                errgroup_verdict.task().0,
+                                (errgroup_verdict).task().1,
+                            );
                         }),
                     ) {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
                                 ::errgroup::__private::lints::never();
-                                use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
                                         (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
@@ -110,7 +107,6 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             #[allow(unreachable_code)]
                             if false {
                                 ::errgroup::__private::lints::never();
-                                use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
                                         (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
@@ -135,27 +131,23 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     (match (match fetch_orders(::errgroup::__private::lints::pass_check(
                         id,
                         |errgroup_value| {
-                            use ::errgroup::__private::lints::via::*;
-                            {
-                                let errgroup_verdict =
-                                    (&&&&&::errgroup::__private::lints::function(&errgroup_value))
-                                        .errgroup_verdict();
-                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                    errgroup_verdict.channel().0,
-                                    (errgroup_verdict).channel().1,
-                                );
-                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                    errgroup_verdict.task().0,
-                                    (errgroup_verdict).task().1,
-                                );
-                            }
+                            let errgroup_verdict =
+                                (&&&&&::errgroup::__private::lints::function(&errgroup_value))
+                                    .errgroup_verdict();
+                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                errgroup_verdict.channel().0,
+                                (errgroup_verdict).channel().1,
+                            );
+                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                errgroup_verdict.task().0,
+                                (errgroup_verdict).task().1,
+                            );
                         },
                     )) {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
                                 ::errgroup::__private::lints::never();
-                                use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
                                         (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
@@ -179,7 +171,6 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             #[allow(unreachable_code)]
                             if false {
                                 ::errgroup::__private::lints::never();
-                                use ::errgroup::__private::lints::via::*;
                                 {
                                     let errgroup_verdict =
                                         (&&&&&::errgroup::__private::lints::probe(&errgroup_value))

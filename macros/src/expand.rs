@@ -21,7 +21,9 @@ use crate::never_ok;
 /// The most branches the runtime's tuples hold; more are nested.
 const MAX_TUPLE: usize = 8;
 
-pub(crate) fn expand(input: &Input) -> TokenStream {
+/// The block's expansion; `imports`, the lint checks' `use`
+/// (`lints::lint`), goes first in it.
+pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStream {
     let site = Span::mixed_site();
     let krate = input.config.krate();
     let rt = krate.private(site);
@@ -99,6 +101,7 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
     };
     quote_spanned! {site=>
         {
+            #imports
             let #scope = #rt::Scope::<#error_type>::new(#config);
             #setup
             let #result = #run;

@@ -227,9 +227,11 @@ const CHANNEL_HELP: &str = "help: use a group-bound channel: the header `let (tx
 const SPAWN_HELP: &str = "help: run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`";
 
 /// Applies the lints to every branch: reports the path-based errors and
-/// adds the type checks to the bodies.
-pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
+/// adds the type checks to the bodies. Returns the `use` their method calls
+/// need, to go around the expansion, when any check was written.
+pub(crate) fn lint(input: &mut Input, errors: &mut Errors) -> Option<TokenStream> {
     let krate = input.config.krate();
+    let checked = std::cell::Cell::new(false);
     for branch in &mut input.branches {
         let attrs = &branch.attrs;
         if attrs.allow_raw_channel && attrs.allow_detached_spawn {
@@ -251,6 +253,7 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             chain: None,
             errors: &mut *errors,
             krate: &krate,
+            checked: &checked,
         };
         match &mut branch.body {
             Body::Broken => {}
@@ -287,6 +290,7 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             }
         }
     }
+    checked.get().then(|| imports(&krate))
 }
 
 /// What a call's path names, when written from the crate root.
@@ -389,6 +393,8 @@ struct Linter<'a> {
     bound_value: bool,
     errors: &'a mut Errors,
     krate: &'a Krate,
+    /// Whether a check was written (see `lint`).
+    checked: &'a std::cell::Cell<bool>,
 }
 
 /// A closure or an async block: the names it binds, and the depth of the
@@ -499,6 +505,7 @@ impl Linter<'_> {
         (first, last): (Span, Span),
         local: bool,
     ) -> TokenStream {
+        self.checked.set(true);
         let site = Span::mixed_site();
         let verdict = Ident::new("errgroup_verdict", site);
         let private = self.krate.private(first);
@@ -668,8 +675,7 @@ impl Linter<'_> {
             // the type parameters its use fixes, and an `&mut` passed where
             // one is expected is reborrowed, not moved.
             Value::Name => {
-                let imports = imports(self.krate);
-                quote_spanned!(site=> #private::lints::pass_check(#value, |#v| { #imports #check }))
+                quote_spanned!(site=> #private::lints::pass_check(#value, |#v| #check))
             }
             Value::Computed | Value::Function | Value::Bound => {
                 let check = unreachable(&check, self.krate);
@@ -1190,7 +1196,9 @@ fn is_local_spawn(expr: &Expr) -> bool {
     }
 }
 
-/// The `use` that brings the checks' methods into scope.
+/// The `use` that brings the checks' methods into scope: once, around the
+/// whole expansion (an item makes its block a scope of its own, which
+/// every method call under it then searches).
 fn imports(krate: &Krate) -> TokenStream {
     let private = krate.private(Span::mixed_site());
     quote_spanned! {Span::mixed_site()=>
@@ -1437,12 +1445,10 @@ fn wrap(body: &mut Expr, frame: Frame, krate: &Krate) {
 fn unreachable(code: &TokenStream, krate: &Krate) -> TokenStream {
     let site = Span::mixed_site();
     let private = krate.private(site);
-    let imports = imports(krate);
     quote_spanned! {site=>
         #[allow(unreachable_code)]
         if false {
             #private::lints::never();
-            #imports
             #code
         }
     }
