@@ -53,7 +53,7 @@ async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
 )]
 async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     {
-        use ::errgroup::__private::lints::via::*;
+        use ::errgroup::__private::lints::{self as errgroup_lints, via::*};
         let __errgroup_scope = ::errgroup::__private::Scope::<_>::new(
             ::errgroup::__private::Config::new().with_core(),
         );
@@ -66,10 +66,9 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
                     (match (match fetch_user(
                         ctx,
-                        ::errgroup::__private::lints::pass_check(id, |errgroup_value| {
+                        errgroup_lints::pass_check(id, |errgroup_value| {
                             let errgroup_verdict =
-                                (&&&&&::errgroup::__private::lints::function(&errgroup_value))
-                                    .errgroup_verdict();
+                                (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
                             ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                 errgroup_verdict.channel().0,
                                 (errgroup_verdict).channel().1,
@@ -83,10 +82,10 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
-                                ::errgroup::__private::lints::never();
+                                errgroup_lints::never();
                                 {
                                     let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                        (&&&&&errgroup_lints::probe(&errgroup_value))
                                             .errgroup_verdict();
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                         errgroup_verdict.channel().0,
@@ -106,10 +105,10 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
-                                ::errgroup::__private::lints::never();
+                                errgroup_lints::never();
                                 {
                                     let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                        (&&&&&errgroup_lints::probe(&errgroup_value))
                                             .errgroup_verdict();
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                         errgroup_verdict.channel().0,
@@ -128,29 +127,25 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                 ::errgroup::__private::Spawn.branch(&__errgroup_scope, "orders", async move {
                     fn ctx() {}
                     let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
-                    (match (match fetch_orders(::errgroup::__private::lints::pass_check(
-                        id,
-                        |errgroup_value| {
-                            let errgroup_verdict =
-                                (&&&&&::errgroup::__private::lints::function(&errgroup_value))
-                                    .errgroup_verdict();
-                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
-                            );
-                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
-                        },
-                    )) {
+                    (match (match fetch_orders(errgroup_lints::pass_check(id, |errgroup_value| {
+                        let errgroup_verdict =
+                            (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
+                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                            errgroup_verdict.channel().0,
+                            (errgroup_verdict).channel().1,
+                        );
+                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                            errgroup_verdict.task().0,
+                            (errgroup_verdict).task().1,
+                        );
+                    })) {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
-                                ::errgroup::__private::lints::never();
+                                errgroup_lints::never();
                                 {
                                     let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                        (&&&&&errgroup_lints::probe(&errgroup_value))
                                             .errgroup_verdict();
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                         errgroup_verdict.channel().0,
@@ -170,10 +165,10 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
-                                ::errgroup::__private::lints::never();
+                                errgroup_lints::never();
                                 {
                                     let errgroup_verdict =
-                                        (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
+                                        (&&&&&errgroup_lints::probe(&errgroup_value))
                                             .errgroup_verdict();
                                     ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                         errgroup_verdict.channel().0,

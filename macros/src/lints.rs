@@ -279,7 +279,7 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) -> Option<TokenStream
                 linter.frames.push(Frame::default());
                 linter.visit_expr_mut(&mut fan_out.expr);
                 let frame = linter.frames.pop().unwrap_or_default();
-                if let Some(probe) = probe_stmt(frame, &krate) {
+                if let Some(probe) = probe_stmt(frame) {
                     let items = &fan_out.expr;
                     let site = Span::mixed_site();
                     let one = Literal::usize_unsuffixed(1);
@@ -458,7 +458,7 @@ impl Linter<'_> {
             self.frames.push(Frame::default());
             self.visit_expr_mut(body);
             let frame = self.frames.pop().unwrap_or_default();
-            wrap(body, frame, self.krate);
+            wrap(body, frame);
         }
         self.targets.pop();
     }
@@ -483,8 +483,6 @@ impl Linter<'_> {
                     Span::mixed_site(),
                 );
                 self.witnesses += 1;
-                let private = self.krate.private(Span::mixed_site());
-                let _ = private;
                 // Typed by its one assignment, in code that never runs.
                 self.blocks[block]
                     .decls
@@ -570,7 +568,7 @@ impl Linter<'_> {
             (frames, targets) = (capture.frames, capture.targets);
         }
         let loose = root.is_some_and(|n| self.loose.contains(n));
-        let private = self.krate.private(Span::mixed_site());
+        let lints = lints_module();
         let tokens = &place.tokens;
         let stmt = match self.mode_at(targets) {
             Mode::Late(block, witness) => {
@@ -580,18 +578,18 @@ impl Linter<'_> {
                     false,
                 );
                 self.blocks[block].checks.push(check);
-                quote_spanned!(Span::mixed_site()=> #witness = #private::lints::witness(&#tokens);)
+                quote_spanned!(Span::mixed_site()=> #witness = #lints::witness(&#tokens);)
             }
             // A place the branch does not bind has its type from outside
             // the group, and one a pattern binds from what it matches:
             // checked deeply; one a `let` binds, only at its head.
             Mode::Now if !loose => self.checks(
-                &quote_spanned!(Span::mixed_site()=> #private::lints::probe(&#tokens)),
+                &quote_spanned!(Span::mixed_site()=> #lints::probe(&#tokens)),
                 span,
                 false,
             ),
             Mode::Now => self.checks(
-                &quote_spanned!(Span::mixed_site()=> #private::lints::shallow(&#tokens)),
+                &quote_spanned!(Span::mixed_site()=> #lints::shallow(&#tokens)),
                 span,
                 false,
             ),
@@ -623,24 +621,22 @@ impl Linter<'_> {
         kind: Value,
     ) {
         let site = Span::mixed_site();
-        let private = self.krate.private(site);
+        let lints = lints_module();
         let v = Ident::new("errgroup_value", site);
         if let Value::Bound = kind
             && let Mode::Late(block, witness) = self.mode()
         {
             let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, local);
             self.blocks[block].checks.push(check);
-            let mut record = quote_spanned!(site=> #witness = #private::lints::witness(&#v););
+            let mut record = quote_spanned!(site=> #witness = #lints::witness(&#v););
             if let Some(projected) = self.replayed(&v, projections) {
                 if let Mode::Late(block, witness) = self.mode() {
                     let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, false);
                     self.blocks[block].checks.push(check);
-                    record.extend(
-                        quote_spanned!(site=> #witness = #private::lints::witness(&#projected);),
-                    );
+                    record.extend(quote_spanned!(site=> #witness = #lints::witness(&#projected);));
                 }
             }
-            let record = unreachable(&record, self.krate);
+            let record = unreachable(&record);
             let value = scrutinee(expr);
             *expr = Expr::Verbatim(quote_spanned! {site=>
                 (match #value {
@@ -657,14 +653,10 @@ impl Linter<'_> {
             Value::Computed => quote!(shallow),
             Value::Function | Value::Name => quote!(function),
         };
-        let mut check = self.checks(
-            &quote_spanned!(site=> #private::lints::#probe(&#v)),
-            span,
-            local,
-        );
+        let mut check = self.checks(&quote_spanned!(site=> #lints::#probe(&#v)), span, local);
         if let Some(tokens) = self.replayed(&v, projections) {
             check.extend(self.checks(
-                &quote_spanned!(site=> #private::lints::shallow(&#tokens)),
+                &quote_spanned!(site=> #lints::shallow(&#tokens)),
                 span,
                 false,
             ));
@@ -675,10 +667,10 @@ impl Linter<'_> {
             // the type parameters its use fixes, and an `&mut` passed where
             // one is expected is reborrowed, not moved.
             Value::Name => {
-                quote_spanned!(site=> #private::lints::pass_check(#value, |#v| #check))
+                quote_spanned!(site=> #lints::pass_check(#value, |#v| #check))
             }
             Value::Computed | Value::Function | Value::Bound => {
-                let check = unreachable(&check, self.krate);
+                let check = unreachable(&check);
                 quote_spanned! {site=>
                     (match #value {
                         #v => {
@@ -826,22 +818,18 @@ impl Linter<'_> {
     /// is dropped at the end of the statement, as before.
     fn discarded(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
         let site = Span::mixed_site();
-        let private = self.krate.private(site);
+        let lints = lints_module();
         let local = is_local_spawn(call);
         let v = Ident::new("errgroup_value", site);
         let code = match self.mode() {
             Mode::Late(block, witness) => {
                 let check = self.checks(&quote_spanned!(site=> #witness.shallow()), span, local);
                 self.blocks[block].checks.push(check);
-                quote_spanned!(site=> #witness = #private::lints::witness(&#v);)
+                quote_spanned!(site=> #witness = #lints::witness(&#v);)
             }
-            Mode::Now => self.checks(
-                &quote_spanned!(site=> #private::lints::shallow(&#v)),
-                span,
-                local,
-            ),
+            Mode::Now => self.checks(&quote_spanned!(site=> #lints::shallow(&#v)), span, local),
         };
-        let code = unreachable(&code, self.krate);
+        let code = unreachable(&code);
         let call = scrutinee(call);
         quote_spanned! {site=>
             #[allow(unreachable_code, unreachable_patterns)]
@@ -857,18 +845,18 @@ impl Linter<'_> {
     /// a `match` whose arm allows the warnings about code after a `!`.
     fn diverging(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
         let site = Span::mixed_site();
-        let private = self.krate.private(site);
+        let lints = lints_module();
         let local = is_local_spawn(call);
         let v = Ident::new("errgroup_value", site);
         let code = match self.mode() {
             Mode::Late(block, witness) => {
                 let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, local);
                 self.blocks[block].checks.push(check);
-                quote_spanned!(site=> #witness = #private::lints::witness(&#v);)
+                quote_spanned!(site=> #witness = #lints::witness(&#v);)
             }
             Mode::Now => return call.to_token_stream(),
         };
-        let code = unreachable(&code, self.krate);
+        let code = unreachable(&code);
         let call = scrutinee(call);
         quote_spanned! {site=>
             match #call {
@@ -1201,9 +1189,17 @@ fn is_local_spawn(expr: &Expr) -> bool {
 /// every method call under it then searches).
 fn imports(krate: &Krate) -> TokenStream {
     let private = krate.private(Span::mixed_site());
+    let lints = lints_module();
     quote_spanned! {Span::mixed_site()=>
-        use #private::lints::via::*;
+        use #private::lints::{self as #lints, via::*};
     }
+}
+
+/// `errgroup_lints`, the runtime's `lints` module as `imports` names it
+/// for the expansion's own (mixed-site) tokens: shorter to write, resolve
+/// and hash than its path, in every check.
+fn lints_module() -> Ident {
+    Ident::new("errgroup_lints", Span::mixed_site())
 }
 
 /// The first and the last token of `tokens`.
@@ -1328,10 +1324,10 @@ fn index_tokens(index: &Expr, krate: &Krate) -> Option<(Replay, Vec<String>)> {
             };
             let index = place.tokens;
             let site = Span::mixed_site();
-            let private = krate.private(site);
+            let lints = lints_module();
             Some((
                 Box::new(
-                    move |tokens| quote_spanned!(site=> (*(#tokens).errgroup_index(#private::lints::probe(&#index)))),
+                    move |tokens| quote_spanned!(site=> (*(#tokens).errgroup_index(#lints::probe(&#index)))),
                 ),
                 place.names,
             ))
@@ -1416,8 +1412,8 @@ impl<'ast> Visit<'ast> for Loose {
 
 /// `{ if false { probes } body }` when the frame has probes: a block, so
 /// that what reads the body's syntax (`never_ok.rs`) still sees its tail.
-fn wrap(body: &mut Expr, frame: Frame, krate: &Krate) {
-    if let Some(probe) = probe_stmt(frame, krate) {
+fn wrap(body: &mut Expr, frame: Frame) {
+    if let Some(probe) = probe_stmt(frame) {
         let inner = std::mem::replace(body, Expr::Verbatim(TokenStream::new()));
         *body = Expr::Block(syn::ExprBlock {
             attrs: Vec::new(),
@@ -1442,24 +1438,24 @@ fn wrap(body: &mut Expr, frame: Frame, krate: &Krate) {
 /// and every lint attribute costs each build a lint-level look-up per
 /// node under it (an `allow(unused)` per block was a fifth of a touched
 /// rebuild's instructions).
-fn unreachable(code: &TokenStream, krate: &Krate) -> TokenStream {
+fn unreachable(code: &TokenStream) -> TokenStream {
     let site = Span::mixed_site();
-    let private = krate.private(site);
+    let lints = lints_module();
     quote_spanned! {site=>
         #[allow(unreachable_code)]
         if false {
-            #private::lints::never();
+            #lints::never();
             #code
         }
     }
 }
 
-fn probe_stmt(frame: Frame, krate: &Krate) -> Option<TokenStream> {
+fn probe_stmt(frame: Frame) -> Option<TokenStream> {
     if frame.probes.is_empty() {
         return None;
     }
     let probes = frame.probes;
-    Some(unreachable(&quote!(#(#probes)*), krate))
+    Some(unreachable(&quote!(#(#probes)*)))
 }
 
 impl VisitMut for Linter<'_> {
@@ -1529,7 +1525,7 @@ impl VisitMut for Linter<'_> {
             }
             let frame = self.frames.pop().unwrap_or_default();
             self.targets.pop();
-            if let Some(probe) = probe_stmt(frame, self.krate) {
+            if let Some(probe) = probe_stmt(frame) {
                 stmts.push(Stmt::Expr(Expr::Verbatim(probe), None));
             }
             stmts.push(stmt);
@@ -1539,10 +1535,7 @@ impl VisitMut for Linter<'_> {
             let checks = late.checks;
             stmts.insert(
                 checks_at,
-                Stmt::Expr(
-                    Expr::Verbatim(unreachable(&quote!(#(#checks)*), self.krate)),
-                    None,
-                ),
+                Stmt::Expr(Expr::Verbatim(unreachable(&quote!(#(#checks)*))), None),
             );
             let decls = late.decls;
             stmts.insert(0, Stmt::Expr(Expr::Verbatim(quote!(#(#decls)*)), None));
@@ -1656,7 +1649,7 @@ impl VisitMut for Linter<'_> {
         self.visit_expr_mut(&mut arm.body);
         let mut frame = self.frames.pop().unwrap_or_default();
         frame.probes.append(&mut frame.deferred);
-        wrap(&mut arm.body, frame, self.krate);
+        wrap(&mut arm.body, frame);
     }
 
     fn visit_expr_if_mut(&mut self, node: &mut syn::ExprIf) {
@@ -1703,7 +1696,7 @@ impl Linter<'_> {
             probes: deferred,
             ..Frame::default()
         };
-        if let Some(probe) = probe_stmt(deferred, self.krate) {
+        if let Some(probe) = probe_stmt(deferred) {
             body.stmts
                 .insert(0, Stmt::Expr(Expr::Verbatim(probe), None));
         }
@@ -1762,7 +1755,7 @@ impl Linter<'_> {
                     self.frames.push(Frame::default());
                     self.visit_expr_mut(expr);
                     let frame = self.frames.pop().unwrap_or_default();
-                    wrap(expr, frame, self.krate);
+                    wrap(expr, frame);
                 }
                 // No statement is added among the macro's own (`tokio::pin!`
                 // takes `let`s only): the checks go before the enclosing
