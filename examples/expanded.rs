@@ -16,7 +16,7 @@
 //! through `::errgroup::__private`, which is not public API. Each value and
 //! name a branch mentions (`id`, `fetch_user(..)`, the `.await`'s output)
 //! passes through a check of its type in code that never runs
-//! (`pass_check(x, |v| ..)`, `match x { v => { if false { never(); .. } v } }`):
+//! (`pass_check(x, |v| ..)`, `match x { v => { if false { loop {} .. } v } }`):
 //! the raw-channel and detached-spawn check (README, "Raw channels and
 //! detached spawns"); it costs nothing at run time.
 
@@ -82,20 +82,18 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
-                                errgroup_lints::never();
-                                {
-                                    let errgroup_verdict =
-                                        (&&&&&errgroup_lints::probe(&errgroup_value))
-                                            .errgroup_verdict();
-                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                        errgroup_verdict.channel().0,
-                                        (errgroup_verdict).channel().1,
-                                    );
-                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                        errgroup_verdict.task().0,
-                                        (errgroup_verdict).task().1,
-                                    );
-                                }
+                                loop {}
+                                let errgroup_verdict =
+                                    (&&&&&errgroup_lints::probe(&errgroup_value))
+                                        .errgroup_verdict();
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
                             }
                             errgroup_value
                         }
@@ -105,20 +103,18 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
-                                errgroup_lints::never();
-                                {
-                                    let errgroup_verdict =
-                                        (&&&&&errgroup_lints::probe(&errgroup_value))
-                                            .errgroup_verdict();
-                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                        errgroup_verdict.channel().0,
-                                        (errgroup_verdict).channel().1,
-                                    );
-                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                        errgroup_verdict.task().0,
-                                        (errgroup_verdict).task().1,
-                                    );
-                                }
+                                loop {}
+                                let errgroup_verdict =
+                                    (&&&&&errgroup_lints::probe(&errgroup_value))
+                                        .errgroup_verdict();
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
                             }
                             errgroup_value
                         }
@@ -142,20 +138,18 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
-                                errgroup_lints::never();
-                                {
-                                    let errgroup_verdict =
-                                        (&&&&&errgroup_lints::probe(&errgroup_value))
-                                            .errgroup_verdict();
-                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                        errgroup_verdict.channel().0,
-                                        (errgroup_verdict).channel().1,
-                                    );
-                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                        errgroup_verdict.task().0,
-                                        (errgroup_verdict).task().1,
-                                    );
-                                }
+                                loop {}
+                                let errgroup_verdict =
+                                    (&&&&&errgroup_lints::probe(&errgroup_value))
+                                        .errgroup_verdict();
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
                             }
                             errgroup_value
                         }
@@ -165,20 +159,18 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         errgroup_value => {
                             #[allow(unreachable_code)]
                             if false {
-                                errgroup_lints::never();
-                                {
-                                    let errgroup_verdict =
-                                        (&&&&&errgroup_lints::probe(&errgroup_value))
-                                            .errgroup_verdict();
-                                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                        errgroup_verdict.channel().0,
-                                        (errgroup_verdict).channel().1,
-                                    );
-                                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                        errgroup_verdict.task().0,
-                                        (errgroup_verdict).task().1,
-                                    );
-                                }
+                                loop {}
+                                let errgroup_verdict =
+                                    (&&&&&errgroup_lints::probe(&errgroup_value))
+                                        .errgroup_verdict();
+                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                    errgroup_verdict.channel().0,
+                                    (errgroup_verdict).channel().1,
+                                );
+                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                    errgroup_verdict.task().0,
+                                    (errgroup_verdict).task().1,
+                                );
                             }
                             errgroup_value
                         }

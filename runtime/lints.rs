@@ -6,7 +6,7 @@
 //! # Recording a type, checking it later
 //!
 //! A place is recorded as `w = witness(&place)` and a `let`'s value as
-//! `match value { v => { w = witness(&v); v } }`, in `if false { never();
+//! `match value { v => { w = witness(&v); v } }`, in `if false { loop {}
 //! .. }` code: type-checked, but never reached by the borrow checker, so a
 //! recording moves and borrows nothing and keeps no borrow alive. `w` is a
 //! [`Witness`], declared untyped at the top of the block; its check is
@@ -96,12 +96,6 @@ impl<T: ?Sized> Witness<T> {
     pub fn shallow(&self) -> Probe<T, Shallow> {
         Probe(PhantomData)
     }
-}
-
-/// Ends what follows it: the checks sit after it, so that the borrow
-/// checker, which skips code nothing reaches, ignores them.
-pub fn never() -> ! {
-    unreachable!("errgroup's lint checks never run")
 }
 
 /// The witness of `value`'s type; called only inside `if false { .. }`.

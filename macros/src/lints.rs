@@ -21,8 +21,8 @@
 //! Nothing the user wrote is evaluated, moved or borrowed differently:
 //!
 //! - **A place** (`tx`, `self.txs[i]`, `(*p).f`, `BUS`) is recorded in an
-//!   `if false { never(); w = witness(&place); }` statement before the
-//!   statement that names it. Code after `never()` is type-checked by rustc
+//!   `if false { loop {} w = witness(&place); }` statement before the
+//!   statement that names it. Code after `loop {}` is type-checked by rustc
 //!   but never reached by the borrow checker, so the probe neither moves
 //!   nor borrows: it works after a move, before an assignment, beside a
 //!   live `&mut`. An index is not evaluated again: a name or `&place` index
@@ -31,7 +31,7 @@
 //!   closure or an async block is recorded outside it, where the name
 //!   means the same: a mention inside would change what it captures.
 //! - **A value** (a call's, a method call's, an `.await`'s, a `?`'s) is
-//!   rewritten in place into `(match value { v => { if false { never();
+//!   rewritten in place into `(match value { v => { if false { loop {}
 //!   w = witness(&v); } v } })`: evaluated once, where it was, moved into
 //!   `v` and out again, its temporaries living as long as before. `w` is
 //!   checked *deeply* at the block's end, where the code after the
@@ -537,12 +537,14 @@ impl Linter<'_> {
                 #lints::#bound::#callee(#verdict.#method().0, #receiver.#method().#one);
             });
         }
-        quote_spanned!(site=> { #out })
+        // No block of its own: a later check's `errgroup_verdict` shadows
+        // this one, after its last use.
+        out
     }
 
     /// Checks a place by type: recorded (or checked) in the statement
     /// before the one that names it, in code that never runs and that the
-    /// borrow checker never reaches (`if false { never(); .. }`): no part of
+    /// borrow checker never reaches (`if false { loop {} .. }`): no part of
     /// it is evaluated, moved or borrowed.
     fn place(&mut self, place: &Place, span: (Span, Span), structural: bool) {
         let root = place.names.first();
@@ -607,7 +609,7 @@ impl Linter<'_> {
 
     /// Checks a value by type where it is computed: evaluated once, where
     /// it was, and handed on unchanged, either through `(match value { v =>
-    /// { if false { never(); w = witness(&v); } v } })` (recorded for the
+    /// { if false { loop {} w = witness(&v); } v } })` (recorded for the
     /// block's late checks) or through `pass_check(value, |v| check(v))`
     /// (checked where it is). `projections` are the fields, indexes and
     /// derefs the user wrote above it (`state.lock().await.tx`), replayed
@@ -667,7 +669,7 @@ impl Linter<'_> {
             // the type parameters its use fixes, and an `&mut` passed where
             // one is expected is reborrowed, not moved.
             Value::Name => {
-                quote_spanned!(site=> #lints::pass_check(#value, |#v| #check))
+                quote_spanned!(site=> #lints::pass_check(#value, |#v| { #check }))
             }
             Value::Computed | Value::Function | Value::Bound => {
                 let check = unreachable(&check);
@@ -813,7 +815,7 @@ impl Linter<'_> {
         self.value_at(expr, projections, local, span, kind);
     }
 
-    /// `f(..);` as `match f(..) { v => { if false { never(); check(&v) } } }`,
+    /// `f(..);` as `match f(..) { v => { if false { loop {} check(&v) } } }`,
     /// with the warnings about code after a `!` allowed on it: the value
     /// is dropped at the end of the statement, as before.
     fn discarded(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
@@ -840,7 +842,7 @@ impl Linter<'_> {
     }
 
     /// `f(..)` as a block's value, where `f` may never return: `{
-    /// #[allow(..)] let v = f(..); if false { never(); w = witness(&v); }
+    /// #[allow(..)] let v = f(..); if false { loop {} w = witness(&v); }
     /// v }` would end the temporaries earlier, so the value goes through
     /// a `match` whose arm allows the warnings about code after a `!`.
     fn diverging(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
@@ -1429,22 +1431,21 @@ fn wrap(body: &mut Expr, frame: Frame) {
     }
 }
 
-/// `if false { never(); code }`: code that never runs, which rustc
+/// `if false { loop {} code }`: code that never runs, which rustc
 /// type-checks (the checks' errors come from there) but the borrow checker
-/// never reaches, as nothing runs after `never()`.
+/// never reaches, as nothing runs after `loop {}`.
 ///
-/// Its one `allow` is for the user-spanned tokens after `never()`: rustc
+/// Its one `allow` is for the user-spanned tokens after `loop {}`: rustc
 /// and clippy report nothing on the mixed-site ones (an external macro's),
 /// and every lint attribute costs each build a lint-level look-up per
 /// node under it (an `allow(unused)` per block was a fifth of a touched
 /// rebuild's instructions).
 fn unreachable(code: &TokenStream) -> TokenStream {
     let site = Span::mixed_site();
-    let lints = lints_module();
     quote_spanned! {site=>
         #[allow(unreachable_code)]
         if false {
-            #lints::never();
+            loop {}
             #code
         }
     }
