@@ -626,17 +626,10 @@ impl Linter<'_> {
         let lints = lints_module();
         let v = Ident::new("errgroup_value", site);
         if let Value::Bound = kind
-            && let Mode::Late(block, witness) = self.mode()
+            && let Some(mut record) = self.late(&v, "probe", span, local)
         {
-            let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, local);
-            self.blocks[block].checks.push(check);
-            let mut record = quote_spanned!(site=> #witness = #lints::witness(&#v););
             if let Some(projected) = self.replayed(&v, projections) {
-                if let Mode::Late(block, witness) = self.mode() {
-                    let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, false);
-                    self.blocks[block].checks.push(check);
-                    record.extend(quote_spanned!(site=> #witness = #lints::witness(&#projected);));
-                }
+                record.extend(self.late(&projected, "probe", span, false));
             }
             let record = unreachable(&record);
             let value = scrutinee(expr);
@@ -815,6 +808,28 @@ impl Linter<'_> {
         self.value_at(expr, projections, local, span, kind);
     }
 
+    /// Where a block checks late: the recording of `value`'s type in a
+    /// fresh witness (`w = witness(&value);`, for code that never runs),
+    /// whose check (`w.probe()` or `w.shallow()`, as `probe` says) goes to
+    /// the block's late checks. `None` where nothing checks late.
+    fn late(
+        &mut self,
+        value: &impl ToTokens,
+        probe: &str,
+        span: (Span, Span),
+        local: bool,
+    ) -> Option<TokenStream> {
+        let Mode::Late(block, witness) = self.mode() else {
+            return None;
+        };
+        let site = Span::mixed_site();
+        let lints = lints_module();
+        let probe = Ident::new(probe, site);
+        let check = self.checks(&quote_spanned!(site=> #witness.#probe()), span, local);
+        self.blocks[block].checks.push(check);
+        Some(quote_spanned!(site=> #witness = #lints::witness(&#value);))
+    }
+
     /// `f(..);` as `match f(..) { v => { if false { loop {} check(&v) } } }`,
     /// with the warnings about code after a `!` allowed on it: the value
     /// is dropped at the end of the statement, as before.
@@ -823,13 +838,9 @@ impl Linter<'_> {
         let lints = lints_module();
         let local = is_local_spawn(call);
         let v = Ident::new("errgroup_value", site);
-        let code = match self.mode() {
-            Mode::Late(block, witness) => {
-                let check = self.checks(&quote_spanned!(site=> #witness.shallow()), span, local);
-                self.blocks[block].checks.push(check);
-                quote_spanned!(site=> #witness = #lints::witness(&#v);)
-            }
-            Mode::Now => self.checks(&quote_spanned!(site=> #lints::shallow(&#v)), span, local),
+        let code = match self.late(&v, "shallow", span, local) {
+            Some(record) => record,
+            None => self.checks(&quote_spanned!(site=> #lints::shallow(&#v)), span, local),
         };
         let code = unreachable(&code);
         let call = scrutinee(call);
@@ -847,16 +858,10 @@ impl Linter<'_> {
     /// a `match` whose arm allows the warnings about code after a `!`.
     fn diverging(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
         let site = Span::mixed_site();
-        let lints = lints_module();
         let local = is_local_spawn(call);
         let v = Ident::new("errgroup_value", site);
-        let code = match self.mode() {
-            Mode::Late(block, witness) => {
-                let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, local);
-                self.blocks[block].checks.push(check);
-                quote_spanned!(site=> #witness = #lints::witness(&#v);)
-            }
-            Mode::Now => return call.to_token_stream(),
+        let Some(code) = self.late(&v, "probe", span, local) else {
+            return call.to_token_stream();
         };
         let code = unreachable(&code);
         let call = scrutinee(call);
@@ -1367,47 +1372,44 @@ impl Loose {
         names.visit_pat(pat);
         self.0.extend(names.0);
     }
+
+    /// The names `pats` bind from `value`, if a generic call feeds it.
+    fn fed<'p>(&mut self, value: &Expr, pats: impl IntoIterator<Item = &'p Pat>) {
+        if generic_chain(value) {
+            for pat in pats {
+                self.pattern(pat);
+            }
+        }
+    }
 }
 
 impl<'ast> Visit<'ast> for Loose {
     fn visit_local(&mut self, node: &'ast syn::Local) {
-        let mut names = Names::default();
-        names.visit_pat(&node.pat);
-        self.0.extend(names.0);
+        self.pattern(&node.pat);
         visit::visit_local(self, node);
     }
 
     // Names bound from a value a generic call feeds (`if let Ok(n) =
     // s.parse()`): their types may come from after the group too.
     fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
-        if generic_chain(&node.expr) {
-            self.pattern(&node.pat);
-        }
+        self.fed(&node.expr, [&*node.pat]);
         visit::visit_expr_let(self, node);
     }
 
     fn visit_expr_match(&mut self, node: &'ast syn::ExprMatch) {
-        if generic_chain(&node.expr) {
-            for arm in &node.arms {
-                self.pattern(&arm.pat);
-            }
-        }
+        self.fed(&node.expr, node.arms.iter().map(|arm| &arm.pat));
         visit::visit_expr_match(self, node);
     }
 
     fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
-        if generic_chain(&node.expr) {
-            self.pattern(&node.pat);
-        }
+        self.fed(&node.expr, [&*node.pat]);
         visit::visit_expr_for_loop(self, node);
     }
 
     fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
-        let mut names = Names::default();
         for input in &node.inputs {
-            names.visit_pat(input);
+            self.pattern(input);
         }
-        self.0.extend(names.0);
         visit::visit_expr_closure(self, node);
     }
 }
