@@ -7,18 +7,16 @@
 //! The shape: a `Scope` built from the headers (none here), one `ctx` per
 //! branch, one constructor per branch (`InTask` polls the body in this
 //! task, so it may borrow; `Spawn` makes it a tokio task; `Blocking` runs
-//! it on the blocking pool), their tuple made one value (`join`) and
-//! pinned where the block keeps it (`pin!`, so that the group's future
-//! holds a pointer, and awaiting it moves a few words, not every branch),
-//! and `scope.run(..)`, the runtime's loop, which polls the branches, waits
-//! for every one, and returns their values or the first error. `ctx` is the only name the body sees; the `__errgroup_*`
+//! it on the blocking pool), and `scope.run(..)`, the runtime's loop, which
+//! polls the branches, waits for every one, and returns their values or the
+//! first error. `ctx` is the only name the body sees; the `__errgroup_*`
 //! names are invisible to it (mixed-site hygiene). The empty `fn ctx` before
 //! each `let ctx` shadows any item of yours named `ctx` (a const, a unit
 //! struct), which would otherwise turn the `let` into a pattern match. Everything is reached
 //! through `::errgroup::__private`, which is not public API. Each value and
 //! name a branch mentions (`id`, `fetch_user(..)`, the `.await`'s output)
 //! passes through a check of its type in code that never runs
-//! (`pass_check(x, |v| ..)`, `match x { v => { if false { never(); .. } v } }`):
+//! (`pass_check(x, |v| ..)`, `match x { v => { if false { loop {} .. } v } }`):
 //! the raw-channel and detached-spawn check (README, "Raw channels and
 //! detached spawns"); it costs nothing at run time.
 
@@ -47,12 +45,15 @@ async fn written(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
 /// The same block, expanded.
 #[allow(
     unused_parens,
+    dead_code,
+    unused_variables,
     clippy::all,
     clippy::pedantic,
-    reason = "the expansion as the macro writes it: its lint checks are code rustc's and clippy's lints see in a macro's output only"
+    reason = "the expansion as the macro writes it: rustc and clippy do not lint a macro's own tokens, which here are written by hand"
 )]
 async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
     {
+        use ::errgroup::__private::lints::{self as errgroup_lints, via::*};
         let __errgroup_scope = ::errgroup::__private::Scope::<_>::new(
             ::errgroup::__private::Config::new().with_core(),
         );
@@ -60,53 +61,37 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
         let __errgroup_ctx1 = __errgroup_scope.owned_ctx("orders");
         let __errgroup_branches = ::errgroup::__private::join((
             ::errgroup::__private::InTask.branch(&__errgroup_scope, &__errgroup_ctx0, async {
-                #[allow(dead_code)]
                 fn ctx() {}
-                #[allow(unused_variables)]
                 let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
                 (match (match fetch_user(
                     ctx,
-                    ::errgroup::__private::lints::pass_check(id, |errgroup_value| {
-                        #[allow(unused_imports)]
-                        use ::errgroup::__private::lints::via::*;
-                        {
+                    errgroup_lints::pass_check(id, |errgroup_value| {
+                        let errgroup_verdict =
+                            (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
+                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                            errgroup_verdict.channel().0,
+                            (errgroup_verdict).channel().1,
+                        );
+                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                            errgroup_verdict.task().0,
+                            (errgroup_verdict).task().1,
+                        );
+                    }),
+                ) {
+                    errgroup_value => {
+                        #[allow(unreachable_code)]
+                        if false {
+                            loop {}
                             let errgroup_verdict =
-                                (&&&&&::errgroup::__private::lints::function(&errgroup_value))
-                                    .errgroup_verdict();
-                            #[allow(clippy::all, clippy::pedantic)]
+                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                 errgroup_verdict.channel().0,
                                 (errgroup_verdict).channel().1,
                             );
-                            #[allow(clippy::all, clippy::pedantic)]
                             ::errgroup::__private::lints::GroupTask::errgroup_bound(
                                 errgroup_verdict.task().0,
                                 (errgroup_verdict).task().1,
                             );
-                        }
-                    }),
-                ) {
-                    errgroup_value => {
-                        #[allow(unreachable_code, unused)]
-                        if false {
-                            ::errgroup::__private::lints::never();
-                            #[allow(unused_imports)]
-                            use ::errgroup::__private::lints::via::*;
-                            {
-                                let errgroup_verdict =
-                                    (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
-                                        .errgroup_verdict();
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                    errgroup_verdict.channel().0,
-                                    (errgroup_verdict).channel().1,
-                                );
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                    errgroup_verdict.task().0,
-                                    (errgroup_verdict).task().1,
-                                );
-                            }
                         }
                         errgroup_value
                     }
@@ -114,79 +99,53 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                 .await
                 {
                     errgroup_value => {
-                        #[allow(unreachable_code, unused)]
+                        #[allow(unreachable_code)]
                         if false {
-                            ::errgroup::__private::lints::never();
-                            #[allow(unused_imports)]
-                            use ::errgroup::__private::lints::via::*;
-                            {
-                                let errgroup_verdict =
-                                    (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
-                                        .errgroup_verdict();
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                    errgroup_verdict.channel().0,
-                                    (errgroup_verdict).channel().1,
-                                );
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                    errgroup_verdict.task().0,
-                                    (errgroup_verdict).task().1,
-                                );
-                            }
+                            loop {}
+                            let errgroup_verdict =
+                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                errgroup_verdict.channel().0,
+                                (errgroup_verdict).channel().1,
+                            );
+                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                errgroup_verdict.task().0,
+                                (errgroup_verdict).task().1,
+                            );
                         }
                         errgroup_value
                     }
                 })
             }),
             ::errgroup::__private::Spawn.branch(&__errgroup_scope, "orders", async move {
-                #[allow(dead_code)]
                 fn ctx() {}
-                #[allow(unused_variables)]
                 let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
-                (match (match fetch_orders(::errgroup::__private::lints::pass_check(
-                    id,
-                    |errgroup_value| {
-                        #[allow(unused_imports)]
-                        use ::errgroup::__private::lints::via::*;
-                        {
+                (match (match fetch_orders(errgroup_lints::pass_check(id, |errgroup_value| {
+                    let errgroup_verdict =
+                        (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
+                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                        errgroup_verdict.channel().0,
+                        (errgroup_verdict).channel().1,
+                    );
+                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                        errgroup_verdict.task().0,
+                        (errgroup_verdict).task().1,
+                    );
+                })) {
+                    errgroup_value => {
+                        #[allow(unreachable_code)]
+                        if false {
+                            loop {}
                             let errgroup_verdict =
-                                (&&&&&::errgroup::__private::lints::function(&errgroup_value))
-                                    .errgroup_verdict();
-                            #[allow(clippy::all, clippy::pedantic)]
+                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             ::errgroup::__private::lints::GroupChannel::errgroup_bound(
                                 errgroup_verdict.channel().0,
                                 (errgroup_verdict).channel().1,
                             );
-                            #[allow(clippy::all, clippy::pedantic)]
                             ::errgroup::__private::lints::GroupTask::errgroup_bound(
                                 errgroup_verdict.task().0,
                                 (errgroup_verdict).task().1,
                             );
-                        }
-                    },
-                )) {
-                    errgroup_value => {
-                        #[allow(unreachable_code, unused)]
-                        if false {
-                            ::errgroup::__private::lints::never();
-                            #[allow(unused_imports)]
-                            use ::errgroup::__private::lints::via::*;
-                            {
-                                let errgroup_verdict =
-                                    (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
-                                        .errgroup_verdict();
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                    errgroup_verdict.channel().0,
-                                    (errgroup_verdict).channel().1,
-                                );
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                    errgroup_verdict.task().0,
-                                    (errgroup_verdict).task().1,
-                                );
-                            }
                         }
                         errgroup_value
                     }
@@ -194,26 +153,19 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                 .await
                 {
                     errgroup_value => {
-                        #[allow(unreachable_code, unused)]
+                        #[allow(unreachable_code)]
                         if false {
-                            ::errgroup::__private::lints::never();
-                            #[allow(unused_imports)]
-                            use ::errgroup::__private::lints::via::*;
-                            {
-                                let errgroup_verdict =
-                                    (&&&&&::errgroup::__private::lints::probe(&errgroup_value))
-                                        .errgroup_verdict();
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupChannel::errgroup_bound(
-                                    errgroup_verdict.channel().0,
-                                    (errgroup_verdict).channel().1,
-                                );
-                                #[allow(clippy::all, clippy::pedantic)]
-                                ::errgroup::__private::lints::GroupTask::errgroup_bound(
-                                    errgroup_verdict.task().0,
-                                    (errgroup_verdict).task().1,
-                                );
-                            }
+                            loop {}
+                            let errgroup_verdict =
+                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                                errgroup_verdict.channel().0,
+                                (errgroup_verdict).channel().1,
+                            );
+                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                                errgroup_verdict.task().0,
+                                (errgroup_verdict).task().1,
+                            );
                         }
                         errgroup_value
                     }

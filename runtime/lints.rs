@@ -6,7 +6,7 @@
 //! # Recording a type, checking it later
 //!
 //! A place is recorded as `w = witness(&place)` and a `let`'s value as
-//! `match value { v => { w = witness(&v); v } }`, in `if false { never();
+//! `match value { v => { w = witness(&v); v } }`, in `if false { loop {}
 //! .. }` code: type-checked, but never reached by the borrow checker, so a
 //! recording moves and borrows nothing and keeps no borrow alive. `w` is a
 //! [`Witness`], declared untyped at the top of the block; its check is
@@ -98,12 +98,6 @@ impl<T: ?Sized> Witness<T> {
     }
 }
 
-/// Ends what follows it: the checks sit after it, so that the borrow
-/// checker, which skips code nothing reaches, ignores them.
-pub fn never() -> ! {
-    unreachable!("errgroup's lint checks never run")
-}
-
 /// The witness of `value`'s type; called only inside `if false { .. }`.
 #[must_use]
 pub fn witness<T: ?Sized>(value: &T) -> Witness<T> {
@@ -177,20 +171,33 @@ pub struct Here;
 #[derive(Debug)]
 pub struct Elem<M, const I: usize>(PhantomData<M>);
 
-/// Types that are, or hold through a standard wrapper, a raw channel
-/// endpoint (`K` = [`Channel`]) or a detached task's handle ([`Task`]).
-/// `M` says where, so that the impls for a tuple's elements do not overlap.
-#[diagnostic::on_unimplemented(
-    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
-    label = "its type is fixed only by later code",
-    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
-    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
-)]
-pub trait Raw<K, M> {
-    /// The crate the endpoint or task comes from, named in the error.
-    type Crate;
-    /// The endpoint or handle itself, named in the error.
-    type Found: ?Sized;
+/// Declares a trait that finds a raw endpoint or task in a type: its
+/// crate and the endpoint or handle itself, both named in the error. A
+/// type that does not implement it is one the check took for a raw one
+/// while it was still unknown: the message says so, once for all of them.
+macro_rules! finder {
+    ($(#[$doc:meta])* $name:ident<$($param:ident $(= $default:ty)?),*>) => {
+        $(#[$doc])*
+        #[diagnostic::on_unimplemented(
+            message = "`errgroup!` checked this value before its type (`{Self}`) was known",
+            label = "its type is fixed only by later code",
+            note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
+            note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
+        )]
+        pub trait $name<$($param $(= $default)?),*> {
+            /// The crate the endpoint or task comes from, named in the error.
+            type Crate;
+            /// The endpoint or handle itself, named in the error.
+            type Found: ?Sized;
+        }
+    };
+}
+
+finder! {
+    /// Types that are, or hold through a standard wrapper, a raw channel
+    /// endpoint (`K` = [`Channel`]) or a detached task's handle ([`Task`]).
+    /// `M` says where, so that the impls for a tuple's elements do not overlap.
+    Raw<K, M>
 }
 
 /// The answer for a raw value: its kind, crate, and type.
@@ -224,18 +231,9 @@ impl<K, M, T: ?Sized + FirstRaw<K, M>> ViaTuple<K, M> for &&&&Probe<T, Fun> {
     type Answer = Flagged<K, T::Crate, T::Found>;
 }
 
-/// A tuple whose first element is, or holds, a raw endpoint or task.
-#[diagnostic::on_unimplemented(
-    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
-    label = "its type is fixed only by later code",
-    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
-    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
-)]
-pub trait FirstRaw<K, M> {
-    /// The crate the endpoint or task comes from.
-    type Crate;
-    /// The endpoint or handle itself.
-    type Found: ?Sized;
+finder! {
+    /// A tuple whose first element is, or holds, a raw endpoint or task.
+    FirstRaw<K, M>
 }
 
 macro_rules! first_raw {
@@ -325,21 +323,12 @@ impl<K, A: Head<K>, B> Head<K> for (A, B) {
     type Found = A::Found;
 }
 
-/// A raw endpoint or task handle itself, or a pair whose first element is
-/// one: what a function used as a value is flagged for returning (its
-/// result type may still hold unknown parameters, which a deeper look
-/// would take for raw ones).
-#[diagnostic::on_unimplemented(
-    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
-    label = "its type is fixed only by later code",
-    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
-    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
-)]
-pub trait Leaf<K, M = Here> {
-    /// The crate the endpoint or task comes from.
-    type Crate;
-    /// The endpoint or handle itself.
-    type Found: ?Sized;
+finder! {
+    /// A raw endpoint or task handle itself, or a pair whose first element is
+    /// one: what a function used as a value is flagged for returning (its
+    /// result type may still hold unknown parameters, which a deeper look
+    /// would take for raw ones).
+    Leaf<K, M = Here>
 }
 
 impl<K, A: Leaf<K>, B> Leaf<K> for (A, B) {
@@ -347,21 +336,12 @@ impl<K, A: Leaf<K>, B> Leaf<K> for (A, B) {
     type Found = A::Found;
 }
 
-/// Types that are a raw endpoint or task handle at their head: directly,
-/// or through a pointer or a guard (`&`, `Box`, `Arc`, a `MutexGuard`), or
-/// first in a pair. What a shallow probe flags: none of these hides an
-/// unknown type behind a known one the way `Result<?, E>` does.
-#[diagnostic::on_unimplemented(
-    message = "`errgroup!` checked this value before its type (`{Self}`) was known",
-    label = "its type is fixed only by later code",
-    note = "the raw-channel check takes a type it cannot see yet for a raw endpoint",
-    note = "give the value its type where it is made, e.g. `let v: {Self} = ..;` or a turbofish"
-)]
-pub trait Head<K, M = Here> {
-    /// The crate the endpoint or task comes from.
-    type Crate;
-    /// The endpoint or handle itself.
-    type Found: ?Sized;
+finder! {
+    /// Types that are a raw endpoint or task handle at their head: directly,
+    /// or through a pointer or a guard (`&`, `Box`, `Arc`, a `MutexGuard`), or
+    /// first in a pair. What a shallow probe flags: none of these hides an
+    /// unknown type behind a known one the way `Result<?, E>` does.
+    Head<K, M = Here>
 }
 
 macro_rules! head_through {
@@ -461,57 +441,57 @@ impl NotRaw {
     }
 }
 
-/// What a raw channel endpoint inside a branch fails on.
-#[diagnostic::on_unimplemented(
-    message = "an `errgroup!` branch names a raw {Crate} channel endpoint (`{Self}`)",
-    label = "a raw channel, not bound to the group",
-    note = "a raw channel is not closed when the group is cancelled, so a branch blocked on it can hang the group",
-    note = "use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)`; or mark the branch `#[allow(raw_channel)]`"
-)]
-pub trait GroupChannel<Crate> {
-    /// Compiles only for [`NotRaw`].
-    fn errgroup_bound(from: Crate, value: &Self) {
-        let _ = (from, value);
-    }
+/// Declares a trait a raw value's check fails on, with its own message:
+/// only [`NotRaw`] implements it, so a check passes for every other value
+/// only if the verdict was [`NotRaw`].
+macro_rules! bound {
+    ($(#[$attr:meta])* $name:ident) => {
+        $(#[$attr])*
+        pub trait $name<Crate> {
+            /// Compiles only for [`NotRaw`].
+            fn errgroup_bound(from: Crate, value: &Self) {
+                let _ = (from, value);
+            }
+        }
+
+        #[diagnostic::do_not_recommend]
+        impl $name<NotRaw> for NotRaw {}
+    };
 }
 
-#[diagnostic::do_not_recommend]
-impl GroupChannel<NotRaw> for NotRaw {}
-
-/// What a detached task inside a branch fails on.
-#[diagnostic::on_unimplemented(
-    message = "an `errgroup!` branch starts or holds a detached {Crate} task (`{Self}`)",
-    label = "a detached task",
-    note = "the group neither waits for nor cancels a detached task",
-    note = "run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`; or mark the branch `#[allow(detached_spawn)]`"
-)]
-pub trait GroupTask<Crate> {
-    /// Compiles only for [`NotRaw`].
-    fn errgroup_bound(from: Crate, value: &Self) {
-        let _ = (from, value);
-    }
+bound! {
+    /// What a raw channel endpoint inside a branch fails on.
+    #[diagnostic::on_unimplemented(
+        message = "an `errgroup!` branch names a raw {Crate} channel endpoint (`{Self}`)",
+        label = "a raw channel, not bound to the group",
+        note = "a raw channel is not closed when the group is cancelled, so a branch blocked on it can hang the group",
+        note = "use a group-bound channel: the header `let (tx, rx) = channel(cap);` above the branches, or `ctx.channel(cap)`; or mark the branch `#[allow(raw_channel)]`"
+    )]
+    GroupChannel
 }
 
-#[diagnostic::do_not_recommend]
-impl GroupTask<NotRaw> for NotRaw {}
-
-/// What a `spawn_local` inside a branch fails on: its future need not be
-/// `Send`, which `#[spawn]` and `ctx.spawn` require.
-#[diagnostic::on_unimplemented(
-    message = "an `errgroup!` branch starts a detached {Crate} local task (`{Self}`)",
-    label = "a detached local task",
-    note = "the group neither waits for nor cancels a detached task",
-    note = "run the future in the branch's own task with a nested `errgroup! {{ .. }}` inside the branch (its branches need not be `Send`); or mark the branch `#[allow(detached_spawn)]`"
-)]
-pub trait GroupLocalTask<Crate> {
-    /// Compiles only for [`NotRaw`].
-    fn errgroup_bound(from: Crate, value: &Self) {
-        let _ = (from, value);
-    }
+bound! {
+    /// What a detached task inside a branch fails on.
+    #[diagnostic::on_unimplemented(
+        message = "an `errgroup!` branch starts or holds a detached {Crate} task (`{Self}`)",
+        label = "a detached task",
+        note = "the group neither waits for nor cancels a detached task",
+        note = "run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`; or mark the branch `#[allow(detached_spawn)]`"
+    )]
+    GroupTask
 }
 
-#[diagnostic::do_not_recommend]
-impl GroupLocalTask<NotRaw> for NotRaw {}
+bound! {
+    /// What a `spawn_local` inside a branch fails on: its future need not be
+    /// `Send`, which `#[spawn]` and `ctx.spawn` require.
+    #[diagnostic::on_unimplemented(
+        message = "an `errgroup!` branch starts a detached {Crate} local task (`{Self}`)",
+        label = "a detached local task",
+        note = "the group neither waits for nor cancels a detached task",
+        note = "run the future in the branch's own task with a nested `errgroup! {{ .. }}` inside the branch (its branches need not be `Send`); or mark the branch `#[allow(detached_spawn)]`"
+    )]
+    GroupLocalTask
+}
 
 /// A place `container[index]` as seen by the probes, without evaluating or
 /// moving `index` a second time: only its type is taken, from `&index`.

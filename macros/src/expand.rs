@@ -21,7 +21,9 @@ use crate::never_ok;
 /// The most branches the runtime's tuples hold; more are nested.
 const MAX_TUPLE: usize = 8;
 
-pub(crate) fn expand(input: &Input) -> TokenStream {
+/// The block's expansion; `imports`, the lint checks' `use`
+/// (`lints::lint`), goes first in it.
+pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStream {
     let site = Span::mixed_site();
     let krate = input.config.krate();
     let rt = krate.private(site);
@@ -105,6 +107,7 @@ pub(crate) fn expand(input: &Input) -> TokenStream {
     };
     quote_spanned! {site=>
         {
+            #imports
             let #scope = #rt::Scope::<#error_type>::new(#config);
             #setup
             let #result = #run;
@@ -164,14 +167,13 @@ impl Names<'_> {
     /// the `let` would otherwise be a pattern matching that item, or be
     /// rejected, where a name that resolves to a fn is a fresh binding.
     /// Items in a block are in scope in all of it, so the `fn` goes first,
-    /// before any statement.
+    /// before any statement. Neither needs an `allow` for going unused:
+    /// rustc does not lint a macro's own tokens.
     fn bind_ctx(&self, from: &TokenStream) -> TokenStream {
         let user_ctx = quote_spanned!(Span::call_site()=> ctx);
         let ctx_type = self.ctx_type();
         quote_spanned! {self.site=>
-            #[allow(dead_code)]
             fn #user_ctx() {}
-            #[allow(unused_variables)]
             let #user_ctx: &#ctx_type = #from;
         }
     }

@@ -45,11 +45,11 @@ fn errgroup_impl(input: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     let mut errors = errors::Errors::default();
     let mut input = parse::parse(input, &mut errors);
     valid::check(&input, &mut errors);
-    lints::lint(&mut input, &mut errors);
+    let imports = lints::lint(&mut input, &mut errors);
     if errors.fatal() {
         return fallback::fallback(&input, &errors.to_compile_error());
     }
-    let expansion = expand::expand(&input);
+    let expansion = expand::expand(&input, imports.as_ref());
     if errors.is_empty() {
         return expansion;
     }

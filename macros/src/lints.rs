@@ -21,8 +21,8 @@
 //! Nothing the user wrote is evaluated, moved or borrowed differently:
 //!
 //! - **A place** (`tx`, `self.txs[i]`, `(*p).f`, `BUS`) is recorded in an
-//!   `if false { never(); w = witness(&place); }` statement before the
-//!   statement that names it. Code after `never()` is type-checked by rustc
+//!   `if false { loop {} w = witness(&place); }` statement before the
+//!   statement that names it. Code after `loop {}` is type-checked by rustc
 //!   but never reached by the borrow checker, so the probe neither moves
 //!   nor borrows: it works after a move, before an assignment, beside a
 //!   live `&mut`. An index is not evaluated again: a name or `&place` index
@@ -31,7 +31,7 @@
 //!   closure or an async block is recorded outside it, where the name
 //!   means the same: a mention inside would change what it captures.
 //! - **A value** (a call's, a method call's, an `.await`'s, a `?`'s) is
-//!   rewritten in place into `(match value { v => { if false { never();
+//!   rewritten in place into `(match value { v => { if false { loop {}
 //!   w = witness(&v); } v } })`: evaluated once, where it was, moved into
 //!   `v` and out again, its temporaries living as long as before. `w` is
 //!   checked *deeply* at the block's end, where the code after the
@@ -227,9 +227,11 @@ const CHANNEL_HELP: &str = "help: use a group-bound channel: the header `let (tx
 const SPAWN_HELP: &str = "help: run it as a branch marked `#[spawn]`, start it with `ctx.spawn(name, future)`, or give it a nested `errgroup!`";
 
 /// Applies the lints to every branch: reports the path-based errors and
-/// adds the type checks to the bodies.
-pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
+/// adds the type checks to the bodies. Returns the `use` their method calls
+/// need, to go around the expansion, when any check was written.
+pub(crate) fn lint(input: &mut Input, errors: &mut Errors) -> Option<TokenStream> {
     let krate = input.config.krate();
+    let checked = std::cell::Cell::new(false);
     for branch in &mut input.branches {
         let attrs = &branch.attrs;
         if attrs.allow_raw_channel && attrs.allow_detached_spawn {
@@ -251,6 +253,7 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             chain: None,
             errors: &mut *errors,
             krate: &krate,
+            checked: &checked,
         };
         match &mut branch.body {
             Body::Broken => {}
@@ -276,7 +279,7 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
                 linter.frames.push(Frame::default());
                 linter.visit_expr_mut(&mut fan_out.expr);
                 let frame = linter.frames.pop().unwrap_or_default();
-                if let Some(probe) = probe_stmt(frame, &krate) {
+                if let Some(probe) = probe_stmt(frame) {
                     let items = &fan_out.expr;
                     let site = Span::mixed_site();
                     let one = Literal::usize_unsuffixed(1);
@@ -287,6 +290,7 @@ pub(crate) fn lint(input: &mut Input, errors: &mut Errors) {
             }
         }
     }
+    checked.get().then(|| imports(&krate))
 }
 
 /// What a call's path names, when written from the crate root.
@@ -389,6 +393,8 @@ struct Linter<'a> {
     bound_value: bool,
     errors: &'a mut Errors,
     krate: &'a Krate,
+    /// Whether a check was written (see `lint`).
+    checked: &'a std::cell::Cell<bool>,
 }
 
 /// A closure or an async block: the names it binds, and the depth of the
@@ -452,7 +458,7 @@ impl Linter<'_> {
             self.frames.push(Frame::default());
             self.visit_expr_mut(body);
             let frame = self.frames.pop().unwrap_or_default();
-            wrap(body, frame, self.krate);
+            wrap(body, frame);
         }
         self.targets.pop();
     }
@@ -477,13 +483,10 @@ impl Linter<'_> {
                     Span::mixed_site(),
                 );
                 self.witnesses += 1;
-                let private = self.krate.private(Span::mixed_site());
-                let _ = private;
                 // Typed by its one assignment, in code that never runs.
                 self.blocks[block]
                     .decls
                     .push(quote_spanned! {Span::mixed_site()=>
-                        #[allow(unused)]
                         let #witness;
                     });
                 Mode::Late(block, witness)
@@ -500,6 +503,7 @@ impl Linter<'_> {
         (first, last): (Span, Span),
         local: bool,
     ) -> TokenStream {
+        self.checked.set(true);
         let site = Span::mixed_site();
         let verdict = Ident::new("errgroup_verdict", site);
         let private = self.krate.private(first);
@@ -530,16 +534,17 @@ impl Linter<'_> {
             one.set_span(last);
             let callee = Ident::new("errgroup_bound", last);
             out.extend(quote_spanned! {first=>
-                #[allow(clippy::all, clippy::pedantic)]
                 #lints::#bound::#callee(#verdict.#method().0, #receiver.#method().#one);
             });
         }
-        quote_spanned!(site=> { #out })
+        // No block of its own: a later check's `errgroup_verdict` shadows
+        // this one, after its last use.
+        out
     }
 
     /// Checks a place by type: recorded (or checked) in the statement
     /// before the one that names it, in code that never runs and that the
-    /// borrow checker never reaches (`if false { never(); .. }`): no part of
+    /// borrow checker never reaches (`if false { loop {} .. }`): no part of
     /// it is evaluated, moved or borrowed.
     fn place(&mut self, place: &Place, span: (Span, Span), structural: bool) {
         let root = place.names.first();
@@ -565,7 +570,7 @@ impl Linter<'_> {
             (frames, targets) = (capture.frames, capture.targets);
         }
         let loose = root.is_some_and(|n| self.loose.contains(n));
-        let private = self.krate.private(Span::mixed_site());
+        let lints = lints_module();
         let tokens = &place.tokens;
         let stmt = match self.mode_at(targets) {
             Mode::Late(block, witness) => {
@@ -575,18 +580,18 @@ impl Linter<'_> {
                     false,
                 );
                 self.blocks[block].checks.push(check);
-                quote_spanned!(Span::mixed_site()=> #witness = #private::lints::witness(&#tokens);)
+                quote_spanned!(Span::mixed_site()=> #witness = #lints::witness(&#tokens);)
             }
             // A place the branch does not bind has its type from outside
             // the group, and one a pattern binds from what it matches:
             // checked deeply; one a `let` binds, only at its head.
             Mode::Now if !loose => self.checks(
-                &quote_spanned!(Span::mixed_site()=> #private::lints::probe(&#tokens)),
+                &quote_spanned!(Span::mixed_site()=> #lints::probe(&#tokens)),
                 span,
                 false,
             ),
             Mode::Now => self.checks(
-                &quote_spanned!(Span::mixed_site()=> #private::lints::shallow(&#tokens)),
+                &quote_spanned!(Span::mixed_site()=> #lints::shallow(&#tokens)),
                 span,
                 false,
             ),
@@ -604,7 +609,7 @@ impl Linter<'_> {
 
     /// Checks a value by type where it is computed: evaluated once, where
     /// it was, and handed on unchanged, either through `(match value { v =>
-    /// { if false { never(); w = witness(&v); } v } })` (recorded for the
+    /// { if false { loop {} w = witness(&v); } v } })` (recorded for the
     /// block's late checks) or through `pass_check(value, |v| check(v))`
     /// (checked where it is). `projections` are the fields, indexes and
     /// derefs the user wrote above it (`state.lock().await.tx`), replayed
@@ -618,24 +623,15 @@ impl Linter<'_> {
         kind: Value,
     ) {
         let site = Span::mixed_site();
-        let private = self.krate.private(site);
+        let lints = lints_module();
         let v = Ident::new("errgroup_value", site);
         if let Value::Bound = kind
-            && let Mode::Late(block, witness) = self.mode()
+            && let Some(mut record) = self.late(&v, "probe", span, local)
         {
-            let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, local);
-            self.blocks[block].checks.push(check);
-            let mut record = quote_spanned!(site=> #witness = #private::lints::witness(&#v););
             if let Some(projected) = self.replayed(&v, projections) {
-                if let Mode::Late(block, witness) = self.mode() {
-                    let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, false);
-                    self.blocks[block].checks.push(check);
-                    record.extend(
-                        quote_spanned!(site=> #witness = #private::lints::witness(&#projected);),
-                    );
-                }
+                record.extend(self.late(&projected, "probe", span, false));
             }
-            let record = unreachable(&record, self.krate);
+            let record = unreachable(&record);
             let value = scrutinee(expr);
             *expr = Expr::Verbatim(quote_spanned! {site=>
                 (match #value {
@@ -652,14 +648,10 @@ impl Linter<'_> {
             Value::Computed => quote!(shallow),
             Value::Function | Value::Name => quote!(function),
         };
-        let mut check = self.checks(
-            &quote_spanned!(site=> #private::lints::#probe(&#v)),
-            span,
-            local,
-        );
+        let mut check = self.checks(&quote_spanned!(site=> #lints::#probe(&#v)), span, local);
         if let Some(tokens) = self.replayed(&v, projections) {
             check.extend(self.checks(
-                &quote_spanned!(site=> #private::lints::shallow(&#tokens)),
+                &quote_spanned!(site=> #lints::shallow(&#tokens)),
                 span,
                 false,
             ));
@@ -670,11 +662,10 @@ impl Linter<'_> {
             // the type parameters its use fixes, and an `&mut` passed where
             // one is expected is reborrowed, not moved.
             Value::Name => {
-                let imports = imports(self.krate);
-                quote_spanned!(site=> #private::lints::pass_check(#value, |#v| { #imports #check }))
+                quote_spanned!(site=> #lints::pass_check(#value, |#v| { #check }))
             }
             Value::Computed | Value::Function | Value::Bound => {
-                let check = unreachable(&check, self.krate);
+                let check = unreachable(&check);
                 quote_spanned! {site=>
                     (match #value {
                         #v => {
@@ -817,27 +808,41 @@ impl Linter<'_> {
         self.value_at(expr, projections, local, span, kind);
     }
 
-    /// `f(..);` as `match f(..) { v => { if false { never(); check(&v) } } }`,
+    /// Where a block checks late: the recording of `value`'s type in a
+    /// fresh witness (`w = witness(&value);`, for code that never runs),
+    /// whose check (`w.probe()` or `w.shallow()`, as `probe` says) goes to
+    /// the block's late checks. `None` where nothing checks late.
+    fn late(
+        &mut self,
+        value: &impl ToTokens,
+        probe: &str,
+        span: (Span, Span),
+        local: bool,
+    ) -> Option<TokenStream> {
+        let Mode::Late(block, witness) = self.mode() else {
+            return None;
+        };
+        let site = Span::mixed_site();
+        let lints = lints_module();
+        let probe = Ident::new(probe, site);
+        let check = self.checks(&quote_spanned!(site=> #witness.#probe()), span, local);
+        self.blocks[block].checks.push(check);
+        Some(quote_spanned!(site=> #witness = #lints::witness(&#value);))
+    }
+
+    /// `f(..);` as `match f(..) { v => { if false { loop {} check(&v) } } }`,
     /// with the warnings about code after a `!` allowed on it: the value
     /// is dropped at the end of the statement, as before.
     fn discarded(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
         let site = Span::mixed_site();
-        let private = self.krate.private(site);
+        let lints = lints_module();
         let local = is_local_spawn(call);
         let v = Ident::new("errgroup_value", site);
-        let code = match self.mode() {
-            Mode::Late(block, witness) => {
-                let check = self.checks(&quote_spanned!(site=> #witness.shallow()), span, local);
-                self.blocks[block].checks.push(check);
-                quote_spanned!(site=> #witness = #private::lints::witness(&#v);)
-            }
-            Mode::Now => self.checks(
-                &quote_spanned!(site=> #private::lints::shallow(&#v)),
-                span,
-                local,
-            ),
+        let code = match self.late(&v, "shallow", span, local) {
+            Some(record) => record,
+            None => self.checks(&quote_spanned!(site=> #lints::shallow(&#v)), span, local),
         };
-        let code = unreachable(&code, self.krate);
+        let code = unreachable(&code);
         let call = scrutinee(call);
         quote_spanned! {site=>
             #[allow(unreachable_code, unreachable_patterns)]
@@ -848,23 +853,17 @@ impl Linter<'_> {
     }
 
     /// `f(..)` as a block's value, where `f` may never return: `{
-    /// #[allow(..)] let v = f(..); if false { never(); w = witness(&v); }
+    /// #[allow(..)] let v = f(..); if false { loop {} w = witness(&v); }
     /// v }` would end the temporaries earlier, so the value goes through
     /// a `match` whose arm allows the warnings about code after a `!`.
     fn diverging(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
         let site = Span::mixed_site();
-        let private = self.krate.private(site);
         let local = is_local_spawn(call);
         let v = Ident::new("errgroup_value", site);
-        let code = match self.mode() {
-            Mode::Late(block, witness) => {
-                let check = self.checks(&quote_spanned!(site=> #witness.probe()), span, local);
-                self.blocks[block].checks.push(check);
-                quote_spanned!(site=> #witness = #private::lints::witness(&#v);)
-            }
-            Mode::Now => return call.to_token_stream(),
+        let Some(code) = self.late(&v, "probe", span, local) else {
+            return call.to_token_stream();
         };
-        let code = unreachable(&code, self.krate);
+        let code = unreachable(&code);
         let call = scrutinee(call);
         quote_spanned! {site=>
             match #call {
@@ -1192,13 +1191,22 @@ fn is_local_spawn(expr: &Expr) -> bool {
     }
 }
 
-/// The `use` that brings the checks' methods into scope.
+/// The `use` that brings the checks' methods into scope: once, around the
+/// whole expansion (an item makes its block a scope of its own, which
+/// every method call under it then searches).
 fn imports(krate: &Krate) -> TokenStream {
     let private = krate.private(Span::mixed_site());
+    let lints = lints_module();
     quote_spanned! {Span::mixed_site()=>
-        #[allow(unused_imports)]
-        use #private::lints::via::*;
+        use #private::lints::{self as #lints, via::*};
     }
+}
+
+/// `errgroup_lints`, the runtime's `lints` module as `imports` names it
+/// for the expansion's own (mixed-site) tokens: shorter to write, resolve
+/// and hash than its path, in every check.
+fn lints_module() -> Ident {
+    Ident::new("errgroup_lints", Span::mixed_site())
 }
 
 /// The first and the last token of `tokens`.
@@ -1323,10 +1331,10 @@ fn index_tokens(index: &Expr, krate: &Krate) -> Option<(Replay, Vec<String>)> {
             };
             let index = place.tokens;
             let site = Span::mixed_site();
-            let private = krate.private(site);
+            let lints = lints_module();
             Some((
                 Box::new(
-                    move |tokens| quote_spanned!(site=> (*(#tokens).errgroup_index(#private::lints::probe(&#index)))),
+                    move |tokens| quote_spanned!(site=> (*(#tokens).errgroup_index(#lints::probe(&#index)))),
                 ),
                 place.names,
             ))
@@ -1364,55 +1372,52 @@ impl Loose {
         names.visit_pat(pat);
         self.0.extend(names.0);
     }
+
+    /// The names `pats` bind from `value`, if a generic call feeds it.
+    fn fed<'p>(&mut self, value: &Expr, pats: impl IntoIterator<Item = &'p Pat>) {
+        if generic_chain(value) {
+            for pat in pats {
+                self.pattern(pat);
+            }
+        }
+    }
 }
 
 impl<'ast> Visit<'ast> for Loose {
     fn visit_local(&mut self, node: &'ast syn::Local) {
-        let mut names = Names::default();
-        names.visit_pat(&node.pat);
-        self.0.extend(names.0);
+        self.pattern(&node.pat);
         visit::visit_local(self, node);
     }
 
     // Names bound from a value a generic call feeds (`if let Ok(n) =
     // s.parse()`): their types may come from after the group too.
     fn visit_expr_let(&mut self, node: &'ast syn::ExprLet) {
-        if generic_chain(&node.expr) {
-            self.pattern(&node.pat);
-        }
+        self.fed(&node.expr, [&*node.pat]);
         visit::visit_expr_let(self, node);
     }
 
     fn visit_expr_match(&mut self, node: &'ast syn::ExprMatch) {
-        if generic_chain(&node.expr) {
-            for arm in &node.arms {
-                self.pattern(&arm.pat);
-            }
-        }
+        self.fed(&node.expr, node.arms.iter().map(|arm| &arm.pat));
         visit::visit_expr_match(self, node);
     }
 
     fn visit_expr_for_loop(&mut self, node: &'ast syn::ExprForLoop) {
-        if generic_chain(&node.expr) {
-            self.pattern(&node.pat);
-        }
+        self.fed(&node.expr, [&*node.pat]);
         visit::visit_expr_for_loop(self, node);
     }
 
     fn visit_expr_closure(&mut self, node: &'ast syn::ExprClosure) {
-        let mut names = Names::default();
         for input in &node.inputs {
-            names.visit_pat(input);
+            self.pattern(input);
         }
-        self.0.extend(names.0);
         visit::visit_expr_closure(self, node);
     }
 }
 
 /// `{ if false { probes } body }` when the frame has probes: a block, so
 /// that what reads the body's syntax (`never_ok.rs`) still sees its tail.
-fn wrap(body: &mut Expr, frame: Frame, krate: &Krate) {
-    if let Some(probe) = probe_stmt(frame, krate) {
+fn wrap(body: &mut Expr, frame: Frame) {
+    if let Some(probe) = probe_stmt(frame) {
         let inner = std::mem::replace(body, Expr::Verbatim(TokenStream::new()));
         *body = Expr::Block(syn::ExprBlock {
             attrs: Vec::new(),
@@ -1428,29 +1433,32 @@ fn wrap(body: &mut Expr, frame: Frame, krate: &Krate) {
     }
 }
 
-/// `if false { never(); code }`: code that never runs, which rustc
+/// `if false { loop {} code }`: code that never runs, which rustc
 /// type-checks (the checks' errors come from there) but the borrow checker
-/// never reaches, as nothing runs after `never()`.
-fn unreachable(code: &TokenStream, krate: &Krate) -> TokenStream {
+/// never reaches, as nothing runs after `loop {}`.
+///
+/// Its one `allow` is for the user-spanned tokens after `loop {}`: rustc
+/// and clippy report nothing on the mixed-site ones (an external macro's),
+/// and every lint attribute costs each build a lint-level look-up per
+/// node under it (an `allow(unused)` per block was a fifth of a touched
+/// rebuild's instructions).
+fn unreachable(code: &TokenStream) -> TokenStream {
     let site = Span::mixed_site();
-    let private = krate.private(site);
-    let imports = imports(krate);
     quote_spanned! {site=>
-        #[allow(unreachable_code, unused)]
+        #[allow(unreachable_code)]
         if false {
-            #private::lints::never();
-            #imports
+            loop {}
             #code
         }
     }
 }
 
-fn probe_stmt(frame: Frame, krate: &Krate) -> Option<TokenStream> {
+fn probe_stmt(frame: Frame) -> Option<TokenStream> {
     if frame.probes.is_empty() {
         return None;
     }
     let probes = frame.probes;
-    Some(unreachable(&quote!(#(#probes)*), krate))
+    Some(unreachable(&quote!(#(#probes)*)))
 }
 
 impl VisitMut for Linter<'_> {
@@ -1520,7 +1528,7 @@ impl VisitMut for Linter<'_> {
             }
             let frame = self.frames.pop().unwrap_or_default();
             self.targets.pop();
-            if let Some(probe) = probe_stmt(frame, self.krate) {
+            if let Some(probe) = probe_stmt(frame) {
                 stmts.push(Stmt::Expr(Expr::Verbatim(probe), None));
             }
             stmts.push(stmt);
@@ -1530,10 +1538,7 @@ impl VisitMut for Linter<'_> {
             let checks = late.checks;
             stmts.insert(
                 checks_at,
-                Stmt::Expr(
-                    Expr::Verbatim(unreachable(&quote!(#(#checks)*), self.krate)),
-                    None,
-                ),
+                Stmt::Expr(Expr::Verbatim(unreachable(&quote!(#(#checks)*))), None),
             );
             let decls = late.decls;
             stmts.insert(0, Stmt::Expr(Expr::Verbatim(quote!(#(#decls)*)), None));
@@ -1647,7 +1652,7 @@ impl VisitMut for Linter<'_> {
         self.visit_expr_mut(&mut arm.body);
         let mut frame = self.frames.pop().unwrap_or_default();
         frame.probes.append(&mut frame.deferred);
-        wrap(&mut arm.body, frame, self.krate);
+        wrap(&mut arm.body, frame);
     }
 
     fn visit_expr_if_mut(&mut self, node: &mut syn::ExprIf) {
@@ -1694,7 +1699,7 @@ impl Linter<'_> {
             probes: deferred,
             ..Frame::default()
         };
-        if let Some(probe) = probe_stmt(deferred, self.krate) {
+        if let Some(probe) = probe_stmt(deferred) {
             body.stmts
                 .insert(0, Stmt::Expr(Expr::Verbatim(probe), None));
         }
@@ -1753,7 +1758,7 @@ impl Linter<'_> {
                     self.frames.push(Frame::default());
                     self.visit_expr_mut(expr);
                     let frame = self.frames.pop().unwrap_or_default();
-                    wrap(expr, frame, self.krate);
+                    wrap(expr, frame);
                 }
                 // No statement is added among the macro's own (`tokio::pin!`
                 // takes `let`s only): the checks go before the enclosing
