@@ -409,21 +409,37 @@ impl<'s, E> Head<&'s State<E>, Named<'s>> {
             let state = self.core;
             return self.value(&state, body, cx);
         };
-        let collect = echo::Collect::start();
-        let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
-        *echoed |= collect.finish();
-        let echoed = *echoed;
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
-            Ok(Poll::Ready(Err(error))) => {
-                self.core.fail(self.task.name(), error, echoed);
-                Poll::Ready(None)
-            }
-            Err(payload) => {
-                self.core.panicked(self.task.name(), payload);
-                Poll::Ready(None)
-            }
+        poll_in_task(self.core, &self.task, echoed, body, cx)
+    }
+}
+
+/// The poll of a running in-task branch, whose unit is dropped as soon as
+/// this is `Ready` (after its error or panic is recorded, as [`complete`]
+/// does): [`Head::in_task_value`]'s, and that of a branch of a group
+/// without `limit`, which has no phase (`FreeLeaf`, engine.rs). `echoed`:
+/// whether a `Cancelled` was handed to the body (echo.rs).
+// `#[inline]`: see [`Head::guard`].
+#[inline]
+pub(crate) fn poll_in_task<T, E>(
+    state: &State<E>,
+    task: &Named<'_>,
+    echoed: &mut bool,
+    body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<T>> {
+    let collect = echo::Collect::start();
+    let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+    *echoed |= collect.finish();
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
+        Ok(Poll::Ready(Err(error))) => {
+            state.fail(task.name(), error, *echoed);
+            Poll::Ready(None)
+        }
+        Err(payload) => {
+            state.place.panicked(task.name(), payload);
+            Poll::Ready(None)
         }
     }
 }

@@ -33,7 +33,7 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::branch::{AfterGrace, Guarded, Head, Named, Stop};
+use crate::branch::{AfterGrace, Guarded, Head, Named, Stop, Who, poll_in_task};
 use crate::error::{Census, Error};
 use crate::lifecycle::Lifecycle;
 use crate::state::lend;
@@ -165,6 +165,73 @@ where
     fn running(&self, census: &mut Census) {
         if let Some(unit) = &self.unit {
             unit.head().running(census);
+        }
+    }
+}
+
+pin_project! {
+    /// An in-task branch of a group without `limit`, which starts at once
+    /// and never holds a permit: [`InTaskLeaf`] without a phase (`Head`'s),
+    /// only whether a `Cancelled` was handed to its body. Nothing of it but
+    /// its body and its name needs dropping, where a phase's out-of-line
+    /// drop was a call per branch.
+    pub(crate) struct FreeLeaf<'s, E, F, T> {
+        #[pin]
+        body: Option<Traced<F>>,
+        state: &'s State<E>,
+        task: Named<'s>,
+        echoed: bool,
+        value: Option<T>,
+    }
+}
+
+impl<'s, E, F: Future, T> FreeLeaf<'s, E, F, T> {
+    /// `body` in the span made for it (`Lent::free`, not generic over it).
+    // `#[inline]`: see `InTaskLeaf::new`.
+    #[inline]
+    pub(crate) fn new(
+        state: &'s State<E>,
+        (task, span): (Named<'s>, trace::Span),
+        body: F,
+    ) -> Self {
+        FreeLeaf {
+            body: Some(trace::instrument(span, body)),
+            state,
+            task,
+            echoed: false,
+            value: None,
+        }
+    }
+}
+
+impl<E, F, T> Branch for FreeLeaf<'_, E, F, T>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Value = T;
+
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(body) = this.body.as_mut().as_pin_mut() else {
+            return Poll::Ready(());
+        };
+        *this.value = ready!(poll_in_task(this.state, this.task, this.echoed, body, cx));
+        this.body.set(None);
+        Poll::Ready(())
+    }
+
+    // Dropped where it stands when `grace` expires.
+    fn stop(self: Pin<&mut Self>) {
+        self.project().body.set(None);
+    }
+
+    fn take(self: Pin<&mut Self>) -> Option<T> {
+        self.project().value.take()
+    }
+
+    fn running(&self, census: &mut Census) {
+        if self.body.is_some() {
+            census.add(&self.task.name(), None);
         }
     }
 }
