@@ -162,14 +162,18 @@ pub(crate) enum Named<'s> {
     Static(&'static str),
     Borrowed(&'s TaskName),
     /// A ctx handed over by value whose name was not a plain `&'static str`.
-    Owned(Box<TaskName>),
+    /// An `Arc`, not a `Box`, though it has one owner: its drop is a
+    /// decrement inline and the rest out of line, where a `Box`'s dropped
+    /// the name inline, and dropping a `Named` (every in-task branch does)
+    /// was then a call.
+    Owned(Arc<TaskName>),
 }
 
 impl Named<'_> {
     pub(crate) fn owned(task: TaskName) -> Self {
         match task.as_static() {
             Some(name) => Named::Static(name),
-            None => Named::Owned(Box::new(task)),
+            None => Named::Owned(Arc::new(task)),
         }
     }
 }
