@@ -25,6 +25,7 @@
 //! set their own, in their task.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -34,6 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::branch::{AfterGrace, Guarded, Head, Named, Stop, Who, poll_in_task};
+use crate::cold::Cold;
 use crate::error::{Census, Error};
 use crate::lifecycle::Lifecycle;
 use crate::state::lend;
@@ -347,11 +349,13 @@ join!(Join8: A a, B b, C c, D d, F f, G g, H h, I i);
 #[derive(Debug)]
 pub struct Scope<E> {
     /// Inline: the in-task branches borrow it, and `#[spawn]` ones record
-    /// their error in the core, so it needs no `Arc` of its own.
-    pub(crate) state: State<E>,
+    /// their error in the core, so it needs no `Arc` of its own. Dropped
+    /// by hand, only if it holds something (see `Drop`).
+    pub(crate) state: ManuallyDrop<State<E>>,
     grace: Option<Duration>,
-    /// A `CancellationToken` parent, watched by the loop.
-    token: Option<CancellationToken>,
+    /// A `CancellationToken` parent, watched by the loop. A [`Cold`]: see
+    /// `Drop`.
+    token: Cold<CancellationToken>,
 }
 
 impl<E: 'static> Scope<E> {
@@ -366,9 +370,9 @@ impl<E: 'static> Scope<E> {
             state.core();
         }
         Scope {
-            state,
+            state: ManuallyDrop::new(state),
             grace,
-            token,
+            token: Cold::new(token),
         }
     }
 
@@ -398,13 +402,29 @@ impl<E: 'static> Scope<E> {
 }
 
 impl<E> Drop for Scope<E> {
+    // `#[inline]`: a trivial group's drop is then a test or two where it
+    // is written, not a call.
+    #[inline]
     fn drop(&mut self) {
-        // Nothing if the group finished (its driver returned its result),
-        // or never had a core: then nothing outlives it (`Place`, state.rs).
-        if let Some(core) = self.state.place.core() {
-            core.shut_down();
+        // A state that holds nothing is left undropped (it has no core to
+        // shut down either).
+        if !self.state.holds_nothing() {
+            drop_state(self);
         }
     }
+}
+
+/// [`Scope`]'s drop of a state that holds something.
+#[cold]
+#[inline(never)]
+fn drop_state<E>(scope: &mut Scope<E>) {
+    // Nothing if the group finished (its driver returned its result), or
+    // never had a core: then nothing outlives it (`Place`, state.rs).
+    if let Some(core) = scope.state.place.core() {
+        core.shut_down();
+    }
+    let state = std::mem::replace(&mut scope.state, ManuallyDrop::new(State::empty()));
+    drop(ManuallyDrop::into_inner(state));
 }
 
 pin_project! {

@@ -299,7 +299,7 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        FreeLeaf::new(&scope.state, ctx.into().free(&scope.state), body)
+        FreeLeaf::new(&*scope.state, ctx.into().free(&*scope.state), body)
     }
 
     /// An in-task branch of a group with `limit`: it may wait for a
@@ -316,7 +316,7 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        InTaskLeaf::new(ctx.into().head(&scope.state), body)
+        InTaskLeaf::new(ctx.into().head(&*scope.state), body)
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
@@ -334,7 +334,7 @@ impl InTask {
         Fut: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        let state = &scope.state;
+        let state = &*scope.state;
         let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
@@ -442,7 +442,7 @@ impl Spawn {
             let core = scope.state.core();
             let start = core.start_written();
             let unit = unit(Arc::clone(core), task.clone(), body, start);
-            let run = Run::new(&scope.state, unit);
+            let run = Run::new(&*scope.state, unit);
             Leaf::new(Placed::Inline {
                 run: Inline::new(Arc::clone(core), task, run),
             })
@@ -513,7 +513,7 @@ impl Blocking {
         let ctx = ctx.into_owned();
         let task = ctx.task();
         let job = move || body(&ctx);
-        Leaf::new(blocking_unit(&scope.state, core, task, job, start))
+        Leaf::new(blocking_unit(&*scope.state, core, task, job, start))
     }
 
     pub fn fan_out<'s, E, I, S, L, G, T>(
