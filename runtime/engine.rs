@@ -501,7 +501,7 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
     // Still without a core: no task to await, no question to answer.
     let Some(core) = place.core() else {
         return match polled {
-            Poll::Ready(()) => Poll::Ready(scope.state.finish_inline(branches.take())),
+            Poll::Ready(()) => scope.state.finish_inline(branches.take()),
             Poll::Pending => Poll::Pending,
         };
     };

@@ -1071,14 +1071,23 @@ impl<E: Send + Sync + 'static> State<E> {
     /// [`State::finish_closed`] for a group the driver has just seen
     /// without a core once every branch returned: none can promote it any
     /// more, so only its inline cancellation is read.
+    ///
+    /// The driver's output itself: each path writes it where the driver's
+    /// caller wants it, where a `Result` from the shared slow path was
+    /// written aside and copied over on every path, the fast one too.
     #[inline]
-    pub(crate) fn finish_inline<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
+    pub(crate) fn finish_inline<T>(&self, value: Option<T>) -> Poll<Result<T, Error<E>>> {
         if !self.place.cancelled.load(Ordering::Acquire) {
             if let Some(value) = value {
-                return Ok(value);
+                return Poll::Ready(Ok(value));
             }
         }
-        self.finish_slow(value, true)
+        self.finish_inline_slow(value)
+    }
+
+    #[inline(never)]
+    fn finish_inline_slow<T>(&self, value: Option<T>) -> Poll<Result<T, Error<E>>> {
+        Poll::Ready(self.finish_slow(value, true))
     }
 
     #[inline(never)]
