@@ -393,7 +393,11 @@ impl<E: 'static> Scope<E> {
     #[inline]
     fn life(&self, branches: usize) -> Lifecycle<'_, std::future::Ready<()>> {
         // A group without a core has no timer, token or grace (`Place`, state.rs).
-        trace::branches(self.state.place.span(), branches);
+        // Only with the feature: finding the span reads `promoted` (an
+        // atomic, which is read even when nothing uses what it says).
+        if trace::ENABLED {
+            trace::branches(self.state.place.span(), branches);
+        }
         match self.state.place.core() {
             Some(core) => Lifecycle::new(core, self.grace, self.token.clone(), None),
             None => Lifecycle::idle(),
