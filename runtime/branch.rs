@@ -2,8 +2,8 @@
 //! catch a panic, then complete: record an error, hand the `limit` permit
 //! back. Every kind of branch (in-task, `#[spawn]`, `#[blocking]`, a fan-out
 //! item, a `ctx.spawn` task, a `Group`'s task) is built by the one recipe
-//! ([`unit()`], [`task_unit`], [`blocking_unit`]: its span, its ambient
-//! group, its guard) and completes through [`complete`].
+//! ([`unit()`], [`task_unit`], [`blocking_unit`], [`item_unit`]: its span,
+//! its ambient group, its guard) and completes through [`complete`].
 //!
 //! Hand-written rather than `async fn`s so that the body's state is stored
 //! once: nested `async fn`s that take a future and await it keep a copy of
@@ -21,7 +21,7 @@ use crate::error::{Census, TaskName};
 use crate::limit::{self, Permit, Start};
 use crate::state::{self, Core, State};
 use crate::sync::Arc;
-use crate::tasks::Task;
+use crate::tasks::{Joined, Task};
 use crate::trace;
 
 /// Where a failing branch's error goes: the typed slot of the group's
@@ -155,9 +155,10 @@ impl Owner for &Arc<Core> {
 }
 
 /// The name of an in-task branch, as its ctx lends it (`__private::Lent`):
-/// the one the macro wrote, or a borrow of its ctx's. A `TaskName` is made
-/// only when one is handed out (a failure, a panic, a census).
-#[derive(Debug)]
+/// the one the macro wrote, or a borrow of its ctx's; and of a `#[spawn]`
+/// branch (`__private::SpawnName`). A `TaskName` is made only when one is
+/// handed out (a failure, a panic, a census).
+#[derive(Debug, Clone)]
 pub(crate) enum Named<'s> {
     Static(&'static str),
     Borrowed(&'s TaskName),
@@ -197,8 +198,9 @@ impl Who for Named<'_> {
 }
 
 /// How a branch names itself when it fails or panics: a [`TaskName`], or,
-/// for an in-task fan-out item, its branch's name and its index (24 bytes
-/// where a `TaskName` takes 40, in every item).
+/// for a fan-out item, its branch's name and its index (24 bytes where a
+/// `TaskName` takes 40, in every `#[spawn]` item; an in-task item keeps
+/// neither, its fan-out names it).
 pub(crate) trait Who {
     fn name(&self) -> TaskName;
     /// Its span, a child of its group's `group` (trace.rs): from a borrow of
@@ -499,6 +501,126 @@ pub(crate) fn unit<F: Future, C: Owner, N: Who>(
     Guarded::new(core, task, trace::instrument(span, body), start)
 }
 
+pin_project! {
+    /// An in-task fan-out item: its body, and nothing its fan-out holds
+    /// for it (its group, the branch's name, the item's index, its `limit`
+    /// permit, whether it was handed a `Cancelled`), which the fan-out
+    /// hands to each poll ([`Bare::poll_as`]). A [`Guarded`] kept them in
+    /// every item, and with its ctx a blocked item held its group and its
+    /// name twice (benches/memory.rs). An item starts with its permit in
+    /// hand: never queued.
+    ///
+    /// Once it has ended it holds nothing: its body, an `async` block, let
+    /// go of everything it held as it returned (or unwound), and its span
+    /// is closed then. So its fan-out may keep it until the slot's next
+    /// item replaces it, where an `Option` around every body to drop it at
+    /// once took a word more per item.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct Bare<F> {
+        // Its own `tracing` span (entered around each poll), not an
+        // `Instrumented` body: that one would keep the span open as long
+        // as the ended item is kept.
+        span: trace::Span,
+        #[pin]
+        body: F,
+    }
+}
+
+impl<F> Bare<F> {
+    /// Its span: closed once it has ended.
+    pub(crate) fn span(&self) -> &trace::Span {
+        &self.span
+    }
+}
+
+impl<F, T, E> Bare<F>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    /// Polls the body as the item `task` of `owner`'s group, whose error
+    /// `record` records, holding `permit`, `echoed` if a `Cancelled` was
+    /// handed to it as it ran (echo.rs; set by this poll if one is): once
+    /// it has ended, its value if it gave one and the permit, taken from
+    /// `permit` (dropped if it panicked). Not to be polled again then.
+    // `#[inline]`: see [`Head::guard`].
+    #[inline]
+    pub(crate) fn poll_as(
+        self: Pin<&mut Self>,
+        record: &impl Record<E>,
+        owner: &impl Owner,
+        task: &impl Who,
+        permit: &mut Option<Permit>,
+        echoed: &mut bool,
+        cx: &mut Context<'_>,
+    ) -> Poll<(Option<T>, Option<Permit>)> {
+        let this = self.project();
+        let ended = poll_bare(
+            this.span, echoed, this.body, record, owner, task, permit, cx,
+        );
+        if ended.is_ready() {
+            *this.span = trace::none();
+        }
+        ended
+    }
+}
+
+/// [`Bare::poll_as`], not generic over the body (see [`Head::guard`]).
+// `#[inline]`: see [`Head::guard`].
+#[inline]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "Bare::poll_as's, and its two fields"
+)]
+fn poll_bare<T, E>(
+    span: &trace::Span,
+    echoed: &mut bool,
+    mut body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+    record: &impl Record<E>,
+    owner: &impl Owner,
+    task: &impl Who,
+    permit: &mut Option<Permit>,
+    cx: &mut Context<'_>,
+) -> Poll<(Option<T>, Option<Permit>)> {
+    let collect = echo::Collect::start();
+    let polled = owner.enter(|| {
+        catch_unwind(AssertUnwindSafe(|| {
+            let _span = trace::enter(span);
+            body.as_mut().poll(cx)
+        }))
+    });
+    *echoed |= collect.finish();
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(output)) => Poll::Ready(complete(
+            record,
+            owner,
+            task,
+            output,
+            permit.take(),
+            *echoed,
+        )),
+        Err(payload) => {
+            // Handed back now, as a panicked unit's.
+            drop(permit.take());
+            owner.panicked(task.name(), payload);
+            Poll::Ready((None, None))
+        }
+    }
+}
+
+/// The recipe ([`unit()`]) for an in-task fan-out item: its body, with its
+/// span.
+// `#[inline]`: see `Guarded::new`.
+#[inline]
+pub(crate) fn item_unit<F: Future>(core: &Arc<Core>, task: ItemName, body: F) -> Bare<F> {
+    let span = if trace::ENABLED {
+        task.span(core.span())
+    } else {
+        trace::none()
+    };
+    Bare { span, body }
+}
+
 /// [`unit()`] for a body that is its own tokio task (a `#[spawn]` branch or
 /// item, a `ctx.spawn` task, a `Group`'s task), or polled as one
 /// (`Spawn::inline`): its group is also the ambient one as it is polled
@@ -713,13 +835,13 @@ pin_project! {
     /// (resumed once every branch has returned), not one let out of the
     /// group's poll while its other branches still run.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
-    pub(crate) struct Inline<R> {
+    pub(crate) struct Inline<R, C = Arc<Core>> {
         #[pin]
         run: Option<R>,
-        core: Arc<Core>,
-        task: TaskName,
+        core: C,
+        task: Named<'static>,
     }
-    impl<R> PinnedDrop for Inline<R> {
+    impl<R, C> PinnedDrop for Inline<R, C> {
         fn drop(this: Pin<&mut Self>) {
             // The group's future is dropped: a task it aborts would panic
             // into its join handle, dropped with it, so this panic goes
@@ -730,7 +852,7 @@ pin_project! {
     }
 }
 
-impl<R> std::fmt::Debug for Inline<R> {
+impl<R, C> std::fmt::Debug for Inline<R, C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Inline")
             .field("task", &self.task)
@@ -738,8 +860,10 @@ impl<R> std::fmt::Debug for Inline<R> {
     }
 }
 
-impl<R> Inline<R> {
-    pub(crate) fn new(core: Arc<Core>, task: TaskName, run: R) -> Self {
+impl<R, C> Inline<R, C> {
+    /// `core`: the scope's, borrowed (the branch lives in the group's
+    /// future), as its run's is: no reference count taken and given back.
+    pub(crate) fn new(core: C, task: Named<'static>, run: R) -> Self {
         Inline {
             run: Some(run),
             core,
@@ -748,7 +872,7 @@ impl<R> Inline<R> {
     }
 }
 
-impl<R: Future> Future for Inline<R> {
+impl<R: Future, C> Future for Inline<R, C> {
     type Output = R::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<R::Output> {
@@ -757,12 +881,12 @@ impl<R: Future> Future for Inline<R> {
     }
 }
 
-impl<R: Stop> Stop for Inline<R> {
+impl<R: Stop, C: Owner> Stop for Inline<R, C> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         let this = self.project();
         let mut run = this.run;
         if let Err(payload) = catch_unwind(AssertUnwindSafe(|| run.set(None))) {
-            this.core.panicked(this.task.clone(), payload);
+            this.core.panicked(this.task.name(), payload);
         }
         AfterGrace::Drop
     }
@@ -872,47 +996,59 @@ where
 
 pin_project! {
     /// A `#[spawn]` branch: its body as a tokio task. Stopped by the
-    /// shutdown rule of tasks.rs: aborted, then still awaited.
+    /// shutdown rule of tasks.rs: aborted, then still awaited. Its group:
+    /// the scope's core, borrowed (the branch lives in the group's future;
+    /// its task holds a reference of its own).
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     #[derive(Debug)]
-    pub(crate) struct Spawned<T> {
+    pub(crate) struct Spawned<T, C = Arc<Core>> {
         task: Task<Option<T>>,
-        name: TaskName,
-        core: Arc<Core>,
+        name: Named<'static>,
+        core: C,
     }
 }
 
-impl<T: Send + 'static> Spawned<T> {
-    pub(crate) fn new<F>(core: Arc<Core>, name: TaskName, run: F) -> Self
+impl<T: Send + 'static, C> Spawned<T, C> {
+    pub(crate) fn new<F>(core: C, name: Named<'static>, run: F) -> Self
     where
         F: Future<Output = Option<T>> + Send + 'static,
     {
+        // A `TaskName` only where a task shows one (tokio-console): made
+        // and dropped for nothing, it was a call per task.
+        let shown = if trace::ENABLED {
+            name.name()
+        } else {
+            TaskName::new("")
+        };
         Spawned {
-            task: Task::spawn(&trace::name(&name), run),
+            task: Task::spawn(&trace::name(&shown), run),
             name,
             core,
         }
     }
 }
 
-impl<T> Future for Spawned<T> {
+impl<T, C: Owner> Future for Spawned<T, C> {
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.project();
-        let joined = ready!(this.task.poll_join(cx));
-        Poll::Ready(this.core.joined(this.name, joined).flatten())
+        Poll::Ready(match ready!(this.task.poll_join(cx)) {
+            Joined::Done(value) => value,
+            // A name is made only for a task that did not end on its own.
+            joined => this.core.core().joined(&this.name.name(), joined).flatten(),
+        })
     }
 }
 
-impl<T> Stop for Spawned<T> {
+impl<T, C> Stop for Spawned<T, C> {
     fn stop(self: Pin<&mut Self>) -> AfterGrace {
         self.task.abort();
         AfterGrace::Wait
     }
 
     fn running(&self, census: &mut Census) {
-        census.add(&self.name, None);
+        census.add(&self.name.name(), None);
     }
 }
 

@@ -29,16 +29,43 @@ use tokio::time::Instant;
 #[derive(Clone)]
 pub struct TaskName {
     name: Cow<'static, str>,
-    index: Option<usize>,
-    /// On the name of an [`Error::Failed`]'s task only: the failures kept
-    /// after it ([`Error::suppressed`]). Not part of the name: equality and
-    /// hashing ignore it.
-    later: Option<Later>,
+    tail: Tail,
+}
+
+/// A name's index, and, on the name of an [`Error::Failed`]'s task only,
+/// the failures kept after it ([`Error::suppressed`]), which are not part
+/// of the name: equality and hashing ignore them. One field, as a name
+/// rarely has both: a `TaskName` is 40 bytes where two fields made it 48,
+/// and every ctx holds one (benches/memory.rs).
+#[derive(Clone)]
+enum Tail {
+    None,
+    Index(usize),
+    Later(Later),
+    Both(Box<(usize, Later)>),
+}
+
+impl Tail {
+    fn index(&self) -> Option<usize> {
+        match self {
+            Tail::Index(index) => Some(*index),
+            Tail::Both(both) => Some(both.0),
+            Tail::None | Tail::Later(_) => None,
+        }
+    }
+
+    fn later(&self) -> Option<&Later> {
+        match self {
+            Tail::Later(later) => Some(later),
+            Tail::Both(both) => Some(&both.1),
+            Tail::None | Tail::Index(_) => None,
+        }
+    }
 }
 
 impl PartialEq for TaskName {
     fn eq(&self, other: &Self) -> bool {
-        self.name == other.name && self.index == other.index
+        self.name == other.name && self.index() == other.index()
     }
 }
 
@@ -47,7 +74,7 @@ impl Eq for TaskName {}
 impl Hash for TaskName {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.name.hash(state);
-        self.index.hash(state);
+        self.index().hash(state);
     }
 }
 
@@ -130,8 +157,7 @@ impl TaskName {
     pub fn new(name: impl Into<Cow<'static, str>>) -> Self {
         TaskName {
             name: name.into(),
-            index: None,
-            later: None,
+            tail: Tail::None,
         }
     }
 
@@ -143,8 +169,7 @@ impl TaskName {
     pub fn indexed(name: impl Into<Cow<'static, str>>, index: usize) -> Self {
         TaskName {
             name: name.into(),
-            index: Some(index),
-            later: None,
+            tail: Tail::Index(index),
         }
     }
 
@@ -165,7 +190,7 @@ impl TaskName {
     /// ```
     #[must_use]
     pub fn index(&self) -> Option<usize> {
-        self.index
+        self.tail.index()
     }
 
     /// A copy that allocates nothing: `None` for a `String` name.
@@ -175,16 +200,26 @@ impl TaskName {
 
     /// The `&'static str` this name was made of, if it was one alone.
     pub(crate) fn as_static(&self) -> Option<&'static str> {
-        match (&self.name, self.index, &self.later) {
-            (Cow::Borrowed(name), None, None) => Some(name),
+        match (&self.name, &self.tail) {
+            (Cow::Borrowed(name), Tail::None) => Some(name),
             _ => None,
         }
     }
 
     /// The name carrying `later` (see [`TaskName::later`]).
     pub(crate) fn with_later(mut self, later: Option<Later>) -> Self {
-        self.later = later;
+        self.tail = match (self.index(), later) {
+            (None, None) => Tail::None,
+            (Some(index), None) => Tail::Index(index),
+            (None, Some(later)) => Tail::Later(later),
+            (Some(index), Some(later)) => Tail::Both(Box::new((index, later))),
+        };
         self
+    }
+
+    /// The failures kept after this one, on an [`Error::Failed`]'s task.
+    fn later(&self) -> Option<&Later> {
+        self.tail.later()
     }
 }
 
@@ -202,7 +237,7 @@ impl From<String> for TaskName {
 
 impl fmt::Display for TaskName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.index {
+        match self.index() {
             None => f.write_str(&self.name),
             Some(i) => write!(f, "{}[{i}]", self.name),
         }
@@ -221,7 +256,7 @@ impl PartialEq<str> for TaskName {
         let Some(rest) = other.strip_prefix(&*self.name) else {
             return false;
         };
-        match self.index {
+        match self.index() {
             None => rest.is_empty(),
             Some(i) => rest
                 .strip_prefix('[')
@@ -1011,7 +1046,7 @@ impl<E: 'static> Error<E> {
     #[must_use]
     pub fn suppressed(&self) -> &[Suppressed<E>] {
         match self {
-            Error::Failed { task, .. } => Later::list(task.later.as_ref()),
+            Error::Failed { task, .. } => Later::list(task.later()),
             Error::Cancelled(c) => Later::list(c.later.as_ref()),
         }
     }
@@ -1123,7 +1158,7 @@ impl<E: fmt::Display + 'static> fmt::Display for Error<E> {
 impl<E: fmt::Debug> fmt::Debug for Error<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let later: &[TaskName] = match self {
-            Error::Failed { task, .. } => task.later.as_ref(),
+            Error::Failed { task, .. } => task.later(),
             Error::Cancelled(c) => c.later.as_ref(),
         }
         .map_or(&[], |l| &l.0.tasks);
@@ -1153,7 +1188,7 @@ impl<E: fmt::Debug> fmt::Debug for Error<E> {
 impl<E: fmt::Debug + fmt::Display + 'static> std::error::Error for Error<E> {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         let later = match self {
-            Error::Failed { task, .. } => task.later.as_ref(),
+            Error::Failed { task, .. } => task.later(),
             Error::Cancelled(c) => c.later.as_ref(),
         };
         if let Some(list) = Later::get::<E>(later) {

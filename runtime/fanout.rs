@@ -20,8 +20,9 @@
 //! - When `grace` expires, in-task items are dropped; spawned items are
 //!   aborted and still awaited (workers.rs, tasks.rs), blocking ones awaited.
 //! - An in-task item is polled when it starts and then only when its own
-//!   waker was woken (a slot's, [`InTask`]), and its future is dropped as
-//!   soon as it ends, before its result is handed on.
+//!   waker was woken (a slot's, [`InTask`]), and what it holds is dropped
+//!   as soon as it ends, before its result is handed on (its body, an
+//!   `async` block, drops it as it returns; its span is closed then).
 //! - A `#[blocking]` item completes on its blocking thread ([`Jobs`]): its
 //!   error is recorded, cancelling the group, before its result is handed
 //!   on; the fan-out is woken by the last item to end, by a failure, and by
@@ -39,11 +40,11 @@ use tokio::task::coop;
 use tokio::time::Instant;
 use tokio_util::sync::PollSemaphore;
 
-use crate::branch::{AfterGrace, Stop};
+use crate::branch::{AfterGrace, Bare, ItemName, Stop};
 use crate::cancel::Cancellation;
 use crate::error::{Cause, Census, TaskName};
 use crate::limit::{Permit, Waiting};
-use crate::state::{Core, flags};
+use crate::state::{Core, State, flags};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, lock};
 use crate::tasks::spawn_blocking_detached;
 use crate::trace;
@@ -76,16 +77,27 @@ pub(crate) trait Pool<Fut> {
 
 /// In-task items: polled in the calling task.
 ///
+/// Each item's future is only its body ([`Bare`]): what all of them share
+/// (the group, where errors go, the branch's name) is kept here once, an
+/// item is named from it and its index only when it fails or panics, and
+/// the `limit` permits are kept by slot, only in a group that has a limit.
+///
 /// A slot per item running at once, reused by the items that come after
 /// it: its future's box and its waker are made once per slot, not per item
 /// (with `limit = 64`, 64 of each for any number of items), where
 /// `FuturesUnordered` allocates a node per item and moves the item's future
 /// into it three times. A woken item is queued by its slot's own waker, so a
 /// wake polls only the items that were woken.
-pub(crate) struct InTask<Fut> {
+pub(crate) struct InTask<'s, E, Fut> {
+    state: &'s State<E>,
+    core: &'s Arc<Core>,
+    name: &'static str,
     slots: Vec<Slot<Fut>>,
+    /// The `limit` permit of the item in each slot, as long as the last
+    /// slot pushed with one: empty without a limit.
+    permits: Vec<Option<Permit>>,
     /// The first slot whose item has ended, for the next item: a list
-    /// through the empty slots' `index`, so that a fan-out whose items all
+    /// through the empty slots' `index` (in their wakers), so that a fan-out whose items all
     /// end at once (when the group stops) grows nothing as they do.
     free: Option<usize>,
     /// Slots to poll: new items, and the woken ones taken from `woken`. As
@@ -93,22 +105,50 @@ pub(crate) struct InTask<Fut> {
     /// starts at once fill new slots one after the other, and take one run.
     due: VecDeque<Range<usize>>,
     /// The buffer `woken.slots` is swapped with.
-    taken: Vec<usize>,
+    taken: Vec<Range<u32>>,
     woken: Arc<Woken>,
     /// Items started and not yet ended.
     running: usize,
 }
 
 struct Slot<Fut> {
-    /// The index of the item in it; when it is empty, the next empty slot
-    /// (`usize::MAX` for none).
-    index: usize,
     /// Boxed, as a running future must not move when `slots` grows; set
-    /// in place (`Pin::set`) for each item.
-    future: Pin<Box<Option<Fut>>>,
+    /// in place (`Pin::set`) for each item. Kept once its item has ended,
+    /// holding nothing then ([`Bare`]), until the next item replaces it.
+    future: Pin<Box<Bare<Fut>>>,
     /// Lent to each poll as a `Waker` (`waker_ref`): no reference count
     /// taken per poll, and 16 bytes less per slot than a `Waker` kept.
     waker: Arc<SlotWaker>,
+}
+
+impl<Fut> Slot<Fut> {
+    /// The index of the item in it; when it is empty, the next empty slot
+    /// (`usize::MAX` for none).
+    fn index(&self) -> usize {
+        self.waker.index.load(Ordering::Relaxed)
+    }
+
+    fn set_index(&self, index: usize) {
+        self.waker.index.store(index, Ordering::Relaxed);
+    }
+
+    fn running(&self) -> bool {
+        self.waker.running.load(Ordering::Relaxed)
+    }
+}
+
+/// Drops the items still running (a group dropped, or `grace` expired)
+/// inside their spans, as an `Instrumented` body is dropped.
+impl<E, Fut> Drop for InTask<'_, E, Fut> {
+    fn drop(&mut self) {
+        if trace::ENABLED {
+            for slot in self.slots.drain(..).filter(Slot::running) {
+                let span = slot.future.span().clone();
+                let _span = trace::enter(&span);
+                drop(slot);
+            }
+        }
+    }
 }
 
 /// The slots woken since the fan-out last took them, and whom to tell.
@@ -117,17 +157,28 @@ struct Woken {
 }
 
 struct WokenInner {
-    slots: Vec<usize>,
+    /// As runs of consecutive slots, like `InTask::due`: when the group is
+    /// cancelled, its waiters are woken in the order they waited, which is
+    /// the items' order, and a fan-out's worth of blocked items takes a run.
+    slots: Vec<Range<u32>>,
     /// The fan-out's waker while it waits; taken by the first wake.
     driver: Option<Waker>,
 }
 
-/// A slot's waker.
+/// A slot's waker, and of the slot's item its index and whether it was
+/// handed a `Cancelled` (echo.rs): in the allocation the waker needs
+/// anyway (its `u32` slot leaves room for them), not in the slot, 8 bytes
+/// more per slot, nor in the item's future. Only the fan-out reads and
+/// writes `index` and `echoed`.
 struct SlotWaker {
-    slot: usize,
     woken: Arc<Woken>,
+    index: AtomicUsize,
+    slot: u32,
     /// Queued in `woken` and not yet taken: a second wake adds nothing.
     queued: AtomicBool,
+    echoed: AtomicBool,
+    /// The slot's item is running: its future may be polled.
+    running: AtomicBool,
 }
 
 impl ArcWake for SlotWaker {
@@ -137,7 +188,10 @@ impl ArcWake for SlotWaker {
         }
         let driver = {
             let mut woken = lock(&this.woken.inner);
-            woken.slots.push(this.slot);
+            match woken.slots.last_mut() {
+                Some(run) if run.end == this.slot => run.end += 1,
+                _ => woken.slots.push(this.slot..this.slot + 1),
+            }
             woken.driver.take()
         };
         if let Some(driver) = driver {
@@ -146,7 +200,7 @@ impl ArcWake for SlotWaker {
     }
 }
 
-impl<Fut> std::fmt::Debug for InTask<Fut> {
+impl<E, Fut> std::fmt::Debug for InTask<'_, E, Fut> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("InTask")
             .field("running", &self.running)
@@ -154,10 +208,16 @@ impl<Fut> std::fmt::Debug for InTask<Fut> {
     }
 }
 
-impl<Fut> InTask<Fut> {
-    pub(crate) fn new() -> Self {
+impl<'s, E, Fut> InTask<'s, E, Fut> {
+    /// The pool of the fan-out `name` of the group whose state is `state`
+    /// and whose core is `core`.
+    pub(crate) fn new(state: &'s State<E>, core: &'s Arc<Core>, name: &'static str) -> Self {
         InTask {
+            state,
+            core,
+            name,
             slots: Vec::new(),
+            permits: Vec::new(),
             free: None,
             due: VecDeque::new(),
             taken: Vec::new(),
@@ -172,12 +232,12 @@ impl<Fut> InTask<Fut> {
     }
 }
 
-impl<Fut> InTask<Fut> {
-    /// Queues `slot` to be polled.
-    fn schedule(&mut self, slot: usize) {
+impl<E, Fut> InTask<'_, E, Fut> {
+    /// Queues the slots of `slots` to be polled.
+    fn schedule(&mut self, slots: Range<usize>) {
         match self.due.back_mut() {
-            Some(run) if run.end == slot => run.end += 1,
-            _ => self.due.push_back(slot..slot + 1),
+            Some(run) if run.end == slots.start => run.end = slots.end,
+            _ => self.due.push_back(slots),
         }
     }
 
@@ -193,31 +253,45 @@ impl<Fut> InTask<Fut> {
     }
 }
 
-impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
+impl<T, E, Fut> Pool<(Bare<Fut>, Option<Permit>)> for InTask<'_, E, Fut>
+where
+    Fut: Future<Output = Result<T, E>>,
+{
     type Value = T;
 
-    fn push(&mut self, index: usize, task: Fut) {
+    fn push(&mut self, index: usize, (task, permit): (Bare<Fut>, Option<Permit>)) {
         let slot = if let Some(slot) = self.free {
             let place = &mut self.slots[slot];
-            self.free = Some(place.index).filter(|&next| next != usize::MAX);
-            place.index = index;
-            place.future.set(Some(task));
+            self.free = Some(place.index()).filter(|&next| next != usize::MAX);
+            place.set_index(index);
+            place.waker.echoed.store(false, Ordering::Relaxed);
+            place.waker.running.store(true, Ordering::Relaxed);
+            place.future.set(task);
             slot
         } else {
             let slot = self.slots.len();
             self.slots.push(Slot {
-                index,
-                future: Box::pin(Some(task)),
+                future: Box::pin(task),
                 waker: Arc::new(SlotWaker {
-                    slot,
                     woken: Arc::clone(&self.woken),
+                    index: AtomicUsize::new(index),
+                    // `slot + 1` too: a run of woken slots ends after it.
+                    slot: u32::try_from(slot + 1).expect("errgroup: under 2^32 items at once") - 1,
                     queued: AtomicBool::new(false),
+                    echoed: AtomicBool::new(false),
+                    running: AtomicBool::new(true),
                 }),
             });
             slot
         };
+        if permit.is_some() {
+            if self.permits.len() <= slot {
+                self.permits.resize_with(slot + 1, || None);
+            }
+            self.permits[slot] = permit;
+        }
         self.running += 1;
-        self.schedule(slot);
+        self.schedule(slot..slot + 1);
     }
 
     fn poll_next(
@@ -249,8 +323,8 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
                 let mut slots = std::mem::take(&mut self.taken);
                 std::mem::swap(&mut woken.slots, &mut slots);
                 drop(woken);
-                for &slot in &slots {
-                    self.schedule(slot);
+                for run in &slots {
+                    self.schedule(run.start as usize..run.end as usize);
                 }
                 slots.clear();
                 self.taken = slots;
@@ -260,16 +334,29 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
             // Cleared before the poll: a wake during it queues the slot again.
             place.waker.queued.store(false, Ordering::Release);
             // A slot woken after its item ended, or twice: nothing to poll.
-            let Some(future) = place.future.as_mut().as_pin_mut() else {
+            if !place.waker.running.load(Ordering::Relaxed) {
                 continue;
-            };
+            }
             let waker = waker_ref(&place.waker);
-            let Poll::Ready((value, permit)) = future.poll(&mut Context::from_waker(&waker)) else {
+            let task = ItemName {
+                name: self.name,
+                index: place.waker.index.load(Ordering::Relaxed),
+            };
+            let cx = &mut Context::from_waker(&waker);
+            let mut none = None;
+            let permit = self.permits.get_mut(slot).unwrap_or(&mut none);
+            let mut echoed = place.waker.echoed.load(Ordering::Relaxed);
+            let future = place.future.as_mut();
+            let polled = future.poll_as(&self.state, self.core, &task, permit, &mut echoed, cx);
+            place.waker.echoed.store(echoed, Ordering::Relaxed);
+            let Poll::Ready((value, permit)) = polled else {
                 continue;
             };
-            // Dropped before its result is handed on, as a finished task's.
-            place.future.set(None);
-            let index = std::mem::replace(&mut place.index, self.free.unwrap_or(usize::MAX));
+            // What it held was dropped as it ended, before its result is
+            // handed on, as a finished task's.
+            place.waker.running.store(false, Ordering::Relaxed);
+            let index = place.index();
+            place.set_index(self.free.unwrap_or(usize::MAX));
             self.free = Some(slot);
             self.running -= 1;
             return Poll::Ready(Some((index, value, permit)));
@@ -281,8 +368,8 @@ impl<T, Fut: Future<Output = Done<T>>> Pool<Fut> for InTask<Fut> {
     }
 
     fn live(&self, out: &mut Vec<usize>) {
-        let running = self.slots.iter().filter(|slot| slot.future.is_some());
-        out.extend(running.map(|slot| slot.index));
+        let running = self.slots.iter().filter(|slot| slot.running());
+        out.extend(running.map(Slot::index));
     }
 }
 
@@ -855,6 +942,32 @@ mod tests {
             .unwrap();
         let polls: Vec<u32> = polls.iter().map(Cell::get).collect();
         assert_eq!(polls, [2; 8]);
+    }
+
+    /// An item lets go of what it held as it ends, while its fan-out still
+    /// runs: its future is kept by its slot until the next item takes it,
+    /// holding nothing.
+    #[tokio::test]
+    async fn an_ended_item_holds_nothing() {
+        let held = Arc::new(7);
+        let seen = Cell::new(None);
+        let scope = Scope::<()>::new(Config::new());
+        scope
+            .run((InTask.fan_out(&scope, "items", 0..2, (), |i, _ctx, ()| {
+                let (mine, held, seen) = (Arc::clone(&held), &held, &seen);
+                async move {
+                    if i == 1 {
+                        tokio::task::yield_now().await;
+                        // Ours and the test's: item 0's went as it ended.
+                        seen.set(Some(Arc::strong_count(held)));
+                    }
+                    // Held to the end, dropped with the block.
+                    Ok(*mine)
+                }
+            }),))
+            .await
+            .unwrap();
+        assert_eq!(seen.get(), Some(2));
     }
 
     /// A `#[blocking] for` wakes its group when its last item ends, not at

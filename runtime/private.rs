@@ -25,7 +25,7 @@ pub mod lints;
 
 use crate::branch::{
     Boxed, Head, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise, Who,
-    blocking_item, blocking_unit, task_unit, unit,
+    blocking_item, blocking_unit, item_unit, task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
@@ -144,7 +144,20 @@ impl<E> Scope<E> {
     /// it owns the group, which gets its `Arc` now (`Place`, state.rs).
     #[must_use]
     pub fn owned_ctx(&self, name: &'static str) -> BranchCtx<'static, E> {
-        BranchCtx::new(Arc::clone(self.state.core()), TaskName::new(name))
+        BranchCtx::new(Arc::clone(self.born_core()), TaskName::new(name))
+    }
+
+    /// The group's core, for code the macro gave one at birth
+    /// (`Config::with_core`: `#[spawn]`, `#[blocking]`, a fan-out): read
+    /// here, where promoting is a call out of line (a call per branch and
+    /// per ctx, ~20 instructions each), not inlined in `Place::promote`,
+    /// where it made the in-task branches' code too large to inline.
+    #[inline]
+    fn born_core(&self) -> &Arc<Core> {
+        match self.state.place.core() {
+            Some(core) => core,
+            None => self.state.core(),
+        }
     }
 
     /// A `let (tx, rx) = channel(cap);` header.
@@ -338,16 +351,10 @@ impl InTask {
         let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
-            // The scope's core and a compact name: no reference count and a
-            // smaller future in every item.
             let task = ItemName { name, index };
-            let start = Start::Now(permit);
-            Keep::new(Run::new(
-                state,
-                unit(core, task, body(item, ctx, ends), start),
-            ))
+            (item_unit(core, task, body(item, ctx, ends)), permit)
         };
-        let pool = InTaskPool::new();
+        let pool = InTaskPool::new(state, core, name);
         Leaf::new(FanOut::new(
             core,
             name,
@@ -362,38 +369,45 @@ impl InTask {
 /// The name of a `#[spawn]` branch, which is all the runtime needs of its
 /// ctx (the group is the scope's): the expansion hands over the name, not
 /// a clone of the ctx the body moves.
+/// Kept compact (`Named`, 24 bytes where a `TaskName` takes 48): it is in
+/// the task's future, which tokio moves several times as it spawns it and
+/// copies with a call past 128 bytes.
 #[doc(hidden)]
 #[derive(Debug)]
-pub struct SpawnName(TaskName);
+pub struct SpawnName(Named<'static>);
 
 impl From<&'static str> for SpawnName {
     fn from(name: &'static str) -> Self {
-        SpawnName(TaskName::new(name))
+        SpawnName(Named::Static(name))
     }
 }
 
 impl<E> From<BranchCtx<'_, E>> for SpawnName {
     fn from(ctx: BranchCtx<'_, E>) -> Self {
-        SpawnName(ctx.task())
+        SpawnName(Named::owned(ctx.task()))
     }
 }
 
 /// A `#[spawn]` body as a tokio task of `scope`'s group: [`Spawn::branch`],
 /// and [`Spawn::inline`] outside a tokio task.
-fn spawned<E, T, F>(scope: &Scope<E>, task: TaskName, body: F) -> Spawned<T>
+fn spawned<'s, E, T, F>(
+    scope: &'s Scope<E>,
+    task: Named<'static>,
+    body: F,
+) -> Spawned<T, &'s Arc<Core>>
 where
     F: Future<Output = Result<T, E>> + Send + 'static,
     T: Send + 'static,
     E: Send + 'static,
 {
-    let core = scope.state.core();
+    let core = scope.born_core();
     core.off_driver();
     let start = core.start_written();
     let run = Run::new(
         Boxed,
         task_unit(Arc::clone(core), task.clone(), body, start),
     );
-    Spawned::new(Arc::clone(core), task, run)
+    Spawned::new(core, task, run)
 }
 
 impl Spawn {
@@ -439,12 +453,12 @@ impl Spawn {
         // others across threads (a channel between two `#[spawn]` branches
         // ran 1.75x slower), so it is spawned like the rest.
         if tokio::task::try_id().is_some() {
-            let core = scope.state.core();
+            let core = scope.born_core();
             let start = core.start_written();
-            let unit = unit(Arc::clone(core), task.clone(), body, start);
+            let unit = unit(core, task.clone(), body, start);
             let run = Run::new(&*scope.state, unit);
             Leaf::new(Placed::Inline {
-                run: Inline::new(Arc::clone(core), task, run),
+                run: Inline::new(core, task, run),
             })
         } else {
             Leaf::new(Placed::Spawned {
@@ -469,13 +483,13 @@ impl Spawn {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = scope.state.core();
+        let core = scope.born_core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
             let body = body(item, ctx, ends);
             let start = Start::Now(permit);
-            // A compact name, as an in-task item's: a smaller future in
-            // every item (workers.rs queues and holds them by value).
+            // A compact name: a smaller future in every item (workers.rs
+            // queues and holds them by value).
             let task = ItemName { name, index };
             Keep::new(Run::new(
                 Boxed,
@@ -507,7 +521,7 @@ impl Blocking {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = Arc::clone(scope.state.core());
+        let core = Arc::clone(scope.born_core());
         core.off_driver();
         let start = core.start_written();
         let ctx = ctx.into_owned();
@@ -532,7 +546,7 @@ impl Blocking {
         T: Send + 'static,
         E: Send + 'static,
     {
-        let core = scope.state.core();
+        let core = scope.born_core();
         let launch = move |item, _index, permit, ends| {
             let body = body(item, ends);
             let run = move |core: &Arc<Core>, task| {

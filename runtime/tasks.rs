@@ -159,6 +159,9 @@ pub(crate) struct Task<T> {
     handle: JoinHandle<T>,
     /// Its first poll is behind it (see [`Task::poll_join`]).
     polled: bool,
+    /// It has ended and been joined: nothing to abort when it is dropped
+    /// (an abort of an ended task still costs its atomics, per task).
+    joined: bool,
 }
 
 impl<T: Send + 'static> Task<T> {
@@ -168,6 +171,7 @@ impl<T: Send + 'static> Task<T> {
         Task {
             handle,
             polled: false,
+            joined: false,
         }
     }
 
@@ -183,6 +187,7 @@ impl<T: Send + 'static> Task<T> {
         Task {
             handle,
             polled: false,
+            joined: false,
         }
     }
 }
@@ -223,12 +228,16 @@ impl<T> Task<T> {
             self.polled = true;
             Pin::new(&mut tokio::task::coop::unconstrained(handle)).poll(cx)
         };
-        joined.map(Joined::from)
+        let joined = std::task::ready!(joined);
+        self.joined = true;
+        Poll::Ready(Joined::from(joined))
     }
 }
 
 impl<T> Drop for Task<T> {
     fn drop(&mut self) {
-        self.handle.abort();
+        if !self.joined {
+            self.handle.abort();
+        }
     }
 }

@@ -79,6 +79,22 @@ async fn later_failures_are_listed_in_the_order_they_happened() {
     assert_eq!(errors, ["second", "third"]);
 }
 
+/// An item that fails first keeps its index with the later failures.
+#[tokio::test(start_paused = true)]
+async fn a_first_failing_item_keeps_its_index_and_the_later_failures() {
+    let err = errgroup! {
+        items => for i in 0..2u32 {
+            if i == 1 { Err("item") } else { Ok(()) }
+        },
+        later => { ctx.cancelled().await; sleep(Duration::from_secs(1)).await; Err::<(), _>("later") },
+    }
+    .unwrap_err();
+    let task = err.task().unwrap();
+    assert_eq!((task.name(), task.index()), ("items", Some(1)));
+    assert_eq!(task, "items[1]");
+    assert_eq!(names(&err), ["later"]);
+}
+
 /// Every kind of branch and task, in one group: what each returns after
 /// the failure of `first` is kept if it is its own, not if it is an echo.
 #[tokio::test(start_paused = true)]
