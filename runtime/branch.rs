@@ -163,14 +163,18 @@ pub(crate) enum Named<'s> {
     Static(&'static str),
     Borrowed(&'s TaskName),
     /// A ctx handed over by value whose name was not a plain `&'static str`.
-    Owned(Box<TaskName>),
+    /// An `Arc`, not a `Box`, though it has one owner: its drop is a
+    /// decrement inline and the rest out of line, where a `Box`'s dropped
+    /// the name inline, and dropping a `Named` (every in-task branch does)
+    /// was then a call.
+    Owned(Arc<TaskName>),
 }
 
 impl Named<'_> {
     pub(crate) fn owned(task: TaskName) -> Self {
         match task.as_static() {
             Some(name) => Named::Static(name),
-            None => Named::Owned(Box::new(task)),
+            None => Named::Owned(Arc::new(task)),
         }
     }
 }
@@ -411,21 +415,37 @@ impl<'s, E> Head<&'s State<E>, Named<'s>> {
             let state = self.core;
             return self.value(&state, body, cx);
         };
-        let collect = echo::Collect::start();
-        let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
-        *echoed |= collect.finish();
-        let echoed = *echoed;
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
-            Ok(Poll::Ready(Err(error))) => {
-                self.core.fail(self.task.name(), error, echoed);
-                Poll::Ready(None)
-            }
-            Err(payload) => {
-                self.core.panicked(self.task.name(), payload);
-                Poll::Ready(None)
-            }
+        poll_in_task(self.core, &self.task, echoed, body, cx)
+    }
+}
+
+/// The poll of a running in-task branch, whose unit is dropped as soon as
+/// this is `Ready` (after its error or panic is recorded, as [`complete`]
+/// does): [`Head::in_task_value`]'s, and that of a branch of a group
+/// without `limit`, which has no phase (`FreeLeaf`, engine.rs). `echoed`:
+/// whether a `Cancelled` was handed to the body (echo.rs).
+// `#[inline]`: see [`Head::guard`].
+#[inline]
+pub(crate) fn poll_in_task<T, E>(
+    state: &State<E>,
+    task: &Named<'_>,
+    echoed: &mut bool,
+    body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<T>> {
+    let collect = echo::Collect::start();
+    let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
+    *echoed |= collect.finish();
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
+        Ok(Poll::Ready(Err(error))) => {
+            state.fail(task.name(), error, *echoed);
+            Poll::Ready(None)
+        }
+        Err(payload) => {
+            state.place.panicked(task.name(), payload);
+            Poll::Ready(None)
         }
     }
 }

@@ -25,6 +25,7 @@
 //! set their own, in their task.
 
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -33,7 +34,8 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::branch::{AfterGrace, Guarded, Head, Named, Stop};
+use crate::branch::{AfterGrace, Guarded, Head, Named, Stop, Who, poll_in_task};
+use crate::cold::Cold;
 use crate::error::{Census, Error};
 use crate::lifecycle::Lifecycle;
 use crate::state::lend;
@@ -169,6 +171,73 @@ where
     }
 }
 
+pin_project! {
+    /// An in-task branch of a group without `limit`, which starts at once
+    /// and never holds a permit: [`InTaskLeaf`] without a phase (`Head`'s),
+    /// only whether a `Cancelled` was handed to its body. Nothing of it but
+    /// its body and its name needs dropping, where a phase's out-of-line
+    /// drop was a call per branch.
+    pub(crate) struct FreeLeaf<'s, E, F, T> {
+        #[pin]
+        body: Option<Traced<F>>,
+        state: &'s State<E>,
+        task: Named<'s>,
+        echoed: bool,
+        value: Option<T>,
+    }
+}
+
+impl<'s, E, F: Future, T> FreeLeaf<'s, E, F, T> {
+    /// `body` in the span made for it (`Lent::free`, not generic over it).
+    // `#[inline]`: see `InTaskLeaf::new`.
+    #[inline]
+    pub(crate) fn new(
+        state: &'s State<E>,
+        (task, span): (Named<'s>, trace::Span),
+        body: F,
+    ) -> Self {
+        FreeLeaf {
+            body: Some(trace::instrument(span, body)),
+            state,
+            task,
+            echoed: false,
+            value: None,
+        }
+    }
+}
+
+impl<E, F, T> Branch for FreeLeaf<'_, E, F, T>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Value = T;
+
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut this = self.project();
+        let Some(body) = this.body.as_mut().as_pin_mut() else {
+            return Poll::Ready(());
+        };
+        *this.value = ready!(poll_in_task(this.state, this.task, this.echoed, body, cx));
+        this.body.set(None);
+        Poll::Ready(())
+    }
+
+    // Dropped where it stands when `grace` expires.
+    fn stop(self: Pin<&mut Self>) {
+        self.project().body.set(None);
+    }
+
+    fn take(self: Pin<&mut Self>) -> Option<T> {
+        self.project().value.take()
+    }
+
+    fn running(&self, census: &mut Census) {
+        if self.body.is_some() {
+            census.add(&self.task.name(), None);
+        }
+    }
+}
+
 /// Branches pinned where the caller keeps them (the expansion's
 /// `pin!(join(..))`): the group's future holds a pointer to them, so
 /// awaiting it moves a few words, not every branch.
@@ -280,11 +349,13 @@ join!(Join8: A a, B b, C c, D d, F f, G g, H h, I i);
 #[derive(Debug)]
 pub struct Scope<E> {
     /// Inline: the in-task branches borrow it, and `#[spawn]` ones record
-    /// their error in the core, so it needs no `Arc` of its own.
-    pub(crate) state: State<E>,
+    /// their error in the core, so it needs no `Arc` of its own. Dropped
+    /// by hand, only if it holds something (see `Drop`).
+    pub(crate) state: ManuallyDrop<State<E>>,
     grace: Option<Duration>,
-    /// A `CancellationToken` parent, watched by the loop.
-    token: Option<CancellationToken>,
+    /// A `CancellationToken` parent, watched by the loop. A [`Cold`]: see
+    /// `Drop`.
+    token: Cold<CancellationToken>,
 }
 
 impl<E: 'static> Scope<E> {
@@ -299,9 +370,9 @@ impl<E: 'static> Scope<E> {
             state.core();
         }
         Scope {
-            state,
+            state: ManuallyDrop::new(state),
             grace,
-            token,
+            token: Cold::new(token),
         }
     }
 
@@ -322,7 +393,11 @@ impl<E: 'static> Scope<E> {
     #[inline]
     fn life(&self, branches: usize) -> Lifecycle<'_, std::future::Ready<()>> {
         // A group without a core has no timer, token or grace (`Place`, state.rs).
-        trace::branches(self.state.place.span(), branches);
+        // Only with the feature: finding the span reads `promoted` (an
+        // atomic, which is read even when nothing uses what it says).
+        if trace::ENABLED {
+            trace::branches(self.state.place.span(), branches);
+        }
         match self.state.place.core() {
             Some(core) => Lifecycle::new(core, self.grace, self.token.clone(), None),
             None => Lifecycle::idle(),
@@ -331,13 +406,29 @@ impl<E: 'static> Scope<E> {
 }
 
 impl<E> Drop for Scope<E> {
+    // `#[inline]`: a trivial group's drop is then a test or two where it
+    // is written, not a call.
+    #[inline]
     fn drop(&mut self) {
-        // Nothing if the group finished (its driver returned its result),
-        // or never had a core: then nothing outlives it (`Place`, state.rs).
-        if let Some(core) = self.state.place.core() {
-            core.shut_down();
+        // A state that holds nothing is left undropped (it has no core to
+        // shut down either).
+        if !self.state.holds_nothing() {
+            drop_state(self);
         }
     }
+}
+
+/// [`Scope`]'s drop of a state that holds something.
+#[cold]
+#[inline(never)]
+fn drop_state<E>(scope: &mut Scope<E>) {
+    // Nothing if the group finished (its driver returned its result), or
+    // never had a core: then nothing outlives it (`Place`, state.rs).
+    if let Some(core) = scope.state.place.core() {
+        core.shut_down();
+    }
+    let state = std::mem::replace(&mut scope.state, ManuallyDrop::new(State::empty()));
+    drop(ManuallyDrop::into_inner(state));
 }
 
 pin_project! {
@@ -414,7 +505,7 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
     // Still without a core: no task to await, no question to answer.
     let Some(core) = place.core() else {
         return match polled {
-            Poll::Ready(()) => Poll::Ready(scope.state.finish_inline(branches.take())),
+            Poll::Ready(()) => scope.state.finish_inline(branches.take()),
             Poll::Pending => Poll::Pending,
         };
     };

@@ -63,6 +63,8 @@ extern crate self as errgroup;
 // The layers, lowest first: each module imports only from those declared
 // before it (tests/layers.rs checks this).
 //
+// An `Option` whose drop is one test inline (the trivial group's drops).
+mod cold;
 // Primitives: std's or loom's locks and atomics.
 mod sync;
 // `stop_signal()`: Ctrl-C and SIGTERM.

@@ -26,6 +26,7 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
 use crate::cancel::Cancellation;
+use crate::cold::Cold;
 use crate::error::{Cause, Census, Moment, TaskName};
 use crate::state::{Core, flags, token_cause};
 use crate::trace;
@@ -96,7 +97,7 @@ pin_project! {
     /// see the module docs.
     #[derive(Debug)]
     pub(crate) struct Lifecycle<'c, S> {
-        timers: Option<Pin<Box<Timers<'c>>>>,
+        timers: Cold<Pin<Box<Timers<'c>>>>,
         #[pin]
         signal: Option<S>,
     }
@@ -120,7 +121,7 @@ impl<'c, S> Lifecycle<'c, S> {
     #[inline]
     pub(crate) fn idle() -> Self {
         Lifecycle {
-            timers: None,
+            timers: Cold::new(None),
             signal: None,
         }
     }
@@ -149,7 +150,10 @@ impl<'c, S> Lifecycle<'c, S> {
                 token: token.map(CancellationToken::cancelled_owned),
             })
         });
-        Lifecycle { timers, signal }
+        Lifecycle {
+            timers: Cold::new(timers),
+            signal,
+        }
     }
 
     /// The same life, with `signal` as its `shutdown_on` signal.

@@ -24,13 +24,13 @@ pub use core::result::Result;
 pub mod lints;
 
 use crate::branch::{
-    Boxed, Head, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise, blocking_item,
-    blocking_unit, item_unit, task_unit, unit,
+    Boxed, Head, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise, Who,
+    blocking_item, blocking_unit, item_unit, task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
 pub use crate::engine::{Branch, IntoBranches, Scope};
-use crate::engine::{InTaskLeaf, Leaf};
+use crate::engine::{FreeLeaf, InTaskLeaf, Leaf};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Job, Jobs};
 use crate::limit::Start;
@@ -271,15 +271,34 @@ impl From<Ctx> for Lent<'_> {
 
 impl<'s> Lent<'s> {
     /// An in-task branch's head and span (branch.rs `Head::in_task`), out
-    /// of [`InTask::branch`], which is compiled once per body.
+    /// of [`InTask::limited`], which is compiled once per body.
     // `#[inline]`: see [`InTask::branch`].
     #[inline]
     fn head<E>(self, state: &'s State<E>) -> (Head<&'s State<E>, Named<'s>>, trace::Span) {
         Head::in_task(state, self.task)
     }
+
+    /// [`InTask::branch`]'s name and span, out of it.
+    // `#[inline]`: see [`InTask::branch`].
+    #[inline]
+    fn free<E>(self, state: &State<E>) -> (Named<'s>, trace::Span) {
+        debug_assert!(
+            state.place.core().is_none_or(|core| core.limit().is_none()),
+            "a branch of a group with `limit` is made by `InTask::limited`"
+        );
+        let span = if trace::ENABLED {
+            self.task.span(state.place.span())
+        } else {
+            trace::none()
+        };
+        (self.task, span)
+    }
 }
 
 impl InTask {
+    /// An in-task branch of a group without `limit` (the macro knows from
+    /// the headers): it starts at once and holds no permit, so it keeps no
+    /// phase.
     // `#[inline]`: once per branch, where the call and the moves of the
     // body into and out of it cost more than its body (as `Guarded::new`).
     #[inline]
@@ -293,7 +312,24 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        InTaskLeaf::new(ctx.into().head(&scope.state), body)
+        FreeLeaf::new(&*scope.state, ctx.into().free(&*scope.state), body)
+    }
+
+    /// An in-task branch of a group with `limit`: it may wait for a
+    /// permit, and holds one as it runs.
+    // `#[inline]`: see [`InTask::branch`].
+    #[inline]
+    pub fn limited<'s, E, T, F>(
+        self,
+        scope: &'s Scope<E>,
+        ctx: impl Into<Lent<'s>>,
+        body: F,
+    ) -> impl Branch<Value = T> + 's
+    where
+        F: Future<Output = Result<T, E>> + 's,
+        T: 's,
+    {
+        InTaskLeaf::new(ctx.into().head(&*scope.state), body)
     }
 
     pub fn fan_out<'s, E, I, S, L, Fut, T>(
@@ -311,7 +347,7 @@ impl InTask {
         Fut: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        let state = &scope.state;
+        let state = &*scope.state;
         let core = state.core();
         let launch = move |item, index, permit, ends| {
             let ctx = BranchCtx::new(Arc::clone(core), TaskName::indexed(name, index));
@@ -420,7 +456,7 @@ impl Spawn {
             let core = scope.born_core();
             let start = core.start_written();
             let unit = unit(core, task.clone(), body, start);
-            let run = Run::new(&scope.state, unit);
+            let run = Run::new(&*scope.state, unit);
             Leaf::new(Placed::Inline {
                 run: Inline::new(core, task, run),
             })
@@ -491,7 +527,7 @@ impl Blocking {
         let ctx = ctx.into_owned();
         let task = ctx.task();
         let job = move || body(&ctx);
-        Leaf::new(blocking_unit(&scope.state, core, task, job, start))
+        Leaf::new(blocking_unit(&*scope.state, core, task, job, start))
     }
 
     pub fn fan_out<'s, E, I, S, L, G, T>(

@@ -959,6 +959,49 @@ struct Failures<E> {
 }
 
 impl<E> State<E> {
+    /// Whether dropping the state would drop nothing, so that `Scope`'s
+    /// drop (engine.rs) may skip it, where its drop was two out-of-line
+    /// calls per group: a group never promoted nor cancelled has recorded
+    /// nothing (a failure, a panic and a later failure's rank each cancel
+    /// it before they are written), and without the `tracing` feature its
+    /// span is nothing. Never under loom, whose primitives want their drop.
+    #[inline]
+    pub(crate) fn holds_nothing(&self) -> bool {
+        let nothing = !cfg!(loom)
+            && !trace::ENABLED
+            && !self.place.promoted.load(Ordering::Relaxed)
+            && !self.place.cancelled.load(Ordering::Relaxed);
+        debug_assert!(!nothing || self.records_nothing());
+        nothing
+    }
+
+    /// [`State::holds_nothing`]'s claim, checked field by field.
+    fn records_nothing(&self) -> bool {
+        let failures = lock(&self.failures);
+        failures.first.is_none()
+            && failures.later.is_none()
+            && lock(&self.place.slow).is_none()
+            && self.place.core.get().is_none()
+    }
+
+    /// A state that holds nothing, to drop another in its place (`Scope`).
+    pub(crate) fn empty() -> Self {
+        State {
+            place: Place {
+                cancelled: AtomicBool::new(false),
+                promoted: AtomicBool::new(false),
+                slow: Mutex::new(None),
+                core: OnceLock::new(),
+                site: None,
+                span: trace::none(),
+            },
+            failures: Mutex::new(Failures {
+                first: None,
+                later: None,
+            }),
+        }
+    }
+
     #[inline]
     pub(crate) fn new(settings: Settings) -> Self {
         State {
@@ -1033,14 +1076,23 @@ impl<E: Send + Sync + 'static> State<E> {
     /// [`State::finish_closed`] for a group the driver has just seen
     /// without a core once every branch returned: none can promote it any
     /// more, so only its inline cancellation is read.
+    ///
+    /// The driver's output itself: each path writes it where the driver's
+    /// caller wants it, where a `Result` from the shared slow path was
+    /// written aside and copied over on every path, the fast one too.
     #[inline]
-    pub(crate) fn finish_inline<T>(&self, value: Option<T>) -> Result<T, Error<E>> {
+    pub(crate) fn finish_inline<T>(&self, value: Option<T>) -> Poll<Result<T, Error<E>>> {
         if !self.place.cancelled.load(Ordering::Acquire) {
             if let Some(value) = value {
-                return Ok(value);
+                return Poll::Ready(Ok(value));
             }
         }
-        self.finish_slow(value, true)
+        self.finish_inline_slow(value)
+    }
+
+    #[inline(never)]
+    fn finish_inline_slow<T>(&self, value: Option<T>) -> Poll<Result<T, Error<E>>> {
+        Poll::Ready(self.finish_slow(value, true))
     }
 
     #[inline(never)]

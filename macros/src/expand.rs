@@ -47,6 +47,7 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
             ctx: format_ident!("__errgroup_ctx{}", i, span = site),
             item: format_ident!("__errgroup_item{}", i, span = site),
             supervise: input.config.supervise.is_some(),
+            limited: input.config.limit.is_some(),
             ends: channels.ends_for(branch, i, &rt, site),
             moving: branch.attrs.mode_span,
             clones: clones(&branch.attrs.clones, &rt),
@@ -150,6 +151,9 @@ struct Names<'a> {
     ctx: syn::Ident,
     item: syn::Ident,
     supervise: bool,
+    /// The group has a `limit`: its in-task branches may wait for a permit
+    /// (`InTask::limited`); without one they keep no phase (`InTask::branch`).
+    limited: bool,
     ends: Ends,
     /// Where a `#[spawn]` or `#[blocking]` attribute names its mode: the
     /// moving body is spanned there, so that rustc's "value moved here"
@@ -255,7 +259,13 @@ fn single(
     let ctx_arg = mode.ctx_argument(ctx, name, site);
     let body = names.adapt(body, mode, never_ok::expr(user_body));
     let body = names.with_clones(body);
-    let method = if inline { "inline" } else { "branch" };
+    let method = if inline {
+        "inline"
+    } else if mode == Mode::InTask && names.limited {
+        "limited"
+    } else {
+        "branch"
+    };
     let method = format_ident!("{}", method, span = site);
     quote_spanned! {site=>
         #constructor.#method(&#scope, #ctx_arg, #body)
