@@ -284,6 +284,21 @@ impl Node {
         self.cause.is_set()
     }
 
+    /// What [`cancel`](Node::cancel) would return, where it need not be
+    /// called as nobody could see the cause it keeps: `Some(false)` if
+    /// the node is cancelled already, `Some(true)` if it is not and has
+    /// nothing to tell (nothing hooked, no deadline passed that
+    /// `cancel` would make the cause instead), `None` otherwise.
+    pub(crate) fn would_cancel(&self) -> Option<bool> {
+        if self.cause.is_set() {
+            return Some(false);
+        }
+        if self.flags.load(Ordering::Acquire) & HOOKED != 0 || self.deadline_passed() {
+            return None;
+        }
+        Some(true)
+    }
+
     /// Whether the node is cancelled, or its deadline has passed. A query:
     /// it changes nothing (a spinning branch still sees a deadline that no
     /// timer has turned into a cancellation yet).

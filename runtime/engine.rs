@@ -512,13 +512,19 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
     // One read of the flags serves the tasks and the watchers: nothing
     // more for a group that has neither.
     let look = core.flags();
-    life.answer(cx, core, look, |since| census(core, since, &*branches));
     let tasks = core.poll_tasks_with(look, cx, polled.is_ready());
-    match tasks {
-        Poll::Ready(tasks_ok) if polled.is_ready() => {
-            Poll::Ready(scope.state.finish_closed(branches.take(), tasks_ok))
-        }
-        _ => Poll::Pending,
+    let done = match tasks {
+        Poll::Ready(tasks_ok) if polled.is_ready() => Some(tasks_ok),
+        _ => None,
+    };
+    // After the tasks: a poll that finishes the group keeps no waker (no
+    // question can wait for a driver that has returned).
+    life.answer(cx, core, look, done.is_none(), |since| {
+        census(core, since, &*branches)
+    });
+    match done {
+        Some(tasks_ok) => Poll::Ready(scope.state.finish_closed(branches.take(), tasks_ok)),
+        None => Poll::Pending,
     }
 }
 

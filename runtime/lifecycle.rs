@@ -241,19 +241,23 @@ impl<S: Future> Lifecycle<'_, S> {
 
     /// Answers the questions of the group's watchers (`Watch::running`)
     /// with `census`, and keeps the driver's waker where the next question
-    /// can wake it; `look` is the group's flags as the driver read them.
+    /// can wake it if the driver `sleeps` (returns `Pending`) after this;
+    /// `look` is the group's flags as the driver read them.
     #[inline]
     pub(crate) fn answer(
         &self,
         cx: &mut Context<'_>,
         core: &Core,
         look: usize,
+        sleeps: bool,
         census: impl Fn(Option<Instant>) -> Census,
     ) {
         if look & flags::KEEP_WAKER == 0 {
             return;
         }
-        core.keep_waker(cx.waker());
+        if sleeps {
+            core.keep_waker(cx.waker());
+        }
         // Read again once the waker is kept: a question asked after
         // `look` and before it was kept woke no one.
         if core.flags() & flags::ASKED != 0 {

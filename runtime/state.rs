@@ -405,6 +405,27 @@ impl Core {
         self.cancel_then(cause, |_| ())
     }
 
+    /// [`cancel`](Core::cancel) with `Finished`, by the driver as its
+    /// group returns (`Ok` if `returns_ok` and nothing cancelled it
+    /// before). Then only said, not kept, where nothing could see it: no
+    /// handle holds the core but its driver's (every task has ended and
+    /// dropped its own), nothing is hooked to its node (a child group
+    /// holds the core; a token or channel hooks), and no `tracing` event
+    /// tells it. A parent's cancellation that reaches the core through its
+    /// weak hook meanwhile changes nothing: the group returns `Ok` all the
+    /// same. Saves a lock and the cause (~100 instructions per group).
+    fn cancel_finished(self: &Arc<Self>, returns_ok: bool) -> bool {
+        if returns_ok && !trace::ENABLED && Arc::strong_count(self) == 1 {
+            // What the handles' threads did before they dropped them, this
+            // thread sees (as `Arc`'s own drop does).
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            if let Some(first) = self.node.would_cancel() {
+                return first;
+            }
+        }
+        self.cancel(Cause::Finished)
+    }
+
     /// [`cancel`](Core::cancel), running `first(won)` before the
     /// cancellation's own `tracing` event, so that what caused it is told first.
     fn cancel_then(&self, cause: Cause, first: impl FnOnce(bool)) -> bool {
@@ -1102,7 +1123,7 @@ impl<E: Send + Sync + 'static> State<E> {
         // every ctx was a borrow, which ends with its future (`Place`, state.rs).
         let first = match core {
             Some(core) => {
-                let first = core.cancel(Cause::Finished);
+                let first = core.cancel_finished(value.is_some() && tasks_ok);
                 core.close_watch();
                 first
             }
