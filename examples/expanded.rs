@@ -68,11 +68,11 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     errgroup_lints::pass_check(id, |errgroup_value| {
                         let errgroup_verdict =
                             (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
-                        ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                        errgroup_lints::GroupChannel::errgroup_bound(
                             errgroup_verdict.channel().0,
                             (errgroup_verdict).channel().1,
                         );
-                        ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                        errgroup_lints::GroupTask::errgroup_bound(
                             errgroup_verdict.task().0,
                             (errgroup_verdict).task().1,
                         );
@@ -84,11 +84,11 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             loop {}
                             let errgroup_verdict =
                                 (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
-                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                            errgroup_lints::GroupChannel::errgroup_bound(
                                 errgroup_verdict.channel().0,
                                 (errgroup_verdict).channel().1,
                             );
-                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                            errgroup_lints::GroupTask::errgroup_bound(
                                 errgroup_verdict.task().0,
                                 (errgroup_verdict).task().1,
                             );
@@ -104,11 +104,11 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             loop {}
                             let errgroup_verdict =
                                 (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
-                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                            errgroup_lints::GroupChannel::errgroup_bound(
                                 errgroup_verdict.channel().0,
                                 (errgroup_verdict).channel().1,
                             );
-                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                            errgroup_lints::GroupTask::errgroup_bound(
                                 errgroup_verdict.task().0,
                                 (errgroup_verdict).task().1,
                             );
@@ -123,11 +123,11 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                 (match (match fetch_orders(errgroup_lints::pass_check(id, |errgroup_value| {
                     let errgroup_verdict =
                         (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
-                    ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                    errgroup_lints::GroupChannel::errgroup_bound(
                         errgroup_verdict.channel().0,
                         (errgroup_verdict).channel().1,
                     );
-                    ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                    errgroup_lints::GroupTask::errgroup_bound(
                         errgroup_verdict.task().0,
                         (errgroup_verdict).task().1,
                     );
@@ -138,11 +138,11 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             loop {}
                             let errgroup_verdict =
                                 (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
-                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                            errgroup_lints::GroupChannel::errgroup_bound(
                                 errgroup_verdict.channel().0,
                                 (errgroup_verdict).channel().1,
                             );
-                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                            errgroup_lints::GroupTask::errgroup_bound(
                                 errgroup_verdict.task().0,
                                 (errgroup_verdict).task().1,
                             );
@@ -158,11 +158,11 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             loop {}
                             let errgroup_verdict =
                                 (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
-                            ::errgroup::__private::lints::GroupChannel::errgroup_bound(
+                            errgroup_lints::GroupChannel::errgroup_bound(
                                 errgroup_verdict.channel().0,
                                 (errgroup_verdict).channel().1,
                             );
-                            ::errgroup::__private::lints::GroupTask::errgroup_bound(
+                            errgroup_lints::GroupTask::errgroup_bound(
                                 errgroup_verdict.task().0,
                                 (errgroup_verdict).task().1,
                             );

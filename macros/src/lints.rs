@@ -506,8 +506,9 @@ impl Linter<'_> {
         self.checked.set(true);
         let site = Span::mixed_site();
         let verdict = Ident::new("errgroup_verdict", site);
-        let private = self.krate.private(first);
-        let lints = quote_spanned!(first=> #private::lints);
+        // The expansion's import of the lints module (see `imports`),
+        // spanned on the user's tokens like the rest of the call.
+        let lints = Ident::new("errgroup_lints", first);
         // Spanned on the user's tokens: a type still unknown here fails
         // on this call, and its error points at them.
         let ask = quote_spanned!(first=> (& & & & & #source).errgroup_verdict());
