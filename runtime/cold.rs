@@ -1,5 +1,5 @@
 //! [`Cold`]: an `Option` for a value most groups never make, whose drop
-//! is one test where it is dropped.
+//! is one test where it is dropped; [`ColdOnce`], the same for a `OnceLock`.
 //!
 //! A type with a field whose drop is large (an `Arc`, a boxed future, a
 //! user's error) gets drop glue too large to inline, and every value of it
