@@ -14,11 +14,10 @@ use tokio::time::Instant;
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 
-use std::sync::OnceLock;
-
 use crate::branch::{Named, task_job};
 use crate::cancel::Cancellation;
 use crate::channel::{self, Receiver, Sender};
+use crate::cold::ColdOnce;
 use crate::error::{Cancelled, Cause, Running, TaskName};
 use crate::limit::Start;
 use crate::state::Place;
@@ -691,7 +690,7 @@ enum Held<'a> {
     Lent {
         place: &'a Place,
         task: &'static str,
-        owned: OnceLock<Box<Ctx>>,
+        owned: ColdOnce<Box<Ctx>>,
     },
 }
 
@@ -708,7 +707,7 @@ impl<'a, E> BranchCtx<'a, E> {
             None => Held::Lent {
                 place,
                 task,
-                owned: OnceLock::new(),
+                owned: ColdOnce::new(),
             },
         };
         BranchCtx {
@@ -958,7 +957,11 @@ impl<E> From<BranchCtx<'_, E>> for Ctx {
     fn from(ctx: BranchCtx<'_, E>) -> Ctx {
         match ctx.held {
             Held::Owned(ctx) => ctx,
-            Held::Lent { place, task, owned } => owned.into_inner().map_or_else(
+            Held::Lent {
+                place,
+                task,
+                mut owned,
+            } => owned.take().map_or_else(
                 || Ctx::new(Arc::clone(place.promote()), TaskName::new(task)),
                 |ctx| *ctx,
             ),
