@@ -172,10 +172,8 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                 })
             }),
         ));
-        let __errgroup_result = __errgroup_scope
-            .run(::errgroup::__private::pin!(__errgroup_branches))
-            .await;
-        __errgroup_result
+        let __errgroup_branches = ::errgroup::__private::pin!(__errgroup_branches);
+        __errgroup_scope.run(__errgroup_branches).await
     }
 }
 
