@@ -179,11 +179,22 @@ pin_project! {
     /// drop was a call per branch.
     pub(crate) struct FreeLeaf<'s, E, F, T> {
         #[pin]
-        body: Option<Traced<F>>,
+        stage: Stage<Traced<F>, T>,
         state: &'s State<E>,
         task: Named<'s>,
         echoed: bool,
-        value: Option<T>,
+    }
+}
+
+pin_project! {
+    /// A [`FreeLeaf`]'s body, then its value: one tag written as it is
+    /// built and as it ends, where an `Option` around each wrote two.
+    #[project = StageProj]
+    #[project_replace = StageReplace]
+    enum Stage<F, T> {
+        Running { #[pin] body: F },
+        Done { value: T },
+        Gone,
     }
 }
 
@@ -197,11 +208,12 @@ impl<'s, E, F: Future, T> FreeLeaf<'s, E, F, T> {
         body: F,
     ) -> Self {
         FreeLeaf {
-            body: Some(trace::instrument(span, body)),
+            stage: Stage::Running {
+                body: trace::instrument(span, body),
+            },
             state,
             task,
             echoed: false,
-            value: None,
         }
     }
 }
@@ -214,25 +226,31 @@ where
 
     fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        let Some(body) = this.body.as_mut().as_pin_mut() else {
+        let StageProj::Running { body } = this.stage.as_mut().project() else {
             return Poll::Ready(());
         };
-        *this.value = ready!(poll_in_task(this.state, this.task, this.echoed, body, cx));
-        this.body.set(None);
+        let value = ready!(poll_in_task(this.state, this.task, this.echoed, body, cx));
+        this.stage.set(match value {
+            Some(value) => Stage::Done { value },
+            None => Stage::Gone,
+        });
         Poll::Ready(())
     }
 
     // Dropped where it stands when `grace` expires.
     fn stop(self: Pin<&mut Self>) {
-        self.project().body.set(None);
+        self.project().stage.set(Stage::Gone);
     }
 
     fn take(self: Pin<&mut Self>) -> Option<T> {
-        self.project().value.take()
+        match self.project().stage.project_replace(Stage::Gone) {
+            StageReplace::Done { value } => Some(value),
+            _ => None,
+        }
     }
 
     fn running(&self, census: &mut Census) {
-        if self.body.is_some() {
+        if let Stage::Running { .. } = self.stage {
             census.add(&self.task.name(), None);
         }
     }
