@@ -25,6 +25,7 @@
 //! set their own, in their task.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -43,11 +44,13 @@ use crate::state::{Core, State};
 use crate::trace::{self, Traced};
 
 /// One branch, or a tuple of them, as the loop drives it.
-pub trait Branch {
+pub trait Branch<E> {
     /// What the branch gives when it succeeds (a tuple for a tuple).
     type Value;
     /// `Ready` once the branch (every branch of a tuple) has ended.
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()>;
+    /// `scope`: the group's, which a branch need not keep to record its
+    /// error (`FreeLeaf`).
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()>;
     /// `grace` expired: drops or aborts what still runs (see branch.rs's `Stop`).
     fn stop(self: Pin<&mut Self>);
     /// The value, once ended, if the branch (every branch of a tuple) gave one.
@@ -77,13 +80,13 @@ impl<F, V> Leaf<F, V> {
     }
 }
 
-impl<F, V> Branch for Leaf<F, V>
+impl<E, F, V> Branch<E> for Leaf<F, V>
 where
     F: Future<Output = Option<V>> + Stop,
 {
     type Value = V;
 
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, _: &Scope<E>) -> Poll<()> {
         let mut this = self.project();
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
             return Poll::Ready(());
@@ -139,13 +142,13 @@ impl<'s, E, F: Future, T> InTaskLeaf<'s, E, F, T> {
     }
 }
 
-impl<E, F, T> Branch for InTaskLeaf<'_, E, F, T>
+impl<E, F, T> Branch<E> for InTaskLeaf<'_, E, F, T>
 where
     F: Future<Output = Result<T, E>>,
 {
     type Value = T;
 
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, _: &Scope<E>) -> Poll<()> {
         let mut this = self.project();
         let Some(unit) = this.unit.as_mut().as_pin_mut() else {
             return Poll::Ready(());
@@ -179,11 +182,23 @@ pin_project! {
     /// drop was a call per branch.
     pub(crate) struct FreeLeaf<'s, E, F, T> {
         #[pin]
-        body: Option<Traced<F>>,
-        state: &'s State<E>,
+        stage: Stage<Traced<F>, T>,
         task: Named<'s>,
         echoed: bool,
-        value: Option<T>,
+        // The group's error type: its state is handed to each poll.
+        error: PhantomData<fn() -> E>,
+    }
+}
+
+pin_project! {
+    /// A [`FreeLeaf`]'s body, then its value: one tag written as it is
+    /// built and as it ends, where an `Option` around each wrote two.
+    #[project = StageProj]
+    #[project_replace = StageReplace]
+    enum Stage<F, T> {
+        Running { #[pin] body: F },
+        Done { value: T },
+        Gone,
     }
 }
 
@@ -191,48 +206,51 @@ impl<'s, E, F: Future, T> FreeLeaf<'s, E, F, T> {
     /// `body` in the span made for it (`Lent::free`, not generic over it).
     // `#[inline]`: see `InTaskLeaf::new`.
     #[inline]
-    pub(crate) fn new(
-        state: &'s State<E>,
-        (task, span): (Named<'s>, trace::Span),
-        body: F,
-    ) -> Self {
+    pub(crate) fn new((task, span): (Named<'s>, trace::Span), body: F) -> Self {
         FreeLeaf {
-            body: Some(trace::instrument(span, body)),
-            state,
+            stage: Stage::Running {
+                body: trace::instrument(span, body),
+            },
             task,
             echoed: false,
-            value: None,
+            error: PhantomData,
         }
     }
 }
 
-impl<E, F, T> Branch for FreeLeaf<'_, E, F, T>
+impl<E, F, T> Branch<E> for FreeLeaf<'_, E, F, T>
 where
     F: Future<Output = Result<T, E>>,
 {
     type Value = T;
 
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
         let mut this = self.project();
-        let Some(body) = this.body.as_mut().as_pin_mut() else {
+        let StageProj::Running { body } = this.stage.as_mut().project() else {
             return Poll::Ready(());
         };
-        *this.value = ready!(poll_in_task(this.state, this.task, this.echoed, body, cx));
-        this.body.set(None);
+        let value = ready!(poll_in_task(&scope.state, this.task, this.echoed, body, cx));
+        this.stage.set(match value {
+            Some(value) => Stage::Done { value },
+            None => Stage::Gone,
+        });
         Poll::Ready(())
     }
 
     // Dropped where it stands when `grace` expires.
     fn stop(self: Pin<&mut Self>) {
-        self.project().body.set(None);
+        self.project().stage.set(Stage::Gone);
     }
 
     fn take(self: Pin<&mut Self>) -> Option<T> {
-        self.project().value.take()
+        match self.project().stage.project_replace(Stage::Gone) {
+            StageReplace::Done { value } => Some(value),
+            _ => None,
+        }
     }
 
     fn running(&self, census: &mut Census) {
-        if self.body.is_some() {
+        if let Stage::Running { .. } = self.stage {
             census.add(&self.task.name(), None);
         }
     }
@@ -241,12 +259,12 @@ where
 /// Branches pinned where the caller keeps them (the expansion's
 /// `pin!(join(..))`): the group's future holds a pointer to them, so
 /// awaiting it moves a few words, not every branch.
-impl<B: Branch + ?Sized> Branch for Pin<&mut B> {
+impl<E, B: Branch<E> + ?Sized> Branch<E> for Pin<&mut B> {
     type Value = B::Value;
 
     #[inline]
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        self.get_mut().as_mut().poll_branch(cx)
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
+        self.get_mut().as_mut().poll_branch(cx, scope)
     }
 
     fn stop(self: Pin<&mut Self>) {
@@ -266,7 +284,7 @@ impl<B: Branch + ?Sized> Branch for Pin<&mut B> {
 /// A tuple of branches, as the macro writes them.
 pub trait IntoBranches {
     /// The tuple, pinned field by field.
-    type Branches: Branch;
+    type Branches;
     /// How many branches it holds, nested tuples counted as one each.
     const LEN: usize;
     /// Converts the tuple.
@@ -283,13 +301,13 @@ macro_rules! join {
             }
         }
 
-        impl<$($B: Branch),+> Branch for $Join<$($B),+> {
+        impl<E, $($B: Branch<E>),+> Branch<E> for $Join<$($B),+> {
             type Value = ($($B::Value,)+);
 
-            fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+            fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
                 let this = self.project();
                 let mut pending = false;
-                $(pending |= this.$b.poll_branch(cx).is_pending();)+
+                $(pending |= this.$b.poll_branch(cx, scope).is_pending();)+
                 if pending { Poll::Pending } else { Poll::Ready(()) }
             }
 
@@ -314,7 +332,7 @@ macro_rules! join {
             }
         }
 
-        impl<$($B: Branch),+> IntoBranches for ($($B,)+) {
+        impl<$($B),+> IntoBranches for ($($B,)+) {
             type Branches = $Join<$($B),+>;
             const LEN: usize = [$(stringify!($b)),+].len();
 
@@ -324,7 +342,7 @@ macro_rules! join {
             }
         }
 
-        impl<'p, $($B: Branch),+> IntoBranches for Pin<&'p mut $Join<$($B),+>> {
+        impl<'p, $($B),+> IntoBranches for Pin<&'p mut $Join<$($B),+>> {
             type Branches = Self;
             const LEN: usize = [$(stringify!($b)),+].len();
 
@@ -467,7 +485,7 @@ impl<'s, E, B> Driver<'s, E, B> {
     }
 }
 
-impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B, S> {
+impl<E: Send + Sync + 'static, B: Branch<E>, S: Future> Future for Driver<'_, E, B, S> {
     type Output = Result<B::Value, Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -485,7 +503,7 @@ impl<E: Send + Sync + 'static, B: Branch, S: Future> Future for Driver<'_, E, B,
 #[inline]
 fn drive<E: Send + Sync + 'static, V, S: Future>(
     scope: &Scope<E>,
-    mut branches: Pin<&mut dyn Branch<Value = V>>,
+    mut branches: Pin<&mut dyn Branch<E, Value = V>>,
     mut life: Pin<&mut Lifecycle<'_, S>>,
     cx: &mut Context<'_>,
 ) -> Poll<Result<V, Error<E>>> {
@@ -501,7 +519,7 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
     }
     // Without a core: no timer, token, signal, task or watcher, only
     // the branches (`Place`, state.rs).
-    let polled = lend(place, || branches.as_mut().poll_branch(cx));
+    let polled = lend(place, || branches.as_mut().poll_branch(cx, scope));
     // Still without a core: no task to await, no question to answer.
     let Some(core) = place.core() else {
         return match polled {
@@ -529,7 +547,7 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
 }
 
 /// What runs now: the branches in the order written, then the tasks.
-fn census<B: Branch + ?Sized>(core: &Core, since: Option<Instant>, branches: &B) -> Census {
+fn census<E, B: Branch<E> + ?Sized>(core: &Core, since: Option<Instant>, branches: &B) -> Census {
     let mut census = Census::new(since.or_else(|| core.since()));
     branches.running(&mut census);
     core.census_tasks(&mut census);

@@ -307,12 +307,12 @@ impl InTask {
         scope: &'s Scope<E>,
         ctx: impl Into<Lent<'s>>,
         body: F,
-    ) -> impl Branch<Value = T> + 's
+    ) -> impl Branch<E, Value = T> + 's
     where
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        FreeLeaf::new(&*scope.state, ctx.into().free(&*scope.state), body)
+        FreeLeaf::new(ctx.into().free(&*scope.state), body)
     }
 
     /// An in-task branch of a group with `limit`: it may wait for a
@@ -324,7 +324,7 @@ impl InTask {
         scope: &'s Scope<E>,
         ctx: impl Into<Lent<'s>>,
         body: F,
-    ) -> impl Branch<Value = T> + 's
+    ) -> impl Branch<E, Value = T> + 's
     where
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
@@ -339,7 +339,7 @@ impl InTask {
         items: I,
         ends: S,
         mut body: L,
-    ) -> impl Branch<Value = Vec<T>> + 's
+    ) -> impl Branch<E, Value = Vec<T>> + 's
     where
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
@@ -416,7 +416,7 @@ impl Spawn {
         scope: &Scope<E>,
         name: impl Into<SpawnName>,
         body: F,
-    ) -> impl Branch<Value = T>
+    ) -> impl Branch<E, Value = T>
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
@@ -440,7 +440,7 @@ impl Spawn {
         scope: &Scope<E>,
         name: impl Into<SpawnName>,
         body: F,
-    ) -> impl Branch<Value = T> + '_
+    ) -> impl Branch<E, Value = T> + '_
     where
         F: Future<Output = Result<T, E>> + Send + 'static,
         T: Send + 'static,
@@ -474,7 +474,7 @@ impl Spawn {
         items: I,
         ends: S,
         mut body: L,
-    ) -> impl Branch<Value = Vec<T>> + 's
+    ) -> impl Branch<E, Value = Vec<T>> + 's
     where
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
@@ -515,7 +515,7 @@ impl Blocking {
         scope: &Scope<E>,
         ctx: BranchCtx<'_, E>,
         body: F,
-    ) -> impl Branch<Value = T>
+    ) -> impl Branch<E, Value = T>
     where
         F: FnOnce(&BranchCtx<'static, E>) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -537,7 +537,7 @@ impl Blocking {
         items: I,
         ends: S,
         mut body: L,
-    ) -> impl Branch<Value = Vec<T>> + 's
+    ) -> impl Branch<E, Value = Vec<T>> + 's
     where
         I: IntoIterator<IntoIter: 's>,
         S: Clone + 's,
