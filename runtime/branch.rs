@@ -419,6 +419,16 @@ impl<'s, E> Head<&'s State<E>, Named<'s>> {
     }
 }
 
+/// One poll (or run) of a body: its panic caught, and whether a
+/// `Cancelled` was handed to it meanwhile (echo.rs), collected even when it
+/// panicked.
+#[inline]
+pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool) {
+    let collect = echo::Collect::start();
+    let result = catch_unwind(AssertUnwindSafe(f));
+    (result, collect.finish())
+}
+
 /// The poll of a running in-task branch, whose unit is dropped as soon as
 /// this is `Ready` (after its error or panic is recorded, as [`complete`]
 /// does): [`Head::in_task_value`]'s, and that of a branch of a group
@@ -433,9 +443,8 @@ pub(crate) fn poll_in_task<T, E>(
     body: Pin<&mut dyn Future<Output = Result<T, E>>>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<T>> {
-    let collect = echo::Collect::start();
-    let polled = catch_unwind(AssertUnwindSafe(|| body.poll(cx)));
-    *echoed |= collect.finish();
+    let (polled, handed) = caught(|| body.poll(cx));
+    *echoed |= handed;
     match polled {
         Ok(Poll::Pending) => Poll::Pending,
         Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
@@ -581,14 +590,13 @@ fn poll_bare<T, E>(
     permit: &mut Option<Permit>,
     cx: &mut Context<'_>,
 ) -> Poll<(Option<T>, Option<Permit>)> {
-    let collect = echo::Collect::start();
-    let polled = owner.enter(|| {
-        catch_unwind(AssertUnwindSafe(|| {
+    let (polled, handed) = owner.enter(|| {
+        caught(|| {
             let _span = trace::enter(span);
             body.as_mut().poll(cx)
-        }))
+        })
     });
-    *echoed |= collect.finish();
+    *echoed |= handed;
     match polled {
         Ok(Poll::Pending) => Poll::Pending,
         Ok(Poll::Ready(output)) => Poll::Ready(complete(
@@ -665,9 +673,7 @@ where
 {
     let span = task.span(core.span());
     let _span = trace::enter(&span);
-    let collect = echo::Collect::start();
-    let output = catch_unwind(AssertUnwindSafe(job));
-    let echoed = collect.finish();
+    let (output, echoed) = caught(job);
     match output {
         Ok(output) => complete(&Boxed, core, task, output, None, echoed).0,
         Err(payload) => {
@@ -710,9 +716,8 @@ impl<C: Owner, N: Who> Head<C, N> {
         let Phase::Running(_, echoed) = phase else {
             return Poll::Ready(None);
         };
-        let collect = echo::Collect::start();
-        let polled = core.enter(|| catch_unwind(AssertUnwindSafe(|| body.as_mut().poll(cx))));
-        *echoed |= collect.finish();
+        let (polled, handed) = core.enter(|| caught(|| body.as_mut().poll(cx)));
+        *echoed |= handed;
         let echoed = *echoed;
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
@@ -1123,11 +1128,7 @@ where
                     }
                 },
                 Blocking::Ready(body, permit) => {
-                    let job = Task::spawn_blocking(&trace::name(&this.task), move || {
-                        let collect = echo::Collect::start();
-                        let output = catch_unwind(AssertUnwindSafe(body));
-                        (output, collect.finish())
-                    });
+                    let job = Task::spawn_blocking(&trace::name(&this.task), move || caught(body));
                     this.state = Blocking::Running(job, permit);
                 }
                 Blocking::Running(mut job, permit) => {

@@ -20,15 +20,14 @@
 use std::any::Any;
 use std::fmt;
 use std::future::{Future, poll_fn};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::{Pin, pin};
 use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::branch::caught;
 use crate::ctx::{BranchCtx, Ctx};
-use crate::echo;
 use crate::error::{Cancelled, TaskName};
 use crate::state::{Core, in_ambient};
 use crate::sync::Arc;
@@ -540,11 +539,8 @@ where
         let (body, shared) = (this.body, &**this.shared);
         // The ambient group, for a group created in the task (semantic 6):
         // set around each poll rather than stored in the task.
-        let collect = echo::Collect::start();
-        let polled = in_ambient(&shared.core, || {
-            catch_unwind(AssertUnwindSafe(|| body.poll(cx)))
-        });
-        *this.echoed |= collect.finish();
+        let (polled, handed) = in_ambient(&shared.core, || caught(|| body.poll(cx)));
+        *this.echoed |= handed;
         let failure = match polled {
             Ok(Poll::Pending) => return Poll::Pending,
             Ok(Poll::Ready(Ok(()))) => Ok(()),
