@@ -1236,11 +1236,24 @@ impl<E: Send + Sync + 'static> State<E> {
 // - Nothing waits on the inline state: a waiter on the cancellation
 //   promotes first, so a cancellation while unpromoted wakes no one.
 
-scoped_tls::scoped_thread_local! {
-    /// The group whose in-task branches are being polled: a group created
-    /// in one of them promotes it (if it has no core yet), to be its parent.
-    static LENT: Place
-}
+/// The group whose in-task branches are being polled: a group created
+/// in one of them promotes it (if it has no core yet), to be its parent.
+// `scoped_thread_local!`'s expansion, token for token, but a `const` where
+// the macro writes a `static`: [`lend`] is compiled in the crate that
+// writes the group (every driver is generic), where a `static` of this
+// crate is opaque, so each use of the key was a call through the function
+// pointer it holds; a `const` is known there, and its thread-local is read
+// in place (~11 Ir per group poll, benches/instructions.sh). Its cell is
+// still reachable only through the key.
+const LENT: scoped_tls::ScopedKey<Place> = scoped_tls::ScopedKey {
+    inner: {
+        std::thread_local!(static LENT: std::cell::Cell<*const ()> = const {
+            std::cell::Cell::new(std::ptr::null())
+        });
+        &LENT
+    },
+    _marker: std::marker::PhantomData,
+};
 
 /// `f()` with `place` lent as the ambient group: a driver's poll of its
 /// in-task branches. A group nested in one of them lends its own inside
