@@ -60,7 +60,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
         let __errgroup_ctx0 = __errgroup_scope.ctx("user");
         let __errgroup_ctx1 = __errgroup_scope.owned_ctx("orders");
         let __errgroup_branches = ::errgroup::__private::join((
-            ::errgroup::__private::InTask.branch(&__errgroup_scope, &__errgroup_ctx0, async {
+            ::errgroup::__private::InTask.branch(&__errgroup_scope, "user", async {
                 fn ctx() {}
                 let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
                 (match (match fetch_user(

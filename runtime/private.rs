@@ -237,8 +237,8 @@ pub struct Spawn;
 #[derive(Debug, Clone, Copy)]
 pub struct Blocking;
 
-/// The ctx an in-task branch is built with: the one the expansion made
-/// for it, borrowed, as the branch's body borrows it too, or one handed
+/// What an in-task branch is built with: the name the expansion wrote
+/// (the body borrows the ctx made with it), or a ctx, borrowed or handed
 /// over. Its group is always the scope's, so the branch keeps only its
 /// name (no reference count taken and given back, no name copied).
 #[doc(hidden)]
@@ -257,6 +257,15 @@ impl<'s, E> From<BranchCtx<'s, E>> for Lent<'s> {
     fn from(ctx: BranchCtx<'s, E>) -> Self {
         Lent {
             task: ctx.into_named(),
+        }
+    }
+}
+
+impl From<&'static str> for Lent<'_> {
+    #[inline]
+    fn from(name: &'static str) -> Self {
+        Lent {
+            task: Named::Static(name),
         }
     }
 }

@@ -93,7 +93,30 @@ use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
 use crate::tasks::{Joined, TaskSet};
 use crate::trace;
 
-scoped_tls::scoped_thread_local! {
+/// `scoped_tls::scoped_thread_local!`'s expansion, token for token, but a
+/// `const` where the macro writes a `static`: a key is set by code
+/// compiled in the crate that writes the group or the task (generic over
+/// it), where a `static` of this crate is opaque, so each use of the key
+/// was a call through the function pointer it holds; a `const` is known
+/// there, and its thread-local is read in place (~11 Ir per poll of a
+/// trivial group, benches/instructions.sh). Its cell is still reachable
+/// only through the key.
+macro_rules! scoped_key {
+    ($(#[$attr:meta])* $name:ident: $ty:ty) => {
+        $(#[$attr])*
+        const $name: scoped_tls::ScopedKey<$ty> = scoped_tls::ScopedKey {
+            inner: {
+                std::thread_local!(static KEY: std::cell::Cell<*const ()> = const {
+                    std::cell::Cell::new(std::ptr::null())
+                });
+                &KEY
+            },
+            _marker: std::marker::PhantomData,
+        };
+    };
+}
+
+scoped_key! {
     /// The group of a body that is its own tokio task (a `#[spawn]` branch
     /// or item, a `ctx.spawn`, `Group` or pool task), so that a group
     /// created inside it becomes its child without `parent = ctx;`
@@ -101,7 +124,13 @@ scoped_tls::scoped_thread_local! {
     /// all a nested group reads. Set around each poll (as a task-local is)
     /// from a borrow of the group its guard holds anyway: no reference
     /// count taken per poll, and no copy of it stored in every task.
-    static AMBIENT: Arc<Core>
+    AMBIENT: Arc<Core>
+}
+
+scoped_key! {
+    /// The group whose in-task branches are being polled: a group created
+    /// in one of them promotes it (if it has no core yet), to be its parent.
+    LENT: Place
 }
 
 /// The group of the branch whose code is running now, if any: the group
@@ -118,7 +147,7 @@ scoped_tls::scoped_thread_local! {
 // `#[inline]`: where a group is created, most often with nothing set.
 #[inline]
 pub(crate) fn ambient() -> Option<Arc<Core>> {
-    if !Counted::any() {
+    if !LENT.is_set() && !AMBIENT.is_set() {
         return None;
     }
     ambient_set()
@@ -142,40 +171,7 @@ pub(crate) fn ambient_raw() -> Option<Arc<Core>> {
 /// task (a `#[spawn]` branch or item, a `ctx.spawn`, `Group` or pool
 /// task), around each of its polls.
 pub(crate) fn in_ambient<R>(core: &Arc<Core>, f: impl FnOnce() -> R) -> R {
-    let _counted = Counted::new();
     AMBIENT.set(core, f)
-}
-
-std::thread_local! {
-    /// How many lends and ambient groups are set on this thread ([`lend`],
-    /// [`in_ambient`]): where a group is created, one read of a plain
-    /// thread-local says that none is, where asking both scoped keys took
-    /// a call each (their thread-locals are lazily initialized).
-    static SET: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-/// One lend or ambient group set, counted in [`SET`] while it lives
-/// (unwinding included).
-struct Counted;
-
-impl Counted {
-    #[inline]
-    fn new() -> Self {
-        SET.with(|set| set.set(set.get() + 1));
-        Counted
-    }
-
-    #[inline]
-    fn any() -> bool {
-        SET.with(std::cell::Cell::get) != 0
-    }
-}
-
-impl Drop for Counted {
-    #[inline]
-    fn drop(&mut self) {
-        SET.with(|set| set.set(set.get() - 1));
-    }
 }
 
 /// What a group needs to build its core.
@@ -1236,18 +1232,11 @@ impl<E: Send + Sync + 'static> State<E> {
 // - Nothing waits on the inline state: a waiter on the cancellation
 //   promotes first, so a cancellation while unpromoted wakes no one.
 
-scoped_tls::scoped_thread_local! {
-    /// The group whose in-task branches are being polled: a group created
-    /// in one of them promotes it (if it has no core yet), to be its parent.
-    static LENT: Place
-}
-
 /// `f()` with `place` lent as the ambient group: a driver's poll of its
 /// in-task branches. A group nested in one of them lends its own inside
 /// `f`, which then wins until its poll returns.
 #[inline]
 pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
-    let _counted = Counted::new();
     LENT.set(place, f)
 }
 

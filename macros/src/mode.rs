@@ -76,15 +76,15 @@ impl Mode {
     }
 
     /// The `ctx` argument of `.branch(..)`: a blocking branch's closure is
-    /// given it by reference later, so it is handed over; a spawned body
-    /// moves its own, and the runtime, which needs only the group (the
-    /// scope's) and the name, gets the name; an in-task body borrows the
-    /// expansion's, and so does the runtime.
+    /// given it by reference later, so it is handed over; a spawned or
+    /// in-task body has its own (moved or borrowed), and the runtime, which
+    /// needs only the group (the scope's) and the name, gets the name, a
+    /// constant (read from a borrowed ctx, it was a test of which kind of
+    /// ctx it is, per branch at run time).
     pub(crate) fn ctx_argument(self, ctx: &Ident, name: &str, site: Span) -> TokenStream {
         match self {
             Mode::Blocking => quote_spanned!(site=> #ctx),
-            Mode::Spawn => quote_spanned!(site=> #name),
-            Mode::InTask => quote_spanned!(site=> &#ctx),
+            Mode::Spawn | Mode::InTask => quote_spanned!(site=> #name),
         }
     }
 
