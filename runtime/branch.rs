@@ -1020,13 +1020,8 @@ impl<T: Send + 'static, C> Spawned<T, C> {
     {
         // A `TaskName` only where a task shows one (tokio-console): made
         // and dropped for nothing, it was a call per task.
-        let shown = if trace::ENABLED {
-            name.name()
-        } else {
-            TaskName::new("")
-        };
         Spawned {
-            task: Task::spawn(&trace::name(&shown), run),
+            task: Task::spawn(&trace::name_with(|| name.name()), run),
             name,
             core,
         }

@@ -169,25 +169,34 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// A node under `parent` (it inherits the parent's deadline). The owner
-    /// registers itself as the parent's hook once it has an `Arc`.
-    // `#[inline]`: built in place in its group's core rather than copied in.
+    /// A root node without a deadline, as its group's core is first
+    /// written in place; [`Node::place`] then puts it where it belongs.
+    // `#[inline]`: written in place in its group's core rather than copied in.
     #[inline]
-    pub(crate) fn new(parent: Option<Arc<dyn HasNode>>, deadline: Option<Instant>) -> Node {
-        let inherited = parent.as_ref().and_then(|p| p.node().effective_deadline);
-        let effective_deadline = match (deadline, inherited) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    pub(crate) fn new() -> Node {
         Node {
             cause: SetOnce::new(),
-            deadline,
-            effective_deadline,
-            parent,
+            deadline: None,
+            effective_deadline: None,
+            parent: None,
             hooks: Mutex::default(),
             flags: AtomicUsize::new(0),
             owner_word: AtomicUsize::new(0),
         }
+    }
+
+    /// Puts a new node under `parent` (it inherits the parent's
+    /// deadline), with `deadline`. The owner registers itself as the
+    /// parent's hook once it has an `Arc`.
+    #[inline]
+    pub(crate) fn place(&mut self, parent: Option<Arc<dyn HasNode>>, deadline: Option<Instant>) {
+        let inherited = parent.as_ref().and_then(|p| p.node().effective_deadline);
+        self.effective_deadline = match (deadline, inherited) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.deadline = deadline;
+        self.parent = parent;
     }
 
     /// Whether the hooks have fired, or are about to (see [`Node::flags`]);
@@ -382,6 +391,7 @@ impl Node {
         self.effective_deadline
     }
 
+    #[inline]
     pub(crate) fn own_deadline(&self) -> Option<Instant> {
         self.deadline
     }

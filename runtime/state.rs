@@ -328,6 +328,28 @@ impl std::fmt::Debug for Core {
     }
 }
 
+/// A root group's core with nothing set: what [`Core::new`] writes in
+/// place, then sets what its settings say.
+impl Default for Core {
+    // `#[inline]`: see `Core::new`.
+    #[inline]
+    fn default() -> Self {
+        Core {
+            node: Node::new(),
+            span: trace::none(),
+            limit: None,
+            inner: Mutex::new(Inner {
+                set: None,
+                all_ok: true,
+                panic: None,
+                task_error: None,
+            }),
+            watching: OnceLock::new(),
+            driver: AtomicWaker::new(),
+        }
+    }
+}
+
 impl HasNode for Core {
     fn node(&self) -> &Node {
         &self.node
@@ -349,32 +371,23 @@ impl Core {
             .as_ref()
             .is_some_and(CancellationToken::is_cancelled);
         let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
-        // Written in place: a `Core` returned by a call and moved into its
-        // `Arc` cost a copy, 37 instructions more per group
-        // (benches/instructions.sh). Nothing in it needs the `Arc` but the
-        // handles it gives out (`running_guard`) and the parent's hook
-        // (`link`), so it could live by value.
-        // The calls first and the node last: a node made before the
-        // `limit`'s allocation was built aside and copied in (216 bytes,
-        // a `memcpy` per group).
         let span = match settings.span {
             Some(span) => span,
             None => trace::group(settings.site, settings.limit, settings.deadline),
         };
         let limit = settings.limit.map(Limit::new);
-        let core = Arc::new(Core {
-            node: Node::new(parent, settings.deadline),
-            span,
-            limit,
-            inner: Mutex::new(Inner {
-                set: None,
-                all_ok: true,
-                panic: None,
-                task_error: None,
-            }),
-            watching: OnceLock::new(),
-            driver: AtomicWaker::new(),
-        });
+        // Written in place: `Arc::default` allocates, then writes the
+        // default core into its place, where `Arc::new` built the core
+        // aside and copied it in (344 bytes, a `memcpy` per group,
+        // benches/instructions.sh); what is not a default is then set
+        // field by field. Nothing in it needs the `Arc` but the handles it
+        // gives out (`running_guard`) and the parent's hook (`link`), so it
+        // could live by value.
+        let mut core = Arc::<Core>::default();
+        let fresh = Arc::get_mut(&mut core).expect("errgroup: a new core has one owner");
+        fresh.node.place(parent, settings.deadline);
+        fresh.span = span;
+        fresh.limit = limit;
         core.link(born_cancelled);
         core
     }
@@ -478,6 +491,7 @@ impl Core {
         self.node.effective_deadline()
     }
 
+    #[inline]
     pub(crate) fn own_deadline(&self) -> Option<Instant> {
         self.node.own_deadline()
     }
@@ -1002,6 +1016,7 @@ impl<E> State<E> {
         failures.first.is_none()
             && failures.later.is_none()
             && lock(&self.place.slow).is_none()
+            && self.place.born.is_none()
             && self.place.core.get().is_none()
     }
 
@@ -1012,6 +1027,7 @@ impl<E> State<E> {
                 cancelled: AtomicBool::new(false),
                 promoted: AtomicBool::new(false),
                 slow: Mutex::new(None),
+                born: None,
                 core: OnceLock::new(),
                 site: None,
                 span: trace::none(),
@@ -1271,6 +1287,10 @@ pub(crate) struct Place {
     /// it, and inline it took most of the group's state, which the
     /// expansion writes and moves at every group's start (Scope, engine.rs).
     slow: Mutex<Option<Box<Slow>>>,
+    /// The core of a group born with one ([`needs_core`]): a plain
+    /// field, where setting the `OnceLock` below took a `Once` call per
+    /// group (~80 instructions, benches/instructions.sh).
+    born: Option<Arc<Core>>,
     /// The promoted group; set once, under `slow`'s lock.
     core: OnceLock<Arc<Core>>,
     /// `core` is set: its publication as loom sees it (the `OnceLock`'s
@@ -1296,7 +1316,7 @@ struct Slow {
 impl std::fmt::Debug for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Place")
-            .field("core", &self.core.get())
+            .field("core", &self.core())
             .finish_non_exhaustive()
     }
 }
@@ -1308,12 +1328,9 @@ impl Place {
     #[inline(always)]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
-        let core = OnceLock::new();
         let promoted = needs_core(&settings);
-        let span = if promoted {
-            // Fresh: nothing else can have set it.
-            let _ = core.set(Core::new(settings));
-            trace::none()
+        let (born, span) = if promoted {
+            (Some(Core::new(settings)), trace::none())
         } else {
             // Field by field: `needs_core` said the parent and token are
             // none, and dropping the whole struct was a call.
@@ -1324,13 +1341,14 @@ impl Place {
                 ..
             } = settings;
             debug_assert!(parent.is_none() && token.is_none());
-            span.unwrap_or_else(|| trace::group(site, None, None))
+            (None, span.unwrap_or_else(|| trace::group(site, None, None)))
         };
         Place {
             cancelled: AtomicBool::new(false),
             promoted: AtomicBool::new(promoted),
             slow: Mutex::new(None),
-            core,
+            born,
+            core: OnceLock::new(),
             site,
             span,
         }
@@ -1340,7 +1358,7 @@ impl Place {
     #[inline]
     pub(crate) fn core(&self) -> Option<&Arc<Core>> {
         if self.promoted.load(Ordering::Acquire) {
-            self.core.get()
+            self.born.as_ref().or_else(|| self.core.get())
         } else {
             None
         }
