@@ -84,6 +84,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
+use crate::cold::{Cold, ColdOnce};
 use crate::echo;
 use crate::error::{
     Cancelled, Cause, Census, Error, Later, Running, StillRunning, Suppressed, TaskName,
@@ -210,16 +211,20 @@ pub(crate) fn token_cause() -> Cause {
 /// [`Group::spawn`](crate::Group::spawn), a pool's) and the first panic and
 /// task error. Taken by tasks and failures only: an in-task group that
 /// neither spawns nor fails never takes it.
+///
+/// Each optional field is a [`Cold`]: most groups leave them empty, and
+/// their drop is then a test each, inline in the core's, where it was a
+/// call (benches/instructions.sh).
 struct Inner {
     /// Created by the first task: most groups never start one.
-    set: Option<TaskSet<bool>>,
+    set: Cold<TaskSet<bool>>,
     /// Every finished task returned `Ok`.
     all_ok: bool,
-    panic: Option<Box<dyn Any + Send>>,
+    panic: Cold<Box<dyn Any + Send>>,
     /// The first error of a task or `#[spawn]` branch, when one failed
     /// first. Untyped: an untyped `Ctx::spawn` task may have another error
     /// type than the group's, and `State::finish` then returns the cause alone.
-    task_error: Option<Box<dyn Any + Send>>,
+    task_error: Cold<Box<dyn Any + Send>>,
 }
 
 /// Bits of a group's flags word (kept in its node: `Node::owner_word`, so
@@ -311,8 +316,8 @@ pub(crate) struct Core {
     limit: Option<Limit>,
     inner: Mutex<Inner>,
     /// Made by the first task or watcher, and boxed: a group with neither
-    /// pays two words for it.
-    watching: OnceLock<Box<Watching>>,
+    /// pays two words for it, and a test to drop it ([`ColdOnce`]).
+    watching: ColdOnce<Box<Watching>>,
     /// The driver's waker, kept while a question may come
     /// (`flags::KEEP_WAKER`): here, not in `watching`, as every group with
     /// a `#[spawn]` or `#[blocking]` branch keeps it and most are never
@@ -339,12 +344,12 @@ impl Default for Core {
             span: trace::none(),
             limit: None,
             inner: Mutex::new(Inner {
-                set: None,
+                set: Cold::new(None),
                 all_ok: true,
-                panic: None,
-                task_error: None,
+                panic: Cold::new(None),
+                task_error: Cold::new(None),
             }),
-            watching: OnceLock::new(),
+            watching: ColdOnce::new(),
             driver: AtomicWaker::new(),
         }
     }
@@ -525,7 +530,7 @@ impl Core {
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E, echoed: bool) {
         let spare = self.spare_name(&task, echoed);
         if self.cancel_failed(task) {
-            lock(&self.inner).task_error = Some(Box::new(error));
+            *lock(&self.inner).task_error = Some(Box::new(error));
         } else if let Some(task) = spare {
             let later = Box::new(Suppressed::new(task, error));
             let mut watch = lock(&self.watching().state);
@@ -827,28 +832,40 @@ impl Core {
     }
 
     /// [`Core::poll_tasks`], the flags read by the caller.
+    // `#[inline]`: a group that never spawned a task (every `#[spawn]` or
+    // `#[blocking]` branch is a task of its own, outside the set) pays a
+    // test, or a read-modify-write on its last poll, not a call.
+    #[inline]
     pub(crate) fn poll_tasks_with(
         &self,
         flags: usize,
         cx: &mut Context<'_>,
         last: bool,
     ) -> Poll<bool> {
-        if !last && flags & flags::SPAWNED == 0 {
-            return Poll::Ready(true);
-        }
-        // Nothing was ever spawned or refused: sealing the word closes the
-        // set, as the lock below would, and a spawn from now on is refused.
-        if last
-            && self
+        if flags & flags::SPAWNED == 0 {
+            if !last {
+                return Poll::Ready(true);
+            }
+            // Nothing was ever spawned or refused: sealing the word closes
+            // the set, as the lock in `poll_set` would, and a spawn from
+            // now on is refused.
+            if self
                 .node
                 .owner_word()
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
                     (f & flags::SPAWNED == 0).then_some(f | flags::SEALED)
                 })
                 .is_ok()
-        {
-            return Poll::Ready(true);
+            {
+                return Poll::Ready(true);
+            }
         }
+        self.poll_set(cx, last)
+    }
+
+    /// [`Core::poll_tasks_with`] once a task was spawned or refused: the
+    /// set, under its lock.
+    fn poll_set(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
         let mut tasks = lock(&self.inner);
         let mut escaped = None;
         let Inner { set, all_ok, .. } = &mut *tasks;
@@ -876,7 +893,7 @@ impl Core {
         let mut tasks = lock(&self.inner);
         let mut escaped = None;
         let Inner { set, all_ok, .. } = &mut *tasks;
-        if let Some(set) = set {
+        if let Some(set) = set.as_mut() {
             set.reap(tally(all_ok, &mut escaped));
         }
         drop(tasks);
