@@ -1113,6 +1113,8 @@ impl<T: Send + 'static, C> Spawned<T, C> {
 impl<T, C: Owner> Future for Spawned<T, C> {
     type Output = Option<T>;
 
+    // `#[inline]`: see `Task::poll_join`.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.project();
         Poll::Ready(match ready!(this.task.poll_join(cx)) {
