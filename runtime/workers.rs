@@ -616,6 +616,40 @@ mod tests {
         );
     }
 
+    /// Under `limit`, the `#[spawn]` branches (the last one run in the
+    /// group's task too) each wait for a permit and hold it as they run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spawn_branches_under_limit_hold_a_permit_each() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+        /// Counts itself running for a few yields; the most seen at once.
+        async fn work(running: Arc<AtomicUsize>, most: Arc<AtomicUsize>, value: u32) -> u32 {
+            most.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            running.fetch_sub(1, SeqCst);
+            value
+        }
+
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (r, m) = (Arc::clone(&running), Arc::clone(&most));
+        let values = tokio::spawn(async move {
+            errgroup! {
+                limit = 1;
+                #[spawn(clone(r, m))] a => Ok::<_, ()>(work(r, m, 1).await),
+                #[spawn(clone(r, m))] b => Ok(work(r, m, 2).await),
+                #[spawn] c => Ok(work(r, m, 3).await),
+            }
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(values, (1, 2, 3));
+        assert_eq!(most.load(SeqCst), 1, "more than `limit` ran at once");
+    }
+
     /// With an in-task branch in the group, every `#[spawn]` branch is a
     /// task of its own: the group's task may be busy with the in-task one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
