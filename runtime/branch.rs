@@ -433,9 +433,13 @@ pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool)
 /// this is `Ready` (after its error or panic is recorded, as [`complete`]
 /// does): [`Head::in_task_value`]'s, and that of a branch of a group
 /// without `limit`, which has no phase (`FreeLeaf`, engine.rs). `echoed`:
-/// whether a `Cancelled` was handed to the body (echo.rs).
-// `#[inline]`: see [`Head::guard`].
-#[inline]
+/// whether a `Cancelled` was handed to the body (echo.rs); and of a
+/// `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
+// `always`: see [`Head::guard`]; with a second caller of the same output
+// type (an inline `#[spawn]` branch), `#[inline]` left it a call
+// (benches/instructions.sh: the trivial in-task group 313 -> 351 Ir).
+#[allow(clippy::inline_always, reason = "measured: see the comment above")]
+#[inline(always)]
 pub(crate) fn poll_in_task<T, E>(
     state: &State<E>,
     task: &Named<'_>,
@@ -640,6 +644,84 @@ pub(crate) fn task_unit<F: Future, N: Who>(
     start: Start,
 ) -> Guarded<trace::Traced<F>, Ambient, N> {
     unit(Ambient(core), task, body, start)
+}
+
+pin_project! {
+    /// A `#[spawn]` body of a group without `limit`, as its task runs it
+    /// ([`spawn_unit`]): it starts at once and holds no permit, so it keeps
+    /// no phase (a [`Run`] of a [`task_unit`] keeps one, for a group whose
+    /// task may wait for a permit), only whether a `Cancelled` was handed
+    /// to it (echo.rs). Its group is the ambient one as it is polled, and
+    /// gets its error, boxed ([`Boxed`]), or its panic.
+    #[must_use = "futures do nothing unless you `.await` or poll them"]
+    pub(crate) struct SpawnUnit<F> {
+        core: Arc<Core>,
+        task: Named<'static>,
+        echoed: bool,
+        #[pin]
+        body: F,
+    }
+}
+
+/// The recipe ([`unit()`]) for a `#[spawn]` body of a group without
+/// `limit`: [`SpawnUnit`].
+// `#[inline]`: see `Guarded::new`.
+#[inline]
+pub(crate) fn spawn_unit<F: Future>(
+    core: Arc<Core>,
+    task: Named<'static>,
+    body: F,
+) -> SpawnUnit<trace::Traced<F>> {
+    let span = if trace::ENABLED {
+        task.span(core.span())
+    } else {
+        trace::none()
+    };
+    SpawnUnit {
+        core,
+        task,
+        echoed: false,
+        body: trace::instrument(span, body),
+    }
+}
+
+impl<F, T, E> Future for SpawnUnit<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Send + 'static,
+{
+    type Output = Option<T>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+        let this = self.project();
+        poll_spawned(this.core, this.task, this.echoed, this.body, cx)
+    }
+}
+
+/// [`SpawnUnit`]'s poll, not generic over the body (see [`Head::guard`]).
+// `#[inline]`: see [`Head::guard`].
+#[inline]
+fn poll_spawned<T, E: Send + 'static>(
+    core: &Arc<Core>,
+    task: &Named<'static>,
+    echoed: &mut bool,
+    body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<T>> {
+    let (polled, handed) = state::in_ambient(core, || caught(|| body.poll(cx)));
+    *echoed |= handed;
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
+        Ok(Poll::Ready(Err(error))) => {
+            core.fail_boxed(task.name(), error, *echoed);
+            Poll::Ready(None)
+        }
+        Err(payload) => {
+            core.panicked(task.name(), payload);
+            Poll::Ready(None)
+        }
+    }
 }
 
 /// [`unit()`] for a `#[blocking]` body, `job`: its span is entered on the
@@ -1020,13 +1102,8 @@ impl<T: Send + 'static, C> Spawned<T, C> {
     {
         // A `TaskName` only where a task shows one (tokio-console): made
         // and dropped for nothing, it was a call per task.
-        let shown = if trace::ENABLED {
-            name.name()
-        } else {
-            TaskName::new("")
-        };
         Spawned {
-            task: Task::spawn(&trace::name(&shown), run),
+            task: Task::spawn(&trace::name_with(|| name.name()), run),
             name,
             core,
         }
@@ -1036,6 +1113,8 @@ impl<T: Send + 'static, C> Spawned<T, C> {
 impl<T, C: Owner> Future for Spawned<T, C> {
     type Output = Option<T>;
 
+    // `#[inline]`: see `Task::poll_join`.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.project();
         Poll::Ready(match ready!(this.task.poll_join(cx)) {

@@ -36,6 +36,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::cold::Cold;
 use crate::error::Cause;
 use crate::sync::{Arc, AtomicUsize, Mutex, Ordering, SetOnce, Weak, lock};
 
@@ -139,7 +140,10 @@ pub(crate) struct Node {
     /// The earliest deadline of this group and its ancestors.
     effective_deadline: Option<Instant>,
     parent: Option<Arc<dyn HasNode>>,
-    hooks: Mutex<Hooks>,
+    /// Made by the first registration, and taken by the cancellation: a
+    /// [`Cold`], so that a node nothing registered with (most groups' core)
+    /// drops it with a test, where its three lists' drop was a call.
+    hooks: Mutex<Cold<Hooks>>,
     /// [`HOOKED`] once a hook, waiter or token was registered (under the
     /// hook lock), [`FIRED`] once the cause is set: a cancellation takes the
     /// hook lock only if something was registered, as most groups' one
@@ -169,32 +173,41 @@ impl std::fmt::Debug for Node {
 }
 
 impl Node {
-    /// A node under `parent` (it inherits the parent's deadline). The owner
-    /// registers itself as the parent's hook once it has an `Arc`.
-    // `#[inline]`: built in place in its group's core rather than copied in.
+    /// A root node without a deadline, as its group's core is first
+    /// written in place; [`Node::place`] then puts it where it belongs.
+    // `#[inline]`: written in place in its group's core rather than copied in.
     #[inline]
-    pub(crate) fn new(parent: Option<Arc<dyn HasNode>>, deadline: Option<Instant>) -> Node {
-        let inherited = parent.as_ref().and_then(|p| p.node().effective_deadline);
-        let effective_deadline = match (deadline, inherited) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+    pub(crate) fn new() -> Node {
         Node {
             cause: SetOnce::new(),
-            deadline,
-            effective_deadline,
-            parent,
-            hooks: Mutex::default(),
+            deadline: None,
+            effective_deadline: None,
+            parent: None,
+            hooks: Mutex::new(Cold::new(None)),
             flags: AtomicUsize::new(0),
             owner_word: AtomicUsize::new(0),
         }
+    }
+
+    /// Puts a new node under `parent` (it inherits the parent's
+    /// deadline), with `deadline`. The owner registers itself as the
+    /// parent's hook once it has an `Arc`.
+    #[inline]
+    pub(crate) fn place(&mut self, parent: Option<Arc<dyn HasNode>>, deadline: Option<Instant>) {
+        let inherited = parent.as_ref().and_then(|p| p.node().effective_deadline);
+        self.effective_deadline = match (deadline, inherited) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        self.deadline = deadline;
+        self.parent = parent;
     }
 
     /// Whether the hooks have fired, or are about to (see [`Node::flags`]);
     /// marks the node as hooked. Called under the hook lock by whoever is
     /// about to register: the one record of the cancellation is the cause,
     /// and `FIRED` is set once it is, before the lock is taken to drain.
-    fn fired(&self, _hooks: &Hooks) -> bool {
+    fn fired(&self, _hooks: &Cold<Hooks>) -> bool {
         self.flags.fetch_or(HOOKED, Ordering::AcqRel) & FIRED != 0
     }
 
@@ -236,13 +249,13 @@ impl Node {
         if self.flags.fetch_or(FIRED, Ordering::AcqRel) & HOOKED == 0 {
             return true;
         }
-        let (hooks, waiters, token) = {
-            let mut hooks = lock(&self.hooks);
-            (
-                std::mem::take(&mut hooks.list),
-                std::mem::take(&mut hooks.waiters),
-                hooks.token.take(),
-            )
+        let Some(Hooks {
+            list: hooks,
+            waiters,
+            token,
+        }) = lock(&self.hooks).take()
+        else {
+            return true;
         };
         waiters.wake_all();
         if let Some(token) = token {
@@ -271,11 +284,12 @@ impl Node {
             }
             return;
         }
-        if hooks.list.len() == hooks.list.capacity() {
+        let list = &mut hooks.get_or_insert_default().list;
+        if list.len() == list.capacity() {
             // Child groups come and go; keep the list as long as the live ones.
-            hooks.list.retain(|w| w.strong_count() > 0);
+            list.retain(|w| w.strong_count() > 0);
         }
-        hooks.list.push(hook);
+        list.push(hook);
     }
 
     /// Whether the node's cause is set (a passed deadline not yet turned
@@ -365,6 +379,7 @@ impl Node {
             return token;
         }
         hooks
+            .get_or_insert_default()
             .token
             .get_or_insert_with(CancellationToken::new)
             .child_token()
@@ -382,6 +397,7 @@ impl Node {
         self.effective_deadline
     }
 
+    #[inline]
     pub(crate) fn own_deadline(&self) -> Option<Instant> {
         self.deadline
     }
@@ -424,9 +440,10 @@ impl Future for Cancellation<'_> {
             this.key = NONE;
             return Poll::Ready(());
         }
+        let waiters = &mut hooks.get_or_insert_default().waiters;
         match this.key {
-            NONE => this.key = hooks.waiters.insert(cx.waker().clone()),
-            key => hooks.waiters.update(key, cx.waker()),
+            NONE => this.key = waiters.insert(cx.waker().clone()),
+            key => waiters.update(key, cx.waker()),
         }
         Poll::Pending
     }
@@ -440,7 +457,9 @@ impl Drop for Cancellation<'_> {
             let key = self.key;
             let mut hooks = lock(&self.node.hooks);
             if self.node.flags.load(Ordering::Acquire) & FIRED == 0 {
-                hooks.waiters.remove(key);
+                if let Some(hooks) = hooks.as_mut() {
+                    hooks.waiters.remove(key);
+                }
             }
         }
     }

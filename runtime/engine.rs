@@ -27,6 +27,7 @@
 use std::future::Future;
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -35,12 +36,13 @@ use pin_project_lite::pin_project;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::branch::{AfterGrace, Guarded, Head, Named, Stop, Who, poll_in_task};
+use crate::branch::{AfterGrace, Guarded, Head, Named, Spawned, Stop, Who, poll_in_task};
 use crate::cold::Cold;
 use crate::error::{Census, Error};
 use crate::lifecycle::Lifecycle;
 use crate::state::lend;
 use crate::state::{Core, State};
+use crate::sync::Arc;
 use crate::trace::{self, Traced};
 
 /// One branch, or a tuple of them, as the loop drives it.
@@ -603,6 +605,143 @@ fn census<E, B: Branch<E> + ?Sized>(core: &Core, since: Option<Instant>, branche
     branches.running(&mut census);
     core.census_tasks(&mut census);
     census
+}
+
+pin_project! {
+    /// A `#[spawn]` branch of a group without `limit` run in the group's
+    /// own task (`Spawn::inline`), or, outside a tokio task, spawned as the
+    /// others are. Run inline, it is polled as an in-task branch of a group
+    /// without `limit` is ([`FreeLeaf`]: no phase, its value in place of
+    /// its body), but stopped as a task is: when `grace` expires it is
+    /// dropped where it stands, and a panic of its destructors then is
+    /// the group's (resumed once every branch has returned), as that of an
+    /// aborted task is, not one let out of the group's poll while its
+    /// other branches still run.
+    pub(crate) struct InlineLeaf<'s, E, F, T> {
+        #[pin]
+        stage: Placed<'s, F, T>,
+        task: Named<'static>,
+        // The scope's (the branch lives in the group's future): where a
+        // panic of its destructors goes when `grace` expires.
+        core: &'s Arc<Core>,
+        echoed: bool,
+        error: PhantomData<fn() -> E>,
+    }
+    impl<'s, E, F, T> PinnedDrop for InlineLeaf<'s, E, F, T> {
+        fn drop(this: Pin<&mut Self>) {
+            // The group's future is dropped: a task it aborts would panic
+            // into its join handle, dropped with it, so this panic goes
+            // nowhere either.
+            let mut stage = this.project().stage;
+            if let PlacedProj::Inline { .. } = stage.as_mut().project() {
+                let _ = catch_unwind(AssertUnwindSafe(|| stage.set(Placed::Gone)));
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// Where an [`InlineLeaf`] runs, then its value.
+    #[project = PlacedProj]
+    #[project_replace = PlacedReplace]
+    enum Placed<'s, F, T> {
+        Inline { #[pin] body: F },
+        Spawned { #[pin] run: Spawned<T, &'s Arc<Core>> },
+        Done { value: T },
+        Gone,
+    }
+}
+
+impl<'s, E, F: Future, T> InlineLeaf<'s, E, Traced<F>, T> {
+    /// `body`, run in the group's task.
+    #[inline]
+    pub(crate) fn inline(core: &'s Arc<Core>, task: Named<'static>, body: F) -> Self {
+        let span = if trace::ENABLED {
+            task.span(core.span())
+        } else {
+            trace::none()
+        };
+        InlineLeaf::placed(
+            core,
+            task,
+            Placed::Inline {
+                body: trace::instrument(span, body),
+            },
+        )
+    }
+
+    /// A body already spawned as `run`.
+    pub(crate) fn spawned(
+        core: &'s Arc<Core>,
+        task: Named<'static>,
+        run: Spawned<T, &'s Arc<Core>>,
+    ) -> Self {
+        InlineLeaf::placed(core, task, Placed::Spawned { run })
+    }
+
+    #[inline]
+    fn placed(core: &'s Arc<Core>, task: Named<'static>, stage: Placed<'s, Traced<F>, T>) -> Self {
+        InlineLeaf {
+            stage,
+            task,
+            core,
+            echoed: false,
+            error: PhantomData,
+        }
+    }
+}
+
+impl<E, F, T> Branch<E> for InlineLeaf<'_, E, F, T>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Value = T;
+
+    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
+        let mut this = self.project();
+        let value = match this.stage.as_mut().project() {
+            PlacedProj::Inline { body } => {
+                ready!(poll_in_task(&scope.state, this.task, this.echoed, body, cx))
+            }
+            PlacedProj::Spawned { run } => ready!(run.poll(cx)),
+            PlacedProj::Done { .. } | PlacedProj::Gone => return Poll::Ready(()),
+        };
+        this.stage.set(match value {
+            Some(value) => Placed::Done { value },
+            None => Placed::Gone,
+        });
+        Poll::Ready(())
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        let this = self.project();
+        let mut stage = this.stage;
+        match stage.as_mut().project() {
+            PlacedProj::Inline { .. } => {
+                if let Err(payload) = catch_unwind(AssertUnwindSafe(|| stage.set(Placed::Gone))) {
+                    this.core.panicked(this.task.name(), payload);
+                }
+            }
+            // Aborted, and still awaited.
+            PlacedProj::Spawned { run } => {
+                run.stop();
+            }
+            PlacedProj::Done { .. } | PlacedProj::Gone => {}
+        }
+    }
+
+    fn take(self: Pin<&mut Self>) -> Option<T> {
+        match self.project().stage.project_replace(Placed::Gone) {
+            PlacedReplace::Done { value } => Some(value),
+            _ => None,
+        }
+    }
+
+    fn running(&self, census: &mut Census) {
+        if let Placed::Inline { .. } | Placed::Spawned { .. } = self.stage {
+            census.add(&self.task.name(), None);
+        }
+    }
 }
 
 #[cfg(all(test, not(loom)))]

@@ -25,12 +25,12 @@ pub mod lints;
 
 use crate::branch::{
     Boxed, Head, Inline, ItemName, Keep, Named, Placed, Run, Spawned, Supervise, Who,
-    blocking_item, blocking_unit, item_unit, task_unit, unit,
+    blocking_item, blocking_unit, item_unit, spawn_unit, task_unit, unit,
 };
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
 pub use crate::engine::{Branch, IntoBranches, Scope};
-use crate::engine::{FreeLeaf, InTaskLeaf, Leaf};
+use crate::engine::{FreeLeaf, InTaskLeaf, InlineLeaf, Leaf};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Job, Jobs};
 use crate::limit::Start;
@@ -397,9 +397,34 @@ impl<E> From<BranchCtx<'_, E>> for SpawnName {
     }
 }
 
-/// A `#[spawn]` body as a tokio task of `scope`'s group: [`Spawn::branch`],
-/// and [`Spawn::inline`] outside a tokio task.
+/// A `#[spawn]` body as a tokio task of `scope`'s group, which has no
+/// `limit`: [`Spawn::branch`], and [`Spawn::inline`] outside a tokio task.
+// `#[inline]`: once per branch, where the call and the moves of the body
+// into and out of it cost more than its body (as `Guarded::new`).
+#[inline]
 fn spawned<'s, E, T, F>(
+    scope: &'s Scope<E>,
+    task: Named<'static>,
+    body: F,
+) -> Spawned<T, &'s Arc<Core>>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: Send + 'static,
+{
+    let core = scope.born_core();
+    debug_assert!(
+        core.limit().is_none(),
+        "a #[spawn] branch of a group with `limit` is made by `Spawn::limited`"
+    );
+    core.off_driver();
+    let run = spawn_unit(Arc::clone(core), task.clone(), body);
+    Spawned::new(core, task, run)
+}
+
+/// [`spawned`] for a group with `limit`, whose task may wait for a permit:
+/// [`Spawn::limited`], and [`Spawn::inline_limited`] outside a tokio task.
+fn spawned_limited<'s, E, T, F>(
     scope: &'s Scope<E>,
     task: Named<'static>,
     body: F,
@@ -420,6 +445,11 @@ where
 }
 
 impl Spawn {
+    /// A `#[spawn]` branch of a group without `limit` (the macro knows
+    /// from the headers): its task starts its body at once and keeps no
+    /// phase (branch.rs `SpawnUnit`).
+    // `#[inline]`: see [`InTask::branch`].
+    #[inline]
     pub fn branch<E, T, F>(
         self,
         scope: &Scope<E>,
@@ -434,6 +464,22 @@ impl Spawn {
         Leaf::new(spawned(scope, name.into().0, body))
     }
 
+    /// A `#[spawn]` branch of a group with `limit`: its task may wait for
+    /// a permit, and holds one as it runs.
+    pub fn limited<E, T, F>(
+        self,
+        scope: &Scope<E>,
+        name: impl Into<SpawnName>,
+        body: F,
+    ) -> impl Branch<E, Value = T>
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        Leaf::new(spawned_limited(scope, name.into().0, body))
+    }
+
     /// A `#[spawn]` branch run in the group's own task (as rayon's `join`
     /// runs one half inline). Which branch is the macro's decision
     /// (`Input::inline_branch`, macros/src/ast.rs), made once; this only
@@ -444,6 +490,8 @@ impl Spawn {
     /// driver's, set around its branches) and runs in its own span, its
     /// panic is caught by its guard, and when `grace` expires it is dropped
     /// where it stands, as an aborted task stops at its next yield.
+    // `#[inline]`: see [`InTask::branch`].
+    #[inline]
     pub fn inline<E, T, F>(
         self,
         scope: &Scope<E>,
@@ -456,11 +504,38 @@ impl Spawn {
         E: Send + 'static,
     {
         let task = name.into().0;
+        let core = scope.born_core();
+        debug_assert!(
+            core.limit().is_none(),
+            "a #[spawn] branch of a group with `limit` is made by `Spawn::inline_limited`"
+        );
         // Only inside a tokio task, whose thread is a runtime worker. A
         // group awaited in `block_on` (the body of `#[tokio::main]`) runs
         // on a thread that is not one: a branch there would talk to the
         // others across threads (a channel between two `#[spawn]` branches
         // ran 1.75x slower), so it is spawned like the rest.
+        if tokio::task::try_id().is_some() {
+            InlineLeaf::inline(core, task, body)
+        } else {
+            InlineLeaf::spawned(core, task.clone(), spawned(scope, task, body))
+        }
+    }
+
+    /// [`Spawn::inline`] for a group with `limit`: run inline, it may wait
+    /// for a permit, and holds one as it runs.
+    pub fn inline_limited<E, T, F>(
+        self,
+        scope: &Scope<E>,
+        name: impl Into<SpawnName>,
+        body: F,
+    ) -> impl Branch<E, Value = T> + '_
+    where
+        F: Future<Output = Result<T, E>> + Send + 'static,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let task = name.into().0;
+        // Only inside a tokio task: see `Spawn::inline`.
         if tokio::task::try_id().is_some() {
             let core = scope.born_core();
             let start = core.start_written();
@@ -471,7 +546,7 @@ impl Spawn {
             })
         } else {
             Leaf::new(Placed::Spawned {
-                run: spawned(scope, task, body),
+                run: spawned_limited(scope, task, body),
             })
         }
     }

@@ -84,6 +84,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
+use crate::cold::{Cold, ColdOnce};
 use crate::echo;
 use crate::error::{
     Cancelled, Cause, Census, Error, Later, Running, StillRunning, Suppressed, TaskName,
@@ -206,16 +207,20 @@ pub(crate) fn token_cause() -> Cause {
 /// [`Group::spawn`](crate::Group::spawn), a pool's) and the first panic and
 /// task error. Taken by tasks and failures only: an in-task group that
 /// neither spawns nor fails never takes it.
+///
+/// Each optional field is a [`Cold`]: most groups leave them empty, and
+/// their drop is then a test each, inline in the core's, where it was a
+/// call (benches/instructions.sh).
 struct Inner {
     /// Created by the first task: most groups never start one.
-    set: Option<TaskSet<bool>>,
+    set: Cold<TaskSet<bool>>,
     /// Every finished task returned `Ok`.
     all_ok: bool,
-    panic: Option<Box<dyn Any + Send>>,
+    panic: Cold<Box<dyn Any + Send>>,
     /// The first error of a task or `#[spawn]` branch, when one failed
     /// first. Untyped: an untyped `Ctx::spawn` task may have another error
     /// type than the group's, and `State::finish` then returns the cause alone.
-    task_error: Option<Box<dyn Any + Send>>,
+    task_error: Cold<Box<dyn Any + Send>>,
 }
 
 /// Bits of a group's flags word (kept in its node: `Node::owner_word`, so
@@ -307,8 +312,8 @@ pub(crate) struct Core {
     limit: Option<Limit>,
     inner: Mutex<Inner>,
     /// Made by the first task or watcher, and boxed: a group with neither
-    /// pays two words for it.
-    watching: OnceLock<Box<Watching>>,
+    /// pays two words for it, and a test to drop it ([`ColdOnce`]).
+    watching: ColdOnce<Box<Watching>>,
     /// The driver's waker, kept while a question may come
     /// (`flags::KEEP_WAKER`): here, not in `watching`, as every group with
     /// a `#[spawn]` or `#[blocking]` branch keeps it and most are never
@@ -321,6 +326,28 @@ impl std::fmt::Debug for Core {
         f.debug_struct("Core")
             .field("node", &self.node)
             .finish_non_exhaustive()
+    }
+}
+
+/// A root group's core with nothing set: what [`Core::new`] writes in
+/// place, then sets what its settings say.
+impl Default for Core {
+    // `#[inline]`: see `Core::new`.
+    #[inline]
+    fn default() -> Self {
+        Core {
+            node: Node::new(),
+            span: trace::none(),
+            limit: None,
+            inner: Mutex::new(Inner {
+                set: Cold::new(None),
+                all_ok: true,
+                panic: Cold::new(None),
+                task_error: Cold::new(None),
+            }),
+            watching: ColdOnce::new(),
+            driver: AtomicWaker::new(),
+        }
     }
 }
 
@@ -345,32 +372,23 @@ impl Core {
             .as_ref()
             .is_some_and(CancellationToken::is_cancelled);
         let parent = settings.parent.map(|p| p as Arc<dyn HasNode>);
-        // Written in place: a `Core` returned by a call and moved into its
-        // `Arc` cost a copy, 37 instructions more per group
-        // (benches/instructions.sh). Nothing in it needs the `Arc` but the
-        // handles it gives out (`running_guard`) and the parent's hook
-        // (`link`), so it could live by value.
-        // The calls first and the node last: a node made before the
-        // `limit`'s allocation was built aside and copied in (216 bytes,
-        // a `memcpy` per group).
         let span = match settings.span {
             Some(span) => span,
             None => trace::group(settings.site, settings.limit, settings.deadline),
         };
         let limit = settings.limit.map(Limit::new);
-        let core = Arc::new(Core {
-            node: Node::new(parent, settings.deadline),
-            span,
-            limit,
-            inner: Mutex::new(Inner {
-                set: None,
-                all_ok: true,
-                panic: None,
-                task_error: None,
-            }),
-            watching: OnceLock::new(),
-            driver: AtomicWaker::new(),
-        });
+        // Written in place: `Arc::default` allocates, then writes the
+        // default core into its place, where `Arc::new` built the core
+        // aside and copied it in (344 bytes, a `memcpy` per group,
+        // benches/instructions.sh); what is not a default is then set
+        // field by field. Nothing in it needs the `Arc` but the handles it
+        // gives out (`running_guard`) and the parent's hook (`link`), so it
+        // could live by value.
+        let mut core = Arc::<Core>::default();
+        let fresh = Arc::get_mut(&mut core).expect("errgroup: a new core has one owner");
+        fresh.node.place(parent, settings.deadline);
+        fresh.span = span;
+        fresh.limit = limit;
         core.link(born_cancelled);
         core
     }
@@ -474,6 +492,7 @@ impl Core {
         self.node.effective_deadline()
     }
 
+    #[inline]
     pub(crate) fn own_deadline(&self) -> Option<Instant> {
         self.node.own_deadline()
     }
@@ -507,7 +526,7 @@ impl Core {
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E, echoed: bool) {
         let spare = self.spare_name(&task, echoed);
         if self.cancel_failed(task) {
-            lock(&self.inner).task_error = Some(Box::new(error));
+            *lock(&self.inner).task_error = Some(Box::new(error));
         } else if let Some(task) = spare {
             let later = Box::new(Suppressed::new(task, error));
             let mut watch = lock(&self.watching().state);
@@ -809,28 +828,40 @@ impl Core {
     }
 
     /// [`Core::poll_tasks`], the flags read by the caller.
+    // `#[inline]`: a group that never spawned a task (every `#[spawn]` or
+    // `#[blocking]` branch is a task of its own, outside the set) pays a
+    // test, or a read-modify-write on its last poll, not a call.
+    #[inline]
     pub(crate) fn poll_tasks_with(
         &self,
         flags: usize,
         cx: &mut Context<'_>,
         last: bool,
     ) -> Poll<bool> {
-        if !last && flags & flags::SPAWNED == 0 {
-            return Poll::Ready(true);
-        }
-        // Nothing was ever spawned or refused: sealing the word closes the
-        // set, as the lock below would, and a spawn from now on is refused.
-        if last
-            && self
+        if flags & flags::SPAWNED == 0 {
+            if !last {
+                return Poll::Ready(true);
+            }
+            // Nothing was ever spawned or refused: sealing the word closes
+            // the set, as the lock in `poll_set` would, and a spawn from
+            // now on is refused.
+            if self
                 .node
                 .owner_word()
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |f| {
                     (f & flags::SPAWNED == 0).then_some(f | flags::SEALED)
                 })
                 .is_ok()
-        {
-            return Poll::Ready(true);
+            {
+                return Poll::Ready(true);
+            }
         }
+        self.poll_set(cx, last)
+    }
+
+    /// [`Core::poll_tasks_with`] once a task was spawned or refused: the
+    /// set, under its lock.
+    fn poll_set(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
         let mut tasks = lock(&self.inner);
         let mut escaped = None;
         let Inner { set, all_ok, .. } = &mut *tasks;
@@ -858,7 +889,7 @@ impl Core {
         let mut tasks = lock(&self.inner);
         let mut escaped = None;
         let Inner { set, all_ok, .. } = &mut *tasks;
-        if let Some(set) = set {
+        if let Some(set) = set.as_mut() {
             set.reap(tally(all_ok, &mut escaped));
         }
         drop(tasks);
@@ -998,6 +1029,7 @@ impl<E> State<E> {
         failures.first.is_none()
             && failures.later.is_none()
             && lock(&self.place.slow).is_none()
+            && self.place.born.is_none()
             && self.place.core.get().is_none()
     }
 
@@ -1008,6 +1040,7 @@ impl<E> State<E> {
                 cancelled: AtomicBool::new(false),
                 promoted: AtomicBool::new(false),
                 slow: Mutex::new(None),
+                born: None,
                 core: OnceLock::new(),
                 site: None,
                 span: trace::none(),
@@ -1260,6 +1293,10 @@ pub(crate) struct Place {
     /// it, and inline it took most of the group's state, which the
     /// expansion writes and moves at every group's start (Scope, engine.rs).
     slow: Mutex<Option<Box<Slow>>>,
+    /// The core of a group born with one ([`needs_core`]): a plain
+    /// field, where setting the `OnceLock` below took a `Once` call per
+    /// group (~80 instructions, benches/instructions.sh).
+    born: Option<Arc<Core>>,
     /// The promoted group; set once, under `slow`'s lock.
     core: OnceLock<Arc<Core>>,
     /// `core` is set: its publication as loom sees it (the `OnceLock`'s
@@ -1285,7 +1322,7 @@ struct Slow {
 impl std::fmt::Debug for Place {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Place")
-            .field("core", &self.core.get())
+            .field("core", &self.core())
             .finish_non_exhaustive()
     }
 }
@@ -1297,12 +1334,9 @@ impl Place {
     #[inline(always)]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
-        let core = OnceLock::new();
         let promoted = needs_core(&settings);
-        let span = if promoted {
-            // Fresh: nothing else can have set it.
-            let _ = core.set(Core::new(settings));
-            trace::none()
+        let (born, span) = if promoted {
+            (Some(Core::new(settings)), trace::none())
         } else {
             // Field by field: `needs_core` said the parent and token are
             // none, and dropping the whole struct was a call.
@@ -1313,13 +1347,14 @@ impl Place {
                 ..
             } = settings;
             debug_assert!(parent.is_none() && token.is_none());
-            span.unwrap_or_else(|| trace::group(site, None, None))
+            (None, span.unwrap_or_else(|| trace::group(site, None, None)))
         };
         Place {
             cancelled: AtomicBool::new(false),
             promoted: AtomicBool::new(promoted),
             slow: Mutex::new(None),
-            core,
+            born,
+            core: OnceLock::new(),
             site,
             span,
         }
@@ -1329,7 +1364,7 @@ impl Place {
     #[inline]
     pub(crate) fn core(&self) -> Option<&Arc<Core>> {
         if self.promoted.load(Ordering::Acquire) {
-            self.core.get()
+            self.born.as_ref().or_else(|| self.core.get())
         } else {
             None
         }

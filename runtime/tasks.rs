@@ -220,6 +220,9 @@ impl<T> Task<T> {
     /// `spawn_blocking` + `Vec<JoinHandle>` (`blocking_*` in
     /// benches/instructions.rs). Later polls take from the budget as any
     /// join handle's.
+    // `#[inline]`: polled once or twice per task, where the call cost more
+    // than what it adds to the handle's poll.
+    #[inline]
     pub(crate) fn poll_join(&mut self, cx: &mut Context<'_>) -> Poll<Joined<T>> {
         let handle = Pin::new(&mut self.handle);
         let joined = if self.polled {

@@ -98,6 +98,11 @@ mod on {
         task.clone()
     }
 
+    /// [`name`] of a name made only if it is shown.
+    pub(crate) fn name_with(task: impl FnOnce() -> TaskName) -> Name {
+        task()
+    }
+
     pub(crate) fn failed(group: &Span, task: &Name, first: bool) {
         if first {
             tracing::warn!(parent: group, task = %task, first, "branch failed; cancelling the group");
@@ -192,6 +197,11 @@ mod off {
 
     #[inline]
     pub(crate) fn name(_: &TaskName) -> Name {
+        Name
+    }
+
+    #[inline]
+    pub(crate) fn name_with(_: impl FnOnce() -> TaskName) -> Name {
         Name
     }
 

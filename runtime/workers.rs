@@ -554,6 +554,102 @@ mod tests {
         );
     }
 
+    /// The same inside a tokio task, where the last branch (`bomb`) runs
+    /// in the group's own task: dropped there when `grace` expires, its
+    /// destructor's panic is recorded, not let out of the group's poll.
+    #[tokio::test(start_paused = true)]
+    async fn a_panic_dropping_the_branch_run_in_the_groups_task_waits_too() {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        use std::time::Duration;
+
+        use futures_util::FutureExt;
+
+        struct SetOnDrop(Arc<AtomicBool>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, SeqCst);
+            }
+        }
+        struct PanicOnDrop;
+        impl Drop for PanicOnDrop {
+            fn drop(&mut self) {
+                panic!("dropping the inline branch");
+            }
+        }
+
+        let stopped = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stopped);
+        let group = tokio::spawn(async move {
+            let here = tokio::task::id();
+            std::panic::AssertUnwindSafe(async move {
+                errgroup! {
+                    grace = Duration::from_secs(1);
+                    #[spawn] failing => Err::<(), _>("boom"),
+                    #[spawn(clone(flag))] stubborn => {
+                        let _guard = SetOnDrop(flag);
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    },
+                    #[spawn] bomb => {
+                        assert_eq!(tokio::task::id(), here, "run in the group's task");
+                        let _bomb = PanicOnDrop;
+                        std::future::pending::<()>().await;
+                        Ok(())
+                    },
+                }
+            })
+            .catch_unwind()
+            .await
+            .map(drop)
+        });
+        let payload = group
+            .await
+            .unwrap()
+            .expect_err("the group resumes the panic");
+        assert_eq!(
+            payload.downcast_ref::<&str>(),
+            Some(&"dropping the inline branch")
+        );
+        assert!(
+            stopped.load(SeqCst),
+            "the group panicked with `stubborn` still running"
+        );
+    }
+
+    /// Under `limit`, the `#[spawn]` branches (the last one run in the
+    /// group's task too) each wait for a permit and hold it as they run.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spawn_branches_under_limit_hold_a_permit_each() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+
+        /// Counts itself running for a few yields; the most seen at once.
+        async fn work(running: Arc<AtomicUsize>, most: Arc<AtomicUsize>, value: u32) -> u32 {
+            most.fetch_max(running.fetch_add(1, SeqCst) + 1, SeqCst);
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+            }
+            running.fetch_sub(1, SeqCst);
+            value
+        }
+
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let (r, m) = (Arc::clone(&running), Arc::clone(&most));
+        let values = tokio::spawn(async move {
+            errgroup! {
+                limit = 1;
+                #[spawn(clone(r, m))] a => Ok::<_, ()>(work(r, m, 1).await),
+                #[spawn(clone(r, m))] b => Ok(work(r, m, 2).await),
+                #[spawn] c => Ok(work(r, m, 3).await),
+            }
+        })
+        .await
+        .unwrap()
+        .unwrap();
+        assert_eq!(values, (1, 2, 3));
+        assert_eq!(most.load(SeqCst), 1, "more than `limit` ran at once");
+    }
+
     /// With an in-task branch in the group, every `#[spawn]` branch is a
     /// task of its own: the group's task may be busy with the in-task one.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

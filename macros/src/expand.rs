@@ -158,8 +158,10 @@ struct Names<'a> {
     ctx: syn::Ident,
     item: syn::Ident,
     supervise: bool,
-    /// The group has a `limit`: its in-task branches may wait for a permit
-    /// (`InTask::limited`); without one they keep no phase (`InTask::branch`).
+    /// The group has a `limit`: its in-task and `#[spawn]` branches may
+    /// wait for a permit (`InTask::limited`, `Spawn::limited`,
+    /// `Spawn::inline_limited`); without one they keep no phase
+    /// (`InTask::branch`, `Spawn::branch`, `Spawn::inline`).
     limited: bool,
     ends: Ends,
     /// Where a `#[spawn]` or `#[blocking]` attribute names its mode: the
@@ -266,12 +268,14 @@ fn single(
     let ctx_arg = mode.ctx_argument(ctx, name, site);
     let body = names.adapt(body, mode, never_ok::expr(user_body));
     let body = names.with_clones(body);
-    let method = if inline {
-        "inline"
-    } else if mode == Mode::InTask && names.limited {
-        "limited"
-    } else {
-        "branch"
+    // A branch of a group with `limit` may wait for a permit; without one
+    // it keeps no phase. A `#[blocking]` branch's own `branch` does both.
+    let limited = names.limited && mode != Mode::Blocking;
+    let method = match (inline, limited) {
+        (true, false) => "inline",
+        (true, true) => "inline_limited",
+        (false, true) => "limited",
+        (false, false) => "branch",
     };
     let method = format_ident!("{}", method, span = site);
     quote_spanned! {site=>
