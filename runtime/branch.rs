@@ -434,8 +434,14 @@ pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool)
 /// does): [`Head::in_task_value`]'s, and that of a branch of a group
 /// without `limit`, which has no phase (`FreeLeaf`, engine.rs). `echoed`:
 /// whether a `Cancelled` was handed to the body (echo.rs).
-// `#[inline]`: see [`Head::guard`].
-#[inline]
+// Inlined, as [`Head::guard`] is, so that the body is called directly; and
+// `always` in optimized builds: with `#[inline]` alone LLVM inlined it in
+// one bench binary and not in another, and the trivial group took 404
+// instructions where it took 319 (benches/README.md). Unoptimized, a plain
+// `#[inline]`: compiled once all the same.
+#[allow(clippy::inline_always, reason = "measured: see the comment above")]
+#[cfg_attr(debug_assertions, inline)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 pub(crate) fn poll_in_task<T, E>(
     state: &State<E>,
     task: &Named<'_>,
