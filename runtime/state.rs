@@ -1308,24 +1308,38 @@ impl Place {
     #[inline(always)]
     pub(crate) fn new(settings: Settings) -> Self {
         let site = settings.site;
-        let core = OnceLock::new();
-        let promoted = needs_core(&settings);
-        let span = if promoted {
+        if needs_core(&settings) {
+            let core = OnceLock::new();
             // Fresh: nothing else can have set it.
             let _ = core.set(Core::new(settings));
-            trace::none()
-        } else {
-            // Field by field: `needs_core` said the parent and token are
-            // none, and dropping the whole struct was a call.
-            let Settings {
-                parent,
-                token,
-                span,
-                ..
-            } = settings;
-            debug_assert!(parent.is_none() && token.is_none());
-            span.unwrap_or_else(|| trace::group(site, None, None))
-        };
+            return Place::with(core, true, site, trace::none());
+        }
+        // Field by field: `needs_core` said the parent and token are
+        // none, and dropping the whole struct was a call.
+        let Settings {
+            parent,
+            token,
+            span,
+            ..
+        } = settings;
+        debug_assert!(parent.is_none() && token.is_none());
+        let span = span.unwrap_or_else(|| trace::group(site, None, None));
+        // The empty cell made here, in the place it is returned to: one
+        // made aside, as the promoted one is, was copied in as 16 bytes of
+        // which only its 4-byte state had just been written, a load the
+        // CPU cannot forward from that store and waits out (38 -> 33 ns
+        // per trivial group, benches/README.md).
+        Place::with(OnceLock::new(), false, site, span)
+    }
+
+    #[allow(clippy::inline_always, reason = "see `Scope::new` (private.rs)")]
+    #[inline(always)]
+    fn with(
+        core: OnceLock<Arc<Core>>,
+        promoted: bool,
+        site: Option<&'static Location<'static>>,
+        span: trace::Span,
+    ) -> Self {
         Place {
             cancelled: AtomicBool::new(false),
             promoted: AtomicBool::new(promoted),
