@@ -489,24 +489,47 @@ impl<E: Send + Sync + 'static, B: Branch<E>, S: Future> Future for Driver<'_, E,
     type Output = Result<B::Value, Error<E>>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        drive(this.scope, this.branches, this.life, cx)
+        let mut this = self.project();
+        let ended = ready!(drive(this.scope, this.branches.as_mut(), this.life, cx));
+        // Taken here, where the branches' type is known: through the `dyn`
+        // pointer, the values came back in a slot the driver then read as
+        // one 16-byte word over the 8-byte writes just made, a load the CPU
+        // waits out (benches/README.md).
+        let value = this.branches.take();
+        match ended {
+            Ended::Inline => this.scope.state.finish_inline(value),
+            Ended::Closed { tasks_ok } => {
+                Poll::Ready(this.scope.state.finish_closed(value, tasks_ok))
+            }
+        }
     }
+}
+
+/// How [`drive`] found the group ended: still without a core, or closed
+/// (its tasks awaited: `tasks_ok`, none failed or panicked).
+enum Ended {
+    Inline,
+    Closed { tasks_ok: bool },
 }
 
 /// [`Driver`]'s poll, with the branches behind a `dyn` pointer: compiled
 /// once per value type, where each group's tuple of branches is a type of
 /// its own and what is generic over it is compiled again for every group
 /// (benches/compile-time.sh).
-// `#[inline]`: an optimized build inlines it where the branches' type is
-// known; unoptimized, it is compiled once all the same.
-#[inline]
+// Inlined where the branches' type is known, and `always` in optimized
+// builds: with `#[inline]` alone, LLVM left it called in one bench binary
+// (benches/instructions.sh, 19 instructions more per trivial group) and
+// not in another. Unoptimized, a plain `#[inline]`: compiled once all the
+// same.
+#[allow(clippy::inline_always, reason = "measured: see the comment above")]
+#[cfg_attr(debug_assertions, inline)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn drive<E: Send + Sync + 'static, V, S: Future>(
     scope: &Scope<E>,
     mut branches: Pin<&mut dyn Branch<E, Value = V>>,
     mut life: Pin<&mut Lifecycle<'_, S>>,
     cx: &mut Context<'_>,
-) -> Poll<Result<V, Error<E>>> {
+) -> Poll<Ended> {
     let place = &scope.state.place;
     if let Some(core) = place.core() {
         let branches_now = &*branches;
@@ -522,10 +545,7 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
     let polled = lend(place, || branches.as_mut().poll_branch(cx, scope));
     // Still without a core: no task to await, no question to answer.
     let Some(core) = place.core() else {
-        return match polled {
-            Poll::Ready(()) => scope.state.finish_inline(branches.take()),
-            Poll::Pending => Poll::Pending,
-        };
+        return polled.map(|()| Ended::Inline);
     };
     // One read of the flags serves the tasks and the watchers: nothing
     // more for a group that has neither.
@@ -541,7 +561,7 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
         census(core, since, &*branches)
     });
     match done {
-        Some(tasks_ok) => Poll::Ready(scope.state.finish_closed(branches.take(), tasks_ok)),
+        Some(tasks_ok) => Poll::Ready(Ended::Closed { tasks_ok }),
         None => Poll::Pending,
     }
 }
