@@ -68,7 +68,7 @@ fi
 # the other side is | errgroup side's id | other side's id (the last two
 # only where a case has more than two sides)
 cases=(
-  "group2_intask|<= 5x|5|tokio::try_join!, current-thread|errgroup|try_join"
+  "group2_intask|<= 3x|3|tokio::try_join!, current-thread|errgroup|try_join"
   "group2_spawn|<= 0.6x|0.6|JoinSet + CancellationToken, 2 workers"
   "spawn_1000|<= 1.2x|1.2|tokio::spawn + Vec<JoinHandle>, 2 workers"
   "spawn_100000|<= 1.2x|1.2|tokio::spawn + Vec<JoinHandle>, 2 workers"
