@@ -39,32 +39,6 @@ const MESSAGES: u64 = 10_000_000;
 /// The channel's capacity.
 const CAPACITY: usize = 1024;
 
-/// 2 trivial in-task branches, create + await, vs `tokio::try_join!`.
-fn group2_intask(c: &mut Criterion) {
-    let rt = common::current_thread();
-    let mut g = c.benchmark_group("group2_intask");
-    g.bench_function("errgroup", |b| {
-        b.iter_custom(|iters| {
-            common::time_rounds(&rt, iters, || async {
-                errgroup! {
-                    a => Ok::<u64, Fail>(black_box(1)),
-                    b => Ok(black_box(2)),
-                }
-            })
-        });
-    });
-    g.bench_function("try_join", |b| {
-        b.iter_custom(|iters| {
-            common::time_rounds(&rt, iters, || async {
-                tokio::try_join!(async { Ok::<u64, Fail>(black_box(1)) }, async {
-                    Ok::<u64, Fail>(black_box(2))
-                },)
-            })
-        });
-    });
-    g.finish();
-}
-
 /// 2 trivial `#[spawn]` branches vs the hand-rolled `JoinSet` + token group.
 fn group2_spawn(c: &mut Criterion) {
     let rt = common::multi_thread();
@@ -260,7 +234,6 @@ fn main() {
     // What `criterion_group!` + `criterion_main!` expand to, without an
     // undocumented public item.
     let mut c = Criterion::default().configure_from_args();
-    group2_intask(&mut c);
     group2_spawn(&mut c);
     spawn_many(&mut c);
     intask_limit(&mut c);

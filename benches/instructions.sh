@@ -15,6 +15,9 @@
 #   FANOUT_BUDGET=2 benches/instructions.sh    # another for the fan-out row
 #   SPAWN_BUDGET=1 benches/instructions.sh     # another for the #[spawn] row
 #
+# The trivial row is also counted in benches/intask.rs's binary, the code
+# `ratios.sh` times, with its loads + stores (no budget).
+#
 # Each side runs twice, at 1,000 rounds and at 1,000 + ROUNDS: per group =
 # (Ir at the second - Ir at the first) / ROUNDS, so process start, runtime
 # construction and first-use costs cancel out. Built by
@@ -128,6 +131,43 @@ t=$(per_group group2_try_join)
 ratio=$(ratio_of "$e" "$t")
 table "2 trivial in-task branches" "Ir per group" "errgroup!" "$e" "tokio::try_join!" "$t" "$ratio"
 printf '%-34s %12s\n' "budget" "<= ${BUDGET}x"
+
+# The same row in the program that times it (benches/intask.rs, which
+# `ratios.sh` runs): the round compiles differently in each bench binary
+# (poll_in_task's inlining once moved it by 85 Ir), and what its time
+# follows is loads + stores (cachegrind's Dr + Dw), not instructions
+# (benches/README.md). Per group: 20,000 groups a run, `intask 3 SIDE`
+# (4 runs with its warm-up) minus `intask 1 SIDE` (2). No budget.
+ibin=$(cargo bench --no-run --bench intask --message-format=json 2>/dev/null |
+  sed -nE 's/.*"executable":"([^"]+)".*/\1/p' | tail -n 1)
+# accesses SIDE ROUNDS: "Ir Dr+Dw" of one run of intask.
+accesses() {
+  local f="$out/intask.$1.$2"
+  valgrind --tool=cachegrind --cache-sim=yes --cachegrind-out-file="$f" "$ibin" "$2" "$1" \
+    >/dev/null 2>"$f.log" || {
+    cat "$f.log" >&2
+    exit 2
+  }
+  # summary: Ir I1mr ILmr Dr D1mr DLmr Dw D1mw DLmw
+  awk '$1 == "summary:" { print $2, $5 + $8 }' "$f"
+}
+# timed_group SIDE: "Ir accesses" per group of SIDE in intask.
+timed_group() {
+  local lo hi
+  lo=$(accesses "$1" 1)
+  hi=$(accesses "$1" 3)
+  awk -v lo="$lo" -v hi="$hi" 'BEGIN {
+    split(lo, l, " "); split(hi, h, " ")
+    printf "%.1f %.1f", (h[1] - l[1]) / 40000, (h[2] - l[2]) / 40000 }'
+}
+if [ -n "$ibin" ] && [ -x "$ibin" ]; then
+  read -r ie ia <<<"$(timed_group errgroup)"
+  read -r ti ta <<<"$(timed_group try_join)"
+  echo
+  printf '%-34s %12s %12s\n' "the same, as timed (intask)" "Ir" "loads+stores" \
+    "errgroup!" "$ie" "$ia" "tokio::try_join!" "$ti" "$ta" \
+    "ratio" "$(ratio_of "$ie" "$ti")x" "$(ratio_of "$ia" "$ta")x"
+fi
 
 # The fan-out row, counted: one group of items, limit = 64, against
 # `buffer_unordered(64)`. Per item.

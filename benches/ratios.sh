@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
-# Runs errgroup's side-by-side benches (compare, scaling, loopback) and
+# Runs errgroup's side-by-side benches (compare, intask, scaling, loopback) and
 # prints one table: case, errgroup median, alternative median, ratio
 # errgroup / other, and the case's target; then the
 # scaling table (1 worker vs 2). Both sides of a case run in the same
-# process (criterion's one after the other, scaling's and loopback's in
-# turn, round after round), so compare the ratios: absolute times drift
-# with machine load.
+# process (criterion's one after the other, intask's, scaling's and
+# loopback's in turn, round after round), so compare the ratios: absolute
+# times drift with machine load.
 #
 #   benches/ratios.sh            # criterion defaults (3 s warm-up, 5 s measurement per side)
-#   benches/ratios.sh --quick    # 1 s warm-up, 2 s measurement, fewer scaling/loopback rounds
+#   benches/ratios.sh --quick    # 1 s warm-up, 2 s measurement, fewer intask/scaling/loopback rounds
 #   benches/ratios.sh --no-run   # only print the tables from the last run's results
 #   benches/ratios.sh -- FILTER  # only the cases matching FILTER (a regex), no memory rows
 #
 # Reads target/criterion/<case>/<side>/new/estimates.json (the median's
-# point estimate) and target/medians-{scaling,loopback}.txt (what those
+# point estimate) and target/medians-{intask,scaling,loopback}.txt (what those
 # benches printed). Memory rows come from benches/memory.rs, one process
 # per side. Cancellation p50/p99 over many runs: `cargo bench --bench
 # latency`. The instruction count of the in-task fast path, with its
@@ -23,12 +23,12 @@ cd "$(dirname "$0")/.."
 . benches/common.sh
 
 crit_args=()
-scaling_rounds=10; loopback_rounds=200
+intask_rounds=1000; scaling_rounds=10; loopback_rounds=200
 run=1
 filter=()
 while [ $# -gt 0 ]; do
   case "$1" in
-    --quick) crit_args=(--warm-up-time 1 --measurement-time 2); scaling_rounds=5; loopback_rounds=60 ;;
+    --quick) crit_args=(--warm-up-time 1 --measurement-time 2); intask_rounds=300; scaling_rounds=5; loopback_rounds=60 ;;
     --no-run) run=0 ;;
     --) shift; filter=("$@"); break ;;
     -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
@@ -48,6 +48,9 @@ if [ "$run" = 1 ]; then
     for id in "$@"; do [[ $id =~ ${filter[0]} ]] && return 0; done
     return 1
   }
+  if wanted group2_intask/; then
+    cargo bench --bench intask -- "$intask_rounds" | tee "$(medians_file intask)"
+  fi
   if wanted cpu10k_1w/ cpu10k_2w/; then
     cargo bench --bench scaling -- "$scaling_rounds" | tee "$(medians_file scaling)"
   fi
@@ -65,7 +68,7 @@ fi
 # the other side is | errgroup side's id | other side's id (the last two
 # only where a case has more than two sides)
 cases=(
-  "group2_intask|<= 5x|5|tokio::try_join!, current-thread"
+  "group2_intask|<= 3x|3|tokio::try_join!, current-thread|errgroup|try_join"
   "group2_spawn|<= 0.6x|0.6|JoinSet + CancellationToken, 2 workers"
   "spawn_1000|<= 1.2x|1.2|tokio::spawn + Vec<JoinHandle>, 2 workers"
   "spawn_100000|<= 1.2x|1.2|tokio::spawn + Vec<JoinHandle>, 2 workers"
@@ -159,6 +162,7 @@ row3 "tcp3 CPU time, errgroup_spawn / joinset_token" "$(cpu_ratio tcp3_loopback 
 
 echo
 echo "ratio = errgroup median / other median (lower is better); the channel target is on throughput."
+echo "group2_intask: medians of runs of 20,000 groups, the sides in turn (benches/intask.rs)."
 echo "cpu10k: 10,000 items of ~50 us of CPU each; speedup = time on 1 worker / on 2: at most 2x on 2 cores,"
 echo "and only as much as 'cores 2w' allows (other sessions' builds take their share: re-run on a quiet machine)."
 echo "tcp3: 3 loopback request/responses per group; its CPU time includes the in-process server's."

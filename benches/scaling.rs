@@ -224,17 +224,10 @@ fn scaling(rounds: usize) {
             Box::new(move || common::time_rounds(rt, 1, spawn_blocking_unordered)),
         ));
     }
-    if let Some(filter) = filter_arg() {
+    if let Some(filter) = common::filter_arg() {
         sides.retain(|(id, _)| id.contains(&filter));
     }
     common::interleaved(rounds, 1, &mut sides);
-}
-
-/// The first argument that is neither a flag nor the round count.
-fn filter_arg() -> Option<String> {
-    std::env::args()
-        .skip(1)
-        .find(|a| !a.starts_with('-') && a.parse::<usize>().is_err())
 }
 
 fn main() {

@@ -34,10 +34,12 @@ if [ "$quick" = 1 ]; then
   crit_args=(--warm-up-time 1 --measurement-time 2)
   export REPS=3 BENCHTIME=300ms
   runs=500
+  intask_rounds=300
 else
   crit_args=()
   export REPS=7 BENCHTIME=1s
   runs=2000
+  intask_rounds=1000
 fi
 export RUNS=$runs GOMAXPROCS=2
 
@@ -53,6 +55,8 @@ echo "== Go: running"
 
 echo "== errgroup: criterion cases"
 cargo bench --bench compare -- "${crit_args[@]}" '^(group2_|spawn_|intask_limit|channel_)'
+echo "== errgroup: 2 trivial in-task branches, interleaved with try_join!"
+cargo bench --bench intask -- "$intask_rounds" | tee "$(medians_file intask)"
 echo "== errgroup: cancellation latency and memory"
 cargo bench --no-run --bench latency --bench memory
 lat() { cargo bench -q --bench latency -- "$1" "$runs" 2>/dev/null | awk '/p50_ns/ {print $2, $4, $6}'; }
@@ -96,7 +100,7 @@ cmp "per task, 1,000 spawned" "$(per_unit spawn_1000 1000)" "$(go_val spawn_1000
 cmp "per task, 100,000 spawned" "$(per_unit spawn_100000 100000)" "$(go_val spawn_100000_ns_per_task)" ns "$(id_of spawn_100000)"
 cmp "per item, 100,000 with limit 64" "$(per_unit intask_limit64_100000 100000)" "$(go_val limit64_100000_ns_per_item)" ns "$(id_of intask_limit64_100000)"
 cmp "per 2-task group, #[spawn] branches" "$(per_unit group2_spawn 1)" "$(go_val group2_ns)" ns "$(id_of group2_spawn)"
-cmp "per 2-task group, in-task branches" "$(per_unit group2_intask 1)" "$(go_val group2_ns)" ns "$(id_of group2_intask)"
+cmp "per 2-task group, in-task branches" "$(median group2_intask errgroup)" "$(go_val group2_ns)" ns errgroup
 go50=$(go_val cancel_1000_p50_ns); go99=$(go_val cancel_1000_p99_ns)
 us() { [ -n "$1" ] && calc "$1 / 1000" "%.1f"; }
 cmp "cancel 1,000 blocked, p50 (in-task)" "$(us "$lat_in50")" "$(us "$go50")" us "$lat_in_id, current-thread"

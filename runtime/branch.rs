@@ -435,11 +435,16 @@ pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool)
 /// without `limit`, which has no phase (`FreeLeaf`, engine.rs). `echoed`:
 /// whether a `Cancelled` was handed to the body (echo.rs); and of a
 /// `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
-// `always`: see [`Head::guard`]; with a second caller of the same output
-// type (an inline `#[spawn]` branch), `#[inline]` left it a call
-// (benches/instructions.sh: the trivial in-task group 313 -> 351 Ir).
+// Inlined, as [`Head::guard`] is, so that the body is called directly; and
+// `always` in optimized builds: with `#[inline]` alone LLVM inlined it in
+// one bench binary and not in another (the trivial group took 404
+// instructions where it took 319, benches/README.md), and left it a call
+// once an inline `#[spawn]` branch was a second caller of the same output
+// type (313 -> 351, benches/instructions.sh). Unoptimized, a plain
+// `#[inline]`: compiled once all the same.
 #[allow(clippy::inline_always, reason = "measured: see the comment above")]
-#[inline(always)]
+#[cfg_attr(debug_assertions, inline)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 pub(crate) fn poll_in_task<T, E>(
     state: &State<E>,
     task: &Named<'_>,

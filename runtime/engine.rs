@@ -509,9 +509,40 @@ impl<E: Send + Sync + 'static, B: Branch<E>, S: Future> Future for Driver<'_, E,
     // fast path (281 -> 263 Ir per trivial group, benches/instructions.sh).
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        drive(this.scope, this.branches, this.life, cx)
+        let mut this = self.project();
+        let ended = ready!(drive(this.scope, this.branches.as_mut(), this.life, cx));
+        // Taken here, where the branches' type is known: through the `dyn`
+        // pointer, the values came back in a slot the driver then read as
+        // one 16-byte word over the 8-byte writes just made, a load the CPU
+        // waits out (benches/README.md).
+        finish(this.scope, ended, this.branches.take())
     }
+}
+
+/// The group's result, once [`drive`] said how it ended: not generic over
+/// the branches, as `drive` is not.
+// `always` in optimized builds, as `drive`: with `#[inline]` alone it was
+// left called in `instructions`'s binary (339 instructions against 313).
+#[allow(clippy::inline_always, reason = "measured: see the comment above")]
+#[cfg_attr(debug_assertions, inline)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+fn finish<E: Send + Sync + 'static, V>(
+    scope: &Scope<E>,
+    ended: Ended,
+    value: Option<V>,
+) -> Poll<Result<V, Error<E>>> {
+    match ended {
+        Ended::Inline => scope.state.finish_inline(value),
+        Ended::Closed { tasks_ok } => Poll::Ready(scope.state.finish_closed(value, tasks_ok)),
+    }
+}
+
+/// How [`drive`] found the group ended: still without a core, or closed
+/// (its tasks awaited: `tasks_ok`, none failed or panicked).
+#[derive(Clone, Copy)]
+enum Ended {
+    Inline,
+    Closed { tasks_ok: bool },
 }
 
 /// [`Driver`]'s poll, with the branches behind a `dyn` pointer: compiled
@@ -520,22 +551,20 @@ impl<E: Send + Sync + 'static, B: Branch<E>, S: Future> Future for Driver<'_, E,
 /// (benches/compile-time.sh). What only a group with a core does is out of
 /// line ([`poll_life`], [`after_branches`]).
 // Optimized, always inlined in its group's `Driver::poll`: a call and a
-// frame fewer per poll, and the branches' calls are direct, their `take`
-// inlined (295 -> 281 Ir per trivial group, benches/instructions.sh); a
-// plain `#[inline]` left it called. Unoptimized (debug assertions: the dev
-// profile, where compile time is measured), compiled once all the same.
-#[cfg_attr(
-    not(debug_assertions),
-    allow(clippy::inline_always, reason = "measured: see above")
-)]
-#[cfg_attr(not(debug_assertions), inline(always))]
+// frame fewer per poll, and the branches' calls are direct (295 -> 281 Ir
+// per trivial group, benches/instructions.sh); with `#[inline]` alone,
+// LLVM left it called in one bench binary and not in another.
+// Unoptimized (debug assertions: the dev profile, where compile time is
+// measured), a plain `#[inline]`: compiled once all the same.
+#[allow(clippy::inline_always, reason = "measured: see the comment above")]
 #[cfg_attr(debug_assertions, inline)]
+#[cfg_attr(not(debug_assertions), inline(always))]
 fn drive<E: Send + Sync + 'static, V, S: Future>(
     scope: &Scope<E>,
     mut branches: Pin<&mut dyn Branch<E, Value = V>>,
     mut life: Pin<&mut Lifecycle<'_, S>>,
     cx: &mut Context<'_>,
-) -> Poll<Result<V, Error<E>>> {
+) -> Poll<Ended> {
     let place = &scope.state.place;
     if let Some(core) = place.core() {
         poll_life(core, branches.as_mut(), life.as_mut(), cx);
@@ -544,13 +573,10 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
     // the branches (`Place`, state.rs).
     let polled = lend(place, || branches.as_mut().poll_branch(cx, scope));
     if let Some(core) = place.core() {
-        return after_branches(scope, core, branches, &life, cx, polled);
+        return after_branches(core, &*branches, &life, cx, polled);
     }
     // Still without a core: no task to await, no question to answer.
-    match polled {
-        Poll::Ready(()) => scope.state.finish_inline(branches.take()),
-        Poll::Pending => Poll::Pending,
-    }
+    polled.map(|()| Ended::Inline)
 }
 
 /// The lifecycle of a group with a core, polled before its branches: when
@@ -572,14 +598,13 @@ fn poll_life<E, V, S: Future>(
 /// The poll of a group with a core once its branches were polled
 /// (`polled`): its tasks, the questions of its watchers, its end.
 #[inline(never)]
-fn after_branches<E: Send + Sync + 'static, V, S: Future>(
-    scope: &Scope<E>,
+fn after_branches<E, V, S: Future>(
     core: &Core,
-    branches: Pin<&mut dyn Branch<E, Value = V>>,
+    branches: &dyn Branch<E, Value = V>,
     life: &Lifecycle<'_, S>,
     cx: &mut Context<'_>,
     polled: Poll<()>,
-) -> Poll<Result<V, Error<E>>> {
+) -> Poll<Ended> {
     // One read of the flags serves the tasks and the watchers: nothing
     // more for a group that has neither.
     let look = core.flags();
@@ -591,10 +616,10 @@ fn after_branches<E: Send + Sync + 'static, V, S: Future>(
     // After the tasks: a poll that finishes the group keeps no waker (no
     // question can wait for a driver that has returned).
     life.answer(cx, core, look, done.is_none(), |since| {
-        census(core, since, &*branches)
+        census(core, since, branches)
     });
     match done {
-        Some(tasks_ok) => Poll::Ready(scope.state.finish_closed(branches.take(), tasks_ok)),
+        Some(tasks_ok) => Poll::Ready(Ended::Closed { tasks_ok }),
         None => Poll::Pending,
     }
 }

@@ -340,21 +340,38 @@ pub fn interleaved(rounds: usize, batch: u32, sides: &mut [Side<'_>]) {
         for k in 0..sides.len() {
             let i = (round + k) % sides.len();
             let cpu = process_cpu();
-            walls[i].push((sides[i].1)() / batch);
+            walls[i].push((sides[i].1)());
             cpus[i] += process_cpu().saturating_sub(cpu);
         }
     }
     let units = u32::try_from(rounds).expect("rounds fit in u32") * batch;
+    // Per unit in f64 nanoseconds, not `Duration / batch`: that truncates
+    // to whole nanoseconds, and a trivial group takes about ten.
+    let per = |run: Duration, units: u32| run.as_secs_f64() * 1e9 / f64::from(units.max(1));
     for (((id, _), mut wall), cpu) in sides.iter().zip(walls).zip(cpus) {
-        let median = quantile(&mut wall, 0.5);
-        let (low, high) = (quantile(&mut wall, 0.0), quantile(&mut wall, 1.0));
-        let cpu = cpu / units.max(1);
-        println!(
-            "{id:<36} {:>10} ({low:.2?}..{high:.2?})  cpu {cpu:.2?}  median_ns {} cpu_ns {}",
-            format!("{median:.2?}"),
-            median.as_nanos(),
-            cpu.as_nanos()
+        let median = per(quantile(&mut wall, 0.5), batch);
+        let (low, high) = (
+            per(quantile(&mut wall, 0.0), batch),
+            per(quantile(&mut wall, 1.0), batch),
         );
+        let cpu = per(cpu, units);
+        println!(
+            "{id:<36} {:>10} ({}..{})  cpu {}  median_ns {median:.2} cpu_ns {cpu:.2}",
+            show_ns(median),
+            show_ns(low),
+            show_ns(high),
+            show_ns(cpu),
+        );
+    }
+}
+
+/// `ns` nanoseconds for people: as a `Duration` prints them, with two
+/// decimals under a microsecond.
+fn show_ns(ns: f64) -> String {
+    if ns < 1e3 {
+        format!("{ns:.2}ns")
+    } else {
+        format!("{:.2?}", Duration::from_secs_f64(ns / 1e9))
     }
 }
 
@@ -367,6 +384,14 @@ pub fn rounds_arg(default: usize) -> usize {
         .find_map(|a| a.parse().ok())
         .unwrap_or(default)
         .max(1)
+}
+
+/// The first argument that is neither a flag nor the round count: the
+/// interleaved benches keep the sides whose id contains it.
+pub fn filter_arg() -> Option<String> {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with('-') && a.parse::<usize>().is_err())
 }
 
 /// `VmHWM` (peak resident set) of this process, in bytes.
