@@ -169,6 +169,37 @@ macro_rules! both_paths {
                 assert_eq!(suppressed(&err), ["task"], "{err:?}");
             }
 
+            /// The later failures of a task (kept by the group's core) and
+            /// of the inline branch (kept by the group's state) are listed
+            /// in the order they happened, whichever came first.
+            #[tokio::test(start_paused = true)]
+            async fn later_failures_of_both_kinds_are_listed_in_time_order() {
+                for inline_first in [true, false] {
+                    let (task_at, inline_at) = if inline_first { (2, 1) } else { (1, 2) };
+                    let err = in_task(async move {
+                        errgroup! {
+                            $($header)*
+                            #[spawn] first => Err::<(), _>(E::Own("first")),
+                            #[spawn] task => {
+                                ctx.cancelled().await;
+                                tokio::time::sleep(Duration::from_secs(task_at)).await;
+                                Err::<(), _>(E::Own("task"))
+                            },
+                            #[spawn] inline => {
+                                ctx.cancelled().await;
+                                tokio::time::sleep(Duration::from_secs(inline_at)).await;
+                                Err::<(), _>(E::Own("inline"))
+                            },
+                        }
+                        .unwrap_err()
+                    })
+                    .await;
+                    assert_eq!(err.cause(), failed("first"), "{err:?}");
+                    let order = if inline_first { ["inline", "task"] } else { ["task", "inline"] };
+                    assert_eq!(suppressed(&err), order, "{err:?}");
+                }
+            }
+
             #[tokio::test(start_paused = true)]
             async fn a_panic_of_either_branch_is_resumed_after_the_other_stopped() {
                 for inline_panics in [false, true] {
