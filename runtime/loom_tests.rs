@@ -356,6 +356,32 @@ fn loom_a_ctx_waiting_for_the_cancellation_wakes_however_it_races_the_cancel() {
     });
 }
 
+/// A node's hooks (its hook list, waiters and token) are made by the first
+/// registration and taken whole by the cancellation: a hook and a token
+/// registered from two threads as the group is cancelled each fire once,
+/// whether they landed before the drain (and went with it) or after (and
+/// saw the node fired).
+#[test]
+fn loom_a_hook_and_a_token_registered_during_the_cancellation_both_fire() {
+    loom::model(|| {
+        let state = root::<()>();
+        let cancelling = {
+            let state = Arc::clone(&state);
+            thread::spawn(move || assert!(state.core().cancel(failed("a"))))
+        };
+        let hooking = {
+            let state = Arc::clone(&state);
+            thread::spawn(move || Counter::on(&state))
+        };
+        let token = state.core().node().token();
+        let hook = hooking.join().unwrap();
+        cancelling.join().unwrap();
+        assert!(token.is_cancelled());
+        assert_eq!(hook.runs(), 1);
+        assert_eq!(hook.cause(), Some(failed("a")));
+    });
+}
+
 #[test]
 fn loom_a_receive_blocked_on_an_empty_channel_wakes_with_the_cancellation() {
     loom::model(|| {

@@ -1581,6 +1581,23 @@ mod place_tests {
         assert!(inline.is_cancelled());
     }
 
+    /// A group born with a core (`Place::born`) promotes to it: no second
+    /// core is made into `Place::core`, and the one it has is the one every
+    /// accessor reads.
+    #[test]
+    fn a_group_born_with_a_core_promotes_to_that_core() {
+        let born = Place::new(Settings {
+            core: true,
+            ..Settings::default()
+        });
+        let core = std::sync::Arc::clone(born.core().expect("a core from birth"));
+        assert!(std::ptr::eq(born.promote(), born.core().unwrap()));
+        assert!(std::sync::Arc::ptr_eq(born.promote(), &core));
+        assert!(born.core.get().is_none(), "a second core was made");
+        assert!(born.cancel(Cause::Dropped));
+        assert_eq!(core.cause(), Some(Cause::Dropped));
+    }
+
     /// A cancellation racing a promotion (a `&BranchCtx` lent to a scoped
     /// thread) is never lost: it lands inline before the core is
     /// published, and moves with the rest, or in the core after.
