@@ -68,14 +68,8 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     errgroup_lints::pass_check(id, |errgroup_value| {
                         let errgroup_verdict =
                             (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
-                        errgroup_lints::GroupChannel::errgroup_bound(
-                            errgroup_verdict.channel().0,
-                            (errgroup_verdict).channel().1,
-                        );
-                        errgroup_lints::GroupTask::errgroup_bound(
-                            errgroup_verdict.task().0,
-                            (errgroup_verdict).task().1,
-                        );
+                        errgroup_lints::GroupChannel::errgroup_bound((errgroup_verdict).channel());
+                        errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
                     }),
                 ) {
                     errgroup_value => {
@@ -85,13 +79,9 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             let errgroup_verdict =
                                 (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             errgroup_lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
+                                (errgroup_verdict).channel(),
                             );
-                            errgroup_lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
+                            errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
                         }
                         errgroup_value
                     }
@@ -105,13 +95,9 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             let errgroup_verdict =
                                 (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             errgroup_lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
+                                (errgroup_verdict).channel(),
                             );
-                            errgroup_lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
+                            errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
                         }
                         errgroup_value
                     }
@@ -123,14 +109,8 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                 (match (match fetch_orders(errgroup_lints::pass_check(id, |errgroup_value| {
                     let errgroup_verdict =
                         (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
-                    errgroup_lints::GroupChannel::errgroup_bound(
-                        errgroup_verdict.channel().0,
-                        (errgroup_verdict).channel().1,
-                    );
-                    errgroup_lints::GroupTask::errgroup_bound(
-                        errgroup_verdict.task().0,
-                        (errgroup_verdict).task().1,
-                    );
+                    errgroup_lints::GroupChannel::errgroup_bound((errgroup_verdict).channel());
+                    errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
                 })) {
                     errgroup_value => {
                         #[allow(unreachable_code)]
@@ -139,13 +119,9 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             let errgroup_verdict =
                                 (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             errgroup_lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
+                                (errgroup_verdict).channel(),
                             );
-                            errgroup_lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
+                            errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
                         }
                         errgroup_value
                     }
@@ -159,13 +135,9 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                             let errgroup_verdict =
                                 (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             errgroup_lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
+                                (errgroup_verdict).channel(),
                             );
-                            errgroup_lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
+                            errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
                         }
                         errgroup_value
                     }

@@ -38,13 +38,14 @@
 //! 4. `Probe<T>`, [`ViaOther`]: every other type.
 //!
 //! The first three answer [`Flagged`], the last [`NotRaw`]. The emitted code
-//! then asks `channel()` / `task()` / `local_task()` of the answer and
-//! passes its two parts to [`GroupChannel`] / [`GroupTask`] /
-//! [`GroupLocalTask`] (public as `errgroup::lint`), written as a path call
-//! (`GroupChannel::errgroup_bound(from, value)`). Only `NotRaw` implements
-//! those traits, so a raw value fails there, with the trait's
-//! `#[diagnostic::on_unimplemented]` message naming its crate (`from`, a
-//! [`from`] marker) and its type.
+//! then hands `channel()` / `task()` / `local_task()` of the answer, a
+//! pair of its crate (a [`from`] marker) and its type, to [`GroupChannel`] /
+//! [`GroupTask`] / [`GroupLocalTask`] (public as `errgroup::lint`), written
+//! as a path call (`GroupChannel::errgroup_bound((verdict).channel())`):
+//! one call per kind, whose argument's type fixes both the trait's `Self`
+//! and its crate. Only `NotRaw` implements those traits, so a raw value
+//! fails there, with the trait's `#[diagnostic::on_unimplemented]` message
+//! naming its crate and its type.
 //!
 //! A type still unknown when its check runs is taken for a raw one (every
 //! level "may" apply); when inference later fixes it to something else,
@@ -448,9 +449,10 @@ macro_rules! bound {
     ($(#[$attr:meta])* $name:ident) => {
         $(#[$attr])*
         pub trait $name<Crate> {
-            /// Compiles only for [`NotRaw`].
-            fn errgroup_bound(from: Crate, value: &Self) {
-                let _ = (from, value);
+            /// Compiles only for [`NotRaw`]: `found` is the crate and the
+            /// value a verdict names.
+            fn errgroup_bound(found: (Crate, &Self)) {
+                let _ = found;
             }
         }
 

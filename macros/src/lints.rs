@@ -90,9 +90,9 @@
 //! `::tokio::spawn(..)`) can only be that crate's, whose types the check
 //! may not know (its cargo feature off): it is reported by path.
 //!
-//! Each check is a path call `GroupChannel::errgroup_bound(crate, value)`
-//! whose `value` argument is spanned from the first to the last token the
-//! user wrote, so the error covers them.
+//! Each check is a path call `GroupChannel::errgroup_bound((verdict).channel())`
+//! whose argument is spanned from the first to the last token the user
+//! wrote, so the error covers them.
 //!
 //! Code inside macro invocations is linted when its tokens parse as Rust: a
 //! `select!`'s arms (`pat = future, if guard => handler`, `else =>`), a
@@ -528,14 +528,14 @@ impl Linter<'_> {
                 continue;
             }
             let bound = Ident::new(bound, first);
-            let method = Ident::new(method, first);
+            let method = Ident::new(method, last);
             let mut receiver = Group::new(Delimiter::Parenthesis, quote!(#verdict));
             receiver.set_span(first);
-            let mut one = Literal::usize_unsuffixed(1);
-            one.set_span(last);
+            let mut args = Group::new(Delimiter::Parenthesis, TokenStream::new());
+            args.set_span(last);
             let callee = Ident::new("errgroup_bound", last);
             out.extend(quote_spanned! {first=>
-                #lints::#bound::#callee(#verdict.#method().0, #receiver.#method().#one);
+                #lints::#bound::#callee(#receiver.#method #args);
             });
         }
         // No block of its own: a later check's `errgroup_verdict` shadows
