@@ -5,11 +5,12 @@
 //!
 //! # Recording a type, checking it later
 //!
-//! A place is recorded as `w = witness(&place)` and a `let`'s value as
-//! `match value { v => { w = witness(&v); v } }`, in `if false { loop {}
+//! A place is recorded as `w = witness(&place)`, in `if false { loop {}
 //! .. }` code: type-checked, but never reached by the borrow checker, so a
-//! recording moves and borrows nothing and keeps no borrow alive. `w` is a
-//! [`Witness`], declared untyped at the top of the block; its check is
+//! recording moves and borrows nothing and keeps no borrow alive. A value
+//! is recorded as `match value { v => { if false { w = witness(&v); } v }
+//! }`, which borrows only its own binding `v`, and a [`Witness`] holds no
+//! borrow. `w` is declared untyped at the top of the block; its check is
 //! written before the block's last statement, where inference has fixed the
 //! type (`let mut v = Vec::new();` is a `Vec<u32>` only once `v.push(1u32)`
 //! was read). Other values are checked where they are ([`shallow`],
