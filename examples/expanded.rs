@@ -67,7 +67,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                     ctx,
                     errgroup_lints::pass_check(id, |errgroup_value| {
                         let errgroup_verdict =
-                            (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
+                            (errgroup_lints::function(&errgroup_value)).errgroup_verdict();
                         errgroup_lints::GroupChannel::errgroup_bound((errgroup_verdict).channel());
                         errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
                     }),
@@ -77,7 +77,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         if false {
                             loop {}
                             let errgroup_verdict =
-                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                                (errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             errgroup_lints::GroupChannel::errgroup_bound(
                                 (errgroup_verdict).channel(),
                             );
@@ -93,7 +93,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         if false {
                             loop {}
                             let errgroup_verdict =
-                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                                (errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             errgroup_lints::GroupChannel::errgroup_bound(
                                 (errgroup_verdict).channel(),
                             );
@@ -108,7 +108,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                 let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
                 (match (match fetch_orders(errgroup_lints::pass_check(id, |errgroup_value| {
                     let errgroup_verdict =
-                        (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
+                        (errgroup_lints::function(&errgroup_value)).errgroup_verdict();
                     errgroup_lints::GroupChannel::errgroup_bound((errgroup_verdict).channel());
                     errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
                 })) {
@@ -117,7 +117,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         if false {
                             loop {}
                             let errgroup_verdict =
-                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                                (errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             errgroup_lints::GroupChannel::errgroup_bound(
                                 (errgroup_verdict).channel(),
                             );
@@ -133,7 +133,7 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
                         if false {
                             loop {}
                             let errgroup_verdict =
-                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                                (errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
                             errgroup_lints::GroupChannel::errgroup_bound(
                                 (errgroup_verdict).channel(),
                             );

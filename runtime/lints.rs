@@ -18,8 +18,9 @@
 //!
 //! # Picking the answer by type
 //!
-//! The check calls `(&&&&&probe).errgroup_verdict()`; method resolution
-//! tries the receiver types in autoderef order, one trait per level:
+//! The check calls `probe.errgroup_verdict()` on an [`Ask`], the probe
+//! five references deep (`&&&&&Probe<T>`); method resolution tries the
+//! receiver types in autoderef order, one trait per level:
 //!
 //! 1. `&&&&Probe<T>`, [`ViaTuple`]: `T` is a tuple whose first element
 //!    holds a raw endpoint or task ([`FirstRaw`]: a constructor's `(Sender,
@@ -83,20 +84,20 @@ impl<T: ?Sized> Witness<T> {
 
     /// The deep probe the check asks.
     #[must_use]
-    pub fn probe(&self) -> Probe<T> {
-        Probe(PhantomData)
+    pub fn probe(&self) -> Ask<'_, T> {
+        ask()
     }
 
     /// The function probe the check asks.
     #[must_use]
-    pub fn function(&self) -> Probe<T, Fun> {
-        Probe(PhantomData)
+    pub fn function(&self) -> Ask<'_, T, Fun> {
+        ask()
     }
 
     /// The shallow probe the check asks.
     #[must_use]
-    pub fn shallow(&self) -> Probe<T, Shallow> {
-        Probe(PhantomData)
+    pub fn shallow(&self) -> Ask<'_, T, Shallow> {
+        ask()
     }
 }
 
@@ -120,6 +121,17 @@ pub fn pass_check<T>(value: T, check: impl FnOnce(&T)) -> T {
 #[derive(Debug)]
 pub struct Probe<T: ?Sized, D = Deep>(PhantomData<(D, Of<T>)>);
 
+/// A probe as a check asks it, `(&&&&&probe).errgroup_verdict()` made
+/// once here instead of in every check: method resolution starts five
+/// references deep and tries each level's trait in turn (see the module
+/// docs).
+pub type Ask<'a, T, D = Deep> = &'a &'a &'a &'a &'a Probe<T, D>;
+
+/// The probe of a type, as a check asks it.
+const fn ask<'a, T: ?Sized, D>() -> Ask<'a, T, D> {
+    &&&&&Probe(PhantomData)
+}
+
 /// A probe that looks through every wrapper ([`Raw`]): for a type that
 /// inference has fixed, at a block's late checks.
 #[derive(Debug)]
@@ -141,23 +153,23 @@ pub struct Fun;
 
 /// The function probe of a name's value.
 #[must_use]
-pub fn function<T: ?Sized>(value: &T) -> Probe<T, Fun> {
+pub fn function<T: ?Sized>(value: &T) -> Ask<'_, T, Fun> {
     let _ = value;
-    Probe(PhantomData)
+    ask()
 }
 
 /// The shallow probe of a place's or a value's type, checked where it is.
 #[must_use]
-pub fn shallow<T: ?Sized>(value: &T) -> Probe<T, Shallow> {
+pub fn shallow<T: ?Sized>(value: &T) -> Ask<'_, T, Shallow> {
     let _ = value;
-    Probe(PhantomData)
+    ask()
 }
 
 /// The probe of a place's type, checked where it is (see [`pass_check`]).
 #[must_use]
-pub fn probe<T: ?Sized>(value: &T) -> Probe<T> {
+pub fn probe<T: ?Sized>(value: &T) -> Ask<'_, T> {
     let _ = value;
-    Probe(PhantomData)
+    ask()
 }
 
 /// The kind of a raw endpoint.
@@ -502,12 +514,12 @@ pub trait IndexProbe<I> {
     /// The element's type, in code that never runs.
     type Output: ?Sized;
     /// Never returns; called only inside `if false { .. }`.
-    fn errgroup_index(&self, index: Probe<I>) -> &Self::Output;
+    fn errgroup_index(&self, index: Ask<'_, I>) -> &Self::Output;
 }
 
 impl<C: ?Sized + core::ops::Index<I>, I> IndexProbe<I> for C {
     type Output = C::Output;
-    fn errgroup_index(&self, _index: Probe<I>) -> &C::Output {
+    fn errgroup_index(&self, _index: Ask<'_, I>) -> &C::Output {
         unreachable!("errgroup's lint probes never run")
     }
 }

@@ -516,7 +516,7 @@ impl Linter<'_> {
         let lints = Ident::new("errgroup_lints", first);
         // Spanned on the user's tokens: a type still unknown here fails
         // on this call, and its error points at them.
-        let ask = quote_spanned!(first=> (& & & & & #source).errgroup_verdict());
+        let ask = quote_spanned!(first=> (#source).errgroup_verdict());
         let mut out = quote_spanned! {site=>
             let #verdict = #ask;
         };
