@@ -10,13 +10,14 @@
 //! it on the blocking pool), and `scope.run(..)`, the runtime's loop, which
 //! polls the branches, waits for every one, and returns their values or the
 //! first error. `ctx` is the only name the body sees; the `__errgroup_*`
-//! names are invisible to it (mixed-site hygiene). The empty `fn ctx` before
-//! each `let ctx` shadows any item of yours named `ctx` (a const, a unit
-//! struct), which would otherwise turn the `let` into a pattern match. Everything is reached
+//! names are invisible to it (mixed-site hygiene). The empty `fn ctx` in the
+//! block around the branches shadows any item of yours named `ctx` (a
+//! const, a unit struct), which would otherwise turn each `let ctx` into a
+//! pattern match. Everything is reached
 //! through `::errgroup::__private`, which is not public API. Each value and
 //! name a branch mentions (`id`, `fetch_user(..)`, the `.await`'s output)
 //! passes through a check of its type in code that never runs
-//! (`pass_check(x, |v| ..)`, `match x { v => { if false { loop {} .. } v } }`):
+//! (`pass_check(x, |v| ..)`, `match x { v => { if false { .. } v } }`):
 //! the raw-channel and detached-spawn check (README, "Raw channels and
 //! detached spawns"); it costs nothing at run time.
 
@@ -59,119 +60,102 @@ async fn expanded(id: u64) -> Result<(String, Vec<u64>), Error<anyhow::Error>> {
         );
         let __errgroup_ctx0 = __errgroup_scope.ctx("user");
         let __errgroup_ctx1 = __errgroup_scope.owned_ctx("orders");
-        let __errgroup_branches = ::errgroup::__private::join((
-            ::errgroup::__private::InTask.branch(&__errgroup_scope, "user", async {
-                fn ctx() {}
-                let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
-                (match (match fetch_user(
-                    ctx,
-                    errgroup_lints::pass_check(id, |errgroup_value| {
+        let __errgroup_branches = {
+            fn ctx() {}
+            ::errgroup::__private::join((
+                ::errgroup::__private::InTask.branch(&__errgroup_scope, "user", async {
+                    let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx0;
+                    (match (match fetch_user(
+                        ctx,
+                        errgroup_lints::pass_check(id, |errgroup_value| {
+                            let errgroup_verdict =
+                                (errgroup_lints::function(&errgroup_value)).errgroup_verdict();
+                            errgroup_lints::GroupChannel::errgroup_bound(
+                                (errgroup_verdict).channel(),
+                            );
+                            errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
+                        }),
+                    ) {
+                        errgroup_value => {
+                            #[allow(unreachable_code)]
+                            if false {
+                                loop {}
+                                let errgroup_verdict =
+                                    (errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                                errgroup_lints::GroupChannel::errgroup_bound(
+                                    (errgroup_verdict).channel(),
+                                );
+                                errgroup_lints::GroupTask::errgroup_bound(
+                                    (errgroup_verdict).task(),
+                                );
+                            }
+                            errgroup_value
+                        }
+                    })
+                    .await
+                    {
+                        errgroup_value => {
+                            #[allow(unreachable_code)]
+                            if false {
+                                loop {}
+                                let errgroup_verdict =
+                                    (errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                                errgroup_lints::GroupChannel::errgroup_bound(
+                                    (errgroup_verdict).channel(),
+                                );
+                                errgroup_lints::GroupTask::errgroup_bound(
+                                    (errgroup_verdict).task(),
+                                );
+                            }
+                            errgroup_value
+                        }
+                    })
+                }),
+                ::errgroup::__private::Spawn.branch(&__errgroup_scope, "orders", async move {
+                    let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
+                    (match (match fetch_orders(errgroup_lints::pass_check(id, |errgroup_value| {
                         let errgroup_verdict =
-                            (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
-                        errgroup_lints::GroupChannel::errgroup_bound(
-                            errgroup_verdict.channel().0,
-                            (errgroup_verdict).channel().1,
-                        );
-                        errgroup_lints::GroupTask::errgroup_bound(
-                            errgroup_verdict.task().0,
-                            (errgroup_verdict).task().1,
-                        );
-                    }),
-                ) {
-                    errgroup_value => {
-                        #[allow(unreachable_code)]
-                        if false {
-                            loop {}
-                            let errgroup_verdict =
-                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
-                            errgroup_lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
-                            );
-                            errgroup_lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
+                            (errgroup_lints::function(&errgroup_value)).errgroup_verdict();
+                        errgroup_lints::GroupChannel::errgroup_bound((errgroup_verdict).channel());
+                        errgroup_lints::GroupTask::errgroup_bound((errgroup_verdict).task());
+                    })) {
+                        errgroup_value => {
+                            #[allow(unreachable_code)]
+                            if false {
+                                loop {}
+                                let errgroup_verdict =
+                                    (errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                                errgroup_lints::GroupChannel::errgroup_bound(
+                                    (errgroup_verdict).channel(),
+                                );
+                                errgroup_lints::GroupTask::errgroup_bound(
+                                    (errgroup_verdict).task(),
+                                );
+                            }
+                            errgroup_value
                         }
-                        errgroup_value
-                    }
-                })
-                .await
-                {
-                    errgroup_value => {
-                        #[allow(unreachable_code)]
-                        if false {
-                            loop {}
-                            let errgroup_verdict =
-                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
-                            errgroup_lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
-                            );
-                            errgroup_lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
+                    })
+                    .await
+                    {
+                        errgroup_value => {
+                            #[allow(unreachable_code)]
+                            if false {
+                                loop {}
+                                let errgroup_verdict =
+                                    (errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
+                                errgroup_lints::GroupChannel::errgroup_bound(
+                                    (errgroup_verdict).channel(),
+                                );
+                                errgroup_lints::GroupTask::errgroup_bound(
+                                    (errgroup_verdict).task(),
+                                );
+                            }
+                            errgroup_value
                         }
-                        errgroup_value
-                    }
-                })
-            }),
-            ::errgroup::__private::Spawn.branch(&__errgroup_scope, "orders", async move {
-                fn ctx() {}
-                let ctx: &::errgroup::BranchCtx<_> = &__errgroup_ctx1;
-                (match (match fetch_orders(errgroup_lints::pass_check(id, |errgroup_value| {
-                    let errgroup_verdict =
-                        (&&&&&errgroup_lints::function(&errgroup_value)).errgroup_verdict();
-                    errgroup_lints::GroupChannel::errgroup_bound(
-                        errgroup_verdict.channel().0,
-                        (errgroup_verdict).channel().1,
-                    );
-                    errgroup_lints::GroupTask::errgroup_bound(
-                        errgroup_verdict.task().0,
-                        (errgroup_verdict).task().1,
-                    );
-                })) {
-                    errgroup_value => {
-                        #[allow(unreachable_code)]
-                        if false {
-                            loop {}
-                            let errgroup_verdict =
-                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
-                            errgroup_lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
-                            );
-                            errgroup_lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
-                        }
-                        errgroup_value
-                    }
-                })
-                .await
-                {
-                    errgroup_value => {
-                        #[allow(unreachable_code)]
-                        if false {
-                            loop {}
-                            let errgroup_verdict =
-                                (&&&&&errgroup_lints::probe(&errgroup_value)).errgroup_verdict();
-                            errgroup_lints::GroupChannel::errgroup_bound(
-                                errgroup_verdict.channel().0,
-                                (errgroup_verdict).channel().1,
-                            );
-                            errgroup_lints::GroupTask::errgroup_bound(
-                                errgroup_verdict.task().0,
-                                (errgroup_verdict).task().1,
-                            );
-                        }
-                        errgroup_value
-                    }
-                })
-            }),
-        ));
+                    })
+                }),
+            ))
+        };
         let __errgroup_branches = ::errgroup::__private::pin!(__errgroup_branches);
         __errgroup_scope.run(__errgroup_branches).await
     }

@@ -5,11 +5,12 @@
 //!
 //! # Recording a type, checking it later
 //!
-//! A place is recorded as `w = witness(&place)` and a `let`'s value as
-//! `match value { v => { w = witness(&v); v } }`, in `if false { loop {}
+//! A place is recorded as `w = witness(&place)`, in `if false { loop {}
 //! .. }` code: type-checked, but never reached by the borrow checker, so a
-//! recording moves and borrows nothing and keeps no borrow alive. `w` is a
-//! [`Witness`], declared untyped at the top of the block; its check is
+//! recording moves and borrows nothing and keeps no borrow alive. A value
+//! is recorded as `match value { v => { if false { w = witness(&v); } v }
+//! }`, which borrows only its own binding `v`, and a [`Witness`] holds no
+//! borrow. `w` is declared untyped at the top of the block; its check is
 //! written before the block's last statement, where inference has fixed the
 //! type (`let mut v = Vec::new();` is a `Vec<u32>` only once `v.push(1u32)`
 //! was read). Other values are checked where they are ([`shallow`],
@@ -17,8 +18,9 @@
 //!
 //! # Picking the answer by type
 //!
-//! The check calls `(&&&&&probe).errgroup_verdict()`; method resolution
-//! tries the receiver types in autoderef order, one trait per level:
+//! The check calls `probe.errgroup_verdict()` on an [`Ask`], the probe
+//! five references deep (`&&&&&Probe<T>`); method resolution tries the
+//! receiver types in autoderef order, one trait per level:
 //!
 //! 1. `&&&&Probe<T>`, [`ViaTuple`]: `T` is a tuple whose first element
 //!    holds a raw endpoint or task ([`FirstRaw`]: a constructor's `(Sender,
@@ -38,13 +40,14 @@
 //! 4. `Probe<T>`, [`ViaOther`]: every other type.
 //!
 //! The first three answer [`Flagged`], the last [`NotRaw`]. The emitted code
-//! then asks `channel()` / `task()` / `local_task()` of the answer and
-//! passes its two parts to [`GroupChannel`] / [`GroupTask`] /
-//! [`GroupLocalTask`] (public as `errgroup::lint`), written as a path call
-//! (`GroupChannel::errgroup_bound(from, value)`). Only `NotRaw` implements
-//! those traits, so a raw value fails there, with the trait's
-//! `#[diagnostic::on_unimplemented]` message naming its crate (`from`, a
-//! [`from`] marker) and its type.
+//! then hands `channel()` / `task()` / `local_task()` of the answer, a
+//! pair of its crate (a [`from`] marker) and its type, to [`GroupChannel`] /
+//! [`GroupTask`] / [`GroupLocalTask`] (public as `errgroup::lint`), written
+//! as a path call (`GroupChannel::errgroup_bound((verdict).channel())`):
+//! one call per kind, whose argument's type fixes both the trait's `Self`
+//! and its crate. Only `NotRaw` implements those traits, so a raw value
+//! fails there, with the trait's `#[diagnostic::on_unimplemented]` message
+//! naming its crate and its type.
 //!
 //! A type still unknown when its check runs is taken for a raw one (every
 //! level "may" apply); when inference later fixes it to something else,
@@ -81,20 +84,20 @@ impl<T: ?Sized> Witness<T> {
 
     /// The deep probe the check asks.
     #[must_use]
-    pub fn probe(&self) -> Probe<T> {
-        Probe(PhantomData)
+    pub fn probe(&self) -> Ask<'_, T> {
+        ask()
     }
 
     /// The function probe the check asks.
     #[must_use]
-    pub fn function(&self) -> Probe<T, Fun> {
-        Probe(PhantomData)
+    pub fn function(&self) -> Ask<'_, T, Fun> {
+        ask()
     }
 
     /// The shallow probe the check asks.
     #[must_use]
-    pub fn shallow(&self) -> Probe<T, Shallow> {
-        Probe(PhantomData)
+    pub fn shallow(&self) -> Ask<'_, T, Shallow> {
+        ask()
     }
 }
 
@@ -118,6 +121,17 @@ pub fn pass_check<T>(value: T, check: impl FnOnce(&T)) -> T {
 #[derive(Debug)]
 pub struct Probe<T: ?Sized, D = Deep>(PhantomData<(D, Of<T>)>);
 
+/// A probe as a check asks it, `(&&&&&probe).errgroup_verdict()` made
+/// once here instead of in every check: method resolution starts five
+/// references deep and tries each level's trait in turn (see the module
+/// docs).
+pub type Ask<'a, T, D = Deep> = &'a &'a &'a &'a &'a Probe<T, D>;
+
+/// The probe of a type, as a check asks it.
+const fn ask<'a, T: ?Sized, D>() -> Ask<'a, T, D> {
+    &&&&&Probe(PhantomData)
+}
+
 /// A probe that looks through every wrapper ([`Raw`]): for a type that
 /// inference has fixed, at a block's late checks.
 #[derive(Debug)]
@@ -139,23 +153,23 @@ pub struct Fun;
 
 /// The function probe of a name's value.
 #[must_use]
-pub fn function<T: ?Sized>(value: &T) -> Probe<T, Fun> {
+pub fn function<T: ?Sized>(value: &T) -> Ask<'_, T, Fun> {
     let _ = value;
-    Probe(PhantomData)
+    ask()
 }
 
 /// The shallow probe of a place's or a value's type, checked where it is.
 #[must_use]
-pub fn shallow<T: ?Sized>(value: &T) -> Probe<T, Shallow> {
+pub fn shallow<T: ?Sized>(value: &T) -> Ask<'_, T, Shallow> {
     let _ = value;
-    Probe(PhantomData)
+    ask()
 }
 
 /// The probe of a place's type, checked where it is (see [`pass_check`]).
 #[must_use]
-pub fn probe<T: ?Sized>(value: &T) -> Probe<T> {
+pub fn probe<T: ?Sized>(value: &T) -> Ask<'_, T> {
     let _ = value;
-    Probe(PhantomData)
+    ask()
 }
 
 /// The kind of a raw endpoint.
@@ -448,9 +462,10 @@ macro_rules! bound {
     ($(#[$attr:meta])* $name:ident) => {
         $(#[$attr])*
         pub trait $name<Crate> {
-            /// Compiles only for [`NotRaw`].
-            fn errgroup_bound(from: Crate, value: &Self) {
-                let _ = (from, value);
+            /// Compiles only for [`NotRaw`]: `found` is the crate and the
+            /// value a verdict names.
+            fn errgroup_bound(found: (Crate, &Self)) {
+                let _ = found;
             }
         }
 
@@ -499,12 +514,12 @@ pub trait IndexProbe<I> {
     /// The element's type, in code that never runs.
     type Output: ?Sized;
     /// Never returns; called only inside `if false { .. }`.
-    fn errgroup_index(&self, index: Probe<I>) -> &Self::Output;
+    fn errgroup_index(&self, index: Ask<'_, I>) -> &Self::Output;
 }
 
 impl<C: ?Sized + core::ops::Index<I>, I> IndexProbe<I> for C {
     type Output = C::Output;
-    fn errgroup_index(&self, _index: Probe<I>) -> &C::Output {
+    fn errgroup_index(&self, _index: Ask<'_, I>) -> &C::Output {
         unreachable!("errgroup's lint probes never run")
     }
 }

@@ -215,4 +215,26 @@ mod an_item_named_ctx {
         assert_eq!(every_shape!().await, EXPECTED);
         assert_eq!(ctx, 9);
     }
+
+    /// A nested group whose fan-out items expression names the enclosing
+    /// branch's `ctx`, with a user item `ctx` outside both.
+    #[tokio::test]
+    async fn a_nested_fan_out_whose_items_name_the_enclosing_ctx() {
+        const ctx: u8 = 3;
+        let (got,) = ::errgroup::errgroup! {
+            type Error = ::errgroup::Cancelled;
+            outer => {
+                let name = ctx.task().to_string();
+                let (fan,) = ::errgroup::errgroup! {
+                    type Error = ::errgroup::Cancelled;
+                    fan => for outer in [ctx.task().to_string()] { ctx.check()?; Ok(outer) },
+                }
+                .expect("no branch fails");
+                Ok((name, fan))
+            },
+        }
+        .expect("no branch fails");
+        assert_eq!(got, ("outer".to_owned(), vec!["outer".to_owned()]));
+        assert_eq!(ctx, 3);
+    }
 }

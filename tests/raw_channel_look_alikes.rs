@@ -526,3 +526,31 @@ async fn names_bound_and_values_made_in_a_branchs_value_compile() {
     );
     assert!(untyped.is_empty());
 }
+
+/// Repeats its argument, as a user's macro may.
+macro_rules! twice {
+    ($e:expr) => {{
+        $e;
+        $e
+    }};
+}
+
+#[tokio::test]
+async fn values_checked_late_that_are_computed_more_than_once_compile() {
+    let mut queue = vec![3_u32, 4];
+    let got = errgroup! {
+        // A `while let` condition's value is made on every iteration,
+        // and a macro may evaluate its argument twice: each is recorded
+        // as often as it is made.
+        drained => {
+            let mut sum = 0;
+            while let Some(n) = queue.pop() {
+                sum += n;
+            }
+            Ok(sum)
+        },
+        repeated => Ok::<_, anyhow::Error>(twice!(make::<u32>().max(2))),
+    }
+    .expect("no branch fails");
+    assert_eq!(got, (7, 2));
+}

@@ -36,6 +36,7 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
     let mut setup = channels.setup.clone();
     let mut branches = Vec::new();
     let inline = input.inline_branch();
+    let shadow = shadows_once(input);
     for (i, branch) in input.branches.iter().enumerate() {
         let mode = branch.attrs.mode;
         let names = Names {
@@ -50,6 +51,7 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
             ends: channels.ends_for(branch, i, &rt, site),
             moving: branch.attrs.mode_span,
             clones: clones(&branch.attrs.clones, &rt),
+            shadow: !shadow,
         };
         setup.extend(names.ends.setup.clone());
         let future = match &branch.body {
@@ -82,8 +84,14 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
     // temporary (under 2018/2021 a tail's temporaries outlive the block's
     // locals, which the branches borrow).
     let pinned = format_ident!("__errgroup_branches", span = site);
+    let joined = if shadow {
+        let user_ctx = quote_spanned!(Span::call_site()=> ctx);
+        quote_spanned!(site=> { fn #user_ctx() {} #rt::join(#tuple) })
+    } else {
+        quote_spanned!(site=> #rt::join(#tuple))
+    };
     setup.extend(quote_spanned!(site=>
-        let #pinned = #rt::join(#tuple);
+        let #pinned = #joined;
         let #pinned = #rt::pin!(#pinned);
     ));
     let tuple = &pinned;
@@ -122,6 +130,26 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
             #run
         }
     }
+}
+
+/// Whether the `fn ctx` that each branch's `let ctx` needs (see
+/// [`Names::bind_ctx`]) is written once, in a block around the tuple of
+/// branches, instead of once per branch: one item per group, not per
+/// branch (each costs every build its own queries). Not when a fan-out's
+/// items expression, which the tuple holds outside any body, names `ctx`
+/// (an enclosing branch's, in a nested group): it would name the `fn`.
+fn shadows_once(input: &Input) -> bool {
+    fn names_ctx(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tree| match tree {
+            proc_macro2::TokenTree::Ident(ident) => ident == "ctx",
+            proc_macro2::TokenTree::Group(group) => names_ctx(group.stream()),
+            _ => false,
+        })
+    }
+    !input.branches.iter().any(|branch| match &branch.body {
+        Body::For(fan_out) => names_ctx(quote::ToTokens::to_token_stream(&fan_out.expr)),
+        Body::Expr(_) | Body::Broken => false,
+    })
 }
 
 /// `let name = Clone::clone(&name);` for each name of a `clone(..)` list,
@@ -170,23 +198,29 @@ struct Names<'a> {
     moving: Option<Span>,
     /// `let db = Clone::clone(&db);` per name in the attribute's `clone(..)`.
     clones: TokenStream,
+    /// Whether `bind_ctx` writes the `fn ctx` (see [`shadows_once`]).
+    shadow: bool,
 }
 
 impl Names<'_> {
     /// `let ctx: &BranchCtx<_> = <from>;`, with `ctx` visible to the body:
-    /// typed by the group's error type, so that `ctx.spawn`'s task is. The `fn
-    /// ctx` before it shadows, in this block, any item of the user's named
-    /// `ctx` (a const, a static, a unit struct, an imported enum variant):
-    /// the `let` would otherwise be a pattern matching that item, or be
-    /// rejected, where a name that resolves to a fn is a fresh binding.
-    /// Items in a block are in scope in all of it, so the `fn` goes first,
-    /// before any statement. Neither needs an `allow` for going unused:
+    /// typed by the group's error type, so that `ctx.spawn`'s task is. A
+    /// `fn ctx` around it shadows any item of the user's named `ctx` (a
+    /// const, a static, a unit struct, an imported enum variant): the `let`
+    /// would otherwise be a pattern matching that item, or be rejected,
+    /// where a name that resolves to a fn is a fresh binding. It is written
+    /// once, in a block around the tuple of branches ([`shadows_once`]),
+    /// or else here, first in the body's block (items in a block are in
+    /// scope in all of it). Neither needs an `allow` for going unused:
     /// rustc does not lint a macro's own tokens.
     fn bind_ctx(&self, from: &TokenStream) -> TokenStream {
         let user_ctx = quote_spanned!(Span::call_site()=> ctx);
         let ctx_type = self.ctx_type();
+        let shadow = self
+            .shadow
+            .then(|| quote_spanned!(self.site=> fn #user_ctx() {}));
         quote_spanned! {self.site=>
-            fn #user_ctx() {}
+            #shadow
             let #user_ctx: &#ctx_type = #from;
         }
     }

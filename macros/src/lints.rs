@@ -31,9 +31,13 @@
 //!   closure or an async block is recorded outside it, where the name
 //!   means the same: a mention inside would change what it captures.
 //! - **A value** (a call's, a method call's, an `.await`'s, a `?`'s) is
-//!   rewritten in place into `(match value { v => { if false { loop {}
-//!   w = witness(&v); } v } })`: evaluated once, where it was, moved into
-//!   `v` and out again, its temporaries living as long as before. `w` is
+//!   rewritten in place into `(match value { v => { if false { w =
+//!   witness(&v); } v } })`: evaluated once, where it was, moved into `v`
+//!   and out again, its temporaries living as long as before. The
+//!   recording borrows only `v`, its own fresh binding, so it needs no
+//!   `loop {}` (nor the `allow` that code after one needs); `w` is `let
+//!   mut`, as a `while` condition or a macro that repeats its argument
+//!   makes the value, and records it, more than once. `w` is
 //!   checked *deeply* at the block's end, where the code after the
 //!   statement has fixed its type (`takes_u32(make())`, `v.push(make());
 //!   let n: u32 = v[0];`); in a body's last statement, deeply where it is.
@@ -90,9 +94,9 @@
 //! `::tokio::spawn(..)`) can only be that crate's, whose types the check
 //! may not know (its cargo feature off): it is reported by path.
 //!
-//! Each check is a path call `GroupChannel::errgroup_bound(crate, value)`
-//! whose `value` argument is spanned from the first to the last token the
-//! user wrote, so the error covers them.
+//! Each check is a path call `GroupChannel::errgroup_bound((verdict).channel())`
+//! whose argument is spanned from the first to the last token the user
+//! wrote, so the error covers them.
 //!
 //! Code inside macro invocations is linted when its tokens parse as Rust: a
 //! `select!`'s arms (`pat = future, if guard => handler`, `else =>`), a
@@ -483,11 +487,12 @@ impl Linter<'_> {
                     Span::mixed_site(),
                 );
                 self.witnesses += 1;
-                // Typed by its one assignment, in code that never runs.
+                // Typed by its assignments, which never run; `mut`, as a
+                // value may be recorded more than once (see `recorded`).
                 self.blocks[block]
                     .decls
                     .push(quote_spanned! {Span::mixed_site()=>
-                        let #witness;
+                        let mut #witness;
                     });
                 Mode::Late(block, witness)
             }
@@ -511,7 +516,7 @@ impl Linter<'_> {
         let lints = Ident::new("errgroup_lints", first);
         // Spanned on the user's tokens: a type still unknown here fails
         // on this call, and its error points at them.
-        let ask = quote_spanned!(first=> (& & & & & #source).errgroup_verdict());
+        let ask = quote_spanned!(first=> (#source).errgroup_verdict());
         let mut out = quote_spanned! {site=>
             let #verdict = #ask;
         };
@@ -528,14 +533,14 @@ impl Linter<'_> {
                 continue;
             }
             let bound = Ident::new(bound, first);
-            let method = Ident::new(method, first);
+            let method = Ident::new(method, last);
             let mut receiver = Group::new(Delimiter::Parenthesis, quote!(#verdict));
             receiver.set_span(first);
-            let mut one = Literal::usize_unsuffixed(1);
-            one.set_span(last);
+            let mut args = Group::new(Delimiter::Parenthesis, TokenStream::new());
+            args.set_span(last);
             let callee = Ident::new("errgroup_bound", last);
             out.extend(quote_spanned! {first=>
-                #lints::#bound::#callee(#verdict.#method().0, #receiver.#method().#one);
+                #lints::#bound::#callee(#receiver.#method #args);
             });
         }
         // No block of its own: a later check's `errgroup_verdict` shadows
@@ -610,7 +615,7 @@ impl Linter<'_> {
 
     /// Checks a value by type where it is computed: evaluated once, where
     /// it was, and handed on unchanged, either through `(match value { v =>
-    /// { if false { loop {} w = witness(&v); } v } })` (recorded for the
+    /// { if false { w = witness(&v); } v } })` (recorded for the
     /// block's late checks) or through `pass_check(value, |v| check(v))`
     /// (checked where it is). `projections` are the fields, indexes and
     /// derefs the user wrote above it (`state.lock().await.tx`), replayed
@@ -629,10 +634,13 @@ impl Linter<'_> {
         if let Value::Bound = kind
             && let Some(mut record) = self.late(&v, "probe", span, local)
         {
-            if let Some(projected) = self.replayed(&v, projections) {
-                record.extend(self.late(&projected, "probe", span, false));
-            }
-            let record = unreachable(&record);
+            let record = match self.replayed(&v, projections) {
+                Some(projected) => {
+                    record.extend(self.late(&projected, "probe", span, false));
+                    unreachable(&record)
+                }
+                None => recorded(&record),
+            };
             let value = scrutinee(expr);
             *expr = Expr::Verbatim(quote_spanned! {site=>
                 (match #value {
@@ -831,7 +839,8 @@ impl Linter<'_> {
         Some(quote_spanned!(site=> #witness = #lints::witness(&#value);))
     }
 
-    /// `f(..);` as `match f(..) { v => { if false { loop {} check(&v) } } }`,
+    /// `f(..);` as `match f(..) { v => { if false { w = witness(&v); } } }`
+    /// (or `{ if false { loop {} check(&v) } }` where nothing checks late),
     /// with the warnings about code after a `!` allowed on it: the value
     /// is dropped at the end of the statement, as before.
     fn discarded(&mut self, call: &Expr, span: (Span, Span)) -> TokenStream {
@@ -840,10 +849,11 @@ impl Linter<'_> {
         let local = is_local_spawn(call);
         let v = Ident::new("errgroup_value", site);
         let code = match self.late(&v, "shallow", span, local) {
-            Some(record) => record,
-            None => self.checks(&quote_spanned!(site=> #lints::shallow(&#v)), span, local),
+            Some(record) => recorded(&record),
+            None => {
+                unreachable(&self.checks(&quote_spanned!(site=> #lints::shallow(&#v)), span, local))
+            }
         };
-        let code = unreachable(&code);
         let call = scrutinee(call);
         quote_spanned! {site=>
             #[allow(unreachable_code, unreachable_patterns)]
@@ -1449,6 +1459,22 @@ fn unreachable(code: &TokenStream) -> TokenStream {
         #[allow(unreachable_code)]
         if false {
             loop {}
+            #code
+        }
+    }
+}
+
+/// `if false { code }`: the recording of a value's type in a witness,
+/// `w = witness(&v);`, where `v` is the value's own fresh binding, which
+/// nothing else borrows or moves there. The borrow checker sees it (`w`
+/// is assigned on a path that never runs, and is `let mut`, as a `while`
+/// condition or a macro's repeated argument records a value again); the
+/// witness's checks are after a `loop {}` of their own. Without `loop {}`
+/// there is no unreachable code, so no `allow` (and no lint-level look-up
+/// per node under it).
+fn recorded(code: &TokenStream) -> TokenStream {
+    quote_spanned! {Span::mixed_site()=>
+        if false {
             #code
         }
     }
