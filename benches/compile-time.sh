@@ -147,12 +147,8 @@ EOF
   export REAL_RUSTC
   build=(cargo build --quiet --profile "$profile")
   dir_of() { if [ "$1" = with_errgroup_at_base ]; then echo "$tmp/base/ws"; else echo "$ws"; fi; }
-  # The dependencies (errgroup among them) built non-incrementally whatever
-  # the caller's CARGO_INCREMENTAL says: the metadata of an incremental
-  # build made the crate that uses them cost ~2 G more from scratch (15.8 G
-  # against 13.7 G), so the figure depended on the caller's environment.
   for krate in "${crates[@]}"; do
-    (cd "$(dir_of "$krate")" && export CARGO_INCREMENTAL=0 && { "${build[@]}" --offline 2>/dev/null || "${build[@]}"; })
+    (cd "$(dir_of "$krate")" && { "${build[@]}" --offline 2>/dev/null || "${build[@]}"; })
   done
   # Two builds of each crate: from scratch (CARGO_INCREMENTAL=0: a clean
   # build, CI, `--release`), where code generation dominates; and rebuilt
