@@ -501,7 +501,11 @@ fn channels<'a>(
 impl Channels<'_> {
     /// The ends branch `i` names, cloned for it.
     fn ends_for(&self, branch: &Branch, i: usize, rt: &TokenStream, site: Span) -> Ends {
+        // Without channels, the body is not turned into tokens to be
+        // searched: a cost in every build, the macro being unoptimized in a
+        // dev profile.
         let tokens = match &branch.body {
+            _ if self.ends.is_empty() => TokenStream::new(),
             Body::Expr(body) => quote!(#body),
             Body::For(fan_out) => {
                 let block = &fan_out.body;

@@ -30,9 +30,65 @@ enum Item {
 
 /// Parses the block into `errors` and the tree of what did parse.
 pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
+    let end = end_span(&tokens);
+    let Some(items) = parse_at_once(&tokens, end) else {
+        return parse_each(tokens, end, errors);
+    };
+    let mut parsed = Input::default();
+    for item in items {
+        add(&mut parsed, item, errors);
+    }
+    parsed
+}
+
+/// Validates `item` against the items before it, and adds it.
+fn add(parsed: &mut Input, item: Item, errors: &mut Errors) {
+    match item {
+        Item::Header(key, header) => {
+            let after_branch = !parsed.branches.is_empty();
+            valid::header(&parsed.config, key, &header, after_branch, errors);
+            parsed.config.set(key, header);
+        }
+        Item::Branch(branch) => {
+            valid::branch_name(parsed, &branch, errors);
+            parsed.branches.push(branch);
+        }
+    }
+}
+
+/// The items of a block without a syntax error, parsed from one token
+/// buffer; `None` at the first error, which [`parse_each`] then reports.
+/// A block without errors parses the same either way, an item's parse
+/// reading only its own tokens and those after it; this way builds the
+/// buffer once, instead of once per item over every token left (a cost
+/// in every build of every block, as a dev profile builds the macro
+/// unoptimized).
+fn parse_at_once(tokens: &TokenStream, end: Span) -> Option<Vec<Item>> {
+    let mut scratch = Errors::default();
+    let mut items = Vec::new();
+    let mut broken = false;
+    let parser = |stream: ParseStream| {
+        while !stream.is_empty() {
+            let start = stream.cursor();
+            match parse_item(stream, &mut scratch) {
+                Some(item) if scratch.is_empty() && stream.cursor() != start => items.push(item),
+                _ => {
+                    broken = true;
+                    break;
+                }
+            }
+        }
+        Ok(())
+    };
+    let parsed = parse_scoped(parser, end, tokens.clone());
+    (parsed.is_ok() && !broken && scratch.is_empty()).then_some(items)
+}
+
+/// Parses the block into `errors` and the tree of what did parse, each
+/// item from its own token buffer (see the module docs).
+fn parse_each(tokens: TokenStream, end: Span, errors: &mut Errors) -> Input {
     let mut parsed = Input::default();
     let mut rest = tokens;
-    let end = end_span(&rest);
     while !rest.is_empty() {
         let rest_len = rest.clone().into_iter().count();
         let mut item = None;
@@ -47,17 +103,8 @@ pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
         if let Err(e) = parse_scoped(parser, end, rest) {
             errors.push(syn::Error::new(e.span(), format!("{e}\nhelp: remove it")));
         }
-        match item {
-            Some(Item::Header(key, header)) => {
-                let after_branch = !parsed.branches.is_empty();
-                valid::header(&parsed.config, key, &header, after_branch, errors);
-                parsed.config.set(key, header);
-            }
-            Some(Item::Branch(branch)) => {
-                valid::branch_name(&parsed, &branch, errors);
-                parsed.branches.push(branch);
-            }
-            None => {}
+        if let Some(item) = item {
+            add(&mut parsed, item, errors);
         }
         // Every item consumes a token; this only guards against a bug
         // turning into a hang.
