@@ -416,6 +416,22 @@ mod tests {
 
     use crate::errgroup;
 
+    /// Sets its flag when dropped: the branch holding it was stopped.
+    struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// Panics when dropped: a destructor's panic as the group stops a branch.
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("dropping the inline branch");
+        }
+    }
+
     /// 1,000 items on a 2-worker runtime run in at most 2 tokio tasks, not
     /// one each, and give their values in iteration order. Each item waits
     /// for all of them: a worker that has run one holds it until every item
@@ -510,19 +526,6 @@ mod tests {
 
         use futures_util::FutureExt;
 
-        struct SetOnDrop(Arc<AtomicBool>);
-        impl Drop for SetOnDrop {
-            fn drop(&mut self) {
-                self.0.store(true, SeqCst);
-            }
-        }
-        struct PanicOnDrop;
-        impl Drop for PanicOnDrop {
-            fn drop(&mut self) {
-                panic!("dropping the inline branch");
-            }
-        }
-
         let stopped = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stopped);
         let result = std::panic::AssertUnwindSafe(async {
@@ -563,19 +566,6 @@ mod tests {
         use std::time::Duration;
 
         use futures_util::FutureExt;
-
-        struct SetOnDrop(Arc<AtomicBool>);
-        impl Drop for SetOnDrop {
-            fn drop(&mut self) {
-                self.0.store(true, SeqCst);
-            }
-        }
-        struct PanicOnDrop;
-        impl Drop for PanicOnDrop {
-            fn drop(&mut self) {
-                panic!("dropping the inline branch");
-            }
-        }
 
         let stopped = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stopped);
