@@ -389,7 +389,7 @@ impl<'s, F, E, T> Guarded<F, &'s State<E>, Named<'s>>
 where
     F: Future<Output = Result<T, E>>,
 {
-    /// [`Guarded::value`] for an in-task branch (`InTaskLeaf`, engine.rs),
+    /// [`Head::value`] for an in-task branch (`InTaskLeaf`, engine.rs),
     /// which drops its unit as soon as this is `Ready`.
     // `#[inline]`: see [`Head::guard`].
     #[inline]
