@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::branch::{complete, task_unit};
+use crate::branch::{Kept, Run, task_unit};
 use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown, Watch};
 use crate::error::{Cause, Error, Running, TaskName};
 use crate::lifecycle::Lifecycle;
@@ -625,27 +625,30 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         }
         let body = make(Ctx::new(Arc::clone(&core), task.clone()));
         let running = core.running_guard(&task);
-        let guarded = task_unit(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
+        // Its failure is recorded in the group as any task's (the group
+        // cancelled before the permit is given back), its error kept for
+        // its outcome: under `on_error_continue` it is the task's own.
+        let record = Kept::new(move |core: &Core, task: TaskName, echoed: bool| {
+            (!supervise).then(|| core.fail_kept(task, echoed))
+        });
+        let run = Run::new(
+            record,
+            task_unit(Arc::clone(&core), task.clone(), body, start),
+        );
         let ending = Ending::start(&self.own);
         let (name, spawner) = (trace::name(&task), Arc::clone(&core));
         let job = async move {
-            let mut guarded = std::pin::pin!(guarded);
-            let outcome = match guarded.as_mut().await {
-                Some((output, permit)) => {
-                    let failed = std::cell::Cell::new(None);
-                    let record = |core: &Core, task: TaskName, error: E, echoed: bool| {
-                        let verdict = (!supervise).then(|| core.fail_kept(task, echoed));
-                        failed.set(Some(Outcome::Failed { error, verdict }));
-                    };
-                    // The one completion step (branch.rs): the failure is
-                    // recorded before the permit is given back.
-                    let echoed = guarded.echoed();
-                    let (value, permit) = complete(&record, &core, &task, output, permit, echoed);
-                    drop(permit);
-                    value.map_or_else(|| failed.take().unwrap_or(Outcome::NoValue), Outcome::Value)
-                }
-                None => Outcome::NoValue,
+            let mut run = std::pin::pin!(run);
+            let outcome = match run.as_mut().await {
+                Some(value) => Outcome::Value(value),
+                None => run
+                    .record()
+                    .take()
+                    .map_or(Outcome::NoValue, |(error, verdict)| Outcome::Failed {
+                        error,
+                        verdict,
+                    }),
             };
             drop(running);
             ending.hand_over(Done {

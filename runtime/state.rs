@@ -9,8 +9,8 @@
 //!   only after every branch and task has returned ([`State::finish`]).
 //! - A failing branch records its error (cancelling the group) before it
 //!   gives its `limit` permit back, so the branch that takes the permit
-//!   sees the cancellation, as in Go: `branch::complete` is the one place
-//!   that does both, in that order.
+//!   sees the cancellation, as in Go: `branch::complete_failure` is the
+//!   one place that does both, in that order.
 //! - A panic is caught where the body is polled, recorded (the first one
 //!   wins), cancels the group, and is resumed by [`State::finish`] once
 //!   every branch and task has returned.
@@ -57,7 +57,9 @@
 //!   and [`Core::uncount_task`] (what runs, for `len` and the census); and
 //!   what the driver must look at from then on: [`Core::off_driver`],
 //!   [`Core::watched`], [`Core::without_driver`], [`Core::want_durations`].
-//! - **complete** it: `branch::complete` into [`State::fail`] (typed),
+//! - **complete** it: `branch::complete_failure` (from the one guarded
+//!   poll, `branch::poll_guarded`, or `branch::complete`) into
+//!   [`State::fail`] (typed),
 //!   [`Core::fail_boxed`] (a task's, boxed) or [`Core::fail_kept`] then
 //!   [`State::keep`] (a `Group` task's, whose error `join_next` may take
 //!   first); [`Core::panicked`]; [`Core::joined`] for how a task ended.
