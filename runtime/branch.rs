@@ -35,7 +35,8 @@ pub(crate) trait Record<E> {
     /// `echoed`: the body was handed a `Cancelled` (echo.rs).
     fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool);
 
-    /// `task` panicked: its group records it.
+    /// `task` panicked: its group records it, unless the record is a
+    /// policy that takes it ([`Policy`]: a supervised pool's `catch_panics`).
     #[inline]
     fn panicked(&self, owner: &impl Owner, task: TaskName, payload: Box<dyn Any + Send>) {
         owner.panicked(task, payload);
@@ -77,6 +78,28 @@ impl<E, V, F: Fn(&Core, TaskName, bool) -> V> Record<E> for Kept<E, V, F> {
     fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool) {
         let verdict = (self.verdict)(owner.core(), task, echoed);
         self.kept.set(Some((error, verdict)));
+    }
+}
+
+/// A record whose policy its caller writes, as closures: a pool's
+/// (pool.rs, a layer above this one: tests/layers.rs), whose handler may
+/// take a task's error or panic instead of its group.
+pub(crate) struct Policy<F, P> {
+    pub(crate) fail: F,
+    pub(crate) panicked: P,
+}
+
+impl<E, F, P> Record<E> for Policy<F, P>
+where
+    F: Fn(&Core, TaskName, E, bool),
+    P: Fn(&Core, TaskName, Box<dyn Any + Send>),
+{
+    fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool) {
+        (self.fail)(owner.core(), task, error, echoed);
+    }
+
+    fn panicked(&self, owner: &impl Owner, task: TaskName, payload: Box<dyn Any + Send>) {
+        (self.panicked)(owner.core(), task, payload);
     }
 }
 
@@ -157,21 +180,22 @@ pub(crate) trait Owner {
 }
 
 /// The group of a body that is its own tokio task (a `#[spawn]` branch or
-/// item, a `ctx.spawn` task, a `Group`'s task), or polled as one
-/// (`Spawn::inline`): set as the ambient group around each of its polls
+/// item, a `ctx.spawn` task, a `Group`'s or a pool's task), or polled as
+/// one (`Spawn::inline`): set as the ambient group around each of its polls
 /// (so that a group created inside it becomes its child, semantic 6),
-/// from this reference, which the body's guard holds anyway.
+/// from this reference, which the body's guard holds anyway (or a borrow
+/// of it, `C = &Arc<Core>`).
 #[derive(Debug)]
-pub(crate) struct Ambient(pub(crate) Arc<Core>);
+pub(crate) struct Ambient<C = Arc<Core>>(pub(crate) C);
 
-impl Owner for Ambient {
+impl<C: Owner> Owner for Ambient<C> {
     fn core(&self) -> &Arc<Core> {
-        &self.0
+        self.0.core()
     }
 
     #[inline]
     fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
-        state::in_ambient(&self.0, poll)
+        state::in_ambient(self.0.core(), poll)
     }
 }
 
@@ -474,7 +498,8 @@ pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool)
 /// Every poll of a body goes through it: an in-task branch's
 /// ([`poll_in_task`]), a `#[spawn]` task's ([`SpawnUnit`]), a fan-out
 /// item's ([`Bare`]), a unit that may wait for a permit ([`Head::run`],
-/// which keeps its phase around it). The one shape left beside it runs no
+/// which keeps its phase around it), a pool's task (pool.rs, under its
+/// [`Policy`]). The one shape left beside it runs no
 /// future: a `#[blocking]` body runs once, on another thread, and is
 /// completed there ([`blocking_item`]) or where its join handle is polled
 /// ([`RunBlocking`]).
@@ -698,6 +723,19 @@ pub(crate) fn item_unit<F: Future>(core: &Arc<Core>, task: ItemName, body: F) ->
         trace::none()
     };
     Bare { span, body }
+}
+
+/// The recipe ([`unit()`]) for a pool's task (pool.rs): its body in its
+/// span. The pool keeps the rest itself (its group, the ambient one as the
+/// task is polled; the task's name; its slot of the pool's `limit`), and
+/// polls it with [`poll_guarded`] under its failure policy ([`Policy`]).
+pub(crate) fn pool_unit<F: Future>(core: &Arc<Core>, task: &TaskName, body: F) -> trace::Traced<F> {
+    let span = if trace::ENABLED {
+        task.span(core.span())
+    } else {
+        trace::none()
+    };
+    trace::instrument(span, body)
 }
 
 /// [`unit()`] for a body that is its own tokio task (a `#[spawn]` branch or
