@@ -608,7 +608,7 @@ fn after_branches<E, V, S: Future>(
     // One read of the flags serves the tasks and the watchers: nothing
     // more for a group that has neither.
     let look = core.look();
-    let tasks = core.poll_tasks_with(look, cx, polled.is_ready());
+    let tasks = core.poll_tasks(look, cx, polled.is_ready());
     let done = match tasks {
         Poll::Ready(tasks_ok) if polled.is_ready() => Some(tasks_ok),
         _ => None,

@@ -780,7 +780,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                     // Not under `own`'s lock: a task's end takes it. A task
                     // hands its result over before the set sees it end, so
                     // an empty set has handed every result over.
-                    if core.poll_tasks(cx, false).is_pending() {
+                    if core.poll_tasks(core.look(), cx, false).is_pending() {
                         return Poll::Pending;
                     }
                     if lock(&self.own).reaped.is_empty() {
@@ -847,7 +847,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             // Ready once the set is empty: every own task has handed its
             // result over. It is sealed then, not before: a running task
             // may still add one.
-            core.poll_tasks(cx, true)
+            core.poll_tasks(core.look(), cx, true)
         })
         .await;
         let (mut done, keep_all, lost) = {

@@ -65,8 +65,8 @@
 //!   first); [`Core::panicked`]; [`Core::joined`] for how a task ended.
 //! - **cancel**: [`Core::cancel`] (the first cause wins), and
 //!   [`Core::deadline_passed`].
-//! - **finish**: [`Core::look`] then [`Core::poll_tasks_with`] (or
-//!   [`Core::poll_tasks`]: await the tasks, seal when empty), with
+//! - **finish**: [`Core::look`] then [`Core::poll_tasks`] (await the
+//!   tasks, seal when empty), with
 //!   [`Core::reap_tasks`] freeing ended ones of a `Group`, which has no
 //!   driver until `wait`; then [`State::finish_closed`] (or
 //!   [`State::finish`], [`State::finish_inline`]), which marks it finished.
@@ -764,7 +764,7 @@ impl Core {
     }
 
     /// What the driver's poll must look at beyond its branches, read once
-    /// for its tasks ([`Core::poll_tasks_with`]) and its watchers
+    /// for its tasks ([`Core::poll_tasks`]) and its watchers
     /// ([`Core::answer`]).
     #[inline]
     pub(crate) fn look(&self) -> Look {
@@ -956,23 +956,16 @@ impl Core {
     /// that outlives the group's code (`Group::ctx`, a clone moved to a
     /// thread) is either in the set, and awaited, or refused; never
     /// accepted and then aborted unseen by `close_tasks`.
-    pub(crate) fn poll_tasks(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
-        // Before the last poll a task is only added by running code of this
-        // group (a branch or another task), which the driver will poll again.
-        self.poll_tasks_with(self.look(), cx, last)
-    }
-
-    /// [`Core::poll_tasks`], the flags read by the caller.
+    ///
+    /// `look`: the flags as the driver read them at the start of this poll
+    /// ([`Core::look`]): before the last poll a task is only added by
+    /// running code of this group (a branch or another task), which the
+    /// driver will poll again, and the last poll looks again below.
     // `#[inline]`: a group that never spawned a task (every `#[spawn]` or
     // `#[blocking]` branch is a task of its own, outside the set) pays a
     // test, or a read-modify-write on its last poll, not a call.
     #[inline]
-    pub(crate) fn poll_tasks_with(
-        &self,
-        look: Look,
-        cx: &mut Context<'_>,
-        last: bool,
-    ) -> Poll<bool> {
+    pub(crate) fn poll_tasks(&self, look: Look, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
         if look.0 & flags::SPAWNED == 0 {
             if !last {
                 return Poll::Ready(true);
@@ -994,7 +987,7 @@ impl Core {
         self.poll_set(cx, last)
     }
 
-    /// [`Core::poll_tasks_with`] once a task was spawned or refused: the
+    /// [`Core::poll_tasks`] once a task was spawned or refused: the
     /// set, under its lock.
     fn poll_set(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
         let mut tasks = lock(&self.inner);
