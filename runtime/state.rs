@@ -59,17 +59,17 @@
 //!   [`Core::watched`], [`Core::without_driver`], [`Core::want_durations`].
 //! - **complete** it: `branch::complete_failure` (from the one guarded
 //!   poll, `branch::poll_guarded`, or `branch::complete`) into
-//!   [`State::fail`] (typed),
-//!   [`Core::fail_boxed`] (a task's, boxed) or [`Core::fail_kept`] then
-//!   [`State::keep`] (a `Group` task's, whose error `join_next` may take
-//!   first); [`Core::panicked`]; [`Core::joined`] for how a task ended.
+//!   [`State::fail`] (typed), [`Core::fail_boxed`] (a task's, boxed) or
+//!   [`Core::fail_kept`] then [`State::keep`] (a `Group` task's, whose
+//!   error `join_next` may take first); [`Core::panicked`];
+//!   [`Core::joined`] for how a task ended.
 //! - **cancel**: [`Core::cancel`] (the first cause wins), and
 //!   [`Core::deadline_passed`].
 //! - **finish**: [`Core::look`] then [`Core::poll_tasks`] (await the
-//!   tasks, seal when empty), with
-//!   [`Core::reap_tasks`] freeing ended ones of a `Group`, which has no
-//!   driver until `wait`; then [`State::finish_closed`] (or
-//!   [`State::finish`], [`State::finish_inline`]), which marks it finished.
+//!   tasks, seal when empty), with [`Core::reap_tasks`] freeing ended ones
+//!   of a `Group`, which has no driver until `wait`; then
+//!   [`State::finish_closed`] (or [`State::finish`],
+//!   [`State::finish_inline`]), which marks it finished.
 //! - **shut down**: [`Core::grace_expired`] (closed, tasks aborted: the
 //!   first half of the shutdown rule), and [`Core::shut_down`], the
 //!   teardown of a group dropped before it finished.
@@ -77,7 +77,8 @@
 //!   the tasks), [`Core::task_census`] (the tasks alone), and a `Watch`'s
 //!   [`Core::ask`], answered at once or by the driver ([`Core::answer`]).
 //! - **queries**, read-only: [`Core::is_cancelled`], [`Core::cause`],
-//!   [`Core::cancelled_error`], [`Core::cancellation`],
+//!   [`Core::cancelled_error`] (which tells echo.rs it was handed out),
+//!   [`Core::cancellation`],
 //!   [`Core::effective_deadline`], [`Core::own_deadline`],
 //!   [`Core::is_timed`], [`Core::running`], [`Core::span`],
 //!   [`Core::limit`], and [`Core::node`] (what a channel or a permit
@@ -1672,6 +1673,40 @@ impl Place {
     /// The panic of an unpromoted group, taken once it has finished.
     fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
         lock(&self.slow).as_mut()?.panic.take()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod surface_tests {
+    /// The module doc's Operations list is complete: every method of
+    /// `Core` visible outside this file is named in it, and nothing it
+    /// names as `Core`'s is gone.
+    #[test]
+    fn every_crate_visible_method_of_core_is_a_listed_operation() {
+        let source = include_str!("state.rs");
+        let operations = &source[source.find("//! # Operations").unwrap()..];
+        let operations = &operations[..operations.find("//! # Deadlock safety").unwrap()];
+        let start = source.find("\nimpl Core {\n").unwrap();
+        let end = start + source[start..].find("\n}\n").unwrap();
+        let methods: Vec<&str> = source[start..end]
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub(crate) fn "))
+            .map(|rest| rest.split(['(', '<']).next().unwrap())
+            .collect();
+        assert!(methods.len() > 10, "{methods:?}");
+        for method in &methods {
+            assert!(
+                operations.contains(&format!("[`Core::{method}`]")),
+                "Core::{method} is crate-visible but not in the module doc's Operations"
+            );
+        }
+        for named in operations.split("[`Core::").skip(1) {
+            let name = named.split('`').next().unwrap();
+            assert!(
+                methods.contains(&name) || name == "link",
+                "the Operations list names Core::{name}, which is not crate-visible"
+            );
+        }
     }
 }
 
