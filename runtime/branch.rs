@@ -499,9 +499,9 @@ pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool)
 /// ([`poll_in_task`]), a `#[spawn]` task's ([`SpawnUnit`]), a fan-out
 /// item's ([`Bare`]), a unit that may wait for a permit ([`Head::run`],
 /// which keeps its phase around it), a pool's task (pool.rs, under its
-/// [`Policy`]). The one shape left beside it runs no
-/// future: a `#[blocking]` body runs once, on another thread, and is
-/// completed there ([`blocking_item`]) or where its join handle is polled
+/// [`Policy`]). The one shape left beside it runs no future: a
+/// `#[blocking]` body runs once, on another thread, and is completed there
+/// ([`blocking_item`]) or where its join handle is polled
 /// ([`RunBlocking`]).
 ///
 /// `permit`: what the unit holds while it runs, `()` for a unit that never
