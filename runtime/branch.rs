@@ -2,13 +2,17 @@
 //! catch a panic, then complete: record an error, hand the `limit` permit
 //! back. Every kind of branch (in-task, `#[spawn]`, `#[blocking]`, a fan-out
 //! item, a `ctx.spawn` task, a `Group`'s task) is built by the one recipe
-//! ([`unit()`], [`task_unit`], [`blocking_unit`], [`item_unit`]: its span,
-//! its ambient group, its guard) and completes through [`complete`].
+//! ([`unit()`], [`task_unit`], [`spawn_unit`], [`blocking_unit`],
+//! [`item_unit`]: its span, its ambient group, its guard), is polled by the
+//! one guarded poll ([`poll_guarded`]), and completes through
+//! [`complete_failure`].
 //!
 //! Hand-written rather than `async fn`s so that the body's state is stored
 //! once: nested `async fn`s that take a future and await it keep a copy of
 //! it per level, and a group future grew to five times its bodies.
 
+use std::any::Any;
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
@@ -30,6 +34,13 @@ use crate::trace;
 pub(crate) trait Record<E> {
     /// `echoed`: the body was handed a `Cancelled` (echo.rs).
     fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool);
+
+    /// `task` panicked: its group records it, unless the record is a
+    /// policy that takes it ([`Policy`]: a supervised pool's `catch_panics`).
+    #[inline]
+    fn panicked(&self, owner: &impl Owner, task: TaskName, payload: Box<dyn Any + Send>) {
+        owner.panicked(task, payload);
+    }
 }
 
 impl<E> Record<E> for &State<E> {
@@ -38,11 +49,57 @@ impl<E> Record<E> for &State<E> {
     }
 }
 
-/// A closure records where its caller keeps the error: a `Group`'s own
-/// task, whose error is its outcome (group.rs).
-impl<E, F: Fn(&Core, TaskName, E, bool)> Record<E> for F {
+/// The record of a `Group`'s own task, whose error is its outcome
+/// (group.rs): `verdict` records the failure in the group and says where
+/// the error goes once the group finishes (`join_next` may take it
+/// before), and the error waits here, with that verdict, for the task to
+/// hand it over ([`Kept::take`]). A closure, as group.rs is a layer above
+/// this one (tests/layers.rs).
+pub(crate) struct Kept<E, V, F> {
+    verdict: F,
+    kept: Cell<Option<(E, V)>>,
+}
+
+impl<E, V, F: Fn(&Core, TaskName, bool) -> V> Kept<E, V, F> {
+    pub(crate) fn new(verdict: F) -> Self {
+        Kept {
+            verdict,
+            kept: Cell::new(None),
+        }
+    }
+
+    /// The error of the failure recorded, with its verdict.
+    pub(crate) fn take(&self) -> Option<(E, V)> {
+        self.kept.take()
+    }
+}
+
+impl<E, V, F: Fn(&Core, TaskName, bool) -> V> Record<E> for Kept<E, V, F> {
     fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool) {
-        self(owner.core(), task, error, echoed);
+        let verdict = (self.verdict)(owner.core(), task, echoed);
+        self.kept.set(Some((error, verdict)));
+    }
+}
+
+/// A record whose policy its caller writes, as closures: a pool's
+/// (pool.rs, a layer above this one: tests/layers.rs), whose handler may
+/// take a task's error or panic instead of its group.
+pub(crate) struct Policy<F, P> {
+    pub(crate) fail: F,
+    pub(crate) panicked: P,
+}
+
+impl<E, F, P> Record<E> for Policy<F, P>
+where
+    F: Fn(&Core, TaskName, E, bool),
+    P: Fn(&Core, TaskName, Box<dyn Any + Send>),
+{
+    fn fail(&self, owner: &impl Owner, task: TaskName, error: E, echoed: bool) {
+        (self.fail)(owner.core(), task, error, echoed);
+    }
+
+    fn panicked(&self, owner: &impl Owner, task: TaskName, payload: Box<dyn Any + Send>) {
+        (self.panicked)(owner.core(), task, payload);
     }
 }
 
@@ -57,26 +114,41 @@ impl<E: Send + 'static> Record<E> for Boxed {
     }
 }
 
-/// The one completion step: the error is recorded (cancelling the group)
-/// before the permit is handed back, so whoever takes the permit next sees
-/// the cancellation, as in Go.
+/// The one completion step of a failure: its error is recorded
+/// (cancelling the group) before its permit is handed back, so whoever
+/// takes the permit next sees the cancellation, as in Go.
+#[inline]
+pub(crate) fn complete_failure<E, P>(
+    record: &impl Record<E>,
+    owner: &impl Owner,
+    task: &impl Who,
+    error: E,
+    permit: &mut Option<P>,
+    echoed: bool,
+) -> Option<P> {
+    record.fail(owner, task.name(), error, echoed);
+    permit.take()
+}
+
+/// The completion of a unit's `output`: a value goes with its permit, a
+/// failure through [`complete_failure`].
 // `#[inline]`: a few lines on the way out of every branch, where a call
 // cost as much.
 #[inline]
-pub(crate) fn complete<T, E>(
+pub(crate) fn complete<T, E, P>(
     record: &impl Record<E>,
     owner: &impl Owner,
     task: &impl Who,
     output: Result<T, E>,
-    permit: Option<Permit>,
+    permit: &mut Option<P>,
     echoed: bool,
-) -> (Option<T>, Option<Permit>) {
+) -> (Option<T>, Option<P>) {
     match output {
-        Ok(value) => (Some(value), permit),
-        Err(error) => {
-            record.fail(owner, task.name(), error, echoed);
-            (None, permit)
-        }
+        Ok(value) => (Some(value), permit.take()),
+        Err(error) => (
+            None,
+            complete_failure(record, owner, task, error, permit, echoed),
+        ),
     }
 }
 
@@ -108,21 +180,22 @@ pub(crate) trait Owner {
 }
 
 /// The group of a body that is its own tokio task (a `#[spawn]` branch or
-/// item, a `ctx.spawn` task, a `Group`'s task), or polled as one
-/// (`Spawn::inline`): set as the ambient group around each of its polls
+/// item, a `ctx.spawn` task, a `Group`'s or a pool's task), or polled as
+/// one (`Spawn::inline`): set as the ambient group around each of its polls
 /// (so that a group created inside it becomes its child, semantic 6),
-/// from this reference, which the body's guard holds anyway.
+/// from this reference, which the body's guard holds anyway (or a borrow
+/// of it, `C = &Arc<Core>`).
 #[derive(Debug)]
-pub(crate) struct Ambient(pub(crate) Arc<Core>);
+pub(crate) struct Ambient<C = Arc<Core>>(pub(crate) C);
 
-impl Owner for Ambient {
+impl<C: Owner> Owner for Ambient<C> {
     fn core(&self) -> &Arc<Core> {
-        &self.0
+        self.0.core()
     }
 
     #[inline]
     fn enter<R>(&self, poll: impl FnOnce() -> R) -> R {
-        state::in_ambient(&self.0, poll)
+        state::in_ambient(self.0.core(), poll)
     }
 }
 
@@ -264,12 +337,13 @@ enum Phase {
     /// (echo.rs): a flag in the phase rather than beside it, where it
     /// took a word in every branch and item.
     Running(Option<Permit>, bool),
-    Done(bool),
+    Done,
 }
 
 pin_project! {
-    /// Runs `body` as its start allows. `None` when it never ran or
-    /// panicked; else its output and the `limit` permit it held.
+    /// A unit of work as the recipe builds it ([`unit()`]): its body, and
+    /// its [`Head`] (its group, its name, where it is in its life). Run by
+    /// [`Run`], as its start allows, through [`Head::run`].
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub(crate) struct Guarded<F, C = Arc<Core>, N = TaskName> {
         head: Head<C, N>,
@@ -306,11 +380,6 @@ impl<F: Future, C: Owner, N> Guarded<F, C, N> {
             body,
         }
     }
-
-    /// Whether a `Cancelled` was handed to the body as it ran (echo.rs).
-    pub(crate) fn echoed(&self) -> bool {
-        self.head.echoed()
-    }
 }
 
 impl<C: Owner, N> Head<C, N> {
@@ -318,7 +387,7 @@ impl<C: Owner, N> Head<C, N> {
     #[inline]
     fn new(core: C, task: N, start: Start) -> Self {
         let phase = match start {
-            Start::Refused => Phase::Done(false),
+            Start::Refused => Phase::Done,
             Start::Now(permit) => Phase::Running(permit, false),
             Start::Queued => queued(core.core()),
         };
@@ -326,20 +395,10 @@ impl<C: Owner, N> Head<C, N> {
     }
 }
 
-impl<C, N> Head<C, N> {
-    /// Whether a `Cancelled` was handed to the body as it ran (echo.rs).
-    fn echoed(&self) -> bool {
-        match self.phase {
-            Phase::Running(_, echoed) | Phase::Done(echoed) => echoed,
-            Phase::Queued(_) => false,
-        }
-    }
-}
-
 impl<C, N: Who> Head<C, N> {
     /// [`Stop::running`] for a unit that has not been dropped.
     pub(crate) fn running(&self, census: &mut Census) {
-        if !matches!(self.phase, Phase::Done(_)) {
+        if !matches!(self.phase, Phase::Done) {
             census.add(&self.task.name(), None);
         }
     }
@@ -349,7 +408,7 @@ impl<'s, E> Head<&'s State<E>, Named<'s>> {
     /// An in-task branch's head and the span to run its body in: the
     /// recipe's first half ([`unit()`]), made once per kind of group
     /// rather than once per body.
-    // `#[inline]`: see [`Head::guard`].
+    // `#[inline]`: see [`Head::run`].
     #[inline]
     pub(crate) fn in_task(state: &'s State<E>, task: Named<'s>) -> (Self, trace::Span) {
         // No `limit` without a core: a written branch starts now.
@@ -389,9 +448,9 @@ impl<'s, F, E, T> Guarded<F, &'s State<E>, Named<'s>>
 where
     F: Future<Output = Result<T, E>>,
 {
-    /// [`Guarded::value`] for an in-task branch (`InTaskLeaf`, engine.rs),
+    /// [`Head::value`] for an in-task branch (`InTaskLeaf`, engine.rs),
     /// which drops its unit as soon as this is `Ready`.
-    // `#[inline]`: see [`Head::guard`].
+    // `#[inline]`: see [`Head::run`].
     #[inline]
     pub(crate) fn in_task_value(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
         let this = self.project();
@@ -403,8 +462,8 @@ impl<'s, E> Head<&'s State<E>, Named<'s>> {
     /// [`Head::value`] for an in-task branch, whose unit is dropped as soon
     /// as this is `Ready`, its permit with it (after its error or panic is
     /// recorded, as [`complete`] does): a running one's phase is left as it
-    /// is, where [`Head::guard`] moved it out and back.
-    // `#[inline]`: see [`Head::guard`].
+    /// is, where [`Head::run`] sets it `Done`.
+    // `#[inline]`: see [`Head::run`].
     #[inline]
     fn in_task_value<T>(
         &mut self,
@@ -429,13 +488,67 @@ pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool)
     (result, collect.finish())
 }
 
+/// The one guarded poll of a unit of work: `poll` (its body's) inside
+/// `owner`'s ambient group, its panic caught, whether a `Cancelled` was
+/// handed to it collected into `echoed` (echo.rs), and, once it has ended,
+/// completed: its error recorded by `record` before `permit` is handed
+/// back ([`complete_failure`]), or its panic recorded by `record` after the
+/// permit is dropped.
+///
+/// Every poll of a body goes through it: an in-task branch's
+/// ([`poll_in_task`]), a `#[spawn]` task's ([`SpawnUnit`]), a fan-out
+/// item's ([`Bare`]), a unit that may wait for a permit ([`Head::run`],
+/// which keeps its phase around it), a pool's task (pool.rs, under its
+/// [`Policy`]). The one shape left beside it runs no future: a
+/// `#[blocking]` body runs once, on another thread, and is completed there
+/// ([`blocking_item`]) or where its join handle is polled
+/// ([`RunBlocking`]).
+///
+/// `permit`: what the unit holds while it runs, `()` for a unit that never
+/// holds one: an `Option<Permit>` there, always `None`, cost the trivial
+/// group 37 instructions (238 -> 275, benches/instructions.sh).
+// Inlined, `always` in optimized builds: each caller is a path of its own
+// whose instructions were measured (benches/instructions.sh), and the body
+// is then called directly; see [`poll_in_task`].
+#[allow(clippy::inline_always, reason = "measured: see poll_in_task")]
+#[cfg_attr(debug_assertions, inline)]
+#[cfg_attr(not(debug_assertions), inline(always))]
+pub(crate) fn poll_guarded<T, E, P>(
+    owner: &impl Owner,
+    record: &impl Record<E>,
+    task: &impl Who,
+    echoed: &mut bool,
+    permit: &mut Option<P>,
+    poll: impl FnOnce() -> Poll<Result<T, E>>,
+) -> Poll<(Option<T>, Option<P>)> {
+    let (polled, handed) = owner.enter(|| caught(poll));
+    *echoed |= handed;
+    match polled {
+        Ok(Poll::Pending) => Poll::Pending,
+        // Matched here to the end, not handed to [`complete`]: through it,
+        // the in-task fan-out's item took 339 instructions where it takes
+        // 332 (benches/instructions.sh).
+        Ok(Poll::Ready(Ok(value))) => Poll::Ready((Some(value), permit.take())),
+        Ok(Poll::Ready(Err(error))) => Poll::Ready((
+            None,
+            complete_failure(record, owner, task, error, permit, *echoed),
+        )),
+        Err(payload) => {
+            // Handed back now, as a panicked unit's.
+            drop(permit.take());
+            record.panicked(owner, task.name(), payload);
+            Poll::Ready((None, None))
+        }
+    }
+}
+
 /// The poll of a running in-task branch, whose unit is dropped as soon as
 /// this is `Ready` (after its error or panic is recorded, as [`complete`]
 /// does): [`Head::in_task_value`]'s, and that of a branch of a group
 /// without `limit`, which has no phase (`FreeLeaf`, engine.rs). `echoed`:
 /// whether a `Cancelled` was handed to the body (echo.rs); and of a
 /// `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
-// Inlined, as [`Head::guard`] is, so that the body is called directly; and
+// Inlined, as [`Head::run`] is, so that the body is called directly; and
 // `always` in optimized builds: with `#[inline]` alone LLVM inlined it in
 // one bench binary and not in another (the trivial group took 404
 // instructions where it took 319, benches/README.md), and left it a call
@@ -452,26 +565,20 @@ pub(crate) fn poll_in_task<T, E>(
     body: Pin<&mut dyn Future<Output = Result<T, E>>>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<T>> {
-    let (polled, handed) = caught(|| body.poll(cx));
-    *echoed |= handed;
+    let polled = poll_guarded(&state, &state, task, echoed, &mut None::<()>, || {
+        body.poll(cx)
+    });
+    // Not `Poll::map`: see [`Run`]'s poll.
     match polled {
-        Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
-        Ok(Poll::Ready(Err(error))) => {
-            state.fail(task.name(), error, *echoed);
-            Poll::Ready(None)
-        }
-        Err(payload) => {
-            state.place.panicked(task.name(), payload);
-            Poll::Ready(None)
-        }
+        Poll::Ready((value, _)) => Poll::Ready(value),
+        Poll::Pending => Poll::Pending,
     }
 }
 
 impl<C: Owner, N: Who> Head<C, N> {
     /// A branch's value, its error recorded by `record` and its permit
-    /// handed back at once (not generic over the body: see [`Head::guard`]).
-    // `#[inline]`: see [`Head::guard`].
+    /// handed back at once (not generic over the body: see [`Head::run`]).
+    // `#[inline]`: see [`Head::run`].
     #[inline]
     fn value<T, E>(
         &mut self,
@@ -560,7 +667,7 @@ where
     /// handed to it as it ran (echo.rs; set by this poll if one is): once
     /// it has ended, its value if it gave one and the permit, taken from
     /// `permit` (dropped if it panicked). Not to be polled again then.
-    // `#[inline]`: see [`Head::guard`].
+    // `#[inline]`: see [`Head::run`].
     #[inline]
     pub(crate) fn poll_as(
         self: Pin<&mut Self>,
@@ -582,8 +689,8 @@ where
     }
 }
 
-/// [`Bare::poll_as`], not generic over the body (see [`Head::guard`]).
-// `#[inline]`: see [`Head::guard`].
+/// [`Bare::poll_as`], not generic over the body (see [`Head::run`]).
+// `#[inline]`: see [`Head::run`].
 #[inline]
 #[allow(
     clippy::too_many_arguments,
@@ -599,30 +706,10 @@ fn poll_bare<T, E>(
     permit: &mut Option<Permit>,
     cx: &mut Context<'_>,
 ) -> Poll<(Option<T>, Option<Permit>)> {
-    let (polled, handed) = owner.enter(|| {
-        caught(|| {
-            let _span = trace::enter(span);
-            body.as_mut().poll(cx)
-        })
-    });
-    *echoed |= handed;
-    match polled {
-        Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(output)) => Poll::Ready(complete(
-            record,
-            owner,
-            task,
-            output,
-            permit.take(),
-            *echoed,
-        )),
-        Err(payload) => {
-            // Handed back now, as a panicked unit's.
-            drop(permit.take());
-            owner.panicked(task.name(), payload);
-            Poll::Ready((None, None))
-        }
-    }
+    poll_guarded(owner, record, task, echoed, permit, || {
+        let _span = trace::enter(span);
+        body.as_mut().poll(cx)
+    })
 }
 
 /// The recipe ([`unit()`]) for an in-task fan-out item: its body, with its
@@ -636,6 +723,19 @@ pub(crate) fn item_unit<F: Future>(core: &Arc<Core>, task: ItemName, body: F) ->
         trace::none()
     };
     Bare { span, body }
+}
+
+/// The recipe ([`unit()`]) for a pool's task (pool.rs): its body in its
+/// span. The pool keeps the rest itself (its group, the ambient one as the
+/// task is polled; the task's name; its slot of the pool's `limit`), and
+/// polls it with [`poll_guarded`] under its failure policy ([`Policy`]).
+pub(crate) fn pool_unit<F: Future>(core: &Arc<Core>, task: &TaskName, body: F) -> trace::Traced<F> {
+    let span = if trace::ENABLED {
+        task.span(core.span())
+    } else {
+        trace::none()
+    };
+    trace::instrument(span, body)
 }
 
 /// [`unit()`] for a body that is its own tokio task (a `#[spawn]` branch or
@@ -660,7 +760,7 @@ pin_project! {
     /// gets its error, boxed ([`Boxed`]), or its panic.
     #[must_use = "futures do nothing unless you `.await` or poll them"]
     pub(crate) struct SpawnUnit<F> {
-        core: Arc<Core>,
+        core: Ambient,
         task: Named<'static>,
         echoed: bool,
         #[pin]
@@ -683,7 +783,7 @@ pub(crate) fn spawn_unit<F: Future>(
         trace::none()
     };
     SpawnUnit {
-        core,
+        core: Ambient(core),
         task,
         echoed: false,
         body: trace::instrument(span, body),
@@ -703,29 +803,21 @@ where
     }
 }
 
-/// [`SpawnUnit`]'s poll, not generic over the body (see [`Head::guard`]).
-// `#[inline]`: see [`Head::guard`].
+/// [`SpawnUnit`]'s poll, not generic over the body (see [`Head::run`]).
+// `#[inline]`: see [`Head::run`].
 #[inline]
 fn poll_spawned<T, E: Send + 'static>(
-    core: &Arc<Core>,
+    core: &Ambient,
     task: &Named<'static>,
     echoed: &mut bool,
     body: Pin<&mut dyn Future<Output = Result<T, E>>>,
     cx: &mut Context<'_>,
 ) -> Poll<Option<T>> {
-    let (polled, handed) = state::in_ambient(core, || caught(|| body.poll(cx)));
-    *echoed |= handed;
-    match polled {
-        Ok(Poll::Pending) => Poll::Pending,
-        Ok(Poll::Ready(Ok(value))) => Poll::Ready(Some(value)),
-        Ok(Poll::Ready(Err(error))) => {
-            core.fail_boxed(task.name(), error, *echoed);
-            Poll::Ready(None)
-        }
-        Err(payload) => {
-            core.panicked(task.name(), payload);
-            Poll::Ready(None)
-        }
+    match poll_guarded(core, &Boxed, task, echoed, &mut None::<()>, || {
+        body.poll(cx)
+    }) {
+        Poll::Ready((value, _)) => Poll::Ready(value),
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -762,61 +854,10 @@ where
     let _span = trace::enter(&span);
     let (output, echoed) = caught(job);
     match output {
-        Ok(output) => complete(&Boxed, core, task, output, None, echoed).0,
+        Ok(output) => complete(&Boxed, core, task, output, &mut None::<()>, echoed).0,
         Err(payload) => {
             core.panicked(task.clone(), payload);
             None
-        }
-    }
-}
-
-impl<F: Future, C: Owner, N: Who> Future for Guarded<F, C, N> {
-    type Output = Option<(F::Output, Option<Permit>)>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        this.head.guard(this.body, cx)
-    }
-}
-
-impl<C: Owner, N: Who> Head<C, N> {
-    /// [`Guarded`]'s poll, with the body behind a `dyn` pointer: compiled
-    /// once per output type, where each body is a type of its own and what
-    /// is generic over it is compiled again for every branch of every group
-    /// (benches/compile-time.sh).
-    // `#[inline]`: an optimized build inlines it where the body's type is
-    // known, and calls the body directly; unoptimized, it is compiled once
-    // all the same.
-    #[inline]
-    fn guard<O>(
-        &mut self,
-        mut body: Pin<&mut dyn Future<Output = O>>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<(O, Option<Permit>)>> {
-        let Head { core, task, phase } = self;
-        if let Phase::Queued(admit) = phase {
-            *phase = match ready!(admit.as_mut().poll(cx)) {
-                Some(permit) => Phase::Running(Some(permit), false),
-                None => Phase::Done(false),
-            };
-        }
-        let Phase::Running(_, echoed) = phase else {
-            return Poll::Ready(None);
-        };
-        let (polled, handed) = core.enter(|| caught(|| body.as_mut().poll(cx)));
-        *echoed |= handed;
-        let echoed = *echoed;
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(output)) => match std::mem::replace(phase, Phase::Done(echoed)) {
-                Phase::Running(permit, _) => Poll::Ready(Some((output, permit))),
-                _ => Poll::Ready(Some((output, None))),
-            },
-            Err(payload) => {
-                *phase = Phase::Done(echoed);
-                core.panicked(task.name(), payload);
-                Poll::Ready(None)
-            }
         }
     }
 }
@@ -840,6 +881,11 @@ impl<S, F, C, N: Who> std::fmt::Debug for Run<S, F, C, N> {
 impl<S, F, C, N> Run<S, F, C, N> {
     pub(crate) fn new(record: S, inner: Guarded<F, C, N>) -> Self {
         Run { record, inner }
+    }
+
+    /// Its record: what a [`Kept`] keeps, once it has ended.
+    pub(crate) fn record(&self) -> &S {
+        &self.record
     }
 }
 
@@ -872,23 +918,37 @@ where
 }
 
 impl<C: Owner, N: Who> Head<C, N> {
-    /// [`Run`]'s poll, not generic over the body (see [`Head::guard`]).
-    // `#[inline]`: see [`Head::guard`].
+    /// [`Run`]'s poll, with the body behind a `dyn` pointer: compiled once
+    /// per output type, where each body is a type of its own and what is
+    /// generic over it is compiled again for every branch of every group
+    /// (benches/compile-time.sh). Its phase around [`poll_guarded`]: a
+    /// queued unit waits for its permit first; a refused or ended one is
+    /// not polled.
+    // `#[inline]`: an optimized build inlines it where the body's type is
+    // known, and calls the body directly; unoptimized, it is compiled once
+    // all the same.
     #[inline]
     fn run<T, E>(
         &mut self,
         record: &impl Record<E>,
-        body: Pin<&mut dyn Future<Output = Result<T, E>>>,
+        mut body: Pin<&mut dyn Future<Output = Result<T, E>>>,
         cx: &mut Context<'_>,
     ) -> Poll<(Option<T>, Option<Permit>)> {
-        let done = ready!(self.guard(body, cx));
-        Poll::Ready(match done {
-            Some((output, permit)) => {
-                let echoed = self.echoed();
-                complete(record, &self.core, &self.task, output, permit, echoed)
-            }
-            None => (None, None),
-        })
+        let Head { core, task, phase } = self;
+        if let Phase::Queued(admit) = phase {
+            *phase = match ready!(admit.as_mut().poll(cx)) {
+                Some(permit) => Phase::Running(Some(permit), false),
+                None => Phase::Done,
+            };
+        }
+        let Phase::Running(permit, echoed) = phase else {
+            return Poll::Ready((None, None));
+        };
+        let done = ready!(poll_guarded(&*core, record, &*task, echoed, permit, || {
+            body.as_mut().poll(cx)
+        }));
+        *phase = Phase::Done;
+        Poll::Ready(done)
     }
 }
 
@@ -902,7 +962,7 @@ where
     type Output = Option<T>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        // Not `Poll::map`: a closure per body (see [`Head::guard`]).
+        // Not `Poll::map`: a closure per body (see [`Head::run`]).
         match self.poll_item(cx) {
             Poll::Ready((value, _permit)) => Poll::Ready(value),
             Poll::Pending => Poll::Pending,
@@ -1223,7 +1283,7 @@ where
                     let (core, task) = (&this.core, &this.task);
                     return Poll::Ready(match core.joined(task, joined) {
                         Some((Ok(output), echoed)) => {
-                            complete(&this.record, core, task, output, permit, echoed)
+                            complete(&this.record, core, task, output, &mut { permit }, echoed)
                         }
                         Some((Err(payload), _)) => {
                             core.panicked(task.clone(), payload);

@@ -607,8 +607,8 @@ fn after_branches<E, V, S: Future>(
 ) -> Poll<Ended> {
     // One read of the flags serves the tasks and the watchers: nothing
     // more for a group that has neither.
-    let look = core.flags();
-    let tasks = core.poll_tasks_with(look, cx, polled.is_ready());
+    let look = core.look();
+    let tasks = core.poll_tasks(look, cx, polled.is_ready());
     let done = match tasks {
         Poll::Ready(tasks_ok) if polled.is_ready() => Some(tasks_ok),
         _ => None,
@@ -626,10 +626,7 @@ fn after_branches<E, V, S: Future>(
 
 /// What runs now: the branches in the order written, then the tasks.
 fn census<E, B: Branch<E> + ?Sized>(core: &Core, since: Option<Instant>, branches: &B) -> Census {
-    let mut census = Census::new(since.or_else(|| core.since()));
-    branches.running(&mut census);
-    core.census_tasks(&mut census);
-    census
+    core.census(since, |census| branches.running(census))
 }
 
 pin_project! {

@@ -44,7 +44,7 @@ use crate::branch::{AfterGrace, Bare, ItemName, Stop};
 use crate::cancel::Cancellation;
 use crate::error::{Cause, Census, TaskName};
 use crate::limit::{Permit, Waiting};
-use crate::state::{Core, State, flags};
+use crate::state::{Core, State};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, lock};
 use crate::tasks::spawn_blocking_detached;
 use crate::trace;
@@ -694,7 +694,7 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Vec<T>>> {
         let mut this = self.project();
-        if this.core.flags() & flags::TIMED != 0 && this.items.is_some() {
+        if this.core.is_timed() && this.items.is_some() {
             // Every item this poll launches starts now, from this index on.
             let first = this.results.len();
             let now = Instant::now();

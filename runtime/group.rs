@@ -8,13 +8,13 @@ use std::time::Duration;
 use tokio::task::AbortHandle;
 use tokio::time::Instant;
 
-use crate::branch::{complete, task_unit};
+use crate::branch::{Kept, Run, task_unit};
 use crate::ctx::{self, Ctx, IntoParent, ParentKind, Shutdown, Watch};
 use crate::error::{Cause, Error, Running, TaskName};
-use crate::lifecycle::{Lifecycle, tasks_census};
+use crate::lifecycle::Lifecycle;
 use crate::limit::Start;
 use crate::pool::Pool;
-use crate::state::{Core, Settings, State, flags};
+use crate::state::{Core, Settings, State, Verdict};
 use crate::sync::{Arc, Mutex, lock};
 use crate::trace;
 
@@ -158,13 +158,12 @@ struct Done<T, E> {
 
 enum Outcome<T, E> {
     Value(T),
-    /// `first`: its failure cancelled the group, so its error is the group's.
+    /// `verdict`: where its error goes once the group finishes
+    /// ([`State::keep`]); `None` under `on_error_continue`, where it is
+    /// the task's own result.
     Failed {
         error: E,
-        first: bool,
-        /// Its rank among the group's later failures, if it is one of its
-        /// own (`Error::suppressed`).
-        later: Option<usize>,
+        verdict: Option<Verdict>,
     },
     /// It never ran (the group was cancelled while it waited for a `limit`
     /// slot), or panicked (the panic resumes in `wait`).
@@ -341,7 +340,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let built = self.built.get_or_init(|| {
             let state = State::new(self.settings.clone());
             // Every task is in the registry: a `Watch` is answered at once.
-            state.core().mark(flags::UNDRIVEN);
+            state.core().without_driver();
             Built {
                 state,
                 watcher: Mutex::new(Watcher::Unarmed),
@@ -626,34 +625,30 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         }
         let body = make(Ctx::new(Arc::clone(&core), task.clone()));
         let running = core.running_guard(&task);
-        let guarded = task_unit(Arc::clone(&core), task.clone(), body, start);
         let supervise = self.supervise;
+        // Its failure is recorded in the group as any task's (the group
+        // cancelled before the permit is given back), its error kept for
+        // its outcome: under `on_error_continue` it is the task's own.
+        let record = Kept::new(move |core: &Core, task: TaskName, echoed: bool| {
+            (!supervise).then(|| core.fail_kept(task, echoed))
+        });
+        let run = Run::new(
+            record,
+            task_unit(Arc::clone(&core), task.clone(), body, start),
+        );
         let ending = Ending::start(&self.own);
         let (name, spawner) = (trace::name(&task), Arc::clone(&core));
         let job = async move {
-            let mut guarded = std::pin::pin!(guarded);
-            let outcome = match guarded.as_mut().await {
-                Some((output, permit)) => {
-                    let failed = std::cell::Cell::new(None);
-                    let record = |core: &Core, task: TaskName, error: E, echoed: bool| {
-                        let first = !supervise && core.cancel_failed(task);
-                        // A later failure of its own (not an echo, echo.rs)
-                        // takes its rank now, in the order failures happen.
-                        let later = (!first && !supervise && !echoed).then(|| core.later_rank());
-                        failed.set(Some(Outcome::Failed {
-                            error,
-                            first,
-                            later,
-                        }));
-                    };
-                    // The one completion step (branch.rs): the failure is
-                    // recorded before the permit is given back.
-                    let echoed = guarded.echoed();
-                    let (value, permit) = complete(&record, &core, &task, output, permit, echoed);
-                    drop(permit);
-                    value.map_or_else(|| failed.take().unwrap_or(Outcome::NoValue), Outcome::Value)
-                }
-                None => Outcome::NoValue,
+            let mut run = std::pin::pin!(run);
+            let outcome = match run.as_mut().await {
+                Some(value) => Outcome::Value(value),
+                None => run
+                    .record()
+                    .take()
+                    .map_or(Outcome::NoValue, |(error, verdict)| Outcome::Failed {
+                        error,
+                        verdict,
+                    }),
             };
             drop(running);
             ending.hand_over(Done {
@@ -785,7 +780,7 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                     // Not under `own`'s lock: a task's end takes it. A task
                     // hands its result over before the set sees it end, so
                     // an empty set has handed every result over.
-                    if core.poll_tasks(cx, false).is_pending() {
+                    if core.poll_tasks(core.look(), cx, false).is_pending() {
                         return Poll::Pending;
                     }
                     if lock(&self.own).reaped.is_empty() {
@@ -848,11 +843,11 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
         let all_ok = poll_fn(|cx| {
             // Grace expired: the core's tasks, the group's own among them,
             // were aborted by the shutdown rule, and are awaited below.
-            life.as_mut().poll(cx, &core, |_| tasks_census(&core));
+            life.as_mut().poll(cx, &core, |_| core.task_census());
             // Ready once the set is empty: every own task has handed its
             // result over. It is sealed then, not before: a running task
             // may still add one.
-            core.poll_tasks(cx, true)
+            core.poll_tasks(core.look(), cx, true)
         })
         .await;
         let (mut done, keep_all, lost) = {
@@ -871,18 +866,14 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
             match d.outcome {
                 Outcome::Value(_) if keep_all == Keep::Failures => {}
                 Outcome::Value(value) => results.push((d.task, Ok(value))),
-                Outcome::Failed {
-                    error,
-                    first,
-                    later,
-                } => {
+                Outcome::Failed { error, verdict } => {
                     all_ok &= self.supervise;
-                    if first {
-                        state.keep_first_error(error);
-                    } else if let Some(rank) = later {
-                        state.keep_later(rank, d.task, error);
-                    } else {
-                        results.push((d.task, Err(error)));
+                    let own = match verdict {
+                        Some(verdict) => state.keep(verdict, d.task, error),
+                        None => Some((d.task, error)),
+                    };
+                    if let Some((task, error)) = own {
+                        results.push((task, Err(error)));
                     }
                 }
                 Outcome::NoValue => all_ok = false,
@@ -932,9 +923,9 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
     /// ```
     #[must_use]
     pub fn running(&self) -> Vec<Running> {
-        self.built
-            .get()
-            .map_or_else(Vec::new, |built| built.state.core().running_tasks())
+        self.built.get().map_or_else(Vec::new, |built| {
+            built.state.core().task_census().into_list()
+        })
     }
 
     /// A handle that asks the group which tasks are still running, from

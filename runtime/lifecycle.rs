@@ -28,7 +28,7 @@ use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use crate::cancel::Cancellation;
 use crate::cold::Cold;
 use crate::error::{Cause, Census, Moment, TaskName};
-use crate::state::{Core, flags, token_cause};
+use crate::state::{Core, Look, token_cause};
 use crate::trace;
 
 pin_project! {
@@ -152,7 +152,7 @@ impl<'c, S> Lifecycle<'c, S> {
     ) -> Self {
         let timers = (deadline.is_some() || grace.is_some() || token.is_some()).then(|| {
             // A deadline or grace will report what still runs, and for how long.
-            core.mark(flags::TIMED);
+            core.want_durations();
             Box::pin(Timers {
                 since: Instant::now(),
                 deadline: deadline.map(tokio::time::sleep_until),
@@ -212,7 +212,7 @@ impl<S: Future> Lifecycle<'_, S> {
             if let Some(deadline) = timers.deadline.as_mut().as_pin_mut() {
                 if deadline.poll(cx).is_ready() {
                     timers.deadline.set(None);
-                    deadline_passed(core, || census(Some(*timers.since)));
+                    core.deadline_passed(|| census(Some(*timers.since)));
                 }
             }
             if let Some(token) = timers.token.as_mut().as_pin_mut() {
@@ -242,37 +242,26 @@ impl<S: Future> Lifecycle<'_, S> {
         let period = grace.period;
         let report = census(Some(*timers.since)).report(Moment::GraceExpired);
         trace::grace_expired(core.span(), period, &report);
-        core.keep_report(report);
         timers.grace.set(None);
-        // The shutdown rule (tasks.rs): abort, then await until empty.
-        core.close_tasks();
+        // The report kept, and the shutdown rule (tasks.rs): abort, then
+        // await until empty.
+        core.grace_expired(report);
         true
     }
 
-    /// Answers the questions of the group's watchers (`Watch::running`)
-    /// with `census`, and keeps the driver's waker where the next question
-    /// can wake it if the driver `sleeps` (returns `Pending`) after this;
-    /// `look` is the group's flags as the driver read them.
+    /// [`Core::answer`], the census counted from when the life's timers
+    /// started: the driver's waker is kept if it `sleeps` (returns
+    /// `Pending`) after this; `look` is what the driver read.
     #[inline]
     pub(crate) fn answer(
         &self,
         cx: &mut Context<'_>,
         core: &Core,
-        look: usize,
+        look: Look,
         sleeps: bool,
         census: impl Fn(Option<Instant>) -> Census,
     ) {
-        if look & flags::KEEP_WAKER == 0 {
-            return;
-        }
-        if sleeps {
-            core.keep_waker(cx.waker());
-        }
-        // Read again once the waker is kept: a question asked after
-        // `look` and before it was kept woke no one.
-        if core.flags() & flags::ASKED != 0 {
-            answer(core, || census(self.since()));
-        }
+        core.answer(look, sleeps.then(|| cx.waker()), || census(self.since()));
     }
 }
 
@@ -294,40 +283,10 @@ impl<S: Future + Send + 'static> Lifecycle<'static, S> {
             let mut life = std::pin::pin!(life);
             let mut cancelled = std::pin::pin!(core.cancellation());
             std::future::poll_fn(|cx| {
-                life.as_mut().poll(cx, &core, |_| tasks_census(&core));
+                life.as_mut().poll(cx, &core, |_| core.task_census());
                 cancelled.as_mut().poll(cx)
             })
             .await;
         })
-    }
-}
-
-/// The deadline passed: the group is cancelled with `DeadlineExceeded`, and
-/// keeps `census` as its report, unless a failure came first (then it says
-/// what happened).
-fn deadline_passed(core: &Core, census: impl FnOnce() -> Census) {
-    core.cancel(Cause::DeadlineExceeded);
-    if core.cause() == Some(Cause::DeadlineExceeded) {
-        core.keep_report(census().report(Moment::Deadline));
-    }
-}
-
-/// What runs now of a group whose work is its tasks alone (a `Group`).
-pub(crate) fn tasks_census(core: &Core) -> Census {
-    let mut census = Census::new(None);
-    core.census_tasks(&mut census);
-    census
-}
-
-#[cold]
-fn answer(core: &Core, census: impl FnOnce() -> Census) {
-    let asks = core.take_asks();
-    if asks.is_empty() {
-        return;
-    }
-    let list = census().into_list();
-    for ask in asks {
-        // A watcher that stopped waiting is no error.
-        let _ = ask.send(list.clone());
     }
 }

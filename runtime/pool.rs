@@ -18,6 +18,7 @@
 //!   branches; and the group's `limit` does not count a pool's tasks.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::fmt;
 use std::future::{Future, poll_fn};
 use std::pin::{Pin, pin};
@@ -26,10 +27,10 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::branch::caught;
+use crate::branch::{Ambient, Policy, poll_guarded, pool_unit};
 use crate::ctx::{BranchCtx, Ctx};
 use crate::error::{Cancelled, TaskName};
-use crate::state::{Core, in_ambient};
+use crate::state::Core;
 use crate::sync::Arc;
 use crate::trace;
 
@@ -455,8 +456,7 @@ impl<E: Send + 'static> Pool<E> {
         // until `wait`: its memory stays what still runs.
         core.reap_tasks();
         let ctx = Ctx::new(Arc::clone(core), name.clone());
-        let span = trace::branch(core.span(), &name);
-        let body = trace::instrument(span, make(ctx));
+        let body = pool_unit(core, &name, make(ctx));
         core.count_task();
         let task = PoolTask {
             body,
@@ -536,42 +536,43 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<bool> {
         let this = self.project();
-        let (body, shared) = (this.body, &**this.shared);
-        // The ambient group, for a group created in the task (semantic 6):
-        // set around each poll rather than stored in the task.
-        let (polled, handed) = in_ambient(&shared.core, || caught(|| body.poll(cx)));
-        *this.echoed |= handed;
-        let failure = match polled {
-            Ok(Poll::Pending) => return Poll::Pending,
-            Ok(Poll::Ready(Ok(()))) => Ok(()),
-            Ok(Poll::Ready(Err(error))) => Err(Ok(error)),
-            Err(payload) => Err(Err(payload)),
+        let (mut body, shared) = (this.body, &**this.shared);
+        // A panic that its handler did not take: the group's.
+        let escaped = Cell::new(false);
+        let policy = Policy {
+            fail: |core: &Core, task: TaskName, error: E, echoed: bool| match &shared.supervise {
+                Some(handler) => handler(core.span(), &task, Failure::Error(error)),
+                None => core.fail_boxed(task, error, echoed),
+            },
+            panicked: |core: &Core, task: TaskName, payload: Box<dyn Any + Send>| match &shared
+                .supervise
+            {
+                Some(handler) if shared.catch_panics => {
+                    handler(core.span(), &task, Failure::Panic(panic_message(&*payload)));
+                }
+                _ => {
+                    escaped.set(true);
+                    core.panicked(task, payload);
+                }
+            },
         };
-        let ok = match (&shared.supervise, failure) {
-            (_, Ok(())) => true,
-            (Some(handler), Err(Ok(error))) => {
-                handler(shared.core.span(), this.name, Failure::Error(error));
-                true
-            }
-            (Some(handler), Err(Err(payload))) if shared.catch_panics => {
-                handler(
-                    shared.core.span(),
-                    this.name,
-                    Failure::Panic(panic_message(&*payload)),
-                );
-                true
-            }
-            (None, Err(Ok(error))) => {
-                shared
-                    .core
-                    .fail_boxed(this.name.clone(), error, *this.echoed);
-                false
-            }
-            (_, Err(Err(payload))) => {
-                shared.core.panicked(this.name.clone(), payload);
-                false
-            }
+        // The group is the ambient one around each poll (semantic 6), from
+        // the pool's reference rather than one stored in the task.
+        let owner = Ambient(&shared.core);
+        let polled = poll_guarded(
+            &owner,
+            &policy,
+            &*this.name,
+            this.echoed,
+            &mut None::<()>,
+            || body.as_mut().poll(cx),
+        );
+        let Poll::Ready((value, _)) = polled else {
+            return Poll::Pending;
         };
+        // A supervised task's failure, taken by its handler, leaves the
+        // group's result alone.
+        let ok = value.is_some() || (shared.supervise.is_some() && !escaped.get());
         // Given back once the failure is recorded, as a branch's permit.
         if std::mem::take(this.slot) {
             shared.release();

@@ -9,8 +9,8 @@
 //!   only after every branch and task has returned ([`State::finish`]).
 //! - A failing branch records its error (cancelling the group) before it
 //!   gives its `limit` permit back, so the branch that takes the permit
-//!   sees the cancellation, as in Go: `branch::complete` is the one place
-//!   that does both, in that order.
+//!   sees the cancellation, as in Go: `branch::complete_failure` is the
+//!   one place that does both, in that order.
 //! - A panic is caught where the body is polled, recorded (the first one
 //!   wins), cancels the group, and is resumed by [`State::finish`] once
 //!   every branch and task has returned.
@@ -43,22 +43,50 @@
 //! # Operations
 //!
 //! What the drivers (engine.rs, group.rs, lifecycle.rs) and the code of a
-//! group (branch.rs, ctx.rs, pool.rs) do to it, by what they are for:
+//! group (branch.rs, ctx.rs, pool.rs, fanout.rs, workers.rs, private.rs)
+//! do to it. `Core`'s crate-visible methods are these operations and
+//! read-only queries, nothing else: its fields, its flags word and its
+//! locks are this file's. By what they are for:
 //!
+//! - **build** it: [`State::new`] (inline in its future, a [`Place`], or
+//!   with a core from birth), [`Core::new`].
 //! - **start** work: [`Core::start`] / [`Core::start_written`] (may a
-//!   branch run now), [`Core::spawn_task`] (into the one task set, refused
-//!   once closed), [`Core::running_guard`] / [`Core::count_task`].
-//! - **complete** it: `branch::complete` into [`State::fail`] or
-//!   [`Core::fail_boxed`]; [`Core::panicked`]; [`Core::joined`] for how a
-//!   task ended.
-//! - **cancel**: [`Core::cancel`] (the first cause wins).
-//! - **finish**: [`Core::poll_tasks`] (await the tasks, seal when empty),
-//!   then [`State::finish_closed`] (or [`State::finish`]), which marks it finished.
-//! - **shut down**: [`Core::close_tasks`] (closed, tasks aborted: the
+//!   branch run now, or wait for a `limit` permit), [`Core::spawn_task`]
+//!   (into the one task set, refused once closed) or
+//!   [`Core::refuse_task`], [`Core::running_guard`] / [`Core::count_task`]
+//!   and [`Core::uncount_task`] (what runs, for `len` and the census); and
+//!   what the driver must look at from then on: [`Core::off_driver`],
+//!   [`Core::watched`], [`Core::without_driver`], [`Core::want_durations`].
+//! - **complete** it: `branch::complete_failure` (from the one guarded
+//!   poll, `branch::poll_guarded`, or `branch::complete`) into
+//!   [`State::fail`] (typed), [`Core::fail_boxed`] (a task's, boxed) or
+//!   [`Core::fail_kept`] then [`State::keep`] (a `Group` task's, whose
+//!   error `join_next` may take first); [`Core::panicked`];
+//!   [`Core::joined`] for how a task ended.
+//! - **cancel**: [`Core::cancel`] (the first cause wins), and
+//!   [`Core::deadline_passed`].
+//! - **finish**: [`Core::look`] then [`Core::poll_tasks`] (await the
+//!   tasks, seal when empty), with [`Core::reap_tasks`] freeing ended ones
+//!   of a `Group`, which has no driver until `wait`; then
+//!   [`State::finish_closed`] (or [`State::finish`],
+//!   [`State::finish_inline`]), which marks it finished.
+//! - **shut down**: [`Core::grace_expired`] (closed, tasks aborted: the
 //!   first half of the shutdown rule), and [`Core::shut_down`], the
 //!   teardown of a group dropped before it finished.
-//! - **report** what runs: [`Core::census_tasks`], [`Core::keep_report`],
-//!   and a `Watch`'s [`Core::ask`], answered by the driver ([`Core::take_asks`]).
+//! - **report** what runs: [`Core::census`] (a driver's branches, then
+//!   the tasks), [`Core::task_census`] (the tasks alone), and a `Watch`'s
+//!   [`Core::ask`], answered at once or by the driver ([`Core::answer`]).
+//! - **queries**, read-only: [`Core::is_cancelled`], [`Core::cause`],
+//!   [`Core::cancelled_error`] (which tells echo.rs it was handed out),
+//!   [`Core::cancellation`],
+//!   [`Core::effective_deadline`], [`Core::own_deadline`],
+//!   [`Core::is_timed`], [`Core::running`], [`Core::span`],
+//!   [`Core::limit`], and [`Core::node`] (what a channel or a permit
+//!   waits on).
+//!
+//! A group's state before it has a core ([`Place`]) answers the same
+//! queries and takes the same cancellation and completion, forwarding to
+//! its core once promoted.
 //!
 //! `Core` is written into its `Arc` in place, but nothing in it needs the
 //! `Arc` except the handles it gives out (`running_guard`) and its parent's
@@ -87,7 +115,7 @@ use crate::cancel::{Cancellation, HasNode, Node, OnCancel};
 use crate::cold::{Cold, ColdOnce};
 use crate::echo;
 use crate::error::{
-    Cancelled, Cause, Census, Error, Later, Running, StillRunning, Suppressed, TaskName,
+    Cancelled, Cause, Census, Error, Later, Moment, Running, StillRunning, Suppressed, TaskName,
 };
 use crate::limit::{self, Limit, Start};
 use crate::sync::{Arc, AtomicBool, AtomicUsize, Mutex, Ordering, Weak, lock};
@@ -164,7 +192,7 @@ fn ambient_set() -> Option<Arc<Core>> {
 }
 
 /// The ambient group alone, without a lent one.
-pub(crate) fn ambient_raw() -> Option<Arc<Core>> {
+fn ambient_raw() -> Option<Arc<Core>> {
     AMBIENT.is_set().then(|| AMBIENT.with(Arc::clone))
 }
 
@@ -227,7 +255,7 @@ struct Inner {
 /// that [`Core::off_driver`] reaches its ancestors'): what a group's driver must look at beyond
 /// its branches. All clear for a group that starts no task and is never
 /// watched, whose driver then reads one word per poll and takes no lock.
-pub(crate) mod flags {
+mod flags {
     /// A task was added to (or refused by) the task set.
     pub(crate) const SPAWNED: usize = 1;
     /// Closed to new work: no task starts from now on. Set without the
@@ -297,6 +325,22 @@ struct Watching {
 enum Slot {
     Running(u64, TaskName, Instant),
     Vacant(Option<usize>),
+}
+
+/// The group's flags as its driver read them once per poll ([`Core::look`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Look(usize);
+
+/// Where a failure whose error its caller keeps goes ([`Core::fail_kept`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It cancelled the group: its error is the group's.
+    First,
+    /// A later failure, with its rank among the group's later failures.
+    Later(usize),
+    /// A later failure that echoes the cancellation (echo.rs): not the
+    /// group's to keep.
+    Echo,
 }
 
 /// The answer to a question to a group: at once, or from its driver.
@@ -524,7 +568,7 @@ impl Core {
     /// A later one is kept too, unless it is an echo (`echoed`: its body
     /// was handed a `Cancelled`, echo.rs).
     pub(crate) fn fail_boxed<E: Send + 'static>(&self, task: TaskName, error: E, echoed: bool) {
-        let spare = self.spare_name(&task, echoed);
+        let spare = spare_name(&task, echoed, self.is_cancelled());
         if self.cancel_failed(task) {
             *lock(&self.inner).task_error = Some(Box::new(error));
         } else if let Some(task) = spare {
@@ -536,24 +580,25 @@ impl Core {
         }
     }
 
-    /// A copy of `task` for the later list, in case its failure is not the
-    /// first: none for an echo, and none that allocates (a `String` name)
-    /// while the failure may still be the first, whose name moves into the
-    /// cause. (A failure that loses a race with another cancellation
-    /// between the two is then not kept.)
-    pub(crate) fn spare_name(&self, task: &TaskName, echoed: bool) -> Option<TaskName> {
-        spare_name(task, echoed, self.is_cancelled())
+    /// Records the failure of `task` whose error its caller keeps (a
+    /// `Group`'s own task, whose error `join_next` may take before the
+    /// group's end): cancels the group, and says where the error goes,
+    /// for [`State::keep`] to put it there once the group finishes.
+    pub(crate) fn fail_kept(&self, task: TaskName, echoed: bool) -> Verdict {
+        if self.cancel_failed(task) {
+            Verdict::First
+        } else if echoed {
+            Verdict::Echo
+        } else {
+            // A later failure takes its rank now, in the order failures happen.
+            Verdict::Later(self.later_rank())
+        }
     }
 
     /// What an inline group recorded before it was promoted to this core
     /// (`Place`, state.rs): its cause, its first panic, how many later failures
     /// it ranked.
-    pub(crate) fn adopt(
-        &self,
-        cause: Option<Cause>,
-        panic: Option<Box<dyn Any + Send>>,
-        ranked: usize,
-    ) {
+    fn adopt(&self, cause: Option<Cause>, panic: Option<Box<dyn Any + Send>>, ranked: usize) {
         if let Some(cause) = cause {
             self.cancel(cause);
         }
@@ -566,7 +611,7 @@ impl Core {
     }
 
     /// The rank of a later failure kept now.
-    pub(crate) fn later_rank(&self) -> usize {
+    fn later_rank(&self) -> usize {
         let mut watch = lock(&self.watching().state);
         watch.ranked += 1;
         watch.ranked - 1
@@ -574,7 +619,7 @@ impl Core {
 
     /// Cancels the group because `task` failed; `true` if it is the first
     /// failure (the caller keeps its error).
-    pub(crate) fn cancel_failed(&self, task: TaskName) -> bool {
+    fn cancel_failed(&self, task: TaskName) -> bool {
         let name = trace::name(&task);
         self.cancel_then(Cause::Failed { task }, |first| {
             trace::failed(&self.span, &name, first);
@@ -660,7 +705,7 @@ impl Core {
     }
 
     /// Adds the running tasks to `census`, in the order they were spawned.
-    pub(crate) fn census_tasks(&self, census: &mut Census) {
+    fn census_tasks(&self, census: &mut Census) {
         let watch = lock(&self.watching().state);
         let mut running: Vec<_> = watch
             .tasks
@@ -681,27 +726,68 @@ impl Core {
         }
     }
 
-    /// The running tasks: a `Group`'s answer to what still runs.
-    pub(crate) fn running_tasks(&self) -> Vec<Running> {
+    /// What runs now of a group whose driver's work is `branches` (which
+    /// adds those still running, in the order written) and its tasks:
+    /// `since`, when the group's work started if the driver knows (a
+    /// timer's), else when it was first watched.
+    pub(crate) fn census(
+        &self,
+        since: Option<Instant>,
+        branches: impl FnOnce(&mut Census),
+    ) -> Census {
+        let mut census = Census::new(since.or_else(|| self.since()));
+        branches(&mut census);
+        self.census_tasks(&mut census);
+        census
+    }
+
+    /// What runs now of a group whose work is its tasks alone (a `Group`).
+    pub(crate) fn task_census(&self) -> Census {
         let mut census = Census::new(None);
         self.census_tasks(&mut census);
-        census.into_list()
+        census
     }
 
     fn watching(&self) -> &Watching {
         self.watching.get_or_init(Box::default)
     }
 
-    /// The flags (see [`flags`]), for the driver's poll.
+    /// The flags (see [`flags`]).
     #[inline]
-    pub(crate) fn flags(&self) -> usize {
+    fn flags(&self) -> usize {
         self.node.owner_word().load(Ordering::Acquire)
     }
 
     /// Marks `bits` in the flags.
     #[inline]
-    pub(crate) fn mark(&self, bits: usize) -> usize {
+    fn mark(&self, bits: usize) -> usize {
         self.node.owner_word().fetch_or(bits, Ordering::AcqRel)
+    }
+
+    /// What the driver's poll must look at beyond its branches, read once
+    /// for its tasks ([`Core::poll_tasks`]) and its watchers
+    /// ([`Core::answer`]).
+    #[inline]
+    pub(crate) fn look(&self) -> Look {
+        Look(self.flags())
+    }
+
+    /// The group has no driver (a [`Group`](crate::Group)): every task is
+    /// in the registry, and a `Watch` is answered at once.
+    pub(crate) fn without_driver(&self) {
+        self.mark(flags::UNDRIVEN);
+    }
+
+    /// Durations are wanted from now on (a deadline or grace will report
+    /// what still runs, and for how long).
+    pub(crate) fn want_durations(&self) {
+        self.mark(flags::TIMED);
+    }
+
+    /// Whether durations are wanted: a fan-out notes when it launches items.
+    #[inline]
+    pub(crate) fn is_timed(&self) -> bool {
+        self.flags() & flags::TIMED != 0
     }
 
     /// Code of this group runs off its driver from now on (a `#[spawn]` or
@@ -715,7 +801,7 @@ impl Core {
     }
 
     /// When the group's branches started, if known (a watched group).
-    pub(crate) fn since(&self) -> Option<Instant> {
+    fn since(&self) -> Option<Instant> {
         self.watching.get().and_then(|w| lock(&w.state).since)
     }
 
@@ -730,7 +816,7 @@ impl Core {
     /// The group has returned, or its driver was dropped: every question,
     /// waiting or to come, is answered with nothing.
     #[inline]
-    pub(crate) fn close_watch(&self) {
+    fn close_watch(&self) {
         // One read-modify-write: a `Watch` made concurrently either sees
         // `FINISHED` or is seen here as `WATCHED` (see `watched`).
         if self.mark(flags::FINISHED) & flags::WATCHED != 0 {
@@ -758,9 +844,41 @@ impl Core {
         watch.asks.clear();
     }
 
-    /// The driver's part of [`flags::KEEP_WAKER`].
-    pub(crate) fn keep_waker(&self, waker: &Waker) {
-        self.driver.register(waker);
+    /// Answers the questions of the group's watchers (`Watch::running`)
+    /// with `census`, and keeps the driver's `waker`, when it will sleep
+    /// after this poll, where the next question can wake it (the driver's
+    /// part of [`flags::KEEP_WAKER`]); `look` is what the driver read.
+    #[inline]
+    pub(crate) fn answer(
+        &self,
+        look: Look,
+        waker: Option<&Waker>,
+        census: impl FnOnce() -> Census,
+    ) {
+        if look.0 & flags::KEEP_WAKER == 0 {
+            return;
+        }
+        if let Some(waker) = waker {
+            self.driver.register(waker);
+        }
+        // Read again once the waker is kept: a question asked after
+        // `look` and before it was kept woke no one.
+        if self.flags() & flags::ASKED != 0 {
+            self.answer_asks(census);
+        }
+    }
+
+    #[cold]
+    fn answer_asks(&self, census: impl FnOnce() -> Census) {
+        let asks = self.take_asks();
+        if asks.is_empty() {
+            return;
+        }
+        let list = census().into_list();
+        for ask in asks {
+            // A watcher that stopped waiting is no error.
+            let _ = ask.send(list.clone());
+        }
     }
 
     /// Which branches and tasks run now: answered here for a group without
@@ -774,7 +892,7 @@ impl Core {
         }
         if self.flags() & flags::UNDRIVEN != 0 {
             drop(watch);
-            return Answer::Now(self.running_tasks());
+            return Answer::Now(self.task_census().into_list());
         }
         let (answer, question) = oneshot::channel();
         watch.asks.push(answer);
@@ -785,7 +903,7 @@ impl Core {
     }
 
     /// The questions to answer now; the driver answers each with its census.
-    pub(crate) fn take_asks(&self) -> Vec<oneshot::Sender<Vec<Running>>> {
+    fn take_asks(&self) -> Vec<oneshot::Sender<Vec<Running>>> {
         let mut watch = lock(&self.watching().state);
         self.node
             .owner_word()
@@ -794,8 +912,26 @@ impl Core {
     }
 
     /// Keeps `report` as what the group's `Cancelled` will carry.
-    pub(crate) fn keep_report(&self, report: StillRunning) {
+    fn keep_report(&self, report: StillRunning) {
         lock(&self.watching().state).report = Some(Box::new(report));
+    }
+
+    /// The deadline passed: the group is cancelled with `DeadlineExceeded`,
+    /// and keeps `census` as its report, unless a failure came first (then
+    /// it says what happened).
+    pub(crate) fn deadline_passed(&self, census: impl FnOnce() -> Census) {
+        self.cancel(Cause::DeadlineExceeded);
+        if self.cause() == Some(Cause::DeadlineExceeded) {
+            self.keep_report(census().report(Moment::Deadline));
+        }
+    }
+
+    /// Grace expired: `report` (what still ran) is kept, and the first half
+    /// of the shutdown rule (tasks.rs) applied; the driver stops what else
+    /// it runs, and awaits the tasks ([`Core::poll_tasks`]).
+    pub(crate) fn grace_expired(&self, report: StillRunning) {
+        self.keep_report(report);
+        self.close_tasks();
     }
 
     /// Tasks started and not yet ended.
@@ -821,24 +957,17 @@ impl Core {
     /// that outlives the group's code (`Group::ctx`, a clone moved to a
     /// thread) is either in the set, and awaited, or refused; never
     /// accepted and then aborted unseen by `close_tasks`.
-    pub(crate) fn poll_tasks(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
-        // Before the last poll a task is only added by running code of this
-        // group (a branch or another task), which the driver will poll again.
-        self.poll_tasks_with(self.flags(), cx, last)
-    }
-
-    /// [`Core::poll_tasks`], the flags read by the caller.
+    ///
+    /// `look`: the flags as the driver read them at the start of this poll
+    /// ([`Core::look`]): before the last poll a task is only added by
+    /// running code of this group (a branch or another task), which the
+    /// driver will poll again, and the last poll looks again below.
     // `#[inline]`: a group that never spawned a task (every `#[spawn]` or
     // `#[blocking]` branch is a task of its own, outside the set) pays a
     // test, or a read-modify-write on its last poll, not a call.
     #[inline]
-    pub(crate) fn poll_tasks_with(
-        &self,
-        flags: usize,
-        cx: &mut Context<'_>,
-        last: bool,
-    ) -> Poll<bool> {
-        if flags & flags::SPAWNED == 0 {
+    pub(crate) fn poll_tasks(&self, look: Look, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
+        if look.0 & flags::SPAWNED == 0 {
             if !last {
                 return Poll::Ready(true);
             }
@@ -859,7 +988,7 @@ impl Core {
         self.poll_set(cx, last)
     }
 
-    /// [`Core::poll_tasks_with`] once a task was spawned or refused: the
+    /// [`Core::poll_tasks`] once a task was spawned or refused: the
     /// set, under its lock.
     fn poll_set(&self, cx: &mut Context<'_>, last: bool) -> Poll<bool> {
         let mut tasks = lock(&self.inner);
@@ -914,7 +1043,7 @@ impl Core {
 
     /// The first half of the shutdown rule (tasks.rs): no task starts from
     /// now on, and those still running are aborted; `poll_tasks` awaits them.
-    pub(crate) fn close_tasks(&self) {
+    fn close_tasks(&self) {
         if self.mark(flags::SEALED) & flags::SPAWNED == 0 {
             // No task was added: the sealed word refuses the next ones.
             return;
@@ -978,7 +1107,12 @@ impl Drop for RunningTask {
     }
 }
 
-/// [`Core::spare_name`] of a group that `cancelled` says is cancelled or not.
+/// A copy of `task` for the later list, in case its failure is not the
+/// first: none for an echo, and none that allocates (a `String` name)
+/// while the failure may still be the first, whose name moves into the
+/// cause, as `cancelled` says the group is not cancelled yet. (A failure
+/// that loses a race with another cancellation between the two is then
+/// not kept.)
 fn spare_name(task: &TaskName, echoed: bool, cancelled: bool) -> Option<TaskName> {
     if echoed {
         None
@@ -1070,14 +1204,20 @@ impl<E> State<E> {
         self.place.promote()
     }
 
-    /// Keeps `error` as the group's error: its failure was the first
-    /// ([`Core::cancel_failed`] said so).
-    pub(crate) fn keep_first_error(&self, error: E) {
-        lock(&self.failures).first = Some(error);
+    /// Keeps the error of a failure recorded by [`Core::fail_kept`] where
+    /// its `verdict` says: the group's error, or a later failure. An echo's
+    /// is not the group's: handed back.
+    pub(crate) fn keep(&self, verdict: Verdict, task: TaskName, error: E) -> Option<(TaskName, E)> {
+        match verdict {
+            Verdict::First => lock(&self.failures).first = Some(error),
+            Verdict::Later(rank) => self.keep_later(rank, task, error),
+            Verdict::Echo => return Some((task, error)),
+        }
+        None
     }
 
     /// Keeps a failure that came after the first, with its `rank`.
-    pub(crate) fn keep_later(&self, rank: usize, task: TaskName, error: E) {
+    fn keep_later(&self, rank: usize, task: TaskName, error: E) {
         lock(&self.failures)
             .later
             .get_or_insert_with(Vec::new)
@@ -1279,7 +1419,7 @@ pub(crate) fn lend<R>(place: &Place, f: impl FnOnce() -> R) -> R {
 /// a parent (its cancellation reaches the group through the core's hook),
 /// a timer or a `limit` (driven through the core), or code that would
 /// promote it at once ([`Settings::core`]).
-pub(crate) fn needs_core(settings: &Settings) -> bool {
+fn needs_core(settings: &Settings) -> bool {
     settings.core
         || settings.parent.is_some()
         || settings.token.is_some()
@@ -1334,7 +1474,7 @@ impl Place {
     /// it needs one ([`needs_core`]).
     #[allow(clippy::inline_always, reason = "see `Scope::new` (private.rs)")]
     #[inline(always)]
-    pub(crate) fn new(settings: Settings) -> Self {
+    fn new(settings: Settings) -> Self {
         let site = settings.site;
         if needs_core(&settings) {
             return Place::with(Some(Core::new(settings)), true, site, trace::none());
@@ -1485,7 +1625,7 @@ impl Place {
 
     /// Cancels the group because `task` failed; `true` if it is the first
     /// failure (the caller keeps its error).
-    pub(crate) fn cancel_failed(&self, task: TaskName) -> bool {
+    fn cancel_failed(&self, task: TaskName) -> bool {
         if let Some(core) = self.core() {
             return core.cancel_failed(task);
         }
@@ -1516,7 +1656,7 @@ impl Place {
     }
 
     /// The rank of a later failure kept now.
-    pub(crate) fn later_rank(&self) -> usize {
+    fn later_rank(&self) -> usize {
         if let Some(core) = self.core() {
             return core.later_rank();
         }
@@ -1531,8 +1671,42 @@ impl Place {
     }
 
     /// The panic of an unpromoted group, taken once it has finished.
-    pub(crate) fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
+    fn take_panic(&self) -> Option<Box<dyn Any + Send>> {
         lock(&self.slow).as_mut()?.panic.take()
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod surface_tests {
+    /// The module doc's Operations list is complete: every method of
+    /// `Core` visible outside this file is named in it, and nothing it
+    /// names as `Core`'s is gone.
+    #[test]
+    fn every_crate_visible_method_of_core_is_a_listed_operation() {
+        let source = include_str!("state.rs");
+        let operations = &source[source.find("//! # Operations").unwrap()..];
+        let operations = &operations[..operations.find("//! # Deadlock safety").unwrap()];
+        let start = source.find("\nimpl Core {\n").unwrap();
+        let end = start + source[start..].find("\n}\n").unwrap();
+        let methods: Vec<&str> = source[start..end]
+            .lines()
+            .filter_map(|line| line.trim().strip_prefix("pub(crate) fn "))
+            .map(|rest| rest.split(['(', '<']).next().unwrap())
+            .collect();
+        assert!(methods.len() > 10, "{methods:?}");
+        for method in &methods {
+            assert!(
+                operations.contains(&format!("[`Core::{method}`]")),
+                "Core::{method} is crate-visible but not in the module doc's Operations"
+            );
+        }
+        for named in operations.split("[`Core::").skip(1) {
+            let name = named.split('`').next().unwrap();
+            assert!(
+                methods.contains(&name) || name == "link",
+                "the Operations list names Core::{name}, which is not crate-visible"
+            );
+        }
     }
 }
 
