@@ -45,16 +45,17 @@ use crate::state::{Core, State};
 use crate::sync::Arc;
 use crate::trace::{self, Traced};
 
-/// One branch, or a tuple of them, as its join (or the loop) drives it.
+/// One branch, or a tuple of them nested in another, as the tuple around
+/// it drives it.
 pub trait Branch<E> {
     /// What the branch gives when it succeeds (a tuple for a tuple).
     type Value;
     /// `Ready` once the branch (every branch of a tuple) has ended; its
     /// value, if it gave one, is then in `out`. `scope`: the group's, which
     /// a branch need not keep to record its error (`FreeLeaf`). The values
-    /// are kept by the join, not by each branch: what takes them out is
-    /// then compiled once per tuple of value types, where each branch's
-    /// body is a type of its own (benches/compile-time.sh).
+    /// are kept by the tuple around the branches, not by each branch: what
+    /// takes them out is then compiled once per tuple of value types, where
+    /// each branch's body is a type of its own (benches/compile-time.sh).
     fn poll_branch(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
