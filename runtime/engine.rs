@@ -45,55 +45,79 @@ use crate::state::{Core, State};
 use crate::sync::Arc;
 use crate::trace::{self, Traced};
 
-/// One branch, or a tuple of them, as the loop drives it.
+/// One branch, or a tuple of them nested in another, as the tuple around
+/// it drives it.
 pub trait Branch<E> {
     /// What the branch gives when it succeeds (a tuple for a tuple).
     type Value;
-    /// `Ready` once the branch (every branch of a tuple) has ended.
-    /// `scope`: the group's, which a branch need not keep to record its
-    /// error (`FreeLeaf`).
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()>;
+    /// `Ready` once the branch (every branch of a tuple) has ended; its
+    /// value, if it gave one, is then in `out`. `scope`: the group's, which
+    /// a branch need not keep to record its error (`FreeLeaf`). The values
+    /// are kept by the tuple around the branches, not by each branch: what
+    /// takes them out is then compiled once per tuple of value types, where
+    /// each branch's body is a type of its own (benches/compile-time.sh).
+    fn poll_branch(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        scope: &Scope<E>,
+        out: &mut Option<Self::Value>,
+    ) -> Poll<()>;
     /// `grace` expired: drops or aborts what still runs (see branch.rs's `Stop`).
     fn stop(self: Pin<&mut Self>);
-    /// The value, once ended, if the branch (every branch of a tuple) gave one.
-    fn take(self: Pin<&mut Self>) -> Option<Self::Value>;
     /// Adds what still runs of it to `census`, in the order written.
     #[doc(hidden)]
     fn running(&self, census: &mut Census);
 }
 
+/// A group's branches as its loop drives them: a tuple of them (`Join2`
+/// ..), which keeps their values until the group's result takes them.
+pub trait Branches<E> {
+    /// The values of every branch, in the order written.
+    type Value;
+    /// `Ready` once every branch has ended.
+    fn poll_all(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()>;
+    /// `grace` expired: see [`Branch::stop`].
+    fn stop_all(self: Pin<&mut Self>);
+    /// Every value, once ended, if every branch gave one.
+    fn take(self: Pin<&mut Self>) -> Option<Self::Value>;
+    /// See [`Branch::running`].
+    #[doc(hidden)]
+    fn running_all(&self, census: &mut Census);
+}
+
 pin_project! {
-    /// One branch's future and, once it has ended, its value. The future is
-    /// dropped as soon as it ends, freeing what it held.
+    /// One branch's future, dropped as soon as it ends, freeing what it
+    /// held (its value goes to its join).
     #[derive(Debug)]
-    pub(crate) struct Leaf<F, V> {
+    pub(crate) struct Leaf<F> {
         #[pin]
         fut: Option<F>,
-        value: Option<V>,
     }
 }
 
-impl<F, V> Leaf<F, V> {
+impl<F> Leaf<F> {
     pub(crate) fn new(fut: F) -> Self {
-        Leaf {
-            fut: Some(fut),
-            value: None,
-        }
+        Leaf { fut: Some(fut) }
     }
 }
 
-impl<E, F, V> Branch<E> for Leaf<F, V>
+impl<E, F, V> Branch<E> for Leaf<F>
 where
     F: Future<Output = Option<V>> + Stop,
 {
     type Value = V;
 
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, _: &Scope<E>) -> Poll<()> {
+    fn poll_branch(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        _: &Scope<E>,
+        out: &mut Option<V>,
+    ) -> Poll<()> {
         let mut this = self.project();
         let Some(fut) = this.fut.as_mut().as_pin_mut() else {
             return Poll::Ready(());
         };
-        *this.value = ready!(fut.poll(cx));
+        *out = ready!(fut.poll(cx));
         this.fut.set(None);
         Poll::Ready(())
     }
@@ -105,10 +129,6 @@ where
                 this.fut.set(None);
             }
         }
-    }
-
-    fn take(self: Pin<&mut Self>) -> Option<V> {
-        self.project().value.take()
     }
 
     fn running(&self, census: &mut Census) {
@@ -123,14 +143,13 @@ pin_project! {
     /// whose methods are a few lines each: its body is a type of its own,
     /// so everything generic over it is compiled again for every branch of
     /// every group (benches/compile-time.sh). The rest is `Head`'s.
-    pub(crate) struct InTaskLeaf<'s, E, F, T> {
+    pub(crate) struct InTaskLeaf<'s, E, F> {
         #[pin]
         unit: Option<Guarded<Traced<F>, &'s State<E>, Named<'s>>>,
-        value: Option<T>,
     }
 }
 
-impl<'s, E, F: Future, T> InTaskLeaf<'s, E, F, T> {
+impl<'s, E, F: Future> InTaskLeaf<'s, E, F> {
     /// `body` with the head made for it (`Head::in_task`, the recipe's
     /// first half, which is not generic over the body).
     // `#[inline]`: once per branch, where the call and the moves of the
@@ -139,23 +158,27 @@ impl<'s, E, F: Future, T> InTaskLeaf<'s, E, F, T> {
     pub(crate) fn new((head, span): (Head<&'s State<E>, Named<'s>>, trace::Span), body: F) -> Self {
         InTaskLeaf {
             unit: Some(Guarded::with_head(head, span, body)),
-            value: None,
         }
     }
 }
 
-impl<E, F, T> Branch<E> for InTaskLeaf<'_, E, F, T>
+impl<E, F, T> Branch<E> for InTaskLeaf<'_, E, F>
 where
     F: Future<Output = Result<T, E>>,
 {
     type Value = T;
 
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, _: &Scope<E>) -> Poll<()> {
+    fn poll_branch(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        _: &Scope<E>,
+        out: &mut Option<T>,
+    ) -> Poll<()> {
         let mut this = self.project();
         let Some(unit) = this.unit.as_mut().as_pin_mut() else {
             return Poll::Ready(());
         };
-        *this.value = ready!(unit.in_task_value(cx));
+        *out = ready!(unit.in_task_value(cx));
         this.unit.set(None);
         Poll::Ready(())
     }
@@ -163,10 +186,6 @@ where
     // Dropped where it stands when `grace` expires.
     fn stop(self: Pin<&mut Self>) {
         self.project().unit.set(None);
-    }
-
-    fn take(self: Pin<&mut Self>) -> Option<T> {
-        self.project().value.take()
     }
 
     fn running(&self, census: &mut Census) {
@@ -181,89 +200,81 @@ pin_project! {
     /// and never holds a permit: [`InTaskLeaf`] without a phase (`Head`'s),
     /// only whether a `Cancelled` was handed to its body. Nothing of it but
     /// its body and its name needs dropping, where a phase's out-of-line
-    /// drop was a call per branch.
-    pub(crate) struct FreeLeaf<'s, E, F, T> {
+    /// drop was a call per branch; its value goes to its join, so that
+    /// what takes it out is not compiled for every branch of every group
+    /// (its body is a type of its own: benches/compile-time.sh).
+    // Built by `InTask::branch` itself: a function less per branch.
+    pub(crate) struct FreeLeaf<'s, F> {
         #[pin]
-        stage: Stage<Traced<F>, T>,
-        task: Named<'s>,
-        echoed: bool,
-        // The group's error type: its state is handed to each poll.
-        error: PhantomData<fn() -> E>,
+        pub(crate) stage: Stage<Traced<F>>,
+        // Outside the stage: ending the body then drops nothing else (a
+        // name's drop is a test).
+        pub(crate) task: Named<'s>,
+        pub(crate) echoed: bool,
     }
 }
 
 pin_project! {
-    /// A [`FreeLeaf`]'s body, then its value: one tag written as it is
-    /// built and as it ends, where an `Option` around each wrote two.
+    /// A [`FreeLeaf`]'s body, until it ends.
     #[project = StageProj]
-    #[project_replace = StageReplace]
-    enum Stage<F, T> {
+    pub(crate) enum Stage<F> {
         Running { #[pin] body: F },
-        Done { value: T },
         Gone,
     }
 }
 
-impl<'s, E, F: Future, T> FreeLeaf<'s, E, F, T> {
-    /// `body` in the span made for it (`Lent::free`, not generic over it).
-    // `#[inline]`: see `InTaskLeaf::new`.
-    #[inline]
-    pub(crate) fn new((task, span): (Named<'s>, trace::Span), body: F) -> Self {
-        FreeLeaf {
-            stage: Stage::Running {
-                body: trace::instrument(span, body),
-            },
-            task,
-            echoed: false,
-            error: PhantomData,
-        }
+impl<F> Stage<F> {
+    /// Drops the body where it stands: one function per body for the two
+    /// callers below (unoptimized, `Pin::set` is inlined in each caller).
+    fn end(mut self: Pin<&mut Self>) {
+        self.set(Stage::Gone);
     }
 }
 
-impl<E, F, T> Branch<E> for FreeLeaf<'_, E, F, T>
+impl<E, F, T> Branch<E> for FreeLeaf<'_, F>
 where
     F: Future<Output = Result<T, E>>,
 {
     type Value = T;
 
-    // `#[inline]`: see `Join2::poll_branch`.
+    // `#[inline]`: see `Join2::poll_all`.
     #[inline]
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
+    fn poll_branch(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        scope: &Scope<E>,
+        out: &mut Option<T>,
+    ) -> Poll<()> {
         let mut this = self.project();
         let StageProj::Running { body } = this.stage.as_mut().project() else {
             return Poll::Ready(());
         };
-        let value = ready!(poll_in_task(&scope.state, this.task, this.echoed, body, cx));
-        this.stage.set(match value {
-            Some(value) => Stage::Done { value },
-            None => Stage::Gone,
-        });
+        *out = ready!(poll_in_task(&scope.state, this.task, this.echoed, body, cx));
+        this.stage.end();
         Poll::Ready(())
     }
 
     // Dropped where it stands when `grace` expires.
     fn stop(self: Pin<&mut Self>) {
-        self.project().stage.set(Stage::Gone);
-    }
-
-    fn take(self: Pin<&mut Self>) -> Option<T> {
-        match self.project().stage.project_replace(Stage::Gone) {
-            StageReplace::Done { value } => Some(value),
-            _ => None,
-        }
+        self.project().stage.end();
     }
 
     fn running(&self, census: &mut Census) {
         if let Stage::Running { .. } = self.stage {
-            census.add(&self.task.name(), None);
+            add_running(&self.task, census);
         }
     }
+}
+
+/// A leaf's [`Branch::running`], out of it (not generic over its body).
+fn add_running(task: &Named<'_>, census: &mut Census) {
+    census.add(&task.name(), None);
 }
 
 /// Branches pinned where the caller keeps them (the expansion's
 /// `pin!(join(..))`): the group's future holds a pointer to them, so
 /// awaiting it moves a few words, not every branch.
-impl<E, B: Branch<E> + ?Sized> Branch<E> for Pin<&mut B> {
+impl<E, B: Branches<E> + ?Sized> Branches<E> for Pin<&mut B> {
     type Value = B::Value;
 
     // Optimized, always inlined: the driver's call of its pinned tuple,
@@ -276,12 +287,12 @@ impl<E, B: Branch<E> + ?Sized> Branch<E> for Pin<&mut B> {
     )]
     #[cfg_attr(not(debug_assertions), inline(always))]
     #[cfg_attr(debug_assertions, inline)]
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
-        self.get_mut().as_mut().poll_branch(cx, scope)
+    fn poll_all(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
+        self.get_mut().as_mut().poll_all(cx, scope)
     }
 
-    fn stop(self: Pin<&mut Self>) {
-        self.get_mut().as_mut().stop();
+    fn stop_all(self: Pin<&mut Self>) {
+        self.get_mut().as_mut().stop_all();
     }
 
     #[inline]
@@ -289,77 +300,130 @@ impl<E, B: Branch<E> + ?Sized> Branch<E> for Pin<&mut B> {
         self.get_mut().as_mut().take()
     }
 
-    fn running(&self, census: &mut Census) {
-        (**self).running(census);
+    fn running_all(&self, census: &mut Census) {
+        (**self).running_all(census);
     }
 }
 
 /// A tuple of branches, as the macro writes them.
-pub trait IntoBranches {
+pub trait IntoBranches<E> {
     /// The tuple, pinned field by field.
-    type Branches;
+    type Branches: Branches<E>;
     /// How many branches it holds, nested tuples counted as one each.
     const LEN: usize;
     /// Converts the tuple.
     fn into_branches(self) -> Self::Branches;
 }
 
+/// The values of a tuple of branches as its join keeps them, one
+/// `Option` each, and how they are taken: generic over the value types
+/// alone, so compiled once for every group whose branches give the same.
+pub(crate) trait Values {
+    /// Every value, if every branch gave one.
+    type Taken;
+    /// Takes every value, so that those of the branches that succeeded
+    /// are dropped here when another one failed.
+    fn take_all(&mut self) -> Option<Self::Taken>;
+}
+
 macro_rules! join {
-    ($Join:ident: $($B:ident $b:ident),+) => {
+    ($Join:ident: $($B:ident $b:ident $V:ident $i:tt),+) => {
         pin_project! {
-            /// A tuple of branches, polled in order.
+            /// A tuple of branches, polled in order, and their values.
             #[derive(Debug)]
-            pub struct $Join<$($B),+> {
+            pub struct $Join<$($B,)+ V> {
                 $(#[pin] $b: $B,)+
+                values: V,
             }
         }
 
-        impl<E, $($B: Branch<E>),+> Branch<E> for $Join<$($B),+> {
-            type Value = ($($B::Value,)+);
+        impl<$($V),+> Values for ($(Option<$V>,)+) {
+            type Taken = ($($V,)+);
 
-            // `#[inline]`, and `FreeLeaf`'s: a group's branches are
-            // polled in one function, called directly by its driver
-            // (263 -> 248 Ir per trivial group, benches/instructions.sh).
-            #[inline]
-            fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
-                let this = self.project();
-                let mut pending = false;
-                $(pending |= this.$b.poll_branch(cx, scope).is_pending();)+
-                if pending { Poll::Pending } else { Poll::Ready(()) }
-            }
-
-            fn stop(self: Pin<&mut Self>) {
-                let this = self.project();
-                $(this.$b.stop();)+
-            }
-
-            fn take(self: Pin<&mut Self>) -> Option<Self::Value> {
-                let this = self.project();
-                // Every value is taken, so that those of the branches that
-                // succeeded are dropped here when another one failed.
-                let values = ($(this.$b.take(),)+);
+            fn take_all(&mut self) -> Option<Self::Taken> {
+                let values = ($(self.$i.take(),)+);
                 match values {
                     ($(Some($b),)+) => Some(($($b,)+)),
                     _ => None,
                 }
             }
+        }
 
-            fn running(&self, census: &mut Census) {
+        impl<E, $($B: Branch<E, Value = $V>,)+ $($V),+> Branches<E>
+            for $Join<$($B,)+ ($(Option<$V>,)+)>
+        {
+            type Value = ($($V,)+);
+
+            // `#[inline]`, and `FreeLeaf`'s: a group's branches are
+            // polled in one function, called directly by its driver
+            // (263 -> 248 Ir per trivial group, benches/instructions.sh).
+            #[inline]
+            fn poll_all(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
+                let this = self.project();
+                let values = this.values;
+                let mut pending = false;
+                $(pending |= this.$b.poll_branch(cx, scope, &mut values.$i).is_pending();)+
+                if pending { Poll::Pending } else { Poll::Ready(()) }
+            }
+
+            fn stop_all(self: Pin<&mut Self>) {
+                let this = self.project();
+                $(this.$b.stop();)+
+            }
+
+            #[inline]
+            fn take(self: Pin<&mut Self>) -> Option<Self::Value> {
+                self.project().values.take_all()
+            }
+
+            fn running_all(&self, census: &mut Census) {
                 $(self.$b.running(census);)+
             }
         }
 
-        impl<$($B),+> IntoBranches for ($($B,)+) {
-            type Branches = $Join<$($B),+>;
+        /// A tuple nested in another (the macro nests tuples longer than
+        /// the runtime's longest).
+        impl<E, $($B: Branch<E, Value = $V>,)+ $($V),+> Branch<E>
+            for $Join<$($B,)+ ($(Option<$V>,)+)>
+        {
+            type Value = ($($V,)+);
+
+            fn poll_branch(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                scope: &Scope<E>,
+                out: &mut Option<Self::Value>,
+            ) -> Poll<()> {
+                ready!(self.as_mut().poll_all(cx, scope));
+                // Once: later polls find nothing left to take.
+                if let Some(values) = Branches::<E>::take(self) {
+                    *out = Some(values);
+                }
+                Poll::Ready(())
+            }
+
+            fn stop(self: Pin<&mut Self>) {
+                self.stop_all();
+            }
+
+            fn running(&self, census: &mut Census) {
+                self.running_all(census);
+            }
+        }
+
+        impl<E, $($B: Branch<E, Value = $V>,)+ $($V),+> IntoBranches<E> for ($($B,)+) {
+            type Branches = $Join<$($B,)+ ($(Option<$V>,)+)>;
             const LEN: usize = [$(stringify!($b)),+].len();
 
             fn into_branches(self) -> Self::Branches {
                 let ($($b,)+) = self;
-                $Join { $($b,)+ }
+                $Join { $($b,)+ values: ($(None::<$V>,)+) }
             }
         }
 
-        impl<'p, $($B),+> IntoBranches for Pin<&'p mut $Join<$($B),+>> {
+        impl<'p, E, $($B: Branch<E, Value = $V>,)+ $($V),+> IntoBranches<E>
+            for Pin<&'p mut $Join<$($B,)+ ($(Option<$V>,)+)>>
+        {
             type Branches = Self;
             const LEN: usize = [$(stringify!($b)),+].len();
 
@@ -371,14 +435,14 @@ macro_rules! join {
     };
 }
 
-join!(Join1: A a);
-join!(Join2: A a, B b);
-join!(Join3: A a, B b, C c);
-join!(Join4: A a, B b, C c, D d);
-join!(Join5: A a, B b, C c, D d, F f);
-join!(Join6: A a, B b, C c, D d, F f, G g);
-join!(Join7: A a, B b, C c, D d, F f, G g, H h);
-join!(Join8: A a, B b, C c, D d, F f, G g, H h, I i);
+join!(Join1: A a VA 0);
+join!(Join2: A a VA 0, B b VB 1);
+join!(Join3: A a VA 0, B b VB 1, C c VC 2);
+join!(Join4: A a VA 0, B b VB 1, C c VC 2, D d VD 3);
+join!(Join5: A a VA 0, B b VB 1, C c VC 2, D d VD 3, F f VF 4);
+join!(Join6: A a VA 0, B b VB 1, C c VC 2, D d VD 3, F f VF 4, G g VG 5);
+join!(Join7: A a VA 0, B b VB 1, C c VC 2, D d VD 3, F f VF 4, G g VG 5, H h VH 6);
+join!(Join8: A a VA 0, B b VB 1, C c VC 2, D d VD 3, F f VF 4, G g VG 5, H h VH 6, I i VI 7);
 
 /// One `errgroup!` evaluation: the group's state and its `grace`.
 #[derive(Debug)]
@@ -414,7 +478,7 @@ impl<E: 'static> Scope<E> {
     /// Runs `branches` (a tuple of what the branch constructors made) to
     /// the end: the group's result, values in branch order.
     #[inline]
-    pub fn run<B: IntoBranches>(&self, branches: B) -> Driver<'_, E, B::Branches> {
+    pub fn run<B: IntoBranches<E>>(&self, branches: B) -> Driver<'_, E, B::Branches> {
         Driver {
             scope: self,
             branches: branches.into_branches(),
@@ -502,7 +566,7 @@ impl<'s, E, B> Driver<'s, E, B> {
     }
 }
 
-impl<E: Send + Sync + 'static, B: Branch<E>, S: Future> Future for Driver<'_, E, B, S> {
+impl<E: Send + Sync + 'static, B: Branches<E>, S: Future> Future for Driver<'_, E, B, S> {
     type Output = Result<B::Value, Error<E>>;
 
     // `#[inline]`: into the block that awaits the group, with `drive`'s
@@ -561,7 +625,7 @@ enum Ended {
 #[cfg_attr(not(debug_assertions), inline(always))]
 fn drive<E: Send + Sync + 'static, V, S: Future>(
     scope: &Scope<E>,
-    mut branches: Pin<&mut dyn Branch<E, Value = V>>,
+    mut branches: Pin<&mut dyn Branches<E, Value = V>>,
     mut life: Pin<&mut Lifecycle<'_, S>>,
     cx: &mut Context<'_>,
 ) -> Poll<Ended> {
@@ -571,7 +635,7 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
     }
     // Without a core: no timer, token, signal, task or watcher, only
     // the branches (`Place`, state.rs).
-    let polled = lend(place, || branches.as_mut().poll_branch(cx, scope));
+    let polled = lend(place, || branches.as_mut().poll_all(cx, scope));
     if let Some(core) = place.core() {
         return after_branches(core, &*branches, &life, cx, polled);
     }
@@ -584,14 +648,14 @@ fn drive<E: Send + Sync + 'static, V, S: Future>(
 #[inline(never)]
 fn poll_life<E, V, S: Future>(
     core: &Core,
-    branches: Pin<&mut dyn Branch<E, Value = V>>,
+    branches: Pin<&mut dyn Branches<E, Value = V>>,
     life: Pin<&mut Lifecycle<'_, S>>,
     cx: &mut Context<'_>,
 ) {
     let branches_now = &*branches;
     let expired = life.poll(cx, core, |since| census(core, since, branches_now));
     if expired {
-        branches.stop();
+        branches.stop_all();
     }
 }
 
@@ -600,7 +664,7 @@ fn poll_life<E, V, S: Future>(
 #[inline(never)]
 fn after_branches<E, V, S: Future>(
     core: &Core,
-    branches: &dyn Branch<E, Value = V>,
+    branches: &dyn Branches<E, Value = V>,
     life: &Lifecycle<'_, S>,
     cx: &mut Context<'_>,
     polled: Poll<()>,
@@ -625,8 +689,8 @@ fn after_branches<E, V, S: Future>(
 }
 
 /// What runs now: the branches in the order written, then the tasks.
-fn census<E, B: Branch<E> + ?Sized>(core: &Core, since: Option<Instant>, branches: &B) -> Census {
-    core.census(since, |census| branches.running(census))
+fn census<E, B: Branches<E> + ?Sized>(core: &Core, since: Option<Instant>, branches: &B) -> Census {
+    core.census(since, |census| branches.running_all(census))
 }
 
 pin_project! {
@@ -663,13 +727,11 @@ pin_project! {
 }
 
 pin_project! {
-    /// Where an [`InlineLeaf`] runs, then its value.
+    /// Where an [`InlineLeaf`] runs (its value goes to its join).
     #[project = PlacedProj]
-    #[project_replace = PlacedReplace]
     enum Placed<'s, F, T> {
         Inline { #[pin] body: F },
         Spawned { #[pin] run: Spawned<T, &'s Arc<Core>> },
-        Done { value: T },
         Gone,
     }
 }
@@ -719,19 +781,21 @@ where
 {
     type Value = T;
 
-    fn poll_branch(self: Pin<&mut Self>, cx: &mut Context<'_>, scope: &Scope<E>) -> Poll<()> {
+    fn poll_branch(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        scope: &Scope<E>,
+        out: &mut Option<T>,
+    ) -> Poll<()> {
         let mut this = self.project();
-        let value = match this.stage.as_mut().project() {
+        *out = match this.stage.as_mut().project() {
             PlacedProj::Inline { body } => {
                 ready!(poll_in_task(&scope.state, this.task, this.echoed, body, cx))
             }
             PlacedProj::Spawned { run } => ready!(run.poll(cx)),
-            PlacedProj::Done { .. } | PlacedProj::Gone => return Poll::Ready(()),
+            PlacedProj::Gone => return Poll::Ready(()),
         };
-        this.stage.set(match value {
-            Some(value) => Placed::Done { value },
-            None => Placed::Gone,
-        });
+        this.stage.set(Placed::Gone);
         Poll::Ready(())
     }
 
@@ -748,20 +812,13 @@ where
             PlacedProj::Spawned { run } => {
                 run.stop();
             }
-            PlacedProj::Done { .. } | PlacedProj::Gone => {}
-        }
-    }
-
-    fn take(self: Pin<&mut Self>) -> Option<T> {
-        match self.project().stage.project_replace(Placed::Gone) {
-            PlacedReplace::Done { value } => Some(value),
-            _ => None,
+            PlacedProj::Gone => {}
         }
     }
 
     fn running(&self, census: &mut Census) {
         if let Placed::Inline { .. } | Placed::Spawned { .. } = self.stage {
-            census.add(&self.task.name(), None);
+            add_running(&self.task, census);
         }
     }
 }

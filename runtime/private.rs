@@ -30,7 +30,7 @@ use crate::branch::{
 use crate::channel::{self, Receiver, Sender};
 use crate::ctx::{BranchCtx, Ctx, IntoParent, ParentKind};
 pub use crate::engine::{Branch, IntoBranches, Scope};
-use crate::engine::{FreeLeaf, InTaskLeaf, InlineLeaf, Leaf};
+use crate::engine::{FreeLeaf, InTaskLeaf, InlineLeaf, Leaf, Stage};
 use crate::error::{Error, TaskName};
 use crate::fanout::{FanOut, InTask as InTaskPool, Job, Jobs};
 use crate::limit::Start;
@@ -287,20 +287,23 @@ impl<'s> Lent<'s> {
         Head::in_task(state, self.task)
     }
 
-    /// [`InTask::branch`]'s name and span, out of it.
+    /// [`InTask::branch`]'s name and span, out of it: its one call before
+    /// its body is in place (unoptimized, each call there has its own
+    /// path that drops the body if it unwinds).
     // `#[inline]`: see [`InTask::branch`].
     #[inline]
-    fn free<E>(self, state: &State<E>) -> (Named<'s>, trace::Span) {
+    fn free<E>(ctx: impl Into<Self>, state: &State<E>) -> (Named<'s>, trace::Span) {
+        let lent = ctx.into();
         debug_assert!(
             state.place.core().is_none_or(|core| core.limit().is_none()),
             "a branch of a group with `limit` is made by `InTask::limited`"
         );
         let span = if trace::ENABLED {
-            self.task.span(state.place.span())
+            lent.task.span(state.place.span())
         } else {
             trace::none()
         };
-        (self.task, span)
+        (lent.task, span)
     }
 }
 
@@ -321,7 +324,18 @@ impl InTask {
         F: Future<Output = Result<T, E>> + 's,
         T: 's,
     {
-        FreeLeaf::new(ctx.into().free(&*scope.state), body)
+        let (task, span) = Lent::free(ctx, &*scope.state);
+        // Without the feature `Traced<F>` is `F`: unoptimized, a call and
+        // a function fewer per branch.
+        #[cfg(feature = "tracing")]
+        let body = trace::instrument(span, body);
+        #[cfg(not(feature = "tracing"))]
+        let trace::Span = span;
+        FreeLeaf {
+            stage: Stage::Running { body },
+            task,
+            echoed: false,
+        }
     }
 
     /// An in-task branch of a group with `limit`: it may wait for a
@@ -654,7 +668,7 @@ impl Blocking {
 
 /// A tuple of branches as one branch: the macro nests tuples longer than
 /// the runtime's longest.
-pub fn join<B: IntoBranches>(branches: B) -> B::Branches {
+pub fn join<E, B: IntoBranches<E>>(branches: B) -> B::Branches {
     branches.into_branches()
 }
 
