@@ -539,9 +539,9 @@ impl Linter<'_> {
             let mut args = Group::new(Delimiter::Parenthesis, TokenStream::new());
             args.set_span(last);
             let callee = Ident::new("errgroup_bound", last);
-            out.extend(quote_spanned! {first=>
+            out.extend([quote_spanned! {first=>
                 #lints::#bound::#callee(#receiver.#method #args);
-            });
+            }]);
         }
         // No block of its own: a later check's `errgroup_verdict` shadows
         // this one, after its last use.
@@ -659,11 +659,11 @@ impl Linter<'_> {
         };
         let mut check = self.checks(&quote_spanned!(site=> #lints::#probe(&#v)), span, local);
         if let Some(tokens) = self.replayed(&v, projections) {
-            check.extend(self.checks(
+            check.extend([self.checks(
                 &quote_spanned!(site=> #lints::shallow(&#tokens)),
                 span,
                 false,
-            ));
+            )]);
         }
         let value = scrutinee(expr);
         *expr = Expr::Verbatim(match kind {
@@ -721,7 +721,7 @@ impl Linter<'_> {
                         if self.bound.contains(&name) {
                             self.visit_expr_mut(expr);
                         } else if name != "ctx" {
-                            let span = ends(expr.to_token_stream());
+                            let span = expr_ends(expr);
                             self.value_at(expr, &[], false, span, Value::Name);
                         }
                     }
@@ -738,7 +738,7 @@ impl Linter<'_> {
     /// the projections replayed on its type.
     fn projected(&mut self, expr: &mut Expr, structural: bool) {
         if let Some(place) = place_tokens(expr, self.krate) {
-            let span = ends(expr.to_token_stream());
+            let span = expr_ends(expr);
             // Index expressions are values the statement evaluates.
             self.indexes(expr);
             self.place(&place, span, structural);
@@ -787,10 +787,7 @@ impl Linter<'_> {
         // Spanned over the user's tokens, before its parts are rewritten:
         // the links of a chain (`make().lock().unwrap()`) over the whole
         // chain, so that their errors are one error.
-        let span = self
-            .chain
-            .take()
-            .unwrap_or_else(|| ends(expr.to_token_stream()));
+        let span = self.chain.take().unwrap_or_else(|| expr_ends(expr));
         self.chain = Some(span);
         let bound = std::mem::take(&mut self.bound_value);
         // Read from the user's syntax, before its parts are rewritten.
@@ -1220,6 +1217,79 @@ fn lints_module() -> Ident {
     Ident::new("errgroup_lints", Span::mixed_site())
 }
 
+/// The first and the last token `expr` prints as: read from the syntax
+/// tree for the shapes a check spans most (paths, calls, method calls,
+/// `.await`s, `?`s, fields), printed and searched for the others. Printing
+/// costs a round trip of every token over the proc-macro bridge, a cost in
+/// every build, the macro being unoptimized in a dev profile.
+fn expr_ends(expr: &Expr) -> (Span, Span) {
+    match (first_span(expr), last_span(expr)) {
+        (Some(first), Some(last)) => (first, last),
+        _ => ends(expr.to_token_stream()),
+    }
+}
+
+/// The span of the first token `expr` prints as, for the shapes
+/// [`expr_ends`] reads from the tree (never parenthesized by syn's
+/// printer where they stand).
+fn first_span(expr: &Expr) -> Option<Span> {
+    match expr {
+        Expr::Path(path) if path.attrs.is_empty() && plain_path(path) => {
+            Some(match &path.path.leading_colon {
+                Some(colon) => colon.spans[0],
+                None => path.path.segments.first()?.ident.span(),
+            })
+        }
+        Expr::Call(call) if call.attrs.is_empty() && matches!(&*call.func, Expr::Path(_)) => {
+            first_span(&call.func)
+        }
+        Expr::MethodCall(call)
+            if call.attrs.is_empty() && !matches!(&*call.receiver, Expr::Lit(_)) =>
+        {
+            first_span(&call.receiver)
+        }
+        Expr::Await(e) if e.attrs.is_empty() && !matches!(&*e.base, Expr::Lit(_)) => {
+            first_span(&e.base)
+        }
+        Expr::Try(e) if e.attrs.is_empty() => first_span(&e.expr),
+        Expr::Field(e) if e.attrs.is_empty() && !matches!(&*e.base, Expr::Lit(_)) => {
+            first_span(&e.base)
+        }
+        _ => None,
+    }
+}
+
+/// The span of the last token `expr` prints as (see [`first_span`]): of a
+/// printed group, its closing delimiter's, as [`ends`] reads it.
+fn last_span(expr: &Expr) -> Option<Span> {
+    match expr {
+        Expr::Path(path) if plain_path(path) => Some(path.path.segments.last()?.ident.span()),
+        Expr::Call(call) => Some(printed_close(call.paren_token.span)),
+        Expr::MethodCall(call) => Some(printed_close(call.paren_token.span)),
+        Expr::Await(e) => Some(e.await_token.span),
+        Expr::Try(e) => Some(e.question_token.spans[0]),
+        Expr::Field(e) => Some(match &e.member {
+            syn::Member::Named(ident) => ident.span(),
+            syn::Member::Unnamed(index) => index.span,
+        }),
+        _ => None,
+    }
+}
+
+/// A path without `<T as Trait>::` or generic arguments: its tokens are
+/// its `::`s and identifiers.
+fn plain_path(path: &syn::ExprPath) -> bool {
+    path.qself.is_none() && path.path.segments.iter().all(|s| s.arguments.is_none())
+}
+
+/// The closing delimiter's span of a group syn prints from `span`: it
+/// makes the group and sets its span to the whole (`token::printing::delim`).
+fn printed_close(span: proc_macro2::extra::DelimSpan) -> Span {
+    let mut group = Group::new(Delimiter::Parenthesis, TokenStream::new());
+    group.set_span(span.join());
+    group.span_close()
+}
+
 /// The first and the last token of `tokens`.
 fn ends(tokens: TokenStream) -> (Span, Span) {
     let mut first = None;
@@ -1537,14 +1607,14 @@ impl VisitMut for Linter<'_> {
                 // a body's last statement: a `!` there (`if ok { run() }
                 // else { fatal("..") }`) takes its type from what follows.
                 Stmt::Expr(expr, None) if bare_call(expr) && target.is_some() => {
-                    let span = ends(expr.to_token_stream());
+                    let span = expr_ends(expr);
                     self.operands(expr);
                     if !Self::skipped(expr) {
                         *expr = Expr::Verbatim(self.diverging(expr, span));
                     }
                 }
                 Stmt::Expr(expr, semi) if bare_call(expr) => {
-                    let span = ends(expr.to_token_stream());
+                    let span = expr_ends(expr);
                     self.operands(expr);
                     if semi.is_some() && !Self::skipped(expr) {
                         *expr = Expr::Verbatim(self.discarded(expr, span));
@@ -1603,7 +1673,7 @@ impl VisitMut for Linter<'_> {
                 _ => {
                     let name = path.path.segments.last().map(|s| s.ident.to_string());
                     if !name.is_some_and(|n| GENERIC_RESULTS.contains(&n.as_str())) {
-                        let span = ends(expr.to_token_stream());
+                        let span = expr_ends(expr);
                         self.value_at(expr, &[], false, span, Value::Function);
                     }
                 }
