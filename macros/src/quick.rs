@@ -62,18 +62,26 @@ fn token(cursor: Cursor) -> Parsed<Token> {
 }
 
 /// Keywords, reserved words and contextual keywords, which syn reads by
-/// rules of their own (and `r#` identifiers, left to syn too).
+/// rules of their own (and `r#` identifiers, left to syn too). By length
+/// first: a check per identifier, the macro unoptimized in a dev profile.
 fn reserved(name: &str) -> bool {
     #[rustfmt::skip]
-    const WORDS: &[&str] = &[
-        "_", "abstract", "as", "async", "auto", "await", "become", "box", "break", "builtin",
-        "const", "continue", "crate", "default", "do", "dyn", "else", "enum", "extern", "false",
-        "final", "fn", "for", "gen", "if", "impl", "in", "let", "loop", "macro", "macro_rules",
-        "match", "mod", "move", "mut", "override", "priv", "pub", "raw", "ref", "return", "safe",
-        "self", "Self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
-        "union", "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
-    ];
-    name.starts_with("r#") || WORDS.contains(&name)
+    let words: &[&str] = match name.len() {
+        1 => &["_"],
+        2 => &["as", "do", "fn", "if", "in"],
+        3 => &["box", "dyn", "for", "gen", "let", "mod", "mut", "pub", "raw", "ref", "try",
+               "use"],
+        4 => &["auto", "else", "enum", "impl", "loop", "move", "priv", "safe", "self", "Self",
+               "true", "type"],
+        5 => &["async", "await", "break", "const", "crate", "false", "final", "macro", "match",
+               "super", "trait", "union", "where", "while", "yield"],
+        6 => &["become", "extern", "return", "static", "struct", "typeof", "unsafe"],
+        7 => &["builtin", "default", "unsized", "virtual"],
+        8 => &["abstract", "continue", "override"],
+        11 => &["macro_rules"],
+        _ => &[],
+    };
+    name.starts_with("r#") || words.contains(&name)
 }
 
 /// Whether the next token is the keyword `word` (which [`token`] refuses).
