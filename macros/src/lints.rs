@@ -502,24 +502,21 @@ impl Linter<'_> {
 
     /// The checks of one probe (`source` evaluates to a `Probe`), spanned
     /// over `first..=last` of the user's tokens.
-    fn checks(
-        &self,
-        source: &TokenStream,
-        (first, last): (Span, Span),
-        local: bool,
-    ) -> TokenStream {
+    fn checks(&self, source: TokenStream, (first, last): (Span, Span), local: bool) -> TokenStream {
         self.checked.set(true);
         let site = Span::mixed_site();
         let verdict = Ident::new("errgroup_verdict", site);
         // The expansion's import of the lints module (see `imports`),
         // spanned on the user's tokens like the rest of the call.
         let lints = Ident::new("errgroup_lints", first);
-        // Spanned on the user's tokens: a type still unknown here fails
-        // on this call, and its error points at them.
-        let ask = quote_spanned!(first=> (#source).errgroup_verdict());
-        let mut out = quote_spanned! {site=>
-            let #verdict = #ask;
-        };
+        // `let errgroup_verdict = (source).errgroup_verdict();`, its `let`,
+        // `=` and `;` mixed-site; the rest spanned on the user's tokens: a
+        // type still unknown here fails on this call, and its error points
+        // at them. Written as one `quote!` of tokens, not of streams: each
+        // stream added to another is a round trip over the proc-macro bridge.
+        let let_token = Ident::new("let", site);
+        let (eq, semi) = (punct('=', site), punct(';', site));
+        let source = group(Delimiter::Parenthesis, source, first);
         let kinds = [
             (self.channels, "GroupChannel", "channel"),
             (
@@ -528,24 +525,20 @@ impl Linter<'_> {
                 if local { "local_task" } else { "task" },
             ),
         ];
-        for (on, bound, method) in kinds {
-            if !on {
-                continue;
-            }
-            let bound = Ident::new(bound, first);
-            let method = Ident::new(method, last);
-            let mut receiver = Group::new(Delimiter::Parenthesis, quote!(#verdict));
-            receiver.set_span(first);
-            let mut args = Group::new(Delimiter::Parenthesis, TokenStream::new());
-            args.set_span(last);
-            let callee = Ident::new("errgroup_bound", last);
-            out.extend([quote_spanned! {first=>
-                #lints::#bound::#callee(#receiver.#method #args);
-            }]);
-        }
+        let (bounds, methods): (Vec<_>, Vec<_>) = kinds
+            .into_iter()
+            .filter(|(on, ..)| *on)
+            .map(|(_, bound, method)| (Ident::new(bound, first), Ident::new(method, last)))
+            .unzip();
+        let receiver = group(Delimiter::Parenthesis, quote!(#verdict), first);
+        let args = group(Delimiter::Parenthesis, TokenStream::new(), last);
+        let callee = Ident::new("errgroup_bound", last);
         // No block of its own: a later check's `errgroup_verdict` shadows
         // this one, after its last use.
-        out
+        quote_spanned! {first=>
+            #let_token #verdict #eq #source.errgroup_verdict() #semi
+            #(#lints::#bounds::#callee(#receiver.#methods #args);)*
+        }
     }
 
     /// Checks a place by type: recorded (or checked) in the statement
@@ -581,7 +574,7 @@ impl Linter<'_> {
         let stmt = match self.mode_at(targets) {
             Mode::Late(block, witness) => {
                 let check = self.checks(
-                    &quote_spanned!(Span::mixed_site()=> #witness.probe()),
+                    quote_spanned!(Span::mixed_site()=> #witness.probe()),
                     span,
                     false,
                 );
@@ -592,12 +585,12 @@ impl Linter<'_> {
             // the group, and one a pattern binds from what it matches:
             // checked deeply; one a `let` binds, only at its head.
             Mode::Now if !loose => self.checks(
-                &quote_spanned!(Span::mixed_site()=> #lints::probe(&#tokens)),
+                quote_spanned!(Span::mixed_site()=> #lints::probe(&#tokens)),
                 span,
                 false,
             ),
             Mode::Now => self.checks(
-                &quote_spanned!(Span::mixed_site()=> #lints::shallow(&#tokens)),
+                quote_spanned!(Span::mixed_site()=> #lints::shallow(&#tokens)),
                 span,
                 false,
             ),
@@ -657,10 +650,10 @@ impl Linter<'_> {
             Value::Computed => quote!(shallow),
             Value::Function | Value::Name => quote!(function),
         };
-        let mut check = self.checks(&quote_spanned!(site=> #lints::#probe(&#v)), span, local);
+        let mut check = self.checks(quote_spanned!(site=> #lints::#probe(&#v)), span, local);
         if let Some(tokens) = self.replayed(&v, projections) {
             check.extend([self.checks(
-                &quote_spanned!(site=> #lints::shallow(&#tokens)),
+                quote_spanned!(site=> #lints::shallow(&#tokens)),
                 span,
                 false,
             )]);
@@ -831,7 +824,7 @@ impl Linter<'_> {
         let site = Span::mixed_site();
         let lints = lints_module();
         let probe = Ident::new(probe, site);
-        let check = self.checks(&quote_spanned!(site=> #witness.#probe()), span, local);
+        let check = self.checks(quote_spanned!(site=> #witness.#probe()), span, local);
         self.blocks[block].checks.push(check);
         Some(quote_spanned!(site=> #witness = #lints::witness(&#value);))
     }
@@ -848,7 +841,7 @@ impl Linter<'_> {
         let code = match self.late(&v, "shallow", span, local) {
             Some(record) => recorded(&record),
             None => {
-                unreachable(&self.checks(&quote_spanned!(site=> #lints::shallow(&#v)), span, local))
+                unreachable(&self.checks(quote_spanned!(site=> #lints::shallow(&#v)), span, local))
             }
         };
         let call = scrutinee(call);
@@ -1208,6 +1201,20 @@ fn imports(krate: &Krate) -> TokenStream {
     quote_spanned! {Span::mixed_site()=>
         use #private::lints::{self as #lints, via::*};
     }
+}
+
+/// A punctuation character alone, spanned at `span`.
+fn punct(ch: char, span: Span) -> proc_macro2::Punct {
+    let mut punct = proc_macro2::Punct::new(ch, proc_macro2::Spacing::Alone);
+    punct.set_span(span);
+    punct
+}
+
+/// A group spanned at `span`, as `quote_spanned!` makes one.
+fn group(delimiter: Delimiter, stream: TokenStream, span: Span) -> Group {
+    let mut group = Group::new(delimiter, stream);
+    group.set_span(span);
+    group
 }
 
 /// `errgroup_lints`, the runtime's `lints` module as `imports` names it
