@@ -31,8 +31,8 @@ enum Item {
 
 /// Parses the block into `errors` and the tree of what did parse.
 pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
-    let end = end_span(&tokens);
-    let Some(items) = parse_at_once(&tokens, end) else {
+    let Some(items) = parse_at_once(&tokens) else {
+        let end = end_span(&tokens);
         return parse_each(tokens, end, errors);
     };
     let mut parsed = Input::default();
@@ -64,7 +64,11 @@ fn add(parsed: &mut Input, item: Item, errors: &mut Errors) {
 /// buffer once, instead of once per item over every token left (a cost
 /// in every build of every block, as a dev profile builds the macro
 /// unoptimized).
-fn parse_at_once(tokens: &TokenStream, end: Span) -> Option<Vec<Item>> {
+///
+/// The block's end is spanned at the call site here: only an error would
+/// carry it, and a block with one is parsed again by [`parse_each`], which
+/// finds the end (reading every token of the block once more).
+fn parse_at_once(tokens: &TokenStream) -> Option<Vec<Item>> {
     let mut scratch = Errors::default();
     let mut items = Vec::new();
     let mut broken = false;
@@ -81,7 +85,7 @@ fn parse_at_once(tokens: &TokenStream, end: Span) -> Option<Vec<Item>> {
         }
         Ok(())
     };
-    let parsed = parse_scoped(parser, end, tokens.clone());
+    let parsed = parse_scoped(parser, Span::call_site(), tokens.clone());
     (parsed.is_ok() && !broken && scratch.is_empty()).then_some(items)
 }
 
