@@ -1158,26 +1158,37 @@ fn bare_call(expr: &Expr) -> bool {
 }
 
 /// `expr` as a `match` scrutinee: in parentheses when it starts with a
-/// struct literal (`Ok {} (())`), which a scrutinee may not.
-fn scrutinee(expr: &Expr) -> TokenStream {
-    fn struct_first(expr: &Expr) -> bool {
-        match expr {
-            Expr::Struct(_) => true,
-            Expr::Call(e) => struct_first(&e.func),
-            Expr::MethodCall(e) => struct_first(&e.receiver),
-            Expr::Field(e) => struct_first(&e.base),
-            Expr::Index(e) => struct_first(&e.expr),
-            Expr::Await(e) => struct_first(&e.base),
-            Expr::Try(e) => struct_first(&e.expr),
-            Expr::Cast(e) => struct_first(&e.expr),
-            Expr::Binary(e) => struct_first(&e.left),
-            _ => false,
+/// struct literal (`Ok {} (())`), which a scrutinee may not. Printed
+/// straight into the `match` (a stream of its own, added to it, would be
+/// a round trip of its tokens over the proc-macro bridge).
+fn scrutinee(expr: &Expr) -> Scrutinee<'_> {
+    Scrutinee(expr)
+}
+
+struct Scrutinee<'a>(&'a Expr);
+
+impl ToTokens for Scrutinee<'_> {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        fn struct_first(expr: &Expr) -> bool {
+            match expr {
+                Expr::Struct(_) => true,
+                Expr::Call(e) => struct_first(&e.func),
+                Expr::MethodCall(e) => struct_first(&e.receiver),
+                Expr::Field(e) => struct_first(&e.base),
+                Expr::Index(e) => struct_first(&e.expr),
+                Expr::Await(e) => struct_first(&e.base),
+                Expr::Try(e) => struct_first(&e.expr),
+                Expr::Cast(e) => struct_first(&e.expr),
+                Expr::Binary(e) => struct_first(&e.left),
+                _ => false,
+            }
         }
-    }
-    if struct_first(expr) {
-        quote!((#expr))
-    } else {
-        quote!(#expr)
+        if struct_first(self.0) {
+            let expr = self.0.to_token_stream();
+            quote::TokenStreamExt::append(tokens, Group::new(Delimiter::Parenthesis, expr));
+        } else {
+            self.0.to_tokens(tokens);
+        }
     }
 }
 

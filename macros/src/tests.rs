@@ -1298,3 +1298,11 @@ fn quick_bodies_are_read_as_syn_reads_them() {
         );
     }
 }
+
+/// A checked value that starts with a struct literal is a `match`
+/// scrutinee in parentheses, where rustc takes a struct literal.
+#[test]
+fn a_value_starting_with_a_struct_literal_is_matched_in_parentheses() {
+    let output = expand(&tokens("a => { S {}.get().await; Ok(()) },"));
+    assert!(output.contains("match (S { } . get ()) {"), "{output}");
+}
