@@ -53,7 +53,7 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
             clones: clones(&branch.attrs.clones, &rt),
             shadow: !shadow,
         };
-        setup.extend(names.ends.setup.clone());
+        setup.extend([names.ends.setup.clone()]);
         let future = match &branch.body {
             Body::Expr(body) => {
                 let (ctx, name) = (&names.ctx, branch.name.to_string());
@@ -63,7 +63,7 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
                 } else {
                     format_ident!("ctx", span = site)
                 };
-                setup.extend(quote_spanned!(site=> let #ctx = #scope.#make(#name);));
+                setup.extend([quote_spanned!(site=> let #ctx = #scope.#make(#name);)]);
                 single(&names, &name, body, mode, inline == Some(i))
             }
             Body::For(fan_out) => fan_out_branch(&names, &branch.name, fan_out, mode),
@@ -71,7 +71,7 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
         };
         branches.push(future);
     }
-    setup.extend(channels.drops);
+    setup.extend([channels.drops]);
 
     let values: Vec<_> = (0..branches.len())
         .map(|i| format_ident!("__errgroup_value{}", i, span = site))
@@ -90,10 +90,10 @@ pub(crate) fn expand(input: &Input, imports: Option<&TokenStream>) -> TokenStrea
     } else {
         quote_spanned!(site=> #rt::join(#tuple))
     };
-    setup.extend(quote_spanned!(site=>
+    setup.extend([quote_spanned!(site=>
         let #pinned = #joined;
         let #pinned = #rt::pin!(#pinned);
-    ));
+    )]);
     let tuple = &pinned;
     // A signal that is not a future is reported once, at the value: the
     // call that turns it into its future and the run's `.await` (which
@@ -485,13 +485,13 @@ fn channels<'a>(
         let capacity = &channel.capacity;
         channels
             .setup
-            .extend(quote_spanned! {channel.constructor.span()=>
+            .extend([quote_spanned! {channel.constructor.span()=>
                 let (#tx, #rx) = #scope.#method #turbofish(#capacity);
-            });
-        channels.drops.extend(quote_spanned! {site=>
+            }]);
+        channels.drops.extend([quote_spanned! {site=>
             #rt::drop(#tx);
             #rt::drop(#rx);
-        });
+        }]);
         channels.ends.push((&channel.tx, tx));
         channels.ends.push((&channel.rx, rx));
     }

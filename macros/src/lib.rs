@@ -28,6 +28,7 @@ mod lints;
 mod mode;
 mod never_ok;
 mod parse;
+mod quick;
 #[cfg(test)]
 mod tests;
 mod valid;

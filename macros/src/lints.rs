@@ -502,24 +502,21 @@ impl Linter<'_> {
 
     /// The checks of one probe (`source` evaluates to a `Probe`), spanned
     /// over `first..=last` of the user's tokens.
-    fn checks(
-        &self,
-        source: &TokenStream,
-        (first, last): (Span, Span),
-        local: bool,
-    ) -> TokenStream {
+    fn checks(&self, source: TokenStream, (first, last): (Span, Span), local: bool) -> TokenStream {
         self.checked.set(true);
         let site = Span::mixed_site();
         let verdict = Ident::new("errgroup_verdict", site);
         // The expansion's import of the lints module (see `imports`),
         // spanned on the user's tokens like the rest of the call.
         let lints = Ident::new("errgroup_lints", first);
-        // Spanned on the user's tokens: a type still unknown here fails
-        // on this call, and its error points at them.
-        let ask = quote_spanned!(first=> (#source).errgroup_verdict());
-        let mut out = quote_spanned! {site=>
-            let #verdict = #ask;
-        };
+        // `let errgroup_verdict = (source).errgroup_verdict();`, its `let`,
+        // `=` and `;` mixed-site; the rest spanned on the user's tokens: a
+        // type still unknown here fails on this call, and its error points
+        // at them. Written as one `quote!` of tokens, not of streams: each
+        // stream added to another is a round trip over the proc-macro bridge.
+        let let_token = Ident::new("let", site);
+        let (eq, semi) = (punct('=', site), punct(';', site));
+        let source = group(Delimiter::Parenthesis, source, first);
         let kinds = [
             (self.channels, "GroupChannel", "channel"),
             (
@@ -528,24 +525,20 @@ impl Linter<'_> {
                 if local { "local_task" } else { "task" },
             ),
         ];
-        for (on, bound, method) in kinds {
-            if !on {
-                continue;
-            }
-            let bound = Ident::new(bound, first);
-            let method = Ident::new(method, last);
-            let mut receiver = Group::new(Delimiter::Parenthesis, quote!(#verdict));
-            receiver.set_span(first);
-            let mut args = Group::new(Delimiter::Parenthesis, TokenStream::new());
-            args.set_span(last);
-            let callee = Ident::new("errgroup_bound", last);
-            out.extend(quote_spanned! {first=>
-                #lints::#bound::#callee(#receiver.#method #args);
-            });
-        }
+        let (bounds, methods): (Vec<_>, Vec<_>) = kinds
+            .into_iter()
+            .filter(|(on, ..)| *on)
+            .map(|(_, bound, method)| (Ident::new(bound, first), Ident::new(method, last)))
+            .unzip();
+        let receiver = group(Delimiter::Parenthesis, quote!(#verdict), first);
+        let args = group(Delimiter::Parenthesis, TokenStream::new(), last);
+        let callee = Ident::new("errgroup_bound", last);
         // No block of its own: a later check's `errgroup_verdict` shadows
         // this one, after its last use.
-        out
+        quote_spanned! {first=>
+            #let_token #verdict #eq #source.errgroup_verdict() #semi
+            #(#lints::#bounds::#callee(#receiver.#methods #args);)*
+        }
     }
 
     /// Checks a place by type: recorded (or checked) in the statement
@@ -581,7 +574,7 @@ impl Linter<'_> {
         let stmt = match self.mode_at(targets) {
             Mode::Late(block, witness) => {
                 let check = self.checks(
-                    &quote_spanned!(Span::mixed_site()=> #witness.probe()),
+                    quote_spanned!(Span::mixed_site()=> #witness.probe()),
                     span,
                     false,
                 );
@@ -592,12 +585,12 @@ impl Linter<'_> {
             // the group, and one a pattern binds from what it matches:
             // checked deeply; one a `let` binds, only at its head.
             Mode::Now if !loose => self.checks(
-                &quote_spanned!(Span::mixed_site()=> #lints::probe(&#tokens)),
+                quote_spanned!(Span::mixed_site()=> #lints::probe(&#tokens)),
                 span,
                 false,
             ),
             Mode::Now => self.checks(
-                &quote_spanned!(Span::mixed_site()=> #lints::shallow(&#tokens)),
+                quote_spanned!(Span::mixed_site()=> #lints::shallow(&#tokens)),
                 span,
                 false,
             ),
@@ -657,13 +650,13 @@ impl Linter<'_> {
             Value::Computed => quote!(shallow),
             Value::Function | Value::Name => quote!(function),
         };
-        let mut check = self.checks(&quote_spanned!(site=> #lints::#probe(&#v)), span, local);
+        let mut check = self.checks(quote_spanned!(site=> #lints::#probe(&#v)), span, local);
         if let Some(tokens) = self.replayed(&v, projections) {
-            check.extend(self.checks(
-                &quote_spanned!(site=> #lints::shallow(&#tokens)),
+            check.extend([self.checks(
+                quote_spanned!(site=> #lints::shallow(&#tokens)),
                 span,
                 false,
-            ));
+            )]);
         }
         let value = scrutinee(expr);
         *expr = Expr::Verbatim(match kind {
@@ -721,7 +714,7 @@ impl Linter<'_> {
                         if self.bound.contains(&name) {
                             self.visit_expr_mut(expr);
                         } else if name != "ctx" {
-                            let span = ends(expr.to_token_stream());
+                            let span = expr_ends(expr);
                             self.value_at(expr, &[], false, span, Value::Name);
                         }
                     }
@@ -738,7 +731,7 @@ impl Linter<'_> {
     /// the projections replayed on its type.
     fn projected(&mut self, expr: &mut Expr, structural: bool) {
         if let Some(place) = place_tokens(expr, self.krate) {
-            let span = ends(expr.to_token_stream());
+            let span = expr_ends(expr);
             // Index expressions are values the statement evaluates.
             self.indexes(expr);
             self.place(&place, span, structural);
@@ -787,10 +780,7 @@ impl Linter<'_> {
         // Spanned over the user's tokens, before its parts are rewritten:
         // the links of a chain (`make().lock().unwrap()`) over the whole
         // chain, so that their errors are one error.
-        let span = self
-            .chain
-            .take()
-            .unwrap_or_else(|| ends(expr.to_token_stream()));
+        let span = self.chain.take().unwrap_or_else(|| expr_ends(expr));
         self.chain = Some(span);
         let bound = std::mem::take(&mut self.bound_value);
         // Read from the user's syntax, before its parts are rewritten.
@@ -834,7 +824,7 @@ impl Linter<'_> {
         let site = Span::mixed_site();
         let lints = lints_module();
         let probe = Ident::new(probe, site);
-        let check = self.checks(&quote_spanned!(site=> #witness.#probe()), span, local);
+        let check = self.checks(quote_spanned!(site=> #witness.#probe()), span, local);
         self.blocks[block].checks.push(check);
         Some(quote_spanned!(site=> #witness = #lints::witness(&#value);))
     }
@@ -851,7 +841,7 @@ impl Linter<'_> {
         let code = match self.late(&v, "shallow", span, local) {
             Some(record) => recorded(&record),
             None => {
-                unreachable(&self.checks(&quote_spanned!(site=> #lints::shallow(&#v)), span, local))
+                unreachable(&self.checks(quote_spanned!(site=> #lints::shallow(&#v)), span, local))
             }
         };
         let call = scrutinee(call);
@@ -1168,26 +1158,37 @@ fn bare_call(expr: &Expr) -> bool {
 }
 
 /// `expr` as a `match` scrutinee: in parentheses when it starts with a
-/// struct literal (`Ok {} (())`), which a scrutinee may not.
-fn scrutinee(expr: &Expr) -> TokenStream {
-    fn struct_first(expr: &Expr) -> bool {
-        match expr {
-            Expr::Struct(_) => true,
-            Expr::Call(e) => struct_first(&e.func),
-            Expr::MethodCall(e) => struct_first(&e.receiver),
-            Expr::Field(e) => struct_first(&e.base),
-            Expr::Index(e) => struct_first(&e.expr),
-            Expr::Await(e) => struct_first(&e.base),
-            Expr::Try(e) => struct_first(&e.expr),
-            Expr::Cast(e) => struct_first(&e.expr),
-            Expr::Binary(e) => struct_first(&e.left),
-            _ => false,
+/// struct literal (`Ok {} (())`), which a scrutinee may not. Printed
+/// straight into the `match` (a stream of its own, added to it, would be
+/// a round trip of its tokens over the proc-macro bridge).
+fn scrutinee(expr: &Expr) -> Scrutinee<'_> {
+    Scrutinee(expr)
+}
+
+struct Scrutinee<'a>(&'a Expr);
+
+impl ToTokens for Scrutinee<'_> {
+    fn to_tokens(&self, tokens: &mut TokenStream) {
+        fn struct_first(expr: &Expr) -> bool {
+            match expr {
+                Expr::Struct(_) => true,
+                Expr::Call(e) => struct_first(&e.func),
+                Expr::MethodCall(e) => struct_first(&e.receiver),
+                Expr::Field(e) => struct_first(&e.base),
+                Expr::Index(e) => struct_first(&e.expr),
+                Expr::Await(e) => struct_first(&e.base),
+                Expr::Try(e) => struct_first(&e.expr),
+                Expr::Cast(e) => struct_first(&e.expr),
+                Expr::Binary(e) => struct_first(&e.left),
+                _ => false,
+            }
         }
-    }
-    if struct_first(expr) {
-        quote!((#expr))
-    } else {
-        quote!(#expr)
+        if struct_first(self.0) {
+            let expr = self.0.to_token_stream();
+            quote::TokenStreamExt::append(tokens, Group::new(Delimiter::Parenthesis, expr));
+        } else {
+            self.0.to_tokens(tokens);
+        }
     }
 }
 
@@ -1213,11 +1214,98 @@ fn imports(krate: &Krate) -> TokenStream {
     }
 }
 
+/// A punctuation character alone, spanned at `span`.
+fn punct(ch: char, span: Span) -> proc_macro2::Punct {
+    let mut punct = proc_macro2::Punct::new(ch, proc_macro2::Spacing::Alone);
+    punct.set_span(span);
+    punct
+}
+
+/// A group spanned at `span`, as `quote_spanned!` makes one.
+fn group(delimiter: Delimiter, stream: TokenStream, span: Span) -> Group {
+    let mut group = Group::new(delimiter, stream);
+    group.set_span(span);
+    group
+}
+
 /// `errgroup_lints`, the runtime's `lints` module as `imports` names it
 /// for the expansion's own (mixed-site) tokens: shorter to write, resolve
 /// and hash than its path, in every check.
 fn lints_module() -> Ident {
     Ident::new("errgroup_lints", Span::mixed_site())
+}
+
+/// The first and the last token `expr` prints as: read from the syntax
+/// tree for the shapes a check spans most (paths, calls, method calls,
+/// `.await`s, `?`s, fields), printed and searched for the others. Printing
+/// costs a round trip of every token over the proc-macro bridge, a cost in
+/// every build, the macro being unoptimized in a dev profile.
+fn expr_ends(expr: &Expr) -> (Span, Span) {
+    match (first_span(expr), last_span(expr)) {
+        (Some(first), Some(last)) => (first, last),
+        _ => ends(expr.to_token_stream()),
+    }
+}
+
+/// The span of the first token `expr` prints as, for the shapes
+/// [`expr_ends`] reads from the tree (never parenthesized by syn's
+/// printer where they stand).
+fn first_span(expr: &Expr) -> Option<Span> {
+    match expr {
+        Expr::Path(path) if path.attrs.is_empty() && plain_path(path) => {
+            Some(match &path.path.leading_colon {
+                Some(colon) => colon.spans[0],
+                None => path.path.segments.first()?.ident.span(),
+            })
+        }
+        Expr::Call(call) if call.attrs.is_empty() && matches!(&*call.func, Expr::Path(_)) => {
+            first_span(&call.func)
+        }
+        Expr::MethodCall(call)
+            if call.attrs.is_empty() && !matches!(&*call.receiver, Expr::Lit(_)) =>
+        {
+            first_span(&call.receiver)
+        }
+        Expr::Await(e) if e.attrs.is_empty() && !matches!(&*e.base, Expr::Lit(_)) => {
+            first_span(&e.base)
+        }
+        Expr::Try(e) if e.attrs.is_empty() => first_span(&e.expr),
+        Expr::Field(e) if e.attrs.is_empty() && !matches!(&*e.base, Expr::Lit(_)) => {
+            first_span(&e.base)
+        }
+        _ => None,
+    }
+}
+
+/// The span of the last token `expr` prints as (see [`first_span`]): of a
+/// printed group, its closing delimiter's, as [`ends`] reads it.
+fn last_span(expr: &Expr) -> Option<Span> {
+    match expr {
+        Expr::Path(path) if plain_path(path) => Some(path.path.segments.last()?.ident.span()),
+        Expr::Call(call) => Some(printed_close(call.paren_token.span)),
+        Expr::MethodCall(call) => Some(printed_close(call.paren_token.span)),
+        Expr::Await(e) => Some(e.await_token.span),
+        Expr::Try(e) => Some(e.question_token.spans[0]),
+        Expr::Field(e) => Some(match &e.member {
+            syn::Member::Named(ident) => ident.span(),
+            syn::Member::Unnamed(index) => index.span,
+        }),
+        _ => None,
+    }
+}
+
+/// A path without `<T as Trait>::` or generic arguments: its tokens are
+/// its `::`s and identifiers.
+fn plain_path(path: &syn::ExprPath) -> bool {
+    path.qself.is_none() && path.path.segments.iter().all(|s| s.arguments.is_none())
+}
+
+/// The closing delimiter's span of a group syn prints from `span`: it
+/// makes the group and sets its span to the whole (`token::printing::delim`).
+fn printed_close(span: proc_macro2::extra::DelimSpan) -> Span {
+    let mut group = Group::new(Delimiter::Parenthesis, TokenStream::new());
+    group.set_span(span.join());
+    group.span_close()
 }
 
 /// The first and the last token of `tokens`.
@@ -1537,14 +1625,14 @@ impl VisitMut for Linter<'_> {
                 // a body's last statement: a `!` there (`if ok { run() }
                 // else { fatal("..") }`) takes its type from what follows.
                 Stmt::Expr(expr, None) if bare_call(expr) && target.is_some() => {
-                    let span = ends(expr.to_token_stream());
+                    let span = expr_ends(expr);
                     self.operands(expr);
                     if !Self::skipped(expr) {
                         *expr = Expr::Verbatim(self.diverging(expr, span));
                     }
                 }
                 Stmt::Expr(expr, semi) if bare_call(expr) => {
-                    let span = ends(expr.to_token_stream());
+                    let span = expr_ends(expr);
                     self.operands(expr);
                     if semi.is_some() && !Self::skipped(expr) {
                         *expr = Expr::Verbatim(self.discarded(expr, span));
@@ -1603,7 +1691,7 @@ impl VisitMut for Linter<'_> {
                 _ => {
                     let name = path.path.segments.last().map(|s| s.ident.to_string());
                     if !name.is_some_and(|n| GENERIC_RESULTS.contains(&n.as_str())) {
-                        let span = ends(expr.to_token_stream());
+                        let span = expr_ends(expr);
                         self.value_at(expr, &[], false, span, Value::Function);
                     }
                 }

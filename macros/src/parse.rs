@@ -20,6 +20,7 @@ use syn::{Attribute, Expr, Ident, Lit, Pat, Token, Type};
 use crate::ast::{Attrs, Body, Branch, Channel, Header, Input, Key};
 use crate::attr;
 use crate::errors::{Errors, closest};
+use crate::quick;
 use crate::valid;
 
 /// One header (and where its key is written) or branch.
@@ -30,8 +31,8 @@ enum Item {
 
 /// Parses the block into `errors` and the tree of what did parse.
 pub(crate) fn parse(tokens: TokenStream, errors: &mut Errors) -> Input {
-    let end = end_span(&tokens);
-    let Some(items) = parse_at_once(&tokens, end) else {
+    let Some(items) = parse_at_once(&tokens) else {
+        let end = end_span(&tokens);
         return parse_each(tokens, end, errors);
     };
     let mut parsed = Input::default();
@@ -63,7 +64,11 @@ fn add(parsed: &mut Input, item: Item, errors: &mut Errors) {
 /// buffer once, instead of once per item over every token left (a cost
 /// in every build of every block, as a dev profile builds the macro
 /// unoptimized).
-fn parse_at_once(tokens: &TokenStream, end: Span) -> Option<Vec<Item>> {
+///
+/// The block's end is spanned at the call site here: only an error would
+/// carry it, and a block with one is parsed again by [`parse_each`], which
+/// finds the end (reading every token of the block once more).
+fn parse_at_once(tokens: &TokenStream) -> Option<Vec<Item>> {
     let mut scratch = Errors::default();
     let mut items = Vec::new();
     let mut broken = false;
@@ -80,7 +85,7 @@ fn parse_at_once(tokens: &TokenStream, end: Span) -> Option<Vec<Item>> {
         }
         Ok(())
     };
-    let parsed = parse_scoped(parser, end, tokens.clone());
+    let parsed = parse_scoped(parser, Span::call_site(), tokens.clone());
     (parsed.is_ok() && !broken && scratch.is_empty()).then_some(items)
 }
 
@@ -549,13 +554,48 @@ fn parse_branch_into(
         )));
     }
     input.parse::<Token![=>]>()?;
-    let (body, end) = parse_value::<Expr>(input, Slot::Branch(name))?;
+    let (body, end) = match quick_body(input) {
+        Some(parsed) => parsed,
+        None => parse_value::<Expr>(input, Slot::Branch(name))?,
+    };
     branch.body = match body {
         Expr::ForLoop(fan_out) => Body::For(fan_out),
         expr => Body::Expr(expr),
     };
     end_branch(input, &branch.name, end, errors);
     Ok(())
+}
+
+/// A branch's body read by `quick.rs`, and the span of its last token;
+/// `None` (nothing consumed) when its shape is left to syn.
+fn quick_body(input: ParseStream) -> Option<(Expr, Span)> {
+    let start = input.cursor();
+    #[cfg(test)]
+    let by_syn = input.fork();
+    let mut body = None;
+    let _ = input.step(|cursor| match quick::body(*cursor) {
+        Some((expr, rest)) => {
+            body = Some(expr);
+            Ok(((), rest))
+        }
+        None => Err(cursor.error("")),
+    });
+    let body = body?;
+    // Every body read here is read the same by syn: tree, spans, end.
+    #[cfg(test)]
+    {
+        use quote::ToTokens;
+        let expected: Expr = by_syn.parse().expect("syn reads what quick.rs reads");
+        assert!(expected == body, "{}", body.to_token_stream());
+        let spans = |e: &Expr| format!("{:?}", e.to_token_stream());
+        assert_eq!(spans(&expected), spans(&body));
+        assert!(
+            by_syn.cursor() == input.cursor(),
+            "{}",
+            body.to_token_stream()
+        );
+    }
+    Some((body, last_span(start, input.cursor())))
 }
 
 /// Consumes the `,` after a branch, or records its absence at `body` (the

@@ -1230,3 +1230,79 @@ fn a_clone_list_clones_outside_the_moving_body() {
     let output = expand(&tokens("#[spawn] a => Ok(db.len()),"));
     assert!(!output.contains("clone (& db)"), "{output}");
 }
+
+/// quick.rs reads the bodies of its shapes into syn's tree, with syn's
+/// spans, and leaves the others to syn.
+#[test]
+fn quick_bodies_are_read_as_syn_reads_them() {
+    let read = [
+        "a + b * c - d / e % f",
+        "a || b && c == d || !e",
+        "a == b && c != d || e <= f && g >= h && i < j && k > l",
+        "-a * b - -c",
+        "&a.b + *c.d? - &mut e",
+        "(a)",
+        "()",
+        "(a,)",
+        "(a, b + 1,)",
+        "f(a,)(b)",
+        "f(a,-1)",
+        "x[i][j + 1].k",
+        "x.await?.y().await",
+        "::std::mem::drop(x)",
+        "Ok(x != y)",
+        "{ let mut a = 1; let b; a; f(b)?; Ok((a, b)) }",
+        "{ tokio::task::yield_now().await; Ok(x + 4) }",
+        "{}",
+        "f({ x }, { y; z })",
+    ];
+    for source in read {
+        let input = tokens(source);
+        let buffer = syn::buffer::TokenBuffer::new2(input.clone());
+        let (quick, rest) = crate::quick::body(buffer.begin())
+            .unwrap_or_else(|| panic!("quick.rs leaves `{source}` to syn"));
+        assert!(rest.eof(), "{source}");
+        let by_syn: syn::Expr = syn::parse2(input).expect(source);
+        assert!(quick == by_syn, "{source}");
+        let spans = |e: &syn::Expr| format!("{:?}", quote::ToTokens::to_token_stream(e));
+        assert_eq!(spans(&quick), spans(&by_syn), "{source}");
+    }
+    let left = [
+        "x.0",
+        "1.0.max(x)",
+        "x.f::<u8>()",
+        "a = b",
+        "a..b",
+        "x as u8",
+        "S { a }",
+        "m!(x)",
+        "|x| x",
+        "async {}",
+        "if a { b } else { c }",
+        "a < b < c",
+        "a & b",
+        "&&x",
+        "{ { x } }",
+        "{ ; x }",
+        "{ let x: u8 = 1; x }",
+        "self.x",
+        "r#type",
+        "#[attr] x",
+        "a b",
+    ];
+    for source in left {
+        let buffer = syn::buffer::TokenBuffer::new2(tokens(source));
+        assert!(
+            crate::quick::body(buffer.begin()).is_none(),
+            "quick.rs reads `{source}`"
+        );
+    }
+}
+
+/// A checked value that starts with a struct literal is a `match`
+/// scrutinee in parentheses, where rustc takes a struct literal.
+#[test]
+fn a_value_starting_with_a_struct_literal_is_matched_in_parentheses() {
+    let output = expand(&tokens("a => { S {}.get().await; Ok(()) },"));
+    assert!(output.contains("match (S { } . get ()) {"), "{output}");
+}
