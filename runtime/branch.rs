@@ -1350,3 +1350,139 @@ where
         ok
     }
 }
+
+#[cfg(all(test, not(loom)))]
+mod permit_tests {
+    //! A unit's permit is handed back only once its failure or panic is
+    //! recorded: the unit that takes the permit is woken by its hand-back,
+    //! maybe on another thread, and must find the group cancelled then.
+    //! The waiting unit's waker is the witness: it notes, as it is woken,
+    //! whether the group was cancelled by then.
+
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::{Boxed, ItemName, Run, item_unit, task_unit};
+    use crate::error::TaskName;
+    use crate::limit::Start;
+    use crate::state::{Core, Settings};
+    use crate::sync::Arc;
+
+    /// Notes, at each wake, whether its group was cancelled then.
+    struct Witness {
+        core: Arc<Core>,
+        seen: Mutex<Vec<bool>>,
+    }
+
+    impl Wake for Witness {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            let cancelled = self.core.is_cancelled();
+            self.seen.lock().unwrap().push(cancelled);
+        }
+    }
+
+    /// A group with `limit = 1` and the one permit, taken.
+    fn limited() -> (Arc<Core>, Start) {
+        let core = Core::new(Settings {
+            limit: Some(1),
+            ..Settings::default()
+        });
+        let start = core.start_written();
+        assert!(matches!(start, Start::Now(Some(_))));
+        (core, start)
+    }
+
+    /// A failing body: `Err`, or a panic.
+    #[allow(clippy::unused_async, reason = "a unit's body is a future")]
+    async fn fails(panics: bool) -> Result<(), &'static str> {
+        assert!(!panics, "the unit's panic");
+        Err("boom")
+    }
+
+    /// Runs `end` (which ends the unit holding the permit) while a second
+    /// unit waits for the permit, and says what the waiting unit's waker
+    /// saw; the waiting unit then never starts.
+    fn seen_by_the_next_unit(core: &Arc<Core>, end: impl FnOnce()) -> Vec<bool> {
+        let started = std::sync::atomic::AtomicBool::new(false);
+        let next = task_unit(
+            Arc::clone(core),
+            TaskName::new("next"),
+            async {
+                started.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok::<(), &str>(())
+            },
+            core.start_written(),
+        );
+        let mut next = pin!(Run::new(Boxed, next));
+        let witness = Arc::new(Witness {
+            core: Arc::clone(core),
+            seen: Mutex::new(Vec::new()),
+        });
+        let waker = Waker::from(Arc::clone(&witness));
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            next.as_mut().poll(&mut cx).is_pending(),
+            "it waits for the permit"
+        );
+        end();
+        assert_eq!(next.as_mut().poll(&mut cx), Poll::Ready(None));
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
+        let seen = witness.seen.lock().unwrap().clone();
+        assert!(!seen.is_empty(), "the waiting unit was woken");
+        seen
+    }
+
+    /// A unit that may wait for a permit ([`Run`]): a `Group`'s,
+    /// `ctx.spawn`'s or a `#[spawn]` branch's task under `limit`.
+    fn run_ends(core: &Arc<Core>, start: Start, panics: bool) {
+        let unit = task_unit(
+            Arc::clone(core),
+            TaskName::new("fails"),
+            fails(panics),
+            start,
+        );
+        let mut unit = pin!(Run::new(Boxed, unit));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(unit.as_mut().poll(&mut cx), Poll::Ready(None));
+    }
+
+    /// A fan-out item ([`super::Bare`]), its permit handed to its poll.
+    fn item_ends(core: &Arc<Core>, start: Start, panics: bool) {
+        let Start::Now(mut permit) = start else {
+            unreachable!()
+        };
+        let task = ItemName {
+            name: "items",
+            index: 0,
+        };
+        let mut item = pin!(item_unit(core, task, fails(panics)));
+        let mut cx = Context::from_waker(Waker::noop());
+        let polled = item
+            .as_mut()
+            .poll_as(&Boxed, core, &task, &mut permit, &mut false, &mut cx);
+        let Poll::Ready((None, permit)) = polled else {
+            panic!("the item ended without a value");
+        };
+        drop(permit);
+    }
+
+    #[test]
+    fn a_failed_unit_gives_its_permit_back_once_the_group_is_cancelled() {
+        let (core, start) = limited();
+        let seen = seen_by_the_next_unit(&core, || run_ends(&core, start, false));
+        assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    }
+
+    #[test]
+    fn a_failed_item_gives_its_permit_back_once_the_group_is_cancelled() {
+        let (core, start) = limited();
+        let seen = seen_by_the_next_unit(&core, || item_ends(&core, start, false));
+        assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    }
+}
