@@ -492,8 +492,8 @@ pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool)
 /// `owner`'s ambient group, its panic caught, whether a `Cancelled` was
 /// handed to it collected into `echoed` (echo.rs), and, once it has ended,
 /// completed: its error recorded by `record` before `permit` is handed
-/// back ([`complete_failure`]), or its panic recorded by `record` after the
-/// permit is dropped.
+/// back ([`complete_failure`]), or its panic recorded by `record` before
+/// the permit is dropped.
 ///
 /// Every poll of a body goes through it: an in-task branch's
 /// ([`poll_in_task`]), a `#[spawn]` task's ([`SpawnUnit`]), a fan-out
@@ -534,9 +534,11 @@ pub(crate) fn poll_guarded<T, E, P>(
             complete_failure(record, owner, task, error, permit, *echoed),
         )),
         Err(payload) => {
-            // Handed back now, as a panicked unit's.
-            drop(permit.take());
+            // Recorded (cancelling the group) before the permit is handed
+            // back, as a failure is: the unit it wakes, maybe on another
+            // thread, must not start. The permit is not handed on.
             record.panicked(owner, task.name(), payload);
+            drop(permit.take());
             Poll::Ready((None, None))
         }
     }
@@ -1483,6 +1485,20 @@ mod permit_tests {
     fn a_failed_item_gives_its_permit_back_once_the_group_is_cancelled() {
         let (core, start) = limited();
         let seen = seen_by_the_next_unit(&core, || item_ends(&core, start, false));
+        assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    }
+
+    #[test]
+    fn a_panicked_unit_gives_its_permit_back_once_the_group_is_cancelled() {
+        let (core, start) = limited();
+        let seen = seen_by_the_next_unit(&core, || run_ends(&core, start, true));
+        assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    }
+
+    #[test]
+    fn a_panicked_item_gives_its_permit_back_once_the_group_is_cancelled() {
+        let (core, start) = limited();
+        let seen = seen_by_the_next_unit(&core, || item_ends(&core, start, true));
         assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
     }
 }

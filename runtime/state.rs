@@ -12,7 +12,8 @@
 //!   sees the cancellation, as in Go: `branch::complete_failure` is the
 //!   one place that does both, in that order.
 //! - A panic is caught where the body is polled, recorded (the first one
-//!   wins), cancels the group, and is resumed by [`State::finish`] once
+//!   wins), cancels the group, before the permit is given back too
+//!   (`branch::poll_guarded`), and is resumed by [`State::finish`] once
 //!   every branch and task has returned.
 //! - Three facts, each recorded once, in [`flags`] or the node: the group
 //!   is **cancelled** when its node's cause is set (cancel.rs; the first
