@@ -500,3 +500,30 @@ async fn a_panicked_task_hands_its_slot_back_once_the_group_is_cancelled() {
     let waited = tokio::spawn(group.wait()).await.unwrap_err();
     assert!(waited.is_panic());
 }
+
+/// A group created while a pool's task runs is a child of the pool's group
+/// (nesting is automatic, as in any branch or task): cancelled with it.
+#[tokio::test]
+async fn a_group_created_in_a_pool_task_is_a_child_of_the_pools_group() {
+    let group = Group::<String>::new();
+    let (made, inner) = oneshot::channel();
+    group
+        .pool()
+        .spawn("conn", async move {
+            made.send(Group::<()>::new()).ok();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let inner = inner.await.unwrap();
+    let ctx = inner.ctx();
+    assert!(!ctx.is_cancelled());
+    group.shutdown();
+    assert_eq!(
+        ctx.cause(),
+        Some(Cause::Parent(Box::new(Cause::Shutdown {
+            by: TaskName::new("group")
+        })))
+    );
+    group.wait().await.unwrap();
+}
