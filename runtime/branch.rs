@@ -130,10 +130,11 @@ pub(crate) fn complete_failure<E, P>(
     permit.take()
 }
 
-/// The completion of a unit's `output`: a value goes with its permit, a
+/// The completion of a `#[blocking]` body's `output` (a body that is a
+/// future completes in [`poll_guarded`]): a value goes with its permit, a
 /// failure through [`complete_failure`].
-// `#[inline]`: a few lines on the way out of every branch, where a call
-// cost as much.
+// `#[inline]`: a few lines on the way out of every blocking body and item,
+// where a call cost as much.
 #[inline]
 pub(crate) fn complete<T, E, P>(
     record: &impl Record<E>,
@@ -461,8 +462,8 @@ where
 impl<'s, E> Head<&'s State<E>, Named<'s>> {
     /// [`Head::value`] for an in-task branch, whose unit is dropped as soon
     /// as this is `Ready`, its permit with it (after its error or panic is
-    /// recorded, as [`complete`] does): a running one's phase is left as it
-    /// is, where [`Head::run`] sets it `Done`.
+    /// recorded, as [`poll_guarded`] does): a running one's phase is left
+    /// as it is, where [`Head::run`] sets it `Done`.
     // `#[inline]`: see [`Head::run`].
     #[inline]
     fn in_task_value<T>(
@@ -545,11 +546,11 @@ pub(crate) fn poll_guarded<T, E, P>(
 }
 
 /// The poll of a running in-task branch, whose unit is dropped as soon as
-/// this is `Ready` (after its error or panic is recorded, as [`complete`]
-/// does): [`Head::in_task_value`]'s, and that of a branch of a group
-/// without `limit`, which has no phase (`FreeLeaf`, engine.rs). `echoed`:
-/// whether a `Cancelled` was handed to the body (echo.rs); and of a
-/// `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
+/// this is `Ready` (after its error or panic is recorded, as
+/// [`poll_guarded`] does): [`Head::in_task_value`]'s, and that of a branch
+/// of a group without `limit`, which has no phase (`FreeLeaf`, engine.rs).
+/// `echoed`: whether a `Cancelled` was handed to the body (echo.rs); and of
+/// a `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
 // Inlined, as [`Head::run`] is, so that the body is called directly; and
 // `always` in optimized builds: with `#[inline]` alone LLVM inlined it in
 // one bench binary and not in another (the trivial group took 404
