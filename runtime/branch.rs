@@ -130,10 +130,11 @@ pub(crate) fn complete_failure<E, P>(
     permit.take()
 }
 
-/// The completion of a unit's `output`: a value goes with its permit, a
+/// The completion of a `#[blocking]` body's `output` (a body that is a
+/// future completes in [`poll_guarded`]): a value goes with its permit, a
 /// failure through [`complete_failure`].
-// `#[inline]`: a few lines on the way out of every branch, where a call
-// cost as much.
+// `#[inline]`: a few lines on the way out of every blocking body and item,
+// where a call cost as much.
 #[inline]
 pub(crate) fn complete<T, E, P>(
     record: &impl Record<E>,
@@ -461,8 +462,8 @@ where
 impl<'s, E> Head<&'s State<E>, Named<'s>> {
     /// [`Head::value`] for an in-task branch, whose unit is dropped as soon
     /// as this is `Ready`, its permit with it (after its error or panic is
-    /// recorded, as [`complete`] does): a running one's phase is left as it
-    /// is, where [`Head::run`] sets it `Done`.
+    /// recorded, as [`poll_guarded`] does): a running one's phase is left
+    /// as it is, where [`Head::run`] sets it `Done`.
     // `#[inline]`: see [`Head::run`].
     #[inline]
     fn in_task_value<T>(
@@ -492,8 +493,8 @@ pub(crate) fn caught<R>(f: impl FnOnce() -> R) -> (std::thread::Result<R>, bool)
 /// `owner`'s ambient group, its panic caught, whether a `Cancelled` was
 /// handed to it collected into `echoed` (echo.rs), and, once it has ended,
 /// completed: its error recorded by `record` before `permit` is handed
-/// back ([`complete_failure`]), or its panic recorded by `record` after the
-/// permit is dropped.
+/// back ([`complete_failure`]), or its panic recorded by `record` before
+/// the permit is dropped.
 ///
 /// Every poll of a body goes through it: an in-task branch's
 /// ([`poll_in_task`]), a `#[spawn]` task's ([`SpawnUnit`]), a fan-out
@@ -534,20 +535,22 @@ pub(crate) fn poll_guarded<T, E, P>(
             complete_failure(record, owner, task, error, permit, *echoed),
         )),
         Err(payload) => {
-            // Handed back now, as a panicked unit's.
-            drop(permit.take());
+            // Recorded (cancelling the group) before the permit is handed
+            // back, as a failure is: the unit it wakes, maybe on another
+            // thread, must not start. The permit is not handed on.
             record.panicked(owner, task.name(), payload);
+            drop(permit.take());
             Poll::Ready((None, None))
         }
     }
 }
 
 /// The poll of a running in-task branch, whose unit is dropped as soon as
-/// this is `Ready` (after its error or panic is recorded, as [`complete`]
-/// does): [`Head::in_task_value`]'s, and that of a branch of a group
-/// without `limit`, which has no phase (`FreeLeaf`, engine.rs). `echoed`:
-/// whether a `Cancelled` was handed to the body (echo.rs); and of a
-/// `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
+/// this is `Ready` (after its error or panic is recorded, as
+/// [`poll_guarded`] does): [`Head::in_task_value`]'s, and that of a branch
+/// of a group without `limit`, which has no phase (`FreeLeaf`, engine.rs).
+/// `echoed`: whether a `Cancelled` was handed to the body (echo.rs); and of
+/// a `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
 // Inlined, as [`Head::run`] is, so that the body is called directly; and
 // `always` in optimized builds: with `#[inline]` alone LLVM inlined it in
 // one bench binary and not in another (the trivial group took 404
@@ -1348,5 +1351,155 @@ where
         running.core().reap_tasks();
         drop(running);
         ok
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod permit_tests {
+    //! A unit's permit is handed back only once its failure or panic is
+    //! recorded: the unit that takes the permit is woken by its hand-back,
+    //! maybe on another thread, and must find the group cancelled then.
+    //! The waiting unit's waker is the witness: it notes, as it is woken,
+    //! whether the group was cancelled by then.
+
+    use std::future::Future;
+    use std::pin::pin;
+    use std::sync::Mutex;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    use super::{Boxed, ItemName, Run, item_unit, task_unit};
+    use crate::error::TaskName;
+    use crate::limit::Start;
+    use crate::state::{Core, Settings};
+    use crate::sync::Arc;
+
+    /// Notes, at each wake, whether its group was cancelled then.
+    struct Witness {
+        core: Arc<Core>,
+        seen: Mutex<Vec<bool>>,
+    }
+
+    impl Wake for Witness {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+
+        fn wake_by_ref(self: &Arc<Self>) {
+            let cancelled = self.core.is_cancelled();
+            self.seen.lock().unwrap().push(cancelled);
+        }
+    }
+
+    /// A group with `limit = 1` and the one permit, taken.
+    fn limited() -> (Arc<Core>, Start) {
+        let core = Core::new(Settings {
+            limit: Some(1),
+            ..Settings::default()
+        });
+        let start = core.start_written();
+        assert!(matches!(start, Start::Now(Some(_))));
+        (core, start)
+    }
+
+    /// A failing body: `Err`, or a panic.
+    #[allow(clippy::unused_async, reason = "a unit's body is a future")]
+    async fn fails(panics: bool) -> Result<(), &'static str> {
+        assert!(!panics, "the unit's panic");
+        Err("boom")
+    }
+
+    /// Runs `end` (which ends the unit holding the permit) while a second
+    /// unit waits for the permit, and says what the waiting unit's waker
+    /// saw; the waiting unit then never starts.
+    fn seen_by_the_next_unit(core: &Arc<Core>, end: impl FnOnce()) -> Vec<bool> {
+        let started = std::sync::atomic::AtomicBool::new(false);
+        let next = task_unit(
+            Arc::clone(core),
+            TaskName::new("next"),
+            async {
+                started.store(true, std::sync::atomic::Ordering::SeqCst);
+                Ok::<(), &str>(())
+            },
+            core.start_written(),
+        );
+        let mut next = pin!(Run::new(Boxed, next));
+        let witness = Arc::new(Witness {
+            core: Arc::clone(core),
+            seen: Mutex::new(Vec::new()),
+        });
+        let waker = Waker::from(Arc::clone(&witness));
+        let mut cx = Context::from_waker(&waker);
+        assert!(
+            next.as_mut().poll(&mut cx).is_pending(),
+            "it waits for the permit"
+        );
+        end();
+        assert_eq!(next.as_mut().poll(&mut cx), Poll::Ready(None));
+        assert!(!started.load(std::sync::atomic::Ordering::SeqCst));
+        let seen = witness.seen.lock().unwrap().clone();
+        assert!(!seen.is_empty(), "the waiting unit was woken");
+        seen
+    }
+
+    /// A unit that may wait for a permit ([`Run`]): a `Group`'s,
+    /// `ctx.spawn`'s or a `#[spawn]` branch's task under `limit`.
+    fn run_ends(core: &Arc<Core>, start: Start, panics: bool) {
+        let unit = task_unit(
+            Arc::clone(core),
+            TaskName::new("fails"),
+            fails(panics),
+            start,
+        );
+        let mut unit = pin!(Run::new(Boxed, unit));
+        let mut cx = Context::from_waker(Waker::noop());
+        assert_eq!(unit.as_mut().poll(&mut cx), Poll::Ready(None));
+    }
+
+    /// A fan-out item ([`super::Bare`]), its permit handed to its poll.
+    fn item_ends(core: &Arc<Core>, start: Start, panics: bool) {
+        let Start::Now(mut permit) = start else {
+            unreachable!()
+        };
+        let task = ItemName {
+            name: "items",
+            index: 0,
+        };
+        let mut item = pin!(item_unit(core, task, fails(panics)));
+        let mut cx = Context::from_waker(Waker::noop());
+        let polled = item
+            .as_mut()
+            .poll_as(&Boxed, core, &task, &mut permit, &mut false, &mut cx);
+        let Poll::Ready((None, permit)) = polled else {
+            panic!("the item ended without a value");
+        };
+        drop(permit);
+    }
+
+    #[test]
+    fn a_failed_unit_gives_its_permit_back_once_the_group_is_cancelled() {
+        let (core, start) = limited();
+        let seen = seen_by_the_next_unit(&core, || run_ends(&core, start, false));
+        assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    }
+
+    #[test]
+    fn a_failed_item_gives_its_permit_back_once_the_group_is_cancelled() {
+        let (core, start) = limited();
+        let seen = seen_by_the_next_unit(&core, || item_ends(&core, start, false));
+        assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    }
+
+    #[test]
+    fn a_panicked_unit_gives_its_permit_back_once_the_group_is_cancelled() {
+        let (core, start) = limited();
+        let seen = seen_by_the_next_unit(&core, || run_ends(&core, start, true));
+        assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    }
+
+    #[test]
+    fn a_panicked_item_gives_its_permit_back_once_the_group_is_cancelled() {
+        let (core, start) = limited();
+        let seen = seen_by_the_next_unit(&core, || item_ends(&core, start, true));
+        assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
     }
 }

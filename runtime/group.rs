@@ -868,12 +868,10 @@ impl<E: Send + 'static, T: Send + 'static> Group<E, T> {
                 Outcome::Value(value) => results.push((d.task, Ok(value))),
                 Outcome::Failed { error, verdict } => {
                     all_ok &= self.supervise;
-                    let own = match verdict {
+                    match verdict {
                         Some(verdict) => state.keep(verdict, d.task, error),
-                        None => Some((d.task, error)),
-                    };
-                    if let Some((task, error)) = own {
-                        results.push((task, Err(error)));
+                        // `on_error_continue`: the task's own result.
+                        None => results.push((d.task, Err(error))),
                     }
                 }
                 Outcome::NoValue => all_ok = false,

@@ -12,7 +12,8 @@
 //!   sees the cancellation, as in Go: `branch::complete_failure` is the
 //!   one place that does both, in that order.
 //! - A panic is caught where the body is polled, recorded (the first one
-//!   wins), cancels the group, and is resumed by [`State::finish`] once
+//!   wins), cancels the group, before the permit is given back too
+//!   (`branch::poll_guarded`), and is resumed by [`State::finish`] once
 //!   every branch and task has returned.
 //! - Three facts, each recorded once, in [`flags`] or the node: the group
 //!   is **cancelled** when its node's cause is set (cancel.rs; the first
@@ -1206,14 +1207,14 @@ impl<E> State<E> {
 
     /// Keeps the error of a failure recorded by [`Core::fail_kept`] where
     /// its `verdict` says: the group's error, or a later failure. An echo's
-    /// is not the group's: handed back.
-    pub(crate) fn keep(&self, verdict: Verdict, task: TaskName, error: E) -> Option<(TaskName, E)> {
+    /// is dropped, as [`State::fail`] drops one: a task that failed leaves
+    /// the group no `Ok`, so no task's own result is given back.
+    pub(crate) fn keep(&self, verdict: Verdict, task: TaskName, error: E) {
         match verdict {
             Verdict::First => lock(&self.failures).first = Some(error),
             Verdict::Later(rank) => self.keep_later(rank, task, error),
-            Verdict::Echo => return Some((task, error)),
+            Verdict::Echo => {}
         }
-        None
     }
 
     /// Keeps a failure that came after the first, with its `rank`.

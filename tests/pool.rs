@@ -420,3 +420,110 @@ async fn a_task_with_its_own_ctx_is_not_taken_for_a_moved_one() {
     .unwrap();
     assert_eq!(cause.unwrap().to_string(), "shut down by `worker`");
 }
+
+/// A waker that notes, each time it is woken, whether the group was
+/// cancelled by then.
+struct Witness {
+    ctx: errgroup::Ctx,
+    seen: Mutex<Vec<bool>>,
+}
+
+impl std::task::Wake for Witness {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        let cancelled = self.ctx.is_cancelled();
+        self.seen.lock().unwrap().push(cancelled);
+    }
+}
+
+/// A task of a pool with `limit = 1` fails (or panics, unsupervised)
+/// while a `spawn` waits for its slot: what the waiting spawn's waker
+/// saw as it was woken; the waiting spawn is then refused, its task never
+/// runs. The group, to wait for.
+async fn seen_by_a_waiting_spawn(panics: bool) -> (Vec<bool>, Group<String>) {
+    let group = Group::<String>::new();
+    let pool = group.pool().limit(1);
+    let (open, gate) = oneshot::channel::<()>();
+    pool.spawn("fails", async move {
+        gate.await.ok();
+        assert!(!panics, "the task's panic");
+        Err("boom".to_string())
+    })
+    .await
+    .unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let late = Arc::clone(&ran);
+    let mut waiting = pin!(pool.spawn("late", async move {
+        late.store(true, SeqCst);
+        Ok(())
+    }));
+    let witness = Arc::new(Witness {
+        ctx: group.ctx(),
+        seen: Mutex::default(),
+    });
+    let waker = std::task::Waker::from(Arc::clone(&witness));
+    let mut cx = Context::from_waker(&waker);
+    assert!(
+        waiting.as_mut().poll(&mut cx).is_pending(),
+        "waits for the slot"
+    );
+    open.send(()).unwrap();
+    // On this one thread, the failed task's poll, its slot handed back
+    // and all, is over when this wakes.
+    group.ctx().cancelled().await;
+    assert!(waiting.await.is_err(), "refused: the group was cancelled");
+    assert!(!ran.load(SeqCst));
+    let seen = witness.seen.lock().unwrap().clone();
+    assert!(!seen.is_empty(), "the waiting spawn was woken");
+    (seen, group)
+}
+
+/// A task's failure is recorded (cancelling the group) before its slot is
+/// handed back, as a branch's before its `limit` permit: the spawn its
+/// hand-back wakes, maybe on another thread, sees the cancellation.
+#[tokio::test]
+async fn a_failed_task_hands_its_slot_back_once_the_group_is_cancelled() {
+    let (seen, group) = seen_by_a_waiting_spawn(false).await;
+    assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    let err = group.wait().await.unwrap_err();
+    assert_eq!(err.to_string(), "task `fails` failed: boom");
+}
+
+/// The same for an unsupervised task's panic.
+#[tokio::test]
+async fn a_panicked_task_hands_its_slot_back_once_the_group_is_cancelled() {
+    let (seen, group) = seen_by_a_waiting_spawn(true).await;
+    assert!(seen.iter().all(|&cancelled| cancelled), "{seen:?}");
+    let waited = tokio::spawn(group.wait()).await.unwrap_err();
+    assert!(waited.is_panic());
+}
+
+/// A group created while a pool's task runs is a child of the pool's group
+/// (nesting is automatic, as in any branch or task): cancelled with it.
+#[tokio::test]
+async fn a_group_created_in_a_pool_task_is_a_child_of_the_pools_group() {
+    let group = Group::<String>::new();
+    let (made, inner) = oneshot::channel();
+    group
+        .pool()
+        .spawn("conn", async move {
+            made.send(Group::<()>::new()).ok();
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let inner = inner.await.unwrap();
+    let ctx = inner.ctx();
+    assert!(!ctx.is_cancelled());
+    group.shutdown();
+    assert_eq!(
+        ctx.cause(),
+        Some(Cause::Parent(Box::new(Cause::Shutdown {
+            by: TaskName::new("group")
+        })))
+    );
+    group.wait().await.unwrap();
+}

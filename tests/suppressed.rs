@@ -256,6 +256,29 @@ async fn group_wait_keeps_later_failures_too() {
     assert_eq!(names(&err), ["flush"]);
 }
 
+/// A `Group`'s own tasks take their rank among the later failures as they
+/// fail, not in the order they were spawned, and among a `ctx.spawn`
+/// task's.
+#[tokio::test(start_paused = true)]
+async fn group_wait_lists_later_failures_in_the_order_they_happened() {
+    let mut group = Group::<String>::new();
+    let fails_after = |secs| {
+        move |ctx: errgroup::Ctx| async move {
+            ctx.cancelled().await;
+            sleep(Duration::from_secs(secs)).await;
+            Err::<(), _>(format!("after {secs}s"))
+        }
+    };
+    group.spawn("third", fails_after(3));
+    group.spawn("first", fails_after(1));
+    let ctx = group.ctx();
+    ctx.spawn("second", fails_after(2)(ctx.clone())).unwrap();
+    group.spawn("cause", |_| async { Err("cause".to_string()) });
+    let err = group.wait().await.unwrap_err();
+    assert_eq!(err.task().unwrap(), "cause");
+    assert_eq!(names(&err), ["first", "second", "third"]);
+}
+
 /// After a shutdown (a cancellation from outside, no failure first), a
 /// branch that fails of its own is kept, and the stop is not clean:
 /// `allow_shutdown` keeps the error.
