@@ -547,10 +547,10 @@ pub(crate) fn poll_guarded<T, E, P>(
 
 /// The poll of a running in-task branch, whose unit is dropped as soon as
 /// this is `Ready` (after its error or panic is recorded, as
-/// [`poll_guarded`] does): [`Head::in_task_value`]'s, and that of a branch
-/// of a group without `limit`, which has no phase (`FreeLeaf`, engine.rs).
-/// `echoed`: whether a `Cancelled` was handed to the body (echo.rs); and of
-/// a `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
+/// [`poll_guarded`] does): [`Head::in_task_value`]'s, that of a branch of a
+/// group without `limit`, which has no phase (`FreeLeaf`, engine.rs), and
+/// that of a `#[spawn]` branch run inline (`InlineLeaf`, engine.rs).
+/// `echoed`: whether a `Cancelled` was handed to the body (echo.rs).
 // Inlined, as [`Head::run`] is, so that the body is called directly; and
 // `always` in optimized builds: with `#[inline]` alone LLVM inlined it in
 // one bench binary and not in another (the trivial group took 404
